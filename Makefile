@@ -1,0 +1,51 @@
+# orgplane: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run test test-fast lint fmt bench images docs clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -d $(VENV) || $(PY) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip uv
+	@VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install orgplane with its pinned dependencies
+
+run: $(STAMP) ## Run the embedded platform (SQLite, local provisioner, memory stores) and print how to log in
+	$(BIN)/orgplane up
+
+test: $(STAMP) ## Run the whole test suite (PostgreSQL, Redis, Docker, helm, Chromium tests included)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Run the unit tests only (no services)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, mypy (strict) and the import-layering contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP) ## Format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## Run the benchmarks; prints a table and writes benchmarks/results/*.json
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+docs: $(STAMP) ## Regenerate docs/configuration.md from the settings classes
+	$(BIN)/orgplane config docs > docs/configuration.md
+
+lock: ## Re-pin constraints.txt from pyproject.toml (needs uv)
+	$(BIN)/uv pip compile pyproject.toml --extra dev -q -o constraints.txt
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,110 @@
+"""The control-plane application: all wiring in one place.
+
+``create_app`` builds a Litestar app from settings; every feature contributes its route
+handlers through its ``routes`` module, and the runtime (database, keys, stores) is created in
+the lifespan and handed to handlers by dependency injection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane import __version__
+from control_plane.audit.routes import ROUTES as AUDIT_ROUTES
+from control_plane.auth import provide_principal
+from control_plane.bootstrap import prepare_database
+from control_plane.errors import EXCEPTION_HANDLERS
+from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
+from control_plane.logs import RequestLogMiddleware, configure_logging
+from control_plane.members.routes import ROUTES as MEMBER_ROUTES
+from control_plane.orgs.routes import ROUTES as ORG_ROUTES
+from control_plane.runtime import Runtime
+from control_plane.settings import Settings, get_settings
+
+log = structlog.get_logger("orgplane.app")
+
+
+async def provide_runtime(state: State) -> Runtime:
+    """Dependency: this process's runtime."""
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+async def provide_db(runtime: NamedDependency[Runtime]) -> AsyncIterator[AsyncSession]:
+    """Dependency: a database session for one request, rolled back if left uncommitted."""
+    async with runtime.sessions() as session:
+        yield session
+
+
+@get("/healthz", include_in_schema=False, sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(db: NamedDependency[AsyncSession]) -> dict[str, str]:
+    """Readiness: the database answers."""
+    from sqlalchemy import text
+
+    await db.exec(text("SELECT 1"))  # type: ignore[call-overload]
+    return {"status": "ready"}
+
+
+def _lifespan(settings: Settings) -> Callable[[Litestar], Any]:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings)
+        await prepare_database(runtime)
+        app.state.runtime = runtime
+        log.info("control plane ready", url=runtime.issuer, mode=settings.server.mode)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """A control-plane app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    configure_logging(fmt=settings.server.log_format, level=settings.server.log_level)
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            *IDENTITY_ROUTES,
+            *ORG_ROUTES,
+            *MEMBER_ROUTES,
+            *AUDIT_ROUTES,
+        ],
+        dependencies={
+            "runtime": Provide(provide_runtime),
+            "db": Provide(provide_db),
+            "principal": Provide(provide_principal),
+        },
+        lifespan=[_lifespan(settings)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[DefineMiddleware(RequestLogMiddleware)],
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="orgplane control plane",
+            version=__version__,
+            path="/api/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        logging_config=None,
+        debug=False,
+    )

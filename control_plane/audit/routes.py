@@ -1,0 +1,5 @@
+"""Audit routes."""
+
+from typing import Any
+
+ROUTES: list[Any] = []

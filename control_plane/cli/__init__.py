@@ -1,0 +1,1 @@
+"""The ``orgplane`` command line."""

@@ -1,0 +1,86 @@
+"""``orgplane admin create``: the first platform admin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from sqlmodel import select
+
+from control_plane.cli.main import CliError
+from control_plane.settings import get_settings
+
+EMBEDDED_ADMIN = "admin@orgplane.localhost"
+
+
+def register(sub: Any) -> None:
+    """Add the admin commands."""
+    admin = sub.add_parser("admin", help="platform admins")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_sub.add_parser("create", help="create a platform admin")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password-stdin", action="store_true", required=True,
+                        help="read the password from standard input")
+    create.add_argument("--name", default="")
+    create.set_defaults(func=cmd_create)
+
+
+async def _create(email: str, password: str, name: str) -> str:
+    from control_plane.audit.record import record
+    from control_plane.db.engine import make_engine, make_sessionmaker
+    from control_plane.db.migrate import ensure_migrated
+    from control_plane.errors import ProblemError
+    from control_plane.identity.users import create_user
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        await ensure_migrated(engine)
+        async with make_sessionmaker(engine)() as db:
+            try:
+                user = await create_user(db, email=email, password=password, name=name,
+                                         is_platform_admin=True)
+            except ProblemError as exc:
+                raise CliError(exc.detail) from None
+            record(db, action="user.create", actor_email="cli", target_type="user",
+                   target_id=user.id, via="orgplane admin create")
+            await db.commit()
+            return user.email
+    finally:
+        await engine.dispose()
+
+
+def cmd_create(args: argparse.Namespace) -> None:
+    """Create a platform admin with a password read from stdin."""
+    from control_plane.db.migrate import DatabaseNotMigrated
+
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        email = asyncio.run(_create(args.email, password, args.name))
+    except DatabaseNotMigrated as exc:
+        raise CliError(str(exc)) from None
+    print(f"created platform admin {email}")
+
+
+def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None]:
+    """The embedded admin's email, and a new one-time password if it was just created."""
+    from control_plane.db.engine import make_engine, make_sessionmaker
+    from control_plane.db.models import User
+    from control_plane.identity.users import create_user
+
+    async def run() -> tuple[str, str | None]:
+        engine = make_engine(get_settings().database_url)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                admin = (await db.exec(select(User).where(User.is_platform_admin))).first()
+                if admin:
+                    return admin.email, None
+                await create_user(db, email=EMBEDDED_ADMIN, password=one_time_password,
+                                  is_platform_admin=True)
+                await db.commit()
+                return EMBEDDED_ADMIN, one_time_password
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

@@ -1,0 +1,47 @@
+"""``orgplane``: run, migrate and administer the platform.
+
+Each command group lives in its own module under ``control_plane.cli`` and registers its
+sub-commands through a ``register(subparsers)`` function listed in ``COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES = (
+    "control_plane.cli.server",
+    "control_plane.cli.admin",
+)
+
+
+class CliError(Exception):
+    """A failure the user can act on; printed without a traceback, exit code 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every registered command."""
+    parser = argparse.ArgumentParser(prog="orgplane", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except CliError as exc:
+        print(f"orgplane: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

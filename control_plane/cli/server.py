@@ -1,0 +1,86 @@
+"""``orgplane up``, ``orgplane serve``, ``orgplane migrate``, ``orgplane config docs``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+from typing import Any
+
+from control_plane.settings import get_settings, render_docs
+
+
+def register(sub: Any) -> None:
+    """Add the server commands."""
+    up = sub.add_parser("up", help="run the embedded platform (SQLite, local provisioner)")
+    up.set_defaults(func=cmd_up)
+    serve = sub.add_parser("serve", help="run the control plane with the configured settings")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+    config = sub.add_parser("config", help="settings")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    docs = config_sub.add_parser("docs", help="print docs/configuration.md")
+    docs.set_defaults(func=lambda _: print(render_docs()))
+
+
+def _run_server(workers: int = 1) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "control_plane.app:create_app",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Serve the control plane."""
+    _run_server(args.workers)
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    """Bring the database to the newest migration."""
+    from control_plane.db.engine import make_engine
+    from control_plane.db.migrate import current_revision, upgrade
+
+    settings = get_settings()
+
+    async def run() -> str | None:
+        engine = make_engine(settings.database_url)
+        try:
+            if settings.database_url.startswith("sqlite"):
+                settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"database at migration {asyncio.run(run())}")
+
+
+def cmd_up(_: argparse.Namespace) -> None:
+    """Embedded mode: migrate, make sure an admin exists, print how to log in, serve."""
+    from control_plane.cli.admin import ensure_embedded_admin
+
+    settings = get_settings()
+    if settings.server.mode != "embedded":
+        raise SystemExit("orgplane up runs the embedded mode; use `orgplane serve` in production")
+    cmd_migrate(argparse.Namespace())
+    email, password = ensure_embedded_admin(one_time_password=secrets.token_urlsafe(12))
+    url = settings.server.base_url
+    print(f"\norgplane is starting at {url}")
+    if password:
+        print(f"Log in as {email} with the one-time password: {password}")
+        print("(change it after logging in: POST /api/v1/me/password)")
+    else:
+        print(f"Log in as {email} (the admin exists already).")
+    print(f"API docs: {url}/api/schema\n", flush=True)
+    _run_server()

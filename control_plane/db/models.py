@@ -1,0 +1,216 @@
+"""The control plane's tables (SQLModel). All state lives here or in Redis, never in memory.
+
+Identifiers are opaque hex strings; timestamps are timezone-aware UTC. Secrets are stored only
+as hashes (passwords, refresh tokens, invites, instance credentials) or encrypted (signing keys).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def new_id() -> str:
+    """A new opaque identifier (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    column = Column(DateTime(timezone=True), nullable=nullable, index=index)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(default_factory=utcnow, sa_column=column)
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class User(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    email: str = Field(unique=True, index=True, max_length=320)
+    name: str = Field(default="", max_length=200)
+    password_hash: str = Field(max_length=300)
+    is_platform_admin: bool = False
+    disabled: bool = False
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Org(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    slug: str = Field(unique=True, index=True, max_length=40)
+    name: str = Field(max_length=200)
+    plan: str = Field(default="free", index=True, max_length=40)
+    parent_id: str | None = Field(default=None, foreign_key="org.id", index=True)
+    #: Feature overrides of this org: {key: true|false}; inherited from the parent otherwise.
+    features: dict[str, bool] = _json()
+    #: Limit overrides of this org (see org_instance.contract.Limits).
+    limits: dict[str, int] = _json()
+    desired_state: str = Field(default="running", max_length=16)
+    phase: str = Field(default="pending", index=True, max_length=16)
+    reason: str = Field(default="", max_length=500)
+    suspended: bool = False
+    deletion_locked: bool = False
+    delete_after: datetime | None = _ts(nullable=True)
+    require_access_approval: bool = False
+    #: Bumped on every change an instance must pick up (limits, features, plan).
+    config_version: int = 1
+    #: Bumped on every change of desired state; the reconciler records what it observed.
+    generation: int = 1
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts(index=True)
+    deleted_at: datetime | None = _ts(nullable=True)
+
+
+class Membership(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("user_id", "org_id", name="uq_membership_user_org"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="user.id", index=True)
+    org_id: str = Field(foreign_key="org.id", index=True)
+    role: str = Field(max_length=16)
+    created_at: datetime = _ts()
+
+
+class Invite(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="org.id", index=True)
+    email: str = Field(index=True, max_length=320)
+    role: str = Field(max_length=16)
+    token_hash: str = Field(unique=True, max_length=64)
+    invited_by: str = Field(foreign_key="user.id")
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    accepted_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Instance(SQLModel, table=True):
+    """What the reconciler knows about an org's instance; health is kept apart from phase."""
+
+    org_id: str = Field(foreign_key="org.id", primary_key=True, max_length=32)
+    instance_id: str = Field(default_factory=new_id, max_length=32)
+    provisioner: str = Field(max_length=40)
+    handle: dict[str, Any] = _json()
+    endpoint: str = Field(default="", max_length=300)
+    phase: str = Field(default="pending", max_length=16)
+    health: str = Field(default="unknown", max_length=16)
+    reason: str = Field(default="", max_length=1000)
+    image: str = Field(default="", max_length=300)
+    version: str = Field(default="", max_length=64)
+    credential_hash: str = Field(default="", max_length=64)
+    last_heartbeat_at: datetime | None = _ts(nullable=True)
+    last_heartbeat_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    started_at: datetime | None = _ts(nullable=True)
+    generation: int = 0
+    observed_generation: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    last_error: str = Field(default="", max_length=2000)
+    lease_owner: str = Field(default="", max_length=64)
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _ts()
+
+
+class InstanceEvent(SQLModel, table=True):
+    """The timeline of an org's instance (shown by the API and the UI)."""
+
+    __table_args__ = (Index("ix_instanceevent_org_at", "org_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(max_length=32)
+    at: datetime = _ts()
+    kind: str = Field(max_length=40)
+    message: str = Field(default="", max_length=2000)
+
+
+class Domain(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    hostname: str = Field(unique=True, index=True, max_length=253)
+    org_id: str = Field(foreign_key="org.id", index=True)
+    kind: str = Field(default="custom", max_length=16)
+    verified: bool = False
+    verification_token: str = Field(default="", max_length=64)
+    created_at: datetime = _ts()
+    verified_at: datetime | None = _ts(nullable=True)
+    last_checked_at: datetime | None = _ts(nullable=True)
+
+
+class SigningKey(SQLModel, table=True):
+    """A JWS signing key. Published from ``created_at``, signs from ``active_from``."""
+
+    kid: str = Field(primary_key=True, max_length=64)
+    alg: str = Field(max_length=16)
+    private_key_enc: str = Field(max_length=4000)
+    public_jwk: dict[str, Any] = _json()
+    created_at: datetime = _ts()
+    active_from: datetime = _ts()
+    #: Stops signing from this moment (set on rotation).
+    retire_after: datetime | None = _ts(nullable=True)
+    #: Leaves the JWKS from this moment (every token it signed has expired).
+    expires_at: datetime | None = _ts(nullable=True)
+
+
+class RefreshToken(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    family_id: str = Field(index=True, max_length=32)
+    user_id: str = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    parent_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class AccessRequest(SQLModel, table=True):
+    """A staff member's request for support access to an org that requires approval."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="org.id", index=True)
+    staff_user_id: str = Field(foreign_key="user.id", index=True)
+    reason: str = Field(max_length=500)
+    status: str = Field(default="pending", max_length=16)
+    decided_by: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _ts()
+    decided_at: datetime | None = _ts(nullable=True)
+    expires_at: datetime | None = _ts(nullable=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: rows are inserted, never updated or deleted by the application."""
+
+    __table_args__ = (Index("ix_auditevent_org_at", "org_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(index=True)
+    action: str = Field(index=True, max_length=64)
+    outcome: str = Field(default="success", max_length=16)
+    actor_id: str | None = Field(default=None, index=True, max_length=32)
+    actor_email: str = Field(default="", max_length=320)
+    org_id: str | None = Field(default=None, max_length=32)
+    target_type: str = Field(default="", max_length=32)
+    target_id: str = Field(default="", max_length=64)
+    ip: str = Field(default="", max_length=64)
+    detail: dict[str, Any] = _json()
+
+
+class UsageSample(SQLModel, table=True):
+    """Per-org usage in a time bucket (deltas of the instance's counters)."""
+
+    __table_args__ = (UniqueConstraint("org_id", "bucket", name="uq_usage_org_bucket"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(max_length=32, index=True)
+    bucket: datetime = _ts()
+    requests: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    sessions: int = 0
+    messages: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    active_users: int = 0
+    storage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -1,0 +1,195 @@
+"""Errors of the control plane and their RFC 9457 problem+json rendering.
+
+    ProblemError                 one root; every error a client sees is one of these
+    ├── BadRequest        400    malformed or invalid input (code names the rule)
+    ├── Unauthenticated   401    no or bad credentials
+    ├── Forbidden         403    authenticated but not allowed (only where existence is known)
+    ├── NotFound          404    absent, or not visible to the caller
+    ├── Conflict          409    uniqueness or state conflict
+    └── TooManyRequests   429    rate limited; carries Retry-After
+
+Every answer carries a stable machine-readable ``code`` and a ``type`` URI built from it. Stack
+traces never reach a client: unexpected exceptions become a bare 500 ``internal_error``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://orgplane.dev/problems/"
+
+log = structlog.get_logger("orgplane.errors")
+
+
+class ProblemError(Exception):
+    """Root of errors that are answered as problem+json."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(ProblemError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthenticated(ProblemError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class TooManyRequests(ProblemError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
+
+
+_STATUS_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("body_too_large", "Request body too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    429: ("rate_limited", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    """A problem+json response with the stable ``code``."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[dict[str, Any]]:
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        instance=request.url.path,
+        headers=exc.headers,
+        **exc.extra,
+    )
+
+
+def _field_errors(extra: Any) -> list[dict[str, str]]:
+    errors = []
+    for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, dict):
+            field = str(item.get("key") or "body")
+            errors.append({"field": field, "message": str(item.get("message", "invalid"))})
+    return errors
+
+
+def _on_validation(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    errors = _field_errors(exc.extra)
+    detail = str(exc.detail)
+    if "JSON" in detail or "decode" in detail.lower() or "malformed" in detail.lower():
+        code, detail = "malformed_body", "The request body is not valid JSON."
+    else:
+        code = "validation_error"
+        named = ", ".join(e["field"] for e in errors)
+        detail = f"Invalid value for: {named}." if named else "The request is invalid."
+    return problem_response(
+        status=400,
+        code=code,
+        title="Invalid request",
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        return _on_unexpected(request, exc)
+    code, title = _STATUS_CODES.get(status, ("error", "Error"))
+    detail = exc.detail if exc.detail and exc.detail != title else title
+    return problem_response(
+        status=status,
+        code=code,
+        title=title,
+        detail=detail,
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", path=request.url.path, exc_type=type(exc).__name__)
+    return problem_response(
+        status=HTTP_500_INTERNAL_SERVER_ERROR,
+        code="internal_error",
+        title="Internal server error",
+        detail="The server could not complete the request.",
+        instance=request.url.path,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ProblemError: _on_problem,
+    ValidationException: _on_validation,
+    HTTPException: _on_http,
+    Exception: _on_unexpected,
+}

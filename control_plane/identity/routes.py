@@ -1,0 +1,208 @@
+"""Identity API: login, logout, sign-up, me, password, and user administration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.audit.record import record
+from control_plane.auth import SESSION_COOKIE, require_platform_admin
+from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.db.models import User, utcnow
+from control_plane.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from control_plane.identity.ratelimit import WindowLimiter
+from control_plane.identity.schemas import (
+    ChangePasswordBody,
+    CreateUserBody,
+    LoginBody,
+    LogoutBody,
+    SignupBody,
+    TokenAnswer,
+    UpdateUserBody,
+    UserOut,
+)
+from control_plane.identity.users import create_user, find_by_email, normalize_email, set_password
+from control_plane.pagination import Page, after, check_limit, encode_cursor
+from control_plane.runtime import Runtime
+from control_plane.security.passwords import DUMMY_HASH, verify_password
+from control_plane.security.secrets import hash_secret
+from control_plane.tokens.access import login_tokens, revoke_family_of, revoke_user_tokens
+
+BAD_LOGIN = "The email or password is not correct."
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    """The peer address (proxies are trusted only through the ASGI server's settings)."""
+    return request.client.host if request.client else "unknown"
+
+
+def login_limiter(runtime: Runtime) -> WindowLimiter:
+    """The login limiter of this runtime's store."""
+    sec = runtime.settings.security
+    return WindowLimiter(
+        runtime.rate_limits, limit=sec.login_rate_limit, window=sec.login_rate_window, prefix="login"
+    )
+
+
+async def authenticate_password(
+    request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, email: str, password: str
+) -> User:
+    """The user these credentials belong to; the same 401 for any failure, rate limited."""
+    ip, norm = client_ip(request), normalize_email(email)
+    limiter = login_limiter(runtime)
+    await limiter.check(f"ip:{ip}", f"email:{hash_secret(norm)}")
+    user = await find_by_email(db, norm)
+    ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+    if user is None or not ok or user.disabled:
+        await limiter.hit(f"ip:{ip}", f"email:{hash_secret(norm)}")
+        record(db, action="auth.login", outcome="failure", actor_email=norm, ip=ip)
+        await db.commit()
+        raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
+    await limiter.reset(f"email:{hash_secret(norm)}")
+    record(db, action="auth.login", actor=user, ip=ip)
+    return user
+
+
+@post("/api/v1/auth/login", status_code=HTTP_200_OK, tags=["identity"])
+async def login(
+    request: Request[Any, Any, Any], data: JSONBody[LoginBody], runtime: RuntimeDep, db: DB
+) -> TokenAnswer:
+    """Exchange email and password for an access token and a refresh token."""
+    user = await authenticate_password(request, runtime, db, data.email, data.password)
+    pair = await login_tokens(runtime, db, user)
+    return TokenAnswer(pair.access_token, "Bearer", pair.expires_in, pair.refresh_token)
+
+
+@post("/api/v1/auth/signup", status_code=HTTP_201_CREATED, tags=["identity"])
+async def signup(
+    request: Request[Any, Any, Any], data: JSONBody[SignupBody], runtime: RuntimeDep, db: DB
+) -> UserOut:
+    """Create an account, when self sign-up is enabled."""
+    if not runtime.settings.security.allow_signup:
+        raise Forbidden("Sign-up is disabled on this platform.", code="signup_disabled")
+    user = await create_user(db, email=data.email, password=data.password, name=data.name)
+    record(db, action="user.signup", actor=user, target_type="user", target_id=user.id,
+           ip=client_ip(request))
+    await db.commit()
+    return UserOut.of(user)
+
+
+@post("/api/v1/auth/logout", status_code=HTTP_200_OK, tags=["identity"])
+async def logout(
+    request: Request[Any, Any, Any], data: JSONBody[LogoutBody], principal: Caller, db: DB
+) -> Response[dict[str, str]]:
+    """Revoke the presented refresh token's family and clear the session cookie."""
+    if data.refresh_token:
+        await revoke_family_of(db, hash_secret(data.refresh_token))
+    record(db, action="auth.logout", actor=principal.user, ip=client_ip(request))
+    await db.commit()
+    response = Response({"status": "logged_out"})
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@get("/api/v1/me", tags=["identity"])
+async def me(principal: Caller) -> UserOut:
+    """The signed-in user."""
+    return UserOut.of(principal.user)
+
+
+@post("/api/v1/me/password", status_code=HTTP_200_OK, tags=["identity"])
+async def change_password(
+    request: Request[Any, Any, Any], data: JSONBody[ChangePasswordBody], principal: Caller,
+    db: DB,
+) -> dict[str, str]:
+    """Change one's own password; every refresh token of the user is revoked."""
+    user = principal.user
+    if not verify_password(data.current_password, user.password_hash):
+        raise Unauthenticated("The current password is not correct.", code="invalid_credentials")
+    set_password(user, data.new_password)
+    db.add(user)
+    await revoke_user_tokens(db, user.id)
+    record(db, action="user.password_changed", actor=user, target_type="user",
+           target_id=user.id, ip=client_ip(request))
+    await db.commit()
+    return {"status": "password_changed"}
+
+
+@get("/api/v1/users", tags=["identity"])
+async def list_users(
+    principal: Caller, db: DB, limit: FromQuery[int] = 50, cursor: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
+) -> Page[UserOut]:
+    """Every user (platform admins only), by email, keyset-paginated."""
+    require_platform_admin(principal)
+    query = select(User)
+    if q:
+        query = query.where(col(User.email).contains(normalize_email(q)))
+    query = after(query, col(User.email), col(User.id), cursor).limit(check_limit(limit) + 1)
+    rows = list((await db.exec(query)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1].email, rows[-1].id) if more else None
+    return Page([UserOut.of(u) for u in rows], nxt)
+
+
+@post("/api/v1/users", status_code=HTTP_201_CREATED, tags=["identity"])
+async def admin_create_user(
+    request: Request[Any, Any, Any], data: JSONBody[CreateUserBody], principal: Caller, db: DB
+) -> UserOut:
+    """Create a user (platform admins only)."""
+    require_platform_admin(principal)
+    user = await create_user(db, email=data.email, password=data.password, name=data.name,
+                             is_platform_admin=data.is_platform_admin)
+    record(db, action="user.create", actor=principal.user, target_type="user",
+           target_id=user.id, ip=client_ip(request))
+    await db.commit()
+    return UserOut.of(user)
+
+
+@get("/api/v1/users/{user_id:str}", tags=["identity"])
+async def get_user(user_id: FromPath[str], principal: Caller, db: DB) -> UserOut:
+    """One user: oneself, or anyone for platform admins."""
+    if user_id != principal.user.id:
+        require_platform_admin(principal)
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.", code="user_not_found")
+    return UserOut.of(user)
+
+
+@patch("/api/v1/users/{user_id:str}", tags=["identity"])
+async def update_user(
+    request: Request[Any, Any, Any], user_id: FromPath[str], data: JSONBody[UpdateUserBody], principal: Caller,
+    db: DB,
+) -> UserOut:
+    """Rename, disable or enable a user, or change staff rights (platform admins only)."""
+    require_platform_admin(principal)
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.", code="user_not_found")
+    if user.id == principal.user.id and (data.disabled or data.is_platform_admin is False):
+        raise Conflict("You cannot disable yourself or drop your own staff rights.",
+                       code="self_lockout")
+    if data.name is not None:
+        user.name = data.name.strip()
+    if data.disabled is not None:
+        user.disabled = data.disabled
+        if data.disabled:
+            await revoke_user_tokens(db, user.id)
+    if data.is_platform_admin is not None:
+        user.is_platform_admin = data.is_platform_admin
+    user.updated_at = utcnow()
+    db.add(user)
+    record(db, action="user.update", actor=principal.user, target_type="user", target_id=user.id,
+           ip=client_ip(request), changes=data.__struct_fields__ and {
+               f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None
+           })
+    await db.commit()
+    return UserOut.of(user)
+
+
+ROUTES = [login, signup, logout, me, change_password, list_users, admin_create_user, get_user,
+          update_user]

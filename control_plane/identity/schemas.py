@@ -1,0 +1,79 @@
+"""Request and response bodies of the identity API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from control_plane.db.models import User
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+Name = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    """Bodies refuse fields they do not know."""
+
+
+class LoginBody(Strict):
+    email: Email
+    password: Password
+
+
+class SignupBody(Strict):
+    email: Email
+    password: Password
+    name: Name = ""
+
+
+class CreateUserBody(Strict):
+    email: Email
+    password: Password
+    name: Name = ""
+    is_platform_admin: bool = False
+
+
+class UpdateUserBody(Strict):
+    name: Name | None = None
+    disabled: bool | None = None
+    is_platform_admin: bool | None = None
+
+
+class ChangePasswordBody(Strict):
+    current_password: Password
+    new_password: Password
+
+
+class LogoutBody(Strict):
+    refresh_token: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class TokenAnswer(msgspec.Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+
+
+class UserOut(msgspec.Struct):
+    id: str
+    email: str
+    name: str
+    is_platform_admin: bool
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        """The public view of ``user`` (never the password hash)."""
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            is_platform_admin=user.is_platform_admin,
+            disabled=user.disabled,
+            created_at=user.created_at,
+        )

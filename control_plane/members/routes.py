@@ -1,0 +1,5 @@
+"""Routes (filled in by the feature)."""
+
+from typing import Any
+
+ROUTES: list[Any] = []

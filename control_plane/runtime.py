@@ -1,0 +1,101 @@
+"""The per-process runtime: settings, database, keys and stores, built once at start-up.
+
+It holds connections and caches only; all state lives in the database or Redis, so any number
+of control-plane processes can serve the same platform.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.db.engine import make_engine, make_sessionmaker
+from control_plane.security.secrets import SecretBox
+from control_plane.settings import Settings
+from control_plane.tokens.keys import KeyRing
+
+log = structlog.get_logger("orgplane.runtime")
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run a control plane; the message says what to change."""
+
+
+def _embedded_secret(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    log.warning("created a deployment secret for embedded mode", path=str(path))
+    return value
+
+
+def resolve_secret(settings: Settings) -> str:
+    """The deployment secret; embedded mode creates one in its data directory."""
+    value = settings.security.secret_key.get_secret_value()
+    if value:
+        return value
+    if settings.server.mode == "embedded":
+        return _embedded_secret(settings.server.data_dir)
+    raise ConfigurationError("ORGPLANE_SECRET_KEY is required outside embedded mode.")
+
+
+def _make_store(settings: Settings, namespace: str) -> Store:
+    if settings.store.redis_url:
+        from litestar.stores.redis import RedisStore
+
+        return RedisStore.with_client(url=settings.store.redis_url, namespace=namespace)
+    return MemoryStore()
+
+
+@dataclass
+class Runtime:
+    """What request handlers and background tasks share within one process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+    box: SecretBox
+    rate_limits: Store
+    issuer: str
+    replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    @property
+    def audience(self) -> str:
+        """``aud`` of control-plane access tokens."""
+        return self.issuer
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Connect to the database and stores named by ``settings``."""
+        if settings.server.mode == "embedded" and not settings.db.database_url:
+            settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = resolve_secret(settings)
+        engine = make_engine(settings.database_url, echo=settings.db.database_echo)
+        box = SecretBox(secret, purpose="orgplane signing keys v1")
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            keyring=KeyRing(box, alg=settings.tokens.signing_alg),
+            box=box,
+            rate_limits=_make_store(settings, "orgplane:ratelimit"),
+            issuer=settings.server.base_url,
+        )
+
+    async def close(self) -> None:
+        """Release connections."""
+        await self.engine.dispose()

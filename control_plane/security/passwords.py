@@ -1,0 +1,55 @@
+"""Password hashing with scrypt (``cryptography``), checked in constant time.
+
+Stored form: ``scrypt$n$r$p$salt_b64$hash_b64``, so parameters can be raised later and old
+hashes still verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+_N, _R, _P, _LEN = 2**14, 8, 1, 32
+MIN_LENGTH = 10
+MAX_LENGTH = 1024
+
+
+def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=_LEN, n=n, r=r, p=p).derive(password.encode())
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash of ``password``."""
+    salt = os.urandom(16)
+    digest = _derive(password, salt, _N, _R, _P)
+    b64 = base64.b64encode
+    return f"scrypt${_N}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches ``stored``; constant time in the comparison."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        candidate = _derive(password, base64.b64decode(salt), int(n), int(r), int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+#: A hash of a random password: verified against when the email is unknown, so an unknown
+#: email costs the same time as a wrong password.
+DUMMY_HASH = hash_password(base64.b64encode(os.urandom(18)).decode())
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` is not acceptable, or None."""
+    if len(password) < MIN_LENGTH:
+        return f"Passwords need at least {MIN_LENGTH} characters."
+    if len(password) > MAX_LENGTH:
+        return f"Passwords have at most {MAX_LENGTH} characters."
+    return None

@@ -1,0 +1,1 @@
+"""Signing keys, JWKS, and the tokens the control plane issues."""

@@ -1,0 +1,137 @@
+"""Control-plane access tokens (RFC 9068 JWTs) and opaque, rotating refresh tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.db.models import RefreshToken, User, new_id, utcnow
+from control_plane.runtime import Runtime
+from control_plane.security.secrets import hash_secret, new_secret
+from control_plane.tokens.jws import sign
+
+CLIENT_ID = "orgplane"
+REFRESH_PREFIX = "opr"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """What a login or a refresh answers."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+
+
+async def issue_access_token(runtime: Runtime, db: AsyncSession, user: User) -> str:
+    """A signed access token for ``user`` with ``aud`` = the control plane."""
+    key = await runtime.keyring.signing_key(db)
+    claims: dict[str, Any] = {
+        "iss": runtime.issuer,
+        "aud": runtime.audience,
+        "sub": user.id,
+        "client_id": CLIENT_ID,
+        "scope": "openid orgplane",
+        "token_use": "access",
+    }
+    token, _ = sign(claims, key, ttl=runtime.settings.tokens.access_token_ttl)
+    return token
+
+
+def _new_refresh(runtime: Runtime, user_id: str, family_id: str, parent: str | None) -> tuple[
+    str, RefreshToken
+]:
+    value = new_secret(REFRESH_PREFIX)
+    row = RefreshToken(
+        family_id=family_id,
+        user_id=user_id,
+        token_hash=hash_secret(value),
+        parent_id=parent,
+        expires_at=utcnow() + timedelta(seconds=runtime.settings.tokens.refresh_token_ttl),
+    )
+    return value, row
+
+
+async def login_tokens(runtime: Runtime, db: AsyncSession, user: User) -> TokenPair:
+    """A fresh access token and a refresh token starting a new family; commits."""
+    value, row = _new_refresh(runtime, user.id, new_id(), None)
+    db.add(row)
+    access = await issue_access_token(runtime, db, user)
+    await db.commit()
+    return TokenPair(access, runtime.settings.tokens.access_token_ttl, value)
+
+
+class RefreshRefused(Exception):
+    """The refresh token is unknown, expired, revoked or was already used."""
+
+
+async def rotate_refresh(runtime: Runtime, db: AsyncSession, presented: str) -> tuple[
+    User, TokenPair
+]:
+    """Spend ``presented`` and answer a new pair; a reused token revokes its family.
+
+    Exactly one of any number of concurrent calls with the same token wins: the spend is a
+    conditional UPDATE (``used_at IS NULL``) whose row count decides.
+    """
+    if not presented.startswith(REFRESH_PREFIX + "_") or len(presented) > 200:
+        raise RefreshRefused("not a refresh token")
+    digest = hash_secret(presented)
+    now = utcnow()
+    spent = await db.exec(  # type: ignore[call-overload]
+        update(RefreshToken)
+        .where(
+            col(RefreshToken.token_hash) == digest,
+            col(RefreshToken.used_at).is_(None),
+            col(RefreshToken.revoked_at).is_(None),
+            col(RefreshToken.expires_at) > now,
+        )
+        .values(used_at=now)
+        .returning(RefreshToken.id, RefreshToken.family_id, RefreshToken.user_id)
+    )
+    won = spent.first()
+    if won is None:
+        await revoke_family_of(db, digest)
+        await db.commit()
+        raise RefreshRefused("refresh token invalid, expired or already used")
+    row_id, family_id, user_id = won
+    user = await db.get(User, user_id)
+    if user is None or user.disabled:
+        await db.rollback()
+        raise RefreshRefused("user disabled")
+    value, row = _new_refresh(runtime, user_id, family_id, row_id)
+    db.add(row)
+    access = await issue_access_token(runtime, db, user)
+    await db.commit()
+    return user, TokenPair(access, runtime.settings.tokens.access_token_ttl, value)
+
+
+async def revoke_family_of(db: AsyncSession, digest: str) -> None:
+    """Revoke every token of the family ``digest`` belongs to (reuse detection, logout)."""
+    row = (
+        await db.exec(
+            RefreshToken.__table__.select().where(  # type: ignore[attr-defined]
+                RefreshToken.token_hash == digest
+            )
+        )
+    ).first()
+    if row is None:
+        return
+    await db.exec(  # type: ignore[call-overload]
+        update(RefreshToken)
+        .where(col(RefreshToken.family_id) == row.family_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def revoke_user_tokens(db: AsyncSession, user_id: str) -> None:
+    """Revoke every refresh token of a user (password change, disable)."""
+    await db.exec(  # type: ignore[call-overload]
+        update(RefreshToken)
+        .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )

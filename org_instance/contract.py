@@ -1,0 +1,141 @@
+"""The wire contract between the control plane and an org instance.
+
+Both sides import this module, so it imports nothing but the standard library. It names:
+
+* the environment variables an org instance is configured by (the provisioner sets them);
+* the claims of an org token and how an org's audience is spelled;
+* the heartbeat request and answer bodies and the endpoint they travel to.
+
+Changing a name here is a wire-protocol change: bump ``CONTRACT_VERSION``.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, NotRequired, TypedDict
+
+CONTRACT_VERSION: Final = 1
+
+
+class Env:
+    """Environment variable names that configure an org instance."""
+
+    ORG_ID: Final = "ORGPLANE_ORG_ID"
+    ORG_SLUG: Final = "ORGPLANE_ORG_SLUG"
+    INSTANCE_ID: Final = "ORGPLANE_INSTANCE_ID"
+    #: Base URL of the control plane, as the instance can reach it.
+    CONTROL_PLANE_URL: Final = "ORGPLANE_CONTROL_PLANE_URL"
+    JWKS_URL: Final = "ORGPLANE_JWKS_URL"
+    #: The ``iss`` the instance requires on every token.
+    ISSUER: Final = "ORGPLANE_ISSUER"
+    #: The ``aud`` the instance requires on every token (see :func:`org_audience`).
+    AUDIENCE: Final = "ORGPLANE_AUDIENCE"
+    #: Secret the instance presents on heartbeats; also the key material for its own secrets.
+    INSTANCE_CREDENTIAL: Final = "ORGPLANE_INSTANCE_CREDENTIAL"
+    #: ``redis://user:password@host:port/db``: the org's own ACL user, or empty for memory stores.
+    REDIS_URL: Final = "ORGPLANE_REDIS_URL"
+    REDIS_NAMESPACE: Final = "ORGPLANE_REDIS_NAMESPACE"
+    DATA_DIR: Final = "ORGPLANE_DATA_DIR"
+    #: Comma-separated hostnames the instance answers for (besides its internal address).
+    HOSTNAMES: Final = "ORGPLANE_HOSTNAMES"
+    HEARTBEAT_INTERVAL: Final = "ORGPLANE_HEARTBEAT_INTERVAL"
+    #: JSON object of plan limits, see :class:`Limits`.
+    LIMITS: Final = "ORGPLANE_LIMITS"
+    BIND_HOST: Final = "ORGPLANE_BIND_HOST"
+    PORT: Final = "ORGPLANE_PORT"
+    LOG_FORMAT: Final = "ORGPLANE_LOG_FORMAT"
+    VERSION: Final = "ORGPLANE_INSTANCE_VERSION"
+
+
+#: Path on the control plane that receives heartbeats (POST, Bearer instance credential).
+HEARTBEAT_PATH: Final = "/api/v1/instances/heartbeat"
+#: Port the org instance listens on inside its container / pod.
+DEFAULT_PORT: Final = 8000
+DEFAULT_HEARTBEAT_INTERVAL: Final = 10.0
+
+#: The ``typ`` header every org and access token carries (RFC 9068).
+TOKEN_TYP: Final = "at+jwt"
+#: Signing algorithms a verifier accepts; never ``none``, never HS*.
+ALLOWED_ALGORITHMS: Final = ("ES256", "EdDSA")
+
+OrgRole = Literal["owner", "admin", "member"]
+
+
+def org_audience(org_id: str) -> str:
+    """The ``aud`` of tokens issued for the org with this id."""
+    return f"urn:orgplane:org:{org_id}"
+
+
+def redis_namespace(org_id: str) -> str:
+    """Prefix of every Redis key and channel that belongs to the org."""
+    return f"org:{org_id}"
+
+
+class Limits(TypedDict, total=False):
+    """Plan limits an instance enforces. A missing key means unlimited."""
+
+    max_sessions: int
+    max_storage_bytes: int
+    requests_per_minute: int
+    max_runners: int
+    max_members: int
+
+
+class Actor(TypedDict):
+    """RFC 8693 ``act`` claim: who acts on behalf of ``sub`` (staff support access)."""
+
+    sub: str
+    email: NotRequired[str]
+
+
+class OrgTokenClaims(TypedDict):
+    """Claims of an org token issued by token exchange (RFC 8693, RFC 9068)."""
+
+    iss: str
+    sub: str
+    aud: str
+    exp: int
+    iat: int
+    nbf: int
+    jti: str
+    client_id: str
+    scope: str
+    org_id: str
+    org_slug: str
+    org_role: OrgRole
+    plan: str
+    features: list[str]
+    act: NotRequired[Actor]
+
+
+class UsageCounters(TypedDict, total=False):
+    """Counters an instance reports; monotonically increasing since its start."""
+
+    requests: int
+    sessions: int
+    messages: int
+    files: int
+    storage_bytes: int
+    active_users: int
+
+
+class HeartbeatBody(TypedDict):
+    """What an org instance POSTs to :data:`HEARTBEAT_PATH`."""
+
+    org_id: str
+    instance_id: str
+    version: str
+    started_at: str
+    status: Literal["ok", "degraded"]
+    seq: int
+    db_ok: bool
+    redis_ok: bool
+    usage: UsageCounters
+
+
+class HeartbeatAnswer(TypedDict):
+    """The control plane's answer to a heartbeat."""
+
+    accepted: bool
+    config_version: int
+    interval: float
+    limits: Limits

@@ -1,0 +1,102 @@
+"""Shared fixtures: settings, a database per test (SQLite and PostgreSQL), an app client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from control_plane.app import create_app
+from control_plane.settings import Settings
+from tests.support.api import add_user, login
+from tests.support.db import create_postgres_database, create_template, drop_postgres_database
+from tests.support.services import need, postgres_available
+
+TEST_SECRET = "test-deployment-secret-not-for-production"
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """A migrated template database, made once per session when PostgreSQL is there."""
+    if not postgres_available():
+        yield None
+        return
+    yield asyncio.run(create_template())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """Each API test runs on SQLite and on PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(
+    db_backend: str, tmp_path: Path, postgres_template: str | None
+) -> AsyncIterator[str]:
+    """A fresh database of the requested backend."""
+    if db_backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'control-plane.db'}"
+        return
+    need("PostgreSQL", postgres_template is not None)
+    name, url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(name)
+
+
+def settings_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a control plane in ``tmp_path`` on ``database_url``."""
+    return {
+        "ORGPLANE_MODE": "embedded",
+        "ORGPLANE_DATA_DIR": str(tmp_path / "data"),
+        "ORGPLANE_DATABASE_URL": database_url,
+        "ORGPLANE_SECRET_KEY": TEST_SECRET,
+        "ORGPLANE_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@pytest.fixture
+def make_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> Any:
+    """Build Settings from a clean ``ORGPLANE_*`` environment plus overrides."""
+
+    def build(**extra: str) -> Settings:
+        for key in list(os.environ):
+            if key.startswith("ORGPLANE_") and not key.startswith("ORGPLANE_TEST_"):
+                monkeypatch.delenv(key)
+        for key, value in settings_env(tmp_path, database_url, **extra).items():
+            monkeypatch.setenv(key, value)
+        return Settings()
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    """Default test settings."""
+    result: Settings = make_settings()
+    return result
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
+    """An HTTP client bound to a running control-plane app."""
+    app = create_app(settings)
+    async with AsyncTestClient(app, base_url="http://127.0.0.1:8080") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def admin(client: AsyncTestClient[Any]) -> dict[str, str]:
+    """Authorization headers of a platform admin."""
+    await add_user(client, "root@example.com", admin=True)
+    return await login(client, "root@example.com")

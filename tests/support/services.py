@@ -1,0 +1,68 @@
+"""Which real components this machine has, and what a test does when one is missing.
+
+Under ``CI=true`` a missing component fails the test (CI must run everything); elsewhere the
+test is skipped with the reason, so a laptop without Docker still runs the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_DSN = os.environ.get("ORGPLANE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ORGPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@cache
+def postgres_available() -> bool:
+    return _port_open("127.0.0.1", 5432)
+
+
+@cache
+def redis_available() -> bool:
+    return _port_open("127.0.0.1", 6379)
+
+
+@cache
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return True
+    except Exception:
+        return False
+
+
+def helm_binary() -> str | None:
+    local = REPO / ".tools" / "helm" / "helm"
+    return str(local) if local.exists() else shutil.which("helm")
+
+
+def chromium_binary() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def need(component: str, available: bool) -> None:
+    """Fail (CI) or skip (elsewhere) unless ``component`` is available."""
+    if available:
+        return
+    message = f"{component} is not available on this machine"
+    if IN_CI:
+        pytest.fail(f"{message}, and CI=true requires it", pytrace=False)
+    pytest.skip(message)
