@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 16:38:32.962256
+Create Date: (regenerated)
 """
 from collections.abc import Sequence
 
