@@ -26,11 +26,16 @@ from control_plane.auth import provide_principal
 from control_plane.bootstrap import prepare_database
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
+from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
+from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
+from control_plane.reconciler.service import provisioning, wake_after_org_write
+from control_plane.routing.routes import ROUTES as ROUTING_ROUTES
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings, get_settings
+from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 
 log = structlog.get_logger("orgplane.app")
 
@@ -68,9 +73,10 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], Any]:
         runtime = Runtime.build(settings)
         await prepare_database(runtime)
         app.state.runtime = runtime
-        log.info("control plane ready", url=runtime.issuer, mode=settings.server.mode)
         try:
-            yield
+            async with provisioning(app, runtime):
+                log.info("control plane ready", url=runtime.issuer, mode=settings.server.mode)
+                yield
         finally:
             await runtime.close()
 
@@ -89,6 +95,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ORG_ROUTES,
             *MEMBER_ROUTES,
             *AUDIT_ROUTES,
+            *INSTANCE_ROUTES,
+            *LIFECYCLE_ROUTES,
+            *TOKEN_ROUTES,
+            *ROUTING_ROUTES,
         ],
         dependencies={
             "runtime": Provide(provide_runtime),
@@ -96,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "principal": Provide(provide_principal),
         },
         lifespan=[_lifespan(settings)],
+        after_response=wake_after_org_write,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[DefineMiddleware(RequestLogMiddleware)],
         request_max_body_size=settings.server.max_body_bytes,

@@ -46,12 +46,7 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 async def verify_access_token(token: str, *, runtime: Runtime, db: AsyncSession) -> dict[str, Any]:
     """Claims of a valid control-plane access token; raises InvalidToken."""
     kid = unverified_kid(token)
-    rows = await runtime.keyring.rows(db)
-    public_key = runtime.keyring.public_key_for(kid, rows)
-    if public_key is None:
-        # A key created by another replica moments ago: read the table once more.
-        runtime.keyring.invalidate()
-        public_key = runtime.keyring.public_key_for(kid, await runtime.keyring.rows(db))
+    public_key = await runtime.keyring.public_key(db, kid)
     if public_key is None:
         raise InvalidToken("unknown key id")
     claims = verify(token, public_key, issuer=runtime.issuer, audience=runtime.audience)

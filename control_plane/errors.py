@@ -14,11 +14,12 @@ traces never reach a client: unexpected exceptions become a bare 500 ``internal_
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 PROBLEM_JSON = "application/problem+json"
@@ -130,12 +131,20 @@ def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[
     )
 
 
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+
+
 def _field_errors(extra: Any) -> list[dict[str, str]]:
     errors = []
     for item in extra if isinstance(extra, list) else []:
         if isinstance(item, dict):
             field = str(item.get("key") or "body")
-            errors.append({"field": field, "message": str(item.get("message", "invalid"))})
+            message = str(item.get("message", "invalid"))
+            # msgspec reports missing and unknown fields against the whole body ("data").
+            named = _NAMED_FIELD.search(message)
+            if field == "data" and named:
+                field = named.group(1)
+            errors.append({"field": field, "message": message})
     return errors
 
 
@@ -164,6 +173,10 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[di
     status = exc.status_code
     if status >= 500:
         return _on_unexpected(request, exc)
+    if isinstance(exc.__cause__, SerializationException):  # the body did not decode
+        return problem_response(status=400, code="malformed_body", title="Invalid request",
+                                detail="The request body is not valid JSON.",
+                                instance=request.url.path)
     code, title = _STATUS_CODES.get(status, ("error", "Error"))
     detail = exc.detail if exc.detail and exc.detail != title else title
     return problem_response(

@@ -10,6 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 from litestar.stores.base import Store
@@ -72,6 +73,8 @@ class Runtime:
     rate_limits: Store
     issuer: str
     replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    #: The provisioner backend, set by the app's lifespan (``provisioners.base.Provisioner``).
+    provisioner: Any = None
 
     @property
     def audience(self) -> str:

@@ -98,6 +98,11 @@ class TokenSettings(_Group):
     key_rotation_days: int = Field(
         30, description="Rotate the signing key automatically once it is this old (0: never)."
     )
+    access_approval_ttl: int = Field(
+        3600,
+        description="Seconds an approved staff access request lets its staff member into the "
+        "org (orgs that require approval).",
+    )
 
 
 class StoreSettings(_Group):
@@ -105,6 +110,14 @@ class StoreSettings(_Group):
 
     redis_url: str = Field(
         "", description="Redis URL of the control plane (admin user); empty means memory stores."
+    )
+    redis_org_users: bool = Field(
+        True,
+        description="With a Redis URL, give each org its own Redis ACL user confined to its "
+        "namespace (the control plane's Redis user needs ACL rights).",
+    )
+    instance_redis_host: str = Field(
+        "", description="Host org instances reach Redis at; empty means the control plane's."
     )
 
 
@@ -120,13 +133,108 @@ class ProvisioningSettings(_Group):
     instance_image: str = Field(
         "orgplane-instance:latest", description="Image of org instances (docker, kubernetes)."
     )
-    reconcile_interval: float = Field(5.0, description="Seconds between reconciler passes.")
+    deployment_id: str = Field(
+        "orgplane",
+        description="Value of the `orgplane.managed-by` label on every backend object: two "
+        "deployments sharing a Docker engine or cluster never touch each other's objects.",
+    )
+    reconcile_interval: float = Field(2.0, description="Seconds between reconciler passes.")
+    reconciler_enabled: bool = Field(
+        True, description="Run the reconciler loop in this process (every replica may)."
+    )
+    lease_seconds: float = Field(
+        30.0, description="How long a replica's claim on one org lasts without renewal."
+    )
+    start_timeout: float = Field(
+        120.0, description="Seconds an instance may take to send its first heartbeat."
+    )
+    unhealthy_restart_after: float = Field(
+        60.0, description="Seconds an instance may stay unhealthy before it is restarted."
+    )
+    orphan_grace_seconds: float = Field(
+        300.0, description="Age after which backend objects labelled as ours with no org are removed."
+    )
+    instance_control_plane_url: str = Field(
+        "", description="URL org instances reach the control plane at; defaults to the public URL."
+    )
     max_concurrent_provisioning: int = Field(
         4, description="Provisioning operations at once; more wait in a queue."
     )
     heartbeat_interval: float = Field(
         10.0, description="Seconds between org instance heartbeats."
     )
+
+
+class BackendSettings(_Group):
+    """Options of the docker and kubernetes provisioners (``ProvisionerOptions`` fields)."""
+
+    docker_network: str = Field(
+        "", description="Docker network org containers join; empty means the default bridge."
+    )
+    docker_publish_ports: bool = Field(
+        False, description="Publish each org container's port on a free 127.0.0.1 port."
+    )
+    kubernetes_namespace_mode: Literal["shared", "per-org"] = Field(
+        "shared",
+        description="`shared`: all orgs in one namespace; `per-org`: a namespace per org with a "
+        "NetworkPolicy and a ResourceQuota.",
+    )
+    kubernetes_namespace: str = Field("orgplane", description="Namespace of orgs in shared mode.")
+    kubernetes_ingress: Literal["ingressroute", "ingress", "none"] = Field(
+        "ingressroute", description="Route objects made per org: Traefik IngressRoute or Ingress."
+    )
+    kubernetes_ingress_class: str = Field("traefik", description="IngressClass of Ingresses.")
+    kubernetes_ingress_namespace: str = Field(
+        "traefik", description="Namespace of the ingress controller (per-org NetworkPolicy)."
+    )
+    kubernetes_control_plane_namespace: str = Field(
+        "orgplane", description="Namespace of the control plane (per-org NetworkPolicy egress)."
+    )
+    kubernetes_control_plane_port: int = Field(
+        8080, description="Port of the control plane (per-org NetworkPolicy egress)."
+    )
+    kubernetes_redis_namespace: str = Field(
+        "orgplane", description="Namespace of Redis (per-org NetworkPolicy egress)."
+    )
+    kubernetes_redis_port: int = Field(6379, description="Port of Redis (NetworkPolicy egress).")
+    kubernetes_storage_class: str = Field(
+        "", description="StorageClass of org data volumes; empty means the cluster default."
+    )
+
+
+class RoutingSettings(_Group):
+    """How Traefik routes requests to org instances, and custom domains."""
+
+    routing_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token Traefik's HTTP provider presents to "
+        "`GET /api/v1/routing/traefik`; empty refuses every request.",
+    )
+    entrypoints: str = Field(
+        "web", description="Comma-separated Traefik entrypoints the org routers listen on."
+    )
+    tls: bool = Field(False, description="Give every org router TLS (HTTPS only).")
+    cert_resolver: str = Field(
+        "", description="Traefik certificate resolver for org routers when TLS is on."
+    )
+    dns_resolver: str = Field(
+        "",
+        description="`host:port` of the DNS server that checks custom-domain TXT records; "
+        "empty uses the system resolver.",
+    )
+    domain_recheck_hours: float = Field(
+        24.0, description="Hours between re-checks of a custom domain's TXT record."
+    )
+    routing_fallback_url: str = Field(
+        "",
+        description="URL Traefik reaches the control plane at, for the page of suspended or "
+        "hibernated orgs; empty means the public URL.",
+    )
+
+    @property
+    def entrypoint_names(self) -> list[str]:
+        """The entrypoints as a list."""
+        return [name.strip() for name in self.entrypoints.split(",") if name.strip()]
 
 
 class Settings:
@@ -139,6 +247,8 @@ class Settings:
         self.tokens = TokenSettings()
         self.store = StoreSettings()
         self.provisioning = ProvisioningSettings()
+        self.backends = BackendSettings()
+        self.routing = RoutingSettings()
 
     @property
     def groups(self) -> dict[str, BaseSettings]:
@@ -150,6 +260,8 @@ class Settings:
             "tokens": self.tokens,
             "store": self.store,
             "provisioning": self.provisioning,
+            "backends": self.backends,
+            "routing": self.routing,
         }
 
     @property
@@ -173,6 +285,8 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     TokenSettings,
     StoreSettings,
     ProvisioningSettings,
+    BackendSettings,
+    RoutingSettings,
 )
 
 

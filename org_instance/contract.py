@@ -37,6 +37,9 @@ class Env:
     DATA_DIR: Final = "ORGPLANE_DATA_DIR"
     #: Comma-separated hostnames the instance answers for (besides its internal address).
     HOSTNAMES: Final = "ORGPLANE_HOSTNAMES"
+    #: Comma-separated internal names the instance is addressed by (its container name, its
+    #: Service's DNS names); set by the provisioner.
+    INTERNAL_HOSTS: Final = "ORGPLANE_INTERNAL_HOSTS"
     HEARTBEAT_INTERVAL: Final = "ORGPLANE_HEARTBEAT_INTERVAL"
     #: JSON object of plan limits, see :class:`Limits`.
     LIMITS: Final = "ORGPLANE_LIMITS"

@@ -59,6 +59,8 @@ def settings_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, s
         "ORGPLANE_DATABASE_URL": database_url,
         "ORGPLANE_SECRET_KEY": TEST_SECRET,
         "ORGPLANE_LOG_LEVEL": "WARNING",
+        # API tests drive the database only; the reconciler tests turn the loop on.
+        "ORGPLANE_RECONCILER_ENABLED": "false",
         **extra,
     }
 

@@ -1,5 +1,122 @@
-"""Audit routes."""
+"""Audit API: read-only, newest first. There is no endpoint that changes or removes an event.
 
-from typing import Any
+Platform admins read every event. Org admins (and owners, and admins of a parent) read the
+events of the orgs they administer: with ``org_id``, that org's (404 if they cannot see it, 403
+if they are only a member); without, those of all their orgs. Events with no org (logins,
+user administration) are for platform admins only.
+"""
 
-ROUTES: list[Any] = []
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import get
+from litestar.params import FromQuery, QueryParameter
+from sqlmodel import col, select
+
+from control_plane.db.models import AuditEvent
+from control_plane.deps import DB, Caller
+from control_plane.errors import BadRequest, Forbidden
+from control_plane.orgs.access import caller_roles, org_access, rank
+from control_plane.orgs.service import as_utc
+from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
+
+QueryText = Annotated[str | None, QueryParameter(max_length=200)]
+
+
+class AuditEventOut(msgspec.Struct):
+    id: int
+    at: datetime
+    action: str
+    outcome: str
+    actor_id: str | None
+    actor_email: str
+    org_id: str | None
+    target_type: str
+    target_id: str
+    ip: str
+    detail: dict[str, Any]
+
+
+def _out(event: AuditEvent) -> AuditEventOut:
+    return AuditEventOut(
+        id=event.id or 0,
+        at=as_utc(event.at),
+        action=event.action,
+        outcome=event.outcome,
+        actor_id=event.actor_id,
+        actor_email=event.actor_email,
+        org_id=event.org_id,
+        target_type=event.target_type,
+        target_id=event.target_id,
+        ip=event.ip,
+        detail=event.detail,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite compares the stored text, so every bound value must be UTC like the stored ones.
+    return as_utc(moment).astimezone(UTC)
+
+
+def _cursor_id(cursor: str) -> int:
+    (last,) = decode_cursor(cursor, 1)
+    if not (last.isascii() and last.isdigit() and len(last) <= 18):
+        raise BadRequest("The cursor is not valid.", code="invalid_cursor", field="cursor")
+    return int(last)
+
+
+@get("/api/v1/audit", tags=["audit"])
+async def list_events(
+    principal: Caller,
+    db: DB,
+    org_id: QueryText = None,
+    actor_id: QueryText = None,
+    action: QueryText = None,
+    since: FromQuery[datetime | None] = None,
+    until: FromQuery[datetime | None] = None,
+    limit: FromQuery[int] = 50,
+    cursor: QueryText = None,
+) -> Page[AuditEventOut]:
+    """Audit events, newest first, filtered by org, actor, action (``org.*`` for a prefix)
+    and time (``since`` inclusive, ``until`` exclusive)."""
+    check_limit(limit)
+    query = select(AuditEvent)
+    if not principal.is_platform_admin:
+        if org_id is not None:
+            access = await org_access(db, principal, org_id)
+            access.require("admin", to="read its audit log")
+            scope = [access.org.id]
+        else:
+            roles = await caller_roles(db, principal.user)
+            scope = [oid for oid, role in roles.items() if rank(role) >= rank("admin")]
+            if not scope:
+                raise Forbidden(
+                    "Only org admins and platform admins read the audit log.", code="admin_required"
+                )
+        query = query.where(col(AuditEvent.org_id).in_(scope))
+    elif org_id is not None:
+        query = query.where(col(AuditEvent.org_id) == org_id)
+    if actor_id is not None:
+        query = query.where(col(AuditEvent.actor_id) == actor_id)
+    if action is not None:
+        query = query.where(
+            col(AuditEvent.action).startswith(action[:-1], autoescape=True)
+            if action.endswith("*")
+            else col(AuditEvent.action) == action
+        )
+    if since is not None:
+        query = query.where(col(AuditEvent.at) >= _utc(since))
+    if until is not None:
+        query = query.where(col(AuditEvent.at) < _utc(until))
+    if cursor:
+        query = query.where(col(AuditEvent.id) < _cursor_id(cursor))
+    rows = list((await db.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit + 1))).all())
+    more, rows = len(rows) > limit, rows[:limit]
+    nxt = encode_cursor(str(rows[-1].id)) if more else None
+    return Page([_out(e) for e in rows], nxt)
+
+
+ROUTES = [list_events]

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "control_plane.cli.server",
     "control_plane.cli.admin",
+    "control_plane.cli.keys",
+    "control_plane.cli.session",
 )
 
 

@@ -108,8 +108,16 @@ class Instance(SQLModel, table=True):
     image: str = Field(default="", max_length=300)
     version: str = Field(default="", max_length=64)
     credential_hash: str = Field(default="", max_length=64)
+    #: The credential and Redis URL encrypted with the deployment secret: the reconciler rebuilds
+    #: the same spec on every pass, so ``apply`` stays idempotent.
+    credential_enc: str = Field(default="", max_length=1000)
+    redis_url_enc: str = Field(default="", max_length=1000)
+    checked_at: datetime | None = _ts(nullable=True)
     last_heartbeat_at: datetime | None = _ts(nullable=True)
     last_heartbeat_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    #: Usage counters of the last heartbeat written and the run they belong to
+    #: (``{"run": ..., "counters": {...}}``): the baseline of the next usage deltas.
+    usage_reported: dict[str, Any] = _json()
     started_at: datetime | None = _ts(nullable=True)
     generation: int = 0
     observed_generation: int = 0

@@ -27,6 +27,7 @@ from control_plane.identity.schemas import (
     UserOut,
 )
 from control_plane.identity.users import create_user, find_by_email, normalize_email, set_password
+from control_plane.members.invites import accept_invite
 from control_plane.pagination import Page, after, check_limit, encode_cursor
 from control_plane.runtime import Runtime
 from control_plane.security.passwords import DUMMY_HASH, verify_password
@@ -88,6 +89,8 @@ async def signup(
     user = await create_user(db, email=data.email, password=data.password, name=data.name)
     record(db, action="user.signup", actor=user, target_type="user", target_id=user.id,
            ip=client_ip(request))
+    if data.invite_token is not None:
+        await accept_invite(db, user=user, token=data.invite_token, ip=client_ip(request))
     await db.commit()
     return UserOut.of(user)
 

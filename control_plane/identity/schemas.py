@@ -27,6 +27,8 @@ class SignupBody(Strict):
     email: Email
     password: Password
     name: Name = ""
+    #: An invite sent to ``email``: accepted with the sign-up, or nothing is created.
+    invite_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
 class CreateUserBody(Strict):

@@ -1,5 +1,137 @@
-"""Routes (filled in by the feature)."""
+"""Memberships API: an org's members, and the caller's own orgs (the org switcher)."""
 
-from typing import Any
+from __future__ import annotations
 
-ROUTES: list[Any] = []
+from typing import Annotated, Any
+
+from litestar import Request, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlmodel import col, select
+
+from control_plane.db.models import Org, User
+from control_plane.deps import DB, Caller
+from control_plane.errors import NotFound
+from control_plane.identity.routes import client_ip
+from control_plane.members.invite_routes import INVITE_ROUTES
+from control_plane.members.schemas import (
+    AddMemberBody,
+    ChangeRoleBody,
+    MemberOut,
+    MyOrgOut,
+    MyOrgs,
+)
+from control_plane.members.service import (
+    add_member,
+    change_role,
+    member_out,
+    members_page,
+    remove_member,
+    user_to_add,
+)
+from control_plane.orgs.access import caller_roles, org_access
+from control_plane.pagination import Page
+
+Cursor = Annotated[str | None, QueryParameter(max_length=200)]
+
+
+@get("/api/v1/orgs/{org_id:str}/members", tags=["members"])
+async def list_members(
+    org_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+    limit: FromQuery[int] = 50,
+    cursor: Cursor = None,
+) -> Page[MemberOut]:
+    """The org's direct members (any member may look), by email."""
+    access = await org_access(db, principal, org_id)
+    return await members_page(db, access.org, limit=limit, cursor=cursor)
+
+
+@post("/api/v1/orgs/{org_id:str}/members", status_code=HTTP_201_CREATED, tags=["members"])
+async def add(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    data: JSONBody[AddMemberBody],
+    principal: Caller,
+    db: DB,
+) -> MemberOut:
+    """Add an existing user with a role (org admins; the owner role only by owners)."""
+    access = await org_access(db, principal, org_id)
+    access.require("admin", to="manage members")
+    user = await user_to_add(db, email=data.email, user_id=data.user_id)
+    membership = await add_member(
+        db, principal=principal, access=access, user=user, role=data.role, ip=client_ip(request)
+    )
+    return member_out(membership, user)
+
+
+@patch("/api/v1/orgs/{org_id:str}/members/{user_id:str}", tags=["members"])
+async def update_role(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    user_id: FromPath[str],
+    data: JSONBody[ChangeRoleBody],
+    principal: Caller,
+    db: DB,
+) -> MemberOut:
+    """Change a member's role; the last owner stays, nobody raises their own role."""
+    access = await org_access(db, principal, org_id)
+    access.require("admin", to="manage members")
+    membership = await change_role(
+        db,
+        principal=principal,
+        access=access,
+        user_id=user_id,
+        role=data.role,
+        ip=client_ip(request),
+    )
+    user = await db.get(User, user_id)
+    if user is None:  # only if the user row vanished in between
+        raise NotFound("That user is not a member of this org.", code="member_not_found")
+    return member_out(membership, user)
+
+
+@delete(
+    "/api/v1/orgs/{org_id:str}/members/{user_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    tags=["members"],
+)
+async def remove(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    user_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+) -> None:
+    """Remove a member (org admins), or leave the org (oneself)."""
+    access = await org_access(db, principal, org_id)
+    await remove_member(
+        db, principal=principal, access=access, user_id=user_id, ip=client_ip(request)
+    )
+
+
+@get("/api/v1/me/orgs", tags=["members"])
+async def my_orgs(principal: Caller, db: DB) -> MyOrgs:
+    """Every live org the caller belongs to or manages from a parent, with their role."""
+    roles = await caller_roles(db, principal.user)
+    orgs = (
+        await db.exec(select(Org).where(col(Org.id).in_(list(roles))).order_by(col(Org.slug)))
+    ).all()
+    return MyOrgs(
+        [
+            MyOrgOut(
+                id=o.id,
+                slug=o.slug,
+                name=o.name,
+                role=roles[o.id],
+                phase=o.phase,
+                parent_id=o.parent_id,
+                suspended=o.suspended,
+            )
+            for o in orgs
+        ]
+    )
+
+
+ROUTES = [list_members, add, update_role, remove, my_orgs, *INVITE_ROUTES]

@@ -1,5 +1,87 @@
-"""Routes (filled in by the feature)."""
+"""Orgs API: create, list, look up, read, update; lifecycle endpoints in ``lifecycle_routes``.
 
-from typing import Any
+Every ``{org_id}`` in a path accepts the org's id or its slug. An org the caller cannot see
+answers 404 ``org_not_found``.
+"""
 
-ROUTES: list[Any] = []
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from control_plane.deps import DB, Caller
+from control_plane.identity.routes import client_ip
+from control_plane.orgs.access import org_access, org_role
+from control_plane.orgs.lifecycle_routes import LIFECYCLE_ROUTES
+from control_plane.orgs.listing import list_orgs, lookup_orgs
+from control_plane.orgs.schemas import CreateOrgBody, LookupItem, OrgOut, UpdateOrgBody
+from control_plane.orgs.service import create_org, org_out, update_org
+from control_plane.pagination import Page
+
+#: Optional query text: search terms, filters, cursors.
+QueryText = Annotated[str | None, QueryParameter(max_length=200)]
+QueryIds = Annotated[str | None, QueryParameter(max_length=4000)]
+
+
+@post("/api/v1/orgs", status_code=HTTP_202_ACCEPTED, tags=["orgs"])
+async def create(
+    request: Request[Any, Any, Any], data: JSONBody[CreateOrgBody], principal: Caller, db: DB
+) -> OrgOut:
+    """Create an org (phase ``pending``); the caller, or ``owner_email``, becomes its owner."""
+    org = await create_org(db, principal=principal, body=data, ip=client_ip(request))
+    return await org_out(db, org, await org_role(db, principal.user, org))
+
+
+@get("/api/v1/orgs", tags=["orgs"])
+async def list_(
+    principal: Caller,
+    db: DB,
+    limit: FromQuery[int] = 50,
+    cursor: QueryText = None,
+    plan: QueryText = None,
+    phase: QueryText = None,
+    parent_id: QueryText = None,
+    q: QueryText = None,
+) -> Page[OrgOut]:
+    """Orgs the caller can see (all of them for platform admins), by slug, keyset-paginated."""
+    return await list_orgs(
+        db, principal, limit=limit, cursor=cursor, plan=plan, phase=phase, parent_id=parent_id, q=q
+    )
+
+
+@get("/api/v1/orgs/lookup", tags=["orgs"])
+async def lookup(
+    principal: Caller,
+    db: DB,
+    q: QueryText = None,
+    ids: QueryIds = None,
+) -> list[LookupItem]:
+    """Autocomplete for admin UIs: ``?q=`` (at most 20) or ``?ids=a,b`` (labels of known ids)."""
+    return await lookup_orgs(db, principal, q=q, ids=ids)
+
+
+@get("/api/v1/orgs/{org_id:str}", tags=["orgs"])
+async def read(org_id: FromPath[str], principal: Caller, db: DB) -> OrgOut:
+    """One org, by id or slug."""
+    access = await org_access(db, principal, org_id)
+    return await org_out(db, access.org, access.role)
+
+
+@patch("/api/v1/orgs/{org_id:str}", tags=["orgs"])
+async def update(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    data: JSONBody[UpdateOrgBody],
+    principal: Caller,
+    db: DB,
+) -> OrgOut:
+    """Rename (org admins), or change plan, overrides or parent (governors of the org)."""
+    access = await org_access(db, principal, org_id)
+    org = await update_org(db, principal=principal, access=access, body=data, ip=client_ip(request))
+    return await org_out(db, org, access.role)
+
+
+ROUTES = [create, list_, lookup, read, update, *LIFECYCLE_ROUTES]

@@ -7,9 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.audit.record import record
 from control_plane.db.models import RefreshToken, User, new_id, utcnow
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import hash_secret, new_secret
@@ -82,7 +83,7 @@ async def rotate_refresh(runtime: Runtime, db: AsyncSession, presented: str) -> 
         raise RefreshRefused("not a refresh token")
     digest = hash_secret(presented)
     now = utcnow()
-    spent = await db.exec(  # type: ignore[call-overload]
+    spent = await db.exec(
         update(RefreshToken)
         .where(
             col(RefreshToken.token_hash) == digest,
@@ -91,11 +92,15 @@ async def rotate_refresh(runtime: Runtime, db: AsyncSession, presented: str) -> 
             col(RefreshToken.expires_at) > now,
         )
         .values(used_at=now)
-        .returning(RefreshToken.id, RefreshToken.family_id, RefreshToken.user_id)
+        .returning(col(RefreshToken.id), col(RefreshToken.family_id), col(RefreshToken.user_id))
     )
     won = spent.first()
     if won is None:
-        await revoke_family_of(db, digest)
+        family = await revoke_family_of(db, digest)
+        if family is not None:
+            # A spent or revoked token came back: it was stolen, or a client misbehaves.
+            record(db, action="auth.refresh_reuse", outcome="failure", target_type="user",
+                   target_id=family[1], family_id=family[0])
         await db.commit()
         raise RefreshRefused("refresh token invalid, expired or already used")
     row_id, family_id, user_id = won
@@ -110,27 +115,32 @@ async def rotate_refresh(runtime: Runtime, db: AsyncSession, presented: str) -> 
     return user, TokenPair(access, runtime.settings.tokens.access_token_ttl, value)
 
 
-async def revoke_family_of(db: AsyncSession, digest: str) -> None:
-    """Revoke every token of the family ``digest`` belongs to (reuse detection, logout)."""
-    row = (
+async def revoke_family_of(db: AsyncSession, digest: str) -> tuple[str, str] | None:
+    """Revoke every token of the family ``digest`` belongs to (reuse detection, logout).
+
+    Answers the family id and its user id, or None for an unknown token.
+    """
+    found = (
         await db.exec(
-            RefreshToken.__table__.select().where(  # type: ignore[attr-defined]
-                RefreshToken.token_hash == digest
+            select(RefreshToken.family_id, RefreshToken.user_id).where(
+                col(RefreshToken.token_hash) == digest
             )
         )
     ).first()
-    if row is None:
-        return
-    await db.exec(  # type: ignore[call-overload]
+    if found is None:
+        return None
+    family_id, user_id = found
+    await db.exec(
         update(RefreshToken)
-        .where(col(RefreshToken.family_id) == row.family_id, col(RefreshToken.revoked_at).is_(None))
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
+    return family_id, user_id
 
 
 async def revoke_user_tokens(db: AsyncSession, user_id: str) -> None:
     """Revoke every refresh token of a user (password change, disable)."""
-    await db.exec(  # type: ignore[call-overload]
+    await db.exec(
         update(RefreshToken)
         .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())

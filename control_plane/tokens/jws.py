@@ -35,11 +35,13 @@ def unverified_kid(token: str) -> str:
         raise InvalidToken("token missing or too long")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken("malformed token") from exc
+    # Any header naming where to fetch a key (jku, x5u, jwk, x5c) is ignored: keys come only
+    # from our own table.
     if header.get("alg") not in ALLOWED_ALGORITHMS:
         raise InvalidToken("algorithm not allowed")
-    if header.get("typ", "").lower() not in (TOKEN_TYP, f"application/{TOKEN_TYP}"):
+    if str(header.get("typ", "")).lower() not in (TOKEN_TYP, f"application/{TOKEN_TYP}"):
         raise InvalidToken("wrong token type")
     kid = header.get("kid")
     if not isinstance(kid, str) or not 0 < len(kid) <= 64:
@@ -59,6 +61,6 @@ def verify(token: str, public_key: Any, *, issuer: str, audience: str) -> dict[s
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
         )
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from exc
     return claims

@@ -1,9 +1,17 @@
 """Signing keys: creation, encryption at rest, and which key signs and which are published.
 
 A key is *published* (in JWKS) from ``created_at`` until ``expires_at`` and *signs* from
-``active_from`` until ``retire_after``. Rotation creates a key whose ``active_from`` lies at
-least one JWKS cache lifetime ahead, so every verifier has seen it before it signs; the old key
-stops signing then and stays published until every token it signed has expired.
+``active_from`` until ``retire_after``. Rotation (``control_plane.tokens.rotation``) creates a
+key whose ``active_from`` lies at least one JWKS cache lifetime ahead, so every verifier has seen
+it before it signs; the old key stops signing then and stays published until every token it
+signed has expired.
+
+Life of a key, as :func:`key_state` names it::
+
+    pending ──> signing ──> retiring ──> retired ──> expired
+    (published,  (signs)     (signs until  (published,  (gone from JWKS;
+     not signing)             the switch)   verifies     pruned later)
+                                            old tokens)
 """
 
 from __future__ import annotations
@@ -16,8 +24,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import SigningKey, new_id, utcnow
 from control_plane.security.secrets import SecretBox
@@ -41,7 +49,7 @@ def _public_jwk(key: PrivateKey, *, kid: str, alg: str) -> dict[str, Any]:
 
 
 def create_key(box: SecretBox, *, alg: str, active_from: datetime | None = None) -> SigningKey:
-    """A new key row (not yet added to a session)."""
+    """A new key row (not yet added to a session); it signs from ``active_from`` (default now)."""
     private = _generate(alg)
     kid = f"{utcnow():%Y%m%d}-{new_id()[:12]}"
     pem = private.private_bytes(
@@ -69,48 +77,103 @@ class LoadedKey:
     private_key: PrivateKey
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
+    """``value`` as a timezone-aware UTC datetime."""
     # SQLite returns naive datetimes even for timezone=True columns; they are stored in UTC.
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=utcnow().tzinfo)
     return value
 
 
-def is_published(key: SigningKey, now: datetime) -> bool:
+@dataclass(frozen=True)
+class KeyRecord:
+    """A key row detached from any session (safe to keep in a process-wide cache)."""
+
+    kid: str
+    alg: str
+    public_jwk: dict[str, Any]
+    private_key_enc: str
+    created_at: datetime
+    active_from: datetime
+    retire_after: datetime | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, row: SigningKey) -> KeyRecord:
+        """A record of ``row`` with timezone-aware times."""
+        return cls(
+            kid=row.kid,
+            alg=row.alg,
+            public_jwk=dict(row.public_jwk),
+            private_key_enc=row.private_key_enc,
+            created_at=aware(row.created_at) or utcnow(),
+            active_from=aware(row.active_from) or utcnow(),
+            retire_after=aware(row.retire_after),
+            expires_at=aware(row.expires_at),
+        )
+
+
+def is_published(key: KeyRecord, now: datetime) -> bool:
     """Whether the key belongs in the JWKS at ``now``."""
-    expires = _aware(key.expires_at)
-    return expires is None or expires > now
+    return key.expires_at is None or key.expires_at > now
 
 
-def can_sign(key: SigningKey, now: datetime) -> bool:
+def can_sign(key: KeyRecord, now: datetime) -> bool:
     """Whether the key may sign at ``now``."""
-    active_from, retire = _aware(key.active_from), _aware(key.retire_after)
-    assert active_from is not None
-    return active_from <= now and (retire is None or retire > now)
+    return key.active_from <= now and (key.retire_after is None or key.retire_after > now)
+
+
+def key_state(key: KeyRecord, now: datetime) -> str:
+    """``pending``, ``signing``, ``retiring``, ``retired`` or ``expired`` (see module doc)."""
+    if not is_published(key, now):
+        return "expired"
+    if key.active_from > now:
+        return "pending"
+    if can_sign(key, now):
+        return "signing" if key.retire_after is None else "retiring"
+    return "retired"
+
+
+async def load_records(session: AsyncSession) -> list[KeyRecord]:
+    """Every key row, newest ``active_from`` first, read now (no cache)."""
+    rows = [KeyRecord.of(row) for row in (await session.exec(select(SigningKey))).all()]
+    rows.sort(key=lambda k: (k.active_from, k.created_at), reverse=True)
+    return rows
 
 
 class KeyRing:
-    """Keys read from the database, cached for a few seconds (the database stays the truth)."""
+    """Keys read from the database, cached for a few seconds (the database stays the truth).
 
-    def __init__(self, box: SecretBox, *, alg: str, cache_seconds: float = 5.0) -> None:
+    Decrypted private keys and decoded public keys are cached by ``kid`` for the life of the
+    process: a kid never changes its key material.
+    """
+
+    def __init__(
+        self,
+        box: SecretBox,
+        *,
+        alg: str,
+        cache_seconds: float = 5.0,
+        unknown_kid_reload_seconds: float = 1.0,
+    ) -> None:
         self.box = box
         self.alg = alg
         self.cache_seconds = cache_seconds
-        self._rows: list[SigningKey] = []
+        self.unknown_kid_reload_seconds = unknown_kid_reload_seconds
+        self._rows: list[KeyRecord] = []
         self._loaded_at = 0.0
         self._decrypted: dict[str, LoadedKey] = {}
+        self._public: dict[str, jwt.PyJWK] = {}
 
     def invalidate(self) -> None:
-        """Forget the cache (after a rotation in this process)."""
+        """Forget the cached rows (after a rotation in this process)."""
         self._loaded_at = 0.0
 
-    async def rows(self, session: AsyncSession) -> list[SigningKey]:
-        """All key rows, newest first."""
+    async def rows(self, session: AsyncSession) -> list[KeyRecord]:
+        """All keys, newest first, at most ``cache_seconds`` old."""
         if time.monotonic() - self._loaded_at > self.cache_seconds:
-            result = await session.exec(select(SigningKey))
-            rows = list(result.all())
-            rows.sort(key=lambda k: _aware(k.active_from) or utcnow(), reverse=True)
-            self._rows, self._loaded_at = rows, time.monotonic()
+            self._rows = await load_records(session)
+            self._loaded_at = time.monotonic()
         return self._rows
 
     async def ensure_key(self, session: AsyncSession) -> None:
@@ -122,9 +185,9 @@ class KeyRing:
             await session.commit()
             self.invalidate()
 
-    async def signing_key(self, session: AsyncSession) -> LoadedKey:
+    async def signing_key(self, session: AsyncSession, *, now: datetime | None = None) -> LoadedKey:
         """The newest key that may sign now."""
-        now = utcnow()
+        now = now or utcnow()
         for row in await self.rows(session):
             if can_sign(row, now):
                 return self._decrypt(row)
@@ -132,11 +195,40 @@ class KeyRing:
         raise RuntimeError("no signing key can sign now; run `orgplane keys rotate`")
 
     async def jwks(self, session: AsyncSession) -> dict[str, Any]:
-        """The public JWK set: every published key."""
+        """The public JWK set: every published key (public members only)."""
         now = utcnow()
         return {"keys": [r.public_jwk for r in await self.rows(session) if is_published(r, now)]}
 
-    def _decrypt(self, row: SigningKey) -> LoadedKey:
+    async def public_key(self, session: AsyncSession, kid: str) -> jwt.PyJWK | None:
+        """The public key published under ``kid``, or None.
+
+        An unknown kid may be a key another replica created moments ago, so the table is read
+        again, but at most once per ``unknown_kid_reload_seconds``: tokens with made-up kids
+        must not turn into a query each.
+        """
+        key = self.public_key_for(kid, await self.rows(session))
+        reload_due = time.monotonic() - self._loaded_at > self.unknown_kid_reload_seconds
+        if key is None and reload_due:
+            self.invalidate()
+            key = self.public_key_for(kid, await self.rows(session))
+        return key
+
+    def public_key_for(self, kid: str, rows: list[KeyRecord]) -> jwt.PyJWK | None:
+        """The public key of ``kid`` among ``rows`` if it is published now, or None.
+
+        A ``PyJWK`` binds the key to its own algorithm, so a token cannot pick another one.
+        """
+        now = utcnow()
+        for row in rows:
+            if row.kid == kid and is_published(row, now):
+                public = self._public.get(kid)
+                if public is None:
+                    public = jwt.PyJWK(row.public_jwk, algorithm=row.alg)
+                    self._public[kid] = public
+                return public
+        return None
+
+    def _decrypt(self, row: KeyRecord) -> LoadedKey:
         loaded = self._decrypted.get(row.kid)
         if loaded is None:
             pem = self.box.decrypt(row.private_key_enc)
@@ -146,15 +238,12 @@ class KeyRing:
             self._decrypted[row.kid] = loaded
         return loaded
 
-    def public_key_for(self, kid: str, rows: list[SigningKey]) -> Any:
-        """The public key object for ``kid`` among ``rows``, or None."""
-        for row in rows:
-            if row.kid == kid and is_published(row, utcnow()):
-                return self._decrypt(row).private_key.public_key()
-        return None
-
 
 def rotation_times(*, now: datetime, jwks_cache: int, max_token_ttl: int) -> dict[str, datetime]:
-    """When a rotation's new key starts signing and the old key leaves the JWKS."""
+    """When a rotation's new key starts signing and the old key leaves the JWKS.
+
+    ``jwks_cache`` is how long a verifier may keep a JWKS it fetched; ``max_token_ttl`` the
+    longest lifetime of any token the old key signed (plus a minute for clock skew).
+    """
     switch = now + timedelta(seconds=jwks_cache)
     return {"active_from": switch, "old_expires": switch + timedelta(seconds=max_token_ttl + 60)}

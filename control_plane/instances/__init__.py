@@ -1,0 +1,1 @@
+"""Org instances as the control plane sees them: credentials and heartbeats."""

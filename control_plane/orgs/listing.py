@@ -1,0 +1,114 @@
+"""Listing and looking up orgs, always limited to what the caller can see."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from control_plane.auth import Principal
+from control_plane.db.models import Org
+from control_plane.errors import BadRequest
+from control_plane.orgs.access import caller_roles, visible_org
+from control_plane.orgs.hierarchy import live_orgs
+from control_plane.orgs.plans import plan_named
+from control_plane.orgs.schemas import LookupItem, OrgOut
+from control_plane.orgs.service import org_out
+from control_plane.pagination import Page, after, check_limit, encode_cursor
+
+#: Phases of the org lifecycle (docs/architecture.md); filters accept only these.
+PHASES: Final = frozenset(
+    {
+        "pending",
+        "provisioning",
+        "starting",
+        "running",
+        "unhealthy",
+        "stopping",
+        "stopped",
+        "deleting",
+        "deleted",
+        "failed",
+    }
+)
+LOOKUP_SIZE: Final = 20
+MAX_LOOKUP_IDS: Final = 100
+
+
+def _matches(text: str) -> ColumnElement[bool]:
+    needle = text.strip().lower()
+    return or_(
+        func.lower(col(Org.name)).contains(needle, autoescape=True),
+        col(Org.slug).contains(needle, autoescape=True),
+    )
+
+
+async def _scope(
+    db: AsyncSession, principal: Principal
+) -> tuple[SelectOfScalar[Org], dict[str, str]]:
+    """Live orgs the caller can see, and the caller's role in each org they have one in."""
+    roles = await caller_roles(db, principal.user)
+    query = select(Org).where(live_orgs())
+    if not principal.is_platform_admin:
+        query = query.where(col(Org.id).in_(list(roles)))
+    return query, roles
+
+
+async def list_orgs(
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    plan: str | None,
+    phase: str | None,
+    parent_id: str | None,
+    q: str | None,
+) -> Page[OrgOut]:
+    """One page of visible orgs ordered by slug, filtered; ``parent_id`` must be visible."""
+    check_limit(limit)
+    query, roles = await _scope(db, principal)
+    if plan is not None:
+        query = query.where(col(Org.plan) == plan_named(plan).name)
+    if phase is not None:
+        if phase not in PHASES:
+            raise BadRequest(f"Unknown phase {phase!r}.", code="unknown_phase", field="phase")
+        query = query.where(col(Org.phase) == phase)
+    if parent_id is not None:
+        parent = await visible_org(db, principal, parent_id)
+        query = query.where(col(Org.parent_id) == parent.id)
+    if q:
+        query = query.where(_matches(q))
+    query = after(query, col(Org.slug), col(Org.id), cursor).limit(limit + 1)
+    rows = list((await db.exec(query)).all())
+    more, rows = len(rows) > limit, rows[:limit]
+    items = [await org_out(db, org, roles.get(org.id)) for org in rows]
+    return Page(items, encode_cursor(rows[-1].slug, rows[-1].id) if more else None)
+
+
+def _item(org: Org) -> LookupItem:
+    return LookupItem(value=org.id, label=f"{org.name} ({org.slug})")
+
+
+async def lookup_orgs(
+    db: AsyncSession, principal: Principal, *, q: str | None, ids: str | None
+) -> list[LookupItem]:
+    """Autocomplete (``q``: at most 20 by slug) or labels of ``ids`` (unknown ones left out)."""
+    query, _ = await _scope(db, principal)
+    if ids is not None:
+        wanted = [i.strip() for i in ids.split(",") if i.strip()]
+        if len(wanted) > MAX_LOOKUP_IDS:
+            raise BadRequest(
+                f"At most {MAX_LOOKUP_IDS} ids per lookup.", code="too_many_ids", field="ids"
+            )
+        found: dict[str, Any] = {
+            org.id: org for org in (await db.exec(query.where(col(Org.id).in_(wanted)))).all()
+        }
+        return [_item(found[i]) for i in dict.fromkeys(wanted) if i in found]
+    if q:
+        query = query.where(_matches(q))
+    rows = (await db.exec(query.order_by(col(Org.slug)).limit(LOOKUP_SIZE))).all()
+    return [_item(org) for org in rows]

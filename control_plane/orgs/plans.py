@@ -1,0 +1,118 @@
+"""The plan catalogue: what each tier includes before an org or its ancestors override it.
+
+Limit keys are those of :class:`org_instance.contract.Limits`; a missing key means unlimited.
+Every plan here sets every key, so a child's quota can always be carved out of its parent's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from control_plane.errors import BadRequest
+from org_instance.contract import Limits
+
+GIB: Final = 1024**3
+
+#: The limit keys an org instance enforces (the keys of ``Limits``).
+LIMIT_KEYS: Final = frozenset(Limits.__annotations__)
+
+#: Features the platform knows; overrides may only name these.
+KNOWN_FEATURES: Final = frozenset(
+    {"chat", "files", "api_access", "custom_domains", "sso", "audit_export"}
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A tier: its rank (for "no higher than the parent"), default limits and features."""
+
+    name: str
+    rank: int
+    limits: MappingProxyType[str, int]
+    features: frozenset[str] = field(default_factory=frozenset)
+
+    def default_features(self) -> dict[str, bool]:
+        """The plan's features as an override-shaped map ({key: True})."""
+        return dict.fromkeys(sorted(self.features), True)
+
+
+def _plan(name: str, rank: int, limits: dict[str, int], features: set[str]) -> Plan:
+    if set(limits) != LIMIT_KEYS or not features <= KNOWN_FEATURES:
+        raise ValueError(f"plan {name} must set every limit and only known features")
+    return Plan(name, rank, MappingProxyType(limits), frozenset(features))
+
+
+PLANS: Final[MappingProxyType[str, Plan]] = MappingProxyType(
+    {
+        "free": _plan(
+            "free",
+            0,
+            dict(
+                max_sessions=10,
+                max_storage_bytes=1 * GIB,
+                requests_per_minute=600,
+                max_runners=1,
+                max_members=5,
+            ),
+            {"chat", "files"},
+        ),
+        "team": _plan(
+            "team",
+            1,
+            dict(
+                max_sessions=100,
+                max_storage_bytes=50 * GIB,
+                requests_per_minute=6_000,
+                max_runners=5,
+                max_members=50,
+            ),
+            {"chat", "files", "api_access", "custom_domains"},
+        ),
+        "enterprise": _plan(
+            "enterprise",
+            2,
+            dict(
+                max_sessions=1_000,
+                max_storage_bytes=1024 * GIB,
+                requests_per_minute=60_000,
+                max_runners=50,
+                max_members=1_000,
+            ),
+            set(KNOWN_FEATURES),
+        ),
+    }
+)
+
+DEFAULT_PLAN: Final = "free"
+
+
+def plan_named(name: str) -> Plan:
+    """The plan called ``name``, or 400 ``unknown_plan`` listing the valid ones."""
+    plan = PLANS.get(name)
+    if plan is None:
+        raise BadRequest(
+            f"Unknown plan {name!r}; choose one of: {', '.join(PLANS)}.",
+            code="unknown_plan",
+            field="plan",
+        )
+    return plan
+
+
+def check_overrides(*, features: dict[str, bool], limits: dict[str, int]) -> None:
+    """400 ``unknown_feature`` / ``unknown_limit`` when an override names an unknown key."""
+    for key in features:
+        if key not in KNOWN_FEATURES:
+            raise BadRequest(
+                f"Unknown feature {key!r}; known features: {', '.join(sorted(KNOWN_FEATURES))}.",
+                code="unknown_feature",
+                field=f"features.{key}",
+            )
+    for key in limits:
+        if key not in LIMIT_KEYS:
+            raise BadRequest(
+                f"Unknown limit {key!r}; known limits: {', '.join(sorted(LIMIT_KEYS))}.",
+                code="unknown_limit",
+                field=f"limits.{key}",
+            )

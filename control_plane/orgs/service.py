@@ -1,0 +1,273 @@
+"""Creating and changing orgs: the rules of ``POST`` and ``PATCH /api/v1/orgs``.
+
+Handlers call these with the caller's :class:`Principal`; each function checks what the
+caller may do, writes the change and its audit event in one transaction, and commits.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import structlog
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.audit.record import record
+from control_plane.auth import Principal
+from control_plane.db.models import Membership, Org, utcnow
+from control_plane.errors import BadRequest, Conflict, Forbidden
+from control_plane.identity.users import find_by_email
+from control_plane.orgs.access import OrgAccess, governs, org_access
+from control_plane.orgs.hierarchy import (
+    check_parent_link,
+    check_quota,
+    descendant_ids,
+    effective_features,
+    effective_limits,
+    own_quota,
+)
+from control_plane.orgs.plans import DEFAULT_PLAN, check_overrides, plan_named
+from control_plane.orgs.schemas import CreateOrgBody, OrgOut, UpdateOrgBody
+from control_plane.orgs.slugs import checked_slug
+
+log = structlog.get_logger("orgplane.orgs")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as aware UTC (SQLite hands timestamps back without their zone)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def checked_name(name: str) -> str:
+    """``name`` verbatim, unless it is blank or holds control characters (400 ``invalid_name``)."""
+    if not name.strip() or any(unicodedata.category(c) == "Cc" for c in name):
+        raise BadRequest(
+            "The name must not be blank or contain control characters.",
+            code="invalid_name",
+            field="name",
+        )
+    return name
+
+
+async def org_out(db: AsyncSession, org: Org, role: str | None) -> OrgOut:
+    """The API view of ``org`` with its effective features and limits."""
+    return OrgOut(
+        id=org.id,
+        slug=org.slug,
+        name=org.name,
+        plan=org.plan,
+        parent_id=org.parent_id,
+        phase=org.phase,
+        reason=org.reason,
+        desired_state=org.desired_state,
+        suspended=org.suspended,
+        deletion_locked=org.deletion_locked,
+        delete_after=as_utc(org.delete_after) if org.delete_after else None,
+        features=await effective_features(db, org),
+        limits=await effective_limits(db, org),
+        feature_overrides=dict(org.features),
+        limit_overrides=dict(org.limits),
+        config_version=org.config_version,
+        generation=org.generation,
+        created_at=as_utc(org.created_at),
+        updated_at=as_utc(org.updated_at),
+        role=role,
+    )
+
+
+async def _check_terms_within_parent(
+    db: AsyncSession, *, parent: Org, plan: str, features: dict[str, bool]
+) -> None:
+    """Non-staff may not give a child a higher plan or a feature its parent lacks."""
+    if plan_named(plan).rank > plan_named(parent.plan).rank:
+        raise Forbidden(
+            f"The plan {plan!r} is above the parent's plan {parent.plan!r}.",
+            code="plan_exceeds_parent",
+            field="plan",
+        )
+    available = set(await effective_features(db, parent))
+    for key, enabled in features.items():
+        if enabled and key not in available:
+            raise Forbidden(
+                f"The feature {key!r} is not enabled in the parent org.",
+                code="feature_not_in_parent",
+                field=f"features.{key}",
+            )
+
+
+async def _new_owner(db: AsyncSession, principal: Principal, owner_email: str | None) -> str:
+    if owner_email is None:
+        return principal.user.id
+    if not principal.is_platform_admin:
+        raise Forbidden(
+            "Only platform admins may name another owner.",
+            code="platform_admin_required",
+            field="owner_email",
+        )
+    owner = await find_by_email(db, owner_email)
+    if owner is None or owner.disabled:
+        raise BadRequest(
+            "No active user has that email.", code="owner_not_found", field="owner_email"
+        )
+    return owner.id
+
+
+def slug_taken(slug: str) -> Conflict:
+    """409 for a slug in use (by a live org, or a deleted one whose row remains)."""
+    return Conflict(f"The slug {slug!r} is taken.", code="slug_taken", field="slug")
+
+
+async def create_org(
+    db: AsyncSession, *, principal: Principal, body: CreateOrgBody, ip: str
+) -> Org:
+    """Create an org in phase ``pending`` with its owner; the reconciler provisions it later."""
+    slug, name = checked_slug(body.slug), checked_name(body.name)
+    check_overrides(features=body.features, limits=body.limits)
+    parent = None
+    if body.parent_id is not None:
+        access = await org_access(db, principal, body.parent_id)
+        access.require("admin", to="create child orgs")
+        parent = access.org
+        if parent.delete_after is not None:
+            raise Conflict(
+                "The parent org is pending deletion.",
+                code="parent_pending_deletion",
+                field="parent_id",
+            )
+    plan = plan_named(body.plan or (parent.plan if parent else DEFAULT_PLAN)).name
+    if not principal.is_platform_admin:
+        if parent is None and (plan != DEFAULT_PLAN or body.features or body.limits):
+            raise Forbidden(
+                f"Only platform admins may create a top-level org with a plan other than "
+                f"{DEFAULT_PLAN!r} or with overrides.",
+                code="platform_admin_required",
+            )
+        if parent is not None:
+            await _check_terms_within_parent(db, parent=parent, plan=plan, features=body.features)
+    owner_id = await _new_owner(db, principal, body.owner_email)
+    if (await db.exec(select(Org.id).where(col(Org.slug) == slug))).first():
+        raise slug_taken(slug)
+    org = Org(
+        slug=slug,
+        name=name,
+        plan=plan,
+        parent_id=parent.id if parent else None,
+        features=dict(body.features),
+        limits=dict(body.limits),
+    )
+    if parent is not None:
+        await check_parent_link(db, parent=parent, child=None)
+        await check_quota(db, parent, child_quota=own_quota(org))
+    try:
+        db.add(org)
+        await db.flush()  # the org row first: the membership's foreign key points at it
+        db.add(Membership(user_id=owner_id, org_id=org.id, role="owner"))
+        record(db, action="org.create", actor=principal.user, org_id=org.id, target_type="org",
+               target_id=org.id, ip=ip, slug=slug, plan=plan, parent_id=org.parent_id,
+               owner_id=owner_id)  # fmt: skip
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        # The pre-check lost a race: another request inserted the slug in between.
+        if (await db.exec(select(Org.id).where(col(Org.slug) == slug))).first():
+            log.info("slug race lost", slug=slug)
+            raise slug_taken(slug) from None
+        raise
+    return org
+
+
+async def _move(db: AsyncSession, principal: Principal, org: Org, parent_ref: str | None) -> None:
+    if parent_ref is None:
+        if not principal.is_platform_admin:
+            raise Forbidden(
+                "Only platform admins may make an org top-level.",
+                code="platform_admin_required",
+                field="parent_id",
+            )
+        org.parent_id = None
+        return
+    target = await org_access(db, principal, parent_ref)
+    target.require("admin", to="move orgs under it")
+    await check_parent_link(db, parent=target.org, child=org)
+    org.parent_id = target.org.id
+
+
+async def update_org(
+    db: AsyncSession, *, principal: Principal, access: OrgAccess, body: UpdateOrgBody, ip: str
+) -> Org:
+    """Rename, re-plan, override, or move an org; bumps ``config_version`` when an instance
+    must pick the change up (its own and every descendant's, whose effective values follow)."""
+    org, changes = access.org, dict[str, Any]()
+    terms = {"plan": body.plan, "features": body.features, "limits": body.limits}
+    if body.name is not None:
+        access.require("admin", to="rename the org")
+        changes["name"] = org.name = checked_name(body.name)
+    governed = any(v is not None for v in terms.values()) or body.parent_id is not msgspec.UNSET
+    if governed and not await governs(db, principal, org):
+        raise Forbidden(
+            "Only platform admins or admins of a parent org may change its plan, "
+            "features, limits or parent.",
+            code="parent_admin_required",
+        )
+    check_overrides(features=body.features or {}, limits=body.limits or {})
+    before = (org.plan, dict(org.features), dict(org.limits), org.parent_id)
+    if not isinstance(body.parent_id, msgspec.UnsetType):
+        await _move(db, principal, org, body.parent_id)
+    org.plan = plan_named(body.plan).name if body.plan is not None else org.plan
+    org.features = dict(body.features) if body.features is not None else org.features
+    org.limits = dict(body.limits) if body.limits is not None else org.limits
+    after = (org.plan, org.features, org.limits, org.parent_id)
+    changes.update(
+        {
+            k: v
+            for k, v, old in zip(
+                ("plan", "features", "limits", "parent_id"), after, before, strict=True
+            )
+            if v != old
+        }
+    )
+    if after != before:
+        await _check_changed_terms(db, principal, org)
+        await _bump_config(db, org)
+    org.updated_at = utcnow()
+    db.add(org)
+    record(
+        db,
+        action="org.update",
+        actor=principal.user,
+        org_id=org.id,
+        target_type="org",
+        target_id=org.id,
+        ip=ip,
+        changes=changes,
+    )
+    await db.commit()
+    return org
+
+
+async def _check_changed_terms(db: AsyncSession, principal: Principal, org: Org) -> None:
+    parent = await db.get(Org, org.parent_id) if org.parent_id else None
+    if parent is not None:
+        if not principal.is_platform_admin:
+            await _check_terms_within_parent(
+                db, parent=parent, plan=org.plan, features=org.features
+            )
+        await check_quota(db, parent, child=org, child_quota=own_quota(org))
+    await check_quota(db, org, parent_limits=await effective_limits(db, org))
+
+
+async def _bump_config(db: AsyncSession, org: Org) -> None:
+    org.config_version += 1
+    below = await descendant_ids(db, [org.id])
+    if below:
+        await db.exec(
+            update(Org)
+            .where(col(Org.id).in_(below))
+            .values(config_version=col(Org.config_version) + 1, updated_at=utcnow())
+            .execution_options(synchronize_session="fetch")
+        )

@@ -1,0 +1,1 @@
+"""The reconciler: level-triggered convergence of org instances to the orgs' desired state."""

@@ -1,0 +1,32 @@
+"""The instance timeline: short events an operator reads to see why an org is where it is."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.db.models import InstanceEvent, Org
+
+
+def add_event(db: AsyncSession, *, org_id: str, kind: str, message: str = "") -> None:
+    """Add an event to the org's timeline (in ``db``'s transaction)."""
+    db.add(InstanceEvent(org_id=org_id, kind=kind, message=message[:2000]))
+
+
+def set_phase(db: AsyncSession, org: Org, phase: str, reason: str = "") -> None:
+    """Move the org to ``phase`` with ``reason``; a change is also a timeline event."""
+    if org.phase != phase or org.reason != reason:
+        add_event(db, org_id=org.id, kind=f"phase.{phase}", message=reason)
+    org.phase, org.reason = phase, reason[:500]
+    db.add(org)
+
+
+async def timeline(db: AsyncSession, *, org_id: str, limit: int = 50) -> list[InstanceEvent]:
+    """The org's newest events, newest first."""
+    query = (
+        select(InstanceEvent)
+        .where(InstanceEvent.org_id == org_id)
+        .order_by(col(InstanceEvent.at).desc(), col(InstanceEvent.id).desc())
+        .limit(limit)
+    )
+    return list((await db.exec(query)).all())

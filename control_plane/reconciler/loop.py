@@ -1,0 +1,185 @@
+"""The reconciler loop every control-plane replica runs.
+
+A pass (1) finalises orgs whose deletion window has passed, (2) lists what the backend runs, in
+one call, (3) picks the orgs that need work — changed since last observed, not in a steady
+phase, missing heartbeats, or drifted from what the backend reports — and reconciles each under
+a lease, several at once, and (4) removes backend objects labelled as ours whose org is gone
+after a grace period. Work is proportional to what changed, not to the number of orgs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import or_
+from sqlmodel import col, select
+
+from control_plane.db.models import Instance, Org, utcnow
+from control_plane.orgs.lifecycle import finalize_due_deletions
+from control_plane.reconciler.leases import claim, release
+from control_plane.reconciler.reconcile import Context, reconcile_org
+from provisioners.base import InstanceStatus
+from provisioners.errors import ProvisionerError
+
+log = structlog.get_logger("orgplane.reconciler")
+
+STEADY = ("running", "stopped")
+MAX_PER_PASS = 500
+
+
+@dataclass
+class PassReport:
+    """What one pass did (for logs and tests)."""
+
+    reconciled: list[str] = field(default_factory=list)
+    orphans_removed: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class Reconciler:
+    """Runs passes on an interval, or at once when woken by a write."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._wake = asyncio.Event()
+        self._orphans_seen: dict[str, float] = {}
+
+    def wake(self) -> None:
+        """Start the next pass now (an org was written through this replica)."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        """Pass after pass until cancelled; errors are logged, never fatal."""
+        interval = self.ctx.runtime.settings.provisioning.reconcile_interval
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_pass()
+            except Exception:
+                log.exception("reconcile pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    async def run_pass(self) -> PassReport:
+        """One pass; see the module docstring."""
+        report = PassReport()
+        async with self.ctx.runtime.sessions() as db:
+            await finalize_due_deletions(db)
+            await db.commit()
+        try:
+            observed: dict[str, InstanceStatus] | None = {
+                s.org_id: s for s in await self.ctx.provisioner.list()
+            }
+        except ProvisionerError as exc:
+            log.warning("backend list failed", error=str(exc))
+            observed = None
+        org_ids, known = await self._candidates(observed)
+        limit = asyncio.Semaphore(max(1, self.ctx.runtime.settings.provisioning.max_concurrent_provisioning))
+
+        async def one(org_id: str) -> None:
+            async with limit:
+                await self._reconcile_leased(org_id, observed, report)
+
+        await asyncio.gather(*(one(org_id) for org_id in org_ids))
+        if observed is not None:
+            await self._remove_orphans(observed, known, report)
+        return report
+
+    async def _candidates(
+        self, observed: dict[str, InstanceStatus] | None
+    ) -> tuple[list[str], set[str]]:
+        stale = utcnow() - timedelta(
+            seconds=3 * self.ctx.runtime.settings.provisioning.heartbeat_interval
+        )
+        async with self.ctx.runtime.sessions() as db:
+            rows = (
+                await db.exec(
+                    select(Org.id, Org.phase, Org.desired_state, Org.suspended, Instance.org_id)
+                    .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
+                    .where(col(Org.deleted_at).is_(None))
+                )
+            ).all()
+            changed = set(
+                (
+                    await db.exec(
+                        select(Org.id)
+                        .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
+                        .where(
+                            col(Org.deleted_at).is_(None),
+                            or_(
+                                col(Instance.org_id).is_(None),
+                                col(Instance.observed_generation) != col(Org.generation),
+                                col(Org.phase).not_in(STEADY),
+                                (col(Org.phase) == "running")
+                                & (col(Instance.last_heartbeat_at) < stale),
+                            ),
+                        )
+                    )
+                ).all()
+            )
+        known = {row[0] for row in rows}
+        if observed is not None:
+            for org_id, phase, _desired, suspended, _ in rows:
+                seen = observed.get(org_id)
+                running = seen is not None and seen.state in ("running", "starting", "creating")
+                if (phase == "running" and not running) or (phase == "stopped" and running):
+                    changed.add(org_id)
+        return sorted(changed)[:MAX_PER_PASS], known
+
+    async def _reconcile_leased(
+        self, org_id: str, observed: dict[str, InstanceStatus] | None, report: PassReport
+    ) -> None:
+        runtime = self.ctx.runtime
+        async with runtime.sessions() as db:
+            org = await db.get(Org, org_id)
+            if org is None:
+                return
+            if await db.get(Instance, org_id) is None:
+                db.add(Instance(org_id=org_id, provisioner=self.ctx.provisioner.name or "unknown"))
+                try:
+                    await db.commit()
+                except Exception:
+                    await db.rollback()  # another replica created it first
+            owner = runtime.replica_id
+            if not await claim(db, org_id=org_id, owner=owner,
+                               seconds=runtime.settings.provisioning.lease_seconds):
+                return
+            try:
+                status: InstanceStatus | None | bool = (
+                    True if observed is None else observed.get(org_id)
+                )
+                await reconcile_org(self.ctx, db, org_id=org_id, observed=status)
+                report.reconciled.append(org_id)
+            except Exception as exc:
+                await db.rollback()
+                report.errors[org_id] = str(exc)
+                log.exception("reconcile failed", org_id=org_id)
+            finally:
+                await release(db, org_id=org_id, owner=owner)
+
+    async def _remove_orphans(
+        self, observed: dict[str, InstanceStatus], known: set[str], report: PassReport
+    ) -> None:
+        grace = self.ctx.runtime.settings.provisioning.orphan_grace_seconds
+        now = time.monotonic()
+        orphans = set(observed) - known
+        for org_id in list(self._orphans_seen):
+            if org_id not in orphans:
+                del self._orphans_seen[org_id]
+        for org_id in orphans:
+            first = self._orphans_seen.setdefault(org_id, now)
+            if now - first < grace:
+                continue
+            try:
+                await self.ctx.provisioner.remove(org_id=org_id, keep_data=False)
+                report.orphans_removed.append(org_id)
+                del self._orphans_seen[org_id]
+                log.info("removed orphan", org_id=org_id)
+            except ProvisionerError as exc:
+                report.errors[org_id] = str(exc)

@@ -1,0 +1,254 @@
+"""Converging one org: compare what the database wants with what the backend reports, and take
+the next step. Every step is idempotent and committed before the next one starts, so a crash
+anywhere (see ``faults.py``) is finished by a later pass.
+
+Phases (``Org.phase``): pending -> provisioning -> starting -> running <-> unhealthy;
+running -> stopping -> stopped; any -> deleting -> deleted; provisioning|starting -> failed (kept
+reason, retried with backoff). ``running`` needs the backend's word AND a heartbeat of this run
+within three heartbeat intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.db.models import Domain, Instance, Org, utcnow
+from control_plane.instances.heartbeat import issue_instance_credential
+from control_plane.reconciler.events import add_event, set_phase
+from control_plane.reconciler.faults import fault_point
+from control_plane.reconciler.spec import build_spec
+from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
+from control_plane.runtime import Runtime
+from provisioners.base import InstanceStatus, Provisioner
+from provisioners.errors import ProvisionerError, UnsupportedOperationError
+
+log = structlog.get_logger("orgplane.reconciler")
+
+BUSY_PHASES = ("provisioning", "starting")
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class Context:
+    """What one reconcile step needs besides the database."""
+
+    runtime: Runtime
+    provisioner: Provisioner
+    redis_admin: Any = None  # redis.asyncio.Redis with ACL rights, when orgs get Redis users
+    redis_host: str = ""  # host instances reach Redis at, when it differs from ours
+
+
+def desired_state(org: Org) -> str:
+    """``running``, ``stopped`` or ``deleted``."""
+    if org.desired_state == "deleted":
+        return "deleted"
+    if org.suspended or org.desired_state == "stopped":
+        return "stopped"
+    return "running"
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=utcnow().tzinfo)
+    return value
+
+
+def heartbeat_fresh(ctx: Context, instance: Instance, now: datetime) -> bool:
+    """A heartbeat of the current run arrived within three intervals."""
+    seen, started = aware(instance.last_heartbeat_at), aware(instance.started_at)
+    window = timedelta(seconds=3 * ctx.runtime.settings.provisioning.heartbeat_interval)
+    return seen is not None and now - seen <= window and (started is None or seen >= started)
+
+
+async def ensure_instance_row(ctx: Context, db: AsyncSession, org: Org) -> Instance:
+    """The org's Instance row, created on first sight."""
+    instance = await db.get(Instance, org.id)
+    if instance is None:
+        instance = Instance(org_id=org.id, provisioner=ctx.provisioner.name or "unknown")
+        db.add(instance)
+        await db.commit()
+    return instance
+
+
+async def reconcile_org(
+    ctx: Context, db: AsyncSession, *, org_id: str, observed: InstanceStatus | None | bool = True
+) -> None:
+    """One step towards the org's desired state. ``observed=True`` asks the backend."""
+    org = await db.get(Org, org_id)
+    if org is None or org.deleted_at is not None:
+        return
+    instance = await ensure_instance_row(ctx, db, org)
+    fault_point("after_claim")
+    status = await ctx.provisioner.status(org_id=org_id) if observed is True else observed
+    assert status is None or isinstance(status, InstanceStatus)
+    desired = desired_state(org)
+    if desired == "deleted":
+        await _delete(ctx, db, org, instance)
+    elif desired == "stopped":
+        await _stop(ctx, db, org, instance, status)
+    else:
+        await _run(ctx, db, org, instance, status)
+    instance.phase = org.phase
+    instance.checked_at = instance.updated_at = utcnow()
+    db.add(instance)
+    await db.commit()
+
+
+async def _queue_position(db: AsyncSession, org: Org) -> int:
+    waiting = await db.exec(
+        select(func.count()).select_from(Org).where(
+            col(Org.phase) == "pending", col(Org.created_at) < org.created_at,
+            col(Org.deleted_at).is_(None),
+        )
+    )
+    return int(waiting.one()) + 1
+
+
+async def _slot_free(ctx: Context, db: AsyncSession, org: Org) -> bool:
+    busy = await db.exec(
+        select(func.count()).select_from(Org).where(col(Org.phase).in_(BUSY_PHASES))
+    )
+    return int(busy.one()) < ctx.runtime.settings.provisioning.max_concurrent_provisioning
+
+
+def _needs_apply(org: Org, instance: Instance, status: InstanceStatus | None) -> bool:
+    if status is None or status.state in ("absent", "stopped", "failed"):
+        return True
+    return instance.observed_generation != org.generation
+
+
+async def _run(
+    ctx: Context, db: AsyncSession, org: Org, instance: Instance, status: InstanceStatus | None
+) -> None:
+    now = utcnow()
+    if _needs_apply(org, instance, status):
+        next_try = aware(instance.next_attempt_at)
+        if next_try is not None and now < next_try:
+            return
+        if org.phase not in BUSY_PHASES and not await _slot_free(ctx, db, org):
+            position = await _queue_position(db, org)
+            set_phase(db, org, "pending", f"waiting for a provisioning slot (position {position})")
+            return
+        await _provision(ctx, db, org, instance)
+        return
+    assert status is not None
+    if status.state in ("creating", "starting"):
+        set_phase(db, org, "starting", status.message or "the instance is starting")
+    elif heartbeat_fresh(ctx, instance, now):
+        instance.health, instance.attempts = "ok", 0
+        set_phase(db, org, "running")
+        fault_point("after_running")
+    elif org.phase in ("running", "unhealthy"):
+        await _unhealthy(ctx, db, org, instance, now)
+    else:
+        started = aware(instance.started_at) or now
+        if (now - started).total_seconds() > ctx.runtime.settings.provisioning.start_timeout:
+            _failed(db, org, instance, "no heartbeat arrived within the start timeout")
+            await _restart(ctx, db, org)
+        else:
+            set_phase(db, org, "starting", "waiting for the first heartbeat")
+
+
+async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instance) -> None:
+    box = ctx.runtime.box
+    set_phase(db, org, "provisioning", "creating the instance")
+    await db.commit()
+    if not instance.credential_enc:
+        credential = await issue_instance_credential(db, org_id=org.id)
+        instance.credential_enc = box.encrypt(credential.encode())
+        db.add(instance)
+        await db.commit()
+        fault_point("after_credential")
+    if ctx.redis_admin is not None and not instance.redis_url_enc:
+        url = await ensure_org_redis_user(
+            ctx.redis_admin, org_id=org.id, host=ctx.redis_host or None
+        )
+        instance.redis_url_enc = box.encrypt(url.encode())
+        db.add(instance)
+        await db.commit()
+        fault_point("after_redis_user")
+    spec = await build_spec(ctx.runtime, db, org=org, instance=instance)
+    fault_point("before_apply")
+    try:
+        status = await ctx.provisioner.apply(spec=spec)
+    except ProvisionerError as exc:
+        _failed(db, org, instance, f"backend error: {exc}")
+        return
+    fault_point("after_apply")
+    instance.observed_generation = org.generation
+    instance.endpoint, instance.handle = status.endpoint, dict(status.handle)
+    instance.image, instance.started_at, instance.next_attempt_at = spec.image, utcnow(), None
+    instance.provisioner = ctx.provisioner.name or instance.provisioner
+    add_event(db, org_id=org.id, kind="instance.applied", message=f"image {spec.image}")
+    set_phase(db, org, "starting", "waiting for the first heartbeat")
+
+
+def _failed(db: AsyncSession, org: Org, instance: Instance, reason: str) -> None:
+    instance.attempts += 1
+    delay = min(2.0**instance.attempts, MAX_BACKOFF)
+    instance.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    instance.last_error = reason[:2000]
+    set_phase(db, org, "failed", f"{reason} (retry {instance.attempts} in {delay:.0f}s)")
+    log.warning("provisioning failed", org_id=org.id, reason=reason, attempt=instance.attempts)
+
+
+async def _unhealthy(
+    ctx: Context, db: AsyncSession, org: Org, instance: Instance, now: datetime
+) -> None:
+    seen = aware(instance.last_heartbeat_at) or aware(instance.started_at) or now
+    silent = (now - seen).total_seconds()
+    instance.health = "stale"
+    set_phase(db, org, "unhealthy", f"no heartbeat for {silent:.0f}s")
+    if silent > ctx.runtime.settings.provisioning.unhealthy_restart_after:
+        await _restart(ctx, db, org)
+        instance.started_at = utcnow()
+
+
+async def _restart(ctx: Context, db: AsyncSession, org: Org) -> None:
+    add_event(db, org_id=org.id, kind="instance.restart", message="restarting the instance")
+    try:
+        await ctx.provisioner.restart(org_id=org.id)
+    except UnsupportedOperationError:
+        await ctx.provisioner.remove(org_id=org.id, keep_data=True)
+    except ProvisionerError as exc:
+        add_event(db, org_id=org.id, kind="instance.restart_failed", message=str(exc))
+
+
+async def _stop(
+    ctx: Context, db: AsyncSession, org: Org, instance: Instance, status: InstanceStatus | None
+) -> None:
+    reason = "suspended" if org.suspended else "stopped on request"
+    if status is not None and status.state not in ("absent", "stopped"):
+        set_phase(db, org, "stopping", reason)
+        await db.commit()
+        try:
+            await ctx.provisioner.stop(org_id=org.id)
+        except UnsupportedOperationError:
+            await ctx.provisioner.remove(org_id=org.id, keep_data=True)
+    instance.observed_generation = org.generation
+    set_phase(db, org, "stopped", reason)
+
+
+async def _delete(ctx: Context, db: AsyncSession, org: Org, instance: Instance) -> None:
+    # Route first: an org that is not running has no route, so the phase change removes it.
+    set_phase(db, org, "deleting", "removing the route, the instance and its data")
+    await db.commit()
+    fault_point("before_remove")
+    await ctx.provisioner.remove(org_id=org.id, keep_data=False)
+    fault_point("after_remove")
+    if ctx.redis_admin is not None:
+        await delete_org_redis_user(ctx.redis_admin, org_id=org.id)
+        fault_point("after_redis_delete")
+    await db.exec(delete(Domain).where(col(Domain.org_id) == org.id))  # type: ignore[call-overload]
+    instance.credential_hash = instance.credential_enc = instance.redis_url_enc = ""
+    instance.endpoint = ""
+    org.deleted_at = utcnow()
+    set_phase(db, org, "deleted", "")

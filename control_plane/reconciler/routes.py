@@ -1,0 +1,140 @@
+"""Instance API: what an org's instance is doing and why, and the actions on it.
+
+Actions that change desired state (stop, start, redeploy, cancel) only write the org's row and
+bump its generation; the reconciler does the work, so nothing races it. Restart is an action on
+the running instance: it takes the org's lease first and answers 409 ``instance_busy`` while the
+reconciler holds it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from control_plane.audit.record import record
+from control_plane.db.models import Instance, Org, utcnow
+from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.errors import Conflict
+from control_plane.orgs.access import org_access
+from control_plane.reconciler.events import add_event, timeline
+from control_plane.reconciler.leases import claim, release
+from provisioners.errors import ProvisionerError
+
+Action = Literal["restart", "stop", "start", "redeploy", "cancel"]
+
+
+class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
+    """An action on the org's instance; ``image`` only for redeploy."""
+
+    action: Action
+    image: Annotated[str, msgspec.Meta(min_length=1, max_length=300)] | None = None
+
+
+class EventOut(msgspec.Struct):
+    at: datetime
+    kind: str
+    message: str
+
+
+class InstanceOut(msgspec.Struct):
+    org_id: str
+    phase: str
+    reason: str
+    desired_state: str
+    health: str
+    endpoint: str
+    provisioner: str
+    image: str
+    version: str
+    last_heartbeat_at: datetime | None
+    started_at: datetime | None
+    generation: int
+    observed_generation: int
+    attempts: int
+    last_error: str
+    events: list[EventOut]
+
+
+def _view(org: Org, instance: Instance | None, events: list[Any]) -> InstanceOut:
+    inst = instance or Instance(org_id=org.id, provisioner="")
+    return InstanceOut(
+        org_id=org.id, phase=org.phase, reason=org.reason, desired_state=org.desired_state,
+        health=inst.health, endpoint=inst.endpoint, provisioner=inst.provisioner,
+        image=inst.image, version=inst.version, last_heartbeat_at=inst.last_heartbeat_at,
+        started_at=inst.started_at, generation=org.generation,
+        observed_generation=inst.observed_generation, attempts=inst.attempts,
+        last_error=inst.last_error,
+        events=[EventOut(e.at, e.kind, e.message) for e in events],
+    )
+
+
+@get("/api/v1/orgs/{org_ref:str}/instance", tags=["instances"])
+async def get_instance(org_ref: FromPath[str], principal: Caller, db: DB) -> InstanceOut:
+    """Phase, reason, endpoint, last heartbeat and the event timeline of the org's instance."""
+    access = await org_access(db, principal, org_ref)
+    org = access.org
+    return _view(org, await db.get(Instance, org.id), await timeline(db, org_id=org.id))
+
+
+@post("/api/v1/orgs/{org_ref:str}/instance/actions", status_code=HTTP_202_ACCEPTED,
+      tags=["instances"])
+async def instance_action(
+    request: Request[Any, Any, Any], org_ref: FromPath[str], data: JSONBody[ActionBody],
+    principal: Caller, db: DB, runtime: RuntimeDep,
+) -> InstanceOut:
+    """restart, stop, start, redeploy (optionally with a new image) or cancel a pending operation."""
+    access = await org_access(db, principal, org_ref)
+    access.require("admin", to="act on the instance")
+    org = access.org
+    instance = await db.get(Instance, org.id)
+    if data.action == "restart":
+        await _restart_now(runtime, db, org, instance)
+    elif data.action in ("stop", "start"):
+        org.desired_state = "stopped" if data.action == "stop" else "running"
+    elif data.action == "redeploy":
+        if instance is None:
+            raise Conflict("The org has no instance yet.", code="instance_not_provisioned")
+        instance.image = data.image or runtime.settings.provisioning.instance_image
+        db.add(instance)
+    elif data.action == "cancel":
+        if org.phase not in ("pending", "provisioning", "starting", "failed"):
+            raise Conflict("There is no pending operation to cancel.", code="nothing_to_cancel")
+        org.desired_state = "stopped"
+    if data.action != "restart":
+        org.generation += 1
+        org.updated_at = utcnow()
+        db.add(org)
+    add_event(db, org_id=org.id, kind=f"action.{data.action}",
+              message=f"requested by {principal.user.email}")
+    record(db, action=f"instance.{data.action}", actor=principal.user, org_id=org.id,
+           target_type="instance", target_id=org.id,
+           ip=request.client.host if request.client else "", image=data.image or "")
+    await db.commit()
+    reconciler = getattr(request.app.state, "reconciler", None)
+    if reconciler is not None:
+        reconciler.wake()
+    return _view(org, await db.get(Instance, org.id), await timeline(db, org_id=org.id))
+
+
+async def _restart_now(runtime: Any, db: Any, org: Org, instance: Instance | None) -> None:
+    provisioner = getattr(runtime, "provisioner", None)
+    if instance is None or provisioner is None or org.phase not in ("running", "unhealthy"):
+        raise Conflict("Only a running instance can be restarted.", code="instance_not_running")
+    owner = f"api-{runtime.replica_id}"
+    if not await claim(db, org_id=org.id, owner=owner, seconds=60):
+        raise Conflict("The reconciler is working on this org; try again shortly.",
+                       code="instance_busy")
+    try:
+        await provisioner.restart(org_id=org.id)
+    except ProvisionerError:
+        await provisioner.remove(org_id=org.id, keep_data=True)
+    finally:
+        await release(db, org_id=org.id, owner=owner)
+
+
+ROUTES = [get_instance, instance_action]

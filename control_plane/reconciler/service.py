@@ -1,0 +1,67 @@
+"""Starting the provisioner and the reconciler with the app, and stopping them with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from litestar import Litestar, Request
+
+from control_plane.reconciler.loop import Reconciler
+from control_plane.reconciler.reconcile import Context
+from control_plane.reconciler.spec import provisioner_options
+from control_plane.runtime import Runtime
+from provisioners.registry import create_provisioner
+
+log = structlog.get_logger("orgplane.reconciler")
+
+
+def _redis_admin(runtime: Runtime) -> Any:
+    store = runtime.settings.store
+    if not (store.redis_url and store.redis_org_users):
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(store.redis_url)
+
+
+@contextlib.asynccontextmanager
+async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
+    """Load the configured provisioner; run the reconciler loop if enabled."""
+    settings = runtime.settings.provisioning
+    provisioner = create_provisioner(settings.provisioner, options=provisioner_options(runtime))
+    runtime.provisioner = provisioner
+    redis_admin = _redis_admin(runtime)
+    task: asyncio.Task[None] | None = None
+    if settings.reconciler_enabled:
+        reconciler = Reconciler(Context(runtime, provisioner, redis_admin,
+                                        redis_host=runtime.settings.store.instance_redis_host))
+        app.state.reconciler = reconciler
+        task = asyncio.create_task(reconciler.run_forever(), name="orgplane-reconciler")
+        log.info("reconciler started", provisioner=settings.provisioner,
+                 replica=runtime.replica_id)
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await provisioner.close()
+        if redis_admin is not None:
+            await redis_admin.aclose()
+
+
+async def wake_after_org_write(request: Request[Any, Any, Any]) -> None:
+    """``after_response`` hook: a write under /api/v1/orgs starts a reconcile pass now."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if not urlsplit(str(request.url)).path.startswith("/api/v1/orgs"):
+        return
+    reconciler = getattr(request.app.state, "reconciler", None)
+    if reconciler is not None:
+        reconciler.wake()

@@ -1,0 +1,80 @@
+"""Building an org's :class:`InstanceSpec` from the database and settings.
+
+The spec must come out the same on every pass for an unchanged org (``apply`` compares
+fingerprints), so the secrets it carries are stored encrypted on the ``Instance`` row and
+decrypted here rather than minted anew.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane import __version__
+from control_plane.db.models import Instance, Org
+from control_plane.orgs.hierarchy import effective_limits
+from control_plane.routing.domains import routed_hostnames
+from control_plane.routing.hostnames import subdomain_of
+from control_plane.runtime import Runtime
+from provisioners.base import InstanceSpec, ProvisionerOptions, Resources, instance_env
+
+
+#: CPU cores, memory and data-volume size of each plan's instance; unknown plans get "free".
+PLAN_RESOURCES: dict[str, Resources] = {
+    "free": Resources(cpu=0.25, memory_mb=256, storage_mb=512),
+    "team": Resources(cpu=0.5, memory_mb=512, storage_mb=2048),
+    "enterprise": Resources(cpu=1.0, memory_mb=1024, storage_mb=10240),
+}
+
+
+def provisioner_options(runtime: Runtime) -> ProvisionerOptions:
+    """The backends' options from this runtime's settings."""
+    settings = runtime.settings
+    values: dict[str, Any] = {
+        **settings.provisioning.model_dump(),
+        **settings.backends.model_dump(),
+        **settings.routing.model_dump(),
+    }
+    return ProvisionerOptions.from_mapping(values, data_root=settings.server.data_dir)
+
+
+def control_plane_url_for_instances(runtime: Runtime) -> str:
+    """Where instances send heartbeats and fetch the JWKS."""
+    return runtime.settings.provisioning.instance_control_plane_url or runtime.issuer
+
+
+async def build_spec(
+    runtime: Runtime, db: AsyncSession, *, org: Org, instance: Instance
+) -> InstanceSpec:
+    """The spec of ``org``'s instance; needs the credential already on ``instance``."""
+    settings = runtime.settings
+    box = runtime.box
+    credential = box.decrypt(instance.credential_enc).decode()
+    redis_url = box.decrypt(instance.redis_url_enc).decode() if instance.redis_url_enc else ""
+    subdomain = subdomain_of(org.slug, settings.provisioning.base_domain)
+    hostnames = tuple(sorted(set(await routed_hostnames(db, org=org, subdomain=subdomain))))
+    limits = await effective_limits(db, org)
+    env = instance_env(
+        org_id=org.id,
+        slug=org.slug,
+        instance_id=instance.instance_id,
+        control_plane_url=control_plane_url_for_instances(runtime),
+        issuer=runtime.issuer,
+        credential=credential,
+        redis_url=redis_url,
+        hostnames=hostnames,
+        heartbeat_interval=settings.provisioning.heartbeat_interval,
+        limits=limits,
+        version=__version__,
+    )
+    return InstanceSpec(
+        org_id=org.id,
+        slug=org.slug,
+        instance_id=instance.instance_id,
+        image=instance.image or settings.provisioning.instance_image,
+        env=env,
+        resources=PLAN_RESOURCES.get(org.plan, PLAN_RESOURCES["free"]),
+        hostnames=hostnames,
+        generation=org.generation,
+    )

@@ -1,0 +1,127 @@
+"""Per-org Redis ACL users: each org instance can touch only ``org:{org_id}:*``.
+
+The control plane holds the admin connection; an instance receives a URL for its own user
+``org-<org_id>``, whose keys are ``~org:<id>:*`` and channels ``&org:<id>:*``, with every
+command that could list, scan, flush, reconfigure or watch the whole server denied (see
+:data:`DENIED`). Passwords are not stored: each ensure or rotate sets a new one and returns it
+inside the URL, once.
+
+Rotation replaces the password; connections already authenticated with the old one stay open
+until they close (Redis does not re-check them), so restart the instance after rotating.
+Deleting the user also disconnects its clients.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from urllib.parse import quote
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection
+
+from org_instance.contract import redis_namespace
+
+#: Commands and categories the org's user may not run, beyond ``-@dangerous -@admin``.
+DENIED: tuple[str, ...] = (
+    "-@dangerous",
+    "-@admin",
+    "-keys",
+    "-scan",
+    "-randomkey",
+    "-flushall",
+    "-flushdb",
+    "-config",
+    "-monitor",
+    "-client",
+    "-debug",
+    "-swapdb",
+    "-move",
+    "-migrate",
+    "-object",
+    "-memory",
+    "-dbsize",
+    "-info",
+    "-pubsub",
+    "-function",
+    "-fcall",
+    "-fcall_ro",
+    "-script|flush",
+    "-script|kill",
+    "-script|debug",
+    "-acl",
+    "+acl|whoami",
+)
+_ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class RedisAclError(Exception):
+    """The ACL user cannot be created, rotated or deleted as asked."""
+
+
+def username_for(org_id: str) -> str:
+    """The Redis user of an org's instance."""
+    return f"org-{_checked(org_id)}"
+
+
+def _checked(org_id: str) -> str:
+    # The id becomes part of key and channel patterns: a '*' or '?' would widen them.
+    if not _ORG_ID.match(org_id):
+        raise RedisAclError("org id must be 1-64 letters, digits, '-' or '_'")
+    return org_id
+
+
+def _rules(org_id: str, password: str) -> list[str]:
+    prefix = redis_namespace(_checked(org_id))
+    return [
+        "reset",
+        "on",
+        f">{password}",
+        f"~{prefix}:*",
+        f"&{prefix}:*",
+        "+@all",
+        *DENIED,
+    ]
+
+
+def _url_for(redis_admin: Redis, *, user: str, password: str, host: str | None) -> str:
+    pool = redis_admin.connection_pool
+    kwargs = pool.connection_kwargs
+    scheme = "rediss" if issubclass(pool.connection_class, SSLConnection) else "redis"
+    where = str(host or kwargs.get("host", "127.0.0.1"))
+    if ":" in where and not where.startswith("["):
+        where = f"[{where}]"
+    port = kwargs.get("port", 6379)
+    db = kwargs.get("db", 0)
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{where}:{port}/{db}"
+
+
+async def ensure_org_redis_user(
+    redis_admin: Redis, *, org_id: str, host: str | None = None
+) -> str:
+    """Create or reset the org's ACL user with a new password; returns its Redis URL.
+
+    ``host`` replaces the admin connection's host in the URL when instances reach Redis by
+    another name (a compose service, a Kubernetes Service).
+    """
+    user, password = username_for(org_id), secrets.token_urlsafe(32)
+    await redis_admin.execute_command("ACL", "SETUSER", user, *_rules(org_id, password))
+    return _url_for(redis_admin, user=user, password=password, host=host)
+
+
+async def rotate_org_redis_user(
+    redis_admin: Redis, *, org_id: str, host: str | None = None
+) -> str:
+    """Replace the password of an existing org user; returns the new URL (RedisAclError if absent)."""
+    user = username_for(org_id)
+    if await redis_admin.execute_command("ACL", "GETUSER", user) is None:
+        raise RedisAclError(f"no Redis user for org {org_id}")
+    password = secrets.token_urlsafe(32)
+    await redis_admin.execute_command("ACL", "SETUSER", user, "resetpass", f">{password}")
+    return _url_for(redis_admin, user=user, password=password, host=host)
+
+
+async def delete_org_redis_user(redis_admin: Redis, *, org_id: str) -> bool:
+    """Delete the org's user and disconnect its clients; True if it existed (idempotent)."""
+    deleted = await redis_admin.execute_command("ACL", "DELUSER", username_for(org_id))
+    return bool(deleted)

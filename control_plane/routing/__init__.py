@@ -1,0 +1,1 @@
+"""Routing: canonical hostnames and their owners, custom domains, and Traefik's configuration."""

@@ -1,0 +1,196 @@
+"""Custom domains of an org: add (pending), verify (routed), remove, and their public view.
+
+Who may see or change an org's domains follows the orgs' access rules
+(:mod:`control_plane.orgs.access`): members read, admins and owners (direct or of an ancestor)
+write, platform admins do both; an org the caller cannot see is a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.audit.record import record
+from control_plane.auth import Principal
+from control_plane.db.models import Domain, Org
+from control_plane.errors import BadRequest, Conflict, NotFound
+from control_plane.orgs.access import org_access
+from control_plane.routing.hostnames import (
+    CUSTOM,
+    SUBDOMAIN,
+    bump_generation,
+    canonical_hostname,
+    check_custom_hostname,
+    display_hostname,
+)
+from control_plane.routing.verify import (
+    challenge_name,
+    challenge_value,
+    new_verification_token,
+)
+
+log = structlog.get_logger("orgplane.routing")
+
+#: Custom domains one org may hold (pending ones included).
+MAX_CUSTOM_DOMAINS = 50
+
+
+class Challenge(msgspec.Struct):
+    """The DNS record that proves control of a custom domain."""
+
+    record_type: str
+    record_name: str
+    record_value: str
+
+
+class DomainOut(msgspec.Struct):
+    """The public view of a domain."""
+
+    id: str
+    hostname: str
+    display_hostname: str
+    kind: str
+    verified: bool
+    created_at: datetime
+    verified_at: datetime | None
+    last_checked_at: datetime | None
+    challenge: Challenge | None
+
+    @classmethod
+    def of(cls, domain: Domain) -> DomainOut:
+        """``domain`` as the API shows it; the challenge only for custom domains."""
+        challenge = None
+        if domain.kind == CUSTOM:
+            challenge = Challenge(
+                record_type="TXT",
+                record_name=challenge_name(domain.hostname),
+                record_value=challenge_value(domain.verification_token),
+            )
+        return cls(
+            id=domain.id,
+            hostname=domain.hostname,
+            display_hostname=display_hostname(domain.hostname),
+            kind=domain.kind,
+            verified=domain.verified,
+            created_at=domain.created_at,
+            verified_at=domain.verified_at,
+            last_checked_at=domain.last_checked_at,
+            challenge=challenge,
+        )
+
+
+async def org_for_caller(
+    db: AsyncSession, *, principal: Principal, org_id: str, write: bool
+) -> Org:
+    """The org if the caller may see it (404 otherwise) and, for ``write``, is an admin (403)."""
+    access = await org_access(db, principal, org_id)
+    if write:
+        access.require("admin", to="manage its domains")
+    return access.org
+
+
+async def domain_of(db: AsyncSession, *, org: Org, domain_id: str) -> Domain:
+    """The org's domain with this id, or 404."""
+    domain = await db.get(Domain, domain_id)
+    if domain is None or domain.org_id != org.id:
+        raise NotFound("No such domain.", code="domain_not_found")
+    return domain
+
+
+async def list_domains(db: AsyncSession, *, org: Org) -> list[Domain]:
+    """The org's domains: its subdomain first, then custom domains by hostname."""
+    query = select(Domain).where(Domain.org_id == org.id)
+    rows = (await db.exec(query)).all()
+    return sorted(rows, key=lambda d: (d.kind != SUBDOMAIN, d.hostname))
+
+
+async def add_custom_domain(
+    db: AsyncSession,
+    *,
+    org: Org,
+    hostname: str,
+    base_domain: str,
+    reserved: frozenset[str],
+    principal: Principal,
+    ip: str,
+) -> Domain:
+    """Claim ``hostname`` for ``org`` as a pending custom domain, and commit.
+
+    The checks catch most clashes with a readable answer; the unique index settles concurrent
+    claims: exactly one insert commits, the others answer 409 ``hostname_taken``.
+    """
+    canonical = canonical_hostname(hostname)
+    await check_custom_hostname(
+        db, org=org, hostname=canonical, base_domain=base_domain, reserved=reserved
+    )
+    count_query = select(func.count()).where(Domain.org_id == org.id, Domain.kind == CUSTOM)
+    if (await db.exec(count_query)).one() >= MAX_CUSTOM_DOMAINS:
+        raise Conflict(
+            f"An org may have at most {MAX_CUSTOM_DOMAINS} custom domains.",
+            code="domain_limit_reached",
+        )
+    domain = Domain(
+        hostname=canonical, org_id=org.id, kind=CUSTOM, verification_token=new_verification_token()
+    )
+    db.add(domain)
+    record(
+        db,
+        action="domain.added",
+        actor=principal.user,
+        org_id=org.id,
+        target_type="domain",
+        target_id=domain.id,
+        ip=ip,
+        hostname=canonical,
+    )
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        log.info("hostname claimed concurrently by another request", hostname=canonical)
+        raise Conflict("Another org owns this hostname.", code="hostname_taken") from None
+    return domain
+
+
+async def remove_custom_domain(
+    db: AsyncSession, *, org: Org, domain: Domain, principal: Principal, ip: str
+) -> None:
+    """Stop routing and release a custom domain, and commit. The subdomain stays."""
+    if domain.kind != CUSTOM:
+        raise BadRequest(
+            "The org's own subdomain cannot be removed.", code="subdomain_not_removable"
+        )
+    if domain.verified:
+        await bump_generation(db, org_id=org.id)
+    await db.delete(domain)
+    record(
+        db,
+        action="domain.removed",
+        actor=principal.user,
+        org_id=org.id,
+        target_type="domain",
+        target_id=domain.id,
+        ip=ip,
+        hostname=domain.hostname,
+        was_verified=domain.verified,
+    )
+    await db.commit()
+
+
+async def routed_hostnames(db: AsyncSession, *, org: Org, subdomain: str) -> list[str]:
+    """Hostnames an org's instance answers for: ``subdomain`` and verified custom domains.
+
+    For provisioners (``InstanceSpec.hostnames``, ``ORGPLANE_HOSTNAMES``).
+    """
+    query = (
+        select(Domain.hostname)
+        .where(Domain.org_id == org.id, Domain.kind == CUSTOM, col(Domain.verified).is_(True))
+        .order_by(col(Domain.hostname))
+    )
+    customs = [h for h in (await db.exec(query)).all() if h != subdomain]
+    return [subdomain, *customs]

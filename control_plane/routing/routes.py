@@ -1,0 +1,155 @@
+"""Custom-domain API: add, list, verify and remove the hostnames an org is reached at."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import msgspec
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from control_plane.audit.record import record
+from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.identity.routes import client_ip
+from control_plane.pagination import Page
+from control_plane.routing.domains import (
+    DomainOut,
+    add_custom_domain,
+    domain_of,
+    list_domains,
+    org_for_caller,
+    remove_custom_domain,
+)
+from control_plane.routing.hostnames import InvalidHostname, canonical_hostname
+from control_plane.routing.traefik import ROUTES as TRAEFIK_ROUTES
+from control_plane.routing.verify import CheckResult, TxtResolver, apply_result, check_domain
+from control_plane.runtime import Runtime
+from control_plane.settings import Settings
+
+Hostname = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+
+
+class AddDomainBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A custom domain to add; any spelling (case, trailing dot, Unicode or punycode)."""
+
+    hostname: Hostname
+
+
+class VerifyAnswer(msgspec.Struct):
+    """The domain after a verification attempt, and what the look-up found."""
+
+    domain: DomainOut
+    result: str
+
+
+def platform_hosts(settings: Settings) -> frozenset[str]:
+    """The control plane's own hostnames, which no org may claim."""
+    hosts = set()
+    for url in (settings.server.base_url, settings.routing.routing_fallback_url):
+        host = urlsplit(url).hostname if url else None
+        if host:
+            try:
+                hosts.add(canonical_hostname(host))
+            except InvalidHostname:
+                continue  # an IP address: no org can claim one anyway
+    return frozenset(hosts)
+
+
+def resolver_of(runtime: Runtime) -> TxtResolver:
+    """The TXT resolver the settings name (the system's when empty)."""
+    return TxtResolver(address=runtime.settings.routing.dns_resolver)
+
+
+@post("/api/v1/orgs/{org_id:str}/domains", status_code=HTTP_201_CREATED, tags=["domains"])
+async def add_domain(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    data: JSONBody[AddDomainBody],
+    principal: Caller,
+    runtime: RuntimeDep,
+    db: DB,
+) -> DomainOut:
+    """Add a custom domain (org admins); it is routed once its TXT record is verified."""
+    org = await org_for_caller(db, principal=principal, org_id=org_id, write=True)
+    domain = await add_custom_domain(
+        db,
+        org=org,
+        hostname=data.hostname,
+        base_domain=runtime.settings.provisioning.base_domain,
+        reserved=platform_hosts(runtime.settings),
+        principal=principal,
+        ip=client_ip(request),
+    )
+    return DomainOut.of(domain)
+
+
+@get("/api/v1/orgs/{org_id:str}/domains", tags=["domains"])
+async def get_domains(org_id: FromPath[str], principal: Caller, db: DB) -> Page[DomainOut]:
+    """The org's hostnames: its subdomain and its custom domains, pending or verified."""
+    org = await org_for_caller(db, principal=principal, org_id=org_id, write=False)
+    return Page(items=[DomainOut.of(d) for d in await list_domains(db, org=org)])
+
+
+@post(
+    "/api/v1/orgs/{org_id:str}/domains/{domain_id:str}/verify",
+    status_code=HTTP_200_OK,
+    tags=["domains"],
+)
+async def verify_domain(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    domain_id: FromPath[str],
+    principal: Caller,
+    runtime: RuntimeDep,
+    db: DB,
+) -> VerifyAnswer:
+    """Look the domain's TXT record up now; a match routes the domain (org admins)."""
+    org = await org_for_caller(db, principal=principal, org_id=org_id, write=True)
+    domain = await domain_of(db, org=org, domain_id=domain_id)
+    if domain.kind != "custom":
+        return VerifyAnswer(domain=DomainOut.of(domain), result=CheckResult.VERIFIED)
+    await db.commit()  # no transaction stays open across the DNS look-up
+    result = await check_domain(domain, resolver=resolver_of(runtime))
+    changed = await apply_result(
+        db, domain=domain, org=org, result=result, actor=principal.user, ip=client_ip(request)
+    )
+    if not changed and result is not CheckResult.VERIFIED:
+        record(
+            db,
+            action="domain.verify",
+            outcome="failure",
+            actor=principal.user,
+            org_id=org.id,
+            target_type="domain",
+            target_id=domain.id,
+            ip=client_ip(request),
+            hostname=domain.hostname,
+            result=str(result),
+        )
+    await db.commit()
+    return VerifyAnswer(domain=DomainOut.of(domain), result=str(result))
+
+
+@delete(
+    "/api/v1/orgs/{org_id:str}/domains/{domain_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    tags=["domains"],
+)
+async def remove_domain(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    domain_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+) -> None:
+    """Remove a custom domain: it stops being routed and another org may claim it."""
+    org = await org_for_caller(db, principal=principal, org_id=org_id, write=True)
+    domain = await domain_of(db, org=org, domain_id=domain_id)
+    await remove_custom_domain(
+        db, org=org, domain=domain, principal=principal, ip=client_ip(request)
+    )
+
+
+ROUTES: list[Any] = [add_domain, get_domains, verify_domain, remove_domain, *TRAEFIK_ROUTES]

@@ -1,0 +1,70 @@
+"""Discovery: ``/.well-known/jwks.json`` and the authorization-server metadata.
+
+Any standard client finds the issuer, the signing keys and the token endpoint here
+(OpenID Connect Discovery 1.0 and RFC 8414 name the same document differently; both are
+served). The JWKS carries public members only and may be cached for ``jwks_cache_seconds``:
+rotation publishes a new key at least that long before it signs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+
+from control_plane.deps import DB, RuntimeDep
+from control_plane.runtime import Runtime
+from control_plane.tokens.grants import REFRESH_TOKEN_GRANT, TOKEN_EXCHANGE_GRANT
+from org_instance.contract import ALLOWED_ALGORITHMS
+
+JWKS_PATH = "/.well-known/jwks.json"
+TOKEN_PATH = "/oauth/token"
+
+
+def _cached(body: dict[str, Any], seconds: int) -> Response[dict[str, Any]]:
+    return Response(body, headers={"Cache-Control": f"public, max-age={seconds}"})
+
+
+def server_metadata(runtime: Runtime) -> dict[str, Any]:
+    """The authorization-server metadata of this control plane."""
+    issuer = runtime.issuer
+    return {
+        "issuer": issuer,
+        "jwks_uri": issuer + JWKS_PATH,
+        "token_endpoint": issuer + TOKEN_PATH,
+        "grant_types_supported": [REFRESH_TOKEN_GRANT, TOKEN_EXCHANGE_GRANT],
+        # Public clients only: the CLI and the UI hold no client secret.
+        "token_endpoint_auth_methods_supported": ["none"],
+        # No authorization endpoint: users log in with POST /api/v1/auth/login.
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(ALLOWED_ALGORITHMS),
+        "token_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGORITHMS),
+        "scopes_supported": ["openid", "orgplane", "org:read", "org:write", "org:admin",
+                             "org:owner"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
+                             "scope", "org_id", "org_slug", "org_role", "plan", "features",
+                             "act"],
+    }
+
+
+@get(JWKS_PATH, tags=["discovery"])
+async def jwks(runtime: RuntimeDep, db: DB) -> Response[dict[str, Any]]:
+    """The public signing keys (JWK Set), cacheable for ``jwks_cache_seconds``."""
+    keys = await runtime.keyring.jwks(db)
+    return _cached(keys, runtime.settings.tokens.jwks_cache_seconds)
+
+
+@get("/.well-known/openid-configuration", tags=["discovery"], sync_to_thread=False)
+def openid_configuration(runtime: RuntimeDep) -> Response[dict[str, Any]]:
+    """Issuer, JWKS and token endpoint (OpenID Connect Discovery 1.0)."""
+    return _cached(server_metadata(runtime), runtime.settings.tokens.jwks_cache_seconds)
+
+
+@get("/.well-known/oauth-authorization-server", tags=["discovery"], sync_to_thread=False)
+def oauth_authorization_server(runtime: RuntimeDep) -> Response[dict[str, Any]]:
+    """The same metadata under its RFC 8414 name."""
+    return _cached(server_metadata(runtime), runtime.settings.tokens.jwks_cache_seconds)
+
+
+ROUTES = [jwks, openid_configuration, oauth_authorization_server]

@@ -1,0 +1,46 @@
+"""OAuth 2.0 names the token endpoint speaks, and its error (RFC 6749 §5.2, RFC 8693 §2.2.2).
+
+    OAuthError(error, description)   answered as ``{"error", "error_description"}``, 400
+    ├── invalid_request        missing/repeated/unsupported parameter, or an invalid
+    │                          subject_token (RFC 8693 §2.2.2 says so for token exchange)
+    ├── invalid_client         a client we do not know (401)
+    ├── invalid_grant          refresh token unknown, expired, revoked or already used
+    ├── invalid_target         no such org, or not one the caller may enter (one answer)
+    ├── invalid_scope          a scope beyond what the caller's role allows
+    └── unsupported_grant_type anything but refresh_token and token exchange
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+REFRESH_TOKEN_GRANT: Final = "refresh_token"
+TOKEN_EXCHANGE_GRANT: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
+JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
+#: Form field in which a platform admin states why they enter an org they are not a member of.
+REASON_PARAM: Final = "orgplane_reason"
+
+
+class OAuthError(Exception):
+    """An error of the token endpoint, in OAuth's own format (not problem+json)."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer."""
+        return {"error": self.error, "error_description": self.description, **self.extra}

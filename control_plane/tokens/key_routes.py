@@ -1,0 +1,60 @@
+"""Signing-key administration for platform admins: list keys, start a rotation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.status_codes import HTTP_201_CREATED
+
+from control_plane.auth import require_platform_admin
+from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.errors import Conflict
+from control_plane.identity.routes import client_ip
+from control_plane.tokens.rotation import KeyView, RotationPending, list_keys, rotate_keys
+
+
+class KeyOut(msgspec.Struct):
+    """A signing key's public facts; private material never leaves the database."""
+
+    kid: str
+    alg: str
+    state: str
+    created_at: datetime
+    active_from: datetime
+    retire_after: datetime | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, view: KeyView) -> KeyOut:
+        """The answer for ``view``."""
+        return cls(view.kid, view.alg, view.state, view.created_at, view.active_from,
+                   view.retire_after, view.expires_at)
+
+
+@get("/api/v1/keys", tags=["tokens"])
+async def get_keys(principal: Caller, db: DB) -> list[KeyOut]:
+    """Every signing key and its state (platform admins only)."""
+    require_platform_admin(principal)
+    return [KeyOut.of(view) for view in await list_keys(db)]
+
+
+@post("/api/v1/keys/rotate", status_code=HTTP_201_CREATED, tags=["tokens"])
+async def post_rotate(
+    request: Request[Any, Any, Any], principal: Caller, runtime: RuntimeDep, db: DB
+) -> KeyOut:
+    """Start a rotation: the new key is published now and signs after one JWKS cache lifetime.
+
+    409 ``rotation_pending`` while an earlier rotation's key does not sign yet.
+    """
+    require_platform_admin(principal)
+    try:
+        view = await rotate_keys(runtime, db, actor=principal.user, ip=client_ip(request))
+    except RotationPending as exc:
+        raise Conflict(f"A rotation is under way: {exc}.", code="rotation_pending") from None
+    return KeyOut.of(view)
+
+
+ROUTES = [get_keys, post_rotate]

@@ -1,0 +1,165 @@
+"""``POST /oauth/token``: the OAuth 2.0 token endpoint (RFC 6749 §3.2).
+
+Form-encoded requests, JSON answers with ``Cache-Control: no-store``; errors are OAuth error
+JSON (:mod:`control_plane.tokens.grants`), not problem+json, so standard clients understand
+them. Grants:
+
+* ``refresh_token``: spend a refresh token for a new access token and a new refresh token;
+  presenting a spent one revokes its whole family.
+* ``urn:ietf:params:oauth:grant-type:token-exchange``: an access token for an org token
+  (:mod:`control_plane.tokens.exchange`).
+
+Clients are public (``token_endpoint_auth_methods_supported: ["none"]``): a ``client_id`` may
+be sent and must then be ``orgplane``; client credentials are refused with ``invalid_client``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote_plus
+
+from litestar import Request, Response, post
+from litestar.datastructures import FormMultiDict
+from litestar.status_codes import HTTP_200_OK
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.deps import DB, RuntimeDep
+from control_plane.identity.routes import client_ip
+from control_plane.runtime import Runtime
+from control_plane.tokens.access import CLIENT_ID, RefreshRefused, rotate_refresh
+from control_plane.tokens.discovery import TOKEN_PATH
+from control_plane.tokens.exchange import ExchangeRequest, exchange_token
+from control_plane.tokens.grants import (
+    REASON_PARAM,
+    REFRESH_TOKEN_GRANT,
+    TOKEN_EXCHANGE_GRANT,
+    OAuthError,
+)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+FORM = "application/x-www-form-urlencoded"
+#: Parameters that may appear more than once (RFC 8693 §2.1); all others at most once.
+MULTI_VALUED = frozenset({"audience", "resource"})
+
+
+def _oauth_answer(
+    body: dict[str, Any], status: int = HTTP_200_OK, headers: dict[str, str] | None = None
+) -> Response[dict[str, Any]]:
+    return Response(body, status_code=status, headers={**NO_STORE, **(headers or {})},
+                    media_type="application/json")
+
+
+class Params:
+    """The form parameters of one request, checked for repeats."""
+
+    def __init__(self, form: FormMultiDict) -> None:
+        self._form = form
+        for name in set(form.keys()):
+            if name not in MULTI_VALUED and len(form.getall(name)) > 1:
+                raise OAuthError("invalid_request", f"The parameter {name} is repeated.")
+
+    def get(self, name: str) -> str | None:
+        """The value of ``name``, or None when absent or empty."""
+        value = self._form.get(name)
+        return value if isinstance(value, str) and value else None
+
+    def all(self, name: str) -> tuple[str, ...]:
+        """Every non-empty value of a multi-valued parameter."""
+        values = self._form.getall(name, [])
+        return tuple(v for v in values if isinstance(v, str) and v)
+
+    def require(self, name: str) -> str:
+        """The value of ``name``, or ``invalid_request``."""
+        value = self.get(name)
+        if value is None:
+            raise OAuthError("invalid_request", f"The parameter {name} is required.")
+        return value
+
+
+def _basic_client(header: str) -> str | None:
+    """The client id of ``Basic base64(client_id:)``; public clients have an empty secret."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+        client_id, _, secret = decoded.partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return unquote_plus(client_id) if not secret else None
+
+
+def _check_client(request: Request[Any, Any, Any], params: Params) -> None:
+    header = request.headers.get("authorization")
+    if header is not None and _basic_client(header) != CLIENT_ID:
+        raise OAuthError("invalid_client", f"Unknown client; public clients send client_id="
+                         f"{CLIENT_ID} and no secret.", status=401,
+                         headers={"WWW-Authenticate": 'Basic realm="orgplane"'})
+    client_id = params.get("client_id")
+    if (client_id is not None and client_id != CLIENT_ID) or params.get("client_secret"):
+        raise OAuthError("invalid_client", f"Unknown client; public clients send client_id="
+                         f"{CLIENT_ID} and no secret.", status=401)
+
+
+async def _params(request: Request[Any, Any, Any]) -> Params:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != FORM:
+        raise OAuthError("invalid_request", f"Send the parameters as {FORM}.")
+    params = Params(await request.form())
+    _check_client(request, params)
+    return params
+
+
+async def _refresh(runtime: Runtime, db: AsyncSession, params: Params) -> dict[str, Any]:
+    try:
+        _, pair = await rotate_refresh(runtime, db, params.require("refresh_token"))
+    except RefreshRefused:
+        raise OAuthError(
+            "invalid_grant", "The refresh token is invalid, expired, revoked or already used."
+        ) from None
+    return {
+        "access_token": pair.access_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+        "refresh_token": pair.refresh_token,
+    }
+
+
+async def _exchange(
+    request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, params: Params
+) -> dict[str, Any]:
+    exchange = ExchangeRequest(
+        subject_token=params.require("subject_token"),
+        subject_token_type=params.require("subject_token_type"),
+        audience=params.all("audience"),
+        resource=params.all("resource"),
+        requested_token_type=params.get("requested_token_type"),
+        scope=params.get("scope"),
+        reason=params.get(REASON_PARAM),
+        ip=client_ip(request),
+    )
+    return (await exchange_token(runtime, db, request=exchange)).answer()
+
+
+@post(TOKEN_PATH, status_code=HTTP_200_OK, tags=["tokens"])
+async def token_endpoint(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB
+) -> Response[dict[str, Any]]:
+    """Refresh a login, or exchange an access token for an org token (RFC 6749, RFC 8693)."""
+    try:
+        params = await _params(request)
+        grant = params.require("grant_type")
+        if grant == REFRESH_TOKEN_GRANT:
+            body = await _refresh(runtime, db, params)
+        elif grant == TOKEN_EXCHANGE_GRANT:
+            body = await _exchange(request, runtime, db, params)
+        else:
+            raise OAuthError("unsupported_grant_type", "Use refresh_token or token exchange.")
+    except OAuthError as exc:
+        return _oauth_answer(exc.body(), exc.status, exc.headers)
+    return _oauth_answer(body)
+
+
+ROUTES = [token_endpoint]

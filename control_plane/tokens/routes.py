@@ -1,0 +1,12 @@
+"""Every route of the tokens feature: discovery, the token endpoint, keys, support access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from control_plane.tokens.discovery import ROUTES as DISCOVERY_ROUTES
+from control_plane.tokens.key_routes import ROUTES as KEY_ROUTES
+from control_plane.tokens.oauth import ROUTES as OAUTH_ROUTES
+from control_plane.tokens.support_routes import ROUTES as SUPPORT_ROUTES
+
+ROUTES: list[Any] = [*DISCOVERY_ROUTES, *OAUTH_ROUTES, *KEY_ROUTES, *SUPPORT_ROUTES]

@@ -1,0 +1,212 @@
+"""Access requests (staff support access to orgs that require approval) and access events.
+
+    POST /api/v1/orgs/{org_id}/access-requests                 platform admin, not a member
+    GET  /api/v1/orgs/{org_id}/access-requests                 org admins and owners, staff
+    POST /api/v1/orgs/{org_id}/access-requests/{id}/approve    org owners
+    POST /api/v1/orgs/{org_id}/access-requests/{id}/reject     org owners (also revokes)
+    GET  /api/v1/orgs/{org_id}/access-events                   org admins and owners, staff
+
+Approving is for the org's own owners only: a platform admin acts as an owner elsewhere, but
+letting staff approve their own access would make the approval meaningless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from control_plane.db.models import AccessRequest, AuditEvent, User, utcnow
+from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.errors import Conflict, Forbidden
+from control_plane.identity.routes import client_ip
+from control_plane.orgs.access import OrgAccess, org_access
+from control_plane.pagination import Page
+from control_plane.tokens.support_access import (
+    MAX_REASON,
+    decide_request,
+    file_request,
+    list_access_events,
+    list_requests,
+    shown_status,
+)
+
+BASE = "/api/v1/orgs/{org_id:str}"
+
+
+class AccessRequestBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)]
+
+
+class AccessRequestOut(msgspec.Struct):
+    id: str
+    org_id: str
+    staff_user_id: str
+    staff_email: str
+    reason: str
+    status: str
+    decided_by: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, request: AccessRequest, staff_email: str) -> AccessRequestOut:
+        """The answer for ``request``."""
+        return cls(
+            id=request.id,
+            org_id=request.org_id,
+            staff_user_id=request.staff_user_id,
+            staff_email=staff_email,
+            reason=request.reason,
+            status=shown_status(request, utcnow()),
+            decided_by=request.decided_by,
+            created_at=request.created_at,
+            decided_at=request.decided_at,
+            expires_at=request.expires_at,
+        )
+
+
+class AccessEventOut(msgspec.Struct):
+    id: int
+    at: datetime
+    action: str
+    actor_id: str | None
+    actor_email: str
+    reason: str
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AccessEventOut:
+        """The answer for ``event``."""
+        return cls(
+            id=event.id or 0,
+            at=event.at,
+            action=event.action,
+            actor_id=event.actor_id,
+            actor_email=event.actor_email,
+            reason=str(event.detail.get("reason", "")),
+            detail=event.detail,
+        )
+
+
+def _require_admin_or_staff(access: OrgAccess) -> None:
+    if not access.has("admin"):
+        raise Forbidden("You need the admin role in this org to see its access requests.",
+                        code="admin_required")
+
+
+def _require_owner(access: OrgAccess) -> None:
+    if access.role != "owner":
+        raise Forbidden("Only the org's owners decide access requests.", code="owner_required")
+
+
+@post(f"{BASE}/access-requests", status_code=HTTP_201_CREATED, tags=["support access"])
+async def create_access_request(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    data: JSONBody[AccessRequestBody],
+    principal: Caller,
+    db: DB,
+) -> AccessRequestOut:
+    """A platform admin asks an org's owners for support access, stating why."""
+    access = await org_access(db, principal, org_id)
+    if not access.staff:
+        raise Forbidden("Only platform admins request support access.",
+                        code="platform_admin_required")
+    if access.role is not None:
+        raise Conflict("You are a member of this org; no access request is needed.",
+                       code="already_member")
+    created = await file_request(db, org=access.org, staff=principal.user, reason=data.reason,
+                                 ip=client_ip(request))
+    return AccessRequestOut.of(created, principal.user.email)
+
+
+@get(f"{BASE}/access-requests", tags=["support access"])
+async def get_access_requests(
+    org_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> Page[AccessRequestOut]:
+    """The org's access requests, newest first (org admins and owners, platform admins)."""
+    access = await org_access(db, principal, org_id)
+    _require_admin_or_staff(access)
+    rows, nxt = await list_requests(db, org_id=access.org.id, limit=limit, cursor=cursor)
+    return Page([AccessRequestOut.of(req, email) for req, email in rows], nxt)
+
+
+async def _decide(
+    request: Request[Any, Any, Any],
+    org_id: str,
+    request_id: str,
+    approve: bool,
+    principal: Caller,
+    runtime: RuntimeDep,
+    db: DB,
+) -> AccessRequestOut:
+    access = await org_access(db, principal, org_id)
+    _require_owner(access)
+    decided = await decide_request(
+        db, org=access.org, request_id=request_id, owner=principal.user, approve=approve,
+        ttl_seconds=runtime.settings.tokens.access_approval_ttl, ip=client_ip(request),
+    )
+    staff = await db.get(User, decided.staff_user_id)
+    return AccessRequestOut.of(decided, staff.email if staff else "")
+
+
+@post(f"{BASE}/access-requests/{{request_id:str}}/approve", status_code=HTTP_200_OK,
+      tags=["support access"])
+async def approve_access_request(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    request_id: FromPath[str],
+    principal: Caller,
+    runtime: RuntimeDep,
+    db: DB,
+) -> AccessRequestOut:
+    """An owner lets the staff member in for ``access_approval_ttl`` seconds."""
+    return await _decide(request, org_id, request_id, True, principal, runtime, db)
+
+
+@post(f"{BASE}/access-requests/{{request_id:str}}/reject", status_code=HTTP_200_OK,
+      tags=["support access"])
+async def reject_access_request(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    request_id: FromPath[str],
+    principal: Caller,
+    runtime: RuntimeDep,
+    db: DB,
+) -> AccessRequestOut:
+    """An owner refuses a pending request, or revokes an approval before it ends."""
+    return await _decide(request, org_id, request_id, False, principal, runtime, db)
+
+
+@get(f"{BASE}/access-events", tags=["support access"])
+async def get_access_events(
+    org_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> Page[AccessEventOut]:
+    """Every staff access to the org and every access-request decision, newest first."""
+    access = await org_access(db, principal, org_id)
+    _require_admin_or_staff(access)
+    events, nxt = await list_access_events(db, org_id=access.org.id, limit=limit, cursor=cursor)
+    return Page([AccessEventOut.of(event) for event in events], nxt)
+
+
+ROUTES = [
+    create_access_request,
+    get_access_requests,
+    approve_access_request,
+    reject_access_request,
+    get_access_events,
+]

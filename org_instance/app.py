@@ -1,0 +1,147 @@
+"""The org instance application: all wiring in one place.
+
+``create_app(config)`` builds a Litestar app from an :class:`InstanceConfig`; the lifespan opens
+the database (applying migrations), connects Redis when configured, prefetches the JWKS and
+starts the heartbeat loop, whose first beat goes out once the app is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import structlog
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+
+from org_instance import events
+from org_instance.auth import UNAUTHENTICATED, HostCheck, TokenAuth
+from org_instance.config import InstanceConfig
+from org_instance.crypto import SettingsBox
+from org_instance.db import Database
+from org_instance.deps import Instance, provide_caller, provide_instance
+from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
+from org_instance.heartbeat import HeartbeatSender
+from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
+from org_instance.verifier import JWKSVerifier
+from org_instance.workspace import files, runners, sessions, settings, usage
+from org_instance.workspace.files import total_storage
+
+log = structlog.get_logger("orgplane.instance")
+
+JSON_BODY_LIMIT = 1_048_576
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(instance: Instance) -> dict[str, Any]:
+    """Readiness: the database and Redis (when configured) answer; 503 otherwise."""
+    db_ok, redis_ok = await instance.db.ping(), await instance.redis_ok()
+    if not (db_ok and redis_ok):
+        raise Unavailable("Not ready.", code="not_ready", db_ok=db_ok, redis_ok=redis_ok)
+    return {"status": "ready", "db_ok": True, "redis_ok": True}
+
+
+def _connect_redis(config: InstanceConfig) -> tuple[Any, Store]:
+    """A Redis client for the org's ACL user and a store in the org's namespace."""
+    from litestar.stores.redis import RedisStore
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(config.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    return client, RedisStore(client, namespace=config.namespace)
+
+
+def build_runtime(config: InstanceConfig, *, http: httpx.AsyncClient) -> InstanceRuntime:
+    """The runtime of an instance (nothing is opened yet)."""
+    redis, store = _connect_redis(config) if config.redis_url else (None, MemoryStore())
+    return InstanceRuntime(
+        config=config,
+        db=Database(config.data_dir / "instance.db"),
+        verifier=JWKSVerifier(
+            jwks_url=config.jwks_url,
+            issuer=config.issuer,
+            audience=config.audience,
+            org_id=config.org_id,
+            http=http,
+        ),
+        box=SettingsBox(credential=config.instance_credential, org_id=config.org_id),
+        store=store,
+        limiter=RateLimiter(store),
+        limits=LimitsState(config.limits),
+        channels=events.make_channels(redis=redis),
+        redis=redis,
+    )
+
+
+def _lifespan(runtime: InstanceRuntime, http: httpx.AsyncClient, owns_http: bool) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.db.open()
+        runtime.usage.storage_bytes = await runtime.db.read(total_storage)
+        prefetch = asyncio.create_task(runtime.verifier.refresh())
+        beats: asyncio.Task[None] | None = None
+        if runtime.config.control_plane_url:
+            runtime.heartbeat = HeartbeatSender(runtime=runtime, http=http)
+            beats = asyncio.create_task(runtime.heartbeat.run())
+        log.info("instance ready", instance_id=runtime.config.instance_id)
+        try:
+            yield
+        finally:
+            for task in (beats, prefetch):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (beats, prefetch) if t), return_exceptions=True)
+            await runtime.verifier.aclose()
+            if owns_http:
+                await http.aclose()
+            if runtime.redis is not None:
+                await runtime.redis.aclose()
+            await runtime.db.close()
+
+    return lifespan
+
+
+def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None) -> Litestar:
+    """An instance app for ``config``; ``http`` reaches the control plane (tests inject one)."""
+    owns_http = http is None
+    client = http or httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+    runtime = build_runtime(config, http=client)
+    app = Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            *sessions.ROUTES,
+            *settings.ROUTES,
+            *runners.ROUTES,
+            *files.ROUTES,
+            *usage.ROUTES,
+            *events.ROUTES,
+        ],
+        dependencies={
+            "instance": Provide(provide_instance),
+            "caller": Provide(provide_caller),
+        },
+        middleware=[DefineMiddleware(TokenAuth, exclude=UNAUTHENTICATED)],
+        plugins=[runtime.channels] if runtime.channels is not None else [],
+        lifespan=[_lifespan(runtime, client, owns_http)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=JSON_BODY_LIMIT,
+        openapi_config=None,
+        logging_config=None,
+        debug=False,
+    )
+    app.state.instance = runtime
+    # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
+    app.asgi_handler = HostCheck(app.asgi_handler, allowed=config.allowed_hosts)
+    return app

@@ -1,0 +1,143 @@
+"""Who may talk to this instance: the Host check and org-token authentication.
+
+* :class:`HostCheck` wraps the whole app (before routing): a request whose Host is not one of
+  the org's hostnames or the instance's internal names is refused with 421
+  ``misdirected_request`` and logged with the host. ``/healthz`` and ``/readyz`` are exempt:
+  orchestrators probe by pod or container IP, and probes reveal no org data.
+* :class:`TokenAuth` requires a Bearer org token for this org on every route except the probes
+  and the runner heartbeat (which carries a runner token). WebSocket clients, which cannot set
+  headers from a browser, pass the token as the ``access_token`` query parameter (RFC 6750
+  §2.3); HTTP requests must use the header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from litestar.connection import ASGIConnection
+from litestar.exceptions import WebSocketException
+from litestar.middleware.authentication import (
+    AbstractAuthenticationMiddleware,
+    AuthenticationResult,
+)
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from org_instance.config import normalize_host
+from org_instance.errors import PROBLEM_JSON, Forbidden, TooManyRequests, Unauthorized, problem_body
+from org_instance.verifier import InvalidToken
+
+log = structlog.get_logger("orgplane.instance.auth")
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+#: Routes that do not take an org token (probes; the runner heartbeat has its own token).
+UNAUTHENTICATED = ["^/healthz$", "^/readyz$", "^/api/v1/runners/heartbeat$"]
+WS_CLOSE_UNAUTHORIZED = 4401
+WS_CLOSE_RATE_LIMITED = 4429
+
+
+@dataclass(frozen=True)
+class Member:
+    """The caller: a user of this org and the claims of the org token they presented."""
+
+    sub: str
+    role: str
+    claims: dict[str, Any]
+
+    @property
+    def is_admin(self) -> bool:
+        """Owners and admins change settings and runners."""
+        return self.role in ("owner", "admin")
+
+
+def require_admin(member: Member) -> None:
+    """403 ``role_required`` unless the caller is an owner or admin of the org."""
+    if not member.is_admin:
+        raise Forbidden("Only the org's owners and admins may do this.", code="role_required")
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+class HostCheck:
+    """Pure ASGI: refuse requests for hosts this org does not answer for (421)."""
+
+    def __init__(self, app: ASGIApp, *, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        raw = _header(scope, b"host")
+        if normalize_host(raw) in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        log.warning("misdirected request refused", host=raw[:255], path=scope["path"][:255])
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "misdirected request"})
+            return
+        body = problem_body(
+            status=421,
+            code="misdirected_request",
+            title="Misdirected request",
+            detail="This server does not answer for that host.",
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 421,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if connection.scope["type"] == "websocket":
+        return connection.query_params.get("access_token", "")
+    return ""
+
+
+class TokenAuth(AbstractAuthenticationMiddleware):
+    """Authenticate org tokens with the instance's verifier; count and rate-limit requests."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        runtime = connection.app.state.instance
+        is_ws = connection.scope["type"] == "websocket"
+        token = _token_of(connection)
+        try:
+            if not token:
+                raise InvalidToken("no token")
+            claims = await runtime.verifier.verify(token)
+        except InvalidToken as exc:
+            log.info("token refused", reason=exc.reason, path=connection.url.path[:255])
+            if is_ws:
+                raise WebSocketException(detail="invalid_token", code=WS_CLOSE_UNAUTHORIZED) from None
+            detail = "Send a Bearer org token for this org." if not token else (
+                "The token is invalid, expired or not for this org."
+            )
+            raise Unauthorized(detail) from None
+        member = Member(sub=claims["sub"], role=claims["org_role"], claims=claims)
+        try:
+            await runtime.count_request(member.sub)
+        except TooManyRequests:
+            if is_ws:
+                raise WebSocketException(detail="rate_limited", code=WS_CLOSE_RATE_LIMITED) from None
+            raise
+        structlog.contextvars.bind_contextvars(user_id=member.sub)
+        return AuthenticationResult(user=member, auth=claims)

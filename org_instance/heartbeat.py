@@ -1,0 +1,137 @@
+"""The heartbeat loop: report to the control plane every interval, back off while it is away.
+
+The first heartbeat goes out as soon as the instance is ready. Then one every
+``heartbeat_interval`` seconds with ±10% jitter (so a fleet started together does not beat in
+step). A failure doubles the wait up to a cap; the first success returns to the interval. Each
+POST carries the next sequence number, so the control plane can ignore replays and duplicates.
+The answer's limits and interval are adopted when they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import structlog
+
+from org_instance.contract import HEARTBEAT_PATH, HeartbeatBody
+from org_instance.runtime import InstanceRuntime
+
+log = structlog.get_logger("orgplane.instance.heartbeat")
+
+JITTER = 0.1
+MAX_BACKOFF_SECONDS = 60.0
+MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0
+
+
+class HeartbeatRefused(Exception):
+    """The control plane answered, but not with an accepted heartbeat."""
+
+
+def backoff_delay(interval: float, failures: int, *, rng: random.Random) -> float:
+    """Seconds until the next heartbeat after ``failures`` failures in a row."""
+    cap = max(interval, min(MAX_BACKOFF_SECONDS, 8 * interval))
+    base = interval if failures == 0 else min(cap, interval * 2 ** min(failures, 16))
+    return base * rng.uniform(1 - JITTER, 1 + JITTER)
+
+
+class HeartbeatSender:
+    """Sends an instance's heartbeats; :meth:`run` is the loop, :meth:`beat` one POST."""
+
+    def __init__(
+        self,
+        *,
+        runtime: InstanceRuntime,
+        http: httpx.AsyncClient,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.http = http
+        self.interval = runtime.config.heartbeat_interval
+        self.seq = 0
+        self.failures = 0
+        self.accepted = 0
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+
+    @property
+    def url(self) -> str:
+        """Where heartbeats go."""
+        return self.runtime.config.control_plane_url + HEARTBEAT_PATH
+
+    async def body(self) -> HeartbeatBody:
+        """The next heartbeat (its ``seq`` is one more than the last)."""
+        rt = self.runtime
+        db_ok, redis_ok = await rt.db.ping(), await rt.redis_ok()
+        self.seq += 1
+        return {
+            "org_id": rt.config.org_id,
+            "instance_id": rt.config.instance_id,
+            "version": rt.config.version,
+            "started_at": rt.started_at,
+            "status": "ok" if db_ok and redis_ok else "degraded",
+            "seq": self.seq,
+            "db_ok": db_ok,
+            "redis_ok": redis_ok,
+            "usage": rt.usage.counters(),
+        }
+
+    async def beat(self) -> dict[str, Any]:
+        """POST one heartbeat and apply the answer; raises on any failure."""
+        body = await self.body()
+        response = await self.http.post(
+            self.url,
+            json=body,
+            headers={"Authorization": f"Bearer {self.runtime.config.instance_credential}"},
+        )
+        if response.status_code != 200:
+            code = _problem_code(response)
+            raise HeartbeatRefused(f"control plane answered {response.status_code} {code}")
+        answer: dict[str, Any] = response.json()
+        self._apply(answer)
+        return answer
+
+    def _apply(self, answer: dict[str, Any]) -> None:
+        limits = self.runtime.limits
+        if "limits" in answer and "config_version" in answer:
+            version = int(answer["config_version"])
+            if limits.apply(answer["limits"], config_version=version):
+                log.info("limits updated", config_version=version, limits=limits.values)
+        interval = answer.get("interval")
+        if isinstance(interval, int | float) and MIN_INTERVAL <= interval <= MAX_INTERVAL:
+            self.interval = float(interval)
+        if answer.get("accepted"):
+            self.accepted += 1
+
+    async def run(self) -> None:
+        """Beat until cancelled; never raises."""
+        while True:
+            try:
+                await self.beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the control plane may be down; keep trying
+                self.failures += 1
+                log.warning(
+                    "heartbeat failed", error=_describe(exc), failures=self.failures, seq=self.seq
+                )
+            else:
+                if self.failures:
+                    log.info("heartbeat resumed", after_failures=self.failures)
+                self.failures = 0
+            await self._sleep(backoff_delay(self.interval, self.failures, rng=self._rng))
+
+
+def _problem_code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("code", ""))[:64]
+    except ValueError:
+        return ""
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]

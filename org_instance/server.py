@@ -1,0 +1,43 @@
+"""Run an org instance: read the environment, configure logging, serve with uvicorn.
+
+``python -m org_instance`` and ``orgplane instance`` both land in :func:`main`. One worker: an
+instance serves one org, and its usage counters and rate-limit lock live in this process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+from org_instance.config import ConfigError, InstanceConfig
+
+EXIT_CONFIG = 2
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    """Serve until stopped; returns the process exit code (2 for a configuration error)."""
+    try:
+        config = InstanceConfig.from_env(env)
+    except ConfigError as exc:
+        print(f"org instance: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from org_instance.logs import configure_logging
+
+    configure_logging(fmt=config.log_format, org_id=config.org_id)
+    import uvicorn
+
+    from org_instance.app import create_app
+
+    uvicorn.run(
+        create_app(config),
+        host=config.bind_host,
+        port=config.port,
+        workers=1,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return 0

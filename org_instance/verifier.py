@@ -1,0 +1,244 @@
+"""Verifying org tokens against the control plane's JWKS (PyJWT + httpx, nothing else).
+
+Every check that needs no key runs first (length, algorithm allowlist, ``typ``, ``kid`` shape),
+so a forged token costs no network traffic. Keys are cached for the JWKS's Cache-Control
+``max-age``; an unknown ``kid`` triggers at most one refetch per ``refetch_interval``, shared by
+every request waiting for it. When the control plane is unreachable the cached keys keep
+serving. ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers are never looked at: keys come only from
+the configured JWKS URL.
+
+Every failure is one :class:`InvalidToken` with the stable code ``invalid_token``; its
+``reason`` is for logs, never for clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+
+from org_instance.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
+
+MAX_TOKEN_BYTES = 8192
+MAX_JWKS_BYTES = 65_536
+MAX_KEYS = 50
+LEEWAY_SECONDS = 30
+DEFAULT_CACHE_SECONDS = 300.0
+MAX_CACHE_SECONDS = 86_400.0
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "org_id", "org_role")
+ROLES = frozenset({"owner", "admin", "member"})
+_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
+_TYPS = (TOKEN_TYP, f"application/{TOKEN_TYP}")
+
+
+class InvalidToken(Exception):
+    """The token is malformed, forged, expired or not for this org."""
+
+    code = "invalid_token"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def cache_seconds(cache_control: str | None) -> float:
+    """Lifetime of a JWKS answer from its Cache-Control header (default when absent)."""
+    if not cache_control:
+        return DEFAULT_CACHE_SECONDS
+    lowered = cache_control.lower()
+    if "no-store" in lowered or "no-cache" in lowered:
+        return 0.0
+    match = _MAX_AGE.search(lowered)
+    if match is None:
+        return DEFAULT_CACHE_SECONDS
+    return min(float(match.group(1)), MAX_CACHE_SECONDS)
+
+
+def parse_jwks(document: bytes) -> dict[str, jwt.PyJWK]:
+    """Usable signing keys by kid; entries that are not allowlisted signing keys are skipped."""
+    try:
+        data = json.loads(document)
+    except ValueError as exc:
+        raise ValueError("JWKS is not JSON") from exc
+    entries = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("JWKS has no key list")
+    keys: dict[str, jwt.PyJWK] = {}
+    for entry in entries[:MAX_KEYS]:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        kid, alg = entry.get("kid"), entry.get("alg")
+        if not isinstance(kid, str) or not _KID.match(kid) or alg not in ALLOWED_ALGORITHMS:
+            continue
+        if "d" in entry:  # a private key published by mistake is not trusted either
+            continue
+        try:
+            keys[kid] = jwt.PyJWK(entry, algorithm=alg)
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            continue
+    return keys
+
+
+class JWKSVerifier:
+    """Verifies org tokens for one org against one JWKS URL."""
+
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        issuer: str,
+        audience: str,
+        org_id: str,
+        refetch_interval: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+        fetch_timeout: float = 5.0,
+        leeway: int = LEEWAY_SECONDS,
+        max_token_bytes: int = MAX_TOKEN_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= leeway <= LEEWAY_SECONDS:
+            raise ValueError(f"leeway must be between 0 and {LEEWAY_SECONDS} seconds")
+        self.jwks_url, self.issuer, self.audience, self.org_id = jwks_url, issuer, audience, org_id
+        self.refetch_interval = refetch_interval
+        self.fetch_timeout = fetch_timeout
+        self.leeway = leeway
+        self.max_token_bytes = max_token_bytes
+        self._clock = clock
+        self._http = http
+        self._owns_http = http is None
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fresh_until = float("-inf")
+        self._last_fetch = float("-inf")
+        self._inflight: asyncio.Task[None] | None = None
+        #: Outbound JWKS requests made (successful or not); for metrics and tests.
+        self.fetches = 0
+        #: Why the last fetch failed ("" after a success); for logs and readiness.
+        self.last_error = ""
+
+    @property
+    def known_kids(self) -> frozenset[str]:
+        """Key ids currently cached."""
+        return frozenset(self._keys)
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a valid org token for this org; raises :class:`InvalidToken`."""
+        kid, alg = self._check_header(token)
+        key = await self._key_for(kid)
+        if key is None:
+            raise InvalidToken("unknown key id")
+        if key.algorithm_name != alg:
+            raise InvalidToken("algorithm does not match the key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except Exception as exc:  # hostile claim values must never become a 5xx
+            raise InvalidToken(f"rejected: {type(exc).__name__}") from None
+        if claims.get("org_id") != self.org_id:
+            raise InvalidToken("token is for another org")
+        if claims.get("org_role") not in ROLES or not isinstance(claims.get("sub"), str):
+            raise InvalidToken("bad subject or role")
+        return claims
+
+    def _check_header(self, token: str) -> tuple[str, str]:
+        if not isinstance(token, str) or not 0 < len(token) <= self.max_token_bytes:
+            raise InvalidToken("token missing or too long")
+        if token.count(".") != 2:
+            raise InvalidToken("not a compact JWS")
+        try:
+            header = jwt.get_unverified_header(token)
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise InvalidToken("malformed header") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+            raise InvalidToken("algorithm not allowed")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _TYPS:
+            raise InvalidToken("wrong token type")
+        if "crit" in header:
+            raise InvalidToken("critical header extensions are not supported")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID.match(kid):
+            raise InvalidToken("bad key id")
+        return kid, alg
+
+    async def _key_for(self, kid: str) -> jwt.PyJWK | None:
+        now = self._clock()
+        key = self._keys.get(kid)
+        if key is not None:
+            if now >= self._fresh_until and now - self._last_fetch >= self.refetch_interval:
+                # Stale but known: serve it and revalidate in the background.
+                self._start_fetch()
+            return key
+        if now - self._last_fetch >= self.refetch_interval or self._inflight is not None:
+            await asyncio.shield(self._start_fetch())
+        return self._keys.get(kid)
+
+    def _start_fetch(self) -> asyncio.Task[None]:
+        """The one JWKS fetch in flight, started if none is (concurrent misses share it)."""
+        if self._inflight is None:
+            self._last_fetch = self._clock()
+            self._inflight = asyncio.create_task(self._fetch())
+            self._inflight.add_done_callback(self._fetch_done)
+        return self._inflight
+
+    def _fetch_done(self, _: asyncio.Task[None]) -> None:
+        self._inflight = None
+
+    async def refresh(self) -> bool:
+        """Fetch the JWKS now unless the refetch interval forbids it; True if keys are cached."""
+        if self._clock() - self._last_fetch >= self.refetch_interval or self._inflight:
+            await asyncio.shield(self._start_fetch())
+        return bool(self._keys)
+
+    async def _fetch(self) -> None:
+        self.fetches += 1
+        try:
+            document, max_age = await self._download()
+            keys = parse_jwks(document)
+        except Exception as exc:  # down, slow or garbage: keep serving the cached keys
+            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+            return
+        self.last_error = ""
+        self._keys = keys
+        self._fresh_until = self._clock() + max(max_age, self.refetch_interval)
+
+    async def _download(self) -> tuple[bytes, float]:
+        http = self._client()
+        async with asyncio.timeout(self.fetch_timeout):
+            async with http.stream(
+                "GET", self.jwks_url, headers={"Accept": "application/json"}
+            ) as response:
+                if response.status_code != 200:
+                    raise ValueError(f"JWKS answered {response.status_code}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise ValueError("JWKS too large")
+                return bytes(body), cache_seconds(response.headers.get("cache-control"))
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.fetch_timeout, follow_redirects=False)
+        return self._http
+
+    async def aclose(self) -> None:
+        """Cancel a fetch in flight and close the HTTP client if this verifier made it."""
+        if self._inflight is not None:
+            self._inflight.cancel()
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()

@@ -1,0 +1,1 @@
+"""The org's workspace API: sessions and messages, settings, runners, files, usage."""

@@ -1,0 +1,49 @@
+"""Who am I in this org, and how much of the plan the org uses."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from litestar import get
+
+from org_instance.deps import Caller, Instance
+from org_instance.workspace.files import total_storage
+
+
+def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+    def count(sql: str) -> int:
+        return int(conn.execute(sql).fetchone()[0])
+
+    return {
+        "sessions": count("SELECT count(*) FROM sessions"),
+        "messages": count("SELECT count(*) FROM messages"),
+        "runners": count("SELECT count(*) FROM runners WHERE revoked_at IS NULL"),
+        "files": count("SELECT count(*) FROM files"),
+        "storage_bytes": total_storage(conn),
+    }
+
+
+@get("/api/v1/me", tags=["usage"])
+async def whoami(caller: Caller, instance: Instance) -> dict[str, Any]:
+    """The caller as this instance sees them."""
+    return {
+        "sub": caller.sub,
+        "role": caller.role,
+        "org_id": instance.config.org_id,
+        "org_slug": instance.config.org_slug,
+    }
+
+
+@get("/api/v1/usage", tags=["usage"])
+async def usage(caller: Caller, instance: Instance) -> dict[str, Any]:
+    """Counts and bytes stored now, and the limits in force."""
+    return {
+        "org_id": instance.config.org_id,
+        "usage": await instance.db.read(_counts),
+        "limits": instance.limits.values,
+        "config_version": instance.limits.config_version,
+    }
+
+
+ROUTES = [whoami, usage]

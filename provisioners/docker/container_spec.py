@@ -1,0 +1,106 @@
+"""What the docker backend asks the engine for, as pure data: no I/O, no SDK objects.
+
+:func:`container_kwargs` returns the keyword arguments of ``client.containers.create``: one
+container per org, hardened (non-root uid 10001, read-only root filesystem with a tmpfs ``/tmp``,
+every capability dropped, ``no-new-privileges``, a pids limit, no Docker socket or host path
+mounted), limited to the plan's CPU and memory, its data in a named volume at ``/data``,
+restarted by the engine unless stopped on purpose, and labelled for ownership and for Traefik.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from org_instance.contract import Env
+from provisioners import traefik
+from provisioners.base import BACKEND_ENV_NAMES, InstanceSpec, ProvisionerOptions
+from provisioners.naming import (
+    INSTANCE_ID_LABEL,
+    SPEC_HASH_LABEL,
+    instance_name,
+    ownership_labels,
+)
+
+#: Where the data volume is mounted inside the container.
+DATA_PATH: Final = "/data"
+#: The image's unprivileged user (deploy/Dockerfile.instance); set again so another image runs
+#: unprivileged too.
+RUN_AS: Final = "10001:10001"
+PIDS_LIMIT: Final = 256
+TMPFS: Final = {"/tmp": "rw,noexec,nosuid,nodev,size=64m"}  # noqa: S108 - a private tmpfs
+
+
+def container_name(spec: InstanceSpec) -> str:
+    """The container's name, which is also its DNS name on the Docker network."""
+    return instance_name(slug=spec.slug, org_id=spec.org_id)
+
+
+def volume_labels(spec: InstanceSpec, *, options: ProvisionerOptions) -> dict[str, str]:
+    """Labels of the org's data volume."""
+    return {
+        **spec.labels,
+        **ownership_labels(org_id=spec.org_id, deployment_id=options.deployment_id),
+    }
+
+
+def container_labels(spec: InstanceSpec, *, options: ProvisionerOptions) -> dict[str, str]:
+    """Ownership, fingerprint and (when the org has hostnames) Traefik routing labels."""
+    labels = dict(spec.labels)
+    if spec.hostnames:
+        labels.update(
+            traefik.docker_labels(
+                org_id=spec.org_id,
+                slug=spec.slug,
+                hostnames=spec.hostnames,
+                port=options.instance_port,
+                entrypoints=options.entrypoints,
+                tls=options.tls,
+                cert_resolver=options.cert_resolver,
+                network=options.docker_network or None,
+            )
+        )
+    labels.update(ownership_labels(org_id=spec.org_id, deployment_id=options.deployment_id))
+    labels[INSTANCE_ID_LABEL] = spec.instance_id
+    labels[SPEC_HASH_LABEL] = spec.fingerprint()
+    return labels
+
+
+def container_env(spec: InstanceSpec, *, options: ProvisionerOptions) -> dict[str, str]:
+    """The instance's environment: the spec's, plus where it listens and keeps its data."""
+    env = {k: v for k, v in spec.env.items() if k not in BACKEND_ENV_NAMES}
+    env[Env.DATA_DIR] = DATA_PATH
+    env[Env.BIND_HOST] = "0.0.0.0"  # noqa: S104 - inside the container's network namespace
+    env[Env.PORT] = str(options.instance_port)
+    env[Env.INTERNAL_HOSTS] = container_name(spec)
+    return env
+
+
+def container_kwargs(spec: InstanceSpec, *, options: ProvisionerOptions) -> dict[str, Any]:
+    """Keyword arguments of ``DockerClient.containers.create`` for the org's instance."""
+    name = container_name(spec)
+    memory = f"{spec.resources.memory_mb}m"
+    kwargs: dict[str, Any] = {
+        "image": spec.image,
+        "name": name,
+        "hostname": name,
+        "environment": container_env(spec, options=options),
+        "labels": container_labels(spec, options=options),
+        "volumes": {spec.data_volume: {"bind": DATA_PATH, "mode": "rw"}},
+        "user": RUN_AS,
+        "read_only": True,
+        "tmpfs": dict(TMPFS),
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "pids_limit": PIDS_LIMIT,
+        "nano_cpus": int(spec.resources.cpu * 1_000_000_000),
+        "mem_limit": memory,
+        "memswap_limit": memory,  # equal to the memory limit: no swap on top
+        "restart_policy": {"Name": "unless-stopped"},
+        "log_config": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+    }
+    if options.docker_network:
+        kwargs["network"] = options.docker_network
+    if options.docker_publish_ports:
+        # A free port chosen by the engine, on loopback only.
+        kwargs["ports"] = {f"{options.instance_port}/tcp": ("127.0.0.1", None)}
+    return kwargs

@@ -1,0 +1,273 @@
+"""The ``docker`` backend's I/O: the docker SDK, run off the event loop.
+
+One container and one named volume per org, both labelled as ours; :mod:`.container_spec` says
+what they look like. Containers are found by labels, not names. A container whose spec
+fingerprint differs from the wanted one is replaced (containers cannot be changed in place); its
+volume, and so its data, stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+
+from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, ProvisionerOptions
+from provisioners.docker.container_spec import container_kwargs, volume_labels
+from provisioners.docker.container_status import status_of
+from provisioners.errors import (
+    PermanentProvisionerError,
+    ProvisionerError,
+    RetryableProvisionerError,
+)
+from provisioners.naming import (
+    MANAGED_BY_LABEL,
+    ORG_ID_LABEL,
+    SPEC_HASH_LABEL,
+    check_org_id,
+    is_ours,
+)
+
+T = TypeVar("T")
+STOP_TIMEOUT = 10
+
+
+def _explain(exc: APIError) -> str:
+    return str(exc.explanation or exc)[:500]
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking SDK call in a thread; engine failures become provisioner errors.
+
+    ``NotFound`` and 409 conflicts pass through for the caller to read as "done" / "adopt".
+    """
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except NotFound:
+        raise
+    except APIError as exc:
+        if exc.status_code == 409:
+            raise
+        if exc.status_code is not None and 400 <= exc.status_code < 500:
+            raise PermanentProvisionerError(f"Docker refused the request: {_explain(exc)}") from exc
+        raise RetryableProvisionerError(f"Docker engine error: {_explain(exc)}") from exc
+    except (DockerException, requests.exceptions.RequestException, OSError) as exc:
+        raise RetryableProvisionerError(f"Docker engine unreachable: {exc}") from exc
+
+
+class DockerProvisioner(Provisioner):
+    """Org instances as Docker containers (see the module docstring).
+
+    ``client`` injects a ``docker.DockerClient``; by default one is made from the environment
+    (``DOCKER_HOST`` or the local socket) on first use.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self, *, options: ProvisionerOptions, client: docker.DockerClient | None = None
+    ) -> None:
+        super().__init__(options=options)
+        self._client = client
+        self._owns_client = client is None
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = await _off_loop(docker.from_env)
+        return self._client
+
+    def _filters(self, org_id: str = "") -> dict[str, list[str]]:
+        labels = [f"{MANAGED_BY_LABEL}={self.options.deployment_id}"]
+        if org_id:
+            labels.append(f"{ORG_ID_LABEL}={org_id}")
+        return {"label": labels}
+
+    async def _containers(self, org_id: str = "") -> builtins.list[Container]:
+        client = await self._docker()
+        found = await _off_loop(client.containers.list, all=True, filters=self._filters(org_id))
+        # The engine filtered already; checking again costs nothing and guards the rule.
+        ours = [
+            c
+            for c in found
+            if is_ours(c.labels, deployment_id=self.options.deployment_id, org_id=org_id)
+        ]
+        return sorted(ours, key=lambda c: str(c.name))
+
+    # -- the interface -------------------------------------------------------------------------
+
+    async def apply(self, *, spec: InstanceSpec) -> InstanceStatus:
+        """See :meth:`Provisioner.apply`."""
+        async with self._locks.setdefault(spec.org_id, asyncio.Lock()):
+            kwargs = container_kwargs(spec, options=self.options)
+            await self._ensure_volume(spec)
+            container = None
+            for existing in await self._containers(spec.org_id):
+                if container is None and self._matches(existing, kwargs):
+                    container = existing
+                else:  # an older spec, or a name from before a rename
+                    await self._remove_container(existing)
+            if container is None:
+                container = await self._create(kwargs)
+            if container.status != "running":
+                await _off_loop(container.start)
+                await _off_loop(container.reload)
+            return await status_of(container, options=self.options)
+
+    async def status(self, *, org_id: str) -> InstanceStatus | None:
+        """See :meth:`Provisioner.status`."""
+        containers = await self._containers(check_org_id(org_id))
+        if containers:
+            return await status_of(containers[0], options=self.options)
+        volumes = await self._volumes(org_id)
+        return self._data_only(org_id, [v.name for v in volumes]) if volumes else None
+
+    async def remove(self, *, org_id: str, keep_data: bool) -> None:
+        """See :meth:`Provisioner.remove`."""
+        async with self._locks.setdefault(org_id, asyncio.Lock()):
+            for container in await self._containers(check_org_id(org_id)):
+                await self._remove_container(container)
+            if keep_data:
+                return
+            for volume in await self._volumes(org_id):
+                try:
+                    await _off_loop(volume.remove, force=True)
+                except NotFound:
+                    pass
+                except APIError as exc:  # 409: still in use by a container being removed
+                    raise RetryableProvisionerError(
+                        f"volume {volume.name} is still in use: {_explain(exc)}"
+                    ) from exc
+
+    async def list(self) -> builtins.list[InstanceStatus]:
+        """See :meth:`Provisioner.list`: containers of ours, then volumes without one."""
+        statuses: dict[str, InstanceStatus] = {}
+        for container in await self._containers():
+            org_id = container.labels[ORG_ID_LABEL]
+            if org_id not in statuses:
+                statuses[org_id] = await status_of(container, options=self.options)
+        leftovers: dict[str, builtins.list[str]] = {}
+        for volume in await self._volumes():
+            org_id = volume.attrs.get("Labels", {})[ORG_ID_LABEL]
+            if org_id not in statuses:
+                leftovers.setdefault(org_id, []).append(volume.name)
+        for org_id, names in leftovers.items():
+            statuses[org_id] = self._data_only(org_id, names)
+        return [statuses[org_id] for org_id in sorted(statuses)]
+
+    async def stop(self, *, org_id: str) -> None:
+        """Stop the container; its volume and the container itself stay."""
+        for container in await self._containers(check_org_id(org_id)):
+            await _off_loop(container.stop, timeout=STOP_TIMEOUT)
+
+    async def restart(self, *, org_id: str) -> InstanceStatus:
+        """Restart the container in place."""
+        containers = await self._containers(check_org_id(org_id))
+        if not containers:
+            raise PermanentProvisionerError(f"org {org_id} has no container to restart")
+        await _off_loop(containers[0].restart, timeout=STOP_TIMEOUT)
+        await _off_loop(containers[0].reload)
+        return await status_of(containers[0], options=self.options)
+
+    async def close(self) -> None:
+        """Close the SDK client if this provisioner made it."""
+        if self._client is not None and self._owns_client:
+            await asyncio.to_thread(self._client.close)
+            self._client = None
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _matches(self, container: Container, kwargs: dict[str, Any]) -> bool:
+        wanted = kwargs["labels"][SPEC_HASH_LABEL]
+        return bool(
+            container.name == kwargs["name"] and container.labels.get(SPEC_HASH_LABEL) == wanted
+        )
+
+    async def _volumes(self, org_id: str = "") -> builtins.list[Any]:
+        client = await self._docker()
+        found = await _off_loop(client.volumes.list, filters=self._filters(org_id))
+        return [
+            v
+            for v in found
+            if is_ours(
+                v.attrs.get("Labels"), deployment_id=self.options.deployment_id, org_id=org_id
+            )
+        ]
+
+    async def _ensure_volume(self, spec: InstanceSpec) -> None:
+        client = await self._docker()
+        try:
+            volume = await _off_loop(client.volumes.get, spec.data_volume)
+        except NotFound:
+            # Creating a volume that appeared meanwhile returns it: no conflict to handle.
+            volume = await _off_loop(
+                client.volumes.create,
+                name=spec.data_volume,
+                labels=volume_labels(spec, options=self.options),
+            )
+        labels = volume.attrs.get("Labels")
+        if not is_ours(labels, deployment_id=self.options.deployment_id, org_id=spec.org_id):
+            raise PermanentProvisionerError(
+                f"volume {spec.data_volume} exists but is not this deployment's volume of org "
+                f"{spec.org_id}; it is left alone"
+            )
+
+    async def _create(self, kwargs: dict[str, Any]) -> Container:
+        client = await self._docker()
+        name = kwargs["name"]
+        for _ in range(2):
+            try:
+                return await _off_loop(client.containers.create, **kwargs)
+            except ImageNotFound:
+                await self._pull(kwargs["image"])
+            except NotFound as exc:  # a missing network, most often
+                raise PermanentProvisionerError(f"cannot create {name}: {_explain(exc)}") from exc
+            except APIError as exc:  # 409: the name exists (another replica, or a crash)
+                existing = await _off_loop(client.containers.get, name)
+                if not is_ours(
+                    existing.labels,
+                    deployment_id=self.options.deployment_id,
+                    org_id=kwargs["labels"][ORG_ID_LABEL],
+                ):
+                    raise PermanentProvisionerError(
+                        f"container name {name} is taken by a container this deployment does "
+                        "not manage; it is left alone"
+                    ) from exc
+                if self._matches(existing, kwargs):
+                    return existing  # adopt
+                await self._remove_container(existing)
+        raise RetryableProvisionerError(f"could not create container {name}; will retry")
+
+    async def _pull(self, image: str) -> None:
+        client = await self._docker()
+        try:
+            await _off_loop(client.images.pull, image)
+        except (NotFound, ProvisionerError) as exc:
+            raise PermanentProvisionerError(
+                f"image {image} is not on the engine and could not be pulled"
+            ) from exc
+
+    async def _remove_container(self, container: Container) -> None:
+        try:
+            await _off_loop(container.remove, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:  # 409: removal already in progress
+            raise RetryableProvisionerError(
+                f"container {container.name} is being removed: {_explain(exc)}"
+            ) from exc
+
+    def _data_only(self, org_id: str, volumes: builtins.list[str]) -> InstanceStatus:
+        return InstanceStatus(
+            org_id=org_id,
+            state="absent",
+            handle={"volumes": sorted(volumes)},
+            message="data kept, no container",
+            labels={ORG_ID_LABEL: org_id, MANAGED_BY_LABEL: self.options.deployment_id},
+        )

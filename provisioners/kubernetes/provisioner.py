@@ -1,0 +1,256 @@
+"""The ``kubernetes`` backend's I/O: the official client, run off the event loop.
+
+``apply`` walks the objects :func:`~provisioners.kubernetes.manifests.desired_objects` builds:
+an object that is missing is created (409: adopted), one whose ``orgplane.spec-hash`` differs is
+server-side applied, one that matches is left alone, and one that exists but is not ours stops
+the apply with a permanent error. Status, removal and listing find objects by label, so an org
+whose slug (and so whose object names) changed is still found, and its stale objects removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+from kubernetes import client as k8s
+
+from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, ProvisionerOptions
+from provisioners.errors import PermanentProvisionerError, RetryableProvisionerError
+from provisioners.kubernetes.client import Conflict, KubeClient, Obj, load_api_client
+from provisioners.kubernetes.deployment_status import deployment_status
+from provisioners.kubernetes.manifests import desired_objects
+from provisioners.naming import (
+    MANAGED_BY_LABEL,
+    ORG_ID_LABEL,
+    SPEC_HASH_LABEL,
+    check_org_id,
+    is_ours,
+    label_selector,
+    stable_name,
+)
+
+T = TypeVar("T")
+#: Kinds removed for an instance, in removal order; data and namespace are handled after them.
+INSTANCE_KINDS: Final = (
+    "IngressRoute",
+    "Ingress",
+    "Service",
+    "Deployment",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "Secret",
+)
+#: Kinds whose leftovers (without a Deployment) still count as "objects of ours".
+LEFTOVER_KINDS: Final = ("Secret", "PersistentVolumeClaim", "Service")
+
+
+class KubernetesProvisioner(Provisioner):
+    """Org instances as Kubernetes objects (see the module docstring).
+
+    ``api_client`` injects a configured ``kubernetes.client.ApiClient`` (tests, or a caller with
+    its own configuration); by default the in-cluster configuration is used, else the
+    kubeconfig.
+    """
+
+    name = "kubernetes"
+
+    def __init__(
+        self, *, options: ProvisionerOptions, api_client: k8s.ApiClient | None = None
+    ) -> None:
+        super().__init__(options=options)
+        self._owns_client = api_client is None
+        self.kube = KubeClient(api_client or load_api_client())
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _scope(self, org_id: str = "") -> str | None:
+        """The namespace holding the org's objects (None: look in every namespace)."""
+        if self.options.kubernetes_namespace_mode == "shared":
+            return self.options.kubernetes_namespace
+        return stable_name("orgplane-org", org_id) if org_id else None
+
+    def _selector(self, org_id: str = "") -> str:
+        labels = {MANAGED_BY_LABEL: self.options.deployment_id}
+        if org_id:
+            labels[ORG_ID_LABEL] = org_id
+        return label_selector(labels)
+
+    async def _ours(self, kind: str, org_id: str = "") -> builtins.list[Obj]:
+        found = await self._run(
+            self.kube.list, kind, self._scope(org_id), selector=self._selector(org_id)
+        )
+        ours = []
+        for obj in found:  # list items carry no kind; the selector is checked again here
+            labels = (obj.get("metadata") or {}).get("labels")
+            if is_ours(labels, deployment_id=self.options.deployment_id, org_id=org_id):
+                ours.append({**obj, "kind": kind})
+        return ours
+
+    # -- the interface -------------------------------------------------------------------------
+
+    async def apply(self, *, spec: InstanceSpec) -> InstanceStatus:
+        """See :meth:`Provisioner.apply`."""
+        async with self._locks.setdefault(spec.org_id, asyncio.Lock()):
+            wanted = desired_objects(spec, options=self.options)
+            created_deployment = False
+            for obj in wanted:
+                created = await self._ensure(obj, org_id=spec.org_id)
+                created_deployment |= created and obj["kind"] == "Deployment"
+            if created_deployment:  # a first start, or a new name: sweep older objects
+                await self._remove_stale(spec.org_id, wanted)
+            deployment = next(o for o in wanted if o["kind"] == "Deployment")
+            live = await self._run(
+                self.kube.read,
+                "Deployment",
+                deployment["metadata"]["name"],
+                deployment["metadata"]["namespace"],
+            )
+            return deployment_status(live or deployment, options=self.options)
+
+    async def status(self, *, org_id: str) -> InstanceStatus | None:
+        """See :meth:`Provisioner.status`."""
+        deployments = await self._ours("Deployment", check_org_id(org_id))
+        if deployments:
+            return deployment_status(deployments[0], options=self.options)
+        leftovers = await self._leftovers(org_id)
+        return leftovers.get(org_id)
+
+    async def remove(self, *, org_id: str, keep_data: bool) -> None:
+        """See :meth:`Provisioner.remove`."""
+        async with self._locks.setdefault(org_id, asyncio.Lock()):
+            kinds = INSTANCE_KINDS if keep_data else (*INSTANCE_KINDS, "PersistentVolumeClaim")
+            for kind in kinds:
+                for obj in await self._ours(kind, check_org_id(org_id)):
+                    await self._delete(obj)
+            if keep_data or self.options.kubernetes_namespace_mode != "per-org":
+                return
+            namespace = await self._run(self.kube.read, "Namespace", self._scope(org_id), None)
+            if namespace is not None and is_ours(
+                namespace["metadata"].get("labels"),
+                deployment_id=self.options.deployment_id,
+                org_id=org_id,
+            ):
+                await self._delete(namespace)
+
+    async def list(self) -> builtins.list[InstanceStatus]:
+        """See :meth:`Provisioner.list`: Deployments of ours, then orgs with only leftovers."""
+        statuses: dict[str, InstanceStatus] = {}
+        for deployment in await self._ours("Deployment"):
+            status = deployment_status(deployment, options=self.options)
+            statuses.setdefault(status.org_id, status)
+        for org_id, status in (await self._leftovers()).items():
+            statuses.setdefault(org_id, status)
+        return [statuses[org_id] for org_id in sorted(statuses)]
+
+    async def stop(self, *, org_id: str) -> None:
+        """Scale the Deployment to zero; everything else stays. ``apply`` scales it back."""
+        for deployment in await self._ours("Deployment", check_org_id(org_id)):
+            meta = deployment["metadata"]
+            # A stale hash makes the next apply send the whole Deployment (replicas 1) again.
+            patch = {
+                "metadata": {"annotations": {SPEC_HASH_LABEL: "stopped"}},
+                "spec": {"replicas": 0},
+            }
+            await self._run(
+                self.kube.merge_patch, "Deployment", meta["name"], meta["namespace"], patch
+            )
+
+    async def restart(self, *, org_id: str) -> InstanceStatus:
+        """Roll the pod, as ``kubectl rollout restart`` does."""
+        deployments = await self._ours("Deployment", check_org_id(org_id))
+        if not deployments:
+            raise PermanentProvisionerError(f"org {org_id} has no Deployment to restart")
+        meta = deployments[0]["metadata"]
+        now = datetime.now(UTC).isoformat()
+        patch = {
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}
+                }
+            }
+        }
+        live = await self._run(
+            self.kube.merge_patch, "Deployment", meta["name"], meta["namespace"], patch
+        )
+        return deployment_status(live or deployments[0], options=self.options)
+
+    async def close(self) -> None:
+        """Close the API client if this provisioner made it."""
+        if self._owns_client:
+            await self._run(self.kube.close)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _ensure(self, obj: Obj, *, org_id: str) -> bool:
+        """Make ``obj`` exist as built; True when it was created now."""
+        kind, meta = obj["kind"], obj["metadata"]
+        existing = await self._run(self.kube.read, kind, meta["name"], meta.get("namespace"))
+        if existing is None:
+            try:
+                await self._run(self.kube.create, obj)
+                return True
+            except Conflict:  # made meanwhile: adopt it if it is ours
+                existing = await self._run(
+                    self.kube.read, kind, meta["name"], meta.get("namespace")
+                )
+                if existing is None:
+                    raise RetryableProvisionerError(
+                        f"{kind} {meta['name']} came and went"
+                    ) from None
+        existing_meta = existing.get("metadata") or {}
+        where = f"{kind} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
+        if not is_ours(
+            existing_meta.get("labels"), deployment_id=self.options.deployment_id, org_id=org_id
+        ):
+            raise PermanentProvisionerError(
+                f"{where} exists but is not this deployment's object of org {org_id}; "
+                "it is left alone"
+            )
+        if kind == "Namespace" and (existing.get("status") or {}).get("phase") == "Terminating":
+            raise RetryableProvisionerError(f"{where} is still being deleted")
+        wanted_hash = meta["annotations"][SPEC_HASH_LABEL]
+        if (existing_meta.get("annotations") or {}).get(SPEC_HASH_LABEL) != wanted_hash:
+            await self._run(self.kube.apply, self._updatable(obj))
+        return False
+
+    @staticmethod
+    def _updatable(obj: Obj) -> Obj:
+        """What an update may send: a claim's spec is immutable apart from its size."""
+        if obj["kind"] != "PersistentVolumeClaim":
+            return obj
+        size = obj["spec"]["resources"]
+        return {**obj, "spec": {"resources": size}}
+
+    async def _remove_stale(self, org_id: str, wanted: builtins.list[Obj]) -> None:
+        keep = {(o["kind"], o["metadata"]["name"]) for o in wanted}
+        for kind in INSTANCE_KINDS:
+            for obj in await self._ours(kind, org_id):
+                if (kind, obj["metadata"]["name"]) not in keep:
+                    await self._delete(obj)
+
+    async def _delete(self, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        await self._run(self.kube.delete, obj["kind"], meta["name"], meta.get("namespace"))
+
+    async def _leftovers(self, org_id: str = "") -> dict[str, InstanceStatus]:
+        """Orgs with objects of ours but no Deployment (kept data, or a crash's leftovers)."""
+        found: dict[str, builtins.list[str]] = {}
+        for kind in LEFTOVER_KINDS:
+            for obj in await self._ours(kind, org_id):
+                meta = obj["metadata"]
+                found.setdefault(meta["labels"][ORG_ID_LABEL], []).append(f"{kind}/{meta['name']}")
+        return {
+            org: InstanceStatus(
+                org_id=org,
+                state="absent",
+                handle={"objects": sorted(names)},
+                message="no Deployment; other objects of the org remain",
+                labels={ORG_ID_LABEL: org, MANAGED_BY_LABEL: self.options.deployment_id},
+            )
+            for org, names in found.items()
+        }

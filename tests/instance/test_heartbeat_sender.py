@@ -1,0 +1,105 @@
+"""The instance's heartbeat loop: body, sequence, jittered interval, backoff and resumption,
+and limits adopted from the control plane's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from org_instance.app import create_app
+from org_instance.contract import HeartbeatBody
+from org_instance.heartbeat import HeartbeatSender, backoff_delay
+from tests.instance.conftest import runtime_of
+from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
+from tests.support.api import assert_problem
+
+CP_URL = "http://cp.test"
+
+
+def test_backoff_doubles_to_a_cap_with_ten_percent_jitter() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        assert 9.0 <= backoff_delay(10, 0, rng=rng) <= 11.0
+    bases = [backoff_delay(10, n, rng=random.Random(1)) / random.Random(1).uniform(0.9, 1.1)
+             for n in range(8)]
+    assert [round(b) for b in bases] == [10, 20, 40, 60, 60, 60, 60, 60]
+    fast = [round(backoff_delay(0.5, n, rng=random.Random(1))
+                  / random.Random(1).uniform(0.9, 1.1), 2) for n in range(6)]
+    assert fast == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+async def test_first_beat_goes_out_at_start_with_the_credential_and_a_full_body(
+    tmp_path: Path, cp: FakeControlPlane
+) -> None:
+    config = instance_config(tmp_path, control_plane_url=CP_URL, heartbeat_interval=30)
+    app = create_app(config, http=cp.client())
+    async with AsyncTestClient(app, base_url="http://127.0.0.1"):
+        for _ in range(100):
+            if cp.heartbeats:
+                break
+            await asyncio.sleep(0.02)
+    assert len(cp.heartbeats) == 1
+    body: HeartbeatBody = cp.heartbeats[0]  # type: ignore[assignment]
+    assert set(body) == set(HeartbeatBody.__annotations__)
+    assert body["org_id"] == config.org_id and body["instance_id"] == config.instance_id
+    assert body["seq"] == 1 and body["status"] == "ok" and body["db_ok"] and body["redis_ok"]
+    request = next(r for r in cp.requests if r.url.path.endswith("/heartbeat"))
+    assert request.headers["authorization"] == f"Bearer {config.instance_credential}"
+
+
+async def test_the_loop_backs_off_while_the_control_plane_is_down_and_resumes(
+    make_instance: Any, cp: FakeControlPlane
+) -> None:
+    async with make_instance(control_plane_url="", heartbeat_interval=1.0) as client:
+        runtime = runtime_of(client)
+        delays: list[float] = []
+        plan = ["down", "down", "down", None, None]
+
+        async def fake_sleep(seconds: float) -> None:
+            delays.append(seconds)
+            if len(delays) >= len(plan):
+                raise asyncio.CancelledError
+            cp.heartbeat_fault = plan[len(delays)]
+
+        cp.heartbeat_fault = plan[0]
+        cp.answer = {**cp.answer, "interval": 1.0}
+        runtime.config = dataclasses.replace(runtime.config, control_plane_url=CP_URL)
+        sender = HeartbeatSender(runtime=runtime, http=cp.client(), sleep=fake_sleep,
+                                 rng=random.Random(3))
+        try:
+            await sender.run()
+        except asyncio.CancelledError:
+            pass
+    assert [round(d) for d in delays] == [2, 4, 8, 1, 1]
+    assert [b["seq"] for b in cp.heartbeats] == [4, 5]
+    attempts = [r for r in cp.requests if r.url.path.endswith("/heartbeat")]
+    assert len(attempts) == 5
+
+
+async def test_new_limits_from_the_answer_are_enforced(
+    make_instance: Any, cp: FakeControlPlane, signer: Signer
+) -> None:
+    async with make_instance(limits={"max_sessions": 100}) as client:
+        runtime = runtime_of(client)
+        org = runtime.config.org_id
+        who = bearer(signer.token(org))
+        assert (await client.post("/api/v1/sessions", headers=who, json={})).status_code == 201
+        cp.answer = {"accepted": True, "config_version": 7, "interval": 2.5,
+                     "limits": {"max_sessions": 1, "max_future_thing": 3}}
+        runtime.config = dataclasses.replace(runtime.config, control_plane_url=CP_URL)
+        sender = HeartbeatSender(runtime=runtime, http=cp.client())
+        await sender.beat()
+        await sender.beat()
+        assert [b["seq"] for b in cp.heartbeats] == [1, 2]
+        assert sender.interval == 2.5 and runtime.limits.config_version == 7
+        assert runtime.limits.values == {"max_sessions": 1}
+        assert cp.heartbeats[1]["usage"]["sessions"] == 1
+        assert_problem(await client.post("/api/v1/sessions", headers=who, json={}), 403,
+                       "quota_exceeded")
+        usage = (await client.get("/api/v1/usage", headers=who)).json()
+        assert usage["limits"] == {"max_sessions": 1} and usage["config_version"] == 7

@@ -1,0 +1,99 @@
+"""An org instance outlives its control plane: with the control plane stopped it keeps serving
+valid tokens from its cached JWKS, refuses expired ones, and its heartbeats resume (the row's
+``last_heartbeat_at`` advances) once the control plane is back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from control_plane.db.models import SigningKey
+from control_plane.security.secrets import SecretBox
+from control_plane.tokens.jws import sign
+from control_plane.tokens.keys import KeyRing
+from org_instance.contract import org_audience
+from tests.instance.processes import SECRET, ControlPlane, OrgInstance
+
+pytestmark = pytest.mark.slow
+
+INTERVAL = "0.5"
+
+
+async def expired_org_token(cp: ControlPlane, org: dict[str, str], sub: str) -> str:
+    """An org token signed with the platform's own key that expired 60 s ago (past the
+    verifier's 30 s leeway); the token endpoint never issues one like it."""
+    engine, db = cp.session()
+    try:
+        row = (await db.exec(select(SigningKey))).first()
+        assert row is not None
+        key = KeyRing(SecretBox(SECRET, purpose="orgplane signing keys v1"), alg=row.alg)
+        loaded = key._decrypt(row)
+    finally:
+        await db.close()
+        await engine.dispose()
+    claims = {"iss": cp.url, "sub": sub, "aud": org_audience(org["org_id"]),
+              "org_id": org["org_id"], "org_slug": org["slug"], "org_role": "owner",
+              "client_id": "orgplane", "scope": "org", "plan": "free", "features": []}
+    now = int(time.time())
+    token, _ = sign({**claims, "iat": now - 400, "nbf": now - 400}, loaded, ttl=-60 - 400)
+    return token
+
+
+def wait_for(predicate: object, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_the_instance_serves_without_the_control_plane_and_heartbeats_resume(
+    tmp_path: Path,
+) -> None:
+    cp = ControlPlane(tmp_path / "cp", extra_env={"ORGPLANE_HEARTBEAT_INTERVAL": INTERVAL})
+    cp.data_dir.mkdir()
+    cp.start()
+    instance: OrgInstance | None = None
+    try:
+        org = asyncio.run(cp.seed_org("gamma", "owner@gamma.test"))
+        instance = OrgInstance(org, cp, tmp_path / "gamma",
+                               extra_env={"ORGPLANE_HEARTBEAT_INTERVAL": INTERVAL})
+        instance.start()
+        token = cp.org_token(org["email"], org["slug"])
+        with instance.client(token) as c:  # first use: the instance fetches and caches JWKS
+            me = c.get("/api/v1/me")
+            assert me.status_code == 200, me.text
+            sub = me.json()["sub"]
+        expired = asyncio.run(expired_org_token(cp, org, sub))
+
+        def heartbeat_at() -> object:
+            return asyncio.run(cp.instance_row(org["org_id"])).last_heartbeat_at
+
+        assert wait_for(lambda: heartbeat_at() is not None, timeout=15)
+        cp.stop()
+        before = heartbeat_at()
+        time.sleep(2.5)  # several heartbeats fail and the instance backs off
+        with instance.client(token) as c:
+            assert c.get("/api/v1/me").status_code == 200
+            created = c.post("/api/v1/sessions", json={"title": "written while the CP is down"})
+            assert created.status_code == 201
+        with instance.client(expired) as c:
+            refused = c.get("/api/v1/me")
+            assert refused.status_code == 401 and refused.json()["code"] == "invalid_token"
+        assert heartbeat_at() == before
+        cp.start()
+        assert wait_for(lambda: heartbeat_at() != before, timeout=30), "heartbeats did not resume"
+        row = asyncio.run(cp.instance_row(org["org_id"]))
+        assert row.health == "ok" and row.last_heartbeat_seq > 1
+    finally:
+        if instance is not None:
+            instance.stop()
+        cp.stop()
+    log = (tmp_path / "gamma" / "instance.log").read_text()
+    assert "heartbeat failed" in log and "heartbeat resumed" in log
+    assert org["credential"] not in log and token not in log

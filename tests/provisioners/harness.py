@@ -1,0 +1,127 @@
+"""One shape for every backend, so the contract suite runs unchanged against each.
+
+A :class:`Harness` builds provisioners of one backend (a new object is what a control-plane
+restart gives), counts the org's running instance objects the way that backend's engine sees them
+(processes, containers, Deployments), and knows whether instances really run there (kmock does
+not run pods: there, the harness plays the Deployment controller and marks a Deployment ready).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import secrets
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioners.base import (
+    InstanceSpec,
+    InstanceStatus,
+    Provisioner,
+    ProvisionerOptions,
+    Resources,
+    instance_env,
+)
+
+INSTANCE_IMAGE = os.environ.get("ORGPLANE_TEST_INSTANCE_IMAGE", "orgplane-instance:dev")
+#: Every object a test makes carries this label with the run's id, and is removed by it.
+TEST_RUN_LABEL = "orgplane.test-run"
+
+
+def make_spec(
+    *,
+    run_id: str,
+    org_id: str | None = None,
+    slug: str = "acme",
+    image: str = INSTANCE_IMAGE,
+    hostnames: tuple[str, ...] = (),
+    heartbeat_interval: float = 30.0,
+    **changes: Any,
+) -> InstanceSpec:
+    """A complete spec for a new org (control plane unreachable: heartbeats just fail)."""
+    org_id = org_id or uuid.uuid4().hex
+    instance_id = uuid.uuid4().hex
+    env = instance_env(
+        org_id=org_id,
+        slug=slug,
+        instance_id=instance_id,
+        control_plane_url="http://127.0.0.1:9",
+        credential=secrets.token_urlsafe(24),
+        hostnames=hostnames,
+        heartbeat_interval=heartbeat_interval,
+        limits={"max_sessions": 5},
+    )
+    spec = InstanceSpec(
+        org_id=org_id,
+        slug=slug,
+        instance_id=instance_id,
+        image=image,
+        env=env,
+        resources=Resources(cpu=0.5, memory_mb=256, storage_mb=256),
+        hostnames=hostnames,
+        labels={TEST_RUN_LABEL: run_id},
+    )
+    return dataclasses.replace(spec, **changes) if changes else spec
+
+
+@dataclass
+class Harness:
+    """A backend under test (see the module docstring)."""
+
+    name: str
+    options: ProvisionerOptions
+    factory: Callable[[ProvisionerOptions], Provisioner]
+    count_instances: Callable[[str], Awaitable[int]]
+    runs_instances: bool
+    mark_ready: Callable[[InstanceStatus], Awaitable[None]]
+    made: list[Provisioner] = dataclasses.field(default_factory=list)
+
+    def provisioner(self, **option_changes: Any) -> Provisioner:
+        """A new provisioner object (as after a control-plane restart)."""
+        made = self.factory(dataclasses.replace(self.options, **option_changes))
+        self.made.append(made)
+        return made
+
+    def spec(self, **kwargs: Any) -> InstanceSpec:
+        """A spec labelled with this run."""
+        return make_spec(run_id=self.options.deployment_id, **kwargs)
+
+
+async def wait_for_state(
+    provisioner: Provisioner, org_id: str, states: set[str], *, seconds: float = 90
+) -> InstanceStatus:
+    """Poll ``status`` until its state is in ``states`` (bounded by ``seconds``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    status = None
+    while loop.time() < deadline:
+        status = await provisioner.status(org_id=org_id)
+        if status is not None and status.state in states:
+            return status
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"org {org_id} did not reach {states} in {seconds}s: {status}")
+
+
+def kill_local_leftovers(deployment_ids: list[str]) -> int:
+    """Kill processes a failed test may have left (by their command-line marker)."""
+    killed = 0
+    prefixes = [f"orgplane_instance={dep}/".encode() for dep in deployment_ids]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(prefix) for arg in argv for prefix in prefixes):
+            try:
+                os.killpg(int(entry.name), signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed

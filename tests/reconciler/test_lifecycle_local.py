@@ -1,0 +1,190 @@
+"""The reconciler drives real local instances through their whole lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from control_plane.app import create_app
+from control_plane.settings import Settings
+from tests.support.api import assert_problem
+
+FAST = {
+    "ORGPLANE_RECONCILER_ENABLED": "true",
+    "ORGPLANE_RECONCILE_INTERVAL": "0.5",
+    "ORGPLANE_HEARTBEAT_INTERVAL": "1",
+    "ORGPLANE_DELETION_GRACE_SECONDS": "1",
+    "ORGPLANE_UNHEALTHY_RESTART_AFTER": "3",
+}
+
+
+@pytest.fixture
+def db_backend() -> str:
+    """Lifecycle tests run on SQLite; the lease test covers PostgreSQL."""
+    return "sqlite"
+
+
+@pytest.fixture
+async def live(make_settings: Any, unused_tcp_port: int) -> Any:
+    settings: Settings = make_settings(
+        **FAST,
+        ORGPLANE_PORT=str(unused_tcp_port),
+        ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
+    )
+    app = create_app(settings)
+    # The instance reaches the control plane over real HTTP, so serve the app on the port.
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=unused_tcp_port,
+                                           log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.1)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{unused_tcp_port}", timeout=20) as http:
+        yield http, app
+    # Remove whatever instance a failed test left behind, then stop the server.
+    runtime = app.state.runtime
+    for status in await runtime.provisioner.list():
+        await runtime.provisioner.remove(org_id=status.org_id, keep_data=False)
+    server.should_exit = True
+    await task
+
+
+async def wait_phase(http: httpx.AsyncClient, headers: dict[str, str], slug: str, phase: str,
+                     timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = (await http.get(f"/api/v1/orgs/{slug}/instance", headers=headers)).json()
+        if body.get("phase") == phase:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{slug} never reached {phase}: {body}")
+
+
+async def admin_headers(app: Any, http: httpx.AsyncClient) -> dict[str, str]:
+    from control_plane.identity.users import create_user
+
+    async with app.state.runtime.sessions() as db:
+        await create_user(db, email="ops@example.com", password="a long password", is_platform_admin=True)
+        await db.commit()
+    token = (await http.post("/api/v1/auth/login", json={
+        "email": "ops@example.com", "password": "a long password"})).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def org_token(http: httpx.AsyncClient, headers: dict[str, str], slug: str) -> str:
+    answer = await http.post("/oauth/token", data={
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": headers["Authorization"].split()[1],
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "audience": f"org:{slug}",
+    })
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+async def test_create_run_suspend_resume_delete(live: Any, tmp_path: Path) -> None:
+    http, app = live
+    headers = await admin_headers(app, http)
+    created = await http.post("/api/v1/orgs", headers=headers, json={"name": "Acme", "slug": "acme"})
+    assert created.status_code == 202, created.text
+    assert created.json()["phase"] == "pending"
+    running = await wait_phase(http, headers, "acme", "running")
+    assert running["last_heartbeat_at"] and running["endpoint"].startswith("http://127.0.0.1:")
+    kinds = [e["kind"] for e in running["events"]]
+    assert "phase.provisioning" in kinds and "phase.running" in kinds
+
+    # The instance serves the org's token and refuses any other Host.
+    token = await org_token(http, headers, "acme")
+    async with httpx.AsyncClient(base_url=running["endpoint"]) as inst:
+        made = await inst.post("/api/v1/sessions", json={"title": "canary"},
+                               headers={"Authorization": f"Bearer {token}"})
+        assert made.status_code == 201, made.text
+        refused = await inst.get("/api/v1/sessions", headers={
+            "Authorization": f"Bearer {token}", "Host": "other.localhost"})
+        assert refused.status_code == 421
+
+    # Suspend stops the instance (data kept); resume brings it back with its data.
+    org_id = created.json()["id"]
+    assert (await http.post(f"/api/v1/orgs/{org_id}/suspend", headers=headers)).status_code < 300
+    await wait_phase(http, headers, "acme", "stopped")
+    status = await app.state.runtime.provisioner.status(org_id=org_id)
+    assert status is None or status.state in ("stopped", "absent")
+    assert (await http.post(f"/api/v1/orgs/{org_id}/resume", headers=headers)).status_code < 300
+    back = await wait_phase(http, headers, "acme", "running")
+    token = await org_token(http, headers, "acme")
+    async with httpx.AsyncClient(base_url=back["endpoint"]) as inst:
+        listed = await inst.get("/api/v1/sessions", headers={"Authorization": f"Bearer {token}"})
+        assert [s["title"] for s in listed.json()["items"]] == ["canary"]
+
+    # Delete after the (short) pending-deletion window: instance and data are gone.
+    gone = await http.delete(f"/api/v1/orgs/{org_id}", params={"confirm": "acme"}, headers=headers)
+    assert gone.status_code == 202, gone.text
+    provisioner = app.state.runtime.provisioner
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and await provisioner.status(org_id=org_id) is not None:
+        await asyncio.sleep(0.3)
+    assert await provisioner.status(org_id=org_id) is None
+    assert await provisioner.list() == []
+    assert (await http.get(f"/api/v1/orgs/{org_id}", headers=headers)).status_code == 404
+    async with app.state.runtime.sessions() as db:
+        from control_plane.db.models import Org
+
+        org = await db.get(Org, org_id)
+        assert org is not None and org.phase == "deleted" and org.deleted_at is not None
+
+
+async def test_instance_killed_by_hand_is_brought_back(live: Any) -> None:
+    http, app = live
+    headers = await admin_headers(app, http)
+    created = await http.post("/api/v1/orgs", headers=headers, json={"name": "Drift", "slug": "drift"})
+    org_id = created.json()["id"]
+    await wait_phase(http, headers, "drift", "running")
+    before = await app.state.runtime.provisioner.status(org_id=org_id)
+    pid = int(before.handle["pid"])
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+    # Within two reconcile intervals the reconciler sees the dead process and starts a new one.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = await app.state.runtime.provisioner.status(org_id=org_id)
+        if now is not None and now.state == "running" and int(now.handle["pid"]) != pid:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the killed instance was not replaced")
+    await wait_phase(http, headers, "drift", "running")
+
+
+async def test_actions_are_checked_and_cancel_stops_a_pending_org(live: Any) -> None:
+    http, app = live
+    headers = await admin_headers(app, http)
+    created = await http.post("/api/v1/orgs", headers=headers, json={"name": "Act", "slug": "act"})
+    org_id = created.json()["id"]
+    bad = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
+                          json={"action": "explode"})
+    assert_problem(bad, 400)
+    await wait_phase(http, headers, "act", "running")
+    cancel = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
+                             json={"action": "cancel"})
+    assert_problem(cancel, 409, "nothing_to_cancel")
+    stop = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
+                           json={"action": "stop"})
+    assert stop.status_code == 202
+    await wait_phase(http, headers, "act", "stopped")
+    start = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
+                            json={"action": "start"})
+    assert start.status_code == 202
+    await wait_phase(http, headers, "act", "running")
