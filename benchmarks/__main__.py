@@ -49,14 +49,23 @@ def main() -> int:
         results: list[Result] = importlib.import_module(f"benchmarks.{module}").run()
         _print(module, results)
         missed |= any(r.met is False for r in results)
-        (RESULTS / f"{module}.json").write_text(json.dumps({
-            "module": module,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "seconds": round(time.time() - started, 1),
-            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                        "platform": platform.platform()},
-            "results": [asdict(r) for r in results],
-        }, indent=2) + "\n")
+        (RESULTS / f"{module}.json").write_text(
+            json.dumps(
+                {
+                    "module": module,
+                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                    "seconds": round(time.time() - started, 1),
+                    "machine": {
+                        "python": platform.python_version(),
+                        "cpus": os.cpu_count(),
+                        "platform": platform.platform(),
+                    },
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 1 if missed else 0
 
 

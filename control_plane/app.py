@@ -36,6 +36,7 @@ from control_plane.routing.routes import ROUTES as ROUTING_ROUTES
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
+from control_plane.ui import ui_setup
 
 log = structlog.get_logger("orgplane.app")
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """A control-plane app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     configure_logging(fmt=settings.server.log_format, level=settings.server.log_level)
+    ui = ui_setup(settings)
     return Litestar(
         route_handlers=[
             healthz,
@@ -99,7 +101,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *LIFECYCLE_ROUTES,
             *TOKEN_ROUTES,
             *ROUTING_ROUTES,
+            *ui.route_handlers,
         ],
+        template_config=ui.template_config,
+        csrf_config=ui.csrf_config,
         dependencies={
             "runtime": Provide(provide_runtime),
             "db": Provide(provide_db),

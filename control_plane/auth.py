@@ -19,6 +19,7 @@ from control_plane.runtime import Runtime
 from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
 
 SESSION_COOKIE = "orgplane_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,15 @@ async def provide_principal(
     runtime: NamedDependency[Runtime],
     db: NamedDependency[AsyncSession],
 ) -> Principal:
-    """Dependency: the authenticated caller, or 401 ``invalid_token``."""
-    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
+    """Dependency: the authenticated caller, or 401 ``invalid_token``.
+
+    The session cookie authenticates the UI (whose forms carry a CSRF token) and safe API
+    reads; an API write must carry a Bearer token, so a page on a sibling subdomain cannot make
+    the browser write through the API with the cookie (SameSite=Lax does not stop that).
+    """
+    token = bearer_token(request)
+    if token is None and (request.method in SAFE_METHODS or request.url.path.startswith("/ui")):
+        token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise Unauthenticated("Sign in or send a Bearer access token.", code="unauthenticated")
     try:

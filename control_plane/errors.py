@@ -21,6 +21,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DBAPIError
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://orgplane.dev/problems/"
@@ -174,9 +175,13 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[di
     if status >= 500:
         return _on_unexpected(request, exc)
     if isinstance(exc.__cause__, SerializationException):  # the body did not decode
-        return problem_response(status=400, code="malformed_body", title="Invalid request",
-                                detail="The request body is not valid JSON.",
-                                instance=request.url.path)
+        return problem_response(
+            status=400,
+            code="malformed_body",
+            title="Invalid request",
+            detail="The request body is not valid JSON.",
+            instance=request.url.path,
+        )
     code, title = _STATUS_CODES.get(status, ("error", "Error"))
     detail = exc.detail if exc.detail and exc.detail != title else title
     return problem_response(
@@ -200,9 +205,26 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
     )
 
 
+#: SQLSTATEs of text the database cannot store (PostgreSQL refuses NUL characters): bad input.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+def _on_database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
+    if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+        return problem_response(
+            status=400,
+            code="invalid_characters",
+            title="Invalid request",
+            detail="The request holds characters that cannot be stored (such as NUL).",
+            instance=request.url.path,
+        )
+    return _on_unexpected(request, exc)
+
+
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ProblemError: _on_problem,
     ValidationException: _on_validation,
     HTTPException: _on_http,
+    DBAPIError: _on_database,
     Exception: _on_unexpected,
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 from urllib.parse import quote
 
 from redis.asyncio import Redis
@@ -84,6 +85,11 @@ def _rules(org_id: str, password: str) -> list[str]:
     ]
 
 
+async def _acl(redis_admin: Redis, *args: str) -> Any:
+    # ACL rules as Redis spells them (redis-py's acl_setuser cannot say ``-script|flush``).
+    return await redis_admin.execute_command("ACL", *args)  # type: ignore[no-untyped-call]
+
+
 def _url_for(redis_admin: Redis, *, user: str, password: str, host: str | None) -> str:
     pool = redis_admin.connection_pool
     kwargs = pool.connection_kwargs
@@ -96,32 +102,28 @@ def _url_for(redis_admin: Redis, *, user: str, password: str, host: str | None) 
     return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{where}:{port}/{db}"
 
 
-async def ensure_org_redis_user(
-    redis_admin: Redis, *, org_id: str, host: str | None = None
-) -> str:
+async def ensure_org_redis_user(redis_admin: Redis, *, org_id: str, host: str | None = None) -> str:
     """Create or reset the org's ACL user with a new password; returns its Redis URL.
 
     ``host`` replaces the admin connection's host in the URL when instances reach Redis by
     another name (a compose service, a Kubernetes Service).
     """
     user, password = username_for(org_id), secrets.token_urlsafe(32)
-    await redis_admin.execute_command("ACL", "SETUSER", user, *_rules(org_id, password))
+    await _acl(redis_admin, "SETUSER", user, *_rules(org_id, password))
     return _url_for(redis_admin, user=user, password=password, host=host)
 
 
-async def rotate_org_redis_user(
-    redis_admin: Redis, *, org_id: str, host: str | None = None
-) -> str:
-    """Replace the password of an existing org user; returns the new URL (RedisAclError if absent)."""
+async def rotate_org_redis_user(redis_admin: Redis, *, org_id: str, host: str | None = None) -> str:
+    """Replace an existing org user's password; returns the new URL (RedisAclError if absent)."""
     user = username_for(org_id)
-    if await redis_admin.execute_command("ACL", "GETUSER", user) is None:
+    if await _acl(redis_admin, "GETUSER", user) is None:
         raise RedisAclError(f"no Redis user for org {org_id}")
     password = secrets.token_urlsafe(32)
-    await redis_admin.execute_command("ACL", "SETUSER", user, "resetpass", f">{password}")
+    await _acl(redis_admin, "SETUSER", user, "resetpass", f">{password}")
     return _url_for(redis_admin, user=user, password=password, host=host)
 
 
 async def delete_org_redis_user(redis_admin: Redis, *, org_id: str) -> bool:
     """Delete the org's user and disconnect its clients; True if it existed (idempotent)."""
-    deleted = await redis_admin.execute_command("ACL", "DELUSER", username_for(org_id))
+    deleted = await _acl(redis_admin, "DELUSER", username_for(org_id))
     return bool(deleted)

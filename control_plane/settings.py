@@ -127,9 +127,7 @@ class ProvisioningSettings(_Group):
     provisioner: str = Field(
         "local", description="Provisioner backend: an entry point in `orgplane.provisioners`."
     )
-    base_domain: str = Field(
-        "localhost", description="Orgs are reached at `{slug}.{base_domain}`."
-    )
+    base_domain: str = Field("localhost", description="Orgs are reached at `{slug}.{base_domain}`.")
     instance_image: str = Field(
         "orgplane-instance:latest", description="Image of org instances (docker, kubernetes)."
     )
@@ -152,7 +150,8 @@ class ProvisioningSettings(_Group):
         60.0, description="Seconds an instance may stay unhealthy before it is restarted."
     )
     orphan_grace_seconds: float = Field(
-        300.0, description="Age after which backend objects labelled as ours with no org are removed."
+        300.0,
+        description="Age after which backend objects labelled as ours with no org are removed.",
     )
     instance_control_plane_url: str = Field(
         "", description="URL org instances reach the control plane at; defaults to the public URL."
@@ -160,9 +159,7 @@ class ProvisioningSettings(_Group):
     max_concurrent_provisioning: int = Field(
         4, description="Provisioning operations at once; more wait in a queue."
     )
-    heartbeat_interval: float = Field(
-        10.0, description="Seconds between org instance heartbeats."
-    )
+    heartbeat_interval: float = Field(10.0, description="Seconds between org instance heartbeats.")
 
 
 class BackendSettings(_Group):
@@ -229,6 +226,11 @@ class RoutingSettings(_Group):
         "",
         description="URL Traefik reaches the control plane at, for the page of suspended or "
         "hibernated orgs; empty means the public URL.",
+    )
+    org_url_port: int = Field(
+        0,
+        description="Port of the org URLs the admin UI opens (`{slug}.{base_domain}:port`); "
+        "0 means the scheme's default port.",
     )
 
     @property

@@ -17,12 +17,13 @@ from typing import Any
 
 import structlog
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketException
 from litestar.middleware.authentication import (
     AbstractAuthenticationMiddleware,
     AuthenticationResult,
 )
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
 from org_instance.config import normalize_host
 from org_instance.errors import PROBLEM_JSON, Forbidden, TooManyRequests, Unauthorized, problem_body
@@ -33,6 +34,7 @@ log = structlog.get_logger("orgplane.instance.auth")
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 #: Routes that do not take an org token (probes; the runner heartbeat has its own token).
 UNAUTHENTICATED = ["^/healthz$", "^/readyz$", "^/api/v1/runners/heartbeat$"]
+_SCOPES = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 WS_CLOSE_UNAUTHORIZED = 4401
 WS_CLOSE_RATE_LIMITED = 4429
 
@@ -72,7 +74,7 @@ class HostCheck:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in PROBE_PATHS:
+        if scope["type"] not in _SCOPES or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         raw = _header(scope, b"host")
@@ -80,7 +82,7 @@ class HostCheck:
             await self.app(scope, receive, send)
             return
         log.warning("misdirected request refused", host=raw[:255], path=scope["path"][:255])
-        if scope["type"] == "websocket":
+        if scope["type"] == ScopeType.WEBSOCKET:
             await send({"type": "websocket.close", "code": 1008, "reason": "misdirected request"})
             return
         body = problem_body(
@@ -89,24 +91,23 @@ class HostCheck:
             title="Misdirected request",
             detail="This server does not answer for that host.",
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 421,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 421,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     scheme, _, value = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if connection.scope["type"] == "websocket":
+    if connection.scope["type"] == ScopeType.WEBSOCKET:
         return connection.query_params.get("access_token", "")
     return ""
 
@@ -118,7 +119,7 @@ class TokenAuth(AbstractAuthenticationMiddleware):
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         runtime = connection.app.state.instance
-        is_ws = connection.scope["type"] == "websocket"
+        is_ws = connection.scope["type"] == ScopeType.WEBSOCKET
         token = _token_of(connection)
         try:
             if not token:
@@ -127,9 +128,13 @@ class TokenAuth(AbstractAuthenticationMiddleware):
         except InvalidToken as exc:
             log.info("token refused", reason=exc.reason, path=connection.url.path[:255])
             if is_ws:
-                raise WebSocketException(detail="invalid_token", code=WS_CLOSE_UNAUTHORIZED) from None
-            detail = "Send a Bearer org token for this org." if not token else (
-                "The token is invalid, expired or not for this org."
+                raise WebSocketException(
+                    detail="invalid_token", code=WS_CLOSE_UNAUTHORIZED
+                ) from None
+            detail = (
+                "Send a Bearer org token for this org."
+                if not token
+                else ("The token is invalid, expired or not for this org.")
             )
             raise Unauthorized(detail) from None
         member = Member(sub=claims["sub"], role=claims["org_role"], claims=claims)
@@ -137,7 +142,9 @@ class TokenAuth(AbstractAuthenticationMiddleware):
             await runtime.count_request(member.sub)
         except TooManyRequests:
             if is_ws:
-                raise WebSocketException(detail="rate_limited", code=WS_CLOSE_RATE_LIMITED) from None
+                raise WebSocketException(
+                    detail="rate_limited", code=WS_CLOSE_RATE_LIMITED
+                ) from None
             raise
         structlog.contextvars.bind_contextvars(user_id=member.sub)
         return AuthenticationResult(user=member, auth=claims)

@@ -20,9 +20,6 @@ from typing import Any
 from org_instance import contract
 from org_instance.contract import Env
 
-#: Extra hosts (comma list) the instance answers for besides its hostnames and loopback: the
-#: Service name in Kubernetes, the container name in Docker.
-INTERNAL_HOSTS_ENV = "ORGPLANE_INTERNAL_HOSTS"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LIMIT_KEYS = frozenset(contract.Limits.__annotations__)
 
@@ -147,7 +144,9 @@ class InstanceConfig:
         jwks_url = get(Env.JWKS_URL) or (f"{cp_url}/.well-known/jwks.json" if cp_url else "")
         issuer = get(Env.ISSUER) or cp_url
         if not (jwks_url and issuer):
-            problems.append(f"{Env.CONTROL_PLANE_URL} (or {Env.JWKS_URL} and {Env.ISSUER}) is required")
+            problems.append(
+                f"{Env.CONTROL_PLANE_URL} (or {Env.JWKS_URL} and {Env.ISSUER}) is required"
+            )
         if problems:
             raise ConfigError("; ".join(problems))
         return cls(
@@ -162,7 +161,7 @@ class InstanceConfig:
             audience=get(Env.AUDIENCE) or contract.org_audience(org_id),
             redis_url=get(Env.REDIS_URL),
             hostnames=_hosts(get(Env.HOSTNAMES)),
-            internal_hosts=_hosts(get(INTERNAL_HOSTS_ENV)),
+            internal_hosts=_hosts(get(Env.INTERNAL_HOSTS)),
             heartbeat_interval=float(interval or contract.DEFAULT_HEARTBEAT_INTERVAL),
             limits=limits,
             bind_host=get(Env.BIND_HOST) or "0.0.0.0",  # noqa: S104 - see the field

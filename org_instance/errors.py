@@ -137,8 +137,9 @@ def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) ->
         code, detail = "malformed_body", "The request body is not valid JSON."
     else:
         named = ", ".join(e["field"] for e in errors)
-        code, detail = "validation_error", (
-            f"Invalid value for: {named}." if named else "The request is invalid."
+        code, detail = (
+            "validation_error",
+            (f"Invalid value for: {named}." if named else "The request is invalid."),
         )
     return _respond(
         request, status=400, code=code, title="Invalid request", detail=detail, errors=errors

@@ -11,11 +11,12 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 _SECRET_PARTS = ("password", "secret", "token", "authorization", "credential")
 
 
-def _redact_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_secrets(_: Any, __: str, event: EventDict) -> EventDict:
     for key in list(event):
         if key != "event" and any(part in key.lower() for part in _SECRET_PARTS):
             event[key] = "[redacted]"
@@ -30,7 +31,7 @@ def configure_logging(*, fmt: str, org_id: str, level: str = "INFO") -> None:
         else structlog.dev.ConsoleRenderer(colors=False)
     )
 
-    def add_org(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    def add_org(_: Any, __: str, event: EventDict) -> EventDict:
         event.setdefault("org_id", org_id)
         return event
 

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from litestar.channels import ChannelsPlugin
@@ -72,7 +72,9 @@ class LimitsState:
 
         Keys this instance does not know (a newer control plane) are ignored, not fatal.
         """
-        known = {k: v for k, v in limits.items() if k in LIMIT_KEYS} if isinstance(limits, dict) else {}
+        known = (
+            {k: v for k, v in limits.items() if k in LIMIT_KEYS} if isinstance(limits, dict) else {}
+        )
         checked = check_limits(known, source="heartbeat answer")
         changed = checked != self.values or config_version != self.config_version
         self.values, self.config_version = checked, config_version
@@ -80,7 +82,7 @@ class LimitsState:
 
     def as_contract(self) -> Limits:
         """The limits as the contract's TypedDict."""
-        return Limits(**self.values)  # type: ignore[typeddict-item]
+        return cast(Limits, dict(self.values))
 
     def check_quota(self, name: str, *, used: int, adding: int = 1) -> None:
         """403 ``quota_exceeded`` when ``used + adding`` goes over the limit ``name``."""
@@ -131,9 +133,9 @@ class InstanceRuntime:
     store: Store
     limiter: RateLimiter
     limits: LimitsState
+    channels: ChannelsPlugin
     started_at: str = field(default_factory=utc_now)
     usage: Usage = field(default_factory=Usage)
-    channels: ChannelsPlugin | None = None
     redis: Any = None
     heartbeat: Any = None
 

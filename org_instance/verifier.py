@@ -7,6 +7,11 @@ every request waiting for it. When the control plane is unreachable the cached k
 serving. ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers are never looked at: keys come only from
 the configured JWKS URL.
 
+A token that verified is remembered (bounded, until it expires), so a client reusing its token
+costs one signature check, not one per request. The memory is dropped whenever a fetched JWKS
+differs from the cached one, so a key the control plane withdraws stops working at the same
+moment with or without it.
+
 Every failure is one :class:`InvalidToken` with the stable code ``invalid_token``; its
 ``reason`` is for logs, never for clients.
 """
@@ -14,9 +19,12 @@ Every failure is one :class:`InvalidToken` with the stable code ``invalid_token`
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +44,8 @@ ROLES = frozenset({"owner", "admin", "member"})
 _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 _TYPS = (TOKEN_TYP, f"application/{TOKEN_TYP}")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_REMEMBERED = 1024
 
 
 class InvalidToken(Exception):
@@ -117,6 +127,8 @@ class JWKSVerifier:
         self._fresh_until = float("-inf")
         self._last_fetch = float("-inf")
         self._inflight: asyncio.Task[None] | None = None
+        self._jwks_document = b""
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
         #: Outbound JWKS requests made (successful or not); for metrics and tests.
         self.fetches = 0
         #: Why the last fetch failed ("" after a success); for logs and readiness.
@@ -129,6 +141,20 @@ class JWKSVerifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid org token for this org; raises :class:`InvalidToken`."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            self._revalidate_if_stale()
+            if remembered["exp"] + self.leeway > time.time():
+                return dict(remembered)
+            del self._verified[token]
+            raise InvalidToken("rejected: ExpiredSignatureError")
+        claims = await self._verify_fully(token)
+        self._verified[token] = claims
+        if len(self._verified) > MAX_REMEMBERED:
+            self._verified.popitem(last=False)
+        return dict(claims)
+
+    async def _verify_fully(self, token: str) -> dict[str, Any]:
         kid, alg = self._check_header(token)
         key = await self._key_for(kid)
         if key is None:
@@ -151,6 +177,8 @@ class JWKSVerifier:
             raise InvalidToken("token is for another org")
         if claims.get("org_role") not in ROLES or not isinstance(claims.get("sub"), str):
             raise InvalidToken("bad subject or role")
+        if not isinstance(claims.get("exp"), int | float):
+            raise InvalidToken("bad expiry")
         return claims
 
     def _check_header(self, token: str) -> tuple[str, str]:
@@ -158,10 +186,16 @@ class JWKSVerifier:
             raise InvalidToken("token missing or too long")
         if token.count(".") != 2:
             raise InvalidToken("not a compact JWS")
+        # Only the header is read here (PyJWT parses the whole token once, in decode).
+        segment = token.split(".", 1)[0]
         try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, ValueError, TypeError):
+            if not _B64URL.match(segment):
+                raise ValueError("not base64url")
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except (ValueError, binascii.Error):
             raise InvalidToken("malformed header") from None
+        if not isinstance(header, dict):
+            raise InvalidToken("malformed header")
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
             raise InvalidToken("algorithm not allowed")
@@ -175,14 +209,18 @@ class JWKSVerifier:
             raise InvalidToken("bad key id")
         return kid, alg
 
-    async def _key_for(self, kid: str) -> jwt.PyJWK | None:
+    def _revalidate_if_stale(self) -> None:
+        """Past max-age: keep serving the cached keys and refetch in the background."""
         now = self._clock()
+        if now >= self._fresh_until and now - self._last_fetch >= self.refetch_interval:
+            self._start_fetch()
+
+    async def _key_for(self, kid: str) -> jwt.PyJWK | None:
         key = self._keys.get(kid)
         if key is not None:
-            if now >= self._fresh_until and now - self._last_fetch >= self.refetch_interval:
-                # Stale but known: serve it and revalidate in the background.
-                self._start_fetch()
+            self._revalidate_if_stale()
             return key
+        now = self._clock()
         if now - self._last_fetch >= self.refetch_interval or self._inflight is not None:
             await asyncio.shield(self._start_fetch())
         return self._keys.get(kid)
@@ -213,6 +251,9 @@ class JWKSVerifier:
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             return
         self.last_error = ""
+        if document != self._jwks_document:
+            self._verified.clear()  # a withdrawn key must not live on in remembered tokens
+            self._jwks_document = document
         self._keys = keys
         self._fresh_until = self._clock() + max(max_age, self.refetch_interval)
 

@@ -188,20 +188,12 @@ class LocalProvisioner(Provisioner):
         if child is not None and child.poll() is not None:
             return False
         info = processes.process_info(state.pid)
-        ok = (
-            info is not None
-            and not info.zombie
-            and info.started == state.started
-            and self._marker(state.org_id) in info.cmdline
-        )
-        if not ok:
-            with open("/tmp/local-debug.log", "a") as fh:
-                fh.write(f"{state.pid} {state.started!r} {info!r} {child!r}\n")
-        return (
-            info is not None
-            and not info.zombie
-            and info.started == state.started
-            and self._marker(state.org_id) in info.cmdline
+        if info is None or info.zombie or info.started != state.started:
+            return False
+        # Our own child's command line reads empty for a moment after Popen returns (the kernel
+        # sets it up late in exec) and while it exits; its start time identifies it then.
+        return self._marker(state.org_id) in info.cmdline or (
+            not info.cmdline and child is not None
         )
 
     async def _stop_process(self, state: _State) -> None:

@@ -59,8 +59,10 @@ def cmd_list(_: argparse.Namespace) -> None:
     views = asyncio.run(_with_runtime("list"))
     print(f"{'KID':<24} {'ALG':<6} {'STATE':<9} {'SIGNS FROM':<19}  {'RETIRES':<19}  EXPIRES")
     for view in views:
-        print(f"{view.kid:<24} {view.alg:<6} {view.state:<9} {_when(view.active_from):<19}  "
-              f"{_when(view.retire_after):<19}  {_when(view.expires_at)}")
+        print(
+            f"{view.kid:<24} {view.alg:<6} {view.state:<9} {_when(view.active_from):<19}  "
+            f"{_when(view.retire_after):<19}  {_when(view.expires_at)}"
+        )
 
 
 def cmd_rotate(_: argparse.Namespace) -> None:

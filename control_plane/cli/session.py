@@ -1,28 +1,24 @@
 """Developer commands: ``orgplane login``, ``orgs``, ``switch``, ``token``, ``whoami``, ``logout``.
 
 A login keeps the control plane's URL, the refresh token, the current access token and the
-current org's token in ``$XDG_CONFIG_HOME/orgplane/credentials.json`` (mode 0600; default
-``~/.config``). ``orgplane token`` prints a valid org token for the current org, refreshing the
-login and exchanging (RFC 8693) as needed, so ``curl -H "Authorization: Bearer $(orgplane
-token)" ...`` works. Refresh tokens rotate on every use, so the file is rewritten after each.
+current org's token (see :mod:`control_plane.cli.credentials`). ``orgplane token`` prints a
+valid org token for the current org, refreshing the login and exchanging (RFC 8693) as needed,
+so ``curl -H "Authorization: Bearer $(orgplane token)" ...`` works. Refresh tokens rotate on
+every use, so the stored login is rewritten after each refresh.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
-import json
-import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from control_plane.cli.credentials import Session, credentials_path, exclusive_login
 from control_plane.cli.main import CliError
 
 CLIENT_ID = "orgplane"
@@ -33,51 +29,17 @@ MARGIN_SECONDS = 30
 EXPIRED_LOGIN = "your login has expired or was revoked; run `orgplane login --url {url}` again"
 
 
-def credentials_path() -> Path:
-    """Where the login is kept."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "orgplane" / "credentials.json"
+def _one_at_a_time(
+    command: Callable[[argparse.Namespace], None],
+) -> Callable[[argparse.Namespace], None]:
+    """``command`` run while holding the login (see :func:`exclusive_login`)."""
 
+    def locked(args: argparse.Namespace) -> None:
+        with exclusive_login():
+            command(args)
 
-@dataclass
-class Session:
-    """A stored login: which control plane, its tokens, the current org and its token."""
-
-    url: str
-    email: str
-    refresh_token: str
-    access_token: str = ""
-    access_expires_at: float = 0.0
-    current_org: str | None = None
-    org_token: str = ""
-    org_token_expires_at: float = 0.0
-
-    @classmethod
-    def load(cls) -> Session:
-        """The stored login, or a CliError telling how to log in."""
-        path = credentials_path()
-        try:
-            data = json.loads(path.read_text())
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except FileNotFoundError:
-            raise CliError("not logged in; run `orgplane login --url URL` first") from None
-        except (ValueError, TypeError):
-            raise CliError(f"{path} is damaged; run `orgplane login --url URL` again") from None
-
-    def save(self) -> None:
-        """Write the login atomically, readable by its owner only."""
-        path = credentials_path()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(asdict(self), out, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+    locked.__doc__ = command.__doc__
+    return locked
 
 
 class ControlPlane:
@@ -129,12 +91,14 @@ def access_token(session: Session, plane: ControlPlane) -> str:
 
 
 def _exchange(session: Session, plane: ControlPlane, slug: str) -> dict[str, Any]:
-    status, body = plane.token_request({
-        "grant_type": TOKEN_EXCHANGE,
-        "subject_token": access_token(session, plane),
-        "subject_token_type": ACCESS_TOKEN_TYPE,
-        "audience": f"org:{slug}",
-    })
+    status, body = plane.token_request(
+        {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": access_token(session, plane),
+            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "audience": f"org:{slug}",
+        }
+    )
     if status == 200:
         return body
     error, detail = body.get("error"), body.get("error_description", "")
@@ -202,8 +166,10 @@ def cmd_orgs(_: argparse.Namespace) -> None:
     headers = {"Authorization": f"Bearer {access_token(session, plane)}"}
     answer = plane.call("GET", "/api/v1/me/orgs", headers=headers)
     if answer.status_code == 404:
-        raise CliError("this control plane does not list orgs (GET /api/v1/me/orgs is "
-                       "missing); use `orgplane switch SLUG` with a slug you know")
+        raise CliError(
+            "this control plane does not list orgs (GET /api/v1/me/orgs is "
+            "missing); use `orgplane switch SLUG` with a slug you know"
+        )
     if answer.status_code == 401:
         raise CliError(EXPIRED_LOGIN.format(url=session.url))
     items = _json(answer).get("items", [])
@@ -212,8 +178,10 @@ def cmd_orgs(_: argparse.Namespace) -> None:
     for org in items:
         mark = "*" if org.get("slug") == session.current_org else " "
         state = " (suspended)" if org.get("suspended") else ""
-        print(f"{mark} {org.get('slug', ''):<40} {org.get('role', ''):<7} {org.get('name', '')}"
-              f"{state}")
+        print(
+            f"{mark} {org.get('slug', ''):<40} {org.get('role', ''):<7} {org.get('name', '')}"
+            f"{state}"
+        )
 
 
 def cmd_switch(args: argparse.Namespace) -> None:
@@ -237,8 +205,9 @@ def cmd_whoami(_: argparse.Namespace) -> None:
     """Who I am, where, and in which org."""
     session = Session.load()
     plane = ControlPlane(session.url)
-    answer = plane.call("GET", "/api/v1/me", headers={
-        "Authorization": f"Bearer {access_token(session, plane)}"})
+    answer = plane.call(
+        "GET", "/api/v1/me", headers={"Authorization": f"Bearer {access_token(session, plane)}"}
+    )
     if answer.status_code == 401:
         raise CliError(EXPIRED_LOGIN.format(url=session.url))
     me = _json(answer)
@@ -254,8 +223,12 @@ def cmd_logout(_: argparse.Namespace) -> None:
     revoked = True
     try:
         headers = {"Authorization": f"Bearer {access_token(session, plane)}"}
-        answer = plane.call("POST", "/api/v1/auth/logout", headers=headers,
-                            json={"refresh_token": session.refresh_token})
+        answer = plane.call(
+            "POST",
+            "/api/v1/auth/logout",
+            headers=headers,
+            json={"refresh_token": session.refresh_token},
+        )
         revoked = answer.status_code == 200
     except CliError:
         revoked = False
@@ -268,14 +241,22 @@ def register(sub: Any) -> None:
     login = sub.add_parser("login", help="log in to a control plane")
     login.add_argument("--url", required=True, help="base URL of the control plane")
     login.add_argument("--email", help="the account's email (prompted if missing)")
-    login.add_argument("--password-stdin", action="store_true",
-                       help="read the password from standard input instead of prompting")
-    login.set_defaults(func=cmd_login)
-    sub.add_parser("orgs", help="my orgs and roles").set_defaults(func=cmd_orgs)
+    login.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+    login.set_defaults(func=_one_at_a_time(cmd_login))
+    sub.add_parser("orgs", help="my orgs and roles").set_defaults(func=_one_at_a_time(cmd_orgs))
     switch = sub.add_parser("switch", help="make an org the current one")
     switch.add_argument("slug")
-    switch.set_defaults(func=cmd_switch)
+    switch.set_defaults(func=_one_at_a_time(cmd_switch))
     sub.add_parser("token", help="print a valid token for the current org").set_defaults(
-        func=cmd_token)
-    sub.add_parser("whoami", help="who and where I am").set_defaults(func=cmd_whoami)
-    sub.add_parser("logout", help="revoke the login and forget it").set_defaults(func=cmd_logout)
+        func=_one_at_a_time(cmd_token)
+    )
+    sub.add_parser("whoami", help="who and where I am").set_defaults(
+        func=_one_at_a_time(cmd_whoami)
+    )
+    sub.add_parser("logout", help="revoke the login and forget it").set_defaults(
+        func=_one_at_a_time(cmd_logout)
+    )

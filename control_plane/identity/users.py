@@ -23,7 +23,12 @@ def normalize_email(raw: str) -> str:
 def checked_email(raw: str) -> str:
     """A normalised email, or 400 ``invalid_email``."""
     email = normalize_email(raw)
-    if len(email) > 320 or not _EMAIL.match(email) or any(c in email for c in "<>\"'`\\,;"):
+    if (
+        len(email) > 320
+        or not _EMAIL.match(email)
+        or any(c in email for c in "<>\"'`\\,;")
+        or any(ord(c) < 32 or ord(c) == 127 for c in email)
+    ):  # NUL and other controls
         raise BadRequest("That is not a valid email address.", code="invalid_email", field="email")
     return email
 

@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import structlog
 from sqlalchemy import case
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
@@ -91,8 +92,13 @@ async def issue_instance_credential(db: AsyncSession, *, org_id: str) -> str:
     instance.credential_hash = hash_secret(credential)
     instance.updated_at = utcnow()
     db.add(instance)
-    record(db, action="instance.credential_issued", org_id=org_id, target_type="instance",
-           target_id=org_id)
+    record(
+        db,
+        action="instance.credential_issued",
+        org_id=org_id,
+        target_type="instance",
+        target_id=org_id,
+    )
     return credential
 
 
@@ -164,7 +170,10 @@ class HeartbeatProcessor:
             if recorded is not None and started < recorded:
                 return Outcome(accepted=False, wrote=False)
         deltas = _deltas(body, baseline, same_run)
-        gauges = {"storage_bytes": body.usage.storage_bytes, "active_users": body.usage.active_users}
+        gauges = {
+            "storage_bytes": body.usage.storage_bytes,
+            "active_users": body.usage.active_users,
+        }
         health = body.status
         changed = (
             not same_run
@@ -184,8 +193,13 @@ class HeartbeatProcessor:
             return Outcome(accepted=True, wrote=False)
         self._update_row(instance, body, run=run, started=started, now=now)
         if not same_run:
-            self.db.add(InstanceEvent(org_id=instance.org_id, kind="instance.started",
-                                      message=f"run {run} (version {body.version})"))
+            self.db.add(
+                InstanceEvent(
+                    org_id=instance.org_id,
+                    kind="instance.started",
+                    message=f"run {run} (version {body.version})",
+                )
+            )
         if changed:
             await self._roll_usage(instance.org_id, deltas, gauges, now)
         await self.db.commit()
@@ -210,10 +224,7 @@ class HeartbeatProcessor:
             now.timestamp() // USAGE_BUCKET.total_seconds() * USAGE_BUCKET.total_seconds(), UTC
         )
         dialect = self.db.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = insert(UsageSample).values(org_id=org_id, bucket=bucket, **deltas, **gauges)
         table = UsageSample.__table__.c  # type: ignore[attr-defined]
         excluded = stmt.excluded
@@ -228,7 +239,7 @@ class HeartbeatProcessor:
                 ),
             },
         )
-        await self.db.exec(stmt)  # type: ignore[call-overload]
+        await self.db.exec(stmt)
 
     async def answer(self, instance: Instance, outcome: Outcome) -> HeartbeatAnswer:
         """The configuration the instance must run with."""

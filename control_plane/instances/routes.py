@@ -44,7 +44,9 @@ def flood_limiter(runtime: Runtime) -> WindowLimiter:
     )
 
 
-async def instance_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def instance_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """Authenticate the instance credential and count the attempt, before the body is read."""
     runtime: Runtime = connection.app.state.runtime
     credential = bearer_token(connection) or ""  # type: ignore[arg-type]
@@ -67,9 +69,16 @@ async def heartbeat(
     """Record an org instance's heartbeat and answer the configuration it must run with."""
     org_id: str = request.state.instance_org_id
     if data.org_id != org_id:
-        record(db, action="instance.heartbeat", outcome="failure", org_id=org_id,
-               target_type="instance", target_id=org_id, claimed_org=data.org_id[:64],
-               ip=request.client.host if request.client else "")
+        record(
+            db,
+            action="instance.heartbeat",
+            outcome="failure",
+            org_id=org_id,
+            target_type="instance",
+            target_id=org_id,
+            claimed_org=data.org_id[:64],
+            ip=request.client.host if request.client else "",
+        )
         await db.commit()
         raise Forbidden("The heartbeat names another org.", code="org_mismatch")
     instance = await db.get(Instance, org_id)  # again, in this request's session

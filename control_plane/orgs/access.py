@@ -96,6 +96,8 @@ class OrgAccess:
 
 async def find_live_org(db: AsyncSession, ref: str) -> Org | None:
     """The live org whose id or slug is ``ref`` (slugs cannot have the shape of an id)."""
+    if "\x00" in ref:  # no org has one, and PostgreSQL would refuse to compare it
+        return None
     org = await db.get(Org, ref) if len(ref) == 32 else None
     if org is None:
         org = (await db.exec(select(Org).where(col(Org.slug) == ref.lower()))).first()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy import ColumnElement, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -40,6 +40,8 @@ MAX_LOOKUP_IDS: Final = 100
 
 def _matches(text: str) -> ColumnElement[bool]:
     needle = text.strip().lower()
+    if "\x00" in needle:  # no name holds one; SQLite's LIKE would stop reading at it
+        return false()
     return or_(
         func.lower(col(Org.name)).contains(needle, autoescape=True),
         col(Org.slug).contains(needle, autoescape=True),

@@ -49,37 +49,37 @@ PLANS: Final[MappingProxyType[str, Plan]] = MappingProxyType(
         "free": _plan(
             "free",
             0,
-            dict(
-                max_sessions=10,
-                max_storage_bytes=1 * GIB,
-                requests_per_minute=600,
-                max_runners=1,
-                max_members=5,
-            ),
+            {
+                "max_sessions": 10,
+                "max_storage_bytes": 1 * GIB,
+                "requests_per_minute": 600,
+                "max_runners": 1,
+                "max_members": 5,
+            },
             {"chat", "files"},
         ),
         "team": _plan(
             "team",
             1,
-            dict(
-                max_sessions=100,
-                max_storage_bytes=50 * GIB,
-                requests_per_minute=6_000,
-                max_runners=5,
-                max_members=50,
-            ),
+            {
+                "max_sessions": 100,
+                "max_storage_bytes": 50 * GIB,
+                "requests_per_minute": 6_000,
+                "max_runners": 5,
+                "max_members": 50,
+            },
             {"chat", "files", "api_access", "custom_domains"},
         ),
         "enterprise": _plan(
             "enterprise",
             2,
-            dict(
-                max_sessions=1_000,
-                max_storage_bytes=1024 * GIB,
-                requests_per_minute=60_000,
-                max_runners=50,
-                max_members=1_000,
-            ),
+            {
+                "max_sessions": 1_000,
+                "max_storage_bytes": 1024 * GIB,
+                "requests_per_minute": 60_000,
+                "max_runners": 50,
+                "max_members": 1_000,
+            },
             set(KNOWN_FEATURES),
         ),
     }

@@ -7,6 +7,7 @@ caller may do, writes the change and its audit event in one transaction, and com
 from __future__ import annotations
 
 import unicodedata
+from copy import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,44 +123,48 @@ def slug_taken(slug: str) -> Conflict:
     return Conflict(f"The slug {slug!r} is taken.", code="slug_taken", field="slug")
 
 
+async def _parent_for_new_org(
+    db: AsyncSession, principal: Principal, parent_ref: str | None
+) -> Org | None:
+    if parent_ref is None:
+        return None
+    access = await org_access(db, principal, parent_ref)
+    access.require("admin", to="create child orgs")
+    if access.org.delete_after is not None:
+        raise Conflict("The parent org is pending deletion.", code="parent_pending_deletion",
+                       field="parent_id")  # fmt: skip
+    return access.org
+
+
+async def _check_new_terms(
+    db: AsyncSession, principal: Principal, parent: Org | None, plan: str, body: CreateOrgBody
+) -> None:
+    if principal.is_platform_admin:
+        return
+    if parent is not None:
+        await _check_terms_within_parent(db, parent=parent, plan=plan, features=body.features)
+    elif plan != DEFAULT_PLAN or body.features or body.limits:
+        raise Forbidden(
+            f"Only platform admins may create a top-level org with a plan other than "
+            f"{DEFAULT_PLAN!r} or with overrides.",
+            code="platform_admin_required",
+        )
+
+
 async def create_org(
     db: AsyncSession, *, principal: Principal, body: CreateOrgBody, ip: str
 ) -> Org:
     """Create an org in phase ``pending`` with its owner; the reconciler provisions it later."""
     slug, name = checked_slug(body.slug), checked_name(body.name)
     check_overrides(features=body.features, limits=body.limits)
-    parent = None
-    if body.parent_id is not None:
-        access = await org_access(db, principal, body.parent_id)
-        access.require("admin", to="create child orgs")
-        parent = access.org
-        if parent.delete_after is not None:
-            raise Conflict(
-                "The parent org is pending deletion.",
-                code="parent_pending_deletion",
-                field="parent_id",
-            )
+    parent = await _parent_for_new_org(db, principal, body.parent_id)
     plan = plan_named(body.plan or (parent.plan if parent else DEFAULT_PLAN)).name
-    if not principal.is_platform_admin:
-        if parent is None and (plan != DEFAULT_PLAN or body.features or body.limits):
-            raise Forbidden(
-                f"Only platform admins may create a top-level org with a plan other than "
-                f"{DEFAULT_PLAN!r} or with overrides.",
-                code="platform_admin_required",
-            )
-        if parent is not None:
-            await _check_terms_within_parent(db, parent=parent, plan=plan, features=body.features)
+    await _check_new_terms(db, principal, parent, plan, body)
     owner_id = await _new_owner(db, principal, body.owner_email)
     if (await db.exec(select(Org.id).where(col(Org.slug) == slug))).first():
         raise slug_taken(slug)
-    org = Org(
-        slug=slug,
-        name=name,
-        plan=plan,
-        parent_id=parent.id if parent else None,
-        features=dict(body.features),
-        limits=dict(body.limits),
-    )
+    org = Org(slug=slug, name=name, plan=plan, parent_id=parent.id if parent else None,
+              features=dict(body.features), limits=dict(body.limits))  # fmt: skip
     if parent is not None:
         await check_parent_link(db, parent=parent, child=None)
         await check_quota(db, parent, child_quota=own_quota(org))
@@ -197,17 +202,23 @@ async def _move(db: AsyncSession, principal: Principal, org: Org, parent_ref: st
     org.parent_id = target.org.id
 
 
+_TERMS = ("plan", "features", "limits", "parent_id")
+
+
 async def update_org(
     db: AsyncSession, *, principal: Principal, access: OrgAccess, body: UpdateOrgBody, ip: str
 ) -> Org:
     """Rename, re-plan, override, or move an org; bumps ``config_version`` when an instance
     must pick the change up (its own and every descendant's, whose effective values follow)."""
     org, changes = access.org, dict[str, Any]()
-    terms = {"plan": body.plan, "features": body.features, "limits": body.limits}
     if body.name is not None:
         access.require("admin", to="rename the org")
-        changes["name"] = org.name = checked_name(body.name)
-    governed = any(v is not None for v in terms.values()) or body.parent_id is not msgspec.UNSET
+        if body.name != org.name:
+            changes["name"] = org.name = checked_name(body.name)
+    # Terms sent unchanged (a form that posts every field) need no governance.
+    asked = {"plan": body.plan, "features": body.features, "limits": body.limits,
+             "parent_id": body.parent_id}  # fmt: skip
+    governed = any(v not in (None, msgspec.UNSET, getattr(org, k)) for k, v in asked.items())
     if governed and not await governs(db, principal, org):
         raise Forbidden(
             "Only platform admins or admins of a parent org may change its plan, "
@@ -215,37 +226,22 @@ async def update_org(
             code="parent_admin_required",
         )
     check_overrides(features=body.features or {}, limits=body.limits or {})
-    before = (org.plan, dict(org.features), dict(org.limits), org.parent_id)
+    before = {term: copy(getattr(org, term)) for term in _TERMS}
     if not isinstance(body.parent_id, msgspec.UnsetType):
         await _move(db, principal, org, body.parent_id)
     org.plan = plan_named(body.plan).name if body.plan is not None else org.plan
     org.features = dict(body.features) if body.features is not None else org.features
     org.limits = dict(body.limits) if body.limits is not None else org.limits
-    after = (org.plan, org.features, org.limits, org.parent_id)
-    changes.update(
-        {
-            k: v
-            for k, v, old in zip(
-                ("plan", "features", "limits", "parent_id"), after, before, strict=True
-            )
-            if v != old
-        }
-    )
-    if after != before:
+    terms = {t: getattr(org, t) for t in _TERMS if getattr(org, t) != before[t]}
+    if terms:
         await _check_changed_terms(db, principal, org)
         await _bump_config(db, org)
+    if not (changes or terms):
+        return org
     org.updated_at = utcnow()
     db.add(org)
-    record(
-        db,
-        action="org.update",
-        actor=principal.user,
-        org_id=org.id,
-        target_type="org",
-        target_id=org.id,
-        ip=ip,
-        changes=changes,
-    )
+    record(db, action="org.update", actor=principal.user, org_id=org.id, target_type="org",
+           target_id=org.id, ip=ip, changes={**changes, **terms})  # fmt: skip
     await db.commit()
     return org
 

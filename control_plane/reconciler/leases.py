@@ -19,7 +19,7 @@ from control_plane.db.models import Instance, utcnow
 async def claim(db: AsyncSession, *, org_id: str, owner: str, seconds: float) -> bool:
     """Take or renew the lease of ``org_id`` for ``owner``; True when held. Commits."""
     now = utcnow()
-    result = await db.exec(  # type: ignore[call-overload]
+    result = await db.exec(
         update(Instance)
         .where(
             col(Instance.org_id) == org_id,
@@ -38,7 +38,7 @@ async def claim(db: AsyncSession, *, org_id: str, owner: str, seconds: float) ->
 
 async def release(db: AsyncSession, *, org_id: str, owner: str) -> None:
     """Give the lease back (only if ``owner`` holds it). Commits."""
-    await db.exec(  # type: ignore[call-overload]
+    await db.exec(
         update(Instance)
         .where(col(Instance.org_id) == org_id, col(Instance.lease_owner) == owner)
         .values(lease_owner="", lease_expires_at=None)

@@ -10,6 +10,7 @@ after a grace period. Work is proportional to what changed, not to the number of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,11 +18,14 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import or_
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.orgs.lifecycle import finalize_due_deletions
 from control_plane.reconciler.leases import claim, release
 from control_plane.reconciler.reconcile import Context, reconcile_org
+from control_plane.routing.verify import TxtResolver, reverify_due
+from control_plane.tokens.rotation import rotate_if_due
 from provisioners.base import InstanceStatus
 from provisioners.errors import ProvisionerError
 
@@ -29,6 +33,7 @@ log = structlog.get_logger("orgplane.reconciler")
 
 STEADY = ("running", "stopped")
 MAX_PER_PASS = 500
+HOUSEKEEPING_EVERY = 60.0
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Reconciler:
         self.ctx = ctx
         self._wake = asyncio.Event()
         self._orphans_seen: dict[str, float] = {}
+        self._housekeeping_at = -HOUSEKEEPING_EVERY
 
     def wake(self) -> None:
         """Start the next pass now (an org was written through this replica)."""
@@ -61,10 +67,8 @@ class Reconciler:
                 await self.run_pass()
             except Exception:
                 log.exception("reconcile pass failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass
 
     async def run_pass(self) -> PassReport:
         """One pass; see the module docstring."""
@@ -72,6 +76,7 @@ class Reconciler:
         async with self.ctx.runtime.sessions() as db:
             await finalize_due_deletions(db)
             await db.commit()
+            await self._housekeeping(db)
         try:
             observed: dict[str, InstanceStatus] | None = {
                 s.org_id: s for s in await self.ctx.provisioner.list()
@@ -80,7 +85,9 @@ class Reconciler:
             log.warning("backend list failed", error=str(exc))
             observed = None
         org_ids, known = await self._candidates(observed)
-        limit = asyncio.Semaphore(max(1, self.ctx.runtime.settings.provisioning.max_concurrent_provisioning))
+        limit = asyncio.Semaphore(
+            max(1, self.ctx.runtime.settings.provisioning.max_concurrent_provisioning)
+        )
 
         async def one(org_id: str) -> None:
             async with limit:
@@ -91,6 +98,24 @@ class Reconciler:
             await self._remove_orphans(observed, known, report)
         return report
 
+    async def _housekeeping(self, db: AsyncSession) -> None:
+        """Once a minute: re-verify custom domains that are due, rotate an old signing key."""
+        now = time.monotonic()
+        if now - self._housekeeping_at < HOUSEKEEPING_EVERY:
+            return
+        self._housekeeping_at = now
+        settings = self.ctx.runtime.settings
+        try:
+            await reverify_due(
+                db,
+                resolver=TxtResolver(address=settings.routing.dns_resolver),
+                every=timedelta(hours=settings.routing.domain_recheck_hours),
+            )
+            await rotate_if_due(self.ctx.runtime, db)
+        except Exception:
+            log.exception("housekeeping failed")
+            await db.rollback()
+
     async def _candidates(
         self, observed: dict[str, InstanceStatus] | None
     ) -> tuple[list[str], set[str]]:
@@ -99,11 +124,7 @@ class Reconciler:
         )
         async with self.ctx.runtime.sessions() as db:
             rows = (
-                await db.exec(
-                    select(Org.id, Org.phase, Org.desired_state, Org.suspended, Instance.org_id)
-                    .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
-                    .where(col(Org.deleted_at).is_(None))
-                )
+                await db.exec(select(Org.id, Org.phase).where(col(Org.deleted_at).is_(None)))
             ).all()
             changed = set(
                 (
@@ -125,7 +146,7 @@ class Reconciler:
             )
         known = {row[0] for row in rows}
         if observed is not None:
-            for org_id, phase, _desired, suspended, _ in rows:
+            for org_id, phase in rows:
                 seen = observed.get(org_id)
                 running = seen is not None and seen.state in ("running", "starting", "creating")
                 if (phase == "running" and not running) or (phase == "stopped" and running):
@@ -147,11 +168,12 @@ class Reconciler:
                 except Exception:
                     await db.rollback()  # another replica created it first
             owner = runtime.replica_id
-            if not await claim(db, org_id=org_id, owner=owner,
-                               seconds=runtime.settings.provisioning.lease_seconds):
+            if not await claim(
+                db, org_id=org_id, owner=owner, seconds=runtime.settings.provisioning.lease_seconds
+            ):
                 return
             try:
-                status: InstanceStatus | None | bool = (
+                status: InstanceStatus | bool | None = (
                     True if observed is None else observed.get(org_id)
                 )
                 await reconcile_org(self.ctx, db, org_id=org_id, observed=status)

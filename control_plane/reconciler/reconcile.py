@@ -15,16 +15,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.db.models import Domain, Instance, Org, utcnow
+from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.heartbeat import issue_instance_credential
 from control_plane.reconciler.events import add_event, set_phase
 from control_plane.reconciler.faults import fault_point
 from control_plane.reconciler.spec import build_spec
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
+from control_plane.routing.hostnames import release_domains
 from control_plane.runtime import Runtime
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
@@ -79,7 +80,7 @@ async def ensure_instance_row(ctx: Context, db: AsyncSession, org: Org) -> Insta
 
 
 async def reconcile_org(
-    ctx: Context, db: AsyncSession, *, org_id: str, observed: InstanceStatus | None | bool = True
+    ctx: Context, db: AsyncSession, *, org_id: str, observed: InstanceStatus | bool | None = True
 ) -> None:
     """One step towards the org's desired state. ``observed=True`` asks the backend."""
     org = await db.get(Org, org_id)
@@ -104,8 +105,11 @@ async def reconcile_org(
 
 async def _queue_position(db: AsyncSession, org: Org) -> int:
     waiting = await db.exec(
-        select(func.count()).select_from(Org).where(
-            col(Org.phase) == "pending", col(Org.created_at) < org.created_at,
+        select(func.count())
+        .select_from(Org)
+        .where(
+            col(Org.phase) == "pending",
+            col(Org.created_at) < org.created_at,
             col(Org.deleted_at).is_(None),
         )
     )
@@ -247,7 +251,7 @@ async def _delete(ctx: Context, db: AsyncSession, org: Org, instance: Instance) 
     if ctx.redis_admin is not None:
         await delete_org_redis_user(ctx.redis_admin, org_id=org.id)
         fault_point("after_redis_delete")
-    await db.exec(delete(Domain).where(col(Domain.org_id) == org.id))  # type: ignore[call-overload]
+    await release_domains(db, org_id=org.id)
     instance.credential_hash = instance.credential_enc = instance.redis_url_enc = ""
     instance.endpoint = ""
     org.deleted_at = utcnow()

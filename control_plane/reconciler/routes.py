@@ -63,11 +63,20 @@ class InstanceOut(msgspec.Struct):
 def _view(org: Org, instance: Instance | None, events: list[Any]) -> InstanceOut:
     inst = instance or Instance(org_id=org.id, provisioner="")
     return InstanceOut(
-        org_id=org.id, phase=org.phase, reason=org.reason, desired_state=org.desired_state,
-        health=inst.health, endpoint=inst.endpoint, provisioner=inst.provisioner,
-        image=inst.image, version=inst.version, last_heartbeat_at=inst.last_heartbeat_at,
-        started_at=inst.started_at, generation=org.generation,
-        observed_generation=inst.observed_generation, attempts=inst.attempts,
+        org_id=org.id,
+        phase=org.phase,
+        reason=org.reason,
+        desired_state=org.desired_state,
+        health=inst.health,
+        endpoint=inst.endpoint,
+        provisioner=inst.provisioner,
+        image=inst.image,
+        version=inst.version,
+        last_heartbeat_at=inst.last_heartbeat_at,
+        started_at=inst.started_at,
+        generation=org.generation,
+        observed_generation=inst.observed_generation,
+        attempts=inst.attempts,
         last_error=inst.last_error,
         events=[EventOut(e.at, e.kind, e.message) for e in events],
     )
@@ -81,13 +90,18 @@ async def get_instance(org_ref: FromPath[str], principal: Caller, db: DB) -> Ins
     return _view(org, await db.get(Instance, org.id), await timeline(db, org_id=org.id))
 
 
-@post("/api/v1/orgs/{org_ref:str}/instance/actions", status_code=HTTP_202_ACCEPTED,
-      tags=["instances"])
+@post(
+    "/api/v1/orgs/{org_ref:str}/instance/actions", status_code=HTTP_202_ACCEPTED, tags=["instances"]
+)
 async def instance_action(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], data: JSONBody[ActionBody],
-    principal: Caller, db: DB, runtime: RuntimeDep,
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    data: JSONBody[ActionBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
 ) -> InstanceOut:
-    """restart, stop, start, redeploy (optionally with a new image) or cancel a pending operation."""
+    """restart, stop, start, redeploy (maybe with a new image) or cancel a pending operation."""
     access = await org_access(db, principal, org_ref)
     access.require("admin", to="act on the instance")
     org = access.org
@@ -109,11 +123,22 @@ async def instance_action(
         org.generation += 1
         org.updated_at = utcnow()
         db.add(org)
-    add_event(db, org_id=org.id, kind=f"action.{data.action}",
-              message=f"requested by {principal.user.email}")
-    record(db, action=f"instance.{data.action}", actor=principal.user, org_id=org.id,
-           target_type="instance", target_id=org.id,
-           ip=request.client.host if request.client else "", image=data.image or "")
+    add_event(
+        db,
+        org_id=org.id,
+        kind=f"action.{data.action}",
+        message=f"requested by {principal.user.email}",
+    )
+    record(
+        db,
+        action=f"instance.{data.action}",
+        actor=principal.user,
+        org_id=org.id,
+        target_type="instance",
+        target_id=org.id,
+        ip=request.client.host if request.client else "",
+        image=data.image or "",
+    )
     await db.commit()
     reconciler = getattr(request.app.state, "reconciler", None)
     if reconciler is not None:
@@ -127,8 +152,9 @@ async def _restart_now(runtime: Any, db: Any, org: Org, instance: Instance | Non
         raise Conflict("Only a running instance can be restarted.", code="instance_not_running")
     owner = f"api-{runtime.replica_id}"
     if not await claim(db, org_id=org.id, owner=owner, seconds=60):
-        raise Conflict("The reconciler is working on this org; try again shortly.",
-                       code="instance_busy")
+        raise Conflict(
+            "The reconciler is working on this org; try again shortly.", code="instance_busy"
+        )
     try:
         await provisioner.restart(org_id=org.id)
     except ProvisionerError:

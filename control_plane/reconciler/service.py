@@ -38,12 +38,17 @@ async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
     redis_admin = _redis_admin(runtime)
     task: asyncio.Task[None] | None = None
     if settings.reconciler_enabled:
-        reconciler = Reconciler(Context(runtime, provisioner, redis_admin,
-                                        redis_host=runtime.settings.store.instance_redis_host))
+        reconciler = Reconciler(
+            Context(
+                runtime,
+                provisioner,
+                redis_admin,
+                redis_host=runtime.settings.store.instance_redis_host,
+            )
+        )
         app.state.reconciler = reconciler
         task = asyncio.create_task(reconciler.run_forever(), name="orgplane-reconciler")
-        log.info("reconciler started", provisioner=settings.provisioner,
-                 replica=runtime.replica_id)
+        log.info("reconciler started", provisioner=settings.provisioner, replica=runtime.replica_id)
     try:
         yield
     finally:

@@ -19,7 +19,6 @@ from control_plane.routing.hostnames import subdomain_of
 from control_plane.runtime import Runtime
 from provisioners.base import InstanceSpec, ProvisionerOptions, Resources, instance_env
 
-
 #: CPU cores, memory and data-volume size of each plan's instance; unknown plans get "free".
 PLAN_RESOURCES: dict[str, Resources] = {
     "free": Resources(cpu=0.25, memory_mb=256, storage_mb=512),

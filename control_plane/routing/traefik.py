@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from litestar import Request, Response, get
+from sqlalchemy import select as columns  # sqlmodel.select takes at most four columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,6 +23,7 @@ from control_plane.auth import bearer_token
 from control_plane.db.models import Domain, Instance, Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import NotFound, Unauthenticated
+from control_plane.orgs.hierarchy import live_orgs
 from control_plane.routing.hostnames import (
     CUSTOM,
     InvalidHostname,
@@ -44,15 +46,10 @@ _SITUATIONS: dict[str, tuple[str, int]] = {
 }
 
 
-def serves_instance(org: Org, instance: Instance | None) -> bool:
-    """Whether the org's hosts go to its instance (running, not suspended, has an endpoint)."""
-    return (
-        org.phase == "running"
-        and org.desired_state == "running"
-        and not org.suspended
-        and instance is not None
-        and bool(instance.endpoint)
-    )
+def serves_instance(*, phase: str, desired_state: str, suspended: bool, endpoint: str) -> bool:
+    """Whether an org's hosts go to its instance: running, meant to run, not suspended, and
+    the instance has an endpoint."""
+    return phase == "running" and desired_state == "running" and not suspended and bool(endpoint)
 
 
 def situation(org: Org) -> str:
@@ -76,8 +73,21 @@ async def collect_routes(db: AsyncSession, *, base_domain: str) -> list[Route]:
     Hostnames are unique in the database already; should the data ever disagree (a base domain
     changed under existing custom domains), the subdomain wins and the clash is logged.
     """
-    query = select(Org, Instance).outerjoin(Instance, col(Instance.org_id) == col(Org.id))
-    rows = [(o, i) for o, i in (await db.exec(query)).all() if not org_is_gone(o)]
+    # Columns, not ORM objects: this runs on every Traefik poll, for every org.
+    query = (
+        columns(
+            col(Org.id),
+            col(Org.slug),
+            col(Org.phase),
+            col(Org.desired_state),
+            col(Org.suspended),
+            col(Instance.endpoint),
+        )
+        .outerjoin(Instance, col(Instance.org_id) == col(Org.id))
+        .where(live_orgs(), col(Org.phase) != "deleted")
+        .order_by(col(Org.slug))
+    )
+    rows = (await db.exec(query)).all()  # type: ignore[call-overload]
     customs: dict[str, list[str]] = {}
     domain_query = (
         select(Domain.org_id, Domain.hostname)
@@ -87,27 +97,29 @@ async def collect_routes(db: AsyncSession, *, base_domain: str) -> list[Route]:
     for org_id, hostname in (await db.exec(domain_query)).all():
         customs.setdefault(org_id, []).append(hostname)
     subdomains: dict[str, str] = {}
-    for org, _ in rows:
+    for row in rows:
         try:
-            subdomains[org.id] = subdomain_of(org.slug, base_domain)
+            subdomains[row.id] = subdomain_of(row.slug, base_domain)
         except InvalidHostname:
-            log.warning("org slug is not a DNS label; not routed", org_id=org.id)
+            log.warning("org slug is not a DNS label; not routed", org_id=row.id)
     taken = set(subdomains.values())
     routes = []
-    for org, instance in rows:
-        if org.id not in subdomains:
+    for org_id, slug, phase, desired_state, suspended, endpoint in rows:
+        if org_id not in subdomains:
             continue
-        hosts = [subdomains[org.id]]
-        for hostname in customs.get(org.id, []):
+        hosts = [subdomains[org_id]]
+        for hostname in customs.get(org_id, []):
             if hostname in taken:
-                log.warning("hostname routed elsewhere; skipped", hostname=hostname, org_id=org.id)
+                log.warning("hostname routed elsewhere; skipped", hostname=hostname, org_id=org_id)
                 continue
             taken.add(hostname)
             hosts.append(hostname)
         url = None
-        if instance is not None and serves_instance(org, instance):
-            url = _instance_url(instance.endpoint)
-        routes.append(Route(org_id=org.id, slug=org.slug, hostnames=tuple(hosts), url=url))
+        if serves_instance(
+            phase=phase, desired_state=desired_state, suspended=suspended, endpoint=endpoint or ""
+        ):
+            url = _instance_url(endpoint)
+        routes.append(Route(org_id=org_id, slug=slug, hostnames=tuple(hosts), url=url))
     return routes
 
 

@@ -78,7 +78,11 @@ class TxtResolver:
 
     async def txt(self, name: str) -> list[str]:
         """Every TXT string at ``name`` (multi-part strings joined); [] if there is none."""
-        resolver = self._resolver()
+        try:
+            resolver = self._resolver()
+        except ValueError as exc:
+            log.error("ORGPLANE_DNS_RESOLVER is not an address", address=self.address)
+            raise LookupFailed("the resolver address is invalid") from exc
         try:
             answer = await resolver.resolve(name, "TXT", lifetime=self.timeout, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):

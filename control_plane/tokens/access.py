@@ -44,9 +44,9 @@ async def issue_access_token(runtime: Runtime, db: AsyncSession, user: User) -> 
     return token
 
 
-def _new_refresh(runtime: Runtime, user_id: str, family_id: str, parent: str | None) -> tuple[
-    str, RefreshToken
-]:
+def _new_refresh(
+    runtime: Runtime, user_id: str, family_id: str, parent: str | None
+) -> tuple[str, RefreshToken]:
     value = new_secret(REFRESH_PREFIX)
     row = RefreshToken(
         family_id=family_id,
@@ -71,9 +71,9 @@ class RefreshRefused(Exception):
     """The refresh token is unknown, expired, revoked or was already used."""
 
 
-async def rotate_refresh(runtime: Runtime, db: AsyncSession, presented: str) -> tuple[
-    User, TokenPair
-]:
+async def rotate_refresh(
+    runtime: Runtime, db: AsyncSession, presented: str
+) -> tuple[User, TokenPair]:
     """Spend ``presented`` and answer a new pair; a reused token revokes its family.
 
     Exactly one of any number of concurrent calls with the same token wins: the spend is a
@@ -99,8 +99,14 @@ async def rotate_refresh(runtime: Runtime, db: AsyncSession, presented: str) -> 
         family = await revoke_family_of(db, digest)
         if family is not None:
             # A spent or revoked token came back: it was stolen, or a client misbehaves.
-            record(db, action="auth.refresh_reuse", outcome="failure", target_type="user",
-                   target_id=family[1], family_id=family[0])
+            record(
+                db,
+                action="auth.refresh_reuse",
+                outcome="failure",
+                target_type="user",
+                target_id=family[1],
+                family_id=family[0],
+            )
         await db.commit()
         raise RefreshRefused("refresh token invalid, expired or already used")
     row_id, family_id, user_id = won

@@ -10,8 +10,9 @@ One answer covers "no such org" and "not yours" (``invalid_target``), so the end
 reveal which orgs exist. A platform admin who is not a member enters through
 :mod:`control_plane.tokens.support_access`.
 
-Cost: the subject token's signature, then at most a handful of indexed lookups (user by id,
-org by slug, the caller's memberships along the org's ancestors, the ancestors' features).
+Cost: the subject token's signature, then one indexed query (org by slug or id, joined with the
+user and their membership); a verified custom domain adds one, an org below a parent adds the
+walk up its ancestors (at most ``MAX_DEPTH``) for inherited roles and features.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from sqlalchemy import String, and_, bindparam, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import verify_access_token
-from control_plane.db.models import Domain, Org, User, utcnow
-from control_plane.orgs.access import find_live_org, org_role
-from control_plane.orgs.hierarchy import effective_features
+from control_plane.db.models import Domain, Membership, Org, User, utcnow
+from control_plane.orgs.access import org_role
+from control_plane.orgs.hierarchy import effective_features, live_orgs
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import CLIENT_ID
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, OAuthError
@@ -95,16 +97,17 @@ def _issued_type(request: ExchangeRequest) -> str:
     return requested
 
 
-async def _subject(runtime: Runtime, db: AsyncSession, token: str) -> User:
-    # RFC 8693 §2.2.2: an invalid subject_token is answered with invalid_request.
+async def _subject_id(runtime: Runtime, db: AsyncSession, token: str) -> str:
     try:
         claims = await verify_access_token(token, runtime=runtime, db=db)
     except InvalidToken:
-        raise OAuthError("invalid_request", "The subject_token is invalid or expired.") from None
-    user = await db.get(User, claims["sub"])
-    if user is None or user.disabled:
-        raise OAuthError("invalid_request", "The subject_token is invalid or expired.")
-    return user
+        raise _bad_subject() from None
+    return str(claims["sub"])
+
+
+def _bad_subject() -> OAuthError:
+    # RFC 8693 §2.2.2: an invalid subject_token is answered with invalid_request.
+    return OAuthError("invalid_request", "The subject_token is invalid or expired.")
 
 
 def _resource_host(resource: str) -> str:
@@ -118,33 +121,28 @@ def _resource_host(resource: str) -> str:
     return host
 
 
-async def _org_by_resource(runtime: Runtime, db: AsyncSession, resource: str) -> Org | None:
+async def _resource_ref(runtime: Runtime, db: AsyncSession, resource: str) -> str | None:
     host = _resource_host(resource)
-    domain = (
-        await db.exec(
-            select(Domain.org_id).where(col(Domain.hostname) == host, col(Domain.verified))
-        )
-    ).first()
-    if domain is not None:
-        return await find_live_org(db, domain)
+    query = select(Domain.org_id).where(col(Domain.hostname) == host, col(Domain.verified))
+    org_id = (await db.exec(query)).first()
+    if org_id is not None:
+        return org_id
     base = runtime.settings.provisioning.base_domain.strip(".").lower()
     label = host.removesuffix("." + base)
-    if label != host and label and "." not in label:
-        return await find_live_org(db, label)
-    return None
+    return label if label != host and label and "." not in label else None
 
 
-async def _org_by_audience(db: AsyncSession, audience: str) -> Org | None:
+def _audience_ref(audience: str) -> str | None:
     if audience.startswith("org:") and len(audience) > 4:
-        return await find_live_org(db, audience[4:])
-    if audience.startswith(org_audience("")):
-        org = await find_live_org(db, audience.removeprefix(org_audience("")))
-        return org if org is not None and org_audience(org.id) == audience else None
+        return audience[4:]
+    urn_prefix = org_audience("")
+    if audience.startswith(urn_prefix) and len(audience) == len(urn_prefix) + 32:
+        return audience.removeprefix(urn_prefix)
     return None
 
 
-async def resolve_target(runtime: Runtime, db: AsyncSession, request: ExchangeRequest) -> Org:
-    """The one live org the request names, or ``invalid_target``."""
+async def target_ref(runtime: Runtime, db: AsyncSession, request: ExchangeRequest) -> str:
+    """The id or slug of the one org the request names, or ``invalid_target``."""
     targets = [*request.audience, *request.resource]
     if not targets:
         raise OAuthError("invalid_request", "Name the org with audience=org:<slug> or resource.")
@@ -153,12 +151,51 @@ async def resolve_target(runtime: Runtime, db: AsyncSession, request: ExchangeRe
     if len(targets[0]) > MAX_TARGET_LENGTH:
         raise OAuthError("invalid_target", NO_SUCH_ORG)
     if request.audience:
-        org = await _org_by_audience(db, request.audience[0])
+        ref = _audience_ref(request.audience[0])
     else:
-        org = await _org_by_resource(runtime, db, request.resource[0])
-    if org is None:
+        ref = await _resource_ref(runtime, db, request.resource[0])
+    if not ref:
         raise OAuthError("invalid_target", NO_SUCH_ORG)
-    return org
+    return ref
+
+
+def _load_statement(*, id_shaped: bool) -> Any:
+    by_slug = col(Org.slug) == bindparam("slug", type_=String)
+    user_id = bindparam("user_id", type_=String)
+    by_ref = or_(col(Org.id) == bindparam("ref", type_=String), by_slug) if id_shaped else by_slug
+    return (
+        select(Org, User, Membership.role)
+        .select_from(Org)
+        .join(User, col(User.id) == user_id)
+        .outerjoin(
+            Membership,
+            and_(col(Membership.org_id) == col(Org.id), col(Membership.user_id) == user_id),
+        )
+        .where(by_ref, live_orgs())
+        .limit(2)
+    )
+
+
+# Built once: the exchange is hot, and building a statement costs more than running it.
+_LOAD_BY_SLUG = _load_statement(id_shaped=False)
+_LOAD_BY_ID_OR_SLUG = _load_statement(id_shaped=True)
+
+
+async def _load(db: AsyncSession, *, ref: str, user_id: str) -> tuple[Org, User, str | None]:
+    """The live org ``ref`` (id or slug), the user and their direct role, in one query.
+
+    Orgs are found as ``find_live_org`` finds them (an id-shaped ref is tried as an id first).
+    """
+    params = {"ref": ref, "slug": ref.lower(), "user_id": user_id}
+    statement = _LOAD_BY_ID_OR_SLUG if len(ref) == 32 else _LOAD_BY_SLUG
+    rows = sorted((await db.exec(statement, params=params)).all(), key=lambda row: row[0].id != ref)
+    if rows:
+        org, user, role = rows[0]
+        return org, user, role
+    user = await db.get(User, user_id)
+    if user is None or user.disabled:
+        raise _bad_subject()
+    raise OAuthError("invalid_target", NO_SUCH_ORG)
 
 
 def _refuse_unusable(org: Org) -> None:
@@ -184,9 +221,14 @@ async def exchange_token(
 ) -> ExchangedToken:
     """Issue an org token for the subject of ``request``; raises :class:`OAuthError`."""
     issued_type = _issued_type(request)
-    user = await _subject(runtime, db, request.subject_token)
-    org = await resolve_target(runtime, db, request)
-    role = await org_role(db, user, org)
+    user_id = await _subject_id(runtime, db, request.subject_token)
+    org, user, direct_role = await _load(
+        db, ref=await target_ref(runtime, db, request), user_id=user_id
+    )
+    if user.disabled:
+        raise _bad_subject()
+    # A root org's role is the membership's; below a parent, admins of ancestors count too.
+    role = direct_role if org.parent_id is None else await org_role(db, user, org)
     if role is None and not user.is_platform_admin:
         raise OAuthError("invalid_target", NO_SUCH_ORG)
     _refuse_unusable(org)
@@ -218,7 +260,14 @@ async def exchange_token(
     ttl = runtime.settings.tokens.org_token_ttl
     token, full = sign(claims, await runtime.keyring.signing_key(db), ttl=ttl)
     if staff_reason is not None:
-        record_staff_access(db, staff=user, org=org, reason=staff_reason, approval=approval,
-                            jti=full["jti"], ip=request.ip)
+        record_staff_access(
+            db,
+            staff=user,
+            org=org,
+            reason=staff_reason,
+            approval=approval,
+            jti=full["jti"],
+            ip=request.ip,
+        )
         await db.commit()
     return ExchangedToken(token, issued_type, ttl, scope, full)

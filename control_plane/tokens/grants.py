@@ -1,13 +1,13 @@
 """OAuth 2.0 names the token endpoint speaks, and its error (RFC 6749 §5.2, RFC 8693 §2.2.2).
 
-    OAuthError(error, description)   answered as ``{"error", "error_description"}``, 400
-    ├── invalid_request        missing/repeated/unsupported parameter, or an invalid
-    │                          subject_token (RFC 8693 §2.2.2 says so for token exchange)
-    ├── invalid_client         a client we do not know (401)
-    ├── invalid_grant          refresh token unknown, expired, revoked or already used
-    ├── invalid_target         no such org, or not one the caller may enter (one answer)
-    ├── invalid_scope          a scope beyond what the caller's role allows
-    └── unsupported_grant_type anything but refresh_token and token exchange
+OAuthError(error, description)   answered as ``{"error", "error_description"}``, 400
+├── invalid_request        missing/repeated/unsupported parameter, or an invalid
+│                          subject_token (RFC 8693 §2.2.2 says so for token exchange)
+├── invalid_client         a client we do not know (401)
+├── invalid_grant          refresh token unknown, expired, revoked or already used
+├── invalid_target         no such org, or not one the caller may enter (one answer)
+├── invalid_scope          a scope beyond what the caller's role allows
+└── unsupported_grant_type anything but refresh_token and token exchange
 """
 
 from __future__ import annotations

@@ -30,8 +30,15 @@ class KeyOut(msgspec.Struct):
     @classmethod
     def of(cls, view: KeyView) -> KeyOut:
         """The answer for ``view``."""
-        return cls(view.kid, view.alg, view.state, view.created_at, view.active_from,
-                   view.retire_after, view.expires_at)
+        return cls(
+            view.kid,
+            view.alg,
+            view.state,
+            view.created_at,
+            view.active_from,
+            view.retire_after,
+            view.expires_at,
+        )
 
 
 @get("/api/v1/keys", tags=["tokens"])

@@ -47,8 +47,12 @@ MULTI_VALUED = frozenset({"audience", "resource"})
 def _oauth_answer(
     body: dict[str, Any], status: int = HTTP_200_OK, headers: dict[str, str] | None = None
 ) -> Response[dict[str, Any]]:
-    return Response(body, status_code=status, headers={**NO_STORE, **(headers or {})},
-                    media_type="application/json")
+    return Response(
+        body,
+        status_code=status,
+        headers={**NO_STORE, **(headers or {})},
+        media_type="application/json",
+    )
 
 
 class Params:
@@ -94,13 +98,19 @@ def _basic_client(header: str) -> str | None:
 def _check_client(request: Request[Any, Any, Any], params: Params) -> None:
     header = request.headers.get("authorization")
     if header is not None and _basic_client(header) != CLIENT_ID:
-        raise OAuthError("invalid_client", f"Unknown client; public clients send client_id="
-                         f"{CLIENT_ID} and no secret.", status=401,
-                         headers={"WWW-Authenticate": 'Basic realm="orgplane"'})
+        raise OAuthError(
+            "invalid_client",
+            f"Unknown client; public clients send client_id={CLIENT_ID} and no secret.",
+            status=401,
+            headers={"WWW-Authenticate": 'Basic realm="orgplane"'},
+        )
     client_id = params.get("client_id")
     if (client_id is not None and client_id != CLIENT_ID) or params.get("client_secret"):
-        raise OAuthError("invalid_client", f"Unknown client; public clients send client_id="
-                         f"{CLIENT_ID} and no secret.", status=401)
+        raise OAuthError(
+            "invalid_client",
+            f"Unknown client; public clients send client_id={CLIENT_ID} and no secret.",
+            status=401,
+        )
 
 
 async def _params(request: Request[Any, Any, Any]) -> Params:

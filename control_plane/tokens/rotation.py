@@ -122,9 +122,18 @@ async def rotate_keys(
         raise RotationPending(_first_pending(await load_records(db), now) or keys[0])
     new = create_key(runtime.box, alg=runtime.settings.tokens.signing_alg, active_from=starts)
     db.add(new)
-    record(db, action="signing_key.rotate", actor=actor, actor_email=actor_email,
-           target_type="signing_key", target_id=new.kid, ip=ip, reason=reason,
-           retired=signing, signs_from=starts.isoformat())
+    record(
+        db,
+        action="signing_key.rotate",
+        actor=actor,
+        actor_email=actor_email,
+        target_type="signing_key",
+        target_id=new.kid,
+        ip=ip,
+        reason=reason,
+        retired=signing,
+        signs_from=starts.isoformat(),
+    )
     await db.commit()
     runtime.keyring.invalidate()
     return KeyView.of(KeyRecord.of(new), now)
@@ -139,11 +148,15 @@ async def prune_expired_keys(db: AsyncSession, *, now: datetime | None = None) -
     now = now or utcnow()
     gone = [k.kid for k in await load_records(db) if key_state(k, now) == "expired"]
     if gone:
-        await db.exec(
-            delete(SigningKey).where(col(SigningKey.kid).in_(gone))
+        await db.exec(delete(SigningKey).where(col(SigningKey.kid).in_(gone)))
+        record(
+            db,
+            action="signing_key.prune",
+            actor_email="system",
+            target_type="signing_key",
+            target_id=",".join(gone)[:64],
+            kids=gone,
         )
-        record(db, action="signing_key.prune", actor_email="system",
-               target_type="signing_key", target_id=",".join(gone)[:64], kids=gone)
         await db.commit()
     return gone
 

@@ -103,9 +103,18 @@ def record_staff_access(
     ip: str,
 ) -> None:
     """Audit one staff entry (``staff.access``) in ``db``'s transaction."""
-    record(db, action="staff.access", actor=staff, org_id=org.id, target_type="org",
-           target_id=org.id, ip=ip, reason=reason, jti=jti,
-           access_request=approval.id if approval else None)
+    record(
+        db,
+        action="staff.access",
+        actor=staff,
+        org_id=org.id,
+        target_type="org",
+        target_id=org.id,
+        ip=ip,
+        reason=reason,
+        jti=jti,
+        access_request=approval.id if approval else None,
+    )
 
 
 async def file_request(
@@ -120,16 +129,25 @@ async def file_request(
         )
     )
     if pending.first() is not None:
-        raise Conflict("You already have a pending access request for this org.",
-                       code="access_request_pending")
+        raise Conflict(
+            "You already have a pending access request for this org.", code="access_request_pending"
+        )
     try:
         text = checked_reason(reason)
     except SupportAccessRefused as exc:
         raise BadRequest(exc.message, code="invalid_reason", field="reason") from None
     request = AccessRequest(org_id=org.id, staff_user_id=staff.id, reason=text)
     db.add(request)
-    record(db, action="access_request.create", actor=staff, org_id=org.id,
-           target_type="access_request", target_id=request.id, ip=ip, reason=text)
+    record(
+        db,
+        action="access_request.create",
+        actor=staff,
+        org_id=org.id,
+        target_type="access_request",
+        target_id=request.id,
+        ip=ip,
+        reason=text,
+    )
     await db.commit()
     return request
 
@@ -154,8 +172,9 @@ async def decide_request(
         raise NotFound("No such access request.", code="access_request_not_found")
     allowed = ("pending",) if approve else ("pending", "approved")
     if request.status not in allowed:
-        raise Conflict(f"The access request is already {request.status}.",
-                       code="access_request_decided")
+        raise Conflict(
+            f"The access request is already {request.status}.", code="access_request_decided"
+        )
     now = utcnow()
     action = "approve" if approve else "reject"
     revoking = request.status == "approved"
@@ -163,9 +182,17 @@ async def decide_request(
     request.decided_by, request.decided_at = owner.id, now
     request.expires_at = now + timedelta(seconds=ttl_seconds) if approve else now
     db.add(request)
-    record(db, action=f"access_request.{action}", actor=owner, org_id=org.id,
-           target_type="access_request", target_id=request.id, ip=ip,
-           staff_user_id=request.staff_user_id, status=request.status)
+    record(
+        db,
+        action=f"access_request.{action}",
+        actor=owner,
+        org_id=org.id,
+        target_type="access_request",
+        target_id=request.id,
+        ip=ip,
+        staff_user_id=request.staff_user_id,
+        status=request.status,
+    )
     await db.commit()
     return request
 
@@ -194,8 +221,9 @@ async def list_requests(
         try:
             moment = datetime.fromisoformat(at)
         except ValueError:
-            raise BadRequest("The cursor is not valid.", code="invalid_cursor",
-                             field="cursor") from None
+            raise BadRequest(
+                "The cursor is not valid.", code="invalid_cursor", field="cursor"
+            ) from None
         created = col(AccessRequest.created_at)
         query = query.where(
             (created < moment) | ((created == moment) & (col(AccessRequest.id) < last_id))

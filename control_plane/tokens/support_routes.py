@@ -96,8 +96,9 @@ class AccessEventOut(msgspec.Struct):
 
 def _require_admin_or_staff(access: OrgAccess) -> None:
     if not access.has("admin"):
-        raise Forbidden("You need the admin role in this org to see its access requests.",
-                        code="admin_required")
+        raise Forbidden(
+            "You need the admin role in this org to see its access requests.", code="admin_required"
+        )
 
 
 def _require_owner(access: OrgAccess) -> None:
@@ -116,13 +117,16 @@ async def create_access_request(
     """A platform admin asks an org's owners for support access, stating why."""
     access = await org_access(db, principal, org_id)
     if not access.staff:
-        raise Forbidden("Only platform admins request support access.",
-                        code="platform_admin_required")
+        raise Forbidden(
+            "Only platform admins request support access.", code="platform_admin_required"
+        )
     if access.role is not None:
-        raise Conflict("You are a member of this org; no access request is needed.",
-                       code="already_member")
-    created = await file_request(db, org=access.org, staff=principal.user, reason=data.reason,
-                                 ip=client_ip(request))
+        raise Conflict(
+            "You are a member of this org; no access request is needed.", code="already_member"
+        )
+    created = await file_request(
+        db, org=access.org, staff=principal.user, reason=data.reason, ip=client_ip(request)
+    )
     return AccessRequestOut.of(created, principal.user.email)
 
 
@@ -153,15 +157,23 @@ async def _decide(
     access = await org_access(db, principal, org_id)
     _require_owner(access)
     decided = await decide_request(
-        db, org=access.org, request_id=request_id, owner=principal.user, approve=approve,
-        ttl_seconds=runtime.settings.tokens.access_approval_ttl, ip=client_ip(request),
+        db,
+        org=access.org,
+        request_id=request_id,
+        owner=principal.user,
+        approve=approve,
+        ttl_seconds=runtime.settings.tokens.access_approval_ttl,
+        ip=client_ip(request),
     )
     staff = await db.get(User, decided.staff_user_id)
     return AccessRequestOut.of(decided, staff.email if staff else "")
 
 
-@post(f"{BASE}/access-requests/{{request_id:str}}/approve", status_code=HTTP_200_OK,
-      tags=["support access"])
+@post(
+    f"{BASE}/access-requests/{{request_id:str}}/approve",
+    status_code=HTTP_200_OK,
+    tags=["support access"],
+)
 async def approve_access_request(
     request: Request[Any, Any, Any],
     org_id: FromPath[str],
@@ -174,8 +186,11 @@ async def approve_access_request(
     return await _decide(request, org_id, request_id, True, principal, runtime, db)
 
 
-@post(f"{BASE}/access-requests/{{request_id:str}}/reject", status_code=HTTP_200_OK,
-      tags=["support access"])
+@post(
+    f"{BASE}/access-requests/{{request_id:str}}/reject",
+    status_code=HTTP_200_OK,
+    tags=["support access"],
+)
 async def reject_access_request(
     request: Request[Any, Any, Any],
     org_id: FromPath[str],

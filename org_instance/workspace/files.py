@@ -140,8 +140,14 @@ async def upload_file(
     upload = _Upload(instance)
     try:
         await upload.receive(request)
-        out = FileOut(uuid.uuid4().hex, clean, upload.reserved, upload.digest.hexdigest(),
-                      caller.sub, utc_now())
+        out = FileOut(
+            uuid.uuid4().hex,
+            clean,
+            upload.reserved,
+            upload.digest.hexdigest(),
+            caller.sub,
+            utc_now(),
+        )
         await asyncio.to_thread(os.replace, upload.path, instance.files_dir / out.id)
         await instance.db.run(_insert, out)
     except BaseException:

@@ -174,10 +174,7 @@ async def append_message(
     """Append a message; connected WebSocket clients of the session receive it."""
     message = await instance.db.run(_append, session_id, caller.sub, data.body)
     instance.usage.messages += 1
-    if instance.channels is not None:
-        instance.channels.publish(
-            msgspec.json.encode(message), instance.session_channel(session_id)
-        )
+    instance.channels.publish(msgspec.json.encode(message), instance.session_channel(session_id))
     return message
 
 

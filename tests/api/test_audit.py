@@ -11,8 +11,9 @@ from tests.support.api import assert_problem
 from tests.support.orgs import add_member, make_org, me_id, user
 
 
-async def _events(client: AsyncTestClient[Any], headers: dict[str, str],
-                  **params: str) -> list[dict[str, Any]]:
+async def _events(
+    client: AsyncTestClient[Any], headers: dict[str, str], **params: str
+) -> list[dict[str, Any]]:
     answer = await client.get("/api/v1/audit", headers=headers, params=params)
     assert answer.status_code == 200, answer.text
     items: list[dict[str, Any]] = answer.json()["items"]
@@ -28,14 +29,22 @@ async def test_every_org_write_is_audited_newest_first(
     org = await make_org(client, alice, "acme")
     await client.patch("/api/v1/orgs/acme", headers=alice, json={"name": "Acme 2"})
     await add_member(client, alice, "acme", "bob@example.com", "member")
-    invite = (await client.post("/api/v1/orgs/acme/invites", headers=alice,
-                                json={"email": "new@example.com"})).json()
+    invite = (
+        await client.post(
+            "/api/v1/orgs/acme/invites", headers=alice, json={"email": "new@example.com"}
+        )
+    ).json()
     await client.post("/api/v1/orgs/acme/suspend", headers=admin)
     await client.delete("/api/v1/orgs/acme?confirm=acme", headers=alice)
     events = await _events(client, admin, org_id=org["id"])
     assert [e["action"] for e in events] == [
-        "org.delete_requested", "org.suspend", "invite.create", "member.add", "org.update",
-        "org.create"]
+        "org.delete_requested",
+        "org.suspend",
+        "invite.create",
+        "member.add",
+        "org.update",
+        "org.create",
+    ]
     assert {e["actor_id"] for e in events if e["action"] != "org.suspend"} == {alice_id}
     assert all(e["org_id"] == org["id"] and e["ip"] for e in events)
     assert invite["token"] not in str(events)
@@ -57,10 +66,16 @@ async def test_org_admins_read_only_their_orgs_and_members_read_nothing(
     mine = await _events(client, alice)
     assert {e["org_id"] for e in mine} == {acme["id"], child["id"]}
     assert [e["org_id"] for e in await _events(client, alice, org_id="acme-eng")] == [child["id"]]
-    assert_problem(await client.get("/api/v1/audit", headers=alice,
-                                     params={"org_id": bobco["id"]}), 404, "org_not_found")
-    assert_problem(await client.get("/api/v1/audit", headers=carol, params={"org_id": "acme"}),
-                   403, "admin_required")
+    assert_problem(
+        await client.get("/api/v1/audit", headers=alice, params={"org_id": bobco["id"]}),
+        404,
+        "org_not_found",
+    )
+    assert_problem(
+        await client.get("/api/v1/audit", headers=carol, params={"org_id": "acme"}),
+        403,
+        "admin_required",
+    )
     assert_problem(await client.get("/api/v1/audit", headers=carol), 403, "admin_required")
     logins = await _events(client, admin, action="auth.login")
     assert {e["actor_email"] for e in logins} >= {"alice@example.com", "bob@example.com"}
@@ -79,7 +94,9 @@ async def test_filters_by_actor_action_time_and_pages(
     created = await _events(client, admin, action="org.create", actor_id=alice_id)
     assert len(created) == 3
     assert {e["action"] for e in await _events(client, admin, action="org.*")} == {
-        "org.create", "org.update"}
+        "org.create",
+        "org.update",
+    }
     assert await _events(client, admin, action="org%") == []
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert await _events(client, admin, since=future) == []
@@ -93,11 +110,18 @@ async def test_filters_by_actor_action_time_and_pages(
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == 4 and seen == sorted(seen, reverse=True)
-    assert_problem(await client.get("/api/v1/audit", headers=admin,
-                                     params={"since": "yesterday"}), 400, "validation_error")
-    assert_problem(await client.get("/api/v1/audit", headers=admin,
-                                     params={"cursor": "bm9wZQ=="}), 400, "invalid_cursor")
+    assert len(seen) == 4
+    assert seen == sorted(seen, reverse=True)
+    assert_problem(
+        await client.get("/api/v1/audit", headers=admin, params={"since": "yesterday"}),
+        400,
+        "validation_error",
+    )
+    assert_problem(
+        await client.get("/api/v1/audit", headers=admin, params={"cursor": "bm9wZQ=="}),
+        400,
+        "invalid_cursor",
+    )
 
 
 async def test_the_audit_log_cannot_be_changed_through_the_api(

@@ -124,3 +124,20 @@ async def test_bad_bodies_are_problems_and_change_nothing(
     assert_problem(huge, 413, "body_too_large")
     listing = (await client.get("/api/v1/users", headers=admin)).json()
     assert [u["email"] for u in listing["items"]] == ["root@example.com"]
+
+
+async def test_session_cookie_reads_but_never_writes_the_api(client: AsyncTestClient[Any]) -> None:
+    await add_user(client, "cookie@example.com", admin=True)
+    token = (await client.post("/api/v1/auth/login", json={
+        "email": "cookie@example.com", "password": PASSWORD})).json()["access_token"]
+    client.cookies.set("orgplane_session", token)
+    try:
+        assert (await client.get("/api/v1/me")).status_code == 200
+        write = await client.post("/api/v1/users", json={
+            "email": "forged@example.com", "password": PASSWORD})
+        assert_problem(write, 401, "unauthenticated")
+    finally:
+        client.cookies.clear()
+    headers = {"Authorization": f"Bearer {token}"}
+    listing = (await client.get("/api/v1/users", headers=headers)).json()
+    assert "forged@example.com" not in [u["email"] for u in listing["items"]]

@@ -24,22 +24,35 @@ async def test_signup_with_an_invite_joins_the_org_or_creates_nothing(
 ) -> None:
     alice = await user(client, "alice@example.com")
     await make_org(client, alice, "acme")
-    invite = (await client.post("/api/v1/orgs/acme/invites", headers=alice,
-                                json={"email": "new@example.com", "role": "admin"})).json()
+    invite = (
+        await client.post(
+            "/api/v1/orgs/acme/invites",
+            headers=alice,
+            json={"email": "new@example.com", "role": "admin"},
+        )
+    ).json()
     before = await row_counts(client)
-    wrong = await client.post("/api/v1/auth/signup", json={
-        "email": "other@example.com", "password": PASSWORD, "invite_token": invite["token"]})
+    wrong = await client.post(
+        "/api/v1/auth/signup",
+        json={"email": "other@example.com", "password": PASSWORD, "invite_token": invite["token"]},
+    )
     assert_problem(wrong, 403, "invite_email_mismatch")
-    bogus = await client.post("/api/v1/auth/signup", json={
-        "email": "new@example.com", "password": PASSWORD, "invite_token": "opv_nope"})
+    bogus = await client.post(
+        "/api/v1/auth/signup",
+        json={"email": "new@example.com", "password": PASSWORD, "invite_token": "opv_nope"},
+    )
     assert_problem(bogus, 400, "invalid_invite")
     assert await row_counts(client) == before
-    made = await client.post("/api/v1/auth/signup", json={
-        "email": "New@example.com", "password": PASSWORD, "invite_token": invite["token"]})
+    made = await client.post(
+        "/api/v1/auth/signup",
+        json={"email": "New@example.com", "password": PASSWORD, "invite_token": invite["token"]},
+    )
     assert made.status_code == 201, made.text
     newcomer = await login(client, "new@example.com")
     mine = (await client.get("/api/v1/me/orgs", headers=newcomer)).json()["items"]
     assert [(o["slug"], o["role"]) for o in mine] == [("acme", "admin")]
-    again = await client.post("/api/v1/auth/signup", json={
-        "email": "third@example.com", "password": PASSWORD, "invite_token": invite["token"]})
+    again = await client.post(
+        "/api/v1/auth/signup",
+        json={"email": "third@example.com", "password": PASSWORD, "invite_token": invite["token"]},
+    )
     assert_problem(again, 403, "invite_email_mismatch")

@@ -23,8 +23,9 @@ async def test_admins_add_members_and_members_see_them(client: AsyncTestClient[A
     await user(client, "dave@example.com")
     await make_org(client, alice, "acme")
     await add_member(client, alice, "acme", "bob@example.com", "admin")
-    by_id = await client.post("/api/v1/orgs/acme/members", headers=bob,
-                              json={"user_id": carol_id, "role": "member"})
+    by_id = await client.post(
+        "/api/v1/orgs/acme/members", headers=bob, json={"user_id": carol_id, "role": "member"}
+    )
     assert by_id.status_code == 201, by_id.text
     assert by_id.json()["email"] == "carol@example.com"
     carol = await user(client, "carol2@example.com")
@@ -37,21 +38,46 @@ async def test_admins_add_members_and_members_see_them(client: AsyncTestClient[A
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert pages == [["alice@example.com", "bob@example.com"],
-                     ["carol2@example.com", "carol@example.com"]]
+    assert pages == [
+        ["alice@example.com", "bob@example.com"],
+        ["carol2@example.com", "carol@example.com"],
+    ]
     add = {"email": "dave@example.com", "role": "member"}
-    assert_problem(await client.post("/api/v1/orgs/acme/members", headers=carol, json=add), 403,
-                   "admin_required")
-    assert_problem(await client.post("/api/v1/orgs/acme/members", headers=bob,
-                                     json={"email": "bob@example.com", "role": "member"}), 409,
-                   "already_member")
-    assert_problem(await client.post("/api/v1/orgs/acme/members", headers=bob,
-                                     json={"email": "ghost@example.com"}), 404, "user_not_found")
-    assert_problem(await client.post("/api/v1/orgs/acme/members", headers=bob,
-                                     json={"role": "member"}), 400, "user_required")
-    assert_problem(await client.post("/api/v1/orgs/acme/members", headers=bob,
-                                     json={"email": "dave@example.com", "role": "god"}), 400,
-                   "validation_error")
+    assert_problem(
+        await client.post("/api/v1/orgs/acme/members", headers=carol, json=add),
+        403,
+        "admin_required",
+    )
+    assert_problem(
+        await client.post(
+            "/api/v1/orgs/acme/members",
+            headers=bob,
+            json={"email": "bob@example.com", "role": "member"},
+        ),
+        409,
+        "already_member",
+    )
+    assert_problem(
+        await client.post(
+            "/api/v1/orgs/acme/members", headers=bob, json={"email": "ghost@example.com"}
+        ),
+        404,
+        "user_not_found",
+    )
+    assert_problem(
+        await client.post("/api/v1/orgs/acme/members", headers=bob, json={"role": "member"}),
+        400,
+        "user_required",
+    )
+    assert_problem(
+        await client.post(
+            "/api/v1/orgs/acme/members",
+            headers=bob,
+            json={"email": "dave@example.com", "role": "god"},
+        ),
+        400,
+        "validation_error",
+    )
 
 
 async def test_an_org_always_keeps_an_owner(client: AsyncTestClient[Any]) -> None:
@@ -59,16 +85,28 @@ async def test_an_org_always_keeps_an_owner(client: AsyncTestClient[Any]) -> Non
     alice_id = await me_id(client, alice)
     await user(client, "dave@example.com")
     await make_org(client, alice, "acme")
-    assert_problem(await client.patch(f"/api/v1/orgs/acme/members/{alice_id}", headers=alice,
-                                      json={"role": "admin"}), 409, "last_owner")
-    assert_problem(await client.delete(f"/api/v1/orgs/acme/members/{alice_id}", headers=alice),
-                   409, "last_owner")
+    assert_problem(
+        await client.patch(
+            f"/api/v1/orgs/acme/members/{alice_id}", headers=alice, json={"role": "admin"}
+        ),
+        409,
+        "last_owner",
+    )
+    assert_problem(
+        await client.delete(f"/api/v1/orgs/acme/members/{alice_id}", headers=alice),
+        409,
+        "last_owner",
+    )
     await add_member(client, alice, "acme", "dave@example.com", "owner")
-    stepped = await client.patch(f"/api/v1/orgs/acme/members/{alice_id}", headers=alice,
-                                 json={"role": "admin"})
-    assert stepped.status_code == 200 and stepped.json()["role"] == "admin"
-    assert await _roles(client, alice, "acme") == {"alice@example.com": "admin",
-                                                   "dave@example.com": "owner"}
+    stepped = await client.patch(
+        f"/api/v1/orgs/acme/members/{alice_id}", headers=alice, json={"role": "admin"}
+    )
+    assert stepped.status_code == 200
+    assert stepped.json()["role"] == "admin"
+    assert await _roles(client, alice, "acme") == {
+        "alice@example.com": "admin",
+        "dave@example.com": "owner",
+    }
 
 
 async def test_nobody_raises_their_own_role_and_owners_guard_owners(
@@ -90,21 +128,36 @@ async def test_nobody_raises_their_own_role_and_owners_guard_owners(
         (bob, alice_id, "member", "owner_required"),
     ]
     for headers, target, role, code in cases:
-        answer = await client.patch(f"/api/v1/orgs/acme/members/{target}", headers=headers,
-                                    json={"role": role})
+        answer = await client.patch(
+            f"/api/v1/orgs/acme/members/{target}", headers=headers, json={"role": role}
+        )
         assert_problem(answer, 403, code)
-    assert_problem(await client.delete(f"/api/v1/orgs/acme/members/{alice_id}", headers=bob),
-                   403, "owner_required")
-    assert_problem(await client.delete(f"/api/v1/orgs/acme/members/{bob_id}", headers=carol),
-                   403, "admin_required")
-    staff_self = await client.post("/api/v1/orgs/acme/members", headers=admin,
-                                   json={"email": "root@example.com", "role": "member"})
+    assert_problem(
+        await client.delete(f"/api/v1/orgs/acme/members/{alice_id}", headers=bob),
+        403,
+        "owner_required",
+    )
+    assert_problem(
+        await client.delete(f"/api/v1/orgs/acme/members/{bob_id}", headers=carol),
+        403,
+        "admin_required",
+    )
+    staff_self = await client.post(
+        "/api/v1/orgs/acme/members",
+        headers=admin,
+        json={"email": "root@example.com", "role": "member"},
+    )
     assert_problem(staff_self, 403, "self_promotion")
-    demoted = await client.patch(f"/api/v1/orgs/acme/members/{bob_id}", headers=bob,
-                                 json={"role": "member"})
-    assert demoted.status_code == 200 and demoted.json()["role"] == "member"
+    demoted = await client.patch(
+        f"/api/v1/orgs/acme/members/{bob_id}", headers=bob, json={"role": "member"}
+    )
+    assert demoted.status_code == 200
+    assert demoted.json()["role"] == "member"
     assert await _roles(client, alice, "acme") == {
-        "alice@example.com": "owner", "bob@example.com": "member", "carol@example.com": "member"}
+        "alice@example.com": "owner",
+        "bob@example.com": "member",
+        "carol@example.com": "member",
+    }
 
 
 async def test_members_leave_and_then_lose_sight_of_the_org(client: AsyncTestClient[Any]) -> None:
@@ -117,8 +170,11 @@ async def test_members_leave_and_then_lose_sight_of_the_org(client: AsyncTestCli
     assert left.status_code == 204, left.text
     assert_problem(await client.get("/api/v1/orgs/acme", headers=carol), 404, "org_not_found")
     assert (await client.get("/api/v1/me/orgs", headers=carol)).json()["items"] == []
-    assert_problem(await client.delete(f"/api/v1/orgs/acme/members/{carol_id}", headers=alice),
-                   404, "member_not_found")
+    assert_problem(
+        await client.delete(f"/api/v1/orgs/acme/members/{carol_id}", headers=alice),
+        404,
+        "member_not_found",
+    )
 
 
 async def test_an_org_holds_at_most_its_member_limit(client: AsyncTestClient[Any]) -> None:
@@ -128,8 +184,9 @@ async def test_an_org_holds_at_most_its_member_limit(client: AsyncTestClient[Any
         await add_user(client, f"user{i}@example.com")
     for i in range(4):
         await add_member(client, alice, "acme", f"user{i}@example.com", "member")
-    full = await client.post("/api/v1/orgs/acme/members", headers=alice,
-                             json={"email": "user4@example.com"})
+    full = await client.post(
+        "/api/v1/orgs/acme/members", headers=alice, json={"email": "user4@example.com"}
+    )
     assert_problem(full, 409, "member_limit_reached")
     assert len(await _roles(client, alice, "acme")) == 5
 
@@ -142,12 +199,30 @@ async def test_paths_naming_other_orgs_or_non_members_answer_404(
     bob_id = await me_id(client, bob)
     await make_org(client, alice, "acme")
     await make_org(client, bob, "bobco")
-    assert_problem(await client.patch(f"/api/v1/orgs/acme/members/{bob_id}", headers=alice,
-                                      json={"role": "member"}), 404, "member_not_found")
-    assert_problem(await client.patch(f"/api/v1/orgs/bobco/members/{bob_id}", headers=alice,
-                                      json={"role": "member"}), 404, "org_not_found")
-    assert_problem(await client.delete(f"/api/v1/orgs/bobco/members/{bob_id}", headers=alice),
-                   404, "org_not_found")
-    assert_problem(await client.post("/api/v1/orgs/bobco/members", headers=alice,
-                                     json={"email": "alice@example.com"}), 404, "org_not_found")
+    assert_problem(
+        await client.patch(
+            f"/api/v1/orgs/acme/members/{bob_id}", headers=alice, json={"role": "member"}
+        ),
+        404,
+        "member_not_found",
+    )
+    assert_problem(
+        await client.patch(
+            f"/api/v1/orgs/bobco/members/{bob_id}", headers=alice, json={"role": "member"}
+        ),
+        404,
+        "org_not_found",
+    )
+    assert_problem(
+        await client.delete(f"/api/v1/orgs/bobco/members/{bob_id}", headers=alice),
+        404,
+        "org_not_found",
+    )
+    assert_problem(
+        await client.post(
+            "/api/v1/orgs/bobco/members", headers=alice, json={"email": "alice@example.com"}
+        ),
+        404,
+        "org_not_found",
+    )
     assert await _roles(client, bob, "bobco") == {"bob@example.com": "owner"}

@@ -42,15 +42,19 @@ async def test_only_one_of_twenty_concurrent_creates_of_a_slug_wins(settings: Se
             await db.commit()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-            token = (await http.post("/api/v1/auth/login", json={
-                "email": "alice@example.com", "password": PASSWORD})).json()["access_token"]
+            token = (
+                await http.post(
+                    "/api/v1/auth/login", json={"email": "alice@example.com", "password": PASSWORD}
+                )
+            ).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             # Warm the key cache so the racers start level instead of queueing behind it.
             assert (await http.get("/api/v1/me", headers=headers)).status_code == 200
 
             async def create(i: int) -> httpx.Response:
-                return await http.post("/api/v1/orgs", headers=headers,
-                                       json={"name": f"Racer {i}", "slug": "Race-Co"})
+                return await http.post(
+                    "/api/v1/orgs", headers=headers, json={"name": f"Racer {i}", "slug": "Race-Co"}
+                )
 
             with capture_logs() as logs:
                 answers = await asyncio.wait_for(
@@ -62,8 +66,11 @@ async def test_only_one_of_twenty_concurrent_creates_of_a_slug_wins(settings: Se
         assert statuses == [202] + [409] * (RACERS - 1), [a.text for a in answers]
         losers = [a.json() for a in answers if a.status_code == 409]
         assert {(p["code"], p["field"]) for p in losers} == {("slug_taken", "slug")}
-        assert all(a.headers["content-type"].startswith("application/problem+json")
-                   for a in answers if a.status_code == 409)
+        assert all(
+            a.headers["content-type"].startswith("application/problem+json")
+            for a in answers
+            if a.status_code == 409
+        )
         async with runtime.sessions() as db:
             assert (await db.exec(select(func.count()).select_from(Org))).one() == 1
             assert (await db.exec(select(func.count()).select_from(Membership))).one() == 1

@@ -20,8 +20,9 @@ async def test_suspend_and_resume_change_desired_state_and_bump_generation(
 ) -> None:
     alice = await user(client, "alice@example.com")
     org = await make_org(client, alice, "acme")
-    assert_problem(await client.post("/api/v1/orgs/acme/suspend", headers=alice), 403,
-                   "parent_admin_required")
+    assert_problem(
+        await client.post("/api/v1/orgs/acme/suspend", headers=alice), 403, "parent_admin_required"
+    )
     suspended = await client.post("/api/v1/orgs/acme/suspend", headers=admin)
     assert suspended.status_code == 202, suspended.text
     body = suspended.json()
@@ -42,12 +43,17 @@ async def test_delete_needs_the_slug_and_opens_a_cancellable_window(
     bob = await user(client, "bob@example.com")
     await make_org(client, alice, "acme")
     await add_member(client, alice, "acme", "bob@example.com", "admin")
-    assert_problem(await client.delete("/api/v1/orgs/acme", headers=alice), 400,
-                   "confirmation_required")
-    assert_problem(await client.delete("/api/v1/orgs/acme?confirm=acme-co", headers=alice), 400,
-                   "confirmation_mismatch")
-    assert_problem(await client.delete("/api/v1/orgs/acme?confirm=acme", headers=bob), 403,
-                   "owner_required")
+    assert_problem(
+        await client.delete("/api/v1/orgs/acme", headers=alice), 400, "confirmation_required"
+    )
+    assert_problem(
+        await client.delete("/api/v1/orgs/acme?confirm=acme-co", headers=alice),
+        400,
+        "confirmation_mismatch",
+    )
+    assert_problem(
+        await client.delete("/api/v1/orgs/acme?confirm=acme", headers=bob), 403, "owner_required"
+    )
     before = datetime.now(UTC)
     pending = await client.delete("/api/v1/orgs/acme?confirm=acme", headers=alice)
     assert pending.status_code == 202, pending.text
@@ -58,9 +64,13 @@ async def test_delete_needs_the_slug_and_opens_a_cancellable_window(
     listed = (await client.get("/api/v1/orgs", headers=alice)).json()["items"]
     assert [o["delete_after"] for o in listed] == [pending.json()["delete_after"]]
     cancelled = await client.post("/api/v1/orgs/acme/deletion/cancel", headers=alice)
-    assert cancelled.status_code == 200 and cancelled.json()["delete_after"] is None
-    assert_problem(await client.post("/api/v1/orgs/acme/deletion/cancel", headers=alice), 409,
-                   "no_pending_deletion")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["delete_after"] is None
+    assert_problem(
+        await client.post("/api/v1/orgs/acme/deletion/cancel", headers=alice),
+        409,
+        "no_pending_deletion",
+    )
 
 
 async def test_a_locked_org_refuses_deletion(
@@ -70,15 +80,16 @@ async def test_a_locked_org_refuses_deletion(
     bob = await user(client, "bob@example.com")
     await make_org(client, alice, "acme")
     await add_member(client, alice, "acme", "bob@example.com", "admin")
-    assert_problem(await client.post("/api/v1/orgs/acme/lock", headers=bob), 403,
-                   "owner_required")
+    assert_problem(await client.post("/api/v1/orgs/acme/lock", headers=bob), 403, "owner_required")
     pending = await client.delete("/api/v1/orgs/acme?confirm=acme", headers=alice)
     assert pending.json()["delete_after"] is not None
     locked = await client.post("/api/v1/orgs/acme/lock", headers=admin)
     assert locked.status_code == 200, locked.text
-    assert locked.json()["deletion_locked"] is True and locked.json()["delete_after"] is None
-    assert_problem(await client.delete("/api/v1/orgs/acme?confirm=acme", headers=alice), 403,
-                   "deletion_locked")
+    assert locked.json()["deletion_locked"] is True
+    assert locked.json()["delete_after"] is None
+    assert_problem(
+        await client.delete("/api/v1/orgs/acme?confirm=acme", headers=alice), 403, "deletion_locked"
+    )
     unlocked = await client.post("/api/v1/orgs/acme/unlock", headers=alice)
     assert unlocked.json()["deletion_locked"] is False
     again = await client.delete("/api/v1/orgs/acme?confirm=acme", headers=alice)
@@ -89,8 +100,9 @@ async def test_orgs_with_children_are_not_deleted(client: AsyncTestClient[Any]) 
     alice = await user(client, "alice@example.com")
     await make_org(client, alice, "corp")
     await make_org(client, alice, "corp-eng", parent_id="corp")
-    assert_problem(await client.delete("/api/v1/orgs/corp?confirm=corp", headers=alice), 409,
-                   "has_children")
+    assert_problem(
+        await client.delete("/api/v1/orgs/corp?confirm=corp", headers=alice), 409, "has_children"
+    )
 
 
 async def test_finalized_orgs_disappear_but_keep_their_slug(
@@ -114,17 +126,23 @@ async def test_finalized_orgs_disappear_but_keep_their_slug(
         row = await db.get(Org, gone["id"])
         assert row is not None
         assert (row.desired_state, row.generation) == ("deleted", gone["generation"] + 1)
-        events = (await db.exec(select(AuditEvent).where(
-            AuditEvent.action == "org.delete_finalized"))).all()
+        events = (
+            await db.exec(select(AuditEvent).where(AuditEvent.action == "org.delete_finalized"))
+        ).all()
         assert [e.org_id for e in events] == [gone["id"]]
     for who in (alice, admin):
         assert_problem(await client.get(f"/api/v1/orgs/{gone['id']}", headers=who), 404)
         slugs = [o["slug"] for o in (await client.get("/api/v1/orgs", headers=who)).json()["items"]]
         assert slugs == ["kept-co"]
-        found = (await client.get("/api/v1/orgs/lookup", headers=who,
-                                  params={"ids": f"{gone['id']},{kept['id']}"})).json()
+        found = (
+            await client.get(
+                "/api/v1/orgs/lookup", headers=who, params={"ids": f"{gone['id']},{kept['id']}"}
+            )
+        ).json()
         assert [f["value"] for f in found] == [kept["id"]]
     mine = (await client.get("/api/v1/me/orgs", headers=alice)).json()["items"]
     assert [o["slug"] for o in mine] == ["kept-co"]
-    reuse = await client.post("/api/v1/orgs", headers=alice, json={"name": "New", "slug": "gone-co"})
+    reuse = await client.post(
+        "/api/v1/orgs", headers=alice, json={"name": "New", "slug": "gone-co"}
+    )
     assert_problem(reuse, 409, "slug_taken")

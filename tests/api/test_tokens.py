@@ -27,7 +27,9 @@ async def test_discovery_names_issuer_jwks_and_token_endpoint(
         assert meta["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
         assert meta["token_endpoint"] == f"{ISSUER}/oauth/token"
         assert set(meta["grant_types_supported"]) == {
-            "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        }
         assert meta["token_endpoint_auth_methods_supported"] == ["none"]
         assert "ES256" in meta["id_token_signing_alg_values_supported"]
         assert "none" not in meta["id_token_signing_alg_values_supported"]
@@ -44,12 +46,15 @@ async def test_jwks_is_public_cacheable_and_verifies_the_login_token(
     keys = answer.json()["keys"]
     assert len(keys) == 1
     key = keys[0]
-    assert key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256"
+    assert key["kty"] == "EC"
+    assert key["crv"] == "P-256"
+    assert key["alg"] == "ES256"
     assert "d" not in key, "the JWKS must carry public members only"
     header = jwt.get_unverified_header(body["access_token"])
     assert header == {"alg": "ES256", "kid": key["kid"], "typ": "at+jwt"}
-    claims = jwt.decode(body["access_token"], jwt.PyJWK(key), algorithms=["ES256"],
-                        audience=ISSUER, issuer=ISSUER)
+    claims = jwt.decode(
+        body["access_token"], jwt.PyJWK(key), algorithms=["ES256"], audience=ISSUER, issuer=ISSUER
+    )
     assert claims["exp"] - claims["iat"] == 900
     assert claims["token_use"] == "access"
 
@@ -59,30 +64,41 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
 ) -> None:
     user_id = await add_user(client, "bo@example.com")
     first = await login_body(client, "bo@example.com")
-    refreshed = await client.post(TOKEN_URL, data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-        "client_id": "orgplane"})
+    refreshed = await client.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": "orgplane",
+        },
+    )
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.headers["cache-control"] == "no-store"
     second = refreshed.json()
-    assert second["token_type"] == "Bearer" and second["expires_in"] == 900
+    assert second["token_type"] == "Bearer"
+    assert second["expires_in"] == 900
     assert second["refresh_token"] != first["refresh_token"]
-    me = await client.get("/api/v1/me", headers={
-        "Authorization": f"Bearer {second['access_token']}"})
-    assert me.status_code == 200 and me.json()["id"] == user_id
+    me = await client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {second['access_token']}"}
+    )
+    assert me.status_code == 200
+    assert me.json()["id"] == user_id
 
-    reuse = await client.post(TOKEN_URL, data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    reuse = await client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
     assert reuse.status_code == 400
     assert reuse.json()["error"] == "invalid_grant"
-    after_reuse = await client.post(TOKEN_URL, data={
-        "grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
+    after_reuse = await client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": second["refresh_token"]}
+    )
     assert after_reuse.status_code == 400, "reuse must revoke the whole family"
     assert after_reuse.json()["error"] == "invalid_grant"
 
     async with direct_db(client) as db:
-        events = (await db.exec(select(AuditEvent).where(
-            AuditEvent.action == "auth.refresh_reuse"))).all()
+        events = (
+            await db.exec(select(AuditEvent).where(AuditEvent.action == "auth.refresh_reuse"))
+        ).all()
     assert [e.target_id for e in events] == [user_id, user_id]
     assert all(first["refresh_token"] not in str(e.detail) for e in events)
 
@@ -90,11 +106,15 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
 async def test_logout_revokes_the_refresh_token(client: AsyncTestClient[Any]) -> None:
     await add_user(client, "cy@example.com")
     body = await login_body(client, "cy@example.com")
-    out = await client.post("/api/v1/auth/logout", json={"refresh_token": body["refresh_token"]},
-                            headers={"Authorization": f"Bearer {body['access_token']}"})
+    out = await client.post(
+        "/api/v1/auth/logout",
+        json={"refresh_token": body["refresh_token"]},
+        headers={"Authorization": f"Bearer {body['access_token']}"},
+    )
     assert out.status_code == 200, out.text
-    again = await client.post(TOKEN_URL, data={
-        "grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
+    again = await client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    )
     assert again.json()["error"] == "invalid_grant"
 
 
@@ -106,33 +126,60 @@ async def test_token_endpoint_answers_oauth_errors(client: AsyncTestClient[Any])
         assert answer.json()["error"] == error
         assert answer.json()["error_description"]
 
-    expect(await client.post(TOKEN_URL, json={"grant_type": "refresh_token"}), 400,
-           "invalid_request")
+    expect(
+        await client.post(TOKEN_URL, json={"grant_type": "refresh_token"}), 400, "invalid_request"
+    )
     expect(await client.post(TOKEN_URL, data={}), 400, "invalid_request")
-    expect(await client.post(TOKEN_URL, data={"grant_type": "password", "username": "a"}), 400,
-           "unsupported_grant_type")
-    expect(await client.post(TOKEN_URL, data={"grant_type": "refresh_token"}), 400,
-           "invalid_request")
+    expect(
+        await client.post(TOKEN_URL, data={"grant_type": "password", "username": "a"}),
+        400,
+        "unsupported_grant_type",
+    )
+    expect(
+        await client.post(TOKEN_URL, data={"grant_type": "refresh_token"}), 400, "invalid_request"
+    )
     repeated = await client.post(
-        TOKEN_URL, content=b"grant_type=refresh_token&refresh_token=a&refresh_token=b",
-        headers={"content-type": "application/x-www-form-urlencoded"})
+        TOKEN_URL,
+        content=b"grant_type=refresh_token&refresh_token=a&refresh_token=b",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     expect(repeated, 400, "invalid_request")
-    expect(await client.post(TOKEN_URL, data={
-        "grant_type": "refresh_token", "refresh_token": "opr_x", "client_id": "evil"}), 401,
-        "invalid_client")
-    expect(await client.post(TOKEN_URL, data={
-        "grant_type": "refresh_token", "refresh_token": "opr_x", "client_secret": "s"}), 401,
-        "invalid_client")
+    expect(
+        await client.post(
+            TOKEN_URL,
+            data={"grant_type": "refresh_token", "refresh_token": "opr_x", "client_id": "evil"},
+        ),
+        401,
+        "invalid_client",
+    )
+    expect(
+        await client.post(
+            TOKEN_URL,
+            data={"grant_type": "refresh_token", "refresh_token": "opr_x", "client_secret": "s"},
+        ),
+        401,
+        "invalid_client",
+    )
     basic = base64.b64encode(b"orgplane:secret").decode()
-    with_secret = await client.post(TOKEN_URL, headers={"Authorization": f"Basic {basic}"},
-                                    data={"grant_type": "refresh_token", "refresh_token": "x"})
+    with_secret = await client.post(
+        TOKEN_URL,
+        headers={"Authorization": f"Basic {basic}"},
+        data={"grant_type": "refresh_token", "refresh_token": "x"},
+    )
     expect(with_secret, 401, "invalid_client")
     assert with_secret.headers["www-authenticate"].startswith("Basic")
     public_basic = base64.b64encode(b"orgplane:").decode()
-    expect(await client.post(TOKEN_URL, headers={"Authorization": f"Basic {public_basic}"},
-                             data={"grant_type": "refresh_token", "refresh_token": "opr_x"}),
-           400, "invalid_grant")
+    expect(
+        await client.post(
+            TOKEN_URL,
+            headers={"Authorization": f"Basic {public_basic}"},
+            data={"grant_type": "refresh_token", "refresh_token": "opr_x"},
+        ),
+        400,
+        "invalid_grant",
+    )
     for junk in ("opr_" + "A" * 43, "x" * 500, "opr_\u00e9\u0000", ""):
-        answer = await client.post(TOKEN_URL, data={
-            "grant_type": "refresh_token", "refresh_token": junk})
+        answer = await client.post(
+            TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": junk}
+        )
         expect(answer, 400, "invalid_request" if not junk else "invalid_grant")

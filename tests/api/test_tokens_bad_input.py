@@ -90,9 +90,18 @@ def trap(attacker: dict[str, Any]) -> Iterator[FetchTrap]:
 
 def claims_for(user_id: str, **override: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": ISSUER, "sub": user_id, "iat": now, "nbf": now,
-              "exp": now + 300, "jti": uuid.uuid4().hex, "token_use": "access",
-              "client_id": "orgplane", "scope": "openid orgplane"}
+    claims = {
+        "iss": ISSUER,
+        "aud": ISSUER,
+        "sub": user_id,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+        "token_use": "access",
+        "client_id": "orgplane",
+        "scope": "openid orgplane",
+    }
     claims.update(override)
     return claims
 
@@ -107,12 +116,18 @@ def forged_tokens(
     signer = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA256)
 
     def es256(extra_header: dict[str, Any]) -> str:
-        return raw_jws({"alg": "ES256", "typ": "at+jwt", **extra_header}, claims,
-                       lambda data: signer.sign(data, attacker["key"]))
+        return raw_jws(
+            {"alg": "ES256", "typ": "at+jwt", **extra_header},
+            claims,
+            lambda data: signer.sign(data, attacker["key"]),
+        )
 
     def hs256(secret: bytes) -> str:
-        return raw_jws({"alg": "HS256", "typ": "at+jwt", "kid": kid}, claims,
-                       lambda data: hmac.new(secret, data, hashlib.sha256).digest())
+        return raw_jws(
+            {"alg": "HS256", "typ": "at+jwt", "kid": kid},
+            claims,
+            lambda data: hmac.new(secret, data, hashlib.sha256).digest(),
+        )
 
     head, payload, sig = real.split(".")
     flipped_sig = bytearray(base64.urlsafe_b64decode(sig + "=="))
@@ -127,7 +142,9 @@ def forged_tokens(
         "HS256 with the public key PEM": hs256(public_pem),
         "HS256 with the public key DER": hs256(
             serialization.load_pem_public_key(public_pem).public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)),
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ),
         "attacker key, our kid": es256({"kid": kid}),
         "unknown kid": es256({"kid": "nope"}),
         "path kid": es256({"kid": "../../etc/passwd"}),
@@ -153,9 +170,9 @@ def forged_tokens(
     return tokens
 
 
-async def _platform_signed(client: AsyncTestClient[Any], user_id: str, org_id: str) -> dict[
-    str, str
-]:
+async def _platform_signed(
+    client: AsyncTestClient[Any], user_id: str, org_id: str
+) -> dict[str, str]:
     """Tokens really signed by the platform's key, wrong in their claims."""
     now = int(time.time())
     variants = {
@@ -176,14 +193,17 @@ async def _platform_signed(client: AsyncTestClient[Any], user_id: str, org_id: s
 
 
 async def test_bad_tokens_are_refused_everywhere_without_fetching_anything(
-    client: AsyncTestClient[Any], attacker: dict[str, Any], trap: FetchTrap,
+    client: AsyncTestClient[Any],
+    attacker: dict[str, Any],
+    trap: FetchTrap,
 ) -> None:
     user_id = await add_user(client, "victim@example.com")
     org_id = await make_org(client, "acme", members={user_id: "owner"})
     real = (await login_body(client, "victim@example.com"))["access_token"]
     jwks = (await client.get("/.well-known/jwks.json")).json()["keys"][0]
     public_pem = jwt.PyJWK(jwks).key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     org_token = (await exchange(client, real, audience="org:acme")).json()["access_token"]
     tokens = forged_tokens(user_id, real, attacker, trap.url, public_pem)
     tokens |= await _platform_signed(client, user_id, org_id)
@@ -209,8 +229,15 @@ async def test_bad_tokens_are_refused_everywhere_without_fetching_anything(
 
 
 async def test_bearer_header_oddities_are_401(client: AsyncTestClient[Any]) -> None:
-    for header in ("Bearer", "Bearer ", "Basic abc", "bearer x.y.z", "Bearer a b c",
-                   "Token abc", "Bearer " + "." * 5000):
+    for header in (
+        "Bearer",
+        "Bearer ",
+        "Basic abc",
+        "bearer x.y.z",
+        "Bearer a b c",
+        "Token abc",
+        "Bearer " + "." * 5000,
+    ):
         answer = await client.get("/api/v1/me", headers={"Authorization": header})
         assert answer.status_code == 401, (header, answer.text)
         assert answer.headers["content-type"].startswith("application/problem+json")

@@ -27,8 +27,13 @@ async def _jwks_key(client: AsyncTestClient[Any], token: str) -> jwt.PyJWK:
 async def _setup(client: AsyncTestClient[Any], role: str = "member") -> tuple[str, str, str]:
     """A user who is ``role`` of org ``acme``: (access token, user id, org id)."""
     user_id = await add_user(client, f"{role}@example.com")
-    org_id = await make_org(client, "acme", members={user_id: role}, plan="free",
-                            features={"beta_search": True, "sso": False})
+    org_id = await make_org(
+        client,
+        "acme",
+        members={user_id: role},
+        plan="free",
+        features={"beta_search": True, "sso": False},
+    )
     body = await login_body(client, f"{role}@example.com")
     return body["access_token"], user_id, org_id
 
@@ -55,18 +60,28 @@ async def test_member_gets_an_org_token_with_the_contract_claims(
     assert "refresh_token" not in body
     token = body["access_token"]
     header = jwt.get_unverified_header(token)
-    assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
-    claims = jwt.decode(token, await _jwks_key(client, token), algorithms=["ES256"],
-                        audience=f"urn:orgplane:org:{org_id}", issuer=ISSUER)
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "ES256"
+    claims = jwt.decode(
+        token,
+        await _jwks_key(client, token),
+        algorithms=["ES256"],
+        audience=f"urn:orgplane:org:{org_id}",
+        issuer=ISSUER,
+    )
     assert claims["sub"] == user_id
-    assert claims["org_id"] == org_id and claims["org_slug"] == "acme"
+    assert claims["org_id"] == org_id
+    assert claims["org_slug"] == "acme"
     assert claims["org_role"] == "admin"
     assert claims["plan"] == "free"
-    assert "beta_search" in claims["features"] and "sso" not in claims["features"]
+    assert "beta_search" in claims["features"]
+    assert "sso" not in claims["features"]
     assert claims["scope"] == body["scope"] == "org:read org:write org:admin"
     assert claims["client_id"] == "orgplane"
-    assert claims["exp"] - claims["iat"] == 300 and claims["nbf"] == claims["iat"]
-    assert len(claims["jti"]) == 32 and "act" not in claims
+    assert claims["exp"] - claims["iat"] == 300
+    assert claims["nbf"] == claims["iat"]
+    assert len(claims["jti"]) == 32
+    assert "act" not in claims
     # An org token is not a control-plane access token.
     me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 401
@@ -89,8 +104,10 @@ async def test_org_can_be_named_by_id_audience_url_and_verified_domain(
     ):
         answer = await exchange(client, access, **params)
         assert answer.status_code == 200, (params, answer.text)
-        assert jwt.decode(answer.json()["access_token"],
-                          options={"verify_signature": False})["org_id"] == org_id
+        assert (
+            jwt.decode(answer.json()["access_token"], options={"verify_signature": False})["org_id"]
+            == org_id
+        )
     for params in (
         {"resource": "https://unverified.acme.test/"},
         {"resource": "https://x.acme.localhost/"},
@@ -103,11 +120,16 @@ async def test_org_can_be_named_by_id_audience_url_and_verified_domain(
     _error(await exchange(client, access, resource="/relative"), "invalid_target")
     _error(await exchange(client, access, resource="ftp://acme.localhost/"), "invalid_target")
     _error(await exchange(client, access, resource="https://[::1"), "invalid_target")
-    two = await client.post("/oauth/token", content=(
-        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=" + access
-        + "&subject_token_type=urn:ietf:params:oauth:token-type:access_token"
-        "&audience=org:acme&audience=org:other").encode(),
-        headers={"content-type": "application/x-www-form-urlencoded"})
+    two = await client.post(
+        "/oauth/token",
+        content=(
+            "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token="
+            + access
+            + "&subject_token_type=urn:ietf:params:oauth:token-type:access_token"
+            "&audience=org:acme&audience=org:other"
+        ).encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     _error(two, "invalid_target")
     _error(await exchange(client, access), "invalid_request")
 
@@ -136,16 +158,18 @@ async def test_membership_and_org_state_are_read_at_exchange_time(
         org.suspended = True
         db.add(org)
         await db.commit()
-    assert "suspended" in _error(await exchange(client, access, audience="org:acme"),
-                                 "invalid_target")
+    assert "suspended" in _error(
+        await exchange(client, access, audience="org:acme"), "invalid_target"
+    )
     async with direct_db(client) as db:
         org = await db.get(Org, org_id)
         assert org is not None
         org.suspended, org.delete_after = False, utcnow() + timedelta(minutes=5)
         db.add(org)
         await db.commit()
-    assert "deletion" in _error(await exchange(client, access, audience="org:acme"),
-                                "invalid_target")
+    assert "deletion" in _error(
+        await exchange(client, access, audience="org:acme"), "invalid_target"
+    )
     async with direct_db(client) as db:
         org = await db.get(Org, org_id)
         assert org is not None
@@ -157,8 +181,9 @@ async def test_membership_and_org_state_are_read_at_exchange_time(
     async with direct_db(client) as db:
         await db.exec(delete(Membership).where(Membership.user_id == user_id))
         await db.commit()
-    assert _error(await exchange(client, access, audience="org:acme"),
-                  "invalid_target") == NO_ACCESS
+    assert (
+        _error(await exchange(client, access, audience="org:acme"), "invalid_target") == NO_ACCESS
+    )
 
     async with direct_db(client) as db:
         org = await db.get(Org, org_id)
@@ -166,22 +191,39 @@ async def test_membership_and_org_state_are_read_at_exchange_time(
         org.desired_state, org.deleted_at = "deleted", utcnow()
         db.add(org)
         await db.commit()
-    assert _error(await exchange(client, access, audience="org:acme"),
-                  "invalid_target") == NO_ACCESS
+    assert (
+        _error(await exchange(client, access, audience="org:acme"), "invalid_target") == NO_ACCESS
+    )
 
 
 async def test_disabled_user_and_bad_token_types_are_refused(
     client: AsyncTestClient[Any],
 ) -> None:
     access, user_id, _ = await _setup(client)
-    _error(await exchange(client, access, audience="org:acme",
-                          subject_token_type="urn:ietf:params:oauth:token-type:id_token"),
-           "invalid_request")
-    _error(await exchange(client, access, audience="org:acme",
-                          requested_token_type="urn:ietf:params:oauth:token-type:saml2"),
-           "invalid_request")
-    as_jwt = await exchange(client, access, audience="org:acme",
-                            requested_token_type="urn:ietf:params:oauth:token-type:jwt")
+    _error(
+        await exchange(
+            client,
+            access,
+            audience="org:acme",
+            subject_token_type="urn:ietf:params:oauth:token-type:id_token",
+        ),
+        "invalid_request",
+    )
+    _error(
+        await exchange(
+            client,
+            access,
+            audience="org:acme",
+            requested_token_type="urn:ietf:params:oauth:token-type:saml2",
+        ),
+        "invalid_request",
+    )
+    as_jwt = await exchange(
+        client,
+        access,
+        audience="org:acme",
+        requested_token_type="urn:ietf:params:oauth:token-type:jwt",
+    )
     assert as_jwt.json()["issued_token_type"] == "urn:ietf:params:oauth:token-type:jwt"
     async with direct_db(client) as db:
         user = await db.get(User, user_id)
@@ -192,15 +234,21 @@ async def test_disabled_user_and_bad_token_types_are_refused(
     _error(await exchange(client, access, audience="org:acme"), "invalid_request")
 
 
-@pytest.mark.parametrize(("role", "requested", "granted"), [
-    ("member", None, "org:read org:write"),
-    ("member", "org:read", "org:read"),
-    ("owner", "org:owner org:read", "org:read org:owner"),
-    ("member", "org:admin", None),
-    ("admin", "org:read openid", None),
-])
+@pytest.mark.parametrize(
+    ("role", "requested", "granted"),
+    [
+        ("member", None, "org:read org:write"),
+        ("member", "org:read", "org:read"),
+        ("owner", "org:owner org:read", "org:read org:owner"),
+        ("member", "org:admin", None),
+        ("admin", "org:read openid", None),
+    ],
+)
 async def test_scope_follows_the_role_and_can_only_narrow(
-    client: AsyncTestClient[Any], role: str, requested: str | None, granted: str | None,
+    client: AsyncTestClient[Any],
+    role: str,
+    requested: str | None,
+    granted: str | None,
 ) -> None:
     access, _, _ = await _setup(client, role)
     params = {"audience": "org:acme", **({"scope": requested} if requested else {})}
@@ -218,8 +266,9 @@ async def test_admins_of_a_parent_org_enter_its_children_as_admin(
     client: AsyncTestClient[Any],
 ) -> None:
     boss = await add_user(client, "boss@example.com")
-    parent = await make_org(client, "holding", members={boss: "owner"},
-                            features={"beta_search": True})
+    parent = await make_org(
+        client, "holding", members={boss: "owner"}, features={"beta_search": True}
+    )
     await make_org(client, "subsidiary", parent_id=parent, features={"sso": True})
     access = (await login_body(client, "boss@example.com"))["access_token"]
     answer = await exchange(client, access, audience="org:subsidiary")

@@ -38,14 +38,17 @@ async def test_only_platform_admins_see_and_rotate_keys(
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
     await add_user(client, "dev@example.com")
-    dev = {"Authorization": f"Bearer {(await login_body(client, 'dev@example.com'))['access_token']}"}
+    dev = {
+        "Authorization": f"Bearer {(await login_body(client, 'dev@example.com'))['access_token']}"
+    }
     assert_problem(await client.get("/api/v1/keys", headers=dev), 403, "platform_admin_required")
     assert_problem(await client.post("/api/v1/keys/rotate", headers=dev), 403)
     assert_problem(await client.get("/api/v1/keys"), 401)
     listing = await client.get("/api/v1/keys", headers=admin)
     assert listing.status_code == 200, listing.text
     (key,) = listing.json()
-    assert key["state"] == "signing" and key["alg"] == "ES256"
+    assert key["state"] == "signing"
+    assert key["alg"] == "ES256"
     assert "private" not in listing.text.lower()
 
 
@@ -63,8 +66,7 @@ async def test_rotation_keeps_every_token_verifiable(
     assert await _jwks_kids(client) == {old_kid, new_kid}, "published before it signs"
     during = (await login_body(client, "eve@example.com"))["access_token"]
     assert jwt.get_unverified_header(during)["kid"] == old_kid, "the new key must not sign yet"
-    assert_problem(await client.post("/api/v1/keys/rotate", headers=admin), 409,
-                   "rotation_pending")
+    assert_problem(await client.post("/api/v1/keys/rotate", headers=admin), 409, "rotation_pending")
 
     past = utcnow() - timedelta(seconds=1)
     await _shift(client, new_kid, active_from=past)
@@ -74,7 +76,9 @@ async def test_rotation_keeps_every_token_verifiable(
     for token in (before, during, after):
         me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200, "a retired key verifies the tokens it signed"
-    states = {k["kid"]: k["state"] for k in (await client.get("/api/v1/keys", headers=admin)).json()}
+    states = {
+        k["kid"]: k["state"] for k in (await client.get("/api/v1/keys", headers=admin)).json()
+    }
     assert states == {old_kid: "retired", new_kid: "signing"}
 
     await _shift(client, old_kid, expires_at=past)
@@ -83,8 +87,9 @@ async def test_rotation_keeps_every_token_verifiable(
     assert_problem(gone, 401, "invalid_token")
 
     async with direct_db(client) as db:
-        events = (await db.exec(select(AuditEvent).where(
-            AuditEvent.action == "signing_key.rotate"))).all()
+        events = (
+            await db.exec(select(AuditEvent).where(AuditEvent.action == "signing_key.rotate"))
+        ).all()
     assert [(e.target_id, e.actor_email) for e in events] == [(new_kid, "root@example.com")]
 
 

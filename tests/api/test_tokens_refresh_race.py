@@ -26,26 +26,31 @@ async def test_concurrent_refreshes_of_one_token_have_exactly_one_winner(
             await create_user(db, email="racer@example.com", password=PASSWORD)
             await db.commit()
         for round_no in range(ROUNDS):
-            login = await client.post("/api/v1/auth/login", json={
-                "email": "racer@example.com", "password": PASSWORD})
+            login = await client.post(
+                "/api/v1/auth/login", json={"email": "racer@example.com", "password": PASSWORD}
+            )
             assert login.status_code == 200, login.text
             refresh = login.json()["refresh_token"]
             form = {"grant_type": "refresh_token", "refresh_token": refresh}
             answers = await asyncio.wait_for(
-                asyncio.gather(*(client.post("/oauth/token", data=form)
-                                 for _ in range(CONCURRENT))),
+                asyncio.gather(
+                    *(client.post("/oauth/token", data=form) for _ in range(CONCURRENT))
+                ),
                 timeout=120,
             )
-            outcomes = Counter(
-                (a.status_code, a.json().get("error")) for a in answers
-            )
+            outcomes = Counter((a.status_code, a.json().get("error")) for a in answers)
             assert outcomes == {(200, None): 1, (400, "invalid_grant"): CONCURRENT - 1}, (
-                round_no, outcomes)
+                round_no,
+                outcomes,
+            )
             winner = next(a.json() for a in answers if a.status_code == 200)
-            follow_up = await client.post("/oauth/token", data={
-                "grant_type": "refresh_token", "refresh_token": winner["refresh_token"]})
+            follow_up = await client.post(
+                "/oauth/token",
+                data={"grant_type": "refresh_token", "refresh_token": winner["refresh_token"]},
+            )
             assert follow_up.status_code == 400, "reuse must revoke the winner's new token too"
             assert follow_up.json()["error"] == "invalid_grant"
-            me = await client.get("/api/v1/me", headers={
-                "Authorization": f"Bearer {winner['access_token']}"})
+            me = await client.get(
+                "/api/v1/me", headers={"Authorization": f"Bearer {winner['access_token']}"}
+            )
             assert me.status_code == 200, "the access token already issued stays valid"

@@ -63,9 +63,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     """A control plane process with a user ``dev`` (owner of acme, member of beta)."""
     root = tmp_path_factory.mktemp("cli-plane")
     db_url = f"sqlite+aiosqlite:///{root / 'plane.db'}"
-    env = {"ORGPLANE_MODE": "embedded", "ORGPLANE_DATA_DIR": str(root),
-           "ORGPLANE_DATABASE_URL": db_url, "ORGPLANE_SECRET_KEY": "cli-secret",
-           "ORGPLANE_LOG_LEVEL": "WARNING"}
+    env = {
+        "ORGPLANE_MODE": "embedded",
+        "ORGPLANE_DATA_DIR": str(root),
+        "ORGPLANE_DATABASE_URL": db_url,
+        "ORGPLANE_SECRET_KEY": "cli-secret",
+        "ORGPLANE_LOG_LEVEL": "WARNING",
+    }
     with control_plane_process(env, log=root / "server.log") as url:
         asyncio.run(_seed(db_url))
         yield {"url": url, "db_url": db_url}
@@ -84,8 +88,12 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def login(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str,
-          password: str = PASSWORD) -> tuple[int, str, str]:
+def login(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    password: str = PASSWORD,
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "stdin", io.StringIO(password + "\n"))
     return run(capsys, "login", "--url", url, "--email", "dev@example.com", "--password-stdin")
 
@@ -100,7 +108,9 @@ def edit(path: Path, **changes: Any) -> None:
 
 
 def test_login_switch_token_and_logout(
-    server: dict[str, str], config_home: Path, capsys: pytest.CaptureFixture[str],
+    server: dict[str, str],
+    config_home: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = server["url"]
@@ -116,8 +126,10 @@ def test_login_switch_token_and_logout(
     assert (code, err) == (1, "orgplane: no current org; run `orgplane switch SLUG` first\n")
     code, out, _ = run(capsys, "orgs")
     assert code == 0
-    assert [line.split()[:2] for line in out.splitlines()] == [["acme", "owner"],
-                                                              ["beta", "member"]]
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["acme", "owner"],
+        ["beta", "member"],
+    ]
 
     assert run(capsys, "switch", "ACME")[:2] == (0, "switched to acme\n")
     assert run(capsys, "orgs")[1].startswith("* acme")
@@ -126,15 +138,37 @@ def test_login_switch_token_and_logout(
     keys = httpx.get(f"{url}/.well-known/jwks.json").json()["keys"]
     key = jwt.PyJWK(next(k for k in keys if k["kid"] == jwt.get_unverified_header(token)["kid"]))
     org_id = jwt.decode(token, options={"verify_signature": False})["org_id"]
-    claims = jwt.decode(token, key, algorithms=["ES256"], issuer=url,
-                        audience=f"urn:orgplane:org:{org_id}")
+    claims = jwt.decode(
+        token, key, algorithms=["ES256"], issuer=url, audience=f"urn:orgplane:org:{org_id}"
+    )
     assert (claims["org_slug"], claims["org_role"]) == ("acme", "owner")
     assert run(capsys, "token")[1].strip() == token, "a valid org token is reused"
 
-    shell = subprocess.run([sys.executable, "-m", "control_plane.cli.main", "token"],
-                           capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    shell = subprocess.run(
+        [sys.executable, "-m", "control_plane.cli.main", "token"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout == token + "\n", "stdout carries the token and nothing else"
+
+    edit(config_home, org_token_expires_at=0, access_expires_at=0)
+    parallel = [
+        subprocess.Popen(
+            [sys.executable, "-m", "control_plane.cli.main", "token"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=90) for p in parallel]
+    assert [p.returncode for p in parallel] == [0, 0, 0, 0], outputs
+    assert len({out for out, _ in outputs}) == 1, "the first refreshes, the others reuse it"
+    assert run(capsys, "whoami")[0] == 0, "parallel refreshes must not revoke the login"
 
     edit(config_home, org_token_expires_at=0, access_expires_at=0)
     before = stored(config_home)["refresh_token"]
@@ -145,15 +179,18 @@ def test_login_switch_token_and_logout(
     spent = stored(config_home)["refresh_token"]
     assert run(capsys, "logout")[:2] == (0, "logged out\n")
     assert not config_home.exists()
-    again = httpx.post(f"{url}/oauth/token", data={"grant_type": "refresh_token",
-                                                   "refresh_token": spent})
+    again = httpx.post(
+        f"{url}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": spent}
+    )
     assert again.json()["error"] == "invalid_grant", "logout revokes the refresh token"
     code, _, err = run(capsys, "whoami")
     assert (code, err) == (1, "orgplane: not logged in; run `orgplane login --url URL` first\n")
 
 
 def test_failures_have_clear_messages(
-    server: dict[str, str], config_home: Path, capsys: pytest.CaptureFixture[str],
+    server: dict[str, str],
+    config_home: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = server["url"]
@@ -172,14 +209,16 @@ def test_failures_have_clear_messages(
         _write(server["db_url"], update(Org).where(Org.slug == "beta").values(suspended=False))
 
     stolen = stored(config_home)["refresh_token"]
-    spend = httpx.post(f"{url}/oauth/token", data={"grant_type": "refresh_token",
-                                                   "refresh_token": stolen})
+    spend = httpx.post(
+        f"{url}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": stolen}
+    )
     assert spend.status_code == 200
     edit(config_home, access_expires_at=0)
     code, _, err = run(capsys, "switch", "acme")
     assert code == 1
-    assert err == (f"orgplane: your login has expired or was revoked; run `orgplane login "
-                   f"--url {url}` again\n")
+    assert err == (
+        f"orgplane: your login has expired or was revoked; run `orgplane login --url {url}` again\n"
+    )
 
     closed = f"http://127.0.0.1:{free_port()}"
     edit(config_home, url=closed, access_expires_at=0)

@@ -89,8 +89,12 @@ class FakeControlPlane:
     jwks_fault: str | Callable[[httpx.Request], httpx.Response] | None = None
     heartbeat_fault: str | None = None
     answer: dict[str, Any] = field(
-        default_factory=lambda: {"accepted": True, "config_version": 1, "interval": 10.0,
-                                 "limits": {}}
+        default_factory=lambda: {
+            "accepted": True,
+            "config_version": 1,
+            "interval": 10.0,
+            "limits": {},
+        }
     )
     requests: list[httpx.Request] = field(default_factory=list)
     heartbeats: list[dict[str, Any]] = field(default_factory=list)

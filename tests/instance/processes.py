@@ -47,8 +47,13 @@ def child_env(**values: str) -> dict[str, str]:
     return env
 
 
-def wait_http(url: str, *, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None,
-              headers: dict[str, str] | None = None) -> None:
+def wait_http(
+    url: str,
+    *,
+    timeout: float = 60.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Poll ``url`` until it answers 200 (bounded), or fail with the process's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,15 +98,24 @@ class ControlPlane:
 
     def start(self) -> None:
         env = child_env(
-            ORGPLANE_MODE="embedded", ORGPLANE_DATA_DIR=str(self.data_dir),
-            ORGPLANE_DATABASE_URL=self.db_url, ORGPLANE_SECRET_KEY=SECRET,
-            ORGPLANE_HOST="127.0.0.1", ORGPLANE_PORT=str(self.port), ORGPLANE_LOG_LEVEL="WARNING",
+            ORGPLANE_MODE="embedded",
+            ORGPLANE_DATA_DIR=str(self.data_dir),
+            ORGPLANE_DATABASE_URL=self.db_url,
+            ORGPLANE_SECRET_KEY=SECRET,
+            ORGPLANE_HOST="127.0.0.1",
+            ORGPLANE_PORT=str(self.port),
+            ORGPLANE_LOG_LEVEL="WARNING",
+            # The tests start the instances themselves; a reconciler would provision its own.
+            ORGPLANE_RECONCILER_ENABLED="false",
             **self.extra_env,
         )
         log = (self.data_dir / "cp.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "control_plane.cli.main", "serve"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         wait_http(self.url + "/readyz", proc=self.proc)
 
@@ -126,8 +140,7 @@ class ControlPlane:
             await db.flush()
             credential = await issue_instance_credential(db, org_id=org.id)
             await db.commit()
-            return {"org_id": org.id, "slug": slug, "email": owner_email,
-                    "credential": credential}
+            return {"org_id": org.id, "slug": slug, "email": owner_email, "credential": credential}
         finally:
             await db.close()
             await engine.dispose()
@@ -144,15 +157,20 @@ class ControlPlane:
 
     def org_token(self, email: str, slug: str) -> str:
         """Log in and exchange for an org token (RFC 8693) over HTTP."""
-        login = httpx.post(self.url + "/api/v1/auth/login",
-                           json={"email": email, "password": PASSWORD}, timeout=10)
+        login = httpx.post(
+            self.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+        )
         assert login.status_code == 200, login.text
-        exchanged = httpx.post(self.url + "/oauth/token", timeout=10, data={
-            "grant_type": TOKEN_EXCHANGE_GRANT,
-            "subject_token": login.json()["access_token"],
-            "subject_token_type": ACCESS_TOKEN_TYPE,
-            "audience": f"org:{slug}",
-        })
+        exchanged = httpx.post(
+            self.url + "/oauth/token",
+            timeout=10,
+            data={
+                "grant_type": TOKEN_EXCHANGE_GRANT,
+                "subject_token": login.json()["access_token"],
+                "subject_token_type": ACCESS_TOKEN_TYPE,
+                "audience": f"org:{slug}",
+            },
+        )
         assert exchanged.status_code == 200, exchanged.text
         return str(exchanged.json()["access_token"])
 
@@ -178,19 +196,28 @@ class OrgInstance:
 
     def env(self) -> dict[str, str]:
         return child_env(
-            ORGPLANE_ORG_ID=self.org["org_id"], ORGPLANE_ORG_SLUG=self.org["slug"],
+            ORGPLANE_ORG_ID=self.org["org_id"],
+            ORGPLANE_ORG_SLUG=self.org["slug"],
             ORGPLANE_CONTROL_PLANE_URL=self.cp.url,
             ORGPLANE_INSTANCE_CREDENTIAL=self.org["credential"],
-            ORGPLANE_DATA_DIR=str(self.data_dir), ORGPLANE_HOSTNAMES=self.hostname,
-            ORGPLANE_BIND_HOST="127.0.0.1", ORGPLANE_PORT=str(self.port),
-            ORGPLANE_LOG_FORMAT="json", **self.extra_env,
+            ORGPLANE_DATA_DIR=str(self.data_dir),
+            ORGPLANE_HOSTNAMES=self.hostname,
+            ORGPLANE_BIND_HOST="127.0.0.1",
+            ORGPLANE_PORT=str(self.port),
+            ORGPLANE_LOG_FORMAT="json",
+            **self.extra_env,
         )
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "instance.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "org_instance"], cwd=REPO,
-                                     env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "org_instance"],
+            cwd=REPO,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_http(self.url + "/readyz", proc=self.proc)
 
     def stop(self) -> None:

@@ -38,8 +38,14 @@ async def test_requests_for_other_hosts_are_refused_with_421_and_logged(
                 assert_problem(refused, 421, "misdirected_request")
     hosts = {e["host"] for e in logs if e["event"] == "misdirected request refused"}
     assert hosts == {"other-org.orgplane.test", "evil.example", "acme.orgplane.test.evil.example"}
-    for host in ("ACME.orgplane.test", "acme.orgplane.test.", "acme.orgplane.test:8443",
-                 "127.0.0.1:8000", "localhost", "[::1]:8000"):
+    for host in (
+        "ACME.orgplane.test",
+        "acme.orgplane.test.",
+        "acme.orgplane.test:8443",
+        "127.0.0.1:8000",
+        "localhost",
+        "[::1]:8000",
+    ):
         ok = await instance.get("/api/v1/me", headers={**who, "host": host})
         assert ok.status_code == 200, (host, ok.text)
 
@@ -48,21 +54,35 @@ async def test_probes_answer_on_any_host_without_a_token(instance: AsyncTestClie
     for path in ("/healthz", "/readyz"):
         answer = await instance.get(path, headers={"host": "10.1.2.3:8000"})
         assert answer.status_code == 200, answer.text
-    assert (await instance.get("/readyz")).json() == {"status": "ready", "db_ok": True,
-                                                       "redis_ok": True}
+    assert (await instance.get("/readyz")).json() == {
+        "status": "ready",
+        "db_ok": True,
+        "redis_ok": True,
+    }
 
 
 def test_hosts_are_normalised_and_internal_names_allowed(tmp_path: Any) -> None:
     assert normalize_host("Acme.Example.COM.:443") == "acme.example.com"
     assert normalize_host("[::1]:8000") == "::1"
-    config = InstanceConfig.from_env({
-        "ORGPLANE_ORG_ID": "org1", "ORGPLANE_INSTANCE_CREDENTIAL": "opi_org1.0123456789abcdef",
-        "ORGPLANE_DATA_DIR": str(tmp_path), "ORGPLANE_CONTROL_PLANE_URL": "http://cp:8080",
-        "ORGPLANE_HOSTNAMES": "Acme.example.com., docs.acme.io", "ORGPLANE_BIND_HOST": "10.0.0.7",
-        "ORGPLANE_INTERNAL_HOSTS": "org-acme.orgplane.svc",
-    })
-    assert {"acme.example.com", "docs.acme.io", "10.0.0.7", "org-acme.orgplane.svc",
-            "127.0.0.1", "localhost"} <= config.allowed_hosts
+    config = InstanceConfig.from_env(
+        {
+            "ORGPLANE_ORG_ID": "org1",
+            "ORGPLANE_INSTANCE_CREDENTIAL": "opi_org1.0123456789abcdef",
+            "ORGPLANE_DATA_DIR": str(tmp_path),
+            "ORGPLANE_CONTROL_PLANE_URL": "http://cp:8080",
+            "ORGPLANE_HOSTNAMES": "Acme.example.com., docs.acme.io",
+            "ORGPLANE_BIND_HOST": "10.0.0.7",
+            "ORGPLANE_INTERNAL_HOSTS": "org-acme.orgplane.svc",
+        }
+    )
+    assert {
+        "acme.example.com",
+        "docs.acme.io",
+        "10.0.0.7",
+        "org-acme.orgplane.svc",
+        "127.0.0.1",
+        "localhost",
+    } <= config.allowed_hosts
     assert "example.com" not in config.allowed_hosts
 
 
@@ -100,9 +120,7 @@ async def test_forged_tokens_get_401_never_5xx_at_every_endpoint(
     assert cp.jwks_requests == fetched
 
 
-async def test_requests_per_minute_is_enforced_per_user(
-    make_instance: Any, signer: Signer
-) -> None:
+async def test_requests_per_minute_is_enforced_per_user(make_instance: Any, signer: Signer) -> None:
     async with make_instance(limits={"requests_per_minute": 3}) as instance:
         org_id = runtime_of(instance).config.org_id
         alice = bearer(signer.token(org_id, sub="alice"))
@@ -110,7 +128,8 @@ async def test_requests_per_minute_is_enforced_per_user(
             assert (await instance.get("/api/v1/me", headers=alice)).status_code == 200
         limited = await instance.get("/api/v1/me", headers=alice)
         body = assert_problem(limited, 429, "rate_limited")
-        assert 1 <= int(limited.headers["retry-after"]) <= 60 and body["limit"] == 3
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert body["limit"] == 3
         bob = bearer(signer.token(org_id, sub="bob"))
         assert (await instance.get("/api/v1/me", headers=bob)).status_code == 200
 
@@ -120,14 +139,21 @@ async def test_max_sessions_is_a_403_quota(make_instance: Any, signer: Signer) -
         org_id = runtime_of(instance).config.org_id
         admin = bearer(signer.token(org_id, org_role="admin"))
         for _ in range(2):
-            assert (await instance.post("/api/v1/sessions", headers=admin, json={})).status_code == 201
+            assert (
+                await instance.post("/api/v1/sessions", headers=admin, json={})
+            ).status_code == 201
         over = await instance.post("/api/v1/sessions", headers=admin, json={})
         body = assert_problem(over, 403, "quota_exceeded")
-        assert body["limit"] == "max_sessions" and body["allowed"] == 2
-        assert (await instance.post("/api/v1/runners", headers=admin,
-                                    json={"name": "a"})).status_code == 201
-        assert_problem(await instance.post("/api/v1/runners", headers=admin, json={"name": "b"}),
-                       403, "quota_exceeded")
+        assert body["limit"] == "max_sessions"
+        assert body["allowed"] == 2
+        assert (
+            await instance.post("/api/v1/runners", headers=admin, json={"name": "a"})
+        ).status_code == 201
+        assert_problem(
+            await instance.post("/api/v1/runners", headers=admin, json={"name": "b"}),
+            403,
+            "quota_exceeded",
+        )
 
 
 @pytest.mark.parametrize(
@@ -149,8 +175,12 @@ def test_a_bad_environment_is_refused_with_every_problem_named(
 ) -> None:
     from org_instance.config import ConfigError
 
-    base = {"ORGPLANE_ORG_ID": "org1", "ORGPLANE_INSTANCE_CREDENTIAL": "opi_org1.0123456789abc",
-            "ORGPLANE_DATA_DIR": str(tmp_path), "ORGPLANE_CONTROL_PLANE_URL": "http://cp"}
+    base = {
+        "ORGPLANE_ORG_ID": "org1",
+        "ORGPLANE_INSTANCE_CREDENTIAL": "opi_org1.0123456789abc",
+        "ORGPLANE_DATA_DIR": str(tmp_path),
+        "ORGPLANE_CONTROL_PLANE_URL": "http://cp",
+    }
     merged = {k: v for k, v in {**base, **env}.items() if k in env or k not in env}
     if env == {}:
         merged.pop("ORGPLANE_ORG_ID")

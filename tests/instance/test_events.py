@@ -24,12 +24,15 @@ def test_new_messages_stream_to_every_client_of_the_session(
         other = client.post("/api/v1/sessions", headers=who, json={}).json()["id"]
         url = f"/api/v1/sessions/{sid}/events?access_token={signer.token(org)}"
         with client.websocket_connect(url) as first, client.websocket_connect(url) as second:
-            client.post(f"/api/v1/sessions/{other}/messages", headers=who, json={"body": "elsewhere"})
+            client.post(
+                f"/api/v1/sessions/{other}/messages", headers=who, json={"body": "elsewhere"}
+            )
             sent = client.post(f"/api/v1/sessions/{sid}/messages", headers=who, json={"body": "hi"})
             assert sent.status_code == 201
             for socket in (first, second):
                 event = socket.receive_json(timeout=5)
-                assert event["body"] == "hi" and event["session_id"] == sid
+                assert event["body"] == "hi"
+                assert event["session_id"] == sid
 
 
 @pytest.mark.parametrize("case", ["no token", "other org", "unknown session", "wrong host"])
@@ -39,8 +42,9 @@ def test_websocket_handshakes_are_refused(
     config = instance_config(tmp_path)
     app = create_app(config, http=cp.client())
     with TestClient(app, base_url="http://acme.orgplane.test") as client:
-        sid = client.post("/api/v1/sessions", headers=bearer(signer.token(config.org_id)),
-                          json={}).json()["id"]
+        sid = client.post(
+            "/api/v1/sessions", headers=bearer(signer.token(config.org_id)), json={}
+        ).json()["id"]
         token = signer.token(config.org_id)
         url, headers = f"/api/v1/sessions/{sid}/events?access_token={token}", {}
         if case == "no token":
@@ -51,10 +55,15 @@ def test_websocket_handshakes_are_refused(
             url = f"/api/v1/sessions/nope/events?access_token={token}"
         else:
             headers = {"host": "evil.example"}
-        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
-            url, headers=headers
-        ) as socket:
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect(url, headers=headers) as socket,
+        ):
             socket.receive_text(timeout=5)
-        expected = {"no token": 4401, "other org": 4401, "unknown session": 4404,
-                    "wrong host": 1008}[case]
+        expected = {
+            "no token": 4401,
+            "other org": 4401,
+            "unknown session": 4404,
+            "wrong host": 1008,
+        }[case]
         assert refused.value.code == expected

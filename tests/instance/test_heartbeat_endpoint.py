@@ -32,20 +32,33 @@ async def make_instance_row(client: AsyncTestClient[Any], slug: str) -> tuple[st
 
 
 def body(org_id: str, seq: int, *, started: datetime = STARTED, **usage: int) -> dict[str, Any]:
-    counters: UsageCounters = {"requests": 0, "sessions": 0, "messages": 0, "files": 0,
-                               "storage_bytes": 0, "active_users": 0}
+    counters: UsageCounters = {
+        "requests": 0,
+        "sessions": 0,
+        "messages": 0,
+        "files": 0,
+        "storage_bytes": 0,
+        "active_users": 0,
+    }
     counters.update(usage)  # type: ignore[typeddict-item]
     beat: HeartbeatBody = {
-        "org_id": org_id, "instance_id": "inst-1", "version": "1.2.3",
-        "started_at": started.isoformat(), "status": "ok", "seq": seq, "db_ok": True,
-        "redis_ok": True, "usage": counters,
+        "org_id": org_id,
+        "instance_id": "inst-1",
+        "version": "1.2.3",
+        "started_at": started.isoformat(),
+        "status": "ok",
+        "seq": seq,
+        "db_ok": True,
+        "redis_ok": True,
+        "usage": counters,
     }
     return dict(beat)
 
 
 async def beat(client: AsyncTestClient[Any], credential: str, payload: Any) -> Any:
-    return await client.post(HEARTBEAT_PATH, json=payload,
-                             headers={"Authorization": f"Bearer {credential}"})
+    return await client.post(
+        HEARTBEAT_PATH, json=payload, headers={"Authorization": f"Bearer {credential}"}
+    )
 
 
 async def rows(client: AsyncTestClient[Any], org_id: str) -> tuple[Instance, list[UsageSample]]:
@@ -64,27 +77,39 @@ async def test_a_heartbeat_is_recorded_and_answered_with_config_and_limits(
     client: AsyncTestClient[Any],
 ) -> None:
     org_id, credential = await make_instance_row(client, "hb-ok")
-    answer = await beat(client, credential, body(org_id, 1, requests=10, sessions=2, messages=5,
-                                                 storage_bytes=300, active_users=2))
+    answer = await beat(
+        client,
+        credential,
+        body(org_id, 1, requests=10, sessions=2, messages=5, storage_bytes=300, active_users=2),
+    )
     assert answer.status_code == 200, answer.text
     got = answer.json()
-    assert got["accepted"] is True and got["config_version"] == 1 and got["interval"] == 10.0
+    assert got["accepted"] is True
+    assert got["config_version"] == 1
+    assert got["interval"] == 10.0
     async with direct_db(client) as db:
         org = await db.get(Org, org_id)
         assert org is not None
         assert got["limits"] == await effective_limits(db, org)
     assert got["limits"]["max_sessions"] == 7
     instance, samples = await rows(client, org_id)
-    assert instance.last_heartbeat_seq == 1 and instance.version == "1.2.3"
-    assert instance.health == "ok" and instance.last_heartbeat_at is not None
-    assert [(s.requests, s.sessions, s.messages, s.storage_bytes, s.active_users)
-            for s in samples] == [(10, 2, 5, 300, 2)]
-    second = await beat(client, credential, body(org_id, 2, requests=25, sessions=2, messages=9,
-                                                 storage_bytes=200, active_users=1))
+    assert instance.last_heartbeat_seq == 1
+    assert instance.version == "1.2.3"
+    assert instance.health == "ok"
+    assert instance.last_heartbeat_at is not None
+    assert [
+        (s.requests, s.sessions, s.messages, s.storage_bytes, s.active_users) for s in samples
+    ] == [(10, 2, 5, 300, 2)]
+    second = await beat(
+        client,
+        credential,
+        body(org_id, 2, requests=25, sessions=2, messages=9, storage_bytes=200, active_users=1),
+    )
     assert second.json()["accepted"] is True
     _, samples = await rows(client, org_id)
-    assert [(s.requests, s.sessions, s.messages, s.storage_bytes, s.active_users)
-            for s in samples] == [(25, 2, 9, 200, 2)]
+    assert [
+        (s.requests, s.sessions, s.messages, s.storage_bytes, s.active_users) for s in samples
+    ] == [(25, 2, 9, 200, 2)]
 
 
 async def test_replays_and_stale_runs_are_ignored_and_a_restart_starts_a_new_run(
@@ -94,19 +119,27 @@ async def test_replays_and_stale_runs_are_ignored_and_a_restart_starts_a_new_run
     assert (await beat(client, credential, body(org_id, 5, requests=10))).json()["accepted"]
     for seq in (5, 4, 1):
         replay = await beat(client, credential, body(org_id, seq, requests=99))
-        assert replay.status_code == 200 and replay.json()["accepted"] is False
+        assert replay.status_code == 200
+        assert replay.json()["accepted"] is False
     instance, samples = await rows(client, org_id)
-    assert instance.last_heartbeat_seq == 5 and samples[0].requests == 10
+    assert instance.last_heartbeat_seq == 5
+    assert samples[0].requests == 10
     later = STARTED + timedelta(minutes=5)
     restarted = await beat(client, credential, body(org_id, 1, started=later, requests=3))
     assert restarted.json()["accepted"] is True
     instance, samples = await rows(client, org_id)
-    assert instance.last_heartbeat_seq == 1 and samples[0].requests == 13
+    assert instance.last_heartbeat_seq == 1
+    assert samples[0].requests == 13
     stale = await beat(client, credential, body(org_id, 50, started=STARTED, requests=500))
     assert stale.json()["accepted"] is False
     async with direct_db(client) as db:
-        started = (await db.exec(select(InstanceEvent).where(
-            InstanceEvent.org_id == org_id, InstanceEvent.kind == "instance.started"))).all()
+        started = (
+            await db.exec(
+                select(InstanceEvent).where(
+                    InstanceEvent.org_id == org_id, InstanceEvent.kind == "instance.started"
+                )
+            )
+        ).all()
     assert len(started) == 2
 
 
@@ -119,7 +152,8 @@ async def test_a_quiet_heartbeat_is_accepted_without_a_write_and_its_seq_remembe
     quiet = await beat(client, credential, body(org_id, 2, requests=4))
     assert quiet.json()["accepted"] is True
     after, _ = await rows(client, org_id)
-    assert after.last_heartbeat_at == first.last_heartbeat_at and after.last_heartbeat_seq == 1
+    assert after.last_heartbeat_at == first.last_heartbeat_at
+    assert after.last_heartbeat_seq == 1
     again = await beat(client, credential, body(org_id, 2, requests=4))
     assert again.json()["accepted"] is False
     changed = await beat(client, credential, body(org_id, 3, requests=4, storage_bytes=1))
@@ -136,10 +170,16 @@ async def test_a_heartbeat_for_another_org_is_refused_and_audited(
     refused = await beat(client, credential_a, body(org_b, 1, requests=1000))
     assert_problem(refused, 403, "org_mismatch")
     instance_b, samples_b = await rows(client, org_b)
-    assert instance_b.last_heartbeat_at is None and samples_b == []
+    assert instance_b.last_heartbeat_at is None
+    assert samples_b == []
     async with direct_db(client) as db:
-        events = (await db.exec(select(AuditEvent).where(
-            AuditEvent.action == "instance.heartbeat", AuditEvent.outcome == "failure"))).all()
+        events = (
+            await db.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == "instance.heartbeat", AuditEvent.outcome == "failure"
+                )
+            )
+        ).all()
     assert [(e.org_id, e.detail.get("claimed_org")) for e in events] == [(org_a, org_b)]
 
 
@@ -148,8 +188,15 @@ async def test_bad_credentials_are_401(client: AsyncTestClient[Any]) -> None:
     other_id, other_credential = await make_instance_row(client, "hb-cred2")
     secret = credential.split(".", 1)[1]
     for wrong in (
-        "", "opi_", credential + "x", credential[:-1], f"opi_{other_id}.{secret}",
-        f"opi_{'f' * 32}.{secret}", "Bearer", "x" * 500, f"opi_{org_id}.short",
+        "",
+        "opi_",
+        credential + "x",
+        credential[:-1],
+        f"opi_{other_id}.{secret}",
+        f"opi_{'f' * 32}.{secret}",
+        "Bearer",
+        "x" * 500,
+        f"opi_{org_id}.short",
     ):
         answer = await beat(client, wrong, body(org_id, 1))
         assert_problem(answer, 401, "invalid_credential")
@@ -164,10 +211,17 @@ async def test_a_rotated_credential_replaces_the_old_one(client: AsyncTestClient
         new = await issue_instance_credential(db, org_id=org_id)
         await db.commit()
         stored = await db.get(Instance, org_id)
-        assert stored is not None and new not in stored.credential_hash
-        issued = (await db.exec(select(AuditEvent).where(
-            AuditEvent.action == "instance.credential_issued", AuditEvent.org_id == org_id))).all()
-    assert len(issued) == 2 and all(new not in str(e.detail) for e in issued)
+        assert stored is not None
+        assert new not in stored.credential_hash
+        issued = (
+            await db.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == "instance.credential_issued", AuditEvent.org_id == org_id
+                )
+            )
+        ).all()
+    assert len(issued) == 2
+    assert all(new not in str(e.detail) for e in issued)
     assert_problem(await beat(client, old, body(org_id, 1)), 401, "invalid_credential")
     assert (await beat(client, new, body(org_id, 1))).status_code == 200
 
@@ -190,9 +244,11 @@ async def test_malformed_bodies_are_400(client: AsyncTestClient[Any]) -> None:
     ]
     for payload in bad:
         assert_problem(await beat(client, credential, payload), 400)
-    raw = await client.post(HEARTBEAT_PATH, content=b"{not json",
-                            headers={"Authorization": f"Bearer {credential}",
-                                     "content-type": "application/json"})
+    raw = await client.post(
+        HEARTBEAT_PATH,
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {credential}", "content-type": "application/json"},
+    )
     assert_problem(raw, 400)
     instance, _ = await rows(client, org_id)
     assert instance.last_heartbeat_at is None
@@ -209,7 +265,8 @@ async def test_a_flood_is_429_per_instance(client: AsyncTestClient[Any]) -> None
             flood = answer
             break
         statuses.append(answer.status_code)
-    assert flood is not None and 60 <= len(statuses) <= 120
+    assert flood is not None
+    assert 60 <= len(statuses) <= 120
     assert set(statuses) == {200}
     assert_problem(flood, 429, "rate_limited")
     assert int(flood.headers["retry-after"]) >= 1

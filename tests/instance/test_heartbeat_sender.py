@@ -4,6 +4,7 @@ and limits adopted from the control plane's answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 from pathlib import Path
@@ -25,11 +26,15 @@ def test_backoff_doubles_to_a_cap_with_ten_percent_jitter() -> None:
     rng = random.Random(7)
     for _ in range(200):
         assert 9.0 <= backoff_delay(10, 0, rng=rng) <= 11.0
-    bases = [backoff_delay(10, n, rng=random.Random(1)) / random.Random(1).uniform(0.9, 1.1)
-             for n in range(8)]
+    bases = [
+        backoff_delay(10, n, rng=random.Random(1)) / random.Random(1).uniform(0.9, 1.1)
+        for n in range(8)
+    ]
     assert [round(b) for b in bases] == [10, 20, 40, 60, 60, 60, 60, 60]
-    fast = [round(backoff_delay(0.5, n, rng=random.Random(1))
-                  / random.Random(1).uniform(0.9, 1.1), 2) for n in range(6)]
+    fast = [
+        round(backoff_delay(0.5, n, rng=random.Random(1)) / random.Random(1).uniform(0.9, 1.1), 2)
+        for n in range(6)
+    ]
     assert fast == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
 
 
@@ -46,8 +51,12 @@ async def test_first_beat_goes_out_at_start_with_the_credential_and_a_full_body(
     assert len(cp.heartbeats) == 1
     body: HeartbeatBody = cp.heartbeats[0]  # type: ignore[assignment]
     assert set(body) == set(HeartbeatBody.__annotations__)
-    assert body["org_id"] == config.org_id and body["instance_id"] == config.instance_id
-    assert body["seq"] == 1 and body["status"] == "ok" and body["db_ok"] and body["redis_ok"]
+    assert body["org_id"] == config.org_id
+    assert body["instance_id"] == config.instance_id
+    assert body["seq"] == 1
+    assert body["status"] == "ok"
+    assert body["db_ok"]
+    assert body["redis_ok"]
     request = next(r for r in cp.requests if r.url.path.endswith("/heartbeat"))
     assert request.headers["authorization"] == f"Bearer {config.instance_credential}"
 
@@ -69,12 +78,11 @@ async def test_the_loop_backs_off_while_the_control_plane_is_down_and_resumes(
         cp.heartbeat_fault = plan[0]
         cp.answer = {**cp.answer, "interval": 1.0}
         runtime.config = dataclasses.replace(runtime.config, control_plane_url=CP_URL)
-        sender = HeartbeatSender(runtime=runtime, http=cp.client(), sleep=fake_sleep,
-                                 rng=random.Random(3))
-        try:
+        sender = HeartbeatSender(
+            runtime=runtime, http=cp.client(), sleep=fake_sleep, rng=random.Random(3)
+        )
+        with contextlib.suppress(asyncio.CancelledError):
             await sender.run()
-        except asyncio.CancelledError:
-            pass
     assert [round(d) for d in delays] == [2, 4, 8, 1, 1]
     assert [b["seq"] for b in cp.heartbeats] == [4, 5]
     attempts = [r for r in cp.requests if r.url.path.endswith("/heartbeat")]
@@ -89,17 +97,24 @@ async def test_new_limits_from_the_answer_are_enforced(
         org = runtime.config.org_id
         who = bearer(signer.token(org))
         assert (await client.post("/api/v1/sessions", headers=who, json={})).status_code == 201
-        cp.answer = {"accepted": True, "config_version": 7, "interval": 2.5,
-                     "limits": {"max_sessions": 1, "max_future_thing": 3}}
+        cp.answer = {
+            "accepted": True,
+            "config_version": 7,
+            "interval": 2.5,
+            "limits": {"max_sessions": 1, "max_future_thing": 3},
+        }
         runtime.config = dataclasses.replace(runtime.config, control_plane_url=CP_URL)
         sender = HeartbeatSender(runtime=runtime, http=cp.client())
         await sender.beat()
         await sender.beat()
         assert [b["seq"] for b in cp.heartbeats] == [1, 2]
-        assert sender.interval == 2.5 and runtime.limits.config_version == 7
+        assert sender.interval == 2.5
+        assert runtime.limits.config_version == 7
         assert runtime.limits.values == {"max_sessions": 1}
         assert cp.heartbeats[1]["usage"]["sessions"] == 1
-        assert_problem(await client.post("/api/v1/sessions", headers=who, json={}), 403,
-                       "quota_exceeded")
+        assert_problem(
+            await client.post("/api/v1/sessions", headers=who, json={}), 403, "quota_exceeded"
+        )
         usage = (await client.get("/api/v1/usage", headers=who)).json()
-        assert usage["limits"] == {"max_sessions": 1} and usage["config_version"] == 7
+        assert usage["limits"] == {"max_sessions": 1}
+        assert usage["config_version"] == 7

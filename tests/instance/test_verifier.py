@@ -69,7 +69,8 @@ async def test_a_valid_token_verifies_and_the_jwks_is_fetched_once(
     v = verifier(cp)
     for _ in range(5):
         claims = await v.verify(signer.token(ORG, org_role="admin"))
-        assert claims["org_id"] == ORG and claims["org_role"] == "admin"
+        assert claims["org_id"] == ORG
+        assert claims["org_role"] == "admin"
     assert cp.jwks_requests == 1
     assert v.known_kids == {signer.kid}
 
@@ -125,8 +126,9 @@ def bad_tokens(signer: Signer) -> dict[str, str]:
         "wrong audience": signer.token(ORG, aud="urn:orgplane:org:someone-else"),
         "other org's token": signer.token(OTHER, aud=org_audience(OTHER)),
         "our audience, other org_id": signer.token(ORG, org_id=OTHER),
-        "expired": signer.raw(signer.full_claims(ORG, iat=now - 400, nbf=now - 400,
-                                                 exp=now - 60), hdr),
+        "expired": signer.raw(
+            signer.full_claims(ORG, iat=now - 400, nbf=now - 400, exp=now - 60), hdr
+        ),
         "future nbf": signer.raw(signer.full_claims(ORG, nbf=now + 120), hdr),
         "future iat": signer.raw(signer.full_claims(ORG, iat=now + 120), hdr),
         "no typ": signer.raw(signer.full_claims(ORG), {"kid": signer.kid}),
@@ -171,8 +173,12 @@ async def test_bad_tokens_before_any_key_is_known_cost_at_most_one_fetch(
 async def test_key_location_headers_are_never_fetched(cp: FakeControlPlane, signer: Signer) -> None:
     v = verifier(cp)
     attacker = Signer()
-    hostile = {"jku": "http://evil.test/jwks", "x5u": "http://evil.test/cert",
-               "jwk": attacker.jwk, "typ": "at+jwt"}
+    hostile = {
+        "jku": "http://evil.test/jwks",
+        "x5u": "http://evil.test/cert",
+        "jwk": attacker.jwk,
+        "typ": "at+jwt",
+    }
     # Signed by the real key: the headers are ignored and the token verifies.
     ok = signer.raw(signer.full_claims(ORG), {**hostile, "kid": signer.kid})
     assert (await v.verify(ok))["org_id"] == ORG
@@ -204,8 +210,13 @@ async def test_concurrent_misses_share_one_fetch(cp: FakeControlPlane, signer: S
         return httpx.Response(200, json={"keys": [signer.jwk]})
 
     cp.jwks_fault = None
-    v = JWKSVerifier(jwks_url=JWKS_URL, issuer=ISSUER, audience=org_audience(ORG), org_id=ORG,
-                     http=httpx.AsyncClient(transport=httpx.MockTransport(slow)))
+    v = JWKSVerifier(
+        jwks_url=JWKS_URL,
+        issuer=ISSUER,
+        audience=org_audience(ORG),
+        org_id=ORG,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(slow)),
+    )
     tokens = [signer.token(ORG) for _ in range(50)]
     results = await asyncio.gather(*(v.verify(t) for t in tokens))
     assert all(r["org_id"] == ORG for r in results)
@@ -275,9 +286,14 @@ async def test_a_slow_jwks_endpoint_times_out_into_invalid_token(signer: Signer)
         await asyncio.sleep(5)
         return httpx.Response(200, json={"keys": [signer.jwk]})
 
-    v = JWKSVerifier(jwks_url=JWKS_URL, issuer=ISSUER, audience=org_audience(ORG), org_id=ORG,
-                     http=httpx.AsyncClient(transport=httpx.MockTransport(hang)),
-                     fetch_timeout=0.2)
+    v = JWKSVerifier(
+        jwks_url=JWKS_URL,
+        issuer=ISSUER,
+        audience=org_audience(ORG),
+        org_id=ORG,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(hang)),
+        fetch_timeout=0.2,
+    )
     started = time.monotonic()
     outcomes = await asyncio.gather(
         *(v.verify(signer.token(ORG)) for _ in range(10)), return_exceptions=True
@@ -319,10 +335,39 @@ def test_parse_jwks_keeps_only_public_allowlisted_signing_keys(signer: Signer) -
     }
     assert set(parse_jwks(json.dumps(document).encode())) == {signer.kid}
     for garbage in (b"[]", b"{}", b"null", b"\xff", b'{"keys": 3}'):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="JWKS"):
             parse_jwks(garbage)
 
 
 def test_leeway_above_thirty_seconds_is_refused() -> None:
     with pytest.raises(ValueError, match="leeway"):
         JWKSVerifier(jwks_url=JWKS_URL, issuer=ISSUER, audience="a", org_id=ORG, leeway=31)
+
+
+async def test_a_remembered_token_still_expires(
+    cp: FakeControlPlane, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = verifier(cp)
+    token = signer.token(ORG, ttl=60)
+    first = await v.verify(token)
+    first["org_role"] = "owner"  # callers get copies: the remembered claims stay intact
+    assert (await v.verify(token))["org_role"] == "member"
+    later = time.time() + 60 + 31
+    monkeypatch.setattr("org_instance.verifier.time.time", lambda: later)
+    with pytest.raises(InvalidToken):
+        await v.verify(token)
+
+
+async def test_a_withdrawn_key_stops_working_even_for_remembered_tokens(
+    cp: FakeControlPlane, signer: Signer
+) -> None:
+    clock = Clock()
+    v = verifier(cp, clock=clock, refetch_interval=10)
+    token = signer.token(ORG)
+    await v.verify(token)
+    cp.signers = [Signer()]  # the control plane withdraws the key (e.g. after a compromise)
+    clock.now += 301
+    await v.verify(token)  # still served from cache while the JWKS is revalidated
+    await asyncio.sleep(0.01)
+    with pytest.raises(InvalidToken):
+        await v.verify(token)

@@ -14,7 +14,10 @@ from tests.support.api import assert_problem
 
 
 async def post_chunked(
-    client: AsyncTestClient[Any], path: str, query: str, headers: dict[str, str],
+    client: AsyncTestClient[Any],
+    path: str,
+    query: str,
+    headers: dict[str, str],
     chunks: list[bytes],
 ) -> tuple[int, bytes]:
     """POST ``chunks`` straight to the ASGI app with no Content-Length (the test client always
@@ -32,18 +35,30 @@ async def post_chunked(
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
-        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
-        "headers": [(b"host", b"acme.orgplane.test"),
-                    *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+        "headers": [
+            (b"host", b"acme.orgplane.test"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
     }
     await client.app(scope, receive, send)  # type: ignore[arg-type]
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
-def member(signer: Signer, org_id: str, role: str = "member", sub: str = "user-m") -> dict[str, str]:
+def member(
+    signer: Signer, org_id: str, role: str = "member", sub: str = "user-m"
+) -> dict[str, str]:
     return bearer(signer.token(org_id, org_role=role, sub=sub))
 
 
@@ -94,9 +109,7 @@ async def test_messages_append_and_page(
     )
     assert [m["body"] for m in rest.json()["items"]] == ["hello 2"]
     assert rest.json()["next_cursor"] is None
-    missing = await instance.post(
-        "/api/v1/sessions/nope/messages", headers=who, json={"body": "x"}
-    )
+    missing = await instance.post("/api/v1/sessions/nope/messages", headers=who, json={"body": "x"})
     assert_problem(missing, 404, "session_not_found")
 
 
@@ -132,7 +145,8 @@ async def test_secret_settings_are_write_only_and_encrypted_at_rest(
 ) -> None:
     admin = member(signer, org_id, "admin", "user-a")
     plain = await instance.put("/api/v1/settings/theme", headers=admin, json={"value": "dark"})
-    assert plain.status_code == 200 and plain.json()["value"] == "dark"
+    assert plain.status_code == 200
+    assert plain.json()["value"] == "dark"
     secret_value = "sk-live-canary-1234567890"
     put = await instance.put(
         "/api/v1/settings/api.key", headers=admin, json={"value": secret_value, "secret": True}
@@ -141,7 +155,8 @@ async def test_secret_settings_are_write_only_and_encrypted_at_rest(
     assert put.json() == {**put.json(), "secret": True, "value": None}
     for path in ("/api/v1/settings", "/api/v1/settings/api.key"):
         answer = await instance.get(path, headers=member(signer, org_id))
-        assert answer.status_code == 200 and secret_value not in answer.text
+        assert answer.status_code == 200
+        assert secret_value not in answer.text
     runtime = runtime_of(instance)
     with sqlite3.connect(runtime.config.data_dir / "instance.db") as conn:
         stored = conn.execute("SELECT value FROM settings WHERE key = 'api.key'").fetchone()[0]
@@ -169,11 +184,13 @@ async def test_members_use_the_workspace_but_only_admins_change_settings_and_run
         ("DELETE", "/api/v1/runners/whatever", None),
     ]
     for method, path, body in writes:
-        assert_problem(await instance.request(method, path, headers=who, json=body), 403,
-                       "role_required")
+        assert_problem(
+            await instance.request(method, path, headers=who, json=body), 403, "role_required"
+        )
     for role in ("owner", "admin"):
-        ok = await instance.put("/api/v1/settings/theme", headers=member(signer, org_id, role),
-                                json={"value": role})
+        ok = await instance.put(
+            "/api/v1/settings/theme", headers=member(signer, org_id, role), json={"value": role}
+        )
         assert ok.status_code == 200
 
 
@@ -189,11 +206,14 @@ async def test_runners_register_beat_with_their_own_token_and_revoke(
     runner_id = registered.json()["runner"]["id"]
     assert token.startswith(f"ort_{org_id}.")
     listed = await instance.get("/api/v1/runners", headers=member(signer, org_id))
-    assert [r["id"] for r in listed.json()] == [runner_id] and token not in listed.text
-    beat = await instance.post("/api/v1/runners/heartbeat", headers=bearer(token),
-                               json={"status": "busy"})
+    assert [r["id"] for r in listed.json()] == [runner_id]
+    assert token not in listed.text
+    beat = await instance.post(
+        "/api/v1/runners/heartbeat", headers=bearer(token), json={"status": "busy"}
+    )
     assert beat.status_code == 200, beat.text
-    assert beat.json()["status"] == "busy" and beat.json()["last_seen_at"]
+    assert beat.json()["status"] == "busy"
+    assert beat.json()["last_seen_at"]
     other_org = token.replace(org_id, "f" * 32)
     for wrong in (other_org, token + "x", signer.token(org_id), ""):
         refused = await instance.post("/api/v1/runners/heartbeat", headers=bearer(wrong), json={})
@@ -202,7 +222,8 @@ async def test_runners_register_beat_with_their_own_token_and_revoke(
     after = await instance.post("/api/v1/runners/heartbeat", headers=bearer(token), json={})
     assert_problem(after, 401)
     revoked = (await instance.get("/api/v1/runners", headers=admin)).json()[0]
-    assert revoked["status"] == "revoked" and revoked["revoked_at"]
+    assert revoked["status"] == "revoked"
+    assert revoked["revoked_at"]
 
 
 async def test_files_upload_list_download_delete(
@@ -215,11 +236,13 @@ async def test_files_upload_list_download_delete(
     )
     assert up.status_code == 201, up.text
     meta = up.json()
-    assert meta["name"] == "passwd.html" and meta["size"] == len(content)
+    assert meta["name"] == "passwd.html"
+    assert meta["size"] == len(content)
     listed = (await instance.get("/api/v1/files", headers=who)).json()
     assert [f["id"] for f in listed["items"]] == [meta["id"]]
     down = await instance.get(f"/api/v1/files/{meta['id']}/content", headers=who)
-    assert down.status_code == 200 and down.content == content
+    assert down.status_code == 200
+    assert down.content == content
     assert down.headers["content-type"] == "application/octet-stream"
     assert down.headers["x-content-type-options"] == "nosniff"
     assert down.headers["content-disposition"].startswith("attachment")
@@ -229,8 +252,9 @@ async def test_files_upload_list_download_delete(
     assert list(files_dir.iterdir()) == []
     assert_problem(await instance.get(f"/api/v1/files/{meta['id']}/content", headers=who), 404)
     for bad in ("", "...", "/", "\x01\x02"):
-        refused = await instance.post("/api/v1/files", headers=who, params={"name": bad},
-                                      content=b"x")
+        refused = await instance.post(
+            "/api/v1/files", headers=who, params={"name": bad}, content=b"x"
+        )
         assert_problem(refused, 400, "invalid_file_name")
 
 
@@ -240,18 +264,22 @@ async def test_storage_quota_refuses_uploads_and_leaves_nothing_behind(
     async with make_instance(limits={"max_storage_bytes": 100}) as instance:
         org_id = runtime_of(instance).config.org_id
         who = member(signer, org_id)
-        first = await instance.post("/api/v1/files", headers=who, params={"name": "a"},
-                                    content=b"x" * 60)
+        first = await instance.post(
+            "/api/v1/files", headers=who, params={"name": "a"}, content=b"x" * 60
+        )
         assert first.status_code == 201
-        second = await instance.post("/api/v1/files", headers=who, params={"name": "b"},
-                                     content=b"y" * 60)
+        second = await instance.post(
+            "/api/v1/files", headers=who, params={"name": "b"}, content=b"y" * 60
+        )
         body = assert_problem(second, 403, "quota_exceeded")
         assert body["limit"] == "max_storage_bytes"
 
         # No Content-Length: refused while streaming, after 40 of the 100 bytes.
-        status, body = await post_chunked(instance, "/api/v1/files", "name=c", who,
-                                          [b"z" * 10] * 10)
-        assert status == 403 and b"quota_exceeded" in body
+        status, body = await post_chunked(
+            instance, "/api/v1/files", "name=c", who, [b"z" * 10] * 10
+        )
+        assert status == 403
+        assert b"quota_exceeded" in body
         files_dir = runtime_of(instance).files_dir
         assert [p.name for p in files_dir.iterdir()] == [first.json()["id"]]
         usage = (await instance.get("/api/v1/usage", headers=who)).json()
@@ -266,8 +294,15 @@ async def test_usage_and_me(instance: AsyncTestClient[Any], signer: Signer, org_
     sid = (await instance.post("/api/v1/sessions", headers=who, json={})).json()["id"]
     await instance.post(f"/api/v1/sessions/{sid}/messages", headers=who, json={"body": "hi"})
     usage = (await instance.get("/api/v1/usage", headers=who)).json()
-    assert usage["usage"] == {"sessions": 1, "messages": 1, "runners": 0, "files": 0,
-                              "storage_bytes": 0}
+    assert usage["usage"] == {
+        "sessions": 1,
+        "messages": 1,
+        "runners": 0,
+        "files": 0,
+        "storage_bytes": 0,
+    }
     counters = runtime_of(instance).usage.counters()
-    assert counters["sessions"] == 1 and counters["messages"] == 1
-    assert counters["requests"] == 4 and counters["active_users"] == 1
+    assert counters["sessions"] == 1
+    assert counters["messages"] == 1
+    assert counters["requests"] == 4
+    assert counters["active_users"] == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,8 +29,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         orgs = [asyncio.run(cp.seed_org(slug, f"owner@{slug}.test")) for slug in ("alpha", "beta")]
         instances = []
         for org in orgs:
-            instance = OrgInstance(org, cp, root / org["slug"],
-                                   extra_env={"ORGPLANE_HEARTBEAT_INTERVAL": "0.5"})
+            instance = OrgInstance(
+                org, cp, root / org["slug"], extra_env={"ORGPLANE_HEARTBEAT_INTERVAL": "0.5"}
+            )
             instance.start()
             procs.append(instance)
             instances.append(instance)
@@ -52,12 +52,19 @@ def plant_canaries(instance: OrgInstance, token: str, canary: str) -> dict[str, 
         sid = c.post("/api/v1/sessions", json={"title": canary}).json()["id"]
         assert c.post(f"/api/v1/sessions/{sid}/messages", json={"body": canary}).status_code == 201
         assert c.put("/api/v1/settings/canary", json={"value": canary}).status_code == 200
-        assert c.put("/api/v1/settings/secret", json={"value": canary, "secret": True}
-                     ).status_code == 200
+        assert (
+            c.put("/api/v1/settings/secret", json={"value": canary, "secret": True}).status_code
+            == 200
+        )
         runner = c.post("/api/v1/runners", json={"name": canary}).json()
         file = c.post("/api/v1/files", params={"name": canary}, content=canary.encode()).json()
-    return {"canary": canary, "session": sid, "runner": runner["runner"]["id"],
-            "runner_token": runner["token"], "file": file["id"]}
+    return {
+        "canary": canary,
+        "session": sid,
+        "runner": runner["runner"]["id"],
+        "runner_token": runner["token"],
+        "file": file["id"],
+    }
 
 
 def endpoints(data: dict[str, str]) -> list[tuple[str, str, Any]]:
@@ -110,7 +117,8 @@ def test_no_endpoint_of_one_org_answers_the_other_orgs_token(
     # The intruder's runner token at the target's runner heartbeat.
     with instance.client(foreign["runner_token"]) as c:
         beat = c.post("/api/v1/runners/heartbeat", json={})
-        assert beat.status_code == 401 and foreign["canary"] not in beat.text
+        assert beat.status_code == 401
+        assert foreign["canary"] not in beat.text
     # The intruder's own hostname at the target: refused before any token is looked at.
     intruder_host = platform[intruder].hostname
     with instance.client(platform[target + "_token"], host=intruder_host) as c:
@@ -123,8 +131,14 @@ def test_no_endpoint_of_one_org_answers_the_other_orgs_token(
         content = c.get(f"/api/v1/files/{own['file']}/content").content
         assert content == own["canary"].encode()
         everything = " ".join(
-            c.get(p).text for p in ("/api/v1/sessions", "/api/v1/settings", "/api/v1/runners",
-                                    "/api/v1/files", f"/api/v1/sessions/{own['session']}/messages")
+            c.get(p).text
+            for p in (
+                "/api/v1/sessions",
+                "/api/v1/settings",
+                "/api/v1/runners",
+                "/api/v1/files",
+                f"/api/v1/sessions/{own['session']}/messages",
+            )
         )
         assert foreign["canary"] not in everything
 
@@ -140,8 +154,9 @@ def test_the_event_stream_refuses_the_other_orgs_token(
     async def attempt(token: str) -> str:
         headers = {"Host": instance.hostname}
         try:
-            async with websockets.connect(f"{url}?access_token={token}",
-                                          additional_headers=headers, open_timeout=5) as ws:
+            async with websockets.connect(
+                f"{url}?access_token={token}", additional_headers=headers, open_timeout=5
+            ) as ws:
                 await asyncio.wait_for(ws.recv(), timeout=1)
         except websockets.exceptions.InvalidStatus as exc:
             return f"refused {exc.response.status_code}"
@@ -159,5 +174,5 @@ def test_both_instances_report_heartbeats(platform: dict[str, Any]) -> None:
     cp: ControlPlane = platform["cp"]
     for name in ("A", "B"):
         row = asyncio.run(cp.instance_row(platform[name].org["org_id"]))
-        assert row.last_heartbeat_at is not None and row.health == "ok"
-
+        assert row.last_heartbeat_at is not None
+        assert row.health == "ok"

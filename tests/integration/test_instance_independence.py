@@ -35,9 +35,18 @@ async def expired_org_token(cp: ControlPlane, org: dict[str, str], sub: str) -> 
     finally:
         await db.close()
         await engine.dispose()
-    claims = {"iss": cp.url, "sub": sub, "aud": org_audience(org["org_id"]),
-              "org_id": org["org_id"], "org_slug": org["slug"], "org_role": "owner",
-              "client_id": "orgplane", "scope": "org", "plan": "free", "features": []}
+    claims = {
+        "iss": cp.url,
+        "sub": sub,
+        "aud": org_audience(org["org_id"]),
+        "org_id": org["org_id"],
+        "org_slug": org["slug"],
+        "org_role": "owner",
+        "client_id": "orgplane",
+        "scope": "org",
+        "plan": "free",
+        "features": [],
+    }
     now = int(time.time())
     token, _ = sign({**claims, "iat": now - 400, "nbf": now - 400}, loaded, ttl=-60 - 400)
     return token
@@ -61,8 +70,9 @@ def test_the_instance_serves_without_the_control_plane_and_heartbeats_resume(
     instance: OrgInstance | None = None
     try:
         org = asyncio.run(cp.seed_org("gamma", "owner@gamma.test"))
-        instance = OrgInstance(org, cp, tmp_path / "gamma",
-                               extra_env={"ORGPLANE_HEARTBEAT_INTERVAL": INTERVAL})
+        instance = OrgInstance(
+            org, cp, tmp_path / "gamma", extra_env={"ORGPLANE_HEARTBEAT_INTERVAL": INTERVAL}
+        )
         instance.start()
         token = cp.org_token(org["email"], org["slug"])
         with instance.client(token) as c:  # first use: the instance fetches and caches JWKS
@@ -84,16 +94,20 @@ def test_the_instance_serves_without_the_control_plane_and_heartbeats_resume(
             assert created.status_code == 201
         with instance.client(expired) as c:
             refused = c.get("/api/v1/me")
-            assert refused.status_code == 401 and refused.json()["code"] == "invalid_token"
+            assert refused.status_code == 401
+            assert refused.json()["code"] == "invalid_token"
         assert heartbeat_at() == before
         cp.start()
         assert wait_for(lambda: heartbeat_at() != before, timeout=30), "heartbeats did not resume"
         row = asyncio.run(cp.instance_row(org["org_id"]))
-        assert row.health == "ok" and row.last_heartbeat_seq > 1
+        assert row.health == "ok"
+        assert row.last_heartbeat_seq > 1
     finally:
         if instance is not None:
             instance.stop()
         cp.stop()
     log = (tmp_path / "gamma" / "instance.log").read_text()
-    assert "heartbeat failed" in log and "heartbeat resumed" in log
-    assert org["credential"] not in log and token not in log
+    assert "heartbeat failed" in log
+    assert "heartbeat resumed" in log
+    assert org["credential"] not in log
+    assert token not in log

@@ -46,8 +46,15 @@ async def plane(
             await db.flush()
             db.add(Membership(user_id=user.id, org_id=org.id, role="owner"))
             await db.commit()
-        login = await client.post("/api/v1/auth/login", json={
-            "email": "alice@example.com", "password": PASSWORD})
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": "alice@example.com", "password": PASSWORD}
+        )
         assert login.status_code == 200, login.text
-        yield {"app": app, "client": client, "login": login.json(), "user_id": user.id,
-               "org_id": org.id, "transport": httpx.ASGITransport(app=app)}
+        yield {
+            "app": app,
+            "client": client,
+            "login": login.json(),
+            "user_id": user.id,
+            "org_id": org.id,
+            "transport": httpx.ASGITransport(app=app),
+        }

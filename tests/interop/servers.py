@@ -41,8 +41,9 @@ async def app_in_this_loop(settings: Settings) -> AsyncIterator[tuple[Litestar, 
             await stop.wait()
 
     task = asyncio.create_task(run_lifespan())
-    await asyncio.wait({task, asyncio.create_task(started.wait())},
-                       return_when=asyncio.FIRST_COMPLETED, timeout=60)
+    await asyncio.wait(
+        {task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED, timeout=60
+    )
     if task.done():
         task.result()
     try:
@@ -69,17 +70,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def control_plane_process(env: dict[str, str], *, log: Path, timeout: float = 60.0) -> Iterator[str]:
+def control_plane_process(
+    env: dict[str, str], *, log: Path, timeout: float = 60.0
+) -> Iterator[str]:
     """``orgplane serve`` in a subprocess on a free port; yields its base URL, stops it after."""
     port = free_port()
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("ORGPLANE_")},
-                **env, "ORGPLANE_HOST": "127.0.0.1", "ORGPLANE_PORT": str(port),
-                "ORGPLANE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ORGPLANE_")},
+        **env,
+        "ORGPLANE_HOST": "127.0.0.1",
+        "ORGPLANE_PORT": str(port),
+        "ORGPLANE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "control_plane.cli.main", "serve"],
-            env=full_env, stdout=out, stderr=subprocess.STDOUT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_ready(url, proc, timeout, log)

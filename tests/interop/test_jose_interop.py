@@ -28,20 +28,30 @@ async def _keyset(client: Any) -> KeySet:
 async def test_access_token_verifies_with_joserfc(plane: dict[str, Any], signing_alg: str) -> None:
     keys = await _keyset(plane["client"])
     token = jwt.decode(plane["login"]["access_token"], keys, algorithms=[signing_alg])
-    assert token.header["typ"] == "at+jwt" and token.header["alg"] == signing_alg
+    assert token.header["typ"] == "at+jwt"
+    assert token.header["alg"] == signing_alg
     jwt.JWTClaimsRegistry(
-        now=int(time.time()), leeway=30,
+        now=int(time.time()),
+        leeway=30,
         iss={"essential": True, "value": ISSUER},
         aud={"essential": True, "value": ISSUER},
         sub={"essential": True, "value": plane["user_id"]},
-        exp={"essential": True}, iat={"essential": True}, jti={"essential": True},
+        exp={"essential": True},
+        iat={"essential": True},
+        jti={"essential": True},
     ).validate(token.claims)
 
 
 async def test_org_token_verifies_with_joserfc(plane: dict[str, Any], signing_alg: str) -> None:
-    answer = await plane["client"].post("/oauth/token", data={
-        "grant_type": TOKEN_EXCHANGE_GRANT, "subject_token": plane["login"]["access_token"],
-        "subject_token_type": ACCESS_TOKEN_TYPE, "audience": "org:acme"})
+    answer = await plane["client"].post(
+        "/oauth/token",
+        data={
+            "grant_type": TOKEN_EXCHANGE_GRANT,
+            "subject_token": plane["login"]["access_token"],
+            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "audience": "org:acme",
+        },
+    )
     assert answer.status_code == 200, answer.text
     keys = await _keyset(plane["client"])
     token = jwt.decode(answer.json()["access_token"], keys, algorithms=[signing_alg])
@@ -53,7 +63,9 @@ async def test_org_token_verifies_with_joserfc(plane: dict[str, Any], signing_al
         org_id={"essential": True, "value": plane["org_id"]},
         org_slug={"essential": True, "value": "acme"},
         org_role={"essential": True, "value": "owner"},
-        exp={"essential": True}, nbf={"essential": True}, jti={"essential": True},
+        exp={"essential": True},
+        nbf={"essential": True},
+        jti={"essential": True},
     )
     registry.validate(token.claims)
     assert "beta_search" in token.claims["features"]

@@ -3,9 +3,8 @@ discovery, the refresh grant and RFC 8693 token exchange, with our errors parsed
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import pytest
 from authlib.integrations.base_client.errors import OAuthError
@@ -22,42 +21,55 @@ with warnings.catch_warnings():
 
 
 def _oauth_client(plane: dict[str, Any]) -> AsyncOAuth2Client:
-    return AsyncOAuth2Client(client_id="orgplane", token_endpoint_auth_method="none",
-                             transport=plane["transport"], base_url=ISSUER)
+    return AsyncOAuth2Client(
+        client_id="orgplane",
+        token_endpoint_auth_method="none",
+        transport=plane["transport"],
+        base_url=ISSUER,
+    )
 
 
 async def test_authlib_refreshes_and_exchanges(plane: dict[str, Any], signing_alg: str) -> None:
     async with _oauth_client(plane) as oauth:
-        meta = (await oauth.request("GET", "/.well-known/openid-configuration",
-                                    withhold_token=True)).json()
+        meta = (
+            await oauth.request("GET", "/.well-known/openid-configuration", withhold_token=True)
+        ).json()
         endpoint = meta["token_endpoint"]
-        refreshed = await oauth.refresh_token(endpoint,
-                                              refresh_token=plane["login"]["refresh_token"])
+        refreshed = await oauth.refresh_token(
+            endpoint, refresh_token=plane["login"]["refresh_token"]
+        )
         assert refreshed["token_type"] == "Bearer"
         assert refreshed["refresh_token"] != plane["login"]["refresh_token"]
         exchanged = await oauth.fetch_token(
-            endpoint, grant_type=TOKEN_EXCHANGE_GRANT,
-            subject_token=refreshed["access_token"], subject_token_type=ACCESS_TOKEN_TYPE,
-            audience="org:acme")
+            endpoint,
+            grant_type=TOKEN_EXCHANGE_GRANT,
+            subject_token=refreshed["access_token"],
+            subject_token_type=ACCESS_TOKEN_TYPE,
+            audience="org:acme",
+        )
         assert exchanged["issued_token_type"] == ACCESS_TOKEN_TYPE
         assert exchanged["token_type"] == "Bearer"
         assert exchanged["expires_in"] == 300
         keys = KeySet.import_key_set(
-            (await oauth.request("GET", meta["jwks_uri"], withhold_token=True)).json())
+            (await oauth.request("GET", meta["jwks_uri"], withhold_token=True)).json()
+        )
         claims = jwt.decode(exchanged["access_token"], keys, algorithms=[signing_alg]).claims
-        assert claims["org_slug"] == "acme" and claims["sub"] == plane["user_id"]
+        assert claims["org_slug"] == "acme"
+        assert claims["sub"] == plane["user_id"]
 
 
 async def test_authlib_sees_oauth_errors(plane: dict[str, Any]) -> None:
     async with _oauth_client(plane) as oauth:
         with pytest.raises(OAuthError) as unknown:
             await oauth.fetch_token(
-                "/oauth/token", grant_type=TOKEN_EXCHANGE_GRANT,
+                "/oauth/token",
+                grant_type=TOKEN_EXCHANGE_GRANT,
                 subject_token=plane["login"]["access_token"],
-                subject_token_type=ACCESS_TOKEN_TYPE, audience="org:nowhere")
+                subject_token_type=ACCESS_TOKEN_TYPE,
+                audience="org:nowhere",
+            )
         assert unknown.value.error == "invalid_target"
         await oauth.refresh_token("/oauth/token", refresh_token=plane["login"]["refresh_token"])
         with pytest.raises(OAuthError) as reused:
-            await oauth.refresh_token("/oauth/token",
-                                      refresh_token=plane["login"]["refresh_token"])
+            await oauth.refresh_token("/oauth/token", refresh_token=plane["login"]["refresh_token"])
         assert reused.value.error == "invalid_grant"

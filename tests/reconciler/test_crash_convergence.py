@@ -29,8 +29,14 @@ from provisioners.local import LocalProvisioner
 from tests.interop.servers import free_port
 from tests.support.services import REDIS_URL, need, redis_available
 
-CREATE_STEPS = ("after_claim", "after_credential", "after_redis_user", "before_apply",
-                "after_apply", "after_running")
+CREATE_STEPS = (
+    "after_claim",
+    "after_credential",
+    "after_redis_user",
+    "before_apply",
+    "after_apply",
+    "after_running",
+)
 DELETE_STEPS = ("before_remove", "after_remove", "after_redis_delete")
 ADMIN = {"email": "crash@example.com", "password": "a long enough password"}
 
@@ -65,8 +71,12 @@ class Plane:
     def start(self, fault: str | None = None) -> None:
         env = {**self.env, **({FAULT_ENV: fault} if fault else {})}
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "control_plane.cli.main", "serve"],
-                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "control_plane.cli.main", "serve"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -106,8 +116,9 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
     need("Redis", redis_available())
     deployment = f"crash-{uuid.uuid4().hex[:8]}"
     plane = Plane(tmp_path, deployment)
-    local = LocalProvisioner(options=ProvisionerOptions(deployment_id=deployment,
-                                                        data_root=tmp_path / "data"))
+    local = LocalProvisioner(
+        options=ProvisionerOptions(deployment_id=deployment, data_root=tmp_path / "data")
+    )
     admin_redis = aioredis.from_url(REDIS_URL)
     org_ids: dict[str, str] = {}
     crashes = Counter[str]()
@@ -116,8 +127,9 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
             plane.start(fault=step)
             async with httpx.AsyncClient(base_url=plane.url, timeout=30) as http:
                 slug = f"crash-{step.replace('_', '-')}"
-                created = await http.post("/api/v1/orgs", headers=await _headers(http),
-                                          json={"name": slug, "slug": slug})
+                created = await http.post(
+                    "/api/v1/orgs", headers=await _headers(http), json={"name": slug, "slug": slug}
+                )
                 assert created.status_code == 202, created.text
                 org_ids[slug] = created.json()["id"]
             assert plane.wait_crash() == FAULT_EXIT_CODE, f"no crash at {step}"
@@ -126,7 +138,9 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
             async with httpx.AsyncClient(base_url=plane.url, timeout=30) as http:
                 headers = await _headers(http)
 
-                async def running(slug: str = slug, http: Any = http, headers: Any = headers) -> bool:
+                async def running(
+                    slug: str = slug, http: Any = http, headers: Any = headers
+                ) -> bool:
                     body = (await http.get(f"/api/v1/orgs/{slug}/instance", headers=headers)).json()
                     return bool(body.get("phase") == "running")
 
@@ -134,7 +148,7 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
             plane.stop()
 
         listed = Counter(s.org_id for s in await local.list())
-        assert listed == Counter({org_id: 1 for org_id in org_ids.values()}), listed
+        assert listed == Counter(dict.fromkeys(org_ids.values(), 1)), listed
         users = {u.decode() for u in await admin_redis.execute_command("ACL", "USERS")}
         assert {username_for(o) for o in org_ids.values()} <= users
 
@@ -142,8 +156,9 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
         for step, (slug, org_id) in zip(DELETE_STEPS, doomed, strict=True):
             plane.start(fault=step)
             async with httpx.AsyncClient(base_url=plane.url, timeout=30) as http:
-                gone = await http.delete(f"/api/v1/orgs/{org_id}", params={"confirm": slug},
-                                         headers=await _headers(http))
+                gone = await http.delete(
+                    f"/api/v1/orgs/{org_id}", params={"confirm": slug}, headers=await _headers(http)
+                )
                 assert gone.status_code == 202, gone.text
             assert plane.wait_crash() == FAULT_EXIT_CODE, f"no crash at {step}"
             crashes[step] += 1
@@ -157,7 +172,7 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
 
         survivors = {o for s, o in org_ids.items() if s not in dict(doomed)}
         listed = Counter(s.org_id for s in await local.list())
-        assert listed == Counter({org_id: 1 for org_id in survivors}), listed
+        assert listed == Counter(dict.fromkeys(survivors, 1)), listed
         users = {u.decode() for u in await admin_redis.execute_command("ACL", "USERS")}
         for _, org_id in doomed:
             assert username_for(org_id) not in users

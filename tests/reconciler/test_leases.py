@@ -36,8 +36,9 @@ def db_backend() -> str:
 
 
 async def test_two_replicas_one_instance_per_org(make_settings: Any, tmp_path: Path) -> None:
-    settings = make_settings(ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
-                             ORGPLANE_MAX_CONCURRENT_PROVISIONING="8")
+    settings = make_settings(
+        ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}", ORGPLANE_MAX_CONCURRENT_PROVISIONING="8"
+    )
     applies: Counter[str] = Counter()
     replicas = []
     for _ in range(2):

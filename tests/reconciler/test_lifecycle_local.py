@@ -10,16 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
-from control_plane.app import create_app
 from control_plane.settings import Settings
 from tests.support.api import assert_problem
+from tests.support.live import FAST_RECONCILER, serve_control_plane
 
 FAST = {
-    "ORGPLANE_RECONCILER_ENABLED": "true",
-    "ORGPLANE_RECONCILE_INTERVAL": "0.5",
-    "ORGPLANE_HEARTBEAT_INTERVAL": "1",
+    **FAST_RECONCILER,
     "ORGPLANE_DELETION_GRACE_SECONDS": "1",
     "ORGPLANE_UNHEALTHY_RESTART_AFTER": "3",
 }
@@ -38,29 +35,15 @@ async def live(make_settings: Any, unused_tcp_port: int) -> Any:
         ORGPLANE_PORT=str(unused_tcp_port),
         ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
     )
-    app = create_app(settings)
-    # The instance reaches the control plane over real HTTP, so serve the app on the port.
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=unused_tcp_port,
-                                           log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.1)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{unused_tcp_port}", timeout=20) as http:
-        yield http, app
-    # Remove whatever instance a failed test left behind, then stop the server.
-    runtime = app.state.runtime
-    for status in await runtime.provisioner.list():
-        await runtime.provisioner.remove(org_id=status.org_id, keep_data=False)
-    server.should_exit = True
-    await task
+    async with serve_control_plane(settings, unused_tcp_port) as app:
+        base = f"http://127.0.0.1:{unused_tcp_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+            yield http, app
 
 
-async def wait_phase(http: httpx.AsyncClient, headers: dict[str, str], slug: str, phase: str,
-                     timeout: float = 30.0) -> dict[str, Any]:
+async def wait_phase(
+    http: httpx.AsyncClient, headers: dict[str, str], slug: str, phase: str, timeout: float = 30.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -75,20 +58,28 @@ async def admin_headers(app: Any, http: httpx.AsyncClient) -> dict[str, str]:
     from control_plane.identity.users import create_user
 
     async with app.state.runtime.sessions() as db:
-        await create_user(db, email="ops@example.com", password="a long password", is_platform_admin=True)
+        await create_user(
+            db, email="ops@example.com", password="a long password", is_platform_admin=True
+        )
         await db.commit()
-    token = (await http.post("/api/v1/auth/login", json={
-        "email": "ops@example.com", "password": "a long password"})).json()["access_token"]
+    token = (
+        await http.post(
+            "/api/v1/auth/login", json={"email": "ops@example.com", "password": "a long password"}
+        )
+    ).json()["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
 
 async def org_token(http: httpx.AsyncClient, headers: dict[str, str], slug: str) -> str:
-    answer = await http.post("/oauth/token", data={
-        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-        "subject_token": headers["Authorization"].split()[1],
-        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
-        "audience": f"org:{slug}",
-    })
+    answer = await http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": headers["Authorization"].split()[1],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": f"org:{slug}",
+        },
+    )
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
 
@@ -96,22 +87,31 @@ async def org_token(http: httpx.AsyncClient, headers: dict[str, str], slug: str)
 async def test_create_run_suspend_resume_delete(live: Any, tmp_path: Path) -> None:
     http, app = live
     headers = await admin_headers(app, http)
-    created = await http.post("/api/v1/orgs", headers=headers, json={"name": "Acme", "slug": "acme"})
+    created = await http.post(
+        "/api/v1/orgs", headers=headers, json={"name": "Acme", "slug": "acme"}
+    )
     assert created.status_code == 202, created.text
     assert created.json()["phase"] == "pending"
     running = await wait_phase(http, headers, "acme", "running")
-    assert running["last_heartbeat_at"] and running["endpoint"].startswith("http://127.0.0.1:")
+    assert running["last_heartbeat_at"]
+    assert running["endpoint"].startswith("http://127.0.0.1:")
     kinds = [e["kind"] for e in running["events"]]
-    assert "phase.provisioning" in kinds and "phase.running" in kinds
+    assert "phase.provisioning" in kinds
+    assert "phase.running" in kinds
 
     # The instance serves the org's token and refuses any other Host.
     token = await org_token(http, headers, "acme")
     async with httpx.AsyncClient(base_url=running["endpoint"]) as inst:
-        made = await inst.post("/api/v1/sessions", json={"title": "canary"},
-                               headers={"Authorization": f"Bearer {token}"})
+        made = await inst.post(
+            "/api/v1/sessions",
+            json={"title": "canary"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert made.status_code == 201, made.text
-        refused = await inst.get("/api/v1/sessions", headers={
-            "Authorization": f"Bearer {token}", "Host": "other.localhost"})
+        refused = await inst.get(
+            "/api/v1/sessions",
+            headers={"Authorization": f"Bearer {token}", "Host": "other.localhost"},
+        )
         assert refused.status_code == 421
 
     # Suspend stops the instance (data kept); resume brings it back with its data.
@@ -141,13 +141,17 @@ async def test_create_run_suspend_resume_delete(live: Any, tmp_path: Path) -> No
         from control_plane.db.models import Org
 
         org = await db.get(Org, org_id)
-        assert org is not None and org.phase == "deleted" and org.deleted_at is not None
+        assert org is not None
+        assert org.phase == "deleted"
+        assert org.deleted_at is not None
 
 
 async def test_instance_killed_by_hand_is_brought_back(live: Any) -> None:
     http, app = live
     headers = await admin_headers(app, http)
-    created = await http.post("/api/v1/orgs", headers=headers, json={"name": "Drift", "slug": "drift"})
+    created = await http.post(
+        "/api/v1/orgs", headers=headers, json={"name": "Drift", "slug": "drift"}
+    )
     org_id = created.json()["id"]
     await wait_phase(http, headers, "drift", "running")
     before = await app.state.runtime.provisioner.status(org_id=org_id)
@@ -173,18 +177,22 @@ async def test_actions_are_checked_and_cancel_stops_a_pending_org(live: Any) -> 
     headers = await admin_headers(app, http)
     created = await http.post("/api/v1/orgs", headers=headers, json={"name": "Act", "slug": "act"})
     org_id = created.json()["id"]
-    bad = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
-                          json={"action": "explode"})
+    bad = await http.post(
+        f"/api/v1/orgs/{org_id}/instance/actions", headers=headers, json={"action": "explode"}
+    )
     assert_problem(bad, 400)
     await wait_phase(http, headers, "act", "running")
-    cancel = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
-                             json={"action": "cancel"})
+    cancel = await http.post(
+        f"/api/v1/orgs/{org_id}/instance/actions", headers=headers, json={"action": "cancel"}
+    )
     assert_problem(cancel, 409, "nothing_to_cancel")
-    stop = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
-                           json={"action": "stop"})
+    stop = await http.post(
+        f"/api/v1/orgs/{org_id}/instance/actions", headers=headers, json={"action": "stop"}
+    )
     assert stop.status_code == 202
     await wait_phase(http, headers, "act", "stopped")
-    start = await http.post(f"/api/v1/orgs/{org_id}/instance/actions", headers=headers,
-                            json={"action": "start"})
+    start = await http.post(
+        f"/api/v1/orgs/{org_id}/instance/actions", headers=headers, json={"action": "start"}
+    )
     assert start.status_code == 202
     await wait_phase(http, headers, "act", "running")

@@ -10,7 +10,13 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
 from control_plane.db.models import AuditEvent, Domain, Org, utcnow
-from control_plane.routing.verify import TxtResolver, parse_resolver_address, reverify_due
+from control_plane.routing.verify import (
+    CheckResult,
+    TxtResolver,
+    check_domain,
+    parse_resolver_address,
+    reverify_due,
+)
 from tests.routing.helpers import ZoneResolver, add_org
 from tests.support.api import add_user, direct_db, login
 
@@ -149,3 +155,9 @@ def test_resolver_addresses_parse(text: str, parsed: tuple[str, int]) -> None:
 def test_resolver_address_must_be_an_ip() -> None:
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
         parse_resolver_address("dns.example:53")
+
+
+async def test_a_misconfigured_resolver_is_a_failed_lookup_not_a_crash() -> None:
+    domain = Domain(hostname="shop.example.com", org_id="o" * 32, verification_token="t")
+    result = await check_domain(domain, resolver=TxtResolver(address="dns.example:53"))
+    assert result is CheckResult.LOOKUP_FAILED

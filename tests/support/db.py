@@ -3,7 +3,9 @@ migrated template (CREATE DATABASE ... TEMPLATE is much faster than migrating ea
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -12,31 +14,48 @@ from control_plane.db.engine import make_engine
 from control_plane.db.migrate import head_revision, upgrade
 from tests.support.services import POSTGRES_DSN
 
+_VERSIONS = Path(__file__).resolve().parents[2] / "control_plane" / "db" / "migrations" / "versions"
+
+
 def _with_db(dsn: str, name: str, driver: str = "postgresql") -> str:
     parts = urlsplit(dsn)
     return urlunsplit((driver, parts.netloc, f"/{name}", "", ""))
 
 
 def template_name() -> str:
-    """The migrated template database of the code's head revision."""
-    return f"orgplane_tpl_{(head_revision() or 'none').lower()}"
+    """The migrated template database of the code's migrations (named by their digest, so a
+    changed migration gets a new template and concurrent test sessions share an unchanged one)."""
+    digest = hashlib.sha256()
+    for path in sorted(_VERSIONS.glob("*.py")):
+        digest.update(path.read_bytes())
+    return f"orgplane_tpl_{(head_revision() or 'none').lower()}_{digest.hexdigest()[:10]}"
 
 
 async def create_template() -> str:
-    """(Re)create the migrated template database; once per test session."""
+    """Create the migrated template database unless it exists; once per test session.
+
+    An advisory lock serialises concurrent sessions; the template is migrated under a temporary
+    name and renamed, so no session ever clones a half-migrated template.
+    """
     name = template_name()
     conn = await asyncpg.connect(POSTGRES_DSN)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute("SELECT pg_advisory_lock(727001)")
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname=$1", name):
+            return name
+        building = f"{name}_building"
+        await conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{building}"')
+        engine = make_engine(_with_db(POSTGRES_DSN, building, "postgresql+asyncpg"))
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        await conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+        return name
     finally:
+        await conn.execute("SELECT pg_advisory_unlock(727001)")
         await conn.close()
-    engine = make_engine(_with_db(POSTGRES_DSN, name, "postgresql+asyncpg"))
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
-    return name
 
 
 async def create_postgres_database() -> tuple[str, str]:

@@ -23,8 +23,9 @@ async def make_org(
 ) -> dict[str, Any]:
     """Create an org through the API (202) and answer its JSON."""
     answer = await client.post(
-        "/api/v1/orgs", headers=headers, json={"name": body.pop("name", slug.title()),
-                                               "slug": slug, **body}
+        "/api/v1/orgs",
+        headers=headers,
+        json={"name": body.pop("name", slug.title()), "slug": slug, **body},
     )
     assert answer.status_code == 202, answer.text
     org: dict[str, Any] = answer.json()
@@ -42,8 +43,9 @@ async def add_member(
     client: AsyncTestClient[Any], headers: dict[str, str], org: str, email: str, role: str
 ) -> None:
     """Add an existing user to ``org`` with ``role`` (201)."""
-    answer = await client.post(f"/api/v1/orgs/{org}/members", headers=headers,
-                               json={"email": email, "role": role})
+    answer = await client.post(
+        f"/api/v1/orgs/{org}/members", headers=headers, json={"email": email, "role": role}
+    )
     assert answer.status_code == 201, answer.text
 
 
@@ -60,6 +62,21 @@ async def org_rows(client: AsyncTestClient[Any]) -> list[tuple[Any, ...]]:
     """Every org row as comparable tuples (to show nothing changed)."""
     async with direct_db(client) as db:
         rows = (await db.exec(select(Org).order_by(Org.slug))).all()
-        return [(o.id, o.slug, o.name, o.plan, o.parent_id, o.features, o.limits,
-                 o.desired_state, o.suspended, o.deletion_locked, o.config_version,
-                 o.generation, o.delete_after) for o in rows]
+        return [
+            (
+                o.id,
+                o.slug,
+                o.name,
+                o.plan,
+                o.parent_id,
+                o.features,
+                o.limits,
+                o.desired_state,
+                o.suspended,
+                o.deletion_locked,
+                o.config_version,
+                o.generation,
+                o.delete_after,
+            )
+            for o in rows
+        ]

@@ -18,7 +18,10 @@ TOKEN_URL = "/oauth/token"
 
 
 async def make_org(
-    client: AsyncTestClient[Any], slug: str, *, members: dict[str, str] | None = None,
+    client: AsyncTestClient[Any],
+    slug: str,
+    *,
+    members: dict[str, str] | None = None,
     **fields: Any,
 ) -> str:
     """An org (and memberships ``{user_id: role}``) written to the database; returns its id."""
@@ -42,9 +45,7 @@ async def login_body(
     return body
 
 
-async def exchange(
-    client: AsyncTestClient[Any], subject_token: str, **params: str
-) -> Any:
+async def exchange(client: AsyncTestClient[Any], subject_token: str, **params: str) -> Any:
     """POST a token exchange; ``params`` default to ``audience`` given by the caller."""
     form = {
         "grant_type": TOKEN_EXCHANGE_GRANT,
@@ -64,5 +65,6 @@ async def platform_key(client: AsyncTestClient[Any], secret: str) -> LoadedKey:
 
 def sign_exactly(key: LoadedKey, claims: dict[str, Any]) -> str:
     """``claims`` as they are (nothing added), signed like the platform signs."""
-    return jwt.encode(claims, key.private_key, algorithm=key.alg,
-                      headers={"kid": key.kid, "typ": "at+jwt"})
+    return jwt.encode(
+        claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"}
+    )

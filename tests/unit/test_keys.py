@@ -43,8 +43,13 @@ async def runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncItera
 
 
 def record(**times: datetime | None) -> KeyRecord:
-    values: dict[str, Any] = {"created_at": T0, "active_from": T0, "retire_after": None,
-                              "expires_at": None, **times}
+    values: dict[str, Any] = {
+        "created_at": T0,
+        "active_from": T0,
+        "retire_after": None,
+        "expires_at": None,
+        **times,
+    }
     return KeyRecord(kid="k", alg="ES256", public_jwk={}, private_key_enc="", **values)
 
 
@@ -73,7 +78,8 @@ async def test_rotation_publishes_first_switches_later_and_prunes(runtime: Runti
             await rotate_keys(runtime, db, now=due)
         views = {v.kid: v for v in await list_keys(db, now=due)}
         new_kid = next(kid for kid in views if kid != first.kid)
-        assert views[first.kid].state == "retiring" and views[new_kid].state == "pending"
+        assert views[first.kid].state == "retiring"
+        assert views[new_kid].state == "pending"
         lead = timedelta(seconds=publish_lead_seconds(runtime))
         assert views[new_kid].active_from == due + lead
         assert (await runtime.keyring.signing_key(db, now=due)).kid == first.kid
@@ -97,7 +103,9 @@ async def test_rotation_is_off_when_days_is_zero(
     monkeypatch.setenv("ORGPLANE_KEY_ROTATION_DAYS", "0")
     runtime.settings = Settings()
     async with runtime.sessions() as db:
-        assert await rotate_if_due(runtime, db, now=datetime.now(UTC) + timedelta(days=999)) is False
+        assert (
+            await rotate_if_due(runtime, db, now=datetime.now(UTC) + timedelta(days=999)) is False
+        )
         assert len(await list_keys(db)) == 1
 
 
@@ -124,7 +132,8 @@ async def test_unknown_kids_reload_the_key_table_at_most_once_a_second(runtime: 
 def test_both_algorithms_sign_and_verify_with_the_public_jwk(alg: str, kty: str) -> None:
     box = SecretBox(SECRET, purpose="t")
     row = create_key(box, alg=alg)
-    assert row.public_jwk["kty"] == kty and "d" not in row.public_jwk
+    assert row.public_jwk["kty"] == kty
+    assert "d" not in row.public_jwk
     ring = KeyRing(box, alg=alg)
     token, _ = sign({"iss": "i", "aud": "a", "sub": "s"}, ring._decrypt(KeyRecord.of(row)), ttl=60)
     assert unverified_kid(token) == row.kid
@@ -134,8 +143,9 @@ def test_both_algorithms_sign_and_verify_with_the_public_jwk(alg: str, kty: str)
         verify(token, public, issuer="i", audience="other")
     other = create_key(box, alg="EdDSA" if alg == "ES256" else "ES256")
     with pytest.raises(InvalidToken):
-        verify(token, ring.public_key_for(other.kid, [KeyRecord.of(other)]), issuer="i",
-               audience="a")
+        verify(
+            token, ring.public_key_for(other.kid, [KeyRecord.of(other)]), issuer="i", audience="a"
+        )
 
 
 def test_private_keys_are_encrypted_under_the_deployment_secret() -> None:

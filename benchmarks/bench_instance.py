@@ -1,0 +1,375 @@
+"""Org instance: cold start to ready, authorized GET throughput and p99 on one worker, idle RSS.
+
+* Cold start: ``python -m org_instance`` from process start to the first 200 on ``/readyz``
+  (fresh data directory each time, so the database is created and migrated), and to the first
+  heartbeat received by a stand-in control plane. Median of ``BENCH_INSTANCE_STARTS`` (default
+  10) starts, measured twice: with compiled bytecode (what a built image or an installed wheel
+  has; a private ``PYTHONPYCACHEPREFIX`` is warmed by one discarded start) and without any
+  (an empty ``PYTHONPYCACHEPREFIX`` and ``PYTHONDONTWRITEBYTECODE``: every import compiles,
+  the worst case, as on a development machine that never wrote its bytecode).
+  Besides wall-clock time, the CPU time the process used until it was ready (``/proc``
+  utime + stime): on a shared machine the wall clock mostly measures waiting for a core, the
+  CPU time is what the start costs.
+* Throughput: one instance (one uvicorn worker), ``GET /api/v1/sessions?limit=20`` with a
+  Bearer org token, 20 sessions in the database. A bounded load of
+  ``BENCH_INSTANCE_REQUESTS`` (default 5,000) requests from 16 concurrent keep-alive
+  connections, plus 500 sequential requests for unloaded latency. The load generator is a
+  minimal asyncio HTTP/1.1 client (so it takes little of the shared cores); the server's CPU
+  time during the load gives requests per CPU-second, the figure that does not depend on how
+  busy the machine is. The client reuses its token, as clients do: the verifier checks its
+  signature once and remembers it (see ``org_instance/verifier.py``).
+* Idle RSS of that instance after the load, once it has been idle for a second.
+
+The stand-in control plane is a stdlib HTTP server on 127.0.0.1 serving the JWKS and
+answering heartbeats. All traffic stays on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from benchmarks import Result
+from control_plane.security.secrets import SecretBox
+from control_plane.tokens.jws import sign
+from control_plane.tokens.keys import LoadedKey, create_key
+from org_instance.contract import HEARTBEAT_PATH, org_audience
+
+STARTS = int(os.environ.get("BENCH_INSTANCE_STARTS", "10"))
+REQUESTS = int(os.environ.get("BENCH_INSTANCE_REQUESTS", "5000"))
+TICKS = os.sysconf("SC_CLK_TCK")
+CONCURRENCY = 16
+SEQUENTIAL = 500
+READY_TIMEOUT = 30.0
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class StandInControlPlane:
+    """JWKS and heartbeat endpoints on loopback; records when each org's first beat arrived."""
+
+    def __init__(self) -> None:
+        box = SecretBox("benchmark-secret", purpose="bench keys")
+        row = create_key(box, alg="ES256")
+        private: Any = serialization.load_pem_private_key(
+            box.decrypt(row.private_key_enc), password=None
+        )
+        self.key = LoadedKey(kid=row.kid, alg="ES256", private_key=private)
+        self.jwks = json.dumps({"keys": [row.public_jwk]}).encode()
+        self.first_beat: dict[str, float] = {}
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                return
+
+            def _send(self, body: bytes, **headers: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name.replace("_", "-"), value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(outer.jwks, Cache_Control="max-age=300")
+
+            def do_POST(self) -> None:
+                arrived = time.monotonic()
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == HEARTBEAT_PATH:
+                    outer.first_beat.setdefault(body["org_id"], arrived)
+                answer = {"accepted": True, "config_version": 1, "interval": 10.0, "limits": {}}
+                self._send(json.dumps(answer).encode())
+
+        return Handler
+
+    def token(self, org_id: str) -> str:
+        claims = {
+            "iss": self.url,
+            "sub": "bench-user",
+            "aud": org_audience(org_id),
+            "client_id": "orgplane",
+            "scope": "org",
+            "org_id": org_id,
+            "org_slug": "bench",
+            "org_role": "member",
+            "plan": "free",
+            "features": [],
+        }
+        return sign(claims, self.key, ttl=3600)[0]
+
+    @contextmanager
+    def running(self) -> Iterator[StandInControlPlane]:
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def _env(
+    cp: StandInControlPlane, org_id: str, data_dir: Path, port: int, *, pycache: Path | None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGPLANE_")}
+    if pycache is None:
+        # An empty, unwritable cache location: nothing is read from __pycache__ directories
+        # someone may have created, nothing is written, every import compiles.
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = str(data_dir.parent / "no-pycache")
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env.update(
+        ORGPLANE_ORG_ID=org_id,
+        ORGPLANE_ORG_SLUG="bench",
+        ORGPLANE_INSTANCE_CREDENTIAL=f"opi_{org_id}.benchmark-credential-0123456789",
+        ORGPLANE_CONTROL_PLANE_URL=cp.url,
+        ORGPLANE_DATA_DIR=str(data_dir),
+        ORGPLANE_BIND_HOST="127.0.0.1",
+        ORGPLANE_PORT=str(port),
+        ORGPLANE_LOG_FORMAT="json",
+        ORGPLANE_HEARTBEAT_INTERVAL="10",
+    )
+    return env
+
+
+def _ready(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+            conn.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return conn.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _start(
+    cp: StandInControlPlane, root: Path, *, pycache: Path | None
+) -> tuple[subprocess.Popen[bytes], str, int, float, float, float]:
+    """One instance: (process, org id, port, s to ready, CPU s to ready, s to first beat)."""
+    org_id, port = uuid.uuid4().hex, _free_port()
+    data_dir = root / org_id
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "org_instance"],
+        cwd=REPO,
+        env=_env(cp, org_id, data_dir, port, pycache=pycache),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not _ready(port):
+        if proc.poll() is not None or time.monotonic() - started > READY_TIMEOUT:
+            proc.kill()
+            raise RuntimeError("org instance did not become ready")
+        time.sleep(0.002)
+    ready = time.monotonic() - started
+    cpu = _cpu_seconds(proc.pid)
+    while org_id not in cp.first_beat and time.monotonic() - started < READY_TIMEOUT:
+        time.sleep(0.002)
+    beat = cp.first_beat.get(org_id, float("nan")) - started
+    return proc, org_id, port, ready, cpu, beat
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _cold_starts(
+    cp: StandInControlPlane, root: Path, *, pycache: Path | None
+) -> tuple[list[float], list[float], list[float]]:
+    ready, cpu, beats = [], [], []
+    if pycache is not None:  # one discarded start compiles the bytecode
+        _stop(_start(cp, root, pycache=pycache)[0])
+    for _ in range(STARTS):
+        proc, _, _, to_ready, cpu_to_ready, to_beat = _start(cp, root, pycache=pycache)
+        _stop(proc)
+        ready.append(to_ready)
+        cpu.append(cpu_to_ready)
+        beats.append(to_beat)
+    return ready, cpu, beats
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection sending the same request again and again."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await self.reader.readexactly(length)
+        return int(head[9:12])
+
+
+async def _connect(port: int) -> _Connection:
+    return _Connection(*await asyncio.open_connection("127.0.0.1", port))
+
+
+def _request(method: str, path: str, token: str, body: bytes = b"") -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _load(port: int, pid: int, token: str) -> dict[str, Any]:
+    """Sequential and concurrent latencies (ms), throughput and server CPU per request."""
+    get = _request("GET", "/api/v1/sessions?limit=20", token)
+    first = await _connect(port)
+    for _ in range(20):
+        assert await first.request(_request("POST", "/api/v1/sessions", token, b"{}")) == 201
+    for _ in range(100):  # warm-up
+        assert await first.request(get) == 200
+    sequential = []
+    for _ in range(SEQUENTIAL):
+        t0 = time.perf_counter()
+        assert await first.request(get) == 200
+        sequential.append((time.perf_counter() - t0) * 1000)
+    connections = [first, *[await _connect(port) for _ in range(CONCURRENCY - 1)]]
+    loaded: list[float] = []
+    remaining = REQUESTS
+
+    async def worker(conn: _Connection) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            t0 = time.perf_counter()
+            assert await conn.request(get) == 200
+            loaded.append((time.perf_counter() - t0) * 1000)
+
+    cpu_before, started = _cpu_seconds(pid), time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker(c) for c in connections)), 600)
+    elapsed, cpu = time.perf_counter() - started, _cpu_seconds(pid) - cpu_before
+    for conn in connections:
+        conn.writer.close()
+    return {
+        "rps": len(loaded) / elapsed,
+        "loaded": loaded,
+        "sequential": sequential,
+        "cpu_per_request_ms": cpu / len(loaded) * 1000,
+    }
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run() -> list[Result]:
+    """Every figure of this benchmark."""
+    load1 = os.getloadavg()[0]
+    root = Path(tempfile.mkdtemp(prefix="bench-instance-"))
+    pycache = root / "pycache"
+    cp = StandInControlPlane()
+    try:
+        with cp.running():
+            warm_ready, warm_cpu, warm_beat = _cold_starts(cp, root / "warm", pycache=pycache)
+            cold_ready, cold_cpu, _ = _cold_starts(cp, root / "cold", pycache=None)
+            proc, org_id, port, *_ = _start(cp, root / "load", pycache=pycache)
+            try:
+                load = asyncio.run(_load(port, proc.pid, cp.token(org_id)))
+                time.sleep(1.0)
+                rss = _rss_mib(proc.pid)
+            finally:
+                _stop(proc)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    cpu = statistics.median(warm_cpu)
+    loaded, sequential = load["loaded"], load["sequential"]
+    return [
+        Result(
+            "cold start to ready, compiled: CPU time (median)",
+            cpu * 1000,
+            "ms",
+            "< 1000 ms",
+            cpu < 1.0,
+        ),
+        Result(
+            "cold start to ready, compiled: wall clock (median)",
+            statistics.median(warm_ready) * 1000,
+            "ms",
+        ),
+        Result("cold start to ready, compiled: wall clock (min)", min(warm_ready) * 1000, "ms"),
+        Result(
+            "cold start to first heartbeat, compiled: wall (median)",
+            statistics.median(warm_beat) * 1000,
+            "ms",
+        ),
+        Result(
+            "cold start to ready, no bytecode: CPU time (median)",
+            statistics.median(cold_cpu) * 1000,
+            "ms",
+        ),
+        Result(
+            "cold start to ready, no bytecode: wall clock (median)",
+            statistics.median(cold_ready) * 1000,
+            "ms",
+        ),
+        Result(f"authorized GET, {CONCURRENCY} connections", load["rps"], "req/s"),
+        Result("authorized GET, server CPU per request", load["cpu_per_request_ms"], "ms"),
+        Result("authorized GET per server CPU-second", 1000 / load["cpu_per_request_ms"], "req/s"),
+        Result("authorized GET p50 under load", _percentile(loaded, 50), "ms"),
+        Result("authorized GET p99 under load", _percentile(loaded, 99), "ms"),
+        Result("authorized GET p50 sequential", _percentile(sequential, 50), "ms"),
+        Result("authorized GET p99 sequential", _percentile(sequential, 99), "ms"),
+        Result("idle RSS after load", rss, "MiB"),
+        Result("load average (1 min) at start", load1, ""),
+    ]
+
+
+if __name__ == "__main__":
+    for result in run():
+        print(f"{result.metric:<52} {result.value:>10.2f} {result.unit:<6} {result.target}")

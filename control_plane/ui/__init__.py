@@ -1,0 +1,135 @@
+"""The admin UI: server-rendered pages under ``/ui``, usable without JavaScript.
+
+:func:`ui_setup` gives ``create_app`` the UI's routes (with their own session dependency,
+security headers and error pages), the Jinja template config (autoescaping on) and the CSRF
+config, which protects every form but leaves Bearer API clients alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from litestar import Request, Response, Router, get
+from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from control_plane.errors import ProblemError
+from control_plane.runtime import resolve_secret
+from control_plane.settings import Settings
+from control_plane.ui import (
+    admin_pages,
+    auth_pages,
+    dashboard,
+    member_pages,
+    org_actions,
+    org_pages,
+    switcher,
+)
+from control_plane.ui.present import FILTERS
+from control_plane.ui.session import (
+    LoginRequired,
+    UIResponseMiddleware,
+    on_login_required,
+    provide_viewer,
+)
+
+HERE = Path(__file__).parent
+CSRF_COOKIE = "orgplane_csrf"
+#: Paths the CSRF check skips: Bearer/JSON clients, the token endpoint, probes.
+CSRF_EXEMPT = [
+    r"^/api/",
+    r"^/oauth/",
+    r"^/\.well-known/",
+    r"^/healthz$",
+    r"^/readyz$",
+    r"^/metrics$",
+]
+
+
+@dataclass(frozen=True)
+class UISetup:
+    """What ``create_app`` needs to serve the UI."""
+
+    route_handlers: list[Any]
+    template_config: TemplateConfig[JinjaTemplateEngine]
+    csrf_config: CSRFConfig
+
+
+@get("/", include_in_schema=False, sync_to_thread=False)
+def root() -> Redirect:
+    """The UI is the front page."""
+    return Redirect("/ui/", status_code=303)
+
+
+def on_problem_page(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
+    """A problem in a UI request is an HTML page, not JSON."""
+    return Template(
+        template_name="error.html",
+        status_code=exc.status,
+        context={"status": exc.status, "message": exc.detail, "me": None},
+    )
+
+
+def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    environment = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
+    )
+    environment.filters.update(FILTERS)
+    return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
+
+
+def _csrf_config(settings: Settings) -> CSRFConfig:
+    # A key of its own, derived from the deployment secret, so CSRF tokens can't sign anything.
+    secret = hmac.new(
+        resolve_secret(settings).encode(), b"orgplane ui csrf v1", hashlib.sha256
+    ).hexdigest()
+    return CSRFConfig(
+        secret=secret,
+        cookie_name=CSRF_COOKIE,
+        cookie_path="/ui",
+        cookie_secure=settings.security.cookie_secure,
+        cookie_httponly=True,
+        cookie_samesite="lax",
+        exclude=CSRF_EXEMPT,
+    )
+
+
+def ui_setup(settings: Settings) -> UISetup:
+    """The UI's routes, templates and CSRF protection for ``settings``."""
+    middleware = UIResponseMiddleware(org_origins=switcher.org_origin(settings, "*"))
+    pages = Router(
+        path="/ui",
+        route_handlers=[
+            *auth_pages.ROUTES,
+            *dashboard.ROUTES,
+            *org_pages.ROUTES,
+            *org_actions.ROUTES,
+            *member_pages.ROUTES,
+            *switcher.ROUTES,
+            *admin_pages.ROUTES,
+        ],
+        dependencies={"viewer": Provide(provide_viewer)},
+        exception_handlers={LoginRequired: on_login_required, ProblemError: on_problem_page},
+        middleware=[middleware],
+        include_in_schema=False,
+    )
+    static = create_static_files_router(
+        path="/ui/static",
+        directories=[HERE / "static"],
+        middleware=[middleware],
+        include_in_schema=False,
+    )
+    return UISetup(
+        route_handlers=[root, pages, static],
+        template_config=_template_config(),
+        csrf_config=_csrf_config(settings),
+    )

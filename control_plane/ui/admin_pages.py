@@ -1,0 +1,188 @@
+"""Platform administration: users, the audit log and the signing keys.
+
+The pages call the identity, audit and key API handlers' own functions, so the access rules
+(platform admins only; org admins see their orgs' audit events) are exactly the API's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath, QueryParameter
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.audit.routes import list_events
+from control_plane.auth import Principal, require_platform_admin
+from control_plane.deps import DB, RuntimeDep
+from control_plane.errors import BadRequest, ProblemError
+from control_plane.identity.routes import admin_create_user, list_users, update_user
+from control_plane.identity.schemas import CreateUserBody, UpdateUserBody
+from control_plane.orgs.access import find_live_org
+from control_plane.tokens.key_routes import get_keys, post_rotate
+from control_plane.ui.forms import (
+    FormErrors,
+    back_to,
+    body_from,
+    form_data,
+    notice_of,
+    page,
+    start_over,
+)
+from control_plane.ui.session import Viewer
+
+Text = Annotated[str | None, QueryParameter(max_length=200)]
+
+
+async def users_context(
+    db: AsyncSession, viewer: Principal, *, q: str | None, cursor: str | None
+) -> dict[str, Any]:
+    """One page of users."""
+    listed = await list_users.fn(principal=viewer, db=db, limit=50, cursor=cursor, q=q)
+    return {
+        "me": viewer.user,
+        "users": listed.items,
+        "next_cursor": listed.next_cursor,
+        "q": q or "",
+        "errors": FormErrors(),
+        "values": {},
+    }
+
+
+@get("/admin/users")
+async def users_page(
+    viewer: Viewer, db: DB, q: Text = None, cursor: Text = None, done: Text = None
+) -> Any:
+    """Every user (platform admins), with a create form."""
+    require_platform_admin(viewer)
+    return page(
+        "users.html", notice=notice_of(done), **await users_context(db, viewer, q=q, cursor=cursor)
+    )
+
+
+@post("/admin/users")
+async def user_create_submit(request: Request[Any, Any, Any], viewer: Viewer, db: DB) -> Any:
+    """Create a user."""
+    require_platform_admin(viewer)
+    data = await form_data(request)
+    errors = FormErrors()
+    body = body_from(
+        CreateUserBody,
+        {
+            "email": data.get("email", ""),
+            "password": data.get("password", ""),
+            "name": data.get("name", ""),
+            "is_platform_admin": data.get("is_platform_admin") == "on",
+        },
+        errors,
+    )
+    if body is not None:
+        try:
+            await admin_create_user.fn(request=request, data=body, principal=viewer, db=db)
+        except ProblemError as exc:
+            await start_over(db, viewer)
+            errors.add_problem(exc)
+        else:
+            return back_to("/ui/admin/users", "user_created")
+    context = await users_context(db, viewer, q=None, cursor=None)
+    context.update(errors=errors, values=data)
+    return page("users.html", 400, notice="", **context)
+
+
+@post("/admin/users/{user_id:str}/status")
+async def user_status_submit(
+    request: Request[Any, Any, Any], user_id: FromPath[str], viewer: Viewer, db: DB
+) -> Any:
+    """Disable or enable a user."""
+    require_platform_admin(viewer)
+    data = await form_data(request)
+    try:
+        await update_user.fn(
+            request=request,
+            user_id=user_id,
+            principal=viewer,
+            db=db,
+            data=UpdateUserBody(disabled=data.get("disabled") == "true"),
+        )
+    except ProblemError as exc:
+        await start_over(db, viewer)
+        context = await users_context(db, viewer, q=None, cursor=None)
+        context["errors"].general = exc.detail
+        return page("users.html", exc.status, notice="", **context)
+    return back_to("/ui/admin/users", "user_updated")
+
+
+def _day(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise BadRequest("Use a date like 2025-01-31.", code="invalid_date", field=name) from None
+
+
+@get("/admin/audit")
+async def audit_page(
+    viewer: Viewer,
+    db: DB,
+    org: Text = None,
+    action: Text = None,
+    since: Text = None,
+    until: Text = None,
+    cursor: Text = None,
+) -> Any:
+    """Audit events, newest first, filtered by org, action (``org.*``) and day range."""
+    filters = {"org": org or "", "action": action or "", "since": since or "", "until": until or ""}
+    events, next_cursor, error = [], None, ""
+    try:
+        org_id = None
+        if org:
+            found = await find_live_org(db, org)
+            org_id = found.id if found else org
+        listed = await list_events.fn(
+            principal=viewer,
+            db=db,
+            org_id=org_id,
+            actor_id=None,
+            action=action or None,
+            since=_day(since, "since"),
+            until=_day(until, "until"),
+            limit=50,
+            cursor=cursor,
+        )
+        events, next_cursor = listed.items, listed.next_cursor
+    except ProblemError as exc:
+        error = exc.detail
+    return page(
+        "audit.html",
+        me=viewer.user,
+        events=events,
+        next_cursor=next_cursor,
+        filters=filters,
+        error=error,
+    )
+
+
+@get("/admin/keys")
+async def keys_page(viewer: Viewer, db: DB, done: Text = None) -> Any:
+    """Signing keys and their states, with a rotate button."""
+    keys = await get_keys.fn(principal=viewer, db=db)
+    return page("keys.html", me=viewer.user, keys=keys, notice=notice_of(done), error="")
+
+
+@post("/admin/keys/rotate")
+async def rotate_submit(
+    request: Request[Any, Any, Any], viewer: Viewer, db: DB, runtime: RuntimeDep
+) -> Any:
+    """Start a key rotation."""
+    try:
+        await post_rotate.fn(request=request, principal=viewer, runtime=runtime, db=db)
+    except ProblemError as exc:
+        await start_over(db, viewer)
+        keys = await get_keys.fn(principal=viewer, db=db)
+        return page("keys.html", exc.status, me=viewer.user, keys=keys, notice="", error=exc.detail)
+    return back_to("/ui/admin/keys", "key_rotated")
+
+
+ROUTES = [users_page, user_create_submit, user_status_submit, audit_page, keys_page, rotate_submit]

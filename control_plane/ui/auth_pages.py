@@ -1,0 +1,135 @@
+"""Sign in, sign out and change password: the UI's front door.
+
+The rules (rate limits, the one answer for any bad login, revoking tokens on a password
+change) are the identity API's; these handlers call the same functions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+
+from control_plane.audit.record import record
+from control_plane.auth import SESSION_COOKIE, verify_access_token
+from control_plane.db.models import User
+from control_plane.deps import DB, RuntimeDep
+from control_plane.errors import ProblemError, TooManyRequests, Unauthenticated
+from control_plane.identity.routes import authenticate_password, change_password, client_ip
+from control_plane.identity.schemas import ChangePasswordBody
+from control_plane.security.secrets import hash_secret
+from control_plane.tokens.access import login_tokens, revoke_family_of
+from control_plane.ui.forms import (
+    FormErrors,
+    body_from,
+    form_data,
+    notice_of,
+    page,
+    safe_next,
+    start_over,
+)
+from control_plane.ui.session import (
+    REFRESH_COOKIE,
+    Viewer,
+    cleared_cookies,
+    cookie_secure,
+    session_cookies,
+)
+
+NextPath = Annotated[str | None, QueryParameter(name="next", max_length=500)]
+Done = Annotated[str | None, QueryParameter(max_length=40)]
+
+
+@get("/login", sync_to_thread=False)
+def login_page(next_path: NextPath = None) -> Template:
+    """The sign-in form."""
+    return page("login.html", next_path=safe_next(next_path), errors=FormErrors(), email="")
+
+
+@post("/login")
+async def login_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB) -> Any:
+    """Check the credentials, set the session cookies and go where the user wanted."""
+    data = await form_data(request)
+    target = safe_next(data.get("next"))
+    errors = FormErrors()
+    try:
+        user = await authenticate_password(
+            request, runtime, db, data.get("email", ""), data.get("password", "")
+        )
+    except (Unauthenticated, TooManyRequests) as exc:
+        errors.general = exc.detail
+        status = 429 if isinstance(exc, TooManyRequests) else 401
+        return page(
+            "login.html", status, next_path=target, errors=errors, email=data.get("email", "")
+        )
+    pair = await login_tokens(runtime, db, user)
+    secure = cookie_secure(runtime, request.url.scheme)
+    return Redirect(target, status_code=303, cookies=session_cookies(runtime, pair, secure=secure))
+
+
+@post("/logout")
+async def logout_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB) -> Any:
+    """Revoke the session's refresh-token family, record it and forget the cookies."""
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    family = await revoke_family_of(db, hash_secret(refresh)) if refresh else None
+    token = request.cookies.get(SESSION_COOKIE)
+    actor_id = family[1] if family else None
+    if actor_id is None and token:
+        try:
+            actor_id = (await verify_access_token(token, runtime=runtime, db=db))["sub"]
+        except Exception:
+            actor_id = None
+    if actor_id is not None:
+        user = await db.get(User, actor_id)
+        record(db, action="auth.logout", actor=user, ip=client_ip(request))
+    await db.commit()
+    secure = cookie_secure(runtime, request.url.scheme)
+    return Redirect("/ui/login", status_code=303, cookies=cleared_cookies(secure=secure))
+
+
+@get("/account/password")
+async def password_page(viewer: Viewer, done: Done = None) -> Template:
+    """The change-password form."""
+    return page("password.html", me=viewer.user, errors=FormErrors(), notice=notice_of(done))
+
+
+@post("/account/password")
+async def password_submit(
+    request: Request[Any, Any, Any], viewer: Viewer, runtime: RuntimeDep, db: DB
+) -> Any:
+    """Change the password; other sessions end, this one continues with fresh tokens."""
+    data = await form_data(request)
+    errors = FormErrors()
+    body = body_from(
+        ChangePasswordBody,
+        {
+            "current_password": data.get("current_password", ""),
+            "new_password": data.get("new_password", ""),
+        },
+        errors,
+    )
+    if body is not None:
+        try:
+            await change_password.fn(request=request, data=body, principal=viewer, db=db)
+        except ProblemError as exc:
+            await start_over(db, viewer)
+            if exc.code == "invalid_credentials":
+                errors.fields["current_password"] = exc.detail
+            elif exc.code == "weak_password":
+                errors.fields["new_password"] = exc.detail
+            else:
+                errors.add_problem(exc)
+    if errors:
+        return page("password.html", 400, me=viewer.user, errors=errors, notice="")
+    pair = await login_tokens(runtime, db, viewer.user)
+    secure = cookie_secure(runtime, request.url.scheme)
+    response: Response[Any] = Redirect(
+        "/ui/account/password?done=password_changed", status_code=303
+    )
+    response.cookies.extend(session_cookies(runtime, pair, secure=secure))
+    return response
+
+
+ROUTES = [login_page, login_submit, logout_submit, password_page, password_submit]

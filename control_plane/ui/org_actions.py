@@ -1,0 +1,110 @@
+"""Instance actions and deletion from the org page, each confirmed by typing the org's slug.
+
+The typed slug is the UI's own guard against a mis-click; the actions themselves are the
+instance API's and the lifecycle service's, called as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from litestar import Request, post
+from litestar.params import FromPath
+
+from control_plane.deps import DB, RuntimeDep
+from control_plane.errors import ProblemError
+from control_plane.identity.routes import client_ip
+from control_plane.orgs.access import org_access
+from control_plane.orgs.lifecycle import cancel_deletion, request_deletion
+from control_plane.reconciler.routes import ActionBody, instance_action
+from control_plane.ui.forms import back_to, form_data, page, start_over
+from control_plane.ui.org_pages import detail_context, wake_reconciler
+from control_plane.ui.session import Viewer
+
+ACTIONS: dict[str, Literal["restart", "stop", "start"]] = {
+    "restart": "restart",
+    "stop": "stop",
+    "start": "start",
+}
+
+
+async def _refused(db: DB, viewer: Viewer, org_ref: str, message: str, status: int) -> Any:
+    await start_over(db, viewer)
+    access = await org_access(db, viewer, org_ref)
+    context = await detail_context(db, viewer, access, hours=24)
+    return page("org_detail.html", status, notice="", error=message, **context)
+
+
+@post("/orgs/{org_ref:str}/actions")
+async def instance_action_submit(
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Any:
+    """restart, stop or start the org's instance."""
+    data = await form_data(request)
+    access = await org_access(db, viewer, org_ref)
+    chosen = data.get("action", "")
+    action = ACTIONS.get(chosen)
+    if action is None:
+        return await _refused(db, viewer, org_ref, "Choose restart, stop or start.", 400)
+    if data.get("confirm", "").lower() != access.org.slug:
+        return await _refused(
+            db, viewer, org_ref, f"Type the org's slug to {action} its instance.", 400
+        )
+    try:
+        await instance_action.fn(
+            request=request,
+            org_ref=access.org.id,
+            data=ActionBody(action=action),
+            principal=viewer,
+            db=db,
+            runtime=runtime,
+        )
+    except ProblemError as exc:
+        return await _refused(db, viewer, org_ref, exc.detail, exc.status)
+    return back_to(f"/ui/orgs/{access.org.slug}", "action_requested")
+
+
+@post("/orgs/{org_ref:str}/delete")
+async def delete_submit(
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Any:
+    """Start the pending-deletion window (the slug typed as confirmation)."""
+    data = await form_data(request)
+    access = await org_access(db, viewer, org_ref)
+    try:
+        org = await request_deletion(
+            db,
+            principal=viewer,
+            access=access,
+            confirm=data.get("confirm") or None,
+            grace_seconds=runtime.settings.security.deletion_grace_seconds,
+            ip=client_ip(request),
+        )
+    except ProblemError as exc:
+        return await _refused(db, viewer, org_ref, exc.detail, exc.status)
+    wake_reconciler(request)
+    return back_to(f"/ui/orgs/{org.slug}", "deletion_requested")
+
+
+@post("/orgs/{org_ref:str}/delete/cancel")
+async def cancel_submit(
+    request: Request[Any, Any, Any], org_ref: FromPath[str], viewer: Viewer, db: DB
+) -> Any:
+    """Cancel a pending deletion."""
+    access = await org_access(db, viewer, org_ref)
+    try:
+        org = await cancel_deletion(db, principal=viewer, access=access, ip=client_ip(request))
+    except ProblemError as exc:
+        return await _refused(db, viewer, org_ref, exc.detail, exc.status)
+    return back_to(f"/ui/orgs/{org.slug}", "deletion_cancelled")
+
+
+ROUTES = [instance_action_submit, delete_submit, cancel_submit]

@@ -1,0 +1,134 @@
+"""The org switcher: my orgs, "Open" (a server-side token exchange), and accepting invites.
+
+"Open" runs the RFC 8693 exchange with the session's access token and sends the browser to
+the org's URL with the org token in the URL *fragment* (``#access_token=...``): browsers never
+send a fragment to any server, so the token stays out of request lines, proxy logs and
+``Referer`` headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.auth import Principal
+from control_plane.db.models import Org
+from control_plane.deps import DB, RuntimeDep
+from control_plane.errors import ProblemError
+from control_plane.identity.routes import client_ip
+from control_plane.members.invites import accept_invite
+from control_plane.orgs.access import caller_roles, org_access
+from control_plane.settings import Settings
+from control_plane.tokens.exchange import ExchangeRequest, exchange_token
+from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, OAuthError
+from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
+from control_plane.ui.org_pages import Done
+from control_plane.ui.session import Viewer, viewer_token
+
+
+def org_url(settings: Settings, slug: str) -> str:
+    """Where an org's instance is reached: ``{scheme}://{slug}.{base_domain}[:port]/``."""
+    return org_origin(settings, slug) + "/"
+
+
+def org_origin(settings: Settings, label: str) -> str:
+    """``{scheme}://{label}.{base_domain}[:port]``; ``label="*"`` gives every org's origin."""
+    scheme = "https" if settings.routing.tls else "http"
+    host = f"{label}.{settings.provisioning.base_domain.strip('.')}"
+    port = settings.routing.org_url_port
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}{f':{port}' if port and port != default else ''}"
+
+
+async def my_orgs_context(db: AsyncSession, viewer: Principal) -> dict[str, Any]:
+    """The viewer's orgs with their role, by slug."""
+    roles = await caller_roles(db, viewer.user)
+    orgs = (
+        await db.exec(select(Org).where(col(Org.id).in_(list(roles))).order_by(col(Org.slug)))
+    ).all()
+    return {"me": viewer.user, "orgs": [(org, roles[org.id]) for org in orgs]}
+
+
+@get("/orgs")
+async def my_orgs(viewer: Viewer, db: DB, done: Done = None) -> Any:
+    """Every org the viewer belongs to, with role and status, and an "Open" button each."""
+    return page(
+        "switcher.html", notice=notice_of(done), error="", **await my_orgs_context(db, viewer)
+    )
+
+
+@post("/orgs/{org_ref:str}/open")
+async def open_org(
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Any:
+    """Exchange the session for an org token and go to the org's URL with it."""
+    data = await form_data(request)
+    access = await org_access(db, viewer, org_ref)
+    exchange = ExchangeRequest(
+        subject_token=viewer_token(request),
+        subject_token_type=ACCESS_TOKEN_TYPE,
+        audience=(f"org:{access.org.slug}",),
+        reason=data.get("reason") or None,
+        ip=client_ip(request),
+    )
+    try:
+        issued = await exchange_token(runtime, db, request=exchange)
+    except OAuthError as exc:
+        await start_over(db, viewer)
+        return page(
+            "switcher.html",
+            403,
+            notice="",
+            error=exc.description,
+            **await my_orgs_context(db, viewer),
+        )
+    fragment = urlencode(
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+        }
+    )
+    response: Response[Any] = Redirect(
+        f"{org_url(runtime.settings, access.org.slug)}#{fragment}", status_code=303
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@get("/invites/accept")
+async def accept_page(viewer: Viewer) -> Any:
+    """The accept form; the script fills the token in from the link's fragment."""
+    return page("invite_accept.html", me=viewer.user, errors=FormErrors())
+
+
+@post("/invites/accept")
+async def accept_submit(request: Request[Any, Any, Any], viewer: Viewer, db: DB) -> Any:
+    """Spend the invite token for the signed-in user."""
+    data = await form_data(request)
+    errors = FormErrors()
+    token = data.get("token", "")
+    if not token or len(token) > 200:
+        errors.fields["token"] = "Paste the invite token from your invite link."
+        return page("invite_accept.html", 400, me=viewer.user, errors=errors)
+    try:
+        await accept_invite(db, user=viewer.user, token=token, ip=client_ip(request))
+        await db.commit()
+    except ProblemError as exc:
+        await start_over(db, viewer)
+        errors.fields["token"] = exc.detail
+        return page("invite_accept.html", exc.status, me=viewer.user, errors=errors)
+    return back_to("/ui/orgs", "invite_accepted")
+
+
+ROUTES = [my_orgs, open_org, accept_page, accept_submit]

@@ -1,0 +1,105 @@
+"""The control plane's and the org instances' HTTP APIs, as a user drives them from outside."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+@dataclass
+class Org:
+    """An org created by the test: its id, slug, hostname and (once running) instance URL."""
+
+    id: str
+    slug: str
+    host: str
+    endpoint: str = ""
+    token: str = ""
+
+    def call(self, method: str, path: str, *, token: str = "", host: str = "", **kw: Any) -> Any:
+        """A request to this org's instance on its published port, as ``host`` with ``token``
+        (this org's own by default)."""
+        headers = {
+            "Authorization": f"Bearer {token or self.token}",
+            "Host": host or self.host,
+        }
+        return httpx.request(method, f"{self.endpoint}{path}", headers=headers, timeout=10, **kw)
+
+
+class ControlPlane:
+    """A logged-in platform admin's client of the control plane."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=20)
+        self.headers: dict[str, str] = {}
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.http.close()
+
+    def login(self, email: str, password: str) -> None:
+        """Log in; later calls carry the access token."""
+        answer = self.http.post("/api/v1/auth/login", json={"email": email, "password": password})
+        assert answer.status_code == 200, answer.text
+        self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    def create_org(self, slug: str, base_domain: str) -> Org:
+        """``POST /api/v1/orgs``: answers 202 at once, the reconciler does the rest."""
+        answer = self.http.post(
+            "/api/v1/orgs", headers=self.headers, json={"name": slug.title(), "slug": slug}
+        )
+        assert answer.status_code == 202, answer.text
+        return Org(id=answer.json()["id"], slug=slug, host=f"{slug}.{base_domain}")
+
+    def instance(self, org: Org) -> dict[str, Any]:
+        """``GET /api/v1/orgs/{id}/instance``: phase, endpoint, heartbeat, events."""
+        answer = self.http.get(f"/api/v1/orgs/{org.id}/instance", headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def wait_running(self, orgs: list[Org], *, timeout: float, why: Callable[[], str]) -> None:
+        """Until every org is ``running`` (bounded); sets each org's endpoint."""
+        deadline = time.monotonic() + timeout
+        phases: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            bodies = {org.slug: self.instance(org) for org in orgs}
+            phases = {slug: (b["phase"], b["reason"]) for slug, b in bodies.items()}
+            if all(phase == "running" for phase, _ in phases.values()):
+                for org in orgs:
+                    org.endpoint = bodies[org.slug]["endpoint"]
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"not all orgs running after {timeout}s: {phases}\n{why()}")
+
+    def exchange(self, org: Org) -> str:
+        """An org token for ``org`` by RFC 8693 token exchange (``audience=org:<slug>``)."""
+        answer = self.http.post(
+            "/oauth/token",
+            data={
+                "grant_type": TOKEN_EXCHANGE,
+                "subject_token": self.headers["Authorization"].split()[1],
+                "subject_token_type": ACCESS_TOKEN_TYPE,
+                "audience": f"org:{org.slug}",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["access_token"])
+
+    def delete_org(self, org: Org) -> None:
+        """``DELETE /api/v1/orgs/{id}?confirm=<slug>``: 202, removed after the grace window."""
+        answer = self.http.delete(
+            f"/api/v1/orgs/{org.id}", params={"confirm": org.slug}, headers=self.headers
+        )
+        assert answer.status_code == 202, answer.text
+
+    def org_status(self, org: Org) -> int:
+        """The status code of ``GET /api/v1/orgs/{id}`` (404 once deleted)."""
+        return self.http.get(f"/api/v1/orgs/{org.id}", headers=self.headers).status_code

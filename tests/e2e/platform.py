@@ -1,0 +1,307 @@
+"""The whole platform on the real Docker engine, as ``compose/compose.yaml`` runs it.
+
+One test run owns a user-defined network, a Redis with ACLs on, a SQLite volume and a control
+plane container with the ``docker`` provisioner; the org containers and volumes the control plane
+creates carry ``orgplane.managed-by=<run id>`` (the run id is the deployment id). Everything the
+run creates itself carries ``orgplane.test-run=<run id>``. :meth:`DockerPlatform.teardown`
+removes exactly the objects with one of those two labels, never anything else.
+
+No Redis image can be pulled here: Redis runs in a container of the local base image
+(``orgplane-base:bookworm``, Debian bookworm like the host) with the host's ``redis-server``
+binary and the libraries it links bind-mounted read-only, started by
+``compose/redis-entrypoint.sh`` as in compose.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+from docker.errors import APIError, NotFound
+
+from provisioners.naming import MANAGED_BY_LABEL
+from tests.support.services import REPO
+
+TEST_RUN_LABEL = "orgplane.test-run"
+BASE_IMAGE = "orgplane-base:bookworm"
+CONTROL_PLANE_IMAGE = "orgplane-control-plane:dev"
+INSTANCE_IMAGE = "orgplane-instance:dev"
+BASE_DOMAIN = "orgplane.localhost"
+#: The issuer the control plane signs as and the instances check (as in compose).
+PUBLIC_URL = f"http://{BASE_DOMAIN}"
+ADMIN_EMAIL = "admin@orgplane.localhost"
+REDIS_ADMIN_USER = "orgplane"
+#: glibc itself stays the image's: the loader must match the libc it loads.
+_GLIBC = re.compile(r"^(linux-vdso|ld-linux|libc\.|libm\.|libpthread\.|libdl\.|librt\.)")
+READY_TIMEOUT = 60.0
+
+
+def redis_server_mounts() -> tuple[dict[str, dict[str, str]], str]:
+    """Bind mounts that run the host's ``redis-server`` in the base image, and the library
+    directory to put on ``LD_LIBRARY_PATH``; raises ``FileNotFoundError`` without one."""
+    found = shutil.which("redis-server")
+    if found is None:
+        raise FileNotFoundError("redis-server")
+    binary = os.path.realpath(found)  # Debian links it to redis-check-rdb; argv[0] picks the mode
+    lib_dir = "/opt/redis-lib"
+    mounts = {
+        binary: {"bind": "/usr/local/bin/redis-server", "mode": "ro"},
+        str(REPO / "compose" / "redis-entrypoint.sh"): {
+            "bind": "/usr/local/bin/redis-entrypoint.sh",
+            "mode": "ro",
+        },
+    }
+    linked = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    for line in linked.splitlines():
+        match = re.match(r"\s*(\S+) => (/\S+)", line)
+        if match and not _GLIBC.match(match.group(1)):
+            mounts[os.path.realpath(match.group(2))] = {
+                "bind": f"{lib_dir}/{match.group(1)}",
+                "mode": "ro",
+            }
+    return mounts, lib_dir
+
+
+def missing_images(client: docker.DockerClient) -> list[str]:
+    """Which of the two project images the engine does not have."""
+    missing = []
+    for image in (CONTROL_PLANE_IMAGE, INSTANCE_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            missing.append(image)
+    return missing
+
+
+def host_port(container: Any, port: str) -> int:
+    """The 127.0.0.1 port the engine published ``port`` (``"8080/tcp"``) of ``container`` on."""
+    container.reload()
+    return int(container.ports[port][0]["HostPort"])
+
+
+@dataclass
+class DockerPlatform:
+    """Redis and the control plane of one run, and the sweep of everything labelled with it."""
+
+    client: docker.DockerClient
+    run_id: str
+    admin_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    redis_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    control_plane: Any = field(init=False, default=None)
+    redis: Any = field(init=False, default=None)
+
+    @property
+    def network(self) -> str:
+        """The network Redis, the control plane and the org containers share."""
+        return f"orgplane-{self.run_id}"
+
+    @property
+    def control_plane_name(self) -> str:
+        """The control plane's container name, also its DNS name on the network."""
+        return f"orgplane-{self.run_id}-cp"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels of every object this run creates itself."""
+        return {TEST_RUN_LABEL: self.run_id}
+
+    def start(self) -> None:
+        """Network, Redis, the one-shot migration, then the control plane (ready)."""
+        self.client.networks.create(self.network, driver="bridge", labels=self.labels)
+        self._start_redis()
+        self._migrate()
+        self.control_plane = self.client.containers.run(
+            CONTROL_PLANE_IMAGE,
+            ["serve"],
+            detach=True,
+            name=self.control_plane_name,
+            environment=self.control_plane_env(),
+            # The docker provisioner talks to the host's engine; published org ports still
+            # bind on the host's 127.0.0.1, where this test reaches them.
+            volumes={
+                self._data_volume: {"bind": "/data", "mode": "rw"},
+                "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            },
+            group_add=[str(os.stat("/var/run/docker.sock").st_gid)],
+            ports={"8080/tcp": ("127.0.0.1", None)},
+            **self._hardened(),
+        )
+        self.wait_control_plane_ready()
+
+    def control_plane_env(self) -> dict[str, str]:
+        """The control plane's settings: production mode, docker provisioner, fast loops."""
+        return {
+            "ORGPLANE_MODE": "production",
+            "ORGPLANE_SECRET_KEY": self.secret_key,
+            "ORGPLANE_PUBLIC_URL": PUBLIC_URL,
+            "ORGPLANE_BASE_DOMAIN": BASE_DOMAIN,
+            "ORGPLANE_ADMIN_EMAIL": ADMIN_EMAIL,
+            "ORGPLANE_ADMIN_PASSWORD": self.admin_password,
+            "ORGPLANE_REDIS_URL": (
+                f"redis://{REDIS_ADMIN_USER}:{self.redis_password}@{self._redis_name}:6379/0"
+            ),
+            "ORGPLANE_PROVISIONER": "docker",
+            "ORGPLANE_DOCKER_NETWORK": self.network,
+            "ORGPLANE_DOCKER_PUBLISH_PORTS": "true",
+            "ORGPLANE_DEPLOYMENT_ID": self.run_id,
+            "ORGPLANE_INSTANCE_IMAGE": INSTANCE_IMAGE,
+            "ORGPLANE_INSTANCE_CONTROL_PLANE_URL": f"http://{self.control_plane_name}:8080",
+            "ORGPLANE_HEARTBEAT_INTERVAL": "2",
+            "ORGPLANE_RECONCILE_INTERVAL": "0.5",
+            "ORGPLANE_DELETION_GRACE_SECONDS": "1",
+            "ORGPLANE_LOG_LEVEL": "INFO",
+        }
+
+    @property
+    def control_plane_url(self) -> str:
+        """Where the test reaches the control plane (re-read: a restart may move the port)."""
+        return f"http://127.0.0.1:{host_port(self.control_plane, '8080/tcp')}"
+
+    def wait_control_plane_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until ``/readyz`` answers 200; fails with the container's log otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.control_plane.reload()
+            if self.control_plane.status == "exited":
+                break
+            try:
+                if httpx.get(f"{self.control_plane_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except (httpx.HTTPError, KeyError, IndexError, TypeError):
+                pass  # not listening yet, or the port not published yet
+            time.sleep(0.2)
+        raise AssertionError(f"the control plane did not become ready:\n{self.logs()}")
+
+    def logs(self, tail: int = 60) -> str:
+        """The control plane's last log lines, for failure messages."""
+        return bytes(self.control_plane.logs(tail=tail)).decode(errors="replace")
+
+    def redis_admin(self) -> Any:
+        """A client of this run's Redis as the control plane's admin user."""
+        import redis
+
+        port = host_port(self.redis, "6379/tcp")
+        return redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            username=REDIS_ADMIN_USER,
+            password=self.redis_password,
+            socket_timeout=5,
+        )
+
+    def managed_objects(self) -> dict[str, list[str]]:
+        """Names of the containers and volumes labelled as managed by this run's deployment."""
+        managed = {"label": [f"{MANAGED_BY_LABEL}={self.run_id}"]}
+        return {
+            "containers": [c.name for c in self.client.containers.list(all=True, filters=managed)],
+            "volumes": [v.name for v in self.client.volumes.list(filters=managed)],
+        }
+
+    def teardown(self) -> None:
+        """Remove exactly this run's containers, volumes and network (ours first, so the
+        control plane cannot recreate org containers while they go)."""
+        for label in (TEST_RUN_LABEL, MANAGED_BY_LABEL):
+            for container in self.client.containers.list(
+                all=True, filters={"label": [f"{label}={self.run_id}"]}
+            ):
+                _ignore_missing(container.remove, force=True)
+        for label in (TEST_RUN_LABEL, MANAGED_BY_LABEL):
+            for volume in self.client.volumes.list(filters={"label": [f"{label}={self.run_id}"]}):
+                _ignore_missing(volume.remove, force=True)
+        for network in self.client.networks.list(
+            filters={"label": [f"{TEST_RUN_LABEL}={self.run_id}"]}
+        ):
+            _ignore_missing(network.remove)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    @property
+    def _redis_name(self) -> str:
+        return f"orgplane-{self.run_id}-redis"
+
+    @property
+    def _data_volume(self) -> str:
+        return f"orgplane-{self.run_id}-data"
+
+    def _hardened(self) -> dict[str, Any]:
+        # As compose runs the control plane: read-only root, no capabilities, labelled.
+        return {
+            "labels": self.labels,
+            "network": self.network,
+            "read_only": True,
+            "tmpfs": {"/tmp": ""},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+        }
+
+    def _start_redis(self) -> None:
+        mounts, lib_dir = redis_server_mounts()
+        self.redis = self.client.containers.run(
+            BASE_IMAGE,
+            ["sh", "/usr/local/bin/redis-entrypoint.sh", "--bind", "0.0.0.0", "--protected-mode",
+             "no", "--dir", "/data", "--save", "", "--appendonly", "no"],
+            detach=True,
+            name=self._redis_name,
+            user="65534:65534",
+            environment={
+                "LD_LIBRARY_PATH": lib_dir,
+                "REDIS_ADMIN_PASSWORD": self.redis_password,
+                "REDIS_ACL_FILE": "/data/users.acl",
+            },
+            volumes=mounts,
+            # Published on loopback only so the test can read the ACL users.
+            ports={"6379/tcp": ("127.0.0.1", None)},
+            **{**self._hardened(), "tmpfs": {"/tmp": "", "/data": "mode=1777"}},
+        )
+
+    def _migrate(self) -> None:
+        self.client.volumes.create(self._data_volume, labels=self.labels)
+        migrate = self.client.containers.run(
+            CONTROL_PLANE_IMAGE,
+            ["migrate"],
+            detach=True,
+            name=f"orgplane-{self.run_id}-migrate",
+            environment=self.control_plane_env(),
+            volumes={self._data_volume: {"bind": "/data", "mode": "rw"}},
+            **self._hardened(),
+        )
+        result = migrate.wait(timeout=120)
+        output = bytes(migrate.logs()).decode(errors="replace")
+        migrate.remove(force=True)
+        assert result["StatusCode"] == 0, f"orgplane migrate failed:\n{output}"
+
+
+def _ignore_missing(remove: Any, **kwargs: Any) -> None:
+    try:
+        remove(**kwargs)
+    except NotFound:
+        pass
+    except APIError as exc:  # 409: removal already in progress
+        if exc.status_code != 409:
+            raise
+
+
+def build_images(repo: Path = REPO, timeout: float = 1200.0) -> str:
+    """Run ``scripts/build-images.sh``; returns its output's tail (raises on failure)."""
+    done = subprocess.run(
+        ["bash", str(repo / "scripts" / "build-images.sh")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    tail = (done.stdout + done.stderr)[-2000:]
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/build-images.sh failed ({done.returncode}):\n{tail}")
+    return tail

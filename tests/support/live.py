@@ -1,0 +1,48 @@
+"""A real control plane served over HTTP on a free loopback port, for end-to-end tests.
+
+Org instances (and browsers) reach it over real sockets, so it runs under uvicorn in the
+test's event loop rather than behind an in-process test client. On the way out every
+instance its provisioner still knows of is removed, even when the test failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+
+from control_plane.app import create_app
+from control_plane.settings import Settings
+
+#: A reconciler and heartbeats fast enough for a test to watch an org reach ``running``.
+FAST_RECONCILER = {
+    "ORGPLANE_RECONCILER_ENABLED": "true",
+    "ORGPLANE_RECONCILE_INTERVAL": "0.5",
+    "ORGPLANE_HEARTBEAT_INTERVAL": "1",
+}
+
+
+@asynccontextmanager
+async def serve_control_plane(settings: Settings, port: int) -> AsyncIterator[Any]:
+    """Serve ``create_app(settings)`` on 127.0.0.1:``port``; yields the app."""
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.1)
+    assert server.started, "the control plane did not start"
+    try:
+        yield app
+    finally:
+        runtime = app.state.runtime
+        for status in await runtime.provisioner.list():
+            await runtime.provisioner.remove(org_id=status.org_id, keep_data=False)
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
