@@ -27,7 +27,6 @@ answering heartbeats. All traffic stays on loopback.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -35,22 +34,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from benchmarks import Result
-from control_plane.security.secrets import SecretBox
-from control_plane.tokens.jws import sign
-from control_plane.tokens.keys import LoadedKey, create_key
-from org_instance.contract import HEARTBEAT_PATH, org_audience
+from benchmarks.instance_loopback import (
+    Connection,
+    StandInControlPlane,
+    connect,
+    free_port,
+    raw_request,
+)
 
 STARTS = int(os.environ.get("BENCH_INSTANCE_STARTS", "10"))
 REQUESTS = int(os.environ.get("BENCH_INSTANCE_REQUESTS", "5000"))
@@ -59,83 +55,6 @@ CONCURRENCY = 16
 SEQUENTIAL = 500
 READY_TIMEOUT = 30.0
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class StandInControlPlane:
-    """JWKS and heartbeat endpoints on loopback; records when each org's first beat arrived."""
-
-    def __init__(self) -> None:
-        box = SecretBox("benchmark-secret", purpose="bench keys")
-        row = create_key(box, alg="ES256")
-        private: Any = serialization.load_pem_private_key(
-            box.decrypt(row.private_key_enc), password=None
-        )
-        self.key = LoadedKey(kid=row.kid, alg="ES256", private_key=private)
-        self.jwks = json.dumps({"keys": [row.public_jwk]}).encode()
-        self.first_beat: dict[str, float] = {}
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: Any) -> None:
-                return
-
-            def _send(self, body: bytes, **headers: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in headers.items():
-                    self.send_header(name.replace("_", "-"), value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                self._send(outer.jwks, Cache_Control="max-age=300")
-
-            def do_POST(self) -> None:
-                arrived = time.monotonic()
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path == HEARTBEAT_PATH:
-                    outer.first_beat.setdefault(body["org_id"], arrived)
-                answer = {"accepted": True, "config_version": 1, "interval": 10.0, "limits": {}}
-                self._send(json.dumps(answer).encode())
-
-        return Handler
-
-    def token(self, org_id: str) -> str:
-        claims = {
-            "iss": self.url,
-            "sub": "bench-user",
-            "aud": org_audience(org_id),
-            "client_id": "orgplane",
-            "scope": "org",
-            "org_id": org_id,
-            "org_slug": "bench",
-            "org_role": "member",
-            "plan": "free",
-            "features": [],
-        }
-        return sign(claims, self.key, ttl=3600)[0]
-
-    @contextmanager
-    def running(self) -> Iterator[StandInControlPlane]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 def _env(
@@ -183,7 +102,7 @@ def _start(
     cp: StandInControlPlane, root: Path, *, pycache: Path | None
 ) -> tuple[subprocess.Popen[bytes], str, int, float, float, float]:
     """One instance: (process, org id, port, s to ready, CPU s to ready, s to first beat)."""
-    org_id, port = uuid.uuid4().hex, _free_port()
+    org_id, port = uuid.uuid4().hex, free_port()
     data_dir = root / org_id
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -235,40 +154,12 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection sending the same request again and again."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def request(self, raw: bytes) -> int:
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        await self.reader.readexactly(length)
-        return int(head[9:12])
-
-
-async def _connect(port: int) -> _Connection:
-    return _Connection(*await asyncio.open_connection("127.0.0.1", port))
-
-
-def _request(method: str, path: str, token: str, body: bytes = b"") -> bytes:
-    return (
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
 async def _load(port: int, pid: int, token: str) -> dict[str, Any]:
     """Sequential and concurrent latencies (ms), throughput and server CPU per request."""
-    get = _request("GET", "/api/v1/sessions?limit=20", token)
-    first = await _connect(port)
+    get = raw_request("GET", "/api/v1/sessions?limit=20", token)
+    first = await connect(port)
     for _ in range(20):
-        assert await first.request(_request("POST", "/api/v1/sessions", token, b"{}")) == 201
+        assert await first.request(raw_request("POST", "/api/v1/sessions", token, b"{}")) == 201
     for _ in range(100):  # warm-up
         assert await first.request(get) == 200
     sequential = []
@@ -276,11 +167,11 @@ async def _load(port: int, pid: int, token: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         assert await first.request(get) == 200
         sequential.append((time.perf_counter() - t0) * 1000)
-    connections = [first, *[await _connect(port) for _ in range(CONCURRENCY - 1)]]
+    connections = [first, *[await connect(port) for _ in range(CONCURRENCY - 1)]]
     loaded: list[float] = []
     remaining = REQUESTS
 
-    async def worker(conn: _Connection) -> None:
+    async def worker(conn: Connection) -> None:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1

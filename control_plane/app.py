@@ -25,6 +25,7 @@ from control_plane.audit.routes import ROUTES as AUDIT_ROUTES
 from control_plane.auth import provide_principal
 from control_plane.bootstrap import prepare_database
 from control_plane.errors import EXCEPTION_HANDLERS
+from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *LIFECYCLE_ROUTES,
             *TOKEN_ROUTES,
             *ROUTING_ROUTES,
+            *FEATURE_ROUTES,
             *ui.route_handlers,
         ],
         template_config=ui.template_config,

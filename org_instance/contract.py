@@ -37,9 +37,6 @@ class Env:
     DATA_DIR: Final = "ORGPLANE_DATA_DIR"
     #: Comma-separated hostnames the instance answers for (besides its internal address).
     HOSTNAMES: Final = "ORGPLANE_HOSTNAMES"
-    #: Optional comma-separated internal names it also answers for (a Kubernetes Service name,
-    #: a container name); loopback, its own hostname and its bind address always count.
-    INTERNAL_HOSTS: Final = "ORGPLANE_INTERNAL_HOSTS"
     #: Comma-separated internal names the instance is addressed by (its container name, its
     #: Service's DNS names); set by the provisioner.
     INTERNAL_HOSTS: Final = "ORGPLANE_INTERNAL_HOSTS"

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from org_instance.config import ConfigError, InstanceConfig
 
 EXIT_CONFIG = 2
-#: Installed (the control plane needs them) but never used by an instance, and imported at
-#: start-up only because something probes for them: Litestar loads its pydantic plugin whenever
-#: pydantic is importable; structlog and httpx's command line load rich and pygments for pretty
-#: output. Each probe treats an ImportError as "not installed". Hiding them cuts about a fifth of
-#: the start-up CPU time (see benchmarks/bench_instance.py and docs/performance.md).
-UNUSED_OPTIONAL_MODULES = ("pydantic", "rich", "pygments")
+#: Installed (the control plane and dev tools need them) but never used by an instance, and
+#: imported at start-up only because something probes for them: Litestar loads its pydantic and
+#: attrs plugins whenever those are importable; structlog and httpx's command line load rich and
+#: pygments for pretty output; httpcore probes for trio, uvicorn for watchfiles (reloading).
+#: Each probe treats an ImportError as "not installed". Hiding them cuts about a third of the
+#: start-up CPU time (benchmarks/bench_instance.py).
+UNUSED_OPTIONAL_MODULES = ("pydantic", "attr", "attrs", "rich", "pygments", "trio", "watchfiles")
 
 
 def skip_unused_optional_modules() -> None:

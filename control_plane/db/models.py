@@ -35,6 +35,10 @@ def _json() -> Any:
     return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
 class User(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     email: str = Field(unique=True, index=True, max_length=320)
@@ -208,6 +212,21 @@ class AuditEvent(SQLModel, table=True):
     target_id: str = Field(default="", max_length=64)
     ip: str = Field(default="", max_length=64)
     detail: dict[str, Any] = _json()
+
+
+class Feature(SQLModel, table=True):
+    """A catalogue feature and its access rules (see ``control_plane.features.rules``)."""
+
+    key: str = Field(primary_key=True, max_length=40)
+    description: str = Field(default="", max_length=500)
+    #: Off for everyone, whatever the other rules say.
+    disabled: bool = False
+    exclusive_user_ids: list[str] = _json_list()
+    exclusive_org_ids: list[str] = _json_list()
+    #: Plans that include the feature; empty: the built-in plan catalogue decides.
+    plans: list[str] = _json_list()
+    default: bool = False
+    updated_at: datetime = _ts()
 
 
 class UsageSample(SQLModel, table=True):

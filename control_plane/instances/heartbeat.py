@@ -4,7 +4,8 @@ Credential format: ``opi_<org_id>.<secret>``. The org id finds the Instance row 
 only the SHA-256 of the whole credential is stored. :func:`issue_instance_credential` creates or
 rotates it and returns the plaintext once.
 
-A heartbeat belongs to a *run* of the instance (its ``instance_id`` and ``started_at``). Within a
+A heartbeat belongs to a *run* of the instance (its ``instance_id`` and ``started_at``, kept in
+``Instance.usage_reported``; ``Instance.started_at`` is the reconciler's). Within a
 run ``seq`` only grows: a heartbeat whose ``seq`` is not above the last one seen is a replay and
 is answered ``accepted: false`` with no write (200, so a retried request is harmless). A run
 that started earlier than the recorded one is stale and ignored the same way. Counters restart
@@ -45,7 +46,10 @@ log = structlog.get_logger("orgplane.instances")
 
 CREDENTIAL_PREFIX = "opi"
 _CREDENTIAL = re.compile(r"^opi_([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{20,128}$")
-WRITE_EVERY_INTERVALS = 2.0
+#: An idle instance's row is still written this often (in heartbeat intervals): with ±10% jitter
+#: the longest gap stays under 1.5 + 1.1 = 2.6 intervals, inside the reconciler's 3-interval
+#: freshness window.
+WRITE_EVERY_INTERVALS = 1.5
 USAGE_BUCKET = timedelta(hours=1)
 MONOTONIC = ("requests", "sessions", "messages")
 Counter = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
@@ -166,8 +170,8 @@ class HeartbeatProcessor:
             if body.seq <= seen:
                 return Outcome(accepted=False, wrote=False)
         else:
-            recorded = _aware(instance.started_at)
-            if recorded is not None and started < recorded:
+            recorded = baseline.get("started_at")
+            if recorded and started < datetime.fromisoformat(recorded):
                 return Outcome(accepted=False, wrote=False)
         deltas = _deltas(body, baseline, same_run)
         gauges = {
@@ -210,10 +214,13 @@ class HeartbeatProcessor:
     ) -> None:
         instance.last_heartbeat_at = now
         instance.last_heartbeat_seq = body.seq
-        instance.started_at = started
         instance.version = body.version
         instance.health = body.status
-        instance.usage_reported = {"run": run, "counters": msgspec.structs.asdict(body.usage)}
+        instance.usage_reported = {
+            "run": run,
+            "started_at": started.isoformat(),
+            "counters": msgspec.structs.asdict(body.usage),
+        }
         instance.updated_at = now
         self.db.add(instance)
 

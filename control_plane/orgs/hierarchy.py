@@ -3,7 +3,8 @@
 The rules (also in ``docs/hierarchy.md``):
 
 * Features: the org's plan defaults, overridden by each ancestor's overrides from the root
-  down, overridden by the org's own overrides.
+  down, overridden by the org's own overrides; the features catalogue's access rules
+  (disabled, exclusive users and orgs, plans) come first (:mod:`control_plane.features.rules`).
 * Limits: an org's *quota* is its plan's limits overridden by its own limit overrides. The
   quotas of a parent's live children must fit in the parent's limits, key by key
   (409 ``quota_exceeded``). An org's effective limits are its quota capped by every ancestor's.
@@ -21,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Org
 from control_plane.errors import BadRequest, Conflict
+from control_plane.features.rules import Subject, enabled_features, load_catalogue
 from control_plane.orgs.plans import DEFAULT_PLAN, PLANS
 
 #: Levels in one tree, the root included.
@@ -71,14 +73,27 @@ async def effective_limits(db: AsyncSession, org: Org) -> dict[str, int]:
     return limits
 
 
-async def effective_features(db: AsyncSession, org: Org) -> list[str]:
-    """Sorted keys of the org's enabled features (plan, then ancestors top-down, then org)."""
-    plan = PLANS.get(org.plan) or PLANS[DEFAULT_PLAN]
-    merged = plan.default_features()
-    for ancestor in reversed(await ancestors(db, org)):
-        merged.update(ancestor.features)
-    merged.update(org.features)
-    return sorted(key for key, enabled in merged.items() if enabled)
+async def effective_features(
+    db: AsyncSession, org: Org, *, user_id: str | None = None
+) -> list[str]:
+    """Sorted keys of the org's enabled features for ``user_id`` (None: any member).
+
+    The catalogue's access rules (:mod:`control_plane.features.rules`) over the plan defaults
+    and the overrides of the ancestors from the root down, then the org's own. Costs one
+    query for the catalogue plus the walk up the ancestors (none for a root org).
+    """
+    chain = await ancestors(db, org)
+    overrides: dict[str, bool] = {}
+    for ancestor in reversed(chain):
+        overrides.update(ancestor.features)
+    overrides.update(org.features)
+    subject = Subject(
+        user_id=user_id,
+        org_ids=[org.id, *(a.id for a in chain)],
+        plan=PLANS.get(org.plan) or PLANS[DEFAULT_PLAN],
+        overrides=overrides,
+    )
+    return enabled_features(await load_catalogue(db), subject)
 
 
 async def live_children(db: AsyncSession, parent_id: str) -> list[Org]:

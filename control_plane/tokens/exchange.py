@@ -12,7 +12,8 @@ reveal which orgs exist. A platform admin who is not a member enters through
 
 Cost: the subject token's signature, then one indexed query (org by slug or id, joined with the
 user and their membership); a verified custom domain adds one, an org below a parent adds the
-walk up its ancestors (at most ``MAX_DEPTH``) for inherited roles and features.
+walk up its ancestors (at most ``MAX_DEPTH``) for inherited roles and features, and the
+features catalogue is read in one query (its access rules may name this user).
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ async def exchange_token(
         "org_slug": org.slug,
         "org_role": role,
         "plan": org.plan,
-        "features": await effective_features(db, org),
+        "features": await effective_features(db, org, user_id=user.id),
     }
     if staff_reason is not None:
         claims["act"] = {"sub": user.id, "email": user.email}

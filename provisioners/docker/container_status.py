@@ -1,6 +1,6 @@
 """An org's :class:`InstanceStatus` read from its container's inspect data.
 
-The engine's view (state, exit code, OOM kill, health) decides, except while the health check
+The engine's view (state, OOM kill, health) decides, except while the health check
 has not run yet: Docker 20.10 runs the first check only after a full interval, so a container
 that is up but still ``starting`` is asked ``/readyz`` directly and counts as running as soon as
 it answers.
@@ -54,10 +54,12 @@ def engine_state(attrs: dict[str, Any]) -> tuple[InstanceState, str]:
     if status == "exited":
         if state.get("OOMKilled"):
             return "failed", "killed: out of memory"
-        if code == 0:
-            return "stopped", "stopped"
         error = str(state.get("Error", ""))[:200]
-        return "failed", f"exited with code {code}{': ' + error if error else ''}"
+        if error:
+            return "failed", f"could not run: {error}"
+        # With the unless-stopped policy the engine restarts a container that exits by itself
+        # ("restarting"), so one that stays exited was stopped: by us, or by hand.
+        return "stopped", f"stopped (exit code {code})"
     return "failed", f"container is {status or 'in an unknown state'}"
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.platform import DockerPlatform, build_images, missing_images
+from tests.e2e.images import build_images, missing_images
+from tests.e2e.platform import DockerPlatform
 from tests.support.services import docker_available, need
 
 
@@ -39,6 +41,7 @@ def docker_engine() -> Iterator[Any]:
 @pytest.fixture
 def platform(docker_engine: Any) -> Iterator[DockerPlatform]:
     """Redis and the control plane of a fresh run, removed afterwards whatever happened."""
+    need("redis-server (run in the base image)", shutil.which("redis-server") is not None)
     run = DockerPlatform(client=docker_engine, run_id=f"e2e-{uuid.uuid4().hex[:10]}")
     try:
         yield run

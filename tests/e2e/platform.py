@@ -6,80 +6,31 @@ creates carry ``orgplane.managed-by=<run id>`` (the run id is the deployment id)
 run creates itself carries ``orgplane.test-run=<run id>``. :meth:`DockerPlatform.teardown`
 removes exactly the objects with one of those two labels, never anything else.
 
-No Redis image can be pulled here: Redis runs in a container of the local base image
-(``orgplane-base:bookworm``, Debian bookworm like the host) with the host's ``redis-server``
-binary and the libraries it links bind-mounted read-only, started by
-``compose/redis-entrypoint.sh`` as in compose.
+Redis is started by ``compose/redis-entrypoint.sh`` as in compose, from the host's binary
+(see :mod:`tests.e2e.images`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import docker
 import httpx
 from docker.errors import APIError, NotFound
 
 from provisioners.naming import MANAGED_BY_LABEL
-from tests.support.services import REPO
+from tests.e2e.images import BASE_IMAGE, CONTROL_PLANE_IMAGE, INSTANCE_IMAGE, redis_server_mounts
 
 TEST_RUN_LABEL = "orgplane.test-run"
-BASE_IMAGE = "orgplane-base:bookworm"
-CONTROL_PLANE_IMAGE = "orgplane-control-plane:dev"
-INSTANCE_IMAGE = "orgplane-instance:dev"
 BASE_DOMAIN = "orgplane.localhost"
 #: The issuer the control plane signs as and the instances check (as in compose).
 PUBLIC_URL = f"http://{BASE_DOMAIN}"
 ADMIN_EMAIL = "admin@orgplane.localhost"
 REDIS_ADMIN_USER = "orgplane"
-#: glibc itself stays the image's: the loader must match the libc it loads.
-_GLIBC = re.compile(r"^(linux-vdso|ld-linux|libc\.|libm\.|libpthread\.|libdl\.|librt\.)")
 READY_TIMEOUT = 60.0
-
-
-def redis_server_mounts() -> tuple[dict[str, dict[str, str]], str]:
-    """Bind mounts that run the host's ``redis-server`` in the base image, and the library
-    directory to put on ``LD_LIBRARY_PATH``; raises ``FileNotFoundError`` without one."""
-    found = shutil.which("redis-server")
-    if found is None:
-        raise FileNotFoundError("redis-server")
-    binary = os.path.realpath(found)  # Debian links it to redis-check-rdb; argv[0] picks the mode
-    lib_dir = "/opt/redis-lib"
-    mounts = {
-        binary: {"bind": "/usr/local/bin/redis-server", "mode": "ro"},
-        str(REPO / "compose" / "redis-entrypoint.sh"): {
-            "bind": "/usr/local/bin/redis-entrypoint.sh",
-            "mode": "ro",
-        },
-    }
-    linked = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    for line in linked.splitlines():
-        match = re.match(r"\s*(\S+) => (/\S+)", line)
-        if match and not _GLIBC.match(match.group(1)):
-            mounts[os.path.realpath(match.group(2))] = {
-                "bind": f"{lib_dir}/{match.group(1)}",
-                "mode": "ro",
-            }
-    return mounts, lib_dir
-
-
-def missing_images(client: docker.DockerClient) -> list[str]:
-    """Which of the two project images the engine does not have."""
-    missing = []
-    for image in (CONTROL_PLANE_IMAGE, INSTANCE_IMAGE):
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound:
-            missing.append(image)
-    return missing
 
 
 def host_port(container: Any, port: str) -> int:
@@ -92,7 +43,7 @@ def host_port(container: Any, port: str) -> int:
 class DockerPlatform:
     """Redis and the control plane of one run, and the sweep of everything labelled with it."""
 
-    client: docker.DockerClient
+    client: Any  # a docker.DockerClient; its stubs cannot say ("127.0.0.1", None) ports
     run_id: str
     admin_password: str = field(default_factory=lambda: secrets.token_hex(16))
     redis_password: str = field(default_factory=lambda: secrets.token_hex(16))
@@ -203,8 +154,11 @@ class DockerPlatform:
         """Names of the containers and volumes labelled as managed by this run's deployment."""
         managed = {"label": [f"{MANAGED_BY_LABEL}={self.run_id}"]}
         return {
-            "containers": [c.name for c in self.client.containers.list(all=True, filters=managed)],
-            "volumes": [v.name for v in self.client.volumes.list(filters=managed)],
+            "containers": [
+                str(c.name)
+                for c in self.client.containers.list(all=True, filters=managed, ignore_removed=True)
+            ],
+            "volumes": [str(v.name) for v in self.client.volumes.list(filters=managed)],
         }
 
     def teardown(self) -> None:
@@ -212,7 +166,7 @@ class DockerPlatform:
         control plane cannot recreate org containers while they go)."""
         for label in (TEST_RUN_LABEL, MANAGED_BY_LABEL):
             for container in self.client.containers.list(
-                all=True, filters={"label": [f"{label}={self.run_id}"]}
+                all=True, filters={"label": [f"{label}={self.run_id}"]}, ignore_removed=True
             ):
                 _ignore_missing(container.remove, force=True)
         for label in (TEST_RUN_LABEL, MANAGED_BY_LABEL):
@@ -248,8 +202,20 @@ class DockerPlatform:
         mounts, lib_dir = redis_server_mounts()
         self.redis = self.client.containers.run(
             BASE_IMAGE,
-            ["sh", "/usr/local/bin/redis-entrypoint.sh", "--bind", "0.0.0.0", "--protected-mode",
-             "no", "--dir", "/data", "--save", "", "--appendonly", "no"],
+            [
+                "sh",
+                "/usr/local/bin/redis-entrypoint.sh",
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+                "--dir",
+                "/data",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             detach=True,
             name=self._redis_name,
             user="65534:65534",
@@ -289,19 +255,3 @@ def _ignore_missing(remove: Any, **kwargs: Any) -> None:
     except APIError as exc:  # 409: removal already in progress
         if exc.status_code != 409:
             raise
-
-
-def build_images(repo: Path = REPO, timeout: float = 1200.0) -> str:
-    """Run ``scripts/build-images.sh``; returns its output's tail (raises on failure)."""
-    done = subprocess.run(
-        ["bash", str(repo / "scripts" / "build-images.sh")],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    tail = (done.stdout + done.stderr)[-2000:]
-    if done.returncode != 0:
-        raise RuntimeError(f"scripts/build-images.sh failed ({done.returncode}):\n{tail}")
-    return tail

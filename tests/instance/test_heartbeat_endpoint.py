@@ -160,6 +160,17 @@ async def test_a_quiet_heartbeat_is_accepted_without_a_write_and_its_seq_remembe
     assert changed.json()["accepted"] is True
     latest, _ = await rows(client, org_id)
     assert latest.last_heartbeat_seq == 3
+    async with direct_db(client) as db:  # 1.5 intervals (15 s) pass without a change
+        row = await db.get(Instance, org_id)
+        assert row is not None
+        assert row.last_heartbeat_at is not None
+        row.last_heartbeat_at = row.last_heartbeat_at - timedelta(seconds=16)
+        db.add(row)
+        await db.commit()
+    due = await beat(client, credential, body(org_id, 4, requests=4, storage_bytes=1))
+    assert due.json()["accepted"] is True
+    refreshed, _ = await rows(client, org_id)
+    assert refreshed.last_heartbeat_seq == 4
 
 
 async def test_a_heartbeat_for_another_org_is_refused_and_audited(

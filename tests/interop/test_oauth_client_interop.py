@@ -14,6 +14,8 @@ from joserfc.jwk import KeySet
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 from tests.interop.conftest import ISSUER
 
+pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")  # see docs/tokens.md
+
 with warnings.catch_warnings():
     # Authlib 1.9 nudges towards its httpx2 integration; this one is the httpx we ship with.
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")

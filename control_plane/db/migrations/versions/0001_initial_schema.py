@@ -39,6 +39,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_auditevent_at'), ['at'], unique=False)
         batch_op.create_index('ix_auditevent_org_at', ['org_id', 'at'], unique=False)
 
+    op.create_table('feature',
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('disabled', sa.Boolean(), nullable=False),
+    sa.Column('exclusive_user_ids', sa.JSON(), nullable=False),
+    sa.Column('exclusive_org_ids', sa.JSON(), nullable=False),
+    sa.Column('plans', sa.JSON(), nullable=False),
+    sa.Column('default', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('instanceevent',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -290,6 +301,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_instanceevent_org_at')
 
     op.drop_table('instanceevent')
+    op.drop_table('feature')
     with op.batch_alter_table('auditevent', schema=None) as batch_op:
         batch_op.drop_index('ix_auditevent_org_at')
         batch_op.drop_index(batch_op.f('ix_auditevent_at'))

@@ -1,0 +1,1 @@
+"""The features catalogue: feature keys, their access rules, and the API that edits them."""

@@ -1,0 +1,135 @@
+"""Features API: the catalogue of feature keys and their access rules.
+
+Anyone authenticated reads the catalogue (keys and descriptions); the rules, which name users
+and orgs, are shown to platform admins only, who alone write them. A changed rule applies at
+the next token exchange (org tokens carry the effective features).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, delete, get, put
+from litestar.params import JSONBody, PathParameter
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from control_plane.audit.record import record
+from control_plane.auth import Principal, require_platform_admin
+from control_plane.db.models import Feature, utcnow
+from control_plane.deps import DB, Caller
+from control_plane.errors import NotFound
+from control_plane.features.rules import load_catalogue
+from control_plane.features.schemas import (
+    FEATURE_KEY_PATTERN,
+    FeatureBody,
+    FeatureOut,
+    FeatureRules,
+)
+from control_plane.identity.routes import client_ip
+from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
+
+FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]
+
+
+def _out(key: str, row: Feature | None, principal: Principal) -> FeatureOut:
+    if row is None:
+        return FeatureOut(key=key, description="", in_catalogue=False)
+    rules = None
+    if principal.is_platform_admin:
+        rules = FeatureRules(
+            disabled=row.disabled,
+            exclusive_user_ids=list(row.exclusive_user_ids),
+            exclusive_org_ids=list(row.exclusive_org_ids),
+            plans=list(row.plans),
+            default=row.default,
+        )
+    return FeatureOut(
+        key=key,
+        description=row.description,
+        in_catalogue=True,
+        updated_at=row.updated_at,
+        rules=rules,
+    )
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such feature.", code="feature_not_found")
+
+
+@get("/api/v1/features", tags=["features"])
+async def list_features(principal: Caller, db: DB) -> list[FeatureOut]:
+    """The built-in features and every catalogue entry, by key."""
+    catalogue = await load_catalogue(db)
+    keys = sorted(KNOWN_FEATURES | catalogue.keys())
+    return [_out(key, catalogue.get(key), principal) for key in keys]
+
+
+@get("/api/v1/features/{key:str}", tags=["features"])
+async def read_feature(key: FeatureKey, principal: Caller, db: DB) -> FeatureOut:
+    """One feature (404 ``feature_not_found`` for a key that is neither built in nor listed)."""
+    row = await db.get(Feature, key)
+    if row is None and key not in KNOWN_FEATURES:
+        raise _not_found()
+    return _out(key, row, principal)
+
+
+@put("/api/v1/features/{key:str}", tags=["features"])
+async def put_feature(
+    request: Request[Any, Any, Any],
+    key: FeatureKey,
+    data: JSONBody[FeatureBody],
+    principal: Caller,
+    db: DB,
+) -> FeatureOut:
+    """Create or replace a catalogue entry (platform admins)."""
+    require_platform_admin(principal)
+    for plan in data.plans:
+        plan_named(plan)
+    row = await db.get(Feature, key) or Feature(key=key)
+    row.description = data.description
+    row.disabled = data.disabled
+    row.exclusive_user_ids = sorted(set(data.exclusive_user_ids))
+    row.exclusive_org_ids = sorted(set(data.exclusive_org_ids))
+    row.plans = sorted(set(data.plans))
+    row.default = data.default
+    row.updated_at = utcnow()
+    db.add(row)
+    record(
+        db,
+        action="feature.put",
+        actor=principal.user,
+        target_type="feature",
+        target_id=key,
+        ip=client_ip(request),
+        disabled=row.disabled,
+        plans=row.plans,
+        default=row.default,
+        exclusive_users=len(row.exclusive_user_ids),
+        exclusive_orgs=len(row.exclusive_org_ids),
+    )
+    await db.commit()
+    return _out(key, row, principal)
+
+
+@delete("/api/v1/features/{key:str}", tags=["features"], status_code=HTTP_204_NO_CONTENT)
+async def delete_feature(
+    request: Request[Any, Any, Any], key: FeatureKey, principal: Caller, db: DB
+) -> None:
+    """Remove a catalogue entry (platform admins); a built-in feature falls back to its plans."""
+    require_platform_admin(principal)
+    row = await db.get(Feature, key)
+    if row is None:
+        raise _not_found()
+    await db.delete(row)
+    record(
+        db,
+        action="feature.delete",
+        actor=principal.user,
+        target_type="feature",
+        target_id=key,
+        ip=client_ip(request),
+    )
+    await db.commit()
+
+
+ROUTES = [list_features, read_feature, put_feature, delete_feature]

@@ -1,0 +1,133 @@
+"""The docker backend against the real Docker engine, with the image built from the project.
+
+Proves, on the engine's own inspect data: the container runs as uid 10001 with a read-only root
+filesystem, a tmpfs /tmp, no capabilities, no-new-privileges, a pids limit, the plan's CPU and
+memory, the unless-stopped policy, no Docker socket or host path, its port published on 127.0.0.1
+only, and Traefik labels for its hostnames. A changed spec replaces the container and keeps the
+volume's data; a user network gives an endpoint by container name; a container that is not ours
+but holds our name stops the apply and is left running; a missing image is a permanent error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+
+from org_instance.contract import Env
+from provisioners.base import ProvisionerOptions
+from provisioners.docker import DockerProvisioner
+from provisioners.docker.container_spec import container_name
+from provisioners.errors import PermanentProvisionerError
+from tests.provisioners.harness import TEST_RUN_LABEL, make_spec, wait_for_state
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.usefixtures("docker_sweep")]
+
+
+@pytest.fixture
+def provisioner(docker_client: Any, instance_image: str, run_id: str) -> DockerProvisioner:
+    options = ProvisionerOptions(deployment_id=run_id, docker_publish_ports=True)
+    return DockerProvisioner(options=options, client=docker_client)
+
+
+async def test_the_container_is_hardened(
+    provisioner: DockerProvisioner, docker_client: Any, run_id: str
+) -> None:
+    spec = make_spec(run_id=run_id, hostnames=("acme.orgs.example.com",))
+    status = await provisioner.apply(spec=spec)
+    container = docker_client.containers.get(status.handle["container_id"])
+    host, config = container.attrs["HostConfig"], container.attrs["Config"]
+
+    assert config["User"] == "10001:10001"
+    assert host["ReadonlyRootfs"] is True
+    assert "/tmp" in host["Tmpfs"]
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["Privileged"] is False
+    assert host["PidsLimit"] == 256
+    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 256 * 1024 * 1024
+    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    mounts = container.attrs["Mounts"]
+    assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
+        ("volume", spec.data_volume, "/data")
+    ]
+    assert not any("docker.sock" in str(m) for m in mounts)
+    bindings = host["PortBindings"]["8000/tcp"]
+    assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+    labels = config["Labels"]
+    assert any(k.endswith(".rule") and v == "Host(`acme.orgs.example.com`)"
+               for k, v in labels.items())
+    assert labels["orgplane.managed-by"] == run_id and labels["orgplane.org-id"] == spec.org_id
+    assert spec.env[Env.INSTANCE_CREDENTIAL] not in str(labels)
+
+    running = await wait_for_state(provisioner, spec.org_id, {"running"})
+    whoami = await asyncio.to_thread(
+        container.exec_run, ["python", "-c", "import os; print(os.getuid())"]
+    )
+    assert whoami.output.decode().strip() == "10001"
+    assert running.endpoint.startswith("http://127.0.0.1:")
+
+
+async def test_a_new_spec_replaces_the_container_and_keeps_the_data(
+    provisioner: DockerProvisioner, docker_client: Any, run_id: str
+) -> None:
+    spec = make_spec(run_id=run_id)
+    first = await provisioner.apply(spec=spec)
+    await wait_for_state(provisioner, spec.org_id, {"running"})
+    old = docker_client.containers.get(first.handle["container_id"])
+    await asyncio.to_thread(
+        old.exec_run, ["python", "-c", "open('/data/kept.txt', 'w').write('still here')"]
+    )
+
+    changed = dataclasses.replace(spec, env={**spec.env, Env.HEARTBEAT_INTERVAL: "12"})
+    second = await provisioner.apply(spec=changed)
+    assert second.handle["container_id"] != first.handle["container_id"]
+    new = docker_client.containers.get(second.handle["container_id"])
+    read = await asyncio.to_thread(new.exec_run, ["python", "-c", "print(open('/data/kept.txt').read())"])
+    assert read.output.decode().strip() == "still here"
+    assert new.attrs["Config"]["Env"].count(f"{Env.HEARTBEAT_INTERVAL}=12") == 1
+
+
+async def test_a_user_network_gives_an_endpoint_by_name(
+    docker_client: Any, instance_image: str, run_id: str
+) -> None:
+    network = docker_client.networks.create(f"orgplane-{run_id}", labels={TEST_RUN_LABEL: run_id})
+    try:
+        options = ProvisionerOptions(deployment_id=run_id, docker_network=network.name)
+        provisioner = DockerProvisioner(options=options, client=docker_client)
+        spec = make_spec(run_id=run_id, hostnames=("acme.orgs.example.com",))
+        status = await provisioner.apply(spec=spec)
+        name = container_name(spec)
+        assert status.endpoint in ("", f"http://{name}:8000")
+        container = docker_client.containers.get(name)
+        assert list(container.attrs["NetworkSettings"]["Networks"]) == [network.name]
+        assert container.labels["traefik.docker.network"] == network.name
+        assert not container.attrs["HostConfig"]["PortBindings"]
+        await provisioner.remove(org_id=spec.org_id, keep_data=False)
+    finally:
+        network.remove()
+
+
+async def test_a_container_with_our_name_that_is_not_ours_is_left_alone(
+    provisioner: DockerProvisioner, docker_client: Any, instance_image: str, run_id: str
+) -> None:
+    spec = make_spec(run_id=run_id)
+    squatter = docker_client.containers.create(
+        instance_image, name=container_name(spec), entrypoint=["sleep", "300"],
+        labels={TEST_RUN_LABEL: run_id, "orgplane.org-id": spec.org_id},
+    )
+    with pytest.raises(PermanentProvisionerError, match="not manage"):
+        await provisioner.apply(spec=spec)
+    await provisioner.remove(org_id=spec.org_id, keep_data=False)
+    squatter.reload()
+    assert squatter.status == "created" and squatter.name == container_name(spec)
+
+
+async def test_a_missing_image_is_a_permanent_error(
+    provisioner: DockerProvisioner, run_id: str
+) -> None:
+    spec = make_spec(run_id=run_id, image=f"orgplane-missing-{run_id}:none")
+    with pytest.raises(PermanentProvisionerError, match="could not be pulled"):
+        await provisioner.apply(spec=spec)
