@@ -83,7 +83,7 @@ class StandInControlPlane:
             "org_slug": "bench",
             "org_role": "member",
             "plan": "free",
-            "features": [],
+            "features": ["chat", "files"],
         }
         return sign(claims, self.key, ttl=3600)[0]
 

@@ -28,6 +28,7 @@ from org_instance.crypto import SettingsBox
 from org_instance.db import Database
 from org_instance.deps import Instance, provide_caller, provide_instance
 from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
+from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
 from org_instance.verifier import JWKSVerifier
@@ -136,10 +137,10 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
         route_handlers=[
             healthz,
             readyz,
-            *sessions.ROUTES,
+            gated("chat", sessions.ROUTES),
             *settings.ROUTES,
             *runners.ROUTES,
-            *files.ROUTES,
+            gated("files", files.ROUTES),
             *usage.ROUTES,
             *events.ROUTES,
         ],

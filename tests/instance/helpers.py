@@ -53,7 +53,7 @@ class Signer:
             "org_slug": "acme",
             "org_role": "member",
             "plan": "free",
-            "features": [],
+            "features": ["chat", "files"],
         }
         claims.update(overrides)
         return claims

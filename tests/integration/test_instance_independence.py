@@ -45,7 +45,7 @@ async def expired_org_token(cp: ControlPlane, org: dict[str, str], sub: str) -> 
         "client_id": "orgplane",
         "scope": "org",
         "plan": "free",
-        "features": [],
+        "features": ["chat", "files"],
     }
     now = int(time.time())
     token, _ = sign({**claims, "iat": now - 400, "nbf": now - 400}, loaded, ttl=-60 - 400)
