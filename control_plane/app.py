@@ -38,6 +38,7 @@ from control_plane.runtime import Runtime
 from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 from control_plane.ui import ui_setup
+from control_plane.usage.routes import ROUTES as USAGE_ROUTES
 
 log = structlog.get_logger("orgplane.app")
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *TOKEN_ROUTES,
             *ROUTING_ROUTES,
             *FEATURE_ROUTES,
+            *USAGE_ROUTES,
             *ui.route_handlers,
         ],
         template_config=ui.template_config,

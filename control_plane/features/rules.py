@@ -40,9 +40,14 @@ class Subject:
     overrides: Mapping[str, bool]
 
 
+# Built once: it runs at every token exchange, where building a statement costs more than
+# running it on a small table.
+_CATALOGUE = select(Feature)
+
+
 async def load_catalogue(db: AsyncSession) -> dict[str, Feature]:
     """Every catalogue entry by key (one query)."""
-    return {row.key: row for row in (await db.exec(select(Feature))).all()}
+    return {row.key: row for row in (await db.exec(_CATALOGUE)).all()}
 
 
 def _exclusive(rule: Feature, subject: Subject) -> bool | None:

@@ -31,8 +31,14 @@ _NAMESPACE_PATH = re.compile(r"/api/v1/namespaces(?:/([^/]+))?")
 
 
 def _status(code: int, reason: str) -> aiohttp.web.Response:
-    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
-            "reason": reason, "message": reason}
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": reason,
+    }
     return aiohttp.web.json_response(body, status=code)
 
 
@@ -63,8 +69,11 @@ class NamespacedEmulator(kmock.KubernetesEmulator):
             return aiohttp.web.json_response(body, status=201)
         if name is None and method == "GET":
             selector = raw_request.query.get("labelSelector", "")
-            items = [ns for ns in self.namespaces.values()
-                     if _matches(ns["metadata"].get("labels", {}), selector)]
+            items = [
+                ns
+                for ns in self.namespaces.values()
+                if _matches(ns["metadata"].get("labels", {}), selector)
+            ]
             return aiohttp.web.json_response({"kind": "NamespaceList", "items": items})
         if name not in self.namespaces:
             return _status(404, "NotFound")

@@ -39,13 +39,16 @@ ORG_IDS = st.text(alphabet="abcdefABCDEF0123456789_-", min_size=1, max_size=64)
 @given(slug=st.text(max_size=80), org_id=ORG_IDS)
 def test_instance_names_are_dns_labels(slug: str, org_id: str) -> None:
     name = instance_name(slug=slug, org_id=org_id)
-    assert DNS_LABEL.fullmatch(name) and len(name) <= 48, name
+    assert DNS_LABEL.fullmatch(name), name
+    assert len(name) <= 48, name
     assert DNS_LABEL.fullmatch(data_volume_name(org_id)), data_volume_name(org_id)
     assert len(stable_name("orgplane-org", org_id)) <= 63
 
 
 def test_names_keep_orgs_apart_and_data_survives_a_rename() -> None:
-    assert instance_name(slug="Acme Inc!", org_id="a1") != instance_name(slug="acme-inc", org_id="b2")
+    assert instance_name(slug="Acme Inc!", org_id="a1") != instance_name(
+        slug="acme-inc", org_id="b2"
+    )
     assert instance_name(slug="Acme Inc!", org_id="a1").startswith("orgplane-acme-inc-")
     assert data_volume_name("a1") == data_volume_name("a1") == "orgplane-data-a1"
     assert stable_name("orgplane-org", "A_1") != stable_name("orgplane-org", "a-1")
@@ -89,9 +92,14 @@ def test_a_spec_hides_its_secrets_and_fingerprints_every_field() -> None:
 
 def test_instance_env_speaks_the_wire_contract() -> None:
     env = instance_env(
-        org_id="o1", slug="acme", instance_id="i1", control_plane_url="http://cp:8080/",
-        credential="c" * 32, hostnames=("acme.example.com", "www.acme.test"),
-        heartbeat_interval=2.5, limits={"max_members": 5},
+        org_id="o1",
+        slug="acme",
+        instance_id="i1",
+        control_plane_url="http://cp:8080/",
+        credential="c" * 32,
+        hostnames=("acme.example.com", "www.acme.test"),
+        heartbeat_interval=2.5,
+        limits={"max_members": 5},
     )
     assert env[Env.CONTROL_PLANE_URL] == "http://cp:8080"
     assert env[Env.JWKS_URL] == "http://cp:8080/.well-known/jwks.json"
@@ -105,13 +113,19 @@ def test_instance_env_speaks_the_wire_contract() -> None:
 
 def test_options_come_from_settings_shaped_mappings() -> None:
     options = ProvisionerOptions.from_mapping(
-        {"deployment_id": "prod-eu", "entrypoints": "web, websecure", "docker_network": "edge",
-         "database_url": "ignored", "tls": True},
+        {
+            "deployment_id": "prod-eu",
+            "entrypoints": "web, websecure",
+            "docker_network": "edge",
+            "database_url": "ignored",
+            "tls": True,
+        },
         data_root="/srv/orgplane",
     )
     assert options.deployment_id == "prod-eu"
     assert options.entrypoints == ("web", "websecure")
-    assert options.docker_network == "edge" and options.tls is True
+    assert options.docker_network == "edge"
+    assert options.tls is True
     assert str(options.data_root) == "/srv/orgplane"
 
 
@@ -127,7 +141,8 @@ def test_the_registry_loads_every_builtin_backend() -> None:
     assert load_provisioner_class("docker") is DockerProvisioner
     assert load_provisioner_class("kubernetes") is KubernetesProvisioner
     for cls in (LocalProvisioner, DockerProvisioner, KubernetesProvisioner):
-        assert issubclass(cls, Provisioner) and cls.name in installed_provisioners()
+        assert issubclass(cls, Provisioner)
+        assert cls.name in installed_provisioners()
 
 
 def test_an_unknown_backend_names_the_installed_ones(tmp_path: object) -> None:
@@ -141,4 +156,5 @@ def test_create_provisioner_passes_options_and_extras(tmp_path: object) -> None:
     options = ProvisionerOptions(deployment_id="reg", data_root=tmp_path)  # type: ignore[arg-type]
     made = create_provisioner("local", options=options, stop_timeout=1.0)
     assert isinstance(made, LocalProvisioner)
-    assert made.options is options and made.stop_timeout == 1.0
+    assert made.options is options
+    assert made.stop_timeout == 1.0

@@ -31,9 +31,10 @@ async def test_apply_twice_is_one_instance(harness: Harness) -> None:
     first = await provisioner.apply(spec=spec)
     second = await provisioner.apply(spec=spec)
 
-    assert first.state in LIVE and second.state in LIVE
-    assert second.handle == first.handle or harness.name == "local" and (
-        second.handle["pid"] == first.handle["pid"]
+    assert first.state in LIVE
+    assert second.state in LIVE
+    assert second.handle == first.handle or (
+        harness.name == "local" and (second.handle["pid"] == first.handle["pid"])
     )
     assert await harness.count_instances(spec.org_id) == 1
     assert [s.org_id for s in await provisioner.list()] == [spec.org_id]
@@ -46,7 +47,9 @@ async def test_status_is_none_before_and_after_remove(harness: Harness) -> None:
 
     await provisioner.apply(spec=spec)
     status = await provisioner.status(org_id=spec.org_id)
-    assert status is not None and status.org_id == spec.org_id and status.state in LIVE
+    assert status is not None
+    assert status.org_id == spec.org_id
+    assert status.state in LIVE
     assert status.instance_id == spec.instance_id
     assert status.labels["orgplane.org-id"] == spec.org_id
 
@@ -73,7 +76,8 @@ async def test_keep_data_leaves_only_data_and_apply_brings_it_back(harness: Harn
     await provisioner.remove(org_id=spec.org_id, keep_data=True)
 
     kept = await provisioner.status(org_id=spec.org_id)
-    assert kept is not None and kept.state == "absent"
+    assert kept is not None
+    assert kept.state == "absent"
     assert await harness.count_instances(spec.org_id) == 0
     assert [(s.org_id, s.state) for s in await provisioner.list()] == [(spec.org_id, "absent")]
 
@@ -84,8 +88,9 @@ async def test_keep_data_leaves_only_data_and_apply_brings_it_back(harness: Harn
 
 
 async def test_list_shows_ours_only_and_leaves_other_deployments_alone(harness: Harness) -> None:
-    ours, theirs = harness.provisioner(), harness.provisioner(
-        deployment_id=f"{harness.options.deployment_id}-other"
+    ours, theirs = (
+        harness.provisioner(),
+        harness.provisioner(deployment_id=f"{harness.options.deployment_id}-other"),
     )
     our_spec, their_spec = harness.spec(slug="ours"), harness.spec(slug="theirs")
     await ours.apply(spec=our_spec)
@@ -106,7 +111,8 @@ async def test_a_new_provisioner_adopts_what_the_old_one_made(harness: Harness) 
 
     restarted = harness.provisioner()  # as after a control-plane restart
     found = await restarted.status(org_id=spec.org_id)
-    assert found is not None and found.handle == before.handle
+    assert found is not None
+    assert found.handle == before.handle
     again = await restarted.apply(spec=spec)
     assert again.handle == before.handle  # adopted, not made again
     assert await harness.count_instances(spec.org_id) == 1
@@ -131,7 +137,8 @@ async def test_stop_keeps_the_instance_and_apply_starts_it(harness: Harness) -> 
     await provisioner.stop(org_id=spec.org_id)
 
     stopped = await provisioner.status(org_id=spec.org_id)
-    assert stopped is not None and stopped.state == "stopped"
+    assert stopped is not None
+    assert stopped.state == "stopped"
     restarted = await provisioner.apply(spec=spec)
     assert restarted.state in LIVE
 
@@ -149,7 +156,8 @@ async def test_the_instance_runs_and_answers_at_its_endpoint(harness: Harness) -
         async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
             healthz = await client.get(f"{running.endpoint}/healthz")
             readyz = await client.get(f"{running.endpoint}/readyz")
-        assert healthz.status_code == 200 and readyz.status_code == 200
+        assert healthz.status_code == 200
+        assert readyz.status_code == 200
 
 
 async def test_an_invalid_org_id_is_refused(harness: Harness) -> None:

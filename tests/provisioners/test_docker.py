@@ -43,11 +43,13 @@ async def test_the_container_is_hardened(
     assert config["User"] == "10001:10001"
     assert host["ReadonlyRootfs"] is True
     assert "/tmp" in host["Tmpfs"]
-    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert host["CapDrop"] == ["ALL"]
+    assert not host["CapAdd"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
     assert host["Privileged"] is False
     assert host["PidsLimit"] == 256
-    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 256 * 1024 * 1024
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Memory"] == 256 * 1024 * 1024
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
     mounts = container.attrs["Mounts"]
     assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
@@ -57,9 +59,11 @@ async def test_the_container_is_hardened(
     bindings = host["PortBindings"]["8000/tcp"]
     assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
     labels = config["Labels"]
-    assert any(k.endswith(".rule") and v == "Host(`acme.orgs.example.com`)"
-               for k, v in labels.items())
-    assert labels["orgplane.managed-by"] == run_id and labels["orgplane.org-id"] == spec.org_id
+    assert any(
+        k.endswith(".rule") and v == "Host(`acme.orgs.example.com`)" for k, v in labels.items()
+    )
+    assert labels["orgplane.managed-by"] == run_id
+    assert labels["orgplane.org-id"] == spec.org_id
     assert spec.env[Env.INSTANCE_CREDENTIAL] not in str(labels)
 
     running = await wait_for_state(provisioner, spec.org_id, {"running"})
@@ -85,7 +89,9 @@ async def test_a_new_spec_replaces_the_container_and_keeps_the_data(
     second = await provisioner.apply(spec=changed)
     assert second.handle["container_id"] != first.handle["container_id"]
     new = docker_client.containers.get(second.handle["container_id"])
-    read = await asyncio.to_thread(new.exec_run, ["python", "-c", "print(open('/data/kept.txt').read())"])
+    read = await asyncio.to_thread(
+        new.exec_run, ["python", "-c", "print(open('/data/kept.txt').read())"]
+    )
     assert read.output.decode().strip() == "still here"
     assert new.attrs["Config"]["Env"].count(f"{Env.HEARTBEAT_INTERVAL}=12") == 1
 
@@ -115,14 +121,17 @@ async def test_a_container_with_our_name_that_is_not_ours_is_left_alone(
 ) -> None:
     spec = make_spec(run_id=run_id)
     squatter = docker_client.containers.create(
-        instance_image, name=container_name(spec), entrypoint=["sleep", "300"],
+        instance_image,
+        name=container_name(spec),
+        entrypoint=["sleep", "300"],
         labels={TEST_RUN_LABEL: run_id, "orgplane.org-id": spec.org_id},
     )
     with pytest.raises(PermanentProvisionerError, match="not manage"):
         await provisioner.apply(spec=spec)
     await provisioner.remove(org_id=spec.org_id, keep_data=False)
     squatter.reload()
-    assert squatter.status == "created" and squatter.name == container_name(spec)
+    assert squatter.status == "created"
+    assert squatter.name == container_name(spec)
 
 
 async def test_a_missing_image_is_a_permanent_error(

@@ -33,15 +33,26 @@ HOSTS = ("acme.orgs.example.com",)
 
 def _writes(server: kmock.RawHandler) -> list[tuple[str, str]]:
     """(method, path) of every request that changed something."""
-    return [(r.method.name, r.url.path) for r in server if r.method.name in ("POST", "PATCH", "DELETE")]
+    return [
+        (r.method.name, r.url.path) for r in server if r.method.name in ("POST", "PATCH", "DELETE")
+    ]
 
 
 def _live(server: kmock.RawHandler, kind: str) -> list[dict[str, Any]]:
-    plural = {"Deployment": "deployments", "Secret": "secrets", "Service": "services",
-              "PersistentVolumeClaim": "persistentvolumeclaims", "IngressRoute": "ingressroutes",
-              "NetworkPolicy": "networkpolicies", "ResourceQuota": "resourcequotas"}[kind]
-    return [obj.raw for (res, _, _), obj in server.objects.items()
-            if res.plural == plural and not obj.deleted]
+    plural = {
+        "Deployment": "deployments",
+        "Secret": "secrets",
+        "Service": "services",
+        "PersistentVolumeClaim": "persistentvolumeclaims",
+        "IngressRoute": "ingressroutes",
+        "NetworkPolicy": "networkpolicies",
+        "ResourceQuota": "resourcequotas",
+    }[kind]
+    return [
+        obj.raw
+        for (res, _, _), obj in server.objects.items()
+        if res.plural == plural and not obj.deleted
+    ]
 
 
 @pytest.fixture
@@ -50,8 +61,9 @@ def provisioner(kmock: NamespacedEmulator, run_id: str) -> KubernetesProvisioner
     return KubernetesProvisioner(options=options, api_client=api_client(kmock))
 
 
-async def test_per_org_lifecycle(kmock: NamespacedEmulator, provisioner: KubernetesProvisioner,
-                                 run_id: str) -> None:
+async def test_per_org_lifecycle(
+    kmock: NamespacedEmulator, provisioner: KubernetesProvisioner, run_id: str
+) -> None:
     spec = make_spec(run_id=run_id, hostnames=HOSTS)
     status = await provisioner.apply(spec=spec)
 
@@ -60,11 +72,21 @@ async def test_per_org_lifecycle(kmock: NamespacedEmulator, provisioner: Kuberne
     assert kmock.namespaces[namespace]["metadata"]["labels"]["orgplane.org-id"] == spec.org_id
     sent = sent_objects(kmock)
     assert sorted(o["kind"] for o in sent) == sorted(
-        ["Namespace", "Secret", "PersistentVolumeClaim", "ResourceQuota", "NetworkPolicy",
-         "Deployment", "Service", "IngressRoute"])
+        [
+            "Namespace",
+            "Secret",
+            "PersistentVolumeClaim",
+            "ResourceQuota",
+            "NetworkPolicy",
+            "Deployment",
+            "Service",
+            "IngressRoute",
+        ]
+    )
     for obj in sent:
         validate_object(obj)
-    assert status.state == "creating" and status.org_id == spec.org_id
+    assert status.state == "creating"
+    assert status.org_id == spec.org_id
 
     writes = len(_writes(kmock))
     await provisioner.apply(spec=spec)
@@ -79,12 +101,22 @@ async def test_per_org_lifecycle(kmock: NamespacedEmulator, provisioner: Kuberne
         validate_object(obj)
 
     await provisioner.remove(org_id=spec.org_id, keep_data=True)
-    assert [o["metadata"]["name"] for o in _live(kmock, "PersistentVolumeClaim")] == [spec.data_volume]
-    for kind in ("Deployment", "Secret", "Service", "IngressRoute", "NetworkPolicy", "ResourceQuota"):
+    assert [o["metadata"]["name"] for o in _live(kmock, "PersistentVolumeClaim")] == [
+        spec.data_volume
+    ]
+    for kind in (
+        "Deployment",
+        "Secret",
+        "Service",
+        "IngressRoute",
+        "NetworkPolicy",
+        "ResourceQuota",
+    ):
         assert _live(kmock, kind) == [], kind
     assert namespace in kmock.namespaces
     kept = await provisioner.status(org_id=spec.org_id)
-    assert kept is not None and kept.state == "absent"
+    assert kept is not None
+    assert kept.state == "absent"
 
     await provisioner.remove(org_id=spec.org_id, keep_data=False)
     assert _live(kmock, "PersistentVolumeClaim") == []
@@ -120,7 +152,8 @@ async def test_a_create_that_meets_our_object_adopts_it(
     second = await other.apply(spec=spec)
 
     conflicts = _writes(kmock)[writes:]
-    assert conflicts and all(method == "POST" for method, _ in conflicts)  # each one a 409
+    assert conflicts
+    assert all(method == "POST" for method, _ in conflicts)
     assert len(_live(kmock, "Deployment")) == 1
     assert second.handle == first.handle
 
@@ -160,6 +193,8 @@ async def test_a_slug_change_moves_the_names_and_keeps_the_data(
     for kind in ("Deployment", "Service", "Secret", "IngressRoute"):
         names = [o["metadata"]["name"] for o in _live(kmock, kind)]
         assert names == [after.handle["deployment"]], (kind, names)
-    assert [o["metadata"]["name"] for o in _live(kmock, "PersistentVolumeClaim")] == [spec.data_volume]
+    assert [o["metadata"]["name"] for o in _live(kmock, "PersistentVolumeClaim")] == [
+        spec.data_volume
+    ]
     statuses = await provisioner.list()
     assert [s.org_id for s in statuses] == [spec.org_id]

@@ -39,16 +39,26 @@ def _objects(**options: object) -> dict[str, dict]:
 def test_every_object_is_valid(mode: str, ingress: str, hostnames: tuple[str, ...]) -> None:
     spec = make_spec(run_id="r", hostnames=hostnames)
     options = ProvisionerOptions(
-        deployment_id="d", kubernetes_namespace_mode=mode,  # type: ignore[arg-type]
-        kubernetes_ingress=ingress, tls=True, cert_resolver="le",  # type: ignore[arg-type]
+        deployment_id="d",
+        kubernetes_namespace_mode=mode,  # type: ignore[arg-type]
+        kubernetes_ingress=ingress,
+        tls=True,
+        cert_resolver="le",  # type: ignore[arg-type]
         kubernetes_storage_class="fast",
     )
     built = desired_objects(spec, options=options)
     kinds = [obj["kind"] for obj in built]
     expected = ["Secret", "PersistentVolumeClaim", "Deployment", "Service"]
     if mode == "per-org":
-        expected = ["Namespace", "Secret", "PersistentVolumeClaim", "ResourceQuota",
-                    "NetworkPolicy", "Deployment", "Service"]
+        expected = [
+            "Namespace",
+            "Secret",
+            "PersistentVolumeClaim",
+            "ResourceQuota",
+            "NetworkPolicy",
+            "Deployment",
+            "Service",
+        ]
     if hostnames and ingress != "none":
         expected.append({"ingressroute": "IngressRoute", "ingress": "Ingress"}[ingress])
     assert kinds == expected
@@ -93,14 +103,23 @@ def test_secrets_reach_the_pod_only_through_the_secret() -> None:
     built = {o["kind"]: o for o in desired_objects(spec, options=ProvisionerOptions())}
     credential = spec.env[Env.INSTANCE_CREDENTIAL]
     secret = built["Secret"]
-    assert secret["stringData"] == {"instance-credential": credential,
-                                    "redis-url": "redis://u:pw-xyz@r:6379/0"}
+    assert secret["stringData"] == {
+        "instance-credential": credential,
+        "redis-url": "redis://u:pw-xyz@r:6379/0",
+    }
     for kind, obj in built.items():
         if kind != "Secret":
             text = json.dumps(obj)
-            assert credential not in text and "pw-xyz" not in text, kind
-    env = {e["name"]: e for e in built["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env[Env.INSTANCE_CREDENTIAL]["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+            assert credential not in text, kind
+            assert "pw-xyz" not in text, kind
+    env = {
+        e["name"]: e
+        for e in built["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert (
+        env[Env.INSTANCE_CREDENTIAL]["valueFrom"]["secretKeyRef"]["name"]
+        == secret["metadata"]["name"]
+    )
     assert env[Env.DATA_DIR]["value"] == "/data"
     assert "svc.cluster.local" in env[Env.INTERNAL_HOSTS]["value"]
 
@@ -114,33 +133,49 @@ def test_a_new_credential_rolls_the_pod() -> None:
         {o["kind"]: o for o in desired_objects(s, options=ProvisionerOptions())}["Deployment"]
         for s in (spec, rotated)
     )
-    annotation = lambda d: d["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]  # noqa: E731
+
+    def annotation(deployment: dict) -> str:
+        return str(
+            deployment["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
+        )
+
     assert annotation(before) != annotation(after)
-    assert before["metadata"]["annotations"][SPEC_HASH_LABEL] != after["metadata"]["annotations"][SPEC_HASH_LABEL]
+    assert (
+        before["metadata"]["annotations"][SPEC_HASH_LABEL]
+        != after["metadata"]["annotations"][SPEC_HASH_LABEL]
+    )
 
 
 def test_per_org_isolation_lets_in_the_ingress_and_out_only_cp_redis_dns() -> None:
     built = _objects(
-        kubernetes_namespace_mode="per-org", kubernetes_ingress_namespace="edge",
-        kubernetes_control_plane_namespace="cp", kubernetes_redis_namespace="data",
+        kubernetes_namespace_mode="per-org",
+        kubernetes_ingress_namespace="edge",
+        kubernetes_control_plane_namespace="cp",
+        kubernetes_redis_namespace="data",
     )
     namespace = built["Namespace"]["metadata"]
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     policy = built["NetworkPolicy"]["spec"]
-    assert policy["podSelector"] == {} and policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["podSelector"] == {}
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
     (ingress,) = policy["ingress"]
     assert ingress["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}
     ]
     allowed = {
         (peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], port["port"])
-        for rule in policy["egress"] for peer in rule["to"] for port in rule["ports"]
+        for rule in policy["egress"]
+        for peer in rule["to"]
+        for port in rule["ports"]
     }
     assert allowed == {("cp", 8080), ("data", 6379), ("kube-system", 53)}
     hard = built["ResourceQuota"]["spec"]["hard"]
-    assert hard["limits.cpu"] == "500m" and hard["limits.memory"] == "256Mi"
-    assert hard["requests.storage"] == "256Mi" and hard["persistentvolumeclaims"] == "1"
-    assert hard["services.loadbalancers"] == "0" and hard["services.nodeports"] == "0"
+    assert hard["limits.cpu"] == "500m"
+    assert hard["limits.memory"] == "256Mi"
+    assert hard["requests.storage"] == "256Mi"
+    assert hard["persistentvolumeclaims"] == "1"
+    assert hard["services.loadbalancers"] == "0"
+    assert hard["services.nodeports"] == "0"
 
 
 def test_routes_carry_the_hostnames_to_the_service() -> None:
@@ -162,12 +197,38 @@ def test_routes_carry_the_hostnames_to_the_service() -> None:
         ({"spec": {"replicas": 1}, "status": {"replicas": 1}}, "starting"),
         ({"spec": {"replicas": 1}, "status": {"readyReplicas": 1}}, "running"),
         ({"spec": {"replicas": 0}, "status": {"readyReplicas": 1}}, "stopped"),
-        ({"spec": {"replicas": 1}, "status": {"conditions": [
-            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-             "message": "ReplicaSet has timed out progressing."}]}}, "failed"),
-        ({"spec": {"replicas": 1}, "status": {"conditions": [
-            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-             "message": "exceeded quota"}]}}, "failed"),
+        (
+            {
+                "spec": {"replicas": 1},
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "Progressing",
+                            "status": "False",
+                            "reason": "ProgressDeadlineExceeded",
+                            "message": "ReplicaSet has timed out progressing.",
+                        }
+                    ]
+                },
+            },
+            "failed",
+        ),
+        (
+            {
+                "spec": {"replicas": 1},
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "ReplicaFailure",
+                            "status": "True",
+                            "reason": "FailedCreate",
+                            "message": "exceeded quota",
+                        }
+                    ]
+                },
+            },
+            "failed",
+        ),
     ],
 )
 def test_deployment_states(deployment: dict, state: str) -> None:

@@ -10,7 +10,6 @@ handle carries no secret.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -52,9 +51,11 @@ async def test_an_instance_runs_alone_with_only_its_environment(
     assert os.getsid(pid) == pid  # its own session: a control-plane crash leaves it running
     environ = dict(
         item.split("=", 1)
-        for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item
+        for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        if "=" in item
     )
-    assert "ORGPLANE_SECRET_KEY" not in environ and "ORGPLANE_DATABASE_URL" not in environ
+    assert "ORGPLANE_SECRET_KEY" not in environ
+    assert "ORGPLANE_DATABASE_URL" not in environ
     assert environ[Env.ORG_ID] == spec.org_id
     assert environ[Env.BIND_HOST] == "127.0.0.1"
     assert environ[Env.DATA_DIR] == str((tmp_path / "orgs" / spec.org_id / "data").resolve())
@@ -86,8 +87,10 @@ async def test_a_reused_pid_is_never_believed_nor_signalled(
     spec = make_spec(run_id=run_id)
     await provisioner.apply(spec=spec)
     await provisioner.stop(org_id=spec.org_id)
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],  # noqa: S603
-                                start_new_session=True)
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        start_new_session=True,
+    )
     try:
         state = _state(tmp_path, spec.org_id)  # as if the pid had been reused since
         state.update(pid=stranger.pid, stopped=False)
@@ -95,7 +98,8 @@ async def test_a_reused_pid_is_never_believed_nor_signalled(
 
         restarted = LocalProvisioner(options=provisioner.options)
         status = await restarted.status(org_id=spec.org_id)
-        assert status is not None and status.state == "failed"
+        assert status is not None
+        assert status.state == "failed"
         await restarted.remove(org_id=spec.org_id, keep_data=False)
         assert stranger.poll() is None, "an unrelated process was signalled"
     finally:
@@ -129,4 +133,3 @@ async def test_restart_keeps_the_data(provisioner: LocalProvisioner, run_id: str
     assert restarted.handle["pid"] != first.handle["pid"]
     assert kept.read_text() == "still here"
     await wait_for_state(provisioner, spec.org_id, {"running"})
-    await asyncio.sleep(0)

@@ -1,0 +1,1 @@
+"""Per-org usage: time series and rankings over the hourly ``UsageSample`` rows."""

@@ -1,0 +1,50 @@
+"""The kubernetes backend against a real cluster: runs only when ``KUBECONFIG`` is set.
+
+No cluster can run on the project's machines, so here it is skipped (by design, also under CI:
+it is the one test meant for a user who has a cluster). With one, it proves what kmock cannot:
+the API server accepts every object, the pod really becomes ready (readyReplicas), and removal
+leaves nothing of ours. Set ``ORGPLANE_TEST_INSTANCE_IMAGE`` to an image the cluster can pull,
+and ``ORGPLANE_TEST_NAMESPACE_MODE=per-org`` to try that mode (needs cluster-wide rights).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from provisioners.base import ProvisionerOptions
+from provisioners.kubernetes import KubernetesProvisioner
+from tests.provisioners.harness import make_spec, wait_for_state
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs KUBECONFIG (a cluster)"),
+]
+
+
+async def test_an_instance_runs_in_a_real_cluster(run_id: str) -> None:
+    mode = os.environ.get("ORGPLANE_TEST_NAMESPACE_MODE", "shared")
+    options = ProvisionerOptions(
+        deployment_id=run_id,
+        kubernetes_namespace_mode=mode,  # type: ignore[arg-type]
+        kubernetes_namespace=os.environ.get("ORGPLANE_TEST_NAMESPACE", "default"),
+        kubernetes_ingress="none",
+    )
+    provisioner = KubernetesProvisioner(options=options)
+    spec = make_spec(run_id=run_id)
+    try:
+        await provisioner.apply(spec=spec)
+        running = await wait_for_state(provisioner, spec.org_id, {"running"}, seconds=300)
+        assert running.endpoint.endswith(".svc:8000")
+        assert [s.org_id for s in await provisioner.list()] == [spec.org_id]
+    finally:
+        await provisioner.remove(org_id=spec.org_id, keep_data=False)
+        for _ in range(120):  # volume claims and namespaces finish deleting asynchronously
+            if await provisioner.status(org_id=spec.org_id) is None:
+                break
+            await asyncio.sleep(1)
+        assert await provisioner.status(org_id=spec.org_id) is None
+        await provisioner.close()

@@ -1,0 +1,49 @@
+"""The precedence of feature access rules, evaluated without a database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from control_plane.db.models import Feature
+from control_plane.features.rules import Subject, enabled_features, feature_enabled
+from control_plane.orgs.plans import PLANS
+
+
+def _subject(**kw: Any) -> Subject:
+    base: dict[str, Any] = {
+        "user_id": "u1",
+        "org_ids": ["child", "parent"],
+        "plan": PLANS["free"],
+        "overrides": {},
+    }
+    return Subject(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    ("rule", "subject", "expected"),
+    [
+        (Feature(key="k", disabled=True, exclusive_user_ids=["u1"]), _subject(), False),
+        (Feature(key="k", exclusive_user_ids=["u1"], plans=["team"]), _subject(), True),
+        (Feature(key="k", exclusive_user_ids=["u2"], default=True), _subject(), False),
+        (Feature(key="k", exclusive_org_ids=["parent"]), _subject(), True),
+        (Feature(key="k", exclusive_org_ids=["x"]), _subject(overrides={"k": True}), False),
+        (Feature(key="k", plans=["team"]), _subject(overrides={"k": True}), True),
+        (Feature(key="k", plans=["team"], default=True), _subject(), False),
+        (Feature(key="k", plans=["free"]), _subject(), True),
+        (Feature(key="k", default=True), _subject(), True),
+        (Feature(key="k"), _subject(), False),
+        (None, _subject(), False),
+    ],
+)
+def test_the_first_rule_that_applies_decides(
+    rule: Feature | None, subject: Subject, expected: bool
+) -> None:
+    assert feature_enabled(rule, "k", subject) is expected
+
+
+def test_without_a_catalogue_the_plan_and_overrides_decide() -> None:
+    subject = _subject(overrides={"files": False, "sso": True})
+    assert enabled_features({}, subject) == ["chat", "sso"]
+    assert enabled_features({}, _subject(user_id=None)) == ["chat", "files"]
