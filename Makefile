@@ -41,6 +41,9 @@ fmt: $(STAMP) ## Format and autofix with ruff
 bench: $(STAMP) ## Run the benchmarks; prints a table and writes benchmarks/results/*.json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+images: ## Build the control-plane and org-instance images (offline; see scripts/build-images.sh)
+	scripts/build-images.sh
+
 docs: $(STAMP) ## Regenerate docs/configuration.md from the settings classes
 	$(BIN)/orgplane config docs > docs/configuration.md
 

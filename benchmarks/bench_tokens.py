@@ -55,6 +55,7 @@ def _environment(data_dir: Path) -> Iterator[dict[str, str]]:
         "ORGPLANE_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'bench.db'}",
         "ORGPLANE_SECRET_KEY": SECRET,
         "ORGPLANE_LOG_LEVEL": "WARNING",
+        "ORGPLANE_RECONCILER_ENABLED": "false",
     }
     saved = {k: v for k, v in os.environ.items() if k.startswith("ORGPLANE_")}
     for key in saved:

@@ -75,7 +75,9 @@ async def provide_principal(
     try:
         claims = await verify_access_token(token, runtime=runtime, db=db)
     except InvalidToken:
-        raise Unauthenticated("The access token is invalid or expired.", code="invalid_token") from None
+        raise Unauthenticated(
+            "The access token is invalid or expired.", code="invalid_token"
+        ) from None
     user = await db.get(User, claims["sub"])
     if user is None or user.disabled:
         raise Unauthenticated("The access token is invalid or expired.", code="invalid_token")

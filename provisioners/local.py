@@ -34,7 +34,7 @@ from org_instance.contract import Env
 from provisioners import processes
 from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, ProvisionerOptions
 from provisioners.errors import PermanentProvisionerError
-from provisioners.naming import check_org_id
+from provisioners.naming import MANAGED_BY_LABEL, ORG_ID_LABEL, check_org_id
 from provisioners.probe import answers_ready
 
 #: Variables of the control plane's environment an instance may inherit (to find Python).
@@ -220,7 +220,7 @@ class LocalProvisioner(Provisioner):
             "image": "local",
             "instance_id": state.instance_id,
             "fingerprint": state.fingerprint,
-            "labels": {"orgplane.org-id": state.org_id, "orgplane.managed-by": state.deployment_id},
+            "labels": {ORG_ID_LABEL: state.org_id, MANAGED_BY_LABEL: state.deployment_id},
         }
         if not state.env:
             return InstanceStatus(state="absent", message="data kept, no instance", **common)

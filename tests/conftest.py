@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,9 +68,7 @@ def settings_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, s
 
 
 @pytest.fixture
-def make_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
-) -> Any:
+def make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Any:
     """Build Settings from a clean ``ORGPLANE_*`` environment plus overrides."""
 
     def build(**extra: str) -> Settings:
@@ -102,3 +102,32 @@ async def admin(client: AsyncTestClient[Any]) -> dict[str, str]:
     """Authorization headers of a platform admin."""
     await add_user(client, "root@example.com", admin=True)
     return await login(client, "root@example.com")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_leftover_instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Safety net: at the end of the session, stop local org instances whose data lives under
+    this session's temporary directory (a test that failed before its own teardown)."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"orgplane_instance=" not in cmdline:
+                continue
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        data_dir = next(
+            (
+                e[len(b"ORGPLANE_DATA_DIR=") :]
+                for e in environ
+                if e.startswith(b"ORGPLANE_DATA_DIR=")
+            ),
+            b"",
+        )
+        if data_dir.decode(errors="replace").startswith(base):
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGTERM)

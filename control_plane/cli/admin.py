@@ -21,8 +21,12 @@ def register(sub: Any) -> None:
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     create = admin_sub.add_parser("create", help="create a platform admin")
     create.add_argument("--email", required=True)
-    create.add_argument("--password-stdin", action="store_true", required=True,
-                        help="read the password from standard input")
+    create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input",
+    )
     create.add_argument("--name", default="")
     create.set_defaults(func=cmd_create)
 
@@ -39,12 +43,19 @@ async def _create(email: str, password: str, name: str) -> str:
         await ensure_migrated(engine)
         async with make_sessionmaker(engine)() as db:
             try:
-                user = await create_user(db, email=email, password=password, name=name,
-                                         is_platform_admin=True)
+                user = await create_user(
+                    db, email=email, password=password, name=name, is_platform_admin=True
+                )
             except ProblemError as exc:
                 raise CliError(exc.detail) from None
-            record(db, action="user.create", actor_email="cli", target_type="user",
-                   target_id=user.id, via="orgplane admin create")
+            record(
+                db,
+                action="user.create",
+                actor_email="cli",
+                target_type="user",
+                target_id=user.id,
+                via="orgplane admin create",
+            )
             await db.commit()
             return user.email
     finally:
@@ -76,8 +87,9 @@ def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None]:
                 admin = (await db.exec(select(User).where(User.is_platform_admin))).first()
                 if admin:
                     return admin.email, None
-                await create_user(db, email=EMBEDDED_ADMIN, password=one_time_password,
-                                  is_platform_admin=True)
+                await create_user(
+                    db, email=EMBEDDED_ADMIN, password=one_time_password, is_platform_admin=True
+                )
                 await db.commit()
                 return EMBEDDED_ADMIN, one_time_password
         finally:

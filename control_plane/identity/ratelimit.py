@@ -26,9 +26,7 @@ class WindowLimiter:
             name, retry = self._key(key)
             raw = await self.store.get(name)
             if raw is not None and int(raw) >= self.limit:
-                raise TooManyRequests(
-                    "Too many attempts. Try again later.", retry_after=retry
-                )
+                raise TooManyRequests("Too many attempts. Try again later.", retry_after=retry)
 
     async def hit(self, *keys: str) -> None:
         """Count one attempt against each key."""

@@ -12,8 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import SESSION_COOKIE, require_platform_admin
-from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.db.models import User, utcnow
+from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from control_plane.identity.ratelimit import WindowLimiter
 from control_plane.identity.schemas import (
@@ -46,7 +46,10 @@ def login_limiter(runtime: Runtime) -> WindowLimiter:
     """The login limiter of this runtime's store."""
     sec = runtime.settings.security
     return WindowLimiter(
-        runtime.rate_limits, limit=sec.login_rate_limit, window=sec.login_rate_window, prefix="login"
+        runtime.rate_limits,
+        limit=sec.login_rate_limit,
+        window=sec.login_rate_window,
+        prefix="login",
     )
 
 
@@ -87,8 +90,14 @@ async def signup(
     if not runtime.settings.security.allow_signup:
         raise Forbidden("Sign-up is disabled on this platform.", code="signup_disabled")
     user = await create_user(db, email=data.email, password=data.password, name=data.name)
-    record(db, action="user.signup", actor=user, target_type="user", target_id=user.id,
-           ip=client_ip(request))
+    record(
+        db,
+        action="user.signup",
+        actor=user,
+        target_type="user",
+        target_id=user.id,
+        ip=client_ip(request),
+    )
     if data.invite_token is not None:
         await accept_invite(db, user=user, token=data.invite_token, ip=client_ip(request))
     await db.commit()
@@ -117,7 +126,9 @@ async def me(principal: Caller) -> UserOut:
 
 @post("/api/v1/me/password", status_code=HTTP_200_OK, tags=["identity"])
 async def change_password(
-    request: Request[Any, Any, Any], data: JSONBody[ChangePasswordBody], principal: Caller,
+    request: Request[Any, Any, Any],
+    data: JSONBody[ChangePasswordBody],
+    principal: Caller,
     db: DB,
 ) -> dict[str, str]:
     """Change one's own password; every refresh token of the user is revoked."""
@@ -127,15 +138,24 @@ async def change_password(
     set_password(user, data.new_password)
     db.add(user)
     await revoke_user_tokens(db, user.id)
-    record(db, action="user.password_changed", actor=user, target_type="user",
-           target_id=user.id, ip=client_ip(request))
+    record(
+        db,
+        action="user.password_changed",
+        actor=user,
+        target_type="user",
+        target_id=user.id,
+        ip=client_ip(request),
+    )
     await db.commit()
     return {"status": "password_changed"}
 
 
 @get("/api/v1/users", tags=["identity"])
 async def list_users(
-    principal: Caller, db: DB, limit: FromQuery[int] = 50, cursor: FromQuery[str | None] = None,
+    principal: Caller,
+    db: DB,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
     q: FromQuery[str | None] = None,
 ) -> Page[UserOut]:
     """Every user (platform admins only), by email, keyset-paginated."""
@@ -157,10 +177,21 @@ async def admin_create_user(
 ) -> UserOut:
     """Create a user (platform admins only)."""
     require_platform_admin(principal)
-    user = await create_user(db, email=data.email, password=data.password, name=data.name,
-                             is_platform_admin=data.is_platform_admin)
-    record(db, action="user.create", actor=principal.user, target_type="user",
-           target_id=user.id, ip=client_ip(request))
+    user = await create_user(
+        db,
+        email=data.email,
+        password=data.password,
+        name=data.name,
+        is_platform_admin=data.is_platform_admin,
+    )
+    record(
+        db,
+        action="user.create",
+        actor=principal.user,
+        target_type="user",
+        target_id=user.id,
+        ip=client_ip(request),
+    )
     await db.commit()
     return UserOut.of(user)
 
@@ -178,7 +209,10 @@ async def get_user(user_id: FromPath[str], principal: Caller, db: DB) -> UserOut
 
 @patch("/api/v1/users/{user_id:str}", tags=["identity"])
 async def update_user(
-    request: Request[Any, Any, Any], user_id: FromPath[str], data: JSONBody[UpdateUserBody], principal: Caller,
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[UpdateUserBody],
+    principal: Caller,
     db: DB,
 ) -> UserOut:
     """Rename, disable or enable a user, or change staff rights (platform admins only)."""
@@ -187,8 +221,9 @@ async def update_user(
     if user is None:
         raise NotFound("No such user.", code="user_not_found")
     if user.id == principal.user.id and (data.disabled or data.is_platform_admin is False):
-        raise Conflict("You cannot disable yourself or drop your own staff rights.",
-                       code="self_lockout")
+        raise Conflict(
+            "You cannot disable yourself or drop your own staff rights.", code="self_lockout"
+        )
     if data.name is not None:
         user.name = data.name.strip()
     if data.disabled is not None:
@@ -199,13 +234,28 @@ async def update_user(
         user.is_platform_admin = data.is_platform_admin
     user.updated_at = utcnow()
     db.add(user)
-    record(db, action="user.update", actor=principal.user, target_type="user", target_id=user.id,
-           ip=client_ip(request), changes=data.__struct_fields__ and {
-               f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None
-           })
+    record(
+        db,
+        action="user.update",
+        actor=principal.user,
+        target_type="user",
+        target_id=user.id,
+        ip=client_ip(request),
+        changes=data.__struct_fields__
+        and {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None},
+    )
     await db.commit()
     return UserOut.of(user)
 
 
-ROUTES = [login, signup, logout, me, change_password, list_users, admin_create_user, get_user,
-          update_user]
+ROUTES = [
+    login,
+    signup,
+    logout,
+    me,
+    change_password,
+    list_users,
+    admin_create_user,
+    get_user,
+    update_user,
+]

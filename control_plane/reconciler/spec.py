@@ -20,10 +20,12 @@ from control_plane.runtime import Runtime
 from provisioners.base import InstanceSpec, ProvisionerOptions, Resources, instance_env
 
 #: CPU cores, memory and data-volume size of each plan's instance; unknown plans get "free".
+#: The instance's start is CPU-bound: under a 0.25-core limit it takes ~4 s to boot, under one
+#: core ~1 s (docs/performance.md), so no plan gets less than a core at its peak.
 PLAN_RESOURCES: dict[str, Resources] = {
-    "free": Resources(cpu=0.25, memory_mb=256, storage_mb=512),
-    "team": Resources(cpu=0.5, memory_mb=512, storage_mb=2048),
-    "enterprise": Resources(cpu=1.0, memory_mb=1024, storage_mb=10240),
+    "free": Resources(cpu=1.0, memory_mb=256, storage_mb=512),
+    "team": Resources(cpu=1.0, memory_mb=512, storage_mb=2048),
+    "enterprise": Resources(cpu=2.0, memory_mb=1024, storage_mb=10240),
 }
 
 

@@ -33,9 +33,9 @@ class SecretBox:
     def __init__(self, deployment_secret: str, *, purpose: str) -> None:
         if not deployment_secret:
             raise ValueError("a deployment secret is required")
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()
-        ).derive(deployment_secret.encode())
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+            deployment_secret.encode()
+        )
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def encrypt(self, plaintext: bytes) -> str:

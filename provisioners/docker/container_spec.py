@@ -3,8 +3,9 @@
 :func:`container_kwargs` returns the keyword arguments of ``client.containers.create``: one
 container per org, hardened (non-root uid 10001, read-only root filesystem with a tmpfs ``/tmp``,
 every capability dropped, ``no-new-privileges``, a pids limit, no Docker socket or host path
-mounted), limited to the plan's CPU and memory, its data in a named volume at ``/data``,
-restarted by the engine unless stopped on purpose, and labelled for ownership and for Traefik.
+mounted), limited to the plan's CPU (a hard quota and a proportional weight) and memory, its
+data in a named volume at ``/data``, restarted by the engine unless stopped on purpose, and
+labelled for ownership and for Traefik.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def container_kwargs(spec: InstanceSpec, *, options: ProvisionerOptions) -> dict
         "security_opt": ["no-new-privileges:true"],
         "pids_limit": PIDS_LIMIT,
         "nano_cpus": int(spec.resources.cpu * 1_000_000_000),
+        # The same figure as a weight, so under contention instances share the cores in
+        # proportion to their plans (and yield to platform containers at the default 1024).
+        "cpu_shares": max(2, int(spec.resources.cpu * 1024)),
         "mem_limit": memory,
         "memswap_limit": memory,  # equal to the memory limit: no swap on top
         "restart_policy": {"Name": "unless-stopped"},

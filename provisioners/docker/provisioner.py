@@ -202,15 +202,12 @@ class DockerProvisioner(Provisioner):
 
     async def _ensure_volume(self, spec: InstanceSpec) -> None:
         client = await self._docker()
-        try:
-            volume = await _off_loop(client.volumes.get, spec.data_volume)
-        except NotFound:
-            # Creating a volume that appeared meanwhile returns it: no conflict to handle.
-            volume = await _off_loop(
-                client.volumes.create,
-                name=spec.data_volume,
-                labels=volume_labels(spec, options=self.options),
-            )
+        # Creating a volume that exists returns it unchanged (no conflict): one call either way.
+        volume = await _off_loop(
+            client.volumes.create,
+            name=spec.data_volume,
+            labels=volume_labels(spec, options=self.options),
+        )
         labels = volume.attrs.get("Labels")
         if not is_ours(labels, deployment_id=self.options.deployment_id, org_id=spec.org_id):
             raise PermanentProvisionerError(

@@ -36,7 +36,8 @@ async def test_unknown_email_and_wrong_password_answer_the_same(
         "/api/v1/auth/login", json={"email": "nobody@example.com", "password": PASSWORD}
     )
     a, b = assert_problem(wrong, 401, "invalid_credentials"), assert_problem(unknown, 401)
-    assert a["detail"] == b["detail"] and a["code"] == b["code"]
+    assert a["detail"] == b["detail"]
+    assert a["code"] == b["code"]
 
 
 async def test_login_is_rate_limited_per_email(client: AsyncTestClient[Any]) -> None:
@@ -57,7 +58,9 @@ async def test_failed_and_successful_logins_are_audited(
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
     await add_user(client, "dave@example.com")
-    await client.post("/api/v1/auth/login", json={"email": "dave@example.com", "password": "x" * 12})
+    await client.post(
+        "/api/v1/auth/login", json={"email": "dave@example.com", "password": "x" * 12}
+    )
     await login(client, "dave@example.com")
     from sqlmodel import select
 
@@ -73,54 +76,78 @@ async def test_failed_and_successful_logins_are_audited(
 
 async def test_change_password_revokes_refresh_tokens(client: AsyncTestClient[Any]) -> None:
     await add_user(client, "erin@example.com")
-    first = (await client.post(
-        "/api/v1/auth/login", json={"email": "erin@example.com", "password": PASSWORD}
-    )).json()
+    first = (
+        await client.post(
+            "/api/v1/auth/login", json={"email": "erin@example.com", "password": PASSWORD}
+        )
+    ).json()
     headers = {"Authorization": f"Bearer {first['access_token']}"}
-    weak = await client.post("/api/v1/me/password", headers=headers,
-                             json={"current_password": PASSWORD, "new_password": "short"})
+    weak = await client.post(
+        "/api/v1/me/password",
+        headers=headers,
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
     assert_problem(weak, 400, "weak_password")
-    ok = await client.post("/api/v1/me/password", headers=headers,
-                           json={"current_password": PASSWORD, "new_password": "a much better one"})
+    ok = await client.post(
+        "/api/v1/me/password",
+        headers=headers,
+        json={"current_password": PASSWORD, "new_password": "a much better one"},
+    )
     assert ok.status_code == 200, ok.text
-    assert (await client.post("/api/v1/auth/login", json={
-        "email": "erin@example.com", "password": PASSWORD})).status_code == 401
+    assert (
+        await client.post(
+            "/api/v1/auth/login", json={"email": "erin@example.com", "password": PASSWORD}
+        )
+    ).status_code == 401
     await login(client, "erin@example.com", "a much better one")
 
 
 async def test_admin_creates_and_disables_users(
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
-    created = await client.post("/api/v1/users", headers=admin, json={
-        "email": "frank@example.com", "password": PASSWORD, "name": "<b>Frank</b>"})
+    created = await client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={"email": "frank@example.com", "password": PASSWORD, "name": "<b>Frank</b>"},
+    )
     assert created.status_code == 201, created.text
     assert created.json()["name"] == "<b>Frank</b>"
-    dup = await client.post("/api/v1/users", headers=admin, json={
-        "email": "FRANK@example.com", "password": PASSWORD})
+    dup = await client.post(
+        "/api/v1/users", headers=admin, json={"email": "FRANK@example.com", "password": PASSWORD}
+    )
     assert_problem(dup, 409, "email_taken")
     frank = await login(client, "frank@example.com")
     assert_problem(await client.get("/api/v1/users", headers=frank), 403)
     user_id = created.json()["id"]
     off = await client.patch(f"/api/v1/users/{user_id}", headers=admin, json={"disabled": True})
-    assert off.status_code == 200 and off.json()["disabled"] is True
+    assert off.status_code == 200
+    assert off.json()["disabled"] is True
     assert_problem(await client.get("/api/v1/me", headers=frank), 401, "invalid_token")
 
 
 async def test_bad_bodies_are_problems_and_change_nothing(
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
-    malformed = await client.post("/api/v1/users", headers={**admin, "content-type": "application/json"},
-                                  content=b"{not json")
+    malformed = await client.post(
+        "/api/v1/users", headers={**admin, "content-type": "application/json"}, content=b"{not json"
+    )
     assert_problem(malformed, 400)
-    unknown = await client.post("/api/v1/users", headers=admin, json={
-        "email": "g@example.com", "password": PASSWORD, "role": "god"})
+    unknown = await client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={"email": "g@example.com", "password": PASSWORD, "role": "god"},
+    )
     assert_problem(unknown, 400, "validation_error")
-    wrong_type = await client.post("/api/v1/users", headers=admin, json={
-        "email": 5, "password": PASSWORD})
+    wrong_type = await client.post(
+        "/api/v1/users", headers=admin, json={"email": 5, "password": PASSWORD}
+    )
     body = assert_problem(wrong_type, 400, "validation_error")
     assert "email" in body["detail"]
-    huge = await client.post("/api/v1/users", headers=admin, json={
-        "email": "h@example.com", "password": PASSWORD, "name": "x" * 2_000_000})
+    huge = await client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={"email": "h@example.com", "password": PASSWORD, "name": "x" * 2_000_000},
+    )
     assert_problem(huge, 413, "body_too_large")
     listing = (await client.get("/api/v1/users", headers=admin)).json()
     assert [u["email"] for u in listing["items"]] == ["root@example.com"]
@@ -128,13 +155,17 @@ async def test_bad_bodies_are_problems_and_change_nothing(
 
 async def test_session_cookie_reads_but_never_writes_the_api(client: AsyncTestClient[Any]) -> None:
     await add_user(client, "cookie@example.com", admin=True)
-    token = (await client.post("/api/v1/auth/login", json={
-        "email": "cookie@example.com", "password": PASSWORD})).json()["access_token"]
+    token = (
+        await client.post(
+            "/api/v1/auth/login", json={"email": "cookie@example.com", "password": PASSWORD}
+        )
+    ).json()["access_token"]
     client.cookies.set("orgplane_session", token)
     try:
         assert (await client.get("/api/v1/me")).status_code == 200
-        write = await client.post("/api/v1/users", json={
-            "email": "forged@example.com", "password": PASSWORD})
+        write = await client.post(
+            "/api/v1/users", json={"email": "forged@example.com", "password": PASSWORD}
+        )
         assert_problem(write, 401, "unauthenticated")
     finally:
         client.cookies.clear()

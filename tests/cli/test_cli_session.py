@@ -69,6 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "ORGPLANE_DATABASE_URL": db_url,
         "ORGPLANE_SECRET_KEY": "cli-secret",
         "ORGPLANE_LOG_LEVEL": "WARNING",
+        "ORGPLANE_RECONCILER_ENABLED": "false",
     }
     with control_plane_process(env, log=root / "server.log") as url:
         asyncio.run(_seed(db_url))

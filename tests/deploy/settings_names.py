@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from control_plane.settings import GROUP_CLASSES
 
+
 def setting_names() -> set[str]:
     """Every variable control_plane/settings.py reads."""
     return {f"ORGPLANE_{name.upper()}" for cls in GROUP_CLASSES for name in cls.model_fields}

@@ -36,6 +36,7 @@ async def plane(
         "ORGPLANE_SECRET_KEY": "interop-secret",
         "ORGPLANE_SIGNING_ALG": signing_alg,
         "ORGPLANE_LOG_LEVEL": "WARNING",
+        "ORGPLANE_RECONCILER_ENABLED": "false",
     }.items():
         monkeypatch.setenv(key, value)
     async with app_in_this_loop(Settings()) as (app, client):

@@ -5,7 +5,8 @@ filesystem, a tmpfs /tmp, no capabilities, no-new-privileges, a pids limit, the 
 memory, the unless-stopped policy, no Docker socket or host path, its port published on 127.0.0.1
 only, and Traefik labels for its hostnames. A changed spec replaces the container and keeps the
 volume's data; a user network gives an endpoint by container name; a container that is not ours
-but holds our name stops the apply and is left running; a missing image is a permanent error.
+but holds our name (or a volume with our volume's name) stops the apply and is left alone; a
+missing image is a permanent error.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ async def test_the_container_is_hardened(
     assert host["Privileged"] is False
     assert host["PidsLimit"] == 256
     assert host["NanoCpus"] == 500_000_000
+    assert host["CpuShares"] == 512
     assert host["Memory"] == 256 * 1024 * 1024
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
     mounts = container.attrs["Mounts"]
@@ -140,3 +142,15 @@ async def test_a_missing_image_is_a_permanent_error(
     spec = make_spec(run_id=run_id, image=f"orgplane-missing-{run_id}:none")
     with pytest.raises(PermanentProvisionerError, match="could not be pulled"):
         await provisioner.apply(spec=spec)
+
+
+async def test_a_volume_with_our_name_that_is_not_ours_is_left_alone(
+    provisioner: DockerProvisioner, docker_client: Any, run_id: str
+) -> None:
+    spec = make_spec(run_id=run_id)
+    foreign = docker_client.volumes.create(name=spec.data_volume, labels={TEST_RUN_LABEL: run_id})
+    with pytest.raises(PermanentProvisionerError, match="not this deployment's volume"):
+        await provisioner.apply(spec=spec)
+    await provisioner.remove(org_id=spec.org_id, keep_data=False)
+    assert docker_client.volumes.get(foreign.name).attrs["Labels"] == {TEST_RUN_LABEL: run_id}
+    assert await provisioner.status(org_id=spec.org_id) is None

@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
-
-from litestar.testing import AsyncTestClient
 
 from control_plane.identity.users import create_user
 from control_plane.runtime import Runtime
@@ -27,8 +26,9 @@ def runtime_of(client: AsyncTestClient[Any]) -> Runtime:
 @asynccontextmanager
 async def direct_db(client: AsyncTestClient[Any]) -> AsyncIterator[AsyncSession]:
     """A session on the app's database from the test's own event loop."""
-    engine = create_async_engine(str(runtime_of(client).engine.url.render_as_string(
-        hide_password=False)), poolclass=NullPool)
+    engine = create_async_engine(
+        str(runtime_of(client).engine.url.render_as_string(hide_password=False)), poolclass=NullPool
+    )
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session:
             yield session
@@ -46,7 +46,9 @@ async def add_user(
         return user.id
 
 
-async def login(client: AsyncTestClient[Any], email: str, password: str = PASSWORD) -> dict[str, str]:
+async def login(
+    client: AsyncTestClient[Any], email: str, password: str = PASSWORD
+) -> dict[str, str]:
     """Authorization headers of a fresh login."""
     response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
