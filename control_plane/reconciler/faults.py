@@ -1,8 +1,9 @@
 """A test hook that makes the control plane exit at a named provisioning step.
 
 ``ORGPLANE_FAULT_EXIT_AT=after_apply`` (say) kills the process the first time the reconciler
-reaches that step, as a crash would. The crash tests restart the control plane without it and
-check that the next pass converges. Never set it in production.
+reaches that step, as a crash would; ``ORGPLANE_FAULT_ORG=<slug>`` narrows it to one org, so a
+test knows which operation the crash interrupted. The crash tests restart the control plane
+without it and check that the next pass converges. Never set it in production.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import structlog
 
 FAULT_ENV = "ORGPLANE_FAULT_EXIT_AT"
+FAULT_ORG_ENV = "ORGPLANE_FAULT_ORG"
 FAULT_EXIT_CODE = 86
 STEPS = (
     "after_claim",
@@ -28,8 +30,11 @@ STEPS = (
 log = structlog.get_logger("orgplane.faults")
 
 
-def fault_point(step: str) -> None:
-    """Exit the process at once if the fault hook names ``step``."""
-    if os.environ.get(FAULT_ENV) == step:
-        log.warning("fault hook: exiting", step=step)
-        os._exit(FAULT_EXIT_CODE)
+def fault_point(step: str, *, org_slug: str) -> None:
+    """Exit the process at once if the fault hook names ``step`` (and this org, if it names one)."""
+    if os.environ.get(FAULT_ENV) != step:
+        return
+    if os.environ.get(FAULT_ORG_ENV, org_slug) != org_slug:
+        return
+    log.warning("fault hook: exiting", step=step, org_slug=org_slug)
+    os._exit(FAULT_EXIT_CODE)

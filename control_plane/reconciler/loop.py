@@ -66,6 +66,9 @@ class Reconciler:
             try:
                 await self.run_pass()
             except Exception:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
                 log.exception("reconcile pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
@@ -183,7 +186,12 @@ class Reconciler:
                 report.errors[org_id] = str(exc)
                 log.exception("reconcile failed", org_id=org_id)
             finally:
-                await release(db, org_id=org_id, owner=owner)
+                # Caught here so a failure to release (a shutdown cancelling mid-commit) never
+                # masks the exception in flight; an unreleased lease simply expires.
+                try:
+                    await release(db, org_id=org_id, owner=owner)
+                except Exception:
+                    log.warning("lease not released; it will expire", org_id=org_id)
 
     async def _remove_orphans(
         self, observed: dict[str, InstanceStatus], known: set[str], report: PassReport

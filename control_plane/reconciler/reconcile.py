@@ -87,7 +87,7 @@ async def reconcile_org(
     if org is None or org.deleted_at is not None:
         return
     instance = await ensure_instance_row(ctx, db, org)
-    fault_point("after_claim")
+    fault_point("after_claim", org_slug=org.slug)
     status = await ctx.provisioner.status(org_id=org_id) if observed is True else observed
     assert status is None or isinstance(status, InstanceStatus)
     desired = desired_state(org)
@@ -149,7 +149,7 @@ async def _run(
     elif heartbeat_fresh(ctx, instance, now):
         instance.health, instance.attempts = "ok", 0
         set_phase(db, org, "running")
-        fault_point("after_running")
+        fault_point("after_running", org_slug=org.slug)
     elif org.phase in ("running", "unhealthy"):
         await _unhealthy(ctx, db, org, instance, now)
     else:
@@ -170,7 +170,7 @@ async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instanc
         instance.credential_enc = box.encrypt(credential.encode())
         db.add(instance)
         await db.commit()
-        fault_point("after_credential")
+        fault_point("after_credential", org_slug=org.slug)
     if ctx.redis_admin is not None and not instance.redis_url_enc:
         url = await ensure_org_redis_user(
             ctx.redis_admin, org_id=org.id, host=ctx.redis_host or None
@@ -178,15 +178,15 @@ async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instanc
         instance.redis_url_enc = box.encrypt(url.encode())
         db.add(instance)
         await db.commit()
-        fault_point("after_redis_user")
+        fault_point("after_redis_user", org_slug=org.slug)
     spec = await build_spec(ctx.runtime, db, org=org, instance=instance)
-    fault_point("before_apply")
+    fault_point("before_apply", org_slug=org.slug)
     try:
         status = await ctx.provisioner.apply(spec=spec)
     except ProvisionerError as exc:
         _failed(db, org, instance, f"backend error: {exc}")
         return
-    fault_point("after_apply")
+    fault_point("after_apply", org_slug=org.slug)
     instance.observed_generation = org.generation
     instance.endpoint, instance.handle = status.endpoint, dict(status.handle)
     instance.image, instance.started_at, instance.next_attempt_at = spec.image, utcnow(), None
@@ -245,12 +245,12 @@ async def _delete(ctx: Context, db: AsyncSession, org: Org, instance: Instance) 
     # Route first: an org that is not running has no route, so the phase change removes it.
     set_phase(db, org, "deleting", "removing the route, the instance and its data")
     await db.commit()
-    fault_point("before_remove")
+    fault_point("before_remove", org_slug=org.slug)
     await ctx.provisioner.remove(org_id=org.id, keep_data=False)
-    fault_point("after_remove")
+    fault_point("after_remove", org_slug=org.slug)
     if ctx.redis_admin is not None:
         await delete_org_redis_user(ctx.redis_admin, org_id=org.id)
-        fault_point("after_redis_delete")
+        fault_point("after_redis_delete", org_slug=org.slug)
     await release_domains(db, org_id=org.id)
     instance.credential_hash = instance.credential_enc = instance.redis_url_enc = ""
     instance.endpoint = ""

@@ -54,8 +54,8 @@ async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
     finally:
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=10)
         await provisioner.close()
         if redis_admin is not None:
             await redis_admin.aclose()

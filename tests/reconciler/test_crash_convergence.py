@@ -22,7 +22,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from control_plane.reconciler.faults import FAULT_ENV, FAULT_EXIT_CODE
+from control_plane.reconciler.faults import FAULT_ENV, FAULT_EXIT_CODE, FAULT_ORG_ENV
 from control_plane.redis_acl import username_for
 from provisioners.base import ProvisionerOptions
 from provisioners.local import LocalProvisioner
@@ -62,14 +62,16 @@ class Plane:
             "ORGPLANE_HEARTBEAT_INTERVAL": "1",
             "ORGPLANE_DELETION_GRACE_SECONDS": "0",
             "ORGPLANE_ORPHAN_GRACE_SECONDS": "1",
+            # A crashed replica's lease must expire before another may act on its org.
+            "ORGPLANE_LEASE_SECONDS": "3",
             "ORGPLANE_ADMIN_EMAIL": ADMIN["email"],
             "ORGPLANE_ADMIN_PASSWORD": ADMIN["password"],
             "ORGPLANE_LOG_LEVEL": "WARNING",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, fault: str | None = None) -> None:
-        env = {**self.env, **({FAULT_ENV: fault} if fault else {})}
+    def start(self, fault: str | None = None, org: str = "") -> None:
+        env = {**self.env, **({FAULT_ENV: fault, FAULT_ORG_ENV: org} if fault else {})}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "control_plane.cli.main", "serve"],
@@ -95,7 +97,12 @@ class Plane:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=15)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+                raise AssertionError("the control plane did not stop on SIGTERM") from None
 
 
 async def _headers(http: httpx.AsyncClient) -> dict[str, str]:
@@ -124,9 +131,9 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
     crashes = Counter[str]()
     try:
         for step in CREATE_STEPS:
-            plane.start(fault=step)
+            slug = f"crash-{step.replace('_', '-')}"
+            plane.start(fault=step, org=slug)
             async with httpx.AsyncClient(base_url=plane.url, timeout=30) as http:
-                slug = f"crash-{step.replace('_', '-')}"
                 created = await http.post(
                     "/api/v1/orgs", headers=await _headers(http), json={"name": slug, "slug": slug}
                 )
@@ -154,7 +161,7 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
 
         doomed = list(org_ids.items())[: len(DELETE_STEPS)]
         for step, (slug, org_id) in zip(DELETE_STEPS, doomed, strict=True):
-            plane.start(fault=step)
+            plane.start(fault=step, org=slug)
             async with httpx.AsyncClient(base_url=plane.url, timeout=30) as http:
                 gone = await http.delete(
                     f"/api/v1/orgs/{org_id}", params={"confirm": slug}, headers=await _headers(http)

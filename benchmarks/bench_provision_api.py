@@ -1,0 +1,383 @@
+"""Provisioning through the API: from ``POST /api/v1/orgs`` to the instance's first heartbeat.
+
+A real control plane (uvicorn in this process, SQLite in a temporary directory, reconciler on
+with ``ORGPLANE_RECONCILE_INTERVAL=0.2``, ``ORGPLANE_HEARTBEAT_INTERVAL=1``,
+``ORGPLANE_MAX_CONCURRENT_PROVISIONING=8``, its own ``ORGPLANE_DEPLOYMENT_ID``) and a platform
+admin driving it over HTTP on 127.0.0.1. For each backend in ``BENCH_PROVISION_API_BACKENDS``
+(default ``local,docker``):
+
+* **One after another**: ``BENCH_PROVISION_API_ORGS`` (default 20) orgs; for each, the time from
+  the ``POST`` answer until ``GET /api/v1/orgs/{id}/instance`` (polled every 20 ms) shows a
+  ``last_heartbeat_at``. Median, p95 and max (with 20 samples p99 is the max).
+* **At once** (docker): for each size in ``BENCH_PROVISION_API_BURSTS`` (default ``10,50``), that
+  many ``POST`` requests together; the time until every org has a heartbeat (bounded at 120 s),
+  its instances polled in turn. Then the memory of idle instances (engine figures without page
+  cache, median of up to 10 containers).
+
+Docker needs the engine and the ``orgplane-instance:dev`` image (``scripts/build-images.sh``),
+else it reports "skipped". The run creates a user-defined network labelled
+``orgplane.test-run=<run id>`` and binds the control plane on 127.0.0.1 and on that network's
+gateway address, which is where its containers send heartbeats (nothing else can reach it);
+instance ports are published on 127.0.0.1 so the backend's readiness probe reaches them. At the
+end every instance is removed through the provisioner, then anything still labelled with the
+run id (containers, volumes, the network) is swept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from benchmarks import Result
+from control_plane.app import create_app
+from control_plane.reconciler.spec import provisioner_options
+from control_plane.settings import Settings
+from provisioners.naming import MANAGED_BY_LABEL
+from provisioners.registry import create_provisioner
+
+ORGS = int(os.environ.get("BENCH_PROVISION_API_ORGS", "20"))
+BURSTS = [int(n) for n in os.environ.get("BENCH_PROVISION_API_BURSTS", "10,50").split(",") if n]
+BACKENDS = os.environ.get("BENCH_PROVISION_API_BACKENDS", "local,docker").split(",")
+IMAGE = "orgplane-instance:dev"
+TEST_RUN_LABEL = "orgplane.test-run"
+POLL = 0.02
+ONE_TIMEOUT = 60.0
+BURST_TIMEOUT = 120.0
+ADMIN_EMAIL = "bench@example.com"
+ADMIN_PASSWORD = secrets.token_hex(16)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``ORGPLANE_*`` is exactly ``values`` inside the block (Settings read it), as before after."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("ORGPLANE_")}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key in values:
+            os.environ.pop(key, None)
+        os.environ.update(saved)
+
+
+def _settings(run_id: str, data: Path, port: int, **extra: str) -> Settings:
+    env = {
+        "ORGPLANE_MODE": "embedded",
+        "ORGPLANE_HOST": "127.0.0.1",
+        "ORGPLANE_PORT": str(port),
+        "ORGPLANE_DATA_DIR": str(data),
+        "ORGPLANE_SECRET_KEY": secrets.token_hex(32),
+        "ORGPLANE_LOG_LEVEL": "WARNING",
+        "ORGPLANE_ADMIN_EMAIL": ADMIN_EMAIL,
+        "ORGPLANE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "ORGPLANE_DEPLOYMENT_ID": run_id,
+        "ORGPLANE_RECONCILER_ENABLED": "true",
+        "ORGPLANE_RECONCILE_INTERVAL": "0.2",
+        "ORGPLANE_HEARTBEAT_INTERVAL": "1",
+        "ORGPLANE_MAX_CONCURRENT_PROVISIONING": "8",
+        **{f"ORGPLANE_{k}": v for k, v in extra.items()},
+    }
+    with _environment(env):
+        return Settings()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def _control_plane(settings: Settings, sockets: list[socket.socket]) -> AsyncIterator[Any]:
+    """The control plane served on ``sockets``; afterwards every instance its provisioner knows
+    is removed by a fresh provisioner (the reconciler has stopped by then: nothing re-creates)."""
+    app = create_app(settings)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=sockets))
+    try:
+        for _ in range(300):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.1)
+        if not server.started:
+            raise RuntimeError("the control plane did not start")
+        yield app
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=30)
+        provisioner = create_provisioner(
+            settings.provisioning.provisioner, options=provisioner_options(app.state.runtime)
+        )
+        try:
+            for status in await provisioner.list():
+                await provisioner.remove(org_id=status.org_id, keep_data=False)
+        finally:
+            await provisioner.close()
+
+
+class _Admin:
+    """A platform admin's HTTP client of the control plane."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.headers: dict[str, str] = {}
+
+    async def login(self) -> None:
+        answer = await self.http.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        answer.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    async def create_org(self, slug: str) -> tuple[str, float]:
+        """``POST /api/v1/orgs``; the org id and when the answer arrived."""
+        answer = await self.http.post(
+            "/api/v1/orgs", headers=self.headers, json={"name": slug, "slug": slug}
+        )
+        answered = time.perf_counter()
+        if answer.status_code != 202:
+            raise RuntimeError(f"creating {slug}: {answer.status_code} {answer.text}")
+        return str(answer.json()["id"]), answered
+
+    async def has_heartbeat(self, org_id: str) -> bool:
+        answer = await self.http.get(f"/api/v1/orgs/{org_id}/instance", headers=self.headers)
+        answer.raise_for_status()
+        return bool(answer.json().get("last_heartbeat_at"))
+
+
+async def _one_after_another(admin: _Admin, prefix: str, count: int) -> list[float]:
+    """Seconds from each ``POST`` answer to its first heartbeat, orgs created in turn."""
+    timings = []
+    for i in range(count):
+        org_id, answered = await admin.create_org(f"{prefix}-{i:03d}")
+        while not await admin.has_heartbeat(org_id):
+            if time.perf_counter() - answered > ONE_TIMEOUT:
+                raise TimeoutError(f"no heartbeat within {ONE_TIMEOUT}s")
+            await asyncio.sleep(POLL)
+        timings.append(time.perf_counter() - answered)
+    return timings
+
+
+async def _at_once(admin: _Admin, prefix: str, count: int) -> tuple[float, int]:
+    """Seconds from sending ``count`` creations together until every org has a heartbeat (or
+    until :data:`BURST_TIMEOUT`), and how many had one by then."""
+    started = time.perf_counter()
+    created = await asyncio.gather(*(admin.create_org(f"{prefix}-{i:03d}") for i in range(count)))
+    waiting = [org_id for org_id, _ in created]
+    while waiting and time.perf_counter() - started < BURST_TIMEOUT:
+        waiting = [org_id for org_id in waiting if not await admin.has_heartbeat(org_id)]
+        await asyncio.sleep(POLL)
+    return time.perf_counter() - started, count - len(waiting)
+
+
+def _summary(backend: str, timings: list[float], targets: bool) -> list[Result]:
+    median = statistics.median(timings)
+    p95 = statistics.quantiles(timings, n=100, method="inclusive")[94]
+    worst = max(timings)
+    n = len(timings)
+    return [
+        Result(
+            f"{backend}: POST to first heartbeat, median of {n}",
+            median,
+            "s",
+            "<= 1.5 s" if targets else "",
+            median <= 1.5 if targets else None,
+        ),
+        Result(f"{backend}: POST to first heartbeat, p95 of {n}", p95, "s"),
+        Result(
+            f"{backend}: POST to first heartbeat, max of {n} (p99)",
+            worst,
+            "s",
+            "p99 <= 4 s" if targets else "",
+            worst <= 4.0 if targets else None,
+        ),
+    ]
+
+
+async def _drive(settings: Settings, sockets: list[socket.socket], backend: str) -> list[Result]:
+    base = f"http://127.0.0.1:{settings.server.port}"
+    async with (
+        _control_plane(settings, sockets),
+        httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) as http,
+    ):
+        admin = _Admin(http)
+        await admin.login()
+        results = _summary(
+            backend, await _one_after_another(admin, "seq", ORGS), backend == "docker"
+        )
+        if backend != "docker":
+            return results
+        for size in BURSTS:
+            seconds, reached = await _at_once(admin, f"burst{size}", size)
+            target = {10: 8.0, 50: 30.0}.get(size)
+            done = reached == size
+            results.append(
+                Result(
+                    f"docker: {size} at once, all with a heartbeat"
+                    if done
+                    else f"docker: {size} at once, only {reached} with a heartbeat by",
+                    seconds,
+                    "s",
+                    f"<= {target:g} s" if target else "",
+                    (done and seconds <= target) if target else None,
+                )
+            )
+        await asyncio.sleep(3)  # let the last instances settle to idle
+        memory = await asyncio.to_thread(_idle_memory, settings.provisioning.deployment_id)
+        results.append(
+            Result(
+                "docker: memory per idle instance (median)", memory, "MiB", "<= 60 MB", memory <= 60
+            )
+        )
+        return results
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _bench_local() -> list[Result]:
+    run_id = f"bench-api-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="orgplane-bench-api-") as tmp:
+        port = _free_port()
+        settings = _settings(run_id, Path(tmp), port, PROVISIONER="local")
+        sockets = [_listen("127.0.0.1", port)]
+        try:
+            return await _drive(settings, sockets, "local")
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def _docker_missing() -> str:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+    except Exception as exc:
+        return f"no Docker engine ({type(exc).__name__})"
+    try:
+        client.images.get(IMAGE)
+        return ""
+    except Exception:
+        return f"no image {IMAGE}"
+    finally:
+        client.close()
+
+
+def _idle_memory(run_id: str) -> float:
+    """Median memory of up to 10 of the run's containers, page cache excluded (MiB)."""
+    import docker
+
+    client = docker.from_env(timeout=60)
+    try:
+        managed: dict[str, str | list[str] | bool] = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
+        figures: list[float] = []
+        for container in client.containers.list(filters=managed)[:10]:
+            answer: dict[str, Any] = container.stats(stream=False, one_shot=True)  # type: ignore[assignment]
+            stats = answer["memory_stats"]
+            detail = stats.get("stats", {})
+            # What `docker stats` shows: usage without inactive page cache (cgroup v2, then v1).
+            cache = detail.get("inactive_file", detail.get("total_inactive_file", 0))
+            figures.append((float(stats["usage"]) - float(cache)) / 2**20)
+        return statistics.median(figures)
+    finally:
+        client.close()
+
+
+def _sweep(run_id: str) -> None:
+    """Remove whatever still carries this run's labels: containers, volumes, then the network."""
+    import docker
+    from docker.errors import NotFound
+
+    client = docker.from_env(timeout=120)
+    try:
+        for label in (MANAGED_BY_LABEL, TEST_RUN_LABEL):
+            selector: dict[str, str | list[str] | bool] = {"label": [f"{label}={run_id}"]}
+            for container in client.containers.list(all=True, filters=selector):
+                with contextlib.suppress(NotFound):
+                    container.remove(force=True)
+            for volume in client.volumes.list(filters=selector):
+                with contextlib.suppress(NotFound):
+                    volume.remove(force=True)
+        for network in client.networks.list(filters={"label": [f"{TEST_RUN_LABEL}={run_id}"]}):
+            with contextlib.suppress(NotFound):
+                network.remove()
+    finally:
+        client.close()
+
+
+def _network_gateway(run_id: str) -> tuple[str, str]:
+    """Create the run's network; its name and the host's address on it."""
+    import docker
+
+    client = docker.from_env(timeout=60)
+    try:
+        name = f"orgplane-{run_id}"
+        network = client.networks.create(name, driver="bridge", labels={TEST_RUN_LABEL: run_id})
+        network.reload()
+        return name, str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+    finally:
+        client.close()
+
+
+async def _bench_docker() -> list[Result]:
+    missing = await asyncio.to_thread(_docker_missing)
+    if missing:
+        return [Result(f"docker: skipped ({missing})", 0.0, "skipped")]
+    run_id = f"bench-api-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="orgplane-bench-api-") as tmp:
+        sockets: list[socket.socket] = []
+        try:
+            network, gateway = await asyncio.to_thread(_network_gateway, run_id)
+            port = _free_port()
+            sockets = [_listen("127.0.0.1", port), _listen(gateway, port)]
+            settings = _settings(
+                run_id,
+                Path(tmp),
+                port,
+                PROVISIONER="docker",
+                INSTANCE_IMAGE=IMAGE,
+                DOCKER_NETWORK=network,
+                DOCKER_PUBLISH_PORTS="true",
+                INSTANCE_CONTROL_PLANE_URL=f"http://{gateway}:{port}",
+            )
+            return await _drive(settings, sockets, "docker")
+        finally:
+            for sock in sockets:
+                sock.close()
+            await asyncio.to_thread(_sweep, run_id)
+
+
+def run() -> list[Result]:
+    """Measure every backend in ``BENCH_PROVISION_API_BACKENDS``."""
+    results: list[Result] = []
+    for backend in (b.strip() for b in BACKENDS):
+        results += asyncio.run(_bench_docker() if backend == "docker" else _bench_local())
+    return results
+
+
+if __name__ == "__main__":
+    print(f"{ORGS} orgs, bursts {BURSTS}, load average {os.getloadavg()[0]:.2f}")
+    for result in run():
+        print(f"{result.metric:<52} {result.value:>8.2f} {result.unit:<4} {result.target}")
