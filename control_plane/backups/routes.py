@@ -1,0 +1,278 @@
+"""Backups API: ``/api/v1/orgs/{org}/backups`` (create, list, get, download, delete) and
+``POST /api/v1/orgs/{org}/restore``.
+
+Only the org's owners and admins (and platform admins) use it; an org the caller cannot see
+answers 404 as if it did not exist, a member gets 403 ``admin_required``. Restoring a backup of
+another org needs admin rights on both, and the target's slug typed as ``confirm``.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import File
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.audit.record import record
+from control_plane.auth import Principal
+from control_plane.backups.service import delete_backup, restore_into, store_of, take_backup
+from control_plane.db.models import Backup, Org
+from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.errors import Conflict, NotFound, ProblemError
+from control_plane.orgs.access import org_access
+from control_plane.pagination import Page, check_limit, newest_first, timestamp_cursor
+from control_plane.reconciler.events import add_event
+
+BASE = "/api/v1/orgs/{org_ref:str}"
+SHA256_HEADER = "X-Orgplane-Backup-Sha256"
+
+
+class BackupOut(msgspec.Struct):
+    id: str
+    org_id: str
+    kind: str
+    status: str
+    size_bytes: int
+    sha256: str
+    manifest: dict[str, Any]
+    created_at: datetime
+    completed_at: datetime | None
+    created_by: str
+    error: str
+
+
+class RestoreBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Which backup to restore, and the target org's slug typed again."""
+
+    backup_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    confirm: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
+class RestoreOut(msgspec.Struct):
+    backup_id: str
+    org_id: str
+    pre_restore_backup_id: str
+    restored: dict[str, Any]
+
+
+def backup_out(row: Backup) -> BackupOut:
+    """The API view of a backup row."""
+    return BackupOut(
+        row.id,
+        row.org_id,
+        row.kind,
+        row.status,
+        row.size_bytes,
+        row.sha256,
+        row.manifest,
+        row.created_at,
+        row.completed_at,
+        row.created_by,
+        row.error,
+    )
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    """The peer's address, for audit events."""
+    return request.client.host if request.client else ""
+
+
+async def audit(
+    db: AsyncSession,
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    *,
+    action: str,
+    org_id: str,
+    target: tuple[str, str],
+    outcome: str = "success",
+    **detail: Any,
+) -> None:
+    """Record an audit event of the caller on ``target`` (type, id) and commit it."""
+    record(
+        db,
+        action=action,
+        actor=principal.user,
+        org_id=org_id,
+        target_type=target[0],
+        target_id=target[1],
+        outcome=outcome,
+        ip=client_ip(request),
+        **detail,
+    )
+    await db.commit()
+
+
+def require_confirmation(org: Org, confirm: str) -> None:
+    """422 ``confirmation_required`` unless ``confirm`` is the org's slug."""
+    if confirm != org.slug:
+        raise ProblemError(
+            f"Type the org's slug ({org.slug}) as confirm to replace its data.",
+            status=422,
+            code="confirmation_required",
+        )
+
+
+async def admin_org(db: AsyncSession, principal: Principal, org_ref: str, *, to: str) -> Org:
+    """The org, if the caller is its admin or owner (404 when invisible, 403 when a member)."""
+    access = await org_access(db, principal, org_ref)
+    access.require("admin", to=to)
+    return access.org
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such backup.", code="backup_not_found")
+
+
+async def _backup_of(db: AsyncSession, org: Org, backup_id: str) -> Backup:
+    row = await db.get(Backup, backup_id) if len(backup_id) <= 64 else None
+    if row is None or row.org_id != org.id:
+        raise _not_found()
+    return row
+
+
+@post(BASE + "/backups", status_code=HTTP_201_CREATED, tags=["backups"])
+async def create_backup(
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> BackupOut:
+    """Take a backup of the org's data now (the instance must be running)."""
+    org = await admin_org(db, principal, org_ref, to="back up its data")
+    row = await take_backup(runtime, db, org=org, kind="manual", created_by=principal.user.id)
+    await audit(
+        db,
+        request,
+        principal,
+        action="backup.create",
+        org_id=org.id,
+        target=("backup", row.id),
+        size_bytes=row.size_bytes,
+    )
+    return backup_out(row)
+
+
+@get(BASE + "/backups", tags=["backups"])
+async def list_backups(
+    org_ref: FromPath[str],
+    principal: Caller,
+    db: DB,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str] = "",
+) -> Page[BackupOut]:
+    """The org's backups, newest first, one page at a time."""
+    org = await admin_org(db, principal, org_ref, to="see its backups")
+    query = select(Backup).where(col(Backup.org_id) == org.id)
+    query = newest_first(query, col(Backup.created_at), col(Backup.id), cursor)
+    rows = (await db.exec(query.limit(check_limit(limit) + 1))).all()
+    more = len(rows) > limit
+    items = [backup_out(r) for r in rows[:limit]]
+    last = rows[limit - 1] if more else None
+    return Page(items, timestamp_cursor(last.created_at, last.id) if last else None)
+
+
+@get(BASE + "/backups/{backup_id:str}", tags=["backups"])
+async def get_backup(
+    org_ref: FromPath[str], backup_id: FromPath[str], principal: Caller, db: DB
+) -> BackupOut:
+    """One backup."""
+    org = await admin_org(db, principal, org_ref, to="see its backups")
+    return backup_out(await _backup_of(db, org, backup_id))
+
+
+@get(BASE + "/backups/{backup_id:str}/archive", tags=["backups"])
+async def download_backup(
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    backup_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> File:
+    """The archive; its SHA-256 is in ``X-Orgplane-Backup-Sha256`` and ``Repr-Digest``."""
+    org = await admin_org(db, principal, org_ref, to="download its backups")
+    row = await _backup_of(db, org, backup_id)
+    if row.status != "ready":
+        raise Conflict("The backup is not complete.", code="backup_not_ready")
+    digest = base64.b64encode(bytes.fromhex(row.sha256)).decode()
+    return File(
+        path=store_of(runtime).path(org_id=row.org_id, backup_id=row.id),
+        filename=f"{org.slug}-{row.created_at:%Y%m%dT%H%M%SZ}-{row.id[:8]}.tar.gz",
+        media_type="application/gzip",
+        content_disposition_type="attachment",
+        headers={SHA256_HEADER: row.sha256, "Repr-Digest": f"sha-256=:{digest}:"},
+    )
+
+
+@delete(BASE + "/backups/{backup_id:str}", status_code=HTTP_204_NO_CONTENT, tags=["backups"])
+async def remove_backup(
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    backup_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> None:
+    """Delete the archive and its row."""
+    org = await admin_org(db, principal, org_ref, to="delete its backups")
+    row = await _backup_of(db, org, backup_id)
+    await delete_backup(runtime, db, row)
+    await audit(
+        db, request, principal, action="backup.delete", org_id=org.id, target=("backup", row.id)
+    )
+
+
+async def _source_backup(db: AsyncSession, principal: Principal, target: Org, ref: str) -> Backup:
+    row = await db.get(Backup, ref) if len(ref) <= 64 else None
+    if row is None:
+        raise _not_found()
+    if row.org_id != target.id:
+        try:  # moving data between orgs needs admin rights on the source too
+            await admin_org(db, principal, row.org_id, to="restore its backups elsewhere")
+        except NotFound:
+            raise _not_found() from None
+    return row
+
+
+@post(BASE + "/restore", status_code=200, tags=["backups"])
+async def restore_backup(
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    data: JSONBody[RestoreBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> RestoreOut:
+    """Replace the org's data with a backup (of this org or, as its admin, another)."""
+    target = await admin_org(db, principal, org_ref, to="restore its data")
+    require_confirmation(target, data.confirm)
+    source = await _source_backup(db, principal, target, data.backup_id)
+    detail: dict[str, Any] = {
+        "action": "backup.restore",
+        "org_id": target.id,
+        "target": ("org", target.id),
+        "source_org_id": source.org_id,
+        "backup_id": source.id,
+    }
+    try:
+        pre, answer = await restore_into(
+            runtime, db, backup=source, target=target, actor_id=principal.user.id
+        )
+    except ProblemError as exc:
+        await audit(db, request, principal, outcome="failure", code=exc.code, **detail)
+        raise
+    add_event(db, org_id=target.id, kind="backup.restored", message=f"from backup {source.id}")
+    await audit(db, request, principal, pre_restore_backup_id=pre.id, **detail)
+    return RestoreOut(source.id, target.id, pre.id, dict(answer.get("restored", {})))
+
+
+ROUTES = [create_backup, list_backups, get_backup, download_backup, remove_backup, restore_backup]

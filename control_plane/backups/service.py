@@ -1,0 +1,149 @@
+"""Taking, restoring, importing and deleting backups (the routes and the scheduler call these).
+
+A backup row is committed as ``running`` before the instance is asked, then marked ``ready``
+(size, sha256 of the stored file, the manifest's summary) or ``failed`` (the error), so a crash
+in between leaves a visible failed-or-stuck row, never a file without a row.
+
+A restore changes nothing until the stored archive's sha256 matches its row
+(``backup_corrupt`` otherwise); it then takes a ``pre_restore`` backup of the target and sends
+the archive to the target's instance, which verifies every entry again before it swaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.backups.instance_api import (
+    backup_stream,
+    internal_token,
+    running_endpoint,
+    send_restore,
+)
+from control_plane.backups.store import BackupStore, store_root
+from control_plane.db.models import Backup, Org, utcnow
+from control_plane.errors import ProblemError
+from control_plane.runtime import Runtime
+from org_instance.backup.manifest import ArchiveError, peek_manifest
+from org_instance.backup.protocol import SCOPE_BACKUP, SCOPE_RESTORE
+
+log = structlog.get_logger("orgplane.backups")
+
+KINDS: Final = ("manual", "scheduled", "import", "pre_restore")
+
+
+class BackupCorrupt(ProblemError):
+    status, code, title = 422, "backup_corrupt", "Backup corrupt"
+
+
+def store_of(runtime: Runtime) -> BackupStore:
+    """The backup store the settings name."""
+    return BackupStore(store_root(runtime.settings))
+
+
+async def _fail(runtime: Runtime, row_id: str, org_id: str, error: BaseException) -> str:
+    """Mark the row failed in a session of its own (the caller's may be mid-failure)."""
+    await asyncio.to_thread(store_of(runtime).delete, org_id=org_id, backup_id=row_id)
+    message = (getattr(error, "detail", "") or str(error) or type(error).__name__)[:2000]
+    async with runtime.sessions() as other:
+        row = await other.get(Backup, row_id)
+        if row is not None:
+            row.status, row.completed_at, row.error = "failed", utcnow(), message
+            other.add(row)
+            await other.commit()
+    return message
+
+
+async def _finish(db: AsyncSession, row: Backup, store: BackupStore, size: int, sha: str) -> None:
+    path = store.path(org_id=row.org_id, backup_id=row.id)
+
+    def manifest_of() -> dict[str, Any]:
+        with path.open("rb") as raw:
+            return peek_manifest(raw).summary()
+
+    row.manifest = await asyncio.to_thread(manifest_of)
+    row.size_bytes, row.sha256 = size, sha
+    row.status, row.completed_at = "ready", utcnow()
+    db.add(row)
+    await db.commit()
+
+
+async def take_backup(
+    runtime: Runtime,
+    db: AsyncSession,
+    *,
+    org: Org,
+    kind: str,
+    created_by: str,
+    slot: str | None = None,
+) -> Backup:
+    """Archive ``org``'s data into the store; the ready row, or the problem that stopped it.
+
+    With ``slot`` the row insert is the claim: IntegrityError when another replica has it.
+    """
+    endpoint = await running_endpoint(db, org)
+    row = Backup(org_id=org.id, kind=kind, created_by=created_by, schedule_slot=slot)
+    db.add(row)
+    await db.commit()
+    store, row_id, org_id = store_of(runtime), row.id, org.id
+    try:
+        token = await internal_token(runtime, db, org=org, scope=SCOPE_BACKUP)
+        async with backup_stream(endpoint=endpoint, token=token) as response:
+            size, sha = await store.save(
+                org_id=org.id,
+                backup_id=row.id,
+                chunks=response.aiter_raw(),
+                max_bytes=runtime.settings.backup.backup_max_bytes,
+            )
+        await _finish(db, row, store, size, sha)
+    except (Exception, asyncio.CancelledError) as exc:
+        if isinstance(exc, SQLAlchemyError):
+            await db.rollback()
+        error = await _fail(runtime, row_id, org_id, exc)
+        log.warning("backup failed", org_id=org_id, kind=kind, error=error)
+        if isinstance(exc, ArchiveError):
+            raise BackupCorrupt(f"The instance sent an unreadable archive: {exc.message}") from None
+        raise
+    log.info("backup taken", org_id=org.id, kind=kind, backup_id=row.id, bytes=row.size_bytes)
+    return row
+
+
+async def check_stored(runtime: Runtime, backup: Backup) -> None:
+    """422 ``backup_corrupt`` unless the stored file is there and matches the row's sha256."""
+    if backup.status != "ready":
+        raise BackupCorrupt("Only a completed backup can be restored.", code="backup_not_ready")
+    actual = await asyncio.to_thread(
+        store_of(runtime).sha256, org_id=backup.org_id, backup_id=backup.id
+    )
+    if actual != backup.sha256:
+        log.error("stored backup does not match its checksum", backup_id=backup.id)
+        raise BackupCorrupt(
+            "The stored archive is missing or does not match its checksum; nothing was changed."
+        )
+
+
+async def restore_into(
+    runtime: Runtime, db: AsyncSession, *, backup: Backup, target: Org, actor_id: str
+) -> tuple[Backup, dict[str, Any]]:
+    """Restore ``backup`` into ``target``; returns the pre-restore backup and the answer."""
+    await running_endpoint(db, target)
+    await check_stored(runtime, backup)
+    pre = await take_backup(runtime, db, org=target, kind="pre_restore", created_by=actor_id)
+    token = await internal_token(runtime, db, org=target, scope=SCOPE_RESTORE)
+    archive = store_of(runtime).path(org_id=backup.org_id, backup_id=backup.id)
+    answer = await send_restore(
+        endpoint=await running_endpoint(db, target), token=token, archive=archive
+    )
+    log.info("restored", backup_id=backup.id, org_id=target.id, source_org_id=backup.org_id)
+    return pre, answer
+
+
+async def delete_backup(runtime: Runtime, db: AsyncSession, backup: Backup) -> None:
+    """Remove the archive, then the row (a crash in between leaves a row whose file is gone,
+    which a restore refuses as ``backup_corrupt``)."""
+    await asyncio.to_thread(store_of(runtime).delete, org_id=backup.org_id, backup_id=backup.id)
+    await db.delete(backup)
