@@ -1,20 +1,64 @@
-"""Benchmarks: ``python -m benchmarks [NAME...]`` runs every ``bench_*.py`` module's ``run()``.
+"""Benchmarks: ``python -m benchmarks [NAME...]`` runs ``bench_*.py`` modules' ``run()``.
 
-Each ``run()`` returns a list of :class:`benchmarks.Result`; the runner prints them as a table
-and writes ``benchmarks/results/<module>.json``. Speed is measured here, never in tests.
+Each ``run()`` returns a list of :class:`benchmarks.Result`; the runner prints them as one
+table, writes ``benchmarks/results/<module>.json`` per module and ``summary.json`` for the
+whole run, each with the machine it ran on. Speed is measured here, never in tests.
+
+A module that sets ``SLOW = "<why>"`` runs only when named (or with ``--all``); a module that
+needs a service which is missing answers :meth:`Result.skip`.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Result:
-    """One measured figure and, when there is one, its target."""
+    """One measured figure and, when there is one, its target.
+
+    ``value`` is the figure itself; for a distribution it is the median, with ``p95``/``p99``
+    and the sample count ``n`` beside it. ``skipped`` says why nothing was measured.
+    """
 
     metric: str
     value: float
     unit: str
     target: str = ""
     met: bool | None = None
+    p95: float | None = None
+    p99: float | None = None
+    n: int | None = None
+    skipped: str = ""
+
+    @classmethod
+    def skip(cls, metric: str, why: str) -> Result:
+        """Nothing measured: a service the benchmark needs is missing (``why`` says which)."""
+        return cls(metric, 0.0, "", skipped=why)
+
+    @classmethod
+    def distribution(
+        cls,
+        metric: str,
+        samples: Sequence[float],
+        unit: str,
+        *,
+        target: str = "",
+        check: Callable[[float, float, float], bool] | None = None,
+    ) -> Result:
+        """Median, p95 and p99 of ``samples``; ``check(p50, p95, p99)``: is the target met."""
+        p50, p95, p99 = percentiles(samples)
+        met = None if check is None else check(p50, p95, p99)
+        return cls(metric, p50, unit, target, met, p95=p95, p99=p99, n=len(samples))
+
+
+def percentiles(samples: Sequence[float]) -> tuple[float, float, float]:
+    """p50, p95 and p99 (inclusive method: the p99 of 100 samples is close to their maximum)."""
+    if not samples:
+        return (float("nan"),) * 3
+    if len(samples) == 1:
+        return (samples[0],) * 3
+    cut = statistics.quantiles(sorted(samples), n=100, method="inclusive")
+    return cut[49], cut[94], cut[98]

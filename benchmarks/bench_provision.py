@@ -42,6 +42,8 @@ ORGS = int(os.environ.get("BENCH_PROVISION_ORGS", "10"))
 CPU = float(os.environ.get("BENCH_PROVISION_CPU", "0.5"))
 BACKENDS = os.environ.get("BENCH_PROVISION_BACKENDS", "docker,local").split(",")
 READY_TIMEOUT = 60.0
+#: Left out of ``make bench`` unless named (see ``benchmarks/__main__.py``).
+SLOW = "Docker and local instances started and removed: several minutes"
 
 
 async def _until_ready(endpoint_of: Any, started: float) -> float:

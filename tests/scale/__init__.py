@@ -1,0 +1,1 @@
+"""Behaviour at scale: statement counts and bounded work, never timings."""
