@@ -45,7 +45,7 @@ InstanceState = Literal["absent", "creating", "starting", "running", "stopped", 
 
 #: Environment variables that hold secrets: kept out of plain manifests (Kubernetes puts them in
 #: a Secret) and out of every repr, log line and error message.
-SECRET_ENV_NAMES = frozenset({Env.INSTANCE_CREDENTIAL, Env.REDIS_URL})
+SECRET_ENV_NAMES = frozenset({Env.INSTANCE_CREDENTIAL, Env.REDIS_URL, Env.POOL_SECRET})
 #: Variables the backend sets itself (where the instance listens and keeps its data).
 BACKEND_ENV_NAMES = frozenset({Env.DATA_DIR, Env.BIND_HOST, Env.PORT, Env.INTERNAL_HOSTS})
 
@@ -227,6 +227,9 @@ class Provisioner(abc.ABC):
 
     #: The backend's entry-point name.
     name: ClassVar[str] = ""
+    #: Whether a warm-pool spare (an ordinary instance started with a pre-chosen org id and a
+    #: pool secret, assigned to its org later over HTTP) can serve as the org on this backend.
+    supports_warm_pool: ClassVar[bool] = True
 
     def __init__(self, *, options: ProvisionerOptions) -> None:
         self.options = options

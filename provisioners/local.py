@@ -114,12 +114,13 @@ class LocalProvisioner(Provisioner):
         """See :meth:`Provisioner.list`: every org directory this deployment owns."""
         if not self.root.is_dir():
             return []
-        found = []
+        states = []
         for entry in sorted(self.root.iterdir()):
             state = self._read(entry.name) if (entry / "state.json").is_file() else None
             if state is not None and state.deployment_id == self.options.deployment_id:
-                found.append(await self._status_of(state))
-        return found
+                states.append(state)
+        # Concurrently: a starting instance is probed over HTTP, and a burst has many.
+        return list(await asyncio.gather(*(self._status_of(state) for state in states)))
 
     async def stop(self, *, org_id: str) -> None:
         """Stop the process and keep everything; :meth:`apply` starts it again."""

@@ -32,6 +32,13 @@ UNAVAILABLE_PATH: Final = "/org-unavailable"
 #: Names of the shared service and middleware that carry the unavailable page.
 UNAVAILABLE_SERVICE: Final = "orgplane-unavailable"
 UNAVAILABLE_MIDDLEWARE: Final = "orgplane-unavailable-page"
+#: Path prefix of the control plane's wake endpoint, and the shared service and middleware that
+#: carry a hibernated org's requests there. The wake router's priority is below any rule's
+#: default (its length), so the org's own router wins as soon as it exists again.
+WAKE_PREFIX: Final = "/_orgplane/wake"
+WAKE_SERVICE: Final = "orgplane-wake"
+WAKE_MIDDLEWARE: Final = "orgplane-wake-prefix"
+WAKE_PRIORITY: Final = 1
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
@@ -47,13 +54,15 @@ class Route:
     """The hosts of one org and where they go.
 
     ``url`` is the instance's address (``http://host:port``); ``None`` sends the hosts to the
-    control plane's unavailable page instead (a suspended, stopped or hibernated org).
+    control plane's unavailable page instead (a suspended, stopped or starting org), or, with
+    ``wake``, to its wake endpoint (a hibernated org, woken by its first request).
     """
 
     org_id: str
     slug: str
     hostnames: tuple[str, ...]
     url: str | None = None
+    wake: bool = False
 
 
 def router_name(*, slug: str, org_id: str) -> str:
@@ -205,13 +214,17 @@ def dynamic_config(
     tls: bool,
     cert_resolver: str,
     fallback_url: str,
+    wake_url: str = "",
 ) -> dict[str, Any]:
     """Traefik's dynamic configuration (HTTP provider) for ``routes``.
 
     Routes with a ``url`` go to their instance; the others go to ``fallback_url`` (the control
     plane) with the path replaced by :data:`UNAVAILABLE_PATH`, Host kept so the page can name the
-    org. Raises :class:`RouteError` if two routes claim one host: the caller's data is then
-    inconsistent, and Traefik keeps its last good configuration instead of guessing an owner.
+    org. Routes with ``wake`` go to ``wake_url`` (default ``fallback_url``) under
+    :data:`WAKE_PREFIX`, path and query kept, from a router named ``<name>-wake`` with priority
+    :data:`WAKE_PRIORITY`. Raises :class:`RouteError` if two routes claim one host: the caller's
+    data is then inconsistent, and Traefik keeps its last good configuration instead of guessing
+    an owner.
     """
     routers: dict[str, Any] = {}
     services: dict[str, Any] = {}
@@ -225,7 +238,12 @@ def dynamic_config(
         router: dict[str, Any] = {"rule": host_rule(route.hostnames)}
         if entrypoints:
             router["entryPoints"] = list(entrypoints)
-        if route.url is None:
+        if route.url is None and route.wake:
+            name = f"{name}-wake"
+            router.update(
+                service=WAKE_SERVICE, middlewares=[WAKE_MIDDLEWARE], priority=WAKE_PRIORITY
+            )
+        elif route.url is None:
             router["service"] = UNAVAILABLE_SERVICE
             router["middlewares"] = [UNAVAILABLE_MIDDLEWARE]
         else:
@@ -235,9 +253,15 @@ def dynamic_config(
             router["tls"] = dict(tls_section)
         routers[name] = router
     http: dict[str, Any] = {"routers": routers, "services": services}
-    if any(route.url is None for route in routes):
+    middlewares: dict[str, Any] = {}
+    if any(route.url is None and not route.wake for route in routes):
         services[UNAVAILABLE_SERVICE] = _load_balancer(fallback_url)
-        http["middlewares"] = {UNAVAILABLE_MIDDLEWARE: {"replacePath": {"path": UNAVAILABLE_PATH}}}
+        middlewares[UNAVAILABLE_MIDDLEWARE] = {"replacePath": {"path": UNAVAILABLE_PATH}}
+    if any(route.url is None and route.wake for route in routes):
+        services[WAKE_SERVICE] = _load_balancer(wake_url or fallback_url)
+        middlewares[WAKE_MIDDLEWARE] = {"addPrefix": {"prefix": WAKE_PREFIX}}
+    if middlewares:
+        http["middlewares"] = middlewares
     return {"http": http}
 
 

@@ -20,10 +20,14 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.backups.schedule import run_due_backups
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.orgs.lifecycle import finalize_due_deletions
+from control_plane.reconciler.hibernation import due_condition
 from control_plane.reconciler.leases import claim, release
+from control_plane.reconciler.pool import WarmPool, spare_ids
 from control_plane.reconciler.reconcile import Context, reconcile_org
+from control_plane.reconciler.redis_users import restore_lost_redis_users
 from control_plane.routing.verify import TxtResolver, reverify_due
 from control_plane.tokens.rotation import rotate_if_due
 from provisioners.base import InstanceStatus
@@ -31,7 +35,7 @@ from provisioners.errors import ProvisionerError
 
 log = structlog.get_logger("orgplane.reconciler")
 
-STEADY = ("running", "stopped")
+STEADY = ("running", "stopped", "hibernated")
 MAX_PER_PASS = 500
 HOUSEKEEPING_EVERY = 60.0
 
@@ -53,18 +57,28 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._orphans_seen: dict[str, float] = {}
         self._housekeeping_at = -HOUSEKEEPING_EVERY
+        self.pool = WarmPool(ctx.runtime, ctx.provisioner)
 
     def wake(self) -> None:
         """Start the next pass now (an org was written through this replica)."""
         self._wake.set()
 
     async def run_forever(self) -> None:
-        """Pass after pass until cancelled; errors are logged, never fatal."""
+        """Pass after pass until cancelled; errors are logged, never fatal.
+
+        A pass woken by a write within an interval of the last full pass is *quick*: it works
+        on the orgs the database says changed and asks the backend about those alone, so a new
+        org does not wait for a listing of every instance (N inspects and probes on Docker).
+        The next full pass does drift, orphans and the warm pool as usual."""
         interval = self.ctx.runtime.settings.provisioning.reconcile_interval
+        last_full = -interval
         while True:
             self._wake.clear()
+            full = time.monotonic() - last_full >= interval
             try:
-                await self.run_pass()
+                await self.run_pass(full=full)
+                if full:
+                    last_full = time.monotonic()
             except Exception:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
@@ -73,13 +87,18 @@ class Reconciler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
 
-    async def run_pass(self) -> PassReport:
-        """One pass; see the module docstring."""
+    async def run_pass(self, *, full: bool = True) -> PassReport:
+        """One pass; see the module docstring (and :meth:`run_forever` for ``full``)."""
         report = PassReport()
         async with self.ctx.runtime.sessions() as db:
             await finalize_due_deletions(db)
             await db.commit()
             await self._housekeeping(db)
+        if not full:
+            org_ids, _ = await self._candidates(None)
+            await self._reconcile_all(org_ids, None, report)
+            return report
+        listed_at = utcnow()
         try:
             observed: dict[str, InstanceStatus] | None = {
                 s.org_id: s for s in await self.ctx.provisioner.list()
@@ -88,6 +107,18 @@ class Reconciler:
             log.warning("backend list failed", error=str(exc))
             observed = None
         org_ids, known = await self._candidates(observed)
+        await self._reconcile_all(org_ids, observed, report)
+        try:  # after the orgs: a new org never waits for spares to start
+            await self.pool.maintain(observed=observed, listed_at=listed_at)
+        except Exception:
+            log.exception("warm pool upkeep failed")
+        if observed is not None:
+            await self._remove_orphans(observed, known, report)
+        return report
+
+    async def _reconcile_all(
+        self, org_ids: list[str], observed: dict[str, InstanceStatus] | None, report: PassReport
+    ) -> None:
         limit = asyncio.Semaphore(
             max(1, self.ctx.runtime.settings.provisioning.max_concurrent_provisioning)
         )
@@ -97,12 +128,10 @@ class Reconciler:
                 await self._reconcile_leased(org_id, observed, report)
 
         await asyncio.gather(*(one(org_id) for org_id in org_ids))
-        if observed is not None:
-            await self._remove_orphans(observed, known, report)
-        return report
 
     async def _housekeeping(self, db: AsyncSession) -> None:
-        """Once a minute: re-verify custom domains that are due, rotate an old signing key."""
+        """Once a minute: re-verify custom domains that are due, rotate an old signing key,
+        put back org Redis users a Redis restart lost, take scheduled backups."""
         now = time.monotonic()
         if now - self._housekeeping_at < HOUSEKEEPING_EVERY:
             return
@@ -115,6 +144,11 @@ class Reconciler:
                 every=timedelta(hours=settings.routing.domain_recheck_hours),
             )
             await rotate_if_due(self.ctx.runtime, db)
+            if self.ctx.redis_admin is not None:
+                await restore_lost_redis_users(
+                    db, redis_admin=self.ctx.redis_admin, box=self.ctx.runtime.box
+                )
+            await run_due_backups(self.ctx.runtime, db)
         except Exception:
             log.exception("housekeeping failed")
             await db.rollback()
@@ -122,9 +156,8 @@ class Reconciler:
     async def _candidates(
         self, observed: dict[str, InstanceStatus] | None
     ) -> tuple[list[str], set[str]]:
-        stale = utcnow() - timedelta(
-            seconds=3 * self.ctx.runtime.settings.provisioning.heartbeat_interval
-        )
+        settings = self.ctx.runtime.settings
+        stale = utcnow() - timedelta(seconds=3 * settings.provisioning.heartbeat_interval)
         async with self.ctx.runtime.sessions() as db:
             rows = (
                 await db.exec(select(Org.id, Org.phase).where(col(Org.deleted_at).is_(None)))
@@ -142,6 +175,10 @@ class Reconciler:
                                 col(Org.phase).not_in(STEADY),
                                 (col(Org.phase) == "running")
                                 & (col(Instance.last_heartbeat_at) < stale),
+                                due_condition(
+                                    hibernate_after=settings.provisioning.hibernate_after,
+                                    now=utcnow(),
+                                ),
                             ),
                         )
                     )
@@ -152,7 +189,8 @@ class Reconciler:
             for org_id, phase in rows:
                 seen = observed.get(org_id)
                 running = seen is not None and seen.state in ("running", "starting", "creating")
-                if (phase == "running" and not running) or (phase == "stopped" and running):
+                asleep = phase in ("stopped", "hibernated")
+                if (phase == "running" and not running) or (asleep and running):
                     changed.add(org_id)
         return sorted(changed)[:MAX_PER_PASS], known
 
@@ -199,6 +237,9 @@ class Reconciler:
         grace = self.ctx.runtime.settings.provisioning.orphan_grace_seconds
         now = time.monotonic()
         orphans = set(observed) - known
+        if orphans:  # spares with a row belong to the warm pool
+            async with self.ctx.runtime.sessions() as db:
+                orphans -= await spare_ids(db)
         for org_id in list(self._orphans_seen):
             if org_id not in orphans:
                 del self._orphans_seen[org_id]

@@ -4,35 +4,39 @@ anywhere (see ``faults.py``) is finished by a later pass.
 
 Phases (``Org.phase``): pending -> provisioning -> starting -> running <-> unhealthy;
 running -> stopping -> stopped; any -> deleting -> deleted; provisioning|starting -> failed (kept
-reason, retried with backoff). ``running`` needs the backend's word AND a heartbeat of this run
+reason, retried with backoff); running -> hibernated -> (first request) pending -> ... -> running
+(see ``hibernation.py``). ``running`` needs the backend's word AND a heartbeat of this run
 within three heartbeat intervals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.heartbeat import issue_instance_credential
+from control_plane.reconciler.admission import BUSY_PHASES, queue_position
 from control_plane.reconciler.events import add_event, set_phase
 from control_plane.reconciler.faults import fault_point
+from control_plane.reconciler.hibernation import hibernation_step
+from control_plane.reconciler.spares import (
+    assign_claimed_spare,
+)
 from control_plane.reconciler.spec import build_spec
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
 from control_plane.routing.hostnames import release_domains
 from control_plane.runtime import Runtime
+from org_instance.contract import longest_heartbeat_gap
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
 
 log = structlog.get_logger("orgplane.reconciler")
 
-BUSY_PHASES = ("provisioning", "starting")
 MAX_BACKOFF = 300.0
 
 
@@ -44,6 +48,8 @@ class Context:
     provisioner: Provisioner
     redis_admin: Any = None  # redis.asyncio.Redis with ACL rights, when orgs get Redis users
     redis_host: str = ""  # host instances reach Redis at, when it differs from ours
+    #: When this replica began hearing heartbeats: silence before it is not evidence.
+    watching_since: datetime = field(default_factory=utcnow)
 
 
 def desired_state(org: Org) -> str:
@@ -95,32 +101,19 @@ async def reconcile_org(
         await _delete(ctx, db, org, instance)
     elif desired == "stopped":
         await _stop(ctx, db, org, instance, status)
-    else:
+    elif not await hibernation_step(
+        db,
+        org,
+        instance,
+        status,
+        provisioner=ctx.provisioner,
+        hibernate_after=ctx.runtime.settings.provisioning.hibernate_after,
+    ):
         await _run(ctx, db, org, instance, status)
     instance.phase = org.phase
     instance.checked_at = instance.updated_at = utcnow()
     db.add(instance)
     await db.commit()
-
-
-async def _queue_position(db: AsyncSession, org: Org) -> int:
-    waiting = await db.exec(
-        select(func.count())
-        .select_from(Org)
-        .where(
-            col(Org.phase) == "pending",
-            col(Org.created_at) < org.created_at,
-            col(Org.deleted_at).is_(None),
-        )
-    )
-    return int(waiting.one()) + 1
-
-
-async def _slot_free(ctx: Context, db: AsyncSession, org: Org) -> bool:
-    busy = await db.exec(
-        select(func.count()).select_from(Org).where(col(Org.phase).in_(BUSY_PHASES))
-    )
-    return int(busy.one()) < ctx.runtime.settings.provisioning.max_concurrent_provisioning
 
 
 def _needs_apply(org: Org, instance: Instance, status: InstanceStatus | None) -> bool:
@@ -137,16 +130,20 @@ async def _run(
         next_try = aware(instance.next_attempt_at)
         if next_try is not None and now < next_try:
             return
-        if org.phase not in BUSY_PHASES and not await _slot_free(ctx, db, org):
-            position = await _queue_position(db, org)
+        limit = ctx.runtime.settings.provisioning.max_concurrent_provisioning
+        position = None if org.phase in BUSY_PHASES else await queue_position(db, org, limit=limit)
+        if position is not None:
             set_phase(db, org, "pending", f"waiting for a provisioning slot (position {position})")
             return
         await _provision(ctx, db, org, instance)
         return
     assert status is not None
-    if status.state in ("creating", "starting"):
+    # A heartbeat of this run is the instance's own word that it is ready: it outranks a
+    # backend health check that has not run yet (Docker's first comes after a full interval).
+    fresh = heartbeat_fresh(ctx, instance, now)
+    if status.state == "creating" or (status.state == "starting" and not fresh):
         set_phase(db, org, "starting", status.message or "the instance is starting")
-    elif heartbeat_fresh(ctx, instance, now):
+    elif fresh:
         instance.health, instance.attempts = "ok", 0
         set_phase(db, org, "running")
         fault_point("after_running", org_slug=org.slug)
@@ -181,15 +178,21 @@ async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instanc
         fault_point("after_redis_user", org_slug=org.slug)
     spec = await build_spec(ctx.runtime, db, org=org, instance=instance)
     fault_point("before_apply", org_slug=org.slug)
+    # Before the assignment: a claimed spare sends its first heartbeat before it answers.
+    launched_at = utcnow()
     try:
-        status = await ctx.provisioner.apply(spec=spec)
+        assigned = await assign_claimed_spare(
+            ctx.runtime, db, provisioner=ctx.provisioner, org=org, spec=spec
+        )
+        status = assigned or await ctx.provisioner.apply(spec=spec)
     except ProvisionerError as exc:
         _failed(db, org, instance, f"backend error: {exc}")
         return
     fault_point("after_apply", org_slug=org.slug)
     instance.observed_generation = org.generation
     instance.endpoint, instance.handle = status.endpoint, dict(status.handle)
-    instance.image, instance.started_at, instance.next_attempt_at = spec.image, utcnow(), None
+    instance.image, instance.next_attempt_at = spec.image, None
+    instance.started_at = launched_at if assigned else utcnow()
     instance.provisioner = ctx.provisioner.name or instance.provisioner
     add_event(db, org_id=org.id, kind="instance.applied", message=f"image {spec.image}")
     set_phase(db, org, "starting", "waiting for the first heartbeat")
@@ -204,6 +207,17 @@ def _failed(db: AsyncSession, org: Org, instance: Instance, reason: str) -> None
     log.warning("provisioning failed", org_id=org.id, reason=reason, attempt=instance.attempts)
 
 
+def _silent_for(ctx: Context, seen: datetime, now: datetime) -> float:
+    """Seconds of silence this replica could have heard. Beats sent while no replica ran
+    (a control-plane outage) were never received, and the instance, backing off, may retry
+    only a full backoff after the return: without this, every instance of the platform would
+    be restarted as soon as the control plane came back from an outage longer than
+    ``unhealthy_restart_after``."""
+    gap = longest_heartbeat_gap(ctx.runtime.settings.provisioning.heartbeat_interval)
+    heard_from = ctx.watching_since + timedelta(seconds=gap)
+    return (now - max(seen, heard_from)).total_seconds()
+
+
 async def _unhealthy(
     ctx: Context, db: AsyncSession, org: Org, instance: Instance, now: datetime
 ) -> None:
@@ -211,7 +225,7 @@ async def _unhealthy(
     silent = (now - seen).total_seconds()
     instance.health = "stale"
     set_phase(db, org, "unhealthy", f"no heartbeat for {silent:.0f}s")
-    if silent > ctx.runtime.settings.provisioning.unhealthy_restart_after:
+    if _silent_for(ctx, seen, now) > ctx.runtime.settings.provisioning.unhealthy_restart_after:
         await _restart(ctx, db, org)
         instance.started_at = utcnow()
 

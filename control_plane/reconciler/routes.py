@@ -22,10 +22,11 @@ from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict
 from control_plane.orgs.access import org_access
 from control_plane.reconciler.events import add_event, timeline
+from control_plane.reconciler.hibernation import apply_action
 from control_plane.reconciler.leases import claim, release
 from provisioners.errors import ProvisionerError
 
-Action = Literal["restart", "stop", "start", "redeploy", "cancel"]
+Action = Literal["restart", "stop", "start", "redeploy", "cancel", "wake", "hibernate"]
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,6 +54,8 @@ class InstanceOut(msgspec.Struct):
     version: str
     last_heartbeat_at: datetime | None
     started_at: datetime | None
+    last_active_at: datetime | None
+    hibernated_at: datetime | None
     generation: int
     observed_generation: int
     attempts: int
@@ -74,6 +77,8 @@ def _view(org: Org, instance: Instance | None, events: list[Any]) -> InstanceOut
         version=inst.version,
         last_heartbeat_at=inst.last_heartbeat_at,
         started_at=inst.started_at,
+        last_active_at=inst.last_active_at,
+        hibernated_at=org.hibernated_at,
         generation=org.generation,
         observed_generation=inst.observed_generation,
         attempts=inst.attempts,
@@ -101,7 +106,8 @@ async def instance_action(
     db: DB,
     runtime: RuntimeDep,
 ) -> InstanceOut:
-    """restart, stop, start, redeploy (maybe with a new image) or cancel a pending operation."""
+    """restart, stop, start, redeploy (maybe with a new image), cancel a pending operation,
+    wake a hibernated org or (platform admins) hibernate a running one."""
     access = await org_access(db, principal, org_ref)
     access.require("admin", to="act on the instance")
     org = access.org
@@ -110,6 +116,9 @@ async def instance_action(
         await _restart_now(runtime, db, org, instance)
     elif data.action in ("stop", "start"):
         org.desired_state = "stopped" if data.action == "stop" else "running"
+        org.hibernated_at = None if data.action == "start" else org.hibernated_at
+    elif data.action in ("wake", "hibernate"):
+        apply_action(org, action=data.action, platform_admin=principal.is_platform_admin)
     elif data.action == "redeploy":
         if instance is None:
             raise Conflict("The org has no instance yet.", code="instance_not_provisioned")

@@ -91,7 +91,11 @@ class DockerProvisioner(Provisioner):
 
     async def _containers(self, org_id: str = "") -> builtins.list[Container]:
         client = await self._docker()
-        found = await _off_loop(client.containers.list, all=True, filters=self._filters(org_id))
+        # ignore_removed: a container removed between the engine's list and its inspect (another
+        # replica deleting an org) is gone, not an error.
+        found = await _off_loop(
+            client.containers.list, all=True, filters=self._filters(org_id), ignore_removed=True
+        )
         # The engine filtered already; checking again costs nothing and guards the rule.
         ours = [
             c
@@ -115,6 +119,10 @@ class DockerProvisioner(Provisioner):
                     await self._remove_container(existing)
             if container is None:
                 container = await self._create(kwargs)
+            if container.status != "running":
+                await _off_loop(container.start)
+            # Always re-read: the listed state may predate a stop by hand during this call.
+            await _off_loop(container.reload)
             if container.status != "running":
                 await _off_loop(container.start)
                 await _off_loop(container.reload)
@@ -147,11 +155,12 @@ class DockerProvisioner(Provisioner):
 
     async def list(self) -> builtins.list[InstanceStatus]:
         """See :meth:`Provisioner.list`: containers of ours, then volumes without one."""
-        statuses: dict[str, InstanceStatus] = {}
+        first: dict[str, Container] = {}
         for container in await self._containers():
-            org_id = container.labels[ORG_ID_LABEL]
-            if org_id not in statuses:
-                statuses[org_id] = await status_of(container, options=self.options)
+            first.setdefault(container.labels[ORG_ID_LABEL], container)
+        # Concurrently: a starting container is probed over HTTP, and a burst has many.
+        found = await asyncio.gather(*(status_of(c, options=self.options) for c in first.values()))
+        statuses: dict[str, InstanceStatus] = dict(zip(first, found, strict=True))
         leftovers: dict[str, builtins.list[str]] = {}
         for volume in await self._volumes():
             org_id = volume.attrs.get("Labels", {})[ORG_ID_LABEL]

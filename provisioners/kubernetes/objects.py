@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from org_instance.contract import Env
 from provisioners import traefik
-from provisioners.base import BACKEND_ENV_NAMES, SECRET_ENV_NAMES, InstanceSpec
+from provisioners.base import BACKEND_ENV_NAMES, InstanceSpec
 from provisioners.base import ProvisionerOptions as Options
 from provisioners.naming import (
     INSTANCE_ID_LABEL,
@@ -138,7 +138,9 @@ def _container_env(spec: InstanceSpec, options: Options, secret_name: str) -> li
         Env.INTERNAL_HOSTS: ",".join(internal_hosts(spec, options=options)),
     }
     env: list[Obj] = [{"name": k, "value": v} for k, v in sorted(plain.items())]
-    for name in sorted(SECRET_ENV_NAMES):
+    # The Secret's keys, not every secret name: this backend keeps no warm pool, so it never
+    # sets the pool secret.
+    for name in sorted(SECRET_KEYS):
         ref = {"name": secret_name, "key": SECRET_KEYS[name]}
         env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
     return env

@@ -56,6 +56,9 @@ class KubernetesProvisioner(Provisioner):
     """
 
     name = "kubernetes"
+    #: A claimed spare would keep the IngressRoute/Ingress, Service name and Secret made for the
+    #: spare (no hostnames), so the org would have no route object: the warm pool stays off here.
+    supports_warm_pool = False
 
     def __init__(
         self, *, options: ProvisionerOptions, api_client: k8s.ApiClient | None = None

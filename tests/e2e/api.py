@@ -24,7 +24,7 @@ class Org:
     token: str = ""
 
     def call(self, method: str, path: str, *, token: str = "", host: str = "", **kw: Any) -> Any:
-        """A request to this org's instance on its published port, as ``host`` with ``token``
+        """A request to this org's instance at its network address, as ``host`` with ``token``
         (this org's own by default)."""
         headers = {
             "Authorization": f"Bearer {token or self.token}",
@@ -36,9 +36,11 @@ class Org:
 class ControlPlane:
     """A logged-in platform admin's client of the control plane."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, reach: Callable[[str], str] = str) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=20)
         self.headers: dict[str, str] = {}
+        #: Turns an instance endpoint the control plane recorded into one the test can reach.
+        self.reach = reach
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -58,6 +60,18 @@ class ControlPlane:
         assert answer.status_code == 202, answer.text
         return Org(id=answer.json()["id"], slug=slug, host=f"{slug}.{base_domain}")
 
+    def wait_pool_ready(self, *, timeout: float, why: Callable[[], str]) -> dict[str, Any]:
+        """Until the warm pool has a ready spare and none warming (bounded)."""
+        deadline, body = time.monotonic() + timeout, {}
+        while time.monotonic() < deadline:
+            answer = self.http.get("/api/v1/pool", headers=self.headers)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            if body["ready"] >= 1 and body["warming"] == 0:
+                return dict(body)
+            time.sleep(0.2)
+        raise AssertionError(f"no warm spare became ready: {body}\n{why()}")
+
     def instance(self, org: Org) -> dict[str, Any]:
         """``GET /api/v1/orgs/{id}/instance``: phase, endpoint, heartbeat, events."""
         answer = self.http.get(f"/api/v1/orgs/{org.id}/instance", headers=self.headers)
@@ -74,7 +88,7 @@ class ControlPlane:
             phases = {slug: (b["phase"], b["reason"]) for slug, b in bodies.items()}
             if all(phase == "running" for phase, _ in phases.values()):
                 for org in orgs:
-                    org.endpoint = bodies[org.slug]["endpoint"]
+                    org.endpoint = self.reach(bodies[org.slug]["endpoint"])
                 return
             time.sleep(0.5)
         raise AssertionError(f"not all orgs running after {timeout}s: {phases}\n{why()}")

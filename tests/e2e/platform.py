@@ -17,11 +17,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from docker.errors import APIError, NotFound
 
-from provisioners.naming import MANAGED_BY_LABEL
+from provisioners.naming import MANAGED_BY_LABEL, ORG_ID_LABEL
 from tests.e2e.images import BASE_IMAGE, CONTROL_PLANE_IMAGE, INSTANCE_IMAGE, redis_server_mounts
 
 TEST_RUN_LABEL = "orgplane.test-run"
@@ -77,8 +78,8 @@ class DockerPlatform:
             detach=True,
             name=self.control_plane_name,
             environment=self.control_plane_env(),
-            # The docker provisioner talks to the host's engine; published org ports still
-            # bind on the host's 127.0.0.1, where this test reaches them.
+            # The docker provisioner talks to the host's engine; org containers join the run's
+            # network, where the control plane reaches them by name (as under compose).
             volumes={
                 self._data_volume: {"bind": "/data", "mode": "rw"},
                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
@@ -103,15 +104,36 @@ class DockerPlatform:
             ),
             "ORGPLANE_PROVISIONER": "docker",
             "ORGPLANE_DOCKER_NETWORK": self.network,
-            "ORGPLANE_DOCKER_PUBLISH_PORTS": "true",
             "ORGPLANE_DEPLOYMENT_ID": self.run_id,
             "ORGPLANE_INSTANCE_IMAGE": INSTANCE_IMAGE,
             "ORGPLANE_INSTANCE_CONTROL_PLANE_URL": f"http://{self.control_plane_name}:8080",
             "ORGPLANE_HEARTBEAT_INTERVAL": "2",
             "ORGPLANE_RECONCILE_INTERVAL": "0.5",
             "ORGPLANE_DELETION_GRACE_SECONDS": "1",
+            # One warm spare: the first org claims it, so everything below also proves that a
+            # claimed spare container is the org's instance (isolation, restart, drift, delete).
+            "ORGPLANE_WARM_POOL_SIZE": "1",
             "ORGPLANE_LOG_LEVEL": "INFO",
         }
+
+    def reachable(self, endpoint: str) -> str:
+        """The URL the test reaches an instance at: the control plane records
+        ``http://<container name>:<port>`` (its view, on the run's network, as under compose);
+        the host reaches the same container at its address on that network."""
+        parts = urlsplit(endpoint)
+        if not parts.hostname:
+            return endpoint
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            container = self.client.containers.get(parts.hostname)
+            networks = container.attrs["NetworkSettings"]["Networks"] or {}
+            address = (networks.get(self.network) or {}).get("IPAddress", "")
+            if address:
+                return f"{parts.scheme}://{address}:{parts.port}"
+            # A container the engine is (re)starting has no address yet.
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{parts.hostname} has no address: {container.attrs['State']}")
+            time.sleep(0.1)
 
     @property
     def control_plane_url(self) -> str:
@@ -150,15 +172,19 @@ class DockerPlatform:
             socket_timeout=5,
         )
 
-    def managed_objects(self) -> dict[str, list[str]]:
-        """Names of the containers and volumes labelled as managed by this run's deployment."""
+    def managed_objects(self, org_ids: set[str] | None = None) -> dict[str, list[str]]:
+        """Names of the containers and volumes labelled as managed by this run's deployment
+        (only those of ``org_ids``, when given)."""
         managed = {"label": [f"{MANAGED_BY_LABEL}={self.run_id}"]}
+        containers = self.client.containers.list(all=True, filters=managed, ignore_removed=True)
+        volumes = self.client.volumes.list(filters=managed)
+
+        def wanted(labels: dict[str, str] | None) -> bool:
+            return org_ids is None or (labels or {}).get(ORG_ID_LABEL) in org_ids
+
         return {
-            "containers": [
-                str(c.name)
-                for c in self.client.containers.list(all=True, filters=managed, ignore_removed=True)
-            ],
-            "volumes": [str(v.name) for v in self.client.volumes.list(filters=managed)],
+            "containers": [str(c.name) for c in containers if wanted(c.labels)],
+            "volumes": [str(v.name) for v in volumes if wanted(v.attrs.get("Labels"))],
         }
 
     def teardown(self) -> None:

@@ -1,0 +1,54 @@
+"""Admission control: at most ``max_concurrent_provisioning`` instance starts at once.
+
+A slot is held from the backend call until the instance is ready, because the start is the
+expensive part (an instance's start is CPU-bound): an org in ``provisioning``, an org in
+``starting`` whose first heartbeat of this run has not arrived, and a warm-pool spare being
+started. The first heartbeat frees the slot at once, before a pass turns the phase to running.
+Orgs beyond the limit wait in ``pending`` in creation order and are told their position.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.db.models import Instance, Org
+from control_plane.reconciler.spares import has_claimed_spare, warming_count
+
+BUSY_PHASES = ("provisioning", "starting")
+
+
+async def busy_slots(db: AsyncSession) -> int:
+    """Slots held now (see the module docstring)."""
+    ready = (col(Org.phase) == "starting") & (
+        col(Instance.last_heartbeat_at) >= col(Instance.started_at)
+    )
+    busy = await db.exec(
+        select(func.count())
+        .select_from(Org)
+        .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
+        .where(col(Org.phase).in_(BUSY_PHASES), ~func.coalesce(ready, False))
+    )
+    return int(busy.one()) + await warming_count(db)
+
+
+async def queue_position(db: AsyncSession, org: Org, *, limit: int) -> int | None:
+    """Where ``org`` stands in the queue for a slot (1 = next), or None when a slot is free
+    for it: the pending orgs created before it go first. An org that claimed a warm-pool spare
+    never waits (the spare held a slot while it started; its assignment is one HTTP call)."""
+    if await has_claimed_spare(db, org_id=org.id):
+        return None
+    ahead = await db.exec(
+        select(func.count())
+        .select_from(Org)
+        .where(
+            col(Org.phase) == "pending",
+            col(Org.created_at) < org.created_at,
+            col(Org.deleted_at).is_(None),
+            col(Org.id) != org.id,
+        )
+    )
+    free = max(0, limit - await busy_slots(db))
+    position = int(ahead.one()) + 1 - free
+    return position if position > 0 else None
