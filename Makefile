@@ -38,7 +38,7 @@ fmt: $(STAMP) ## Format and autofix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Run the benchmarks; prints a table and writes benchmarks/results/*.json
+bench: $(STAMP) ## Run the benchmarks (BENCH_ARGS="--all", "--list" or names); table + benchmarks/results/*.json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 images: ## Build the control-plane and org-instance images (offline; see scripts/build-images.sh)

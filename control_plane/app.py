@@ -23,6 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane import __version__
 from control_plane.audit.routes import ROUTES as AUDIT_ROUTES
 from control_plane.auth import provide_principal
+from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
+from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
@@ -31,9 +33,11 @@ from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
+from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
 from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
 from control_plane.reconciler.service import provisioning, wake_after_org_write
 from control_plane.routing.routes import ROUTES as ROUTING_ROUTES
+from control_plane.routing.wake import ROUTES as WAKE_ROUTES
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
@@ -101,10 +105,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *AUDIT_ROUTES,
             *INSTANCE_ROUTES,
             *LIFECYCLE_ROUTES,
+            *POOL_ROUTES,
             *TOKEN_ROUTES,
             *ROUTING_ROUTES,
+            *WAKE_ROUTES,
             *FEATURE_ROUTES,
             *USAGE_ROUTES,
+            *BACKUP_ROUTES,
+            *TRANSFER_ROUTES,
             *ui.route_handlers,
         ],
         template_config=ui.template_config,

@@ -8,6 +8,9 @@
     ├── Conflict          409    uniqueness or state conflict
     └── TooManyRequests   429    rate limited; carries Retry-After
 
+A store that cannot be reached (database, Redis) is answered 503 with ``database_unavailable``
+or ``redis_unavailable`` and Retry-After, never 500: the client may retry.
+
 Every answer carries a stable machine-readable ``code`` and a ``type`` URI built from it. Stack
 traces never reach a client: unexpected exceptions become a bare 500 ``internal_error``.
 """
@@ -21,7 +24,10 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy.exc import DBAPIError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://orgplane.dev/problems/"
@@ -209,7 +215,65 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 
 
+#: Seconds a client is asked to wait after a 503 for a store that cannot be reached.
+UNAVAILABLE_RETRY_AFTER = 5
+#: SQLSTATEs of a server shutting down or starting up (class 08 is any connection failure).
+_SERVER_GOING_OR_COMING = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _unavailable(
+    request: Request[Any, Any, Any], exc: Exception, *, code: str, what: str
+) -> Response[dict[str, Any]]:
+    log.warning("store unavailable", code=code, path=request.url.path, exc_type=type(exc).__name__)
+    return problem_response(
+        status=503,
+        code=code,
+        title="Service unavailable",
+        detail=f"{what} cannot be reached right now. Try again shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+    )
+
+
+def _database_unreachable(exc: DBAPIError) -> bool:
+    state = str(getattr(exc.orig, "sqlstate", "") or "")
+    return (
+        exc.connection_invalidated
+        or isinstance(exc, InterfaceError)
+        or state.startswith("08")
+        or state in _SERVER_GOING_OR_COMING
+    )
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    """asyncpg reports a refused or reset connection as a bare OSError, which SQLAlchemy does
+    not wrap: tell it from other OSErrors by where it was raised."""
+    frame = exc.__traceback__
+    while frame is not None:
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(("asyncpg", "sqlalchemy")):
+            return True
+        frame = frame.tb_next
+    return False
+
+
+def _on_os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[str, Any]]:
+    if _raised_by_database_driver(exc):
+        return _unavailable(request, exc, code="database_unavailable", what="The database")
+    return _on_unexpected(request, exc)
+
+
+def _on_pool_timeout(request: Request[Any, Any, Any], exc: PoolTimeout) -> Response[dict[str, Any]]:
+    return _unavailable(request, exc, code="database_unavailable", what="The database")
+
+
+def _on_redis(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    return _unavailable(request, exc, code="redis_unavailable", what="Redis")
+
+
 def _on_database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
+    if _database_unreachable(exc):
+        return _unavailable(request, exc, code="database_unavailable", what="The database")
     if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
         return problem_response(
             status=400,
@@ -226,5 +290,9 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ValidationException: _on_validation,
     HTTPException: _on_http,
     DBAPIError: _on_database,
+    PoolTimeout: _on_pool_timeout,
+    OSError: _on_os_error,
+    RedisConnectionError: _on_redis,
+    RedisTimeoutError: _on_redis,
     Exception: _on_unexpected,
 }

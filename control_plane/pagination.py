@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 from sqlalchemy import ColumnElement, or_
@@ -13,6 +14,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from control_plane.errors import BadRequest
 
 T = TypeVar("T")
+#: A select of rows or of scalars (both are SQLAlchemy ``Select`` subclasses).
+Q = TypeVar("Q")
 MAX_LIMIT = 200
 
 
@@ -57,3 +60,26 @@ def after(
         cond: ColumnElement[bool] = or_(primary > first, (primary == first) & (tiebreak > second))
         query = query.where(cond)
     return query.order_by(primary, tiebreak)
+
+
+def newest_first(query: Q, created: Any, tiebreak: Any, cursor: str | None) -> Q:
+    """``query`` ordered by (created, tiebreak) descending, starting after ``cursor``, whose
+    first part is an ISO timestamp (see :func:`timestamp_cursor`)."""
+    if cursor:
+        at, last_id = decode_cursor(cursor, 2)
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise BadRequest(
+                "The cursor is not valid.", code="invalid_cursor", field="cursor"
+            ) from None
+        cond: ColumnElement[bool] = or_(
+            created < moment, (created == moment) & (tiebreak < last_id)
+        )
+        query = cast(Any, query).where(cond)
+    return cast(Q, cast(Any, query).order_by(created.desc(), tiebreak.desc()))
+
+
+def timestamp_cursor(created: datetime, row_id: str) -> str:
+    """The cursor :func:`newest_first` reads."""
+    return encode_cursor(created.isoformat(), row_id)

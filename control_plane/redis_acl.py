@@ -9,6 +9,11 @@ inside the URL, once.
 Rotation replaces the password; connections already authenticated with the old one stay open
 until they close (Redis does not re-check them), so restart the instance after rotating.
 Deleting the user also disconnects its clients.
+
+Redis keeps ACL users in memory; they survive a restart only when it runs with an ``aclfile``,
+and then only after ``ACL SAVE``. Every change here saves when the server has an aclfile, and
+the reconciler's housekeeping (:func:`missing_org_users` + :func:`restore_org_redis_user`) puts
+back, with the password the instance already holds, any user a restart without one lost.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from __future__ import annotations
 import re
 import secrets
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
+from redis.exceptions import ResponseError
 
 from org_instance.contract import redis_namespace
 
@@ -110,7 +116,42 @@ async def ensure_org_redis_user(redis_admin: Redis, *, org_id: str, host: str | 
     """
     user, password = username_for(org_id), secrets.token_urlsafe(32)
     await _acl(redis_admin, "SETUSER", user, *_rules(org_id, password))
+    await save_acl(redis_admin)
     return _url_for(redis_admin, user=user, password=password, host=host)
+
+
+async def restore_org_redis_user(redis_admin: Redis, *, org_id: str, url: str) -> None:
+    """Recreate the org's user with the password inside ``url`` (the one its instance holds).
+
+    Idempotent: the rules are reset to exactly what :func:`ensure_org_redis_user` sets.
+    """
+    parts = urlsplit(url)
+    if unquote(parts.username or "") != username_for(org_id) or not parts.password:
+        raise RedisAclError(f"the stored Redis URL is not org {org_id}'s")
+    await _acl(
+        redis_admin, "SETUSER", username_for(org_id), *_rules(org_id, unquote(parts.password))
+    )
+    await save_acl(redis_admin)
+
+
+async def missing_org_users(redis_admin: Redis, org_ids: list[str]) -> list[str]:
+    """Which of ``org_ids`` have no ACL user on the server (one ``ACL USERS`` call)."""
+    present = {
+        name.decode() if isinstance(name, bytes) else str(name)
+        for name in await _acl(redis_admin, "USERS")
+    }
+    return [org_id for org_id in org_ids if username_for(org_id) not in present]
+
+
+async def save_acl(redis_admin: Redis) -> bool:
+    """``ACL SAVE`` when the server has an aclfile; False (and nothing to do) when it has none."""
+    try:
+        await _acl(redis_admin, "SAVE")
+    except ResponseError as exc:
+        if "acl file" in str(exc).lower():
+            return False
+        raise
+    return True
 
 
 async def rotate_org_redis_user(redis_admin: Redis, *, org_id: str, host: str | None = None) -> str:
@@ -120,10 +161,13 @@ async def rotate_org_redis_user(redis_admin: Redis, *, org_id: str, host: str | 
         raise RedisAclError(f"no Redis user for org {org_id}")
     password = secrets.token_urlsafe(32)
     await _acl(redis_admin, "SETUSER", user, "resetpass", f">{password}")
+    await save_acl(redis_admin)
     return _url_for(redis_admin, user=user, password=password, host=host)
 
 
 async def delete_org_redis_user(redis_admin: Redis, *, org_id: str) -> bool:
     """Delete the org's user and disconnect its clients; True if it existed (idempotent)."""
     deleted = await _acl(redis_admin, "DELUSER", username_for(org_id))
+    if deleted:
+        await save_acl(redis_admin)
     return bool(deleted)

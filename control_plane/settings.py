@@ -160,6 +160,17 @@ class ProvisioningSettings(_Group):
         4, description="Provisioning operations at once; more wait in a queue."
     )
     heartbeat_interval: float = Field(10.0, description="Seconds between org instance heartbeats.")
+    warm_pool_size: int = Field(
+        0,
+        ge=0,
+        description="Pre-started, unassigned instances kept per backend; a new org claims one "
+        "and is ready in about a second. 0 turns the warm pool off.",
+    )
+    hibernate_after: float = Field(
+        0.0,
+        description="Seconds without requests after which a running org is hibernated (instance "
+        "stopped, data kept) until its next request wakes it; 0 turns hibernation off.",
+    )
 
 
 class BackendSettings(_Group):
@@ -232,11 +243,38 @@ class RoutingSettings(_Group):
         description="Port of the org URLs the admin UI opens (`{slug}.{base_domain}:port`); "
         "0 means the scheme's default port.",
     )
+    wake_url: str = Field(
+        "",
+        description="URL Traefik reaches the control plane at to wake hibernated orgs (the "
+        "`orgplane-wake` service); empty means the fallback URL.",
+    )
+    wake_hold_timeout: float = Field(
+        30.0,
+        description="Seconds the wake endpoint holds an API request to a waking org before it "
+        "answers 503 `org_starting`.",
+    )
 
     @property
     def entrypoint_names(self) -> list[str]:
         """The entrypoints as a list."""
         return [name.strip() for name in self.entrypoints.split(",") if name.strip()]
+
+
+class BackupSettings(_Group):
+    """Backups of org data: where archives are kept and how often they are taken."""
+
+    backup_dir: str = Field(
+        "",
+        description="Directory (or mounted volume) of backup archives; empty means "
+        "`<data_dir>/backups`.",
+    )
+    backup_interval: int = Field(
+        0, description="Seconds between scheduled backups of each running org; 0 turns them off."
+    )
+    backup_keep: int = Field(7, description="Scheduled backups kept per org (older are deleted).")
+    backup_max_bytes: int = Field(
+        10 * 1024**3, description="Largest backup archive stored, downloaded from or imported."
+    )
 
 
 class Settings:
@@ -251,6 +289,7 @@ class Settings:
         self.provisioning = ProvisioningSettings()
         self.backends = BackendSettings()
         self.routing = RoutingSettings()
+        self.backup = BackupSettings()
 
     @property
     def groups(self) -> dict[str, BaseSettings]:
@@ -264,6 +303,7 @@ class Settings:
             "provisioning": self.provisioning,
             "backends": self.backends,
             "routing": self.routing,
+            "backup": self.backup,
         }
 
     @property
@@ -289,6 +329,7 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     ProvisioningSettings,
     BackendSettings,
     RoutingSettings,
+    BackupSettings,
 )
 
 

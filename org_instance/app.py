@@ -23,6 +23,9 @@ from litestar.stores.memory import MemoryStore
 
 from org_instance import events
 from org_instance.auth import UNAUTHENTICATED, HostCheck, TokenAuth
+from org_instance.backup import routes as backup_routes
+from org_instance.backup.gate import MaintenanceGate
+from org_instance.backup.restore import recover as recover_interrupted_restore
 from org_instance.config import InstanceConfig
 from org_instance.crypto import SettingsBox
 from org_instance.db import Database
@@ -89,6 +92,8 @@ def build_runtime(config: InstanceConfig, *, http: httpx.AsyncClient) -> Instanc
 def _lifespan(runtime: InstanceRuntime, http: httpx.AsyncClient, owns_http: bool) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # A restore cut short (crash, kill) is rolled back before the database opens.
+        await asyncio.to_thread(recover_interrupted_restore, runtime.config.data_dir)
         await runtime.db.open()
         runtime.usage.storage_bytes = await runtime.db.read(total_storage)
         prefetch = asyncio.create_task(runtime.verifier.refresh())
@@ -143,6 +148,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
             gated("files", files.ROUTES),
             *usage.ROUTES,
             *events.ROUTES,
+            *backup_routes.ROUTES,
         ],
         dependencies={
             "instance": Provide(provide_instance),
@@ -159,5 +165,6 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
     )
     app.state.instance = runtime
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
-    app.asgi_handler = HostCheck(app.asgi_handler, allowed=config.allowed_hosts)
+    app.state.maintenance = MaintenanceGate(app.asgi_handler)
+    app.asgi_handler = HostCheck(app.state.maintenance, allowed=config.allowed_hosts)
     return app

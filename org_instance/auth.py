@@ -25,6 +25,7 @@ from litestar.middleware.authentication import (
 )
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
+from org_instance.backup.protocol import CONTROL_PLANE_SUBJECT, INTERNAL_PREFIX
 from org_instance.config import normalize_host
 from org_instance.errors import PROBLEM_JSON, Forbidden, TooManyRequests, Unauthorized, problem_body
 from org_instance.verifier import InvalidToken
@@ -137,6 +138,14 @@ class TokenAuth(AbstractAuthenticationMiddleware):
                 else ("The token is invalid, expired or not for this org.")
             )
             raise Unauthorized(detail) from None
+        if (claims["sub"] == CONTROL_PLANE_SUBJECT) != connection.url.path.startswith(
+            INTERNAL_PREFIX
+        ):
+            # The control plane's own tokens open /internal/* and nothing else; no user's token
+            # opens /internal/* (the routes check the scope too).
+            raise Forbidden(
+                "This token is not for this part of the org's API.", code="wrong_token_kind"
+            )
         member = Member(sub=claims["sub"], role=claims["org_role"], claims=claims)
         try:
             await runtime.count_request(member.sub)

@@ -47,13 +47,25 @@ class Env:
     PORT: Final = "ORGPLANE_PORT"
     LOG_FORMAT: Final = "ORGPLANE_LOG_FORMAT"
     VERSION: Final = "ORGPLANE_INSTANCE_VERSION"
+    #: Set on a warm-pool spare instead of an org's configuration: the spare starts in pool
+    #: mode and waits for ``POST`` :data:`POOL_ASSIGN_PATH` with this secret as Bearer token.
+    POOL_SECRET: Final = "ORGPLANE_POOL_SECRET"
 
 
 #: Path on the control plane that receives heartbeats (POST, Bearer instance credential).
 HEARTBEAT_PATH: Final = "/api/v1/instances/heartbeat"
+#: Path on a spare in pool mode that assigns it to its org (POST, Bearer pool secret, body
+#: :class:`PoolAssignment`); answered once, then 409.
+POOL_ASSIGN_PATH: Final = "/pool/assign"
+#: File in the data directory where an assigned spare keeps its org's environment (mode 0600):
+#: a restart of the spare comes back as the org.
+ASSIGNMENT_FILE: Final = "assignment.json"
 #: Port the org instance listens on inside its container / pod.
 DEFAULT_PORT: Final = 8000
 DEFAULT_HEARTBEAT_INTERVAL: Final = 10.0
+#: Jitter (a fraction) and cap (seconds) of an instance's heartbeat retries.
+HEARTBEAT_JITTER: Final = 0.1
+MAX_HEARTBEAT_BACKOFF_SECONDS: Final = 60.0
 
 #: The ``typ`` header every org and access token carries (RFC 9068).
 TOKEN_TYP: Final = "at+jwt"
@@ -61,6 +73,17 @@ TOKEN_TYP: Final = "at+jwt"
 ALLOWED_ALGORITHMS: Final = ("ES256", "EdDSA")
 
 OrgRole = Literal["owner", "admin", "member"]
+
+
+def heartbeat_backoff_cap(interval: float) -> float:
+    """The longest wait, before jitter, between heartbeat attempts while they fail."""
+    return max(interval, min(MAX_HEARTBEAT_BACKOFF_SECONDS, 8 * interval))
+
+
+def longest_heartbeat_gap(interval: float) -> float:
+    """The longest an instance can go between heartbeat attempts (backoff cap plus jitter):
+    after a control-plane outage its next beat may be this far away."""
+    return heartbeat_backoff_cap(interval) * (1 + HEARTBEAT_JITTER)
 
 
 def org_audience(org_id: str) -> str:
@@ -133,6 +156,13 @@ class HeartbeatBody(TypedDict):
     db_ok: bool
     redis_ok: bool
     usage: UsageCounters
+
+
+class PoolAssignment(TypedDict):
+    """What the control plane POSTs to :data:`POOL_ASSIGN_PATH`: the org's part of the
+    :class:`Env` environment (never where the instance listens or keeps its data)."""
+
+    env: dict[str, str]
 
 
 class HeartbeatAnswer(TypedDict):

@@ -17,13 +17,19 @@ from typing import Any
 import httpx
 import structlog
 
-from org_instance.contract import HEARTBEAT_PATH, HeartbeatBody
+from org_instance.contract import (
+    HEARTBEAT_JITTER,
+    HEARTBEAT_PATH,
+    MAX_HEARTBEAT_BACKOFF_SECONDS,
+    HeartbeatBody,
+    heartbeat_backoff_cap,
+)
 from org_instance.runtime import InstanceRuntime
 
 log = structlog.get_logger("orgplane.instance.heartbeat")
 
-JITTER = 0.1
-MAX_BACKOFF_SECONDS = 60.0
+JITTER = HEARTBEAT_JITTER
+MAX_BACKOFF_SECONDS = MAX_HEARTBEAT_BACKOFF_SECONDS
 MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0
 
 
@@ -33,7 +39,7 @@ class HeartbeatRefused(Exception):
 
 def backoff_delay(interval: float, failures: int, *, rng: random.Random) -> float:
     """Seconds until the next heartbeat after ``failures`` failures in a row."""
-    cap = max(interval, min(MAX_BACKOFF_SECONDS, 8 * interval))
+    cap = heartbeat_backoff_cap(interval)
     base = interval if failures == 0 else min(cap, interval * 2 ** min(failures, 16))
     return base * rng.uniform(1 - JITTER, 1 + JITTER)
 

@@ -6,10 +6,13 @@ instance serves one org, and its usage counters and rate-limit lock live in this
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from org_instance.config import ConfigError, InstanceConfig
+from org_instance.pool import PoolConfig, environment_for_start
 
 EXIT_CONFIG = 2
 #: Installed (the control plane and dev tools need them) but never used by an instance, and
@@ -29,24 +32,50 @@ def skip_unused_optional_modules() -> None:
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
-    """Serve until stopped; returns the process exit code (2 for a configuration error)."""
+    """Serve until stopped; returns the process exit code (2 for a configuration error).
+
+    With a pool secret and no org configuration the instance serves as a warm-pool spare
+    (:mod:`org_instance.pool`) until the control plane assigns it to its org."""
+    env = os.environ if env is None else env
     try:
-        config = InstanceConfig.from_env(env)
+        start_env = environment_for_start(env)
+        spare = PoolConfig.from_env(env) if start_env is None else None
+        config = InstanceConfig.from_env(start_env) if start_env is not None else None
     except ConfigError as exc:
         print(f"org instance: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     skip_unused_optional_modules()
     from org_instance.logs import configure_logging
 
-    configure_logging(fmt=config.log_format, org_id=config.org_id)
+    if config is not None:
+        configure_logging(fmt=config.log_format, org_id=config.org_id)
+        from org_instance.app import create_app
+
+        _serve(create_app(config), host=config.bind_host, port=config.port)
+        return 0
+    assert spare is not None
+    configure_logging(fmt=spare.log_format, org_id=spare.org_id)
+    # Imported now, while nobody waits: the cost a claim must not pay.
+    from org_instance.app import create_app
+    from org_instance.pool_app import PoolApp, warm_up
+
+    warm_up(create_app, spare)
+
+    _serve(
+        PoolApp(config=spare, env=dict(env), build=create_app),
+        host=spare.bind_host,
+        port=spare.port,
+    )
+    return 0
+
+
+def _serve(app: Any, *, host: str, port: int) -> None:
     import uvicorn
 
-    from org_instance.app import create_app
-
     uvicorn.run(
-        create_app(config),
-        host=config.bind_host,
-        port=config.port,
+        app,
+        host=host,
+        port=port,
         workers=1,
         log_config=None,
         access_log=False,
@@ -57,4 +86,3 @@ def main(env: Mapping[str, str] | None = None) -> int:
         ws="websockets-sansio",
         timeout_graceful_shutdown=5,
     )
-    return 0

@@ -74,6 +74,10 @@ class Org(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts(index=True)
     deleted_at: datetime | None = _ts(nullable=True)
+    #: Set while the org is hibernated (instance stopped for idleness, data kept); cleared by
+    #: the first request, which sets ``woken_at`` (see control_plane/reconciler/hibernation.py).
+    hibernated_at: datetime | None = _ts(nullable=True)
+    woken_at: datetime | None = _ts(nullable=True)
 
 
 class Membership(SQLModel, table=True):
@@ -123,6 +127,9 @@ class Instance(SQLModel, table=True):
     #: (``{"run": ..., "counters": {...}}``): the baseline of the next usage deltas.
     usage_reported: dict[str, Any] = _json()
     started_at: datetime | None = _ts(nullable=True)
+    #: When a heartbeat last showed the request counter moving (or a run started): the idle
+    #: clock of hibernation; indexed for the reconciler's "due for hibernation" query.
+    last_active_at: datetime | None = _ts(nullable=True, index=True)
     generation: int = 0
     observed_generation: int = 0
     attempts: int = 0
@@ -241,3 +248,60 @@ class UsageSample(SQLModel, table=True):
     messages: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     active_users: int = 0
     storage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class Spare(SQLModel, table=True):
+    """A warm-pool instance started before its org exists; ``id`` is the org id it will take.
+
+    ``state``: ``warming`` (started, not answering yet), ``ready`` (may be claimed),
+    ``claimed`` (an org with this id exists and is being assigned to it), ``failed``.
+    """
+
+    __table_args__ = (Index("ix_spare_provisioner_state", "provisioner", "state"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    provisioner: str = Field(max_length=40)
+    state: str = Field(default="warming", max_length=16)
+    endpoint: str = Field(default="", max_length=300)
+    handle: dict[str, Any] = _json()
+    #: The secret the spare takes its assignment with, encrypted with the deployment secret.
+    pool_secret_enc: str = Field(default="", max_length=1000)
+    created_at: datetime = _ts()
+    ready_at: datetime | None = _ts(nullable=True)
+
+
+class PoolLease(SQLModel, table=True):
+    """Who maintains a backend's warm pool right now (one replica at a time)."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(default="", max_length=64)
+    expires_at: datetime | None = _ts(nullable=True)
+
+
+class Backup(SQLModel, table=True):
+    """A backup archive of an org's data, kept in the backup store (``control_plane.backups``).
+
+    ``schedule_slot`` (``<org_id>:<interval number>``) is set on scheduled backups only; its
+    unique index is the claim that keeps two replicas from taking the same one.
+    """
+
+    __table_args__ = (
+        Index("ix_backup_org_created", "org_id", "created_at", "id"),
+        UniqueConstraint("schedule_slot", name="uq_backup_schedule_slot"),
+    )
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="org.id", max_length=32)
+    #: manual, scheduled, import or pre_restore.
+    kind: str = Field(max_length=16)
+    #: running, ready or failed.
+    status: str = Field(default="running", max_length=16)
+    size_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    #: SHA-256 (hex) of the stored archive file.
+    sha256: str = Field(default="", max_length=64)
+    #: The archive's manifest without its per-file entries (see org_instance.backup.manifest).
+    manifest: dict[str, Any] = _json()
+    schedule_slot: str | None = Field(default=None, max_length=80)
+    created_at: datetime = _ts()
+    completed_at: datetime | None = _ts(nullable=True)
+    #: The user id of who asked, or "scheduler".
+    created_by: str = Field(default="", max_length=64)
+    error: str = Field(default="", max_length=2000)

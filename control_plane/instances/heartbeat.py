@@ -15,9 +15,14 @@ at zero with every run; the deltas since the last written heartbeat are added to
 Writes are coalesced: the row is written when status, version, run or any counter changed, or
 when :data:`WRITE_EVERY_INTERVALS` heartbeat intervals passed since the last write (so
 ``last_heartbeat_at`` is never older than that for a live instance). The last accepted ``seq``
-of the run is also kept in the rate-limit store (Redis with several replicas), so replays are
-caught between writes; if that entry is lost the row's ``seq`` still protects usage, because
-usage deltas are computed against the row.
+of the run is also kept in the store entry of :mod:`control_plane.instances.gate`, so replays
+are caught between writes.
+
+What a heartbeat costs: one indexed read of the instance and its org by primary key
+(:func:`authenticate_instance`, outside a transaction), one store read and one store write;
+a heartbeat that changed something, or is due, adds the row's UPDATE, the usage upsert and the
+commit. The org's configuration is read on every heartbeat, so a change reaches the instance
+with its next heartbeat.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ import msgspec
 import structlog
 from sqlalchemy import case
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Instance, InstanceEvent, Org, UsageSample, utcnow
 from control_plane.errors import NotFound, Unauthenticated
-from control_plane.orgs.hierarchy import effective_limits
+from control_plane.instances.gate import HeartbeatGate
+from control_plane.orgs.hierarchy import effective_limits, own_quota
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import hash_secret, secret_matches
 from org_instance.contract import HeartbeatAnswer, Limits
@@ -106,16 +113,25 @@ async def issue_instance_credential(db: AsyncSession, *, org_id: str) -> str:
     return credential
 
 
-async def authenticate_instance(db: AsyncSession, credential: str) -> Instance:
-    """The Instance the credential belongs to; 401 ``invalid_credential`` otherwise."""
+#: The instance and its org in one indexed lookup by primary key: all a quiet heartbeat reads.
+_INSTANCE_AND_ORG = select(Instance, Org).join(Org, col(Org.id) == col(Instance.org_id))
+
+
+async def authenticate_instance(db: AsyncSession, credential: str) -> tuple[Instance, Org]:
+    """The Instance the credential belongs to, and its org (one query); 401 otherwise."""
     org_id = credential_org(credential)
-    instance = await db.get(Instance, org_id) if org_id else None
+    found = (
+        (await db.exec(_INSTANCE_AND_ORG.where(col(Instance.org_id) == org_id))).first()
+        if org_id
+        else None
+    )
+    instance, org = found if found is not None else (None, None)
     stored = instance.credential_hash if instance is not None else ""
     # Compare even when nothing matched, so timing does not tell which part was wrong.
     ok = secret_matches(credential, stored or "0" * 64) and bool(stored)
-    if instance is None or not ok:
+    if instance is None or org is None or not ok:
         raise Unauthenticated("The instance credential is not valid.", code="invalid_credential")
-    return instance
+    return instance, org
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -147,26 +163,19 @@ class HeartbeatProcessor:
         self.runtime, self.db = runtime, db
         self.interval = runtime.settings.provisioning.heartbeat_interval
 
-    def _cache_key(self, org_id: str) -> str:
-        return f"heartbeat:last:{org_id}"
+    async def process(self, instance: Instance, body: HeartbeatIn, gate: HeartbeatGate) -> Outcome:
+        """Record the heartbeat (or ignore a replay); commits when it writes.
 
-    async def _cached_seq(self, org_id: str, run: str) -> int:
-        raw = await self.runtime.rate_limits.get(self._cache_key(org_id))
-        try:
-            cached = msgspec.json.decode(raw) if raw else {}
-        except msgspec.DecodeError:
-            cached = {}
-        return int(cached.get("seq", 0)) if cached.get("run") == run else 0
-
-    async def process(self, instance: Instance, body: HeartbeatIn) -> Outcome:
-        """Record the heartbeat (or ignore a replay); commits when it writes."""
+        ``gate`` knows the last seq accepted between row writes and learns this one; the caller
+        saves it.
+        """
         now = utcnow()
         started = body.started_at if body.started_at.tzinfo else body.started_at.replace(tzinfo=UTC)
         run = f"{body.instance_id}/{started.isoformat()}"
         baseline = instance.usage_reported or {}
         same_run = baseline.get("run") == run
         if same_run:
-            seen = max(instance.last_heartbeat_seq, await self._cached_seq(instance.org_id, run))
+            seen = max(instance.last_heartbeat_seq, gate.last_seq(run))
             if body.seq <= seen:
                 return Outcome(accepted=False, wrote=False)
         else:
@@ -188,14 +197,12 @@ class HeartbeatProcessor:
         )
         last = _aware(instance.last_heartbeat_at)
         due = last is None or now - last >= timedelta(seconds=WRITE_EVERY_INTERVALS * self.interval)
-        await self.runtime.rate_limits.set(
-            self._cache_key(instance.org_id),
-            msgspec.json.encode({"run": run, "seq": body.seq}),
-            expires_in=max(3600, int(10 * self.interval)),
-        )
+        gate.accepted(run=run, seq=body.seq)
         if not (changed or due):
             return Outcome(accepted=True, wrote=False)
         self._update_row(instance, body, run=run, started=started, now=now)
+        if not same_run or deltas["requests"]:  # hibernation's idle clock (a change: written)
+            instance.last_active_at = now
         if not same_run:
             self.db.add(
                 InstanceEvent(
@@ -212,6 +219,9 @@ class HeartbeatProcessor:
     def _update_row(
         self, instance: Instance, body: HeartbeatIn, *, run: str, started: datetime, now: datetime
     ) -> None:
+        # The row may come from the guard's session (detached): attach it before changing it,
+        # so the flush writes exactly the changed columns without reading the row again.
+        self.db.add(instance)
         instance.last_heartbeat_at = now
         instance.last_heartbeat_seq = body.seq
         instance.version = body.version
@@ -222,7 +232,6 @@ class HeartbeatProcessor:
             "counters": msgspec.structs.asdict(body.usage),
         }
         instance.updated_at = now
-        self.db.add(instance)
 
     async def _roll_usage(
         self, org_id: str, deltas: dict[str, int], gauges: dict[str, int], now: datetime
@@ -248,13 +257,12 @@ class HeartbeatProcessor:
         )
         await self.db.exec(stmt)
 
-    async def answer(self, instance: Instance, outcome: Outcome) -> HeartbeatAnswer:
-        """The configuration the instance must run with."""
-        org = await self.db.get(Org, instance.org_id)
-        limits: dict[str, int] = await effective_limits(self.db, org) if org is not None else {}
+    async def answer(self, org: Org, outcome: Outcome) -> HeartbeatAnswer:
+        """The configuration the instance must run with (no query for a root org)."""
+        limits = await effective_limits(self.db, org) if org.parent_id else own_quota(org)
         return {
             "accepted": outcome.accepted,
-            "config_version": org.config_version if org is not None else 0,
+            "config_version": org.config_version,
             "interval": self.interval,
             "limits": Limits(**limits),  # type: ignore[typeddict-item]
         }

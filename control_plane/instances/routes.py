@@ -1,13 +1,15 @@
 """``POST /api/v1/instances/heartbeat``: org instances report in with their credential.
 
-Checks run in this order, each before any work the next needs: the credential (401
-``invalid_credential``), the flood limit per instance (429 ``rate_limited``), the body (400),
+Checks run in this order, each before any work the next needs: the credential's shape (401
+``invalid_credential``), the flood limit per instance (429 ``rate_limited``,
+:mod:`control_plane.instances.gate`), the credential itself (401), the body (400),
 the body's org against the credential's (403 ``org_mismatch``). Replays answer 200 with
 ``accepted: false`` (see :mod:`control_plane.instances.heartbeat`).
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from litestar import Request, post
@@ -15,13 +17,18 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import bearer_token
-from control_plane.db.models import Instance
+from control_plane.db.engine import make_sessionmaker
+from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Forbidden, Unauthenticated
-from control_plane.identity.ratelimit import WindowLimiter
+from control_plane.instances.gate import HeartbeatGate
 from control_plane.instances.heartbeat import (
     HeartbeatIn,
     HeartbeatProcessor,
@@ -32,33 +39,39 @@ from control_plane.logs import bind_request
 from control_plane.runtime import Runtime
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer
 
-#: Heartbeats (and failed attempts) accepted per instance per minute before 429: the default
-#: interval sends 6; restarts and retries after an outage stay far below this.
-HEARTBEATS_PER_MINUTE = 60
+
+def _autocommit_sessions(runtime: Runtime) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose reads run outside a transaction: no BEGIN and ROLLBACK round trips."""
+    engine = runtime.engine.sync_engine
+    sessions = _READERS.get(engine)
+    if sessions is None:
+        reader = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+        sessions = _READERS[engine] = make_sessionmaker(reader)
+    return sessions
 
 
-def flood_limiter(runtime: Runtime) -> WindowLimiter:
-    """The per-instance heartbeat limiter of this runtime's store."""
-    return WindowLimiter(
-        runtime.rate_limits, limit=HEARTBEATS_PER_MINUTE, window=60, prefix="heartbeat"
-    )
+_READERS: weakref.WeakKeyDictionary[Engine, async_sessionmaker[AsyncSession]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def instance_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    """Authenticate the instance credential and count the attempt, before the body is read."""
+    """Count the attempt and authenticate the instance credential, before the body is read."""
     runtime: Runtime = connection.app.state.runtime
     credential = bearer_token(connection) or ""  # type: ignore[arg-type]
     org_id = credential_org(credential)
     if org_id is None:
         raise Unauthenticated("Send the instance credential.", code="invalid_credential")
-    limiter = flood_limiter(runtime)
-    await limiter.check(org_id)
-    await limiter.hit(org_id)
-    async with runtime.sessions() as db:
-        instance = await authenticate_instance(db, credential)
-    connection.state.instance_org_id = instance.org_id
+    gate = await HeartbeatGate.open(runtime, org_id=org_id)
+    gate.admit()
+    await gate.save()  # counted even if the credential or the body turns out bad
+    async with _autocommit_sessions(runtime)() as db:
+        instance, org = await authenticate_instance(db, credential)
+    # Loaded once here; the handler reuses them (a quiet heartbeat makes no other query).
+    connection.state.instance, connection.state.instance_org = instance, org
+    connection.state.heartbeat_gate = gate
     bind_request(org_id=instance.org_id)
 
 
@@ -67,26 +80,32 @@ async def heartbeat(
     request: Request[Any, Any, Any], data: JSONBody[HeartbeatIn], db: DB, runtime: RuntimeDep
 ) -> HeartbeatAnswer:
     """Record an org instance's heartbeat and answer the configuration it must run with."""
-    org_id: str = request.state.instance_org_id
-    if data.org_id != org_id:
+    instance: Instance = request.state.instance
+    org: Org = request.state.instance_org
+    gate: HeartbeatGate = request.state.heartbeat_gate
+    if data.org_id != org.id:
         record(
             db,
             action="instance.heartbeat",
             outcome="failure",
-            org_id=org_id,
+            org_id=org.id,
             target_type="instance",
-            target_id=org_id,
+            target_id=org.id,
             claimed_org=data.org_id[:64],
             ip=request.client.host if request.client else "",
         )
         await db.commit()
         raise Forbidden("The heartbeat names another org.", code="org_mismatch")
-    instance = await db.get(Instance, org_id)  # again, in this request's session
-    if instance is None:  # deleted between the guard and the handler
-        raise Unauthenticated("The instance credential is not valid.", code="invalid_credential")
     processor = HeartbeatProcessor(runtime, db)
-    outcome = await processor.process(instance, data)
-    return await processor.answer(instance, outcome)
+    try:
+        outcome = await processor.process(instance, data, gate)
+    except StaleDataError:  # the row was deleted between the guard and the write
+        raise Unauthenticated(
+            "The instance credential is not valid.", code="invalid_credential"
+        ) from None
+    if outcome.accepted and not outcome.wrote:
+        await gate.save()  # the row does not hold this seq: the gate must
+    return await processor.answer(org, outcome)
 
 
 ROUTES = [heartbeat]

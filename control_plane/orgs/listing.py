@@ -10,9 +10,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from control_plane.auth import Principal
-from control_plane.db.models import Org
+from control_plane.db.models import Membership, Org
 from control_plane.errors import BadRequest
-from control_plane.orgs.access import caller_roles, visible_org
+from control_plane.orgs.access import caller_roles, rank, visible_org
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.orgs.plans import plan_named
 from control_plane.orgs.schemas import LookupItem, OrgOut
@@ -27,6 +27,7 @@ PHASES: Final = frozenset(
         "starting",
         "running",
         "unhealthy",
+        "hibernated",
         "stopping",
         "stopped",
         "deleting",
@@ -55,7 +56,12 @@ async def _scope(
     roles = await caller_roles(db, principal.user)
     query = select(Org).where(live_orgs())
     if not principal.is_platform_admin:
-        query = query.where(col(Org.id).in_(list(roles)))
+        # The direct memberships as a subquery, not as one bind parameter per org (a member of
+        # 1,000 orgs would compile and send 1,000 of them on every page); orgs managed from
+        # above are the ones ``caller_roles`` raised to admin.
+        direct = select(Membership.org_id).where(col(Membership.user_id) == principal.user.id)
+        managed = [org_id for org_id, role in roles.items() if rank(role) >= rank("admin")]
+        query = query.where(or_(col(Org.id).in_(direct), col(Org.id).in_(managed)))
     return query, roles
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from control_plane.deps import DB, Caller
+from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.identity.routes import client_ip
 from control_plane.orgs.access import org_access, org_role
 from control_plane.orgs.lifecycle_routes import LIFECYCLE_ROUTES
@@ -20,6 +21,7 @@ from control_plane.orgs.listing import list_orgs, lookup_orgs
 from control_plane.orgs.schemas import CreateOrgBody, LookupItem, OrgOut, UpdateOrgBody
 from control_plane.orgs.service import create_org, org_out, update_org
 from control_plane.pagination import Page
+from control_plane.reconciler.admission import queue_position
 
 #: Optional query text: search terms, filters, cursors.
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]
@@ -28,11 +30,20 @@ QueryIds = Annotated[str | None, QueryParameter(max_length=4000)]
 
 @post("/api/v1/orgs", status_code=HTTP_202_ACCEPTED, tags=["orgs"])
 async def create(
-    request: Request[Any, Any, Any], data: JSONBody[CreateOrgBody], principal: Caller, db: DB
+    request: Request[Any, Any, Any],
+    data: JSONBody[CreateOrgBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
 ) -> OrgOut:
-    """Create an org (phase ``pending``); the caller, or ``owner_email``, becomes its owner."""
+    """Create an org (phase ``pending``); the caller, or ``owner_email``, becomes its owner.
+
+    202: the instance starts in the background; ``queue_position`` says how many orgs are
+    ahead of it when every provisioning slot is taken."""
     org = await create_org(db, principal=principal, body=data, ip=client_ip(request))
-    return await org_out(db, org, await org_role(db, principal.user, org))
+    out = await org_out(db, org, await org_role(db, principal.user, org))
+    limit = runtime.settings.provisioning.max_concurrent_provisioning
+    return msgspec.structs.replace(out, queue_position=await queue_position(db, org, limit=limit))
 
 
 @get("/api/v1/orgs", tags=["orgs"])

@@ -70,6 +70,9 @@ class OrgOut(msgspec.Struct):
     updated_at: datetime
     #: The caller's role (``None`` for a platform admin who is not a member).
     role: str | None
+    #: Only in the answer to a create: the org's place in the queue for a provisioning slot
+    #: (1 = next) when every slot is taken; ``None`` when it starts at once.
+    queue_position: int | None = None
 
 
 class LookupItem(msgspec.Struct):

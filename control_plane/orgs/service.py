@@ -35,6 +35,7 @@ from control_plane.orgs.hierarchy import (
 from control_plane.orgs.plans import DEFAULT_PLAN, check_overrides, plan_named
 from control_plane.orgs.schemas import CreateOrgBody, OrgOut, UpdateOrgBody
 from control_plane.orgs.slugs import checked_slug
+from control_plane.reconciler.spares import claim_spare
 
 log = structlog.get_logger("orgplane.orgs")
 
@@ -168,6 +169,11 @@ async def create_org(
     if parent is not None:
         await check_parent_link(db, parent=parent, child=None)
         await check_quota(db, parent, child_quota=own_quota(org))
+    # A warm-pool spare started under a pre-chosen org id: taking the id makes it this org's
+    # instance. The claim commits or rolls back with the org.
+    spare_id = await claim_spare(db, plan=plan)
+    if spare_id is not None:
+        org.id = spare_id
     try:
         db.add(org)
         await db.flush()  # the org row first: the membership's foreign key points at it

@@ -1,8 +1,9 @@
 """Traefik's view of the platform: the HTTP provider's configuration and the unavailable page.
 
 ``GET /api/v1/routing/traefik`` serves the dynamic configuration for every live org (Traefik
-polls it, presenting the routing token). An org whose instance is running is routed to it; any
-other live org (suspended, stopped or hibernated, starting) is routed to
+polls it, presenting the routing token). An org whose instance is running is routed to it; a
+hibernated org (or one woken and still starting) to the wake endpoint
+(``control_plane/routing/wake.py``); any other live org (suspended, stopped, starting) to
 ``GET /org-unavailable`` here, which names the org from the Host header and answers 503. Deleted
 orgs get no route, and a Host no org owns is refused, never served by a default org.
 """
@@ -20,10 +21,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import bearer_token
-from control_plane.db.models import Domain, Instance, Org
+from control_plane.db.models import Domain, Instance, Org, utcnow
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import NotFound, Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
+from control_plane.reconciler.hibernation import wake_routed
 from control_plane.routing.hostnames import (
     CUSTOM,
     InvalidHostname,
@@ -82,6 +84,8 @@ async def collect_routes(db: AsyncSession, *, base_domain: str) -> list[Route]:
             col(Org.desired_state),
             col(Org.suspended),
             col(Instance.endpoint),
+            col(Org.hibernated_at),
+            col(Org.woken_at),
         )
         .outerjoin(Instance, col(Instance.org_id) == col(Org.id))
         .where(live_orgs(), col(Org.phase) != "deleted")
@@ -104,7 +108,9 @@ async def collect_routes(db: AsyncSession, *, base_domain: str) -> list[Route]:
             log.warning("org slug is not a DNS label; not routed", org_id=row.id)
     taken = set(subdomains.values())
     routes = []
-    for org_id, slug, phase, desired_state, suspended, endpoint in rows:
+    now = utcnow()
+    for row in rows:
+        org_id, endpoint = row.id, row.endpoint or ""
         if org_id not in subdomains:
             continue
         hosts = [subdomains[org_id]]
@@ -116,10 +122,16 @@ async def collect_routes(db: AsyncSession, *, base_domain: str) -> list[Route]:
             hosts.append(hostname)
         url = None
         if serves_instance(
-            phase=phase, desired_state=desired_state, suspended=suspended, endpoint=endpoint or ""
+            phase=row.phase,
+            desired_state=row.desired_state,
+            suspended=row.suspended,
+            endpoint=endpoint,
         ):
             url = _instance_url(endpoint)
-        routes.append(Route(org_id=org_id, slug=slug, hostnames=tuple(hosts), url=url))
+        wake = url is None and wake_routed(row, now=now)
+        routes.append(
+            Route(org_id=org_id, slug=row.slug, hostnames=tuple(hosts), url=url, wake=wake)
+        )
     return routes
 
 
@@ -152,6 +164,7 @@ async def traefik_configuration(
         tls=settings.routing.tls,
         cert_resolver=settings.routing.cert_resolver,
         fallback_url=fallback_url(settings),
+        wake_url=settings.routing.wake_url.rstrip("/"),
     )
 
 

@@ -20,7 +20,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import AccessRequest, AuditEvent, Org, User, utcnow
 from control_plane.errors import BadRequest, Conflict, NotFound
-from control_plane.pagination import check_limit, decode_cursor, encode_cursor
+from control_plane.pagination import (
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    newest_first,
+    timestamp_cursor,
+)
 
 MIN_REASON: Final = 8
 MAX_REASON: Final = 500
@@ -216,24 +222,12 @@ async def list_requests(
         .join(User, col(User.id) == col(AccessRequest.staff_user_id))
         .where(col(AccessRequest.org_id) == org_id)
     )
-    if cursor:
-        at, last_id = decode_cursor(cursor, 2)
-        try:
-            moment = datetime.fromisoformat(at)
-        except ValueError:
-            raise BadRequest(
-                "The cursor is not valid.", code="invalid_cursor", field="cursor"
-            ) from None
-        created = col(AccessRequest.created_at)
-        query = query.where(
-            (created < moment) | ((created == moment) & (col(AccessRequest.id) < last_id))
-        )
-    query = query.order_by(col(AccessRequest.created_at).desc(), col(AccessRequest.id).desc())
+    query = newest_first(query, col(AccessRequest.created_at), col(AccessRequest.id), cursor)
     rows = [(req, email) for req, email in (await db.exec(query.limit(check_limit(limit) + 1)))]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1][0] if more else None
-    next_cursor = encode_cursor(last.created_at.isoformat(), last.id) if last else None
+    next_cursor = timestamp_cursor(last.created_at, last.id) if last else None
     return rows, next_cursor
 
 

@@ -52,6 +52,7 @@ CSRF_EXEMPT = [
     r"^/healthz$",
     r"^/readyz$",
     r"^/metrics$",
+    r"^/_orgplane/wake(/|$)",  # no cookies, nothing changed but starting a hibernated org
 ]
 
 

@@ -12,6 +12,7 @@ from control_plane.orgs.service import as_utc
 PHASE_TONE: Final = {
     "running": "ok",
     "stopped": "muted",
+    "hibernated": "muted",
     "pending": "info",
     "provisioning": "info",
     "starting": "info",

@@ -81,6 +81,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('hibernated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('woken_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['parent_id'], ['org.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -91,6 +93,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_org_slug'), ['slug'], unique=True)
         batch_op.create_index(batch_op.f('ix_org_updated_at'), ['updated_at'], unique=False)
 
+    op.create_table('poollease',
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('owner', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('signingkey',
     sa.Column('kid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('alg', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -102,6 +110,20 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('kid')
     )
+    op.create_table('spare',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('provisioner', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('endpoint', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('handle', sa.JSON(), nullable=False),
+    sa.Column('pool_secret_enc', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ready_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('spare', schema=None) as batch_op:
+        batch_op.create_index('ix_spare_provisioner_state', ['provisioner', 'state'], unique=False)
+
     op.create_table('usagesample',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -149,6 +171,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_accessrequest_org_id'), ['org_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_accessrequest_staff_user_id'), ['staff_user_id'], unique=False)
 
+    op.create_table('backup',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('org_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('manifest', sa.JSON(), nullable=False),
+    sa.Column('schedule_slot', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['org.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('schedule_slot', name='uq_backup_schedule_slot')
+    )
+    with op.batch_alter_table('backup', schema=None) as batch_op:
+        batch_op.create_index('ix_backup_org_created', ['org_id', 'created_at', 'id'], unique=False)
+
     op.create_table('domain',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('hostname', sqlmodel.sql.sqltypes.AutoString(length=253), nullable=False),
@@ -185,6 +227,7 @@ def upgrade() -> None:
     sa.Column('last_heartbeat_seq', sa.BigInteger(), nullable=False),
     sa.Column('usage_reported', sa.JSON(), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_active_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('generation', sa.Integer(), nullable=False),
     sa.Column('observed_generation', sa.Integer(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
@@ -196,6 +239,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['org_id'], ['org.id'], ),
     sa.PrimaryKeyConstraint('org_id')
     )
+    with op.batch_alter_table('instance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_instance_last_active_at'), ['last_active_at'], unique=False)
+
     op.create_table('invite',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('org_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -269,12 +315,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_invite_email'))
 
     op.drop_table('invite')
+    with op.batch_alter_table('instance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_instance_last_active_at'))
+
     op.drop_table('instance')
     with op.batch_alter_table('domain', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_domain_org_id'))
         batch_op.drop_index(batch_op.f('ix_domain_hostname'))
 
     op.drop_table('domain')
+    with op.batch_alter_table('backup', schema=None) as batch_op:
+        batch_op.drop_index('ix_backup_org_created')
+
+    op.drop_table('backup')
     with op.batch_alter_table('accessrequest', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_accessrequest_staff_user_id'))
         batch_op.drop_index(batch_op.f('ix_accessrequest_org_id'))
@@ -288,7 +341,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_usagesample_org_id'))
 
     op.drop_table('usagesample')
+    with op.batch_alter_table('spare', schema=None) as batch_op:
+        batch_op.drop_index('ix_spare_provisioner_state')
+
+    op.drop_table('spare')
     op.drop_table('signingkey')
+    op.drop_table('poollease')
     with op.batch_alter_table('org', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_org_updated_at'))
         batch_op.drop_index(batch_op.f('ix_org_slug'))
