@@ -1,7 +1,12 @@
 """Provisioning through the API: from ``POST /api/v1/orgs`` to the instance's first heartbeat.
 
 A real control plane (uvicorn in this process, SQLite in a temporary directory, reconciler on
-with ``ORGPLANE_RECONCILE_INTERVAL=0.2``, ``ORGPLANE_HEARTBEAT_INTERVAL=1``,
+with ``ORGPLANE_RECONCILE_INTERVAL`` from ``BENCH_PROVISION_API_RECONCILE`` (default 2, the
+product's default: writes and first heartbeats wake the reconciler, so a new org does not wait
+for the interval), ``ORGPLANE_HEARTBEAT_INTERVAL`` from
+``BENCH_PROVISION_API_HEARTBEAT`` (default 10, the product's default; the first heartbeat is sent
+as soon as an instance is ready whatever the interval, but every running instance then beats at
+that rate while the bursts start),
 ``ORGPLANE_MAX_CONCURRENT_PROVISIONING=8``, its own ``ORGPLANE_DEPLOYMENT_ID``) and a platform
 admin driving it over HTTP on 127.0.0.1. For each backend in ``BENCH_PROVISION_API_BACKENDS``
 (default ``local,docker``):
@@ -51,6 +56,8 @@ from provisioners.registry import create_provisioner
 ORGS = int(os.environ.get("BENCH_PROVISION_API_ORGS", "20"))
 BURSTS = [int(n) for n in os.environ.get("BENCH_PROVISION_API_BURSTS", "10,50").split(",") if n]
 BACKENDS = os.environ.get("BENCH_PROVISION_API_BACKENDS", "local,docker").split(",")
+HEARTBEAT_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEARTBEAT", "10")
+RECONCILE_INTERVAL = os.environ.get("BENCH_PROVISION_API_RECONCILE", "2")
 IMAGE = "orgplane-instance:dev"
 TEST_RUN_LABEL = "orgplane.test-run"
 POLL = 0.02
@@ -89,8 +96,8 @@ def _settings(run_id: str, data: Path, port: int, **extra: str) -> Settings:
         "ORGPLANE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "ORGPLANE_DEPLOYMENT_ID": run_id,
         "ORGPLANE_RECONCILER_ENABLED": "true",
-        "ORGPLANE_RECONCILE_INTERVAL": "0.2",
-        "ORGPLANE_HEARTBEAT_INTERVAL": "1",
+        "ORGPLANE_RECONCILE_INTERVAL": RECONCILE_INTERVAL,
+        "ORGPLANE_HEARTBEAT_INTERVAL": HEARTBEAT_INTERVAL,
         "ORGPLANE_MAX_CONCURRENT_PROVISIONING": "8",
         **{f"ORGPLANE_{k}": v for k, v in extra.items()},
     }

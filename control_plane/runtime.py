@@ -102,3 +102,8 @@ class Runtime:
     async def close(self) -> None:
         """Release connections."""
         await self.engine.dispose()
+
+
+#: Set on ``request.state`` by a handler whose effect a reconcile pass should see at once
+#: (read by ``reconciler.service.wake_after_org_write``).
+WAKE_RECONCILER = "wake_reconciler"

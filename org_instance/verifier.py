@@ -1,5 +1,8 @@
 """Verifying org tokens against the control plane's JWKS (PyJWT + httpx, nothing else).
 
+Signatures and claims are checked by :data:`org_instance.jws.JWT`: PyJWT with a faster segment
+check, the same one the control plane verifies its own tokens with.
+
 Every check that needs no key runs first (length, algorithm allowlist, ``typ``, ``kid`` shape),
 so a forged token costs no network traffic. Keys are cached for the JWKS's Cache-Control
 ``max-age``; an unknown ``kid`` triggers at most one refetch per ``refetch_interval``, shared by
@@ -32,6 +35,7 @@ import httpx
 import jwt
 
 from org_instance.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
+from org_instance.jws import JWT
 
 MAX_TOKEN_BYTES = 8192
 MAX_JWKS_BYTES = 65_536
@@ -162,7 +166,7 @@ class JWKSVerifier:
         if key.algorithm_name != alg:
             raise InvalidToken("algorithm does not match the key")
         try:
-            claims: dict[str, Any] = jwt.decode(
+            claims: dict[str, Any] = JWT.decode(
                 token,
                 key.key,
                 algorithms=[alg],

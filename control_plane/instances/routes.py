@@ -36,7 +36,7 @@ from control_plane.instances.heartbeat import (
     credential_org,
 )
 from control_plane.logs import bind_request
-from control_plane.runtime import Runtime
+from control_plane.runtime import WAKE_RECONCILER, Runtime
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer
 
 
@@ -105,6 +105,8 @@ async def heartbeat(
         ) from None
     if outcome.accepted and not outcome.wrote:
         await gate.save()  # the row does not hold this seq: the gate must
+    if outcome.new_run:
+        request.state[WAKE_RECONCILER] = True
     return await processor.answer(org, outcome)
 
 

@@ -14,7 +14,7 @@ from litestar import Litestar, Request
 from control_plane.reconciler.loop import Reconciler
 from control_plane.reconciler.reconcile import Context
 from control_plane.reconciler.spec import provisioner_options
-from control_plane.runtime import Runtime
+from control_plane.runtime import WAKE_RECONCILER, Runtime
 from provisioners.registry import create_provisioner
 
 log = structlog.get_logger("orgplane.reconciler")
@@ -62,11 +62,14 @@ async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
 
 
 async def wake_after_org_write(request: Request[Any, Any, Any]) -> None:
-    """``after_response`` hook: a write under /api/v1/orgs starts a reconcile pass now."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    if not urlsplit(str(request.url)).path.startswith("/api/v1/orgs"):
-        return
+    """``after_response`` hook: a write under /api/v1/orgs starts a reconcile pass now, and so
+    does the first heartbeat of an instance's run (it frees a provisioning slot that a waiting
+    org can take, and turns its own org ``running``)."""
+    if not request.state.get(WAKE_RECONCILER):
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        if not urlsplit(str(request.url)).path.startswith("/api/v1/orgs"):
+            return
     reconciler = getattr(request.app.state, "reconciler", None)
     if reconciler is not None:
         reconciler.wake()
