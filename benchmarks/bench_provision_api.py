@@ -15,9 +15,9 @@ admin driving it over HTTP on 127.0.0.1. For each backend in ``BENCH_PROVISION_A
   the ``POST`` answer until ``GET /api/v1/orgs/{id}/instance`` (polled every 20 ms) shows a
   ``last_heartbeat_at``. Median, p95 and max (with 20 samples p99 is the max).
 * **At once** (docker): for each size in ``BENCH_PROVISION_API_BURSTS`` (default ``10,50``), that
-  many ``POST`` requests together; the time until every org has a heartbeat (bounded at 120 s),
-  its instances polled in turn. Then the memory of idle instances (engine figures without page
-  cache, median of up to 10 containers).
+  many ``POST`` requests together; the time until every org is ``running`` (the backend's
+  word and a heartbeat; bounded at 120 s), polled every 0.1 s with one list request. Then the
+  memory of idle instances (engine figures without page cache, median of up to 10 containers).
 
 Docker needs the engine and the ``orgplane-instance:dev`` image (``scripts/build-images.sh``),
 else it reports "skipped". The run creates a user-defined network labelled
@@ -61,6 +61,7 @@ RECONCILE_INTERVAL = os.environ.get("BENCH_PROVISION_API_RECONCILE", "2")
 IMAGE = "orgplane-instance:dev"
 TEST_RUN_LABEL = "orgplane.test-run"
 POLL = 0.02
+BURST_POLL = 0.1
 #: Left out of ``make bench`` unless named (see ``benchmarks/__main__.py``).
 SLOW = "a control plane provisioning up to 80 Docker instances: several minutes"
 ONE_TIMEOUT = 60.0
@@ -166,6 +167,14 @@ class _Admin:
             raise RuntimeError(f"creating {slug}: {answer.status_code} {answer.text}")
         return str(answer.json()["id"]), answered
 
+    async def running_ids(self) -> set[str]:
+        """Ids of the orgs in phase ``running`` (one list request)."""
+        answer = await self.http.get(
+            "/api/v1/orgs", headers=self.headers, params={"phase": "running", "limit": 200}
+        )
+        answer.raise_for_status()
+        return {org["id"] for org in answer.json()["items"]}
+
     async def has_heartbeat(self, org_id: str) -> bool:
         answer = await self.http.get(f"/api/v1/orgs/{org_id}/instance", headers=self.headers)
         answer.raise_for_status()
@@ -186,14 +195,16 @@ async def _one_after_another(admin: _Admin, prefix: str, count: int) -> list[flo
 
 
 async def _at_once(admin: _Admin, prefix: str, count: int) -> tuple[float, int]:
-    """Seconds from sending ``count`` creations together until every org has a heartbeat (or
-    until :data:`BURST_TIMEOUT`), and how many had one by then."""
+    """Seconds from sending ``count`` creations together until every org is ``running`` (or
+    until :data:`BURST_TIMEOUT`), and how many were by then. One list request per
+    :data:`BURST_POLL`: polling each org's instance in turn kept the benchmark's process (which
+    is also the control plane) a core busy, competing with the instances it was timing."""
     started = time.perf_counter()
     created = await asyncio.gather(*(admin.create_org(f"{prefix}-{i:03d}") for i in range(count)))
-    waiting = [org_id for org_id, _ in created]
+    waiting = {org_id for org_id, _ in created}
     while waiting and time.perf_counter() - started < BURST_TIMEOUT:
-        waiting = [org_id for org_id in waiting if not await admin.has_heartbeat(org_id)]
-        await asyncio.sleep(POLL)
+        waiting -= await admin.running_ids()
+        await asyncio.sleep(BURST_POLL)
     return time.perf_counter() - started, count - len(waiting)
 
 
@@ -235,12 +246,14 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
         if backend != "docker":
             return results
         for size in BURSTS:
+            cpu = time.process_time()
             seconds, reached = await _at_once(admin, f"burst{size}", size)
+            cpu = time.process_time() - cpu
             target = {10: 8.0, 50: 30.0}.get(size)
             done = reached == size
             results.append(
                 Result(
-                    f"docker: {size} at once, all with a heartbeat"
+                    f"docker: {size} at once, all running"
                     if done
                     else f"docker: {size} at once, only {reached} with a heartbeat by",
                     seconds,
@@ -249,6 +262,8 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
                     (done and seconds <= target) if target else None,
                 )
             )
+            # The benchmark's process is the control plane (and its light polling client).
+            results.append(Result(f"docker: {size} at once, control-plane CPU time", cpu, "s"))
         await asyncio.sleep(3)  # let the last instances settle to idle
         memory = await asyncio.to_thread(_idle_memory, settings.provisioning.deployment_id)
         results.append(

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.db.models import Org
+from control_plane.db.models import Feature, Org
 from control_plane.errors import BadRequest, Conflict
 from control_plane.features.rules import Subject, enabled_features, load_catalogue
 from control_plane.orgs.plans import DEFAULT_PLAN, PLANS
@@ -74,13 +74,18 @@ async def effective_limits(db: AsyncSession, org: Org) -> dict[str, int]:
 
 
 async def effective_features(
-    db: AsyncSession, org: Org, *, user_id: str | None = None
+    db: AsyncSession,
+    org: Org,
+    *,
+    user_id: str | None = None,
+    catalogue: dict[str, Feature] | None = None,
 ) -> list[str]:
     """Sorted keys of the org's enabled features for ``user_id`` (None: any member).
 
     The catalogue's access rules (:mod:`control_plane.features.rules`) over the plan defaults
     and the overrides of the ancestors from the root down, then the org's own. Costs one
-    query for the catalogue plus the walk up the ancestors (none for a root org).
+    query for the catalogue (none when ``catalogue`` is given: a list loads it once for its
+    page) plus the walk up the ancestors (none for a root org).
     """
     chain = await ancestors(db, org)
     overrides: dict[str, bool] = {}
@@ -93,7 +98,9 @@ async def effective_features(
         plan=PLANS.get(org.plan) or PLANS[DEFAULT_PLAN],
         overrides=overrides,
     )
-    return enabled_features(await load_catalogue(db), subject)
+    return enabled_features(
+        catalogue if catalogue is not None else await load_catalogue(db), subject
+    )
 
 
 async def live_children(db: AsyncSession, parent_id: str) -> list[Org]:

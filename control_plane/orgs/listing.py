@@ -12,6 +12,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from control_plane.auth import Principal
 from control_plane.db.models import Membership, Org
 from control_plane.errors import BadRequest
+from control_plane.features.rules import load_catalogue
 from control_plane.orgs.access import caller_roles, rank, visible_org
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.orgs.plans import plan_named
@@ -93,7 +94,8 @@ async def list_orgs(
     query = after(query, col(Org.slug), col(Org.id), cursor).limit(limit + 1)
     rows = list((await db.exec(query)).all())
     more, rows = len(rows) > limit, rows[:limit]
-    items = [await org_out(db, org, roles.get(org.id)) for org in rows]
+    catalogue = await load_catalogue(db)  # once for the page, not once per org
+    items = [await org_out(db, org, roles.get(org.id), catalogue=catalogue) for org in rows]
     return Page(items, encode_cursor(rows[-1].slug, rows[-1].id) if more else None)
 
 

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import Principal
-from control_plane.db.models import Membership, Org, utcnow
+from control_plane.db.models import Feature, Membership, Org, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.identity.users import find_by_email
 from control_plane.orgs.access import OrgAccess, governs, org_access
@@ -56,8 +56,11 @@ def checked_name(name: str) -> str:
     return name
 
 
-async def org_out(db: AsyncSession, org: Org, role: str | None) -> OrgOut:
-    """The API view of ``org`` with its effective features and limits."""
+async def org_out(
+    db: AsyncSession, org: Org, role: str | None, *, catalogue: dict[str, Feature] | None = None
+) -> OrgOut:
+    """The API view of ``org`` with its effective features and limits (``catalogue``: the
+    feature catalogue, when the caller loaded it once for many orgs)."""
     return OrgOut(
         id=org.id,
         slug=org.slug,
@@ -70,7 +73,7 @@ async def org_out(db: AsyncSession, org: Org, role: str | None) -> OrgOut:
         suspended=org.suspended,
         deletion_locked=org.deletion_locked,
         delete_after=as_utc(org.delete_after) if org.delete_after else None,
-        features=await effective_features(db, org),
+        features=await effective_features(db, org, catalogue=catalogue),
         limits=await effective_limits(db, org),
         feature_overrides=dict(org.features),
         limit_overrides=dict(org.limits),

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.backups.schedule import run_due_backups
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.orgs.lifecycle import finalize_due_deletions
+from control_plane.reconciler.admission import busy_slots
 from control_plane.reconciler.hibernation import due_condition
 from control_plane.reconciler.leases import claim, release
 from control_plane.reconciler.pool import WarmPool, spare_ids
@@ -156,34 +157,55 @@ class Reconciler:
     async def _candidates(
         self, observed: dict[str, InstanceStatus] | None
     ) -> tuple[list[str], set[str]]:
+        """The orgs this pass works on, and (full passes only) every live org's id.
+
+        A quick pass (``observed`` is None) skips the orgs already queued for a provisioning
+        slot beyond the slots free now: in a burst of 50 orgs, re-deciding that 42 of them
+        still wait cost each quick pass a lease, two counts and a commit apiece. The next full
+        pass refreshes their queue positions (and sees a queued org suspended meanwhile; a
+        deleted or stopped one has left ``desired_state == "running"`` and is not skipped)."""
         settings = self.ctx.runtime.settings
         stale = utcnow() - timedelta(seconds=3 * settings.provisioning.heartbeat_interval)
         async with self.ctx.runtime.sessions() as db:
             rows = (
-                await db.exec(select(Org.id, Org.phase).where(col(Org.deleted_at).is_(None)))
-            ).all()
-            changed = set(
                 (
-                    await db.exec(
-                        select(Org.id)
-                        .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
-                        .where(
-                            col(Org.deleted_at).is_(None),
-                            or_(
-                                col(Instance.org_id).is_(None),
-                                col(Instance.observed_generation) != col(Org.generation),
-                                col(Org.phase).not_in(STEADY),
-                                (col(Org.phase) == "running")
-                                & (col(Instance.last_heartbeat_at) < stale),
-                                due_condition(
-                                    hibernate_after=settings.provisioning.hibernate_after,
-                                    now=utcnow(),
-                                ),
-                            ),
-                        )
-                    )
+                    await db.exec(select(Org.id, Org.phase).where(col(Org.deleted_at).is_(None)))
                 ).all()
+                if observed is not None
+                else []
             )
+            changed_rows = (
+                await db.exec(
+                    select(Org.id, Org.phase, Org.desired_state, Instance.org_id)
+                    .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
+                    .where(
+                        col(Org.deleted_at).is_(None),
+                        or_(
+                            col(Instance.org_id).is_(None),
+                            col(Instance.observed_generation) != col(Org.generation),
+                            col(Org.phase).not_in(STEADY),
+                            (col(Org.phase) == "running")
+                            & (col(Instance.last_heartbeat_at) < stale),
+                            due_condition(
+                                hibernate_after=settings.provisioning.hibernate_after,
+                                now=utcnow(),
+                            ),
+                        ),
+                    )
+                    .order_by(col(Org.created_at), col(Org.id))
+                )
+            ).all()
+            queued = [
+                org_id
+                for org_id, phase, desired, instance in changed_rows
+                if phase == "pending" and desired == "running" and instance
+            ]
+            skip: set[str] = set()
+            if observed is None and queued:
+                limit = settings.provisioning.max_concurrent_provisioning
+                free = max(0, limit - await busy_slots(db))
+                skip = set(queued[free:])
+        changed = {row[0] for row in changed_rows} - skip
         known = {row[0] for row in rows}
         if observed is not None:
             for org_id, phase in rows:

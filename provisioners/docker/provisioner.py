@@ -20,7 +20,7 @@ from docker.models.containers import Container
 
 from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, ProvisionerOptions
 from provisioners.docker.container_spec import container_kwargs, volume_labels
-from provisioners.docker.container_status import status_of
+from provisioners.docker.container_status import inspect_attrs, settled, status_of
 from provisioners.errors import (
     PermanentProvisionerError,
     ProvisionerError,
@@ -156,7 +156,7 @@ class DockerProvisioner(Provisioner):
     async def list(self) -> builtins.list[InstanceStatus]:
         """See :meth:`Provisioner.list`: containers of ours, then volumes without one."""
         first: dict[str, Container] = {}
-        for container in await self._containers():
+        for container in await self._listed():
             first.setdefault(container.labels[ORG_ID_LABEL], container)
         # Concurrently: a starting container is probed over HTTP, and a burst has many.
         found = await asyncio.gather(*(status_of(c, options=self.options) for c in first.values()))
@@ -197,6 +197,32 @@ class DockerProvisioner(Provisioner):
         return bool(
             container.name == kwargs["name"] and container.labels.get(SPEC_HASH_LABEL) == wanted
         )
+
+    async def _listed(self) -> builtins.list[Container]:
+        """Every container of ours, sorted by name, from one list call: a running, settled
+        container's list entry says all its status needs; the others are inspected. (The SDK's
+        non-sparse list inspects every container: 10,000 requests for 10,000 orgs.)"""
+        client = await self._docker()
+        found = await _off_loop(
+            client.containers.list, all=True, filters=self._filters(), sparse=True
+        )
+        ours = [
+            c
+            for c in found
+            if is_ours(c.attrs.get("Labels"), deployment_id=self.options.deployment_id, org_id="")
+        ]
+
+        async def complete(container: Container) -> Container | None:
+            if settled(container.attrs):
+                return client.containers.prepare_model(inspect_attrs(container.attrs))
+            try:
+                await _off_loop(container.reload)
+            except NotFound:  # removed since the list (another replica deleting an org)
+                return None
+            return container
+
+        full = [c for c in await asyncio.gather(*(complete(c) for c in ours)) if c is not None]
+        return sorted(full, key=lambda c: str(c.name))
 
     async def _volumes(self, org_id: str = "") -> builtins.list[Any]:
         client = await self._docker()

@@ -21,6 +21,7 @@ from org_instance.contract import Env
 from provisioners.base import ProvisionerOptions
 from provisioners.docker import DockerProvisioner
 from provisioners.docker.container_spec import container_name
+from provisioners.docker.container_status import inspect_attrs, settled, status_of
 from provisioners.errors import PermanentProvisionerError
 from tests.provisioners.harness import TEST_RUN_LABEL, make_spec, wait_for_state
 
@@ -154,3 +155,31 @@ async def test_a_volume_with_our_name_that_is_not_ours_is_left_alone(
     await provisioner.remove(org_id=spec.org_id, keep_data=False)
     assert docker_client.volumes.get(foreign.name).attrs["Labels"] == {TEST_RUN_LABEL: run_id}
     assert await provisioner.status(org_id=spec.org_id) is None
+
+
+async def test_a_settled_containers_list_entry_gives_the_same_status_as_its_inspect(
+    provisioner: DockerProvisioner, docker_client: Any, run_id: str
+) -> None:
+    # list() reads running, settled containers from the engine's list entries (one call for
+    # every container) and inspects only the others: both must give the same status.
+    spec = make_spec(run_id=run_id, hostnames=("listed.orgs.example.com",))
+    applied = await provisioner.apply(spec=spec)
+    container = docker_client.containers.get(applied.handle["container_id"])
+    (summary,) = docker_client.api.containers(all=True, filters={"id": container.id})
+    summary = {**summary, "Status": "Up 9 seconds (healthy)"}  # settled, whatever the clock says
+    container.attrs["State"]["Health"] = {"Status": "healthy"}
+    assert settled(summary)
+    from_list = await status_of(
+        docker_client.containers.prepare_model(inspect_attrs(summary)), options=provisioner.options
+    )
+    from_inspect = await status_of(container, options=provisioner.options)
+    assert from_list == from_inspect
+    assert from_list.endpoint.startswith("http://127.0.0.1:")
+    assert from_list.handle["volumes"] == [spec.data_volume]
+    assert from_list.labels["orgplane.org-id"] == spec.org_id
+    # Anything but running and settled is inspected.
+    for status in ("Up 1 second (health: starting)", "Up 2 minutes (unhealthy)"):
+        assert not settled({**summary, "Status": status})
+    assert not settled({**summary, "State": "exited", "Status": "Exited (0) 1 second ago"})
+    listed = {s.org_id: s for s in await provisioner.list()}
+    assert listed[spec.org_id].endpoint == from_inspect.endpoint
