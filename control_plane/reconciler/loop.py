@@ -201,10 +201,12 @@ class Reconciler:
                 if phase == "pending" and desired == "running" and instance
             ]
             skip: set[str] = set()
+            if observed is None:
+                skip = await self._awaiting_first_heartbeat(db)
             if observed is None and queued:
                 limit = settings.provisioning.max_concurrent_provisioning
                 free = max(0, limit - await busy_slots(db))
-                skip = set(queued[free:])
+                skip |= set(queued[free:])
         changed = {row[0] for row in changed_rows} - skip
         known = {row[0] for row in rows}
         if observed is not None:
@@ -215,6 +217,27 @@ class Reconciler:
                 if (phase == "running" and not running) or (asleep and running):
                     changed.add(org_id)
         return sorted(changed)[:MAX_PER_PASS], known
+
+    @staticmethod
+    async def _awaiting_first_heartbeat(db: AsyncSession) -> set[str]:
+        """Orgs started (this generation) whose instance has not sent a heartbeat of its run:
+        nothing a quick pass could change for them (their first heartbeat wakes the loop), and
+        asking the backend costs a status call and a readiness probe each, on every wake. The
+        next full pass checks them for crashes and the start timeout."""
+        rows = await db.exec(
+            select(Org.id)
+            .join(Instance, col(Instance.org_id) == col(Org.id))
+            .where(
+                col(Org.phase) == "starting",
+                col(Org.desired_state) == "running",
+                col(Instance.observed_generation) == col(Org.generation),
+                or_(
+                    col(Instance.last_heartbeat_at).is_(None),
+                    col(Instance.last_heartbeat_at) < col(Instance.started_at),
+                ),
+            )
+        )
+        return set(rows.all())
 
     async def _reconcile_leased(
         self, org_id: str, observed: dict[str, InstanceStatus] | None, report: PassReport
