@@ -8,6 +8,7 @@ instance its provisioner still knows of is removed, even when the test failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +42,14 @@ async def serve_control_plane(settings: Settings, port: int) -> AsyncIterator[An
     try:
         yield app
     finally:
+        # The reconciler first: left running, it repairs the "drift" of the removals below by
+        # launching the instances again, racing the cleanup (seen as leaked instances and a
+        # teardown that never ended).
+        for other in asyncio.all_tasks():
+            if other.get_name() == "orgplane-reconciler":
+                other.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(other, timeout=15)
         runtime = app.state.runtime
         for status in await runtime.provisioner.list():
             await runtime.provisioner.remove(org_id=status.org_id, keep_data=False)
