@@ -23,11 +23,11 @@ from litestar.middleware.authentication import (
     AbstractAuthenticationMiddleware,
     AuthenticationResult,
 )
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from org_instance.backup.protocol import CONTROL_PLANE_SUBJECT, INTERNAL_PREFIX
 from org_instance.config import normalize_host
-from org_instance.errors import PROBLEM_JSON, Forbidden, TooManyRequests, Unauthorized, problem_body
+from org_instance.errors import Forbidden, TooManyRequests, Unauthorized, send_problem
 from org_instance.verifier import InvalidToken
 
 log = structlog.get_logger("orgplane.instance.auth")
@@ -86,22 +86,13 @@ class HostCheck:
         if scope["type"] == ScopeType.WEBSOCKET:
             await send({"type": "websocket.close", "code": 1008, "reason": "misdirected request"})
             return
-        body = problem_body(
+        await send_problem(
+            send,
             status=421,
             code="misdirected_request",
             title="Misdirected request",
             detail="This server does not answer for that host.",
         )
-        start: HTTPResponseStartEvent = {
-            "type": "http.response.start",
-            "status": 421,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-        await send(start)
-        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

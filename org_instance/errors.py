@@ -23,6 +23,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import HTTPResponseStartEvent, Send
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://orgplane.dev/problems/"
@@ -102,6 +103,30 @@ def problem_body(*, status: int, code: str, title: str, detail: str, **extra: An
     body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
     body.update(code=code, **extra)
     return msgspec.json.encode(body)
+
+
+async def send_problem(
+    send: Send,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer a problem document straight over ASGI (for pure-ASGI middleware)."""
+    body = problem_body(status=status, code=code, title=title, detail=detail)
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _respond(

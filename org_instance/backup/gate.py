@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from org_instance.auth import PROBE_PATHS
-from org_instance.errors import PROBLEM_JSON, Conflict, Unavailable, problem_body
+from org_instance.errors import Conflict, Unavailable, send_problem
 
 INTERNAL_PREFIX = "/internal/"
 RETRY_AFTER_SECONDS = 5
@@ -59,23 +59,14 @@ class MaintenanceGate:
         if scope["type"] == ScopeType.WEBSOCKET:
             await send({"type": "websocket.close", "code": WS_CLOSE_TRY_AGAIN, "reason": ""})
             return
-        body = problem_body(
+        await send_problem(
+            send,
             status=503,
             code="maintenance",
             title="Maintenance",
             detail="The org's data is being restored; try again shortly.",
+            headers=((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
         )
-        start: HTTPResponseStartEvent = {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-            ],
-        }
-        await send(start)
-        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     @asynccontextmanager
     async def operation(self) -> AsyncIterator[None]:
