@@ -75,6 +75,9 @@ class Runtime:
     replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
     #: The provisioner backend, set by the app's lifespan (``provisioners.base.Provisioner``).
     provisioner: Any = None
+    #: Admin connection to the Redis that holds the org namespaces (``redis.asyncio.Redis``),
+    #: set by the app's lifespan when org instances have their own Redis users.
+    redis_admin: Any = None
 
     @property
     def audience(self) -> str:

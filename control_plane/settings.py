@@ -160,6 +160,19 @@ class ProvisioningSettings(_Group):
         4, description="Provisioning operations at once; more wait in a queue."
     )
     heartbeat_interval: float = Field(10.0, description="Seconds between org instance heartbeats.")
+    heartbeat_transport: Literal["http", "redis"] = Field(
+        "redis",
+        description="How instances heartbeat after the first beat of a run: `redis` leaves each "
+        "beat in the org's own Redis namespace, where one control-plane replica reads them in "
+        "batches (needs `redis_url` and `redis_org_users`; otherwise `http` is used); `http` "
+        "posts every beat.",
+    )
+    heartbeat_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between batch reads of the heartbeats left in Redis (at most half "
+        "the heartbeat interval is used).",
+    )
     warm_pool_size: int = Field(
         0,
         ge=0,

@@ -11,6 +11,7 @@ Changing a name here is a wire-protocol change: bump ``CONTRACT_VERSION``.
 
 from __future__ import annotations
 
+import math
 from typing import Final, Literal, NotRequired, TypedDict
 
 CONTRACT_VERSION: Final = 1
@@ -96,6 +97,25 @@ def redis_namespace(org_id: str) -> str:
     return f"org:{org_id}"
 
 
+def heartbeat_key(org_id: str) -> str:
+    """Where an instance heartbeating over Redis leaves its latest :class:`HeartbeatBody`
+    (JSON, in its own namespace, expiring after :func:`heartbeat_key_ttl`)."""
+    return f"{redis_namespace(org_id)}:orgplane:heartbeat"
+
+
+def heartbeat_answer_key(org_id: str) -> str:
+    """Where the control plane leaves its :class:`HeartbeatAnswer` for an instance that
+    heartbeats over Redis. The instance reads it with every beat; while it is missing (never
+    written, or expired because no control plane reads the heartbeats) the instance goes back
+    to ``POST`` :data:`HEARTBEAT_PATH`."""
+    return f"{redis_namespace(org_id)}:orgplane:heartbeat-answer"
+
+
+def heartbeat_key_ttl(interval: float) -> int:
+    """Seconds a heartbeat left in Redis lives: three intervals, as the liveness window."""
+    return max(2, math.ceil(3 * interval))
+
+
 class Limits(TypedDict, total=False):
     """Plan limits an instance enforces. A missing key means unlimited."""
 
@@ -156,6 +176,9 @@ class HeartbeatBody(TypedDict):
     db_ok: bool
     redis_ok: bool
     usage: UsageCounters
+    #: The ``config_version`` of the limits the instance runs with (a control plane that
+    #: answers over Redis writes a new answer when it is behind).
+    config_version: NotRequired[int]
 
 
 class PoolAssignment(TypedDict):
@@ -172,3 +195,6 @@ class HeartbeatAnswer(TypedDict):
     config_version: int
     interval: float
     limits: Limits
+    #: ``"redis"``: send the next heartbeats to :func:`heartbeat_key` and read this answer from
+    #: :func:`heartbeat_answer_key`; absent: keep posting to :data:`HEARTBEAT_PATH`.
+    via: NotRequired[Literal["redis"]]

@@ -3,13 +3,21 @@
 The first heartbeat goes out as soon as the instance is ready. Then one every
 ``heartbeat_interval`` seconds with ±10% jitter (so a fleet started together does not beat in
 step). A failure doubles the wait up to a cap; the first success returns to the interval. Each
-POST carries the next sequence number, so the control plane can ignore replays and duplicates.
-The answer's limits and interval are adopted when they change.
+heartbeat carries the next sequence number, so the control plane can ignore replays and
+duplicates. The answer's limits and interval are adopted when they change.
+
+The first heartbeat of a run is always a ``POST``. When its answer says ``via: redis``, the
+next ones are written to :func:`~org_instance.contract.heartbeat_key` in the org's own Redis
+namespace, and the control plane's answer is read from
+:func:`~org_instance.contract.heartbeat_answer_key` in the same round trip. When that answer
+is missing (no control plane reads the heartbeats any more) or Redis fails, the same
+heartbeat is posted instead, and the answer to that ``POST`` decides again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,7 +30,10 @@ from org_instance.contract import (
     HEARTBEAT_PATH,
     MAX_HEARTBEAT_BACKOFF_SECONDS,
     HeartbeatBody,
+    heartbeat_answer_key,
     heartbeat_backoff_cap,
+    heartbeat_key,
+    heartbeat_key_ttl,
 )
 from org_instance.runtime import InstanceRuntime
 
@@ -61,6 +72,8 @@ class HeartbeatSender:
         self.seq = 0
         self.failures = 0
         self.accepted = 0
+        #: Whether the last answer said ``via: redis`` (and this instance has Redis).
+        self.via_redis = False
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
@@ -84,11 +97,17 @@ class HeartbeatSender:
             "db_ok": db_ok,
             "redis_ok": redis_ok,
             "usage": rt.usage.counters(),
+            "config_version": rt.limits.config_version,
         }
 
     async def beat(self) -> dict[str, Any]:
-        """POST one heartbeat and apply the answer; raises on any failure."""
+        """Send one heartbeat (to Redis or by POST) and apply the answer; raises on failure."""
         body = await self.body()
+        if self.via_redis:
+            left = await self._beat_redis(body)
+            if left is not None:
+                self._apply(left)
+                return left
         response = await self.http.post(
             self.url,
             json=body,
@@ -101,7 +120,27 @@ class HeartbeatSender:
         self._apply(answer)
         return answer
 
+    async def _beat_redis(self, body: HeartbeatBody) -> dict[str, Any] | None:
+        """Leave ``body`` in Redis and read the control plane's answer; None to post instead."""
+        org_id, redis = self.runtime.config.org_id, self.runtime.redis
+        try:
+            async with asyncio.timeout(5), redis.pipeline(transaction=False) as pipe:
+                pipe.set(
+                    heartbeat_key(org_id), json.dumps(body), ex=heartbeat_key_ttl(self.interval)
+                )
+                pipe.get(heartbeat_answer_key(org_id))
+                _, raw = await pipe.execute()
+            answer = json.loads(raw) if raw else None
+        except Exception as exc:  # Redis away or the answer unreadable: post this one
+            log.warning("heartbeat to Redis failed; posting it", error=_describe(exc))
+            return None
+        if not isinstance(answer, dict):
+            log.info("no heartbeat answer in Redis; posting", seq=body["seq"])
+            return None
+        return answer
+
     def _apply(self, answer: dict[str, Any]) -> None:
+        self.via_redis = answer.get("via") == "redis" and self.runtime.redis is not None
         limits = self.runtime.limits
         if "limits" in answer and "config_version" in answer:
             version = int(answer["config_version"])

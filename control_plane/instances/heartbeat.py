@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -86,6 +86,7 @@ class HeartbeatIn(msgspec.Struct, forbid_unknown_fields=True):
     db_ok: bool
     redis_ok: bool
     usage: UsageIn
+    config_version: Counter | None = None
 
 
 def credential_org(credential: str) -> str | None:
@@ -156,6 +157,132 @@ class Outcome:
     new_run: bool = False
 
 
+@dataclass(frozen=True)
+class RowState:
+    """The parts of an Instance row a heartbeat is judged against."""
+
+    usage_reported: dict[str, Any] | None
+    last_heartbeat_seq: int
+    last_heartbeat_at: datetime | None
+    health: str
+    version: str
+
+    @classmethod
+    def of(cls, instance: Instance) -> RowState:
+        """The state of a loaded row."""
+        return cls(
+            instance.usage_reported,
+            instance.last_heartbeat_seq,
+            instance.last_heartbeat_at,
+            instance.health,
+            instance.version,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one heartbeat compares with its row: :func:`judge`'s answer."""
+
+    accepted: bool
+    run: str = ""
+    started: datetime | None = None
+    same_run: bool = True
+    #: Something the row records moved (run, counters, gauges, health, version): write it.
+    changed: bool = False
+    #: Nothing moved but the row's last write is old enough to be refreshed.
+    due: bool = False
+    deltas: dict[str, int] = field(default_factory=dict)
+    gauges: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> bool:
+        """Whether the row is written."""
+        return self.accepted and (self.changed or self.due)
+
+    def values(self, body: HeartbeatIn, now: datetime) -> dict[str, Any]:
+        """The Instance columns a written heartbeat sets."""
+        values: dict[str, Any] = {
+            "last_heartbeat_at": now,
+            "last_heartbeat_seq": body.seq,
+            "version": body.version,
+            "health": body.status,
+            "usage_reported": {
+                "run": self.run,
+                "started_at": self.started.isoformat() if self.started else "",
+                "counters": msgspec.structs.asdict(body.usage),
+            },
+            "updated_at": now,
+        }
+        if not self.same_run or self.deltas.get("requests"):  # hibernation's idle clock
+            values["last_active_at"] = now
+        return values
+
+
+def judge(
+    state: RowState, body: HeartbeatIn, *, now: datetime, interval: float, gate_seq: int = 0
+) -> Verdict:
+    """Whether ``body`` is accepted against ``state``, and whether the row must be written.
+
+    ``gate_seq`` is the last accepted ``seq`` of the body's run known outside the row.
+    """
+    started = _started(body)
+    run = _run_of(body)
+    baseline = state.usage_reported or {}
+    same_run = baseline.get("run") == run
+    if same_run:
+        if body.seq <= max(state.last_heartbeat_seq, gate_seq):
+            return Verdict(accepted=False)
+    else:
+        recorded = baseline.get("started_at")
+        if recorded and started < datetime.fromisoformat(recorded):
+            return Verdict(accepted=False)
+    deltas = _deltas(body, baseline, same_run)
+    gauges = {"storage_bytes": body.usage.storage_bytes, "active_users": body.usage.active_users}
+    changed = (
+        not same_run
+        or any(deltas.values())
+        or any(baseline.get("counters", {}).get(k) != v for k, v in gauges.items())
+        or state.health != body.status
+        or state.version != body.version
+    )
+    last = _aware(state.last_heartbeat_at)
+    due = last is None or now - last >= timedelta(seconds=WRITE_EVERY_INTERVALS * interval)
+    return Verdict(True, run, started, same_run, changed, due, deltas, gauges)
+
+
+def usage_upsert(
+    dialect: str, org_id: str, deltas: dict[str, int], gauges: dict[str, int], now: datetime
+) -> Any:
+    """The statement adding a heartbeat's counter deltas and gauges to the org's usage sample
+    of the hour."""
+    bucket = datetime.fromtimestamp(
+        now.timestamp() // USAGE_BUCKET.total_seconds() * USAGE_BUCKET.total_seconds(), UTC
+    )
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(UsageSample).values(org_id=org_id, bucket=bucket, **deltas, **gauges)
+    table = UsageSample.__table__.c  # type: ignore[attr-defined]
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["org_id", "bucket"],
+        set_={
+            **{k: table[k] + excluded[k] for k in MONOTONIC},
+            "storage_bytes": excluded.storage_bytes,
+            "active_users": case(
+                (table.active_users > excluded.active_users, table.active_users),
+                else_=excluded.active_users,
+            ),
+        },
+    )
+
+
+def _started(body: HeartbeatIn) -> datetime:
+    return body.started_at if body.started_at.tzinfo else body.started_at.replace(tzinfo=UTC)
+
+
+def _run_of(body: HeartbeatIn) -> str:
+    return f"{body.instance_id}/{_started(body).isoformat()}"
+
+
 class HeartbeatProcessor:
     """Applies one authenticated heartbeat to an instance's row and the org's usage."""
 
@@ -170,99 +297,60 @@ class HeartbeatProcessor:
         saves it.
         """
         now = utcnow()
-        started = body.started_at if body.started_at.tzinfo else body.started_at.replace(tzinfo=UTC)
-        run = f"{body.instance_id}/{started.isoformat()}"
-        baseline = instance.usage_reported or {}
-        same_run = baseline.get("run") == run
-        if same_run:
-            seen = max(instance.last_heartbeat_seq, gate.last_seq(run))
-            if body.seq <= seen:
-                return Outcome(accepted=False, wrote=False)
-        else:
-            recorded = baseline.get("started_at")
-            if recorded and started < datetime.fromisoformat(recorded):
-                return Outcome(accepted=False, wrote=False)
-        deltas = _deltas(body, baseline, same_run)
-        gauges = {
-            "storage_bytes": body.usage.storage_bytes,
-            "active_users": body.usage.active_users,
-        }
-        health = body.status
-        changed = (
-            not same_run
-            or any(deltas.values())
-            or any(baseline.get("counters", {}).get(k) != v for k, v in gauges.items())
-            or instance.health != health
-            or instance.version != body.version
+        verdict = judge(
+            RowState.of(instance),
+            body,
+            now=now,
+            interval=self.interval,
+            gate_seq=gate.last_seq(_run_of(body)),
         )
-        last = _aware(instance.last_heartbeat_at)
-        due = last is None or now - last >= timedelta(seconds=WRITE_EVERY_INTERVALS * self.interval)
-        gate.accepted(run=run, seq=body.seq)
-        if not (changed or due):
+        if not verdict.accepted:
+            return Outcome(accepted=False, wrote=False)
+        gate.accepted(run=verdict.run, seq=body.seq)
+        if not verdict.writes:
             return Outcome(accepted=True, wrote=False)
-        self._update_row(instance, body, run=run, started=started, now=now)
-        if not same_run or deltas["requests"]:  # hibernation's idle clock (a change: written)
-            instance.last_active_at = now
-        if not same_run:
+        # The row may come from the guard's session (detached): attach it before changing it,
+        # so the flush writes exactly the changed columns without reading the row again.
+        self.db.add(instance)
+        for name, value in verdict.values(body, now).items():
+            setattr(instance, name, value)
+        if not verdict.same_run:
             self.db.add(
                 InstanceEvent(
                     org_id=instance.org_id,
                     kind="instance.started",
-                    message=f"run {run} (version {body.version})",
+                    message=f"run {verdict.run} (version {body.version})",
                 )
             )
-        if changed:
-            await self._roll_usage(instance.org_id, deltas, gauges, now)
+        if verdict.changed:
+            dialect = self.db.get_bind().dialect.name
+            await self.db.exec(
+                usage_upsert(dialect, instance.org_id, verdict.deltas, verdict.gauges, now)
+            )
         await self.db.commit()
-        return Outcome(accepted=True, wrote=True, new_run=not same_run)
+        return Outcome(accepted=True, wrote=True, new_run=not verdict.same_run)
 
-    def _update_row(
-        self, instance: Instance, body: HeartbeatIn, *, run: str, started: datetime, now: datetime
-    ) -> None:
-        # The row may come from the guard's session (detached): attach it before changing it,
-        # so the flush writes exactly the changed columns without reading the row again.
-        self.db.add(instance)
-        instance.last_heartbeat_at = now
-        instance.last_heartbeat_seq = body.seq
-        instance.version = body.version
-        instance.health = body.status
-        instance.usage_reported = {
-            "run": run,
-            "started_at": started.isoformat(),
-            "counters": msgspec.structs.asdict(body.usage),
-        }
-        instance.updated_at = now
-
-    async def _roll_usage(
-        self, org_id: str, deltas: dict[str, int], gauges: dict[str, int], now: datetime
-    ) -> None:
-        bucket = datetime.fromtimestamp(
-            now.timestamp() // USAGE_BUCKET.total_seconds() * USAGE_BUCKET.total_seconds(), UTC
-        )
-        dialect = self.db.get_bind().dialect.name
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(UsageSample).values(org_id=org_id, bucket=bucket, **deltas, **gauges)
-        table = UsageSample.__table__.c  # type: ignore[attr-defined]
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["org_id", "bucket"],
-            set_={
-                **{k: table[k] + excluded[k] for k in MONOTONIC},
-                "storage_bytes": excluded.storage_bytes,
-                "active_users": case(
-                    (table.active_users > excluded.active_users, table.active_users),
-                    else_=excluded.active_users,
-                ),
-            },
-        )
-        await self.db.exec(stmt)
-
-    async def answer(self, org: Org, outcome: Outcome) -> HeartbeatAnswer:
+    async def answer(
+        self, org: Org, outcome: Outcome, *, via_redis: bool = False
+    ) -> HeartbeatAnswer:
         """The configuration the instance must run with (no query for a root org)."""
-        limits = await effective_limits(self.db, org) if org.parent_id else own_quota(org)
-        return {
-            "accepted": outcome.accepted,
-            "config_version": org.config_version,
-            "interval": self.interval,
-            "limits": Limits(**limits),  # type: ignore[typeddict-item]
-        }
+        return await answer_for(
+            self.db, org, accepted=outcome.accepted, interval=self.interval, via_redis=via_redis
+        )
+
+
+async def answer_for(
+    db: AsyncSession, org: Org, *, accepted: bool, interval: float, via_redis: bool
+) -> HeartbeatAnswer:
+    """The answer to a heartbeat of ``org``'s instance: its configuration, and ``via: redis``
+    when its next heartbeats go to Redis (see :mod:`control_plane.instances.ingest`)."""
+    limits = await effective_limits(db, org) if org.parent_id else own_quota(org)
+    answer: HeartbeatAnswer = {
+        "accepted": accepted,
+        "config_version": org.config_version,
+        "interval": interval,
+        "limits": Limits(**limits),  # type: ignore[typeddict-item]
+    }
+    if via_redis:
+        answer["via"] = "redis"
+    return answer

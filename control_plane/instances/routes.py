@@ -4,7 +4,9 @@ Checks run in this order, each before any work the next needs: the credential's 
 ``invalid_credential``), the flood limit per instance (429 ``rate_limited``,
 :mod:`control_plane.instances.gate`), the credential itself (401), the body (400),
 the body's org against the credential's (403 ``org_mismatch``). Replays answer 200 with
-``accepted: false`` (see :mod:`control_plane.instances.heartbeat`).
+``accepted: false`` (see :mod:`control_plane.instances.heartbeat`). With the ``redis``
+heartbeat transport the answer to an instance that reaches its Redis says ``via: redis`` and is
+also left in Redis for it (see :mod:`control_plane.instances.ingest`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from control_plane.instances.heartbeat import (
     authenticate_instance,
     credential_org,
 )
+from control_plane.instances.ingest import publish_answer, uses_redis
 from control_plane.logs import bind_request
 from control_plane.runtime import WAKE_RECONCILER, Runtime
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer
@@ -107,7 +110,11 @@ async def heartbeat(
         await gate.save()  # the row does not hold this seq: the gate must
     if outcome.new_run:
         request.state[WAKE_RECONCILER] = True
-    return await processor.answer(org, outcome)
+    via_redis = outcome.accepted and data.redis_ok and uses_redis(runtime)
+    answer = await processor.answer(org, outcome, via_redis=via_redis)
+    if via_redis and not await publish_answer(runtime, org.id, answer):
+        del answer["via"]  # the instance would find no answer in Redis: keep it posting
+    return answer
 
 
 ROUTES = [heartbeat]

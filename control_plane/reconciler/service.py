@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import structlog
 from litestar import Litestar, Request
 
+from control_plane.instances.ingest import reading
 from control_plane.reconciler.loop import Reconciler
 from control_plane.reconciler.reconcile import Context
 from control_plane.reconciler.spec import provisioner_options
@@ -35,7 +36,7 @@ async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
     settings = runtime.settings.provisioning
     provisioner = create_provisioner(settings.provisioner, options=provisioner_options(runtime))
     runtime.provisioner = provisioner
-    redis_admin = _redis_admin(runtime)
+    redis_admin = runtime.redis_admin = _redis_admin(runtime)
     task: asyncio.Task[None] | None = None
     if settings.reconciler_enabled:
         reconciler = Reconciler(
@@ -50,7 +51,8 @@ async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
         task = asyncio.create_task(reconciler.run_forever(), name="orgplane-reconciler")
         log.info("reconciler started", provisioner=settings.provisioner, replica=runtime.replica_id)
     try:
-        yield
+        async with reading(runtime):
+            yield
     finally:
         if task is not None:
             task.cancel()
@@ -58,6 +60,7 @@ async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
                 await asyncio.wait_for(task, timeout=10)
         await provisioner.close()
         if redis_admin is not None:
+            runtime.redis_admin = None
             await redis_admin.aclose()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -12,10 +12,15 @@ from sqlalchemy import event
 from tests.support.api import runtime_of
 
 
-@contextmanager
-def statements_of(client: AsyncTestClient[Any]) -> Iterator[list[str]]:
+def statements_of(client: AsyncTestClient[Any]) -> AbstractContextManager[list[str]]:
     """Every statement the app's engine executes inside the block, upper-cased and stripped."""
-    engine = runtime_of(client).engine.sync_engine
+    return statements_on(runtime_of(client).engine)
+
+
+@contextmanager
+def statements_on(async_engine: Any) -> Iterator[list[str]]:
+    """Every statement ``async_engine`` executes inside the block, upper-cased and stripped."""
+    engine = async_engine.sync_engine
     seen: list[str] = []
 
     def on_execute(*args: Any) -> None:

@@ -1,0 +1,371 @@
+"""Heartbeats over Redis: instances leave them in their own namespaces, one replica reads them.
+
+An HTTP heartbeat costs a request through the whole stack, about 2 ms of control-plane CPU, so
+10,000 orgs at a 10 s interval would need two cores just to hear them. With the ``redis``
+transport (``heartbeat_transport``, the default when org instances have their own Redis users)
+only the first heartbeat of a run is a ``POST``: it registers the run and its answer says
+``via: redis``. From then on the instance writes each heartbeat to
+:func:`~org_instance.contract.heartbeat_key` in its own namespace (which only its ACL user and
+the control plane can write, so the key's name is its authentication) and reads the control
+plane's answer from :func:`~org_instance.contract.heartbeat_answer_key` in the same round trip.
+
+:class:`RedisHeartbeats` runs in every replica that has the admin connection; the one holding a
+Redis lock reads every ``heartbeat_poll_seconds``:
+
+1. the org ids with a registered run (one indexed query);
+2. their heartbeat keys, 1,000 per round trip, through a script that returns a value only when
+   it is a string of at most :data:`MAX_HEARTBEAT_BYTES` (an org cannot make the control plane
+   pull a huge or foreign-typed value);
+3. the values that differ from the last read are decoded and validated like a ``POST`` body
+   (the body's org must be the key's); their rows are read in one query per 1,000 and judged by
+   :func:`~control_plane.instances.heartbeat.judge`, the rules of the HTTP path;
+4. quiet heartbeats write nothing; due ones (no change, row older than 1.5 intervals) are
+   written in one ``executemany``; changed ones one by one, conditional on the ``seq`` the row
+   had, with their usage, all in one transaction;
+5. every accepted heartbeat renews its answer key's expiry; a missing answer, or an instance
+   running an older ``config_version`` than its org, gets a new one.
+
+Only same-run heartbeats are taken here: a new run must register over HTTP (that is where its
+``instance.started`` event is written and the reconciler woken). An answer key expires three
+intervals after the last heartbeat read, so when no replica reads (Redis lost the lock holder,
+or the transport was switched to ``http``) instances go back to posting within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import structlog
+from redis.exceptions import LockError, RedisError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
+from sqlmodel import select as select_models
+
+from control_plane.db.models import Instance, Org, utcnow
+from control_plane.instances.heartbeat import (
+    HeartbeatIn,
+    RowState,
+    Verdict,
+    answer_for,
+    judge,
+    usage_upsert,
+)
+from control_plane.runtime import Runtime
+from org_instance.contract import heartbeat_answer_key, heartbeat_key
+
+log = structlog.get_logger("orgplane.instances.ingest")
+
+#: Largest heartbeat value read (a real one is about 400 bytes).
+MAX_HEARTBEAT_BYTES = 4096
+#: Keys per script call and rows per query.
+BATCH = 1000
+TOO_BIG = b"!"
+
+#: Returns, for each key, its value when it is a string of at most ARGV[1] bytes, ``""`` when
+#: it is missing or empty, ``"!"`` when it is bigger or not a string.
+_READ = """
+local out = {}
+local cap = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local size = redis.pcall('STRLEN', key)
+  if type(size) ~= 'number' or size > cap then
+    out[i] = '!'
+  elseif size == 0 then
+    out[i] = ''
+  else
+    out[i] = redis.call('GET', key)
+  end
+end
+return out
+"""
+
+_REGISTERED = select(col(Instance.org_id)).where(col(Instance.last_heartbeat_at).is_not(None))
+_ROWS = select(
+    col(Instance.org_id),
+    col(Instance.usage_reported),
+    col(Instance.last_heartbeat_seq),
+    col(Instance.last_heartbeat_at),
+    col(Instance.health),
+    col(Instance.version),
+    col(Org.config_version),
+).join(Org, col(Org.id) == col(Instance.org_id))
+_TABLE = Instance.__table__  # type: ignore[attr-defined]
+_DUE = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.org_id == bindparam("b_org"),
+        _TABLE.c.last_heartbeat_seq < bindparam("b_seq"),
+    )
+    .values(
+        last_heartbeat_at=bindparam("b_now"),
+        last_heartbeat_seq=bindparam("b_seq"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def uses_redis(runtime: Runtime) -> bool:
+    """Whether instances of this deployment heartbeat over Redis after their first beat."""
+    return (
+        runtime.settings.provisioning.heartbeat_transport == "redis"
+        and runtime.redis_admin is not None
+    )
+
+
+def poll_seconds(runtime: Runtime) -> float:
+    """Seconds between reads: the setting, at most half an interval."""
+    provisioning = runtime.settings.provisioning
+    return min(provisioning.heartbeat_poll_seconds, provisioning.heartbeat_interval / 2)
+
+
+def answer_ttl(runtime: Runtime) -> int:
+    """Seconds an answer key lives after the last read renewed it: longer than the gap between
+    two heartbeats read (1.1 intervals plus a poll), short enough that instances go back to
+    posting soon after the last reader stopped."""
+    provisioning = runtime.settings.provisioning
+    return math.ceil(2 * provisioning.heartbeat_interval + 2 * poll_seconds(runtime))
+
+
+def reader_lock(runtime: Runtime) -> str:
+    """The Redis key of the lock the reading replica holds."""
+    return f"orgplane:{runtime.settings.provisioning.deployment_id}:heartbeat-reader"
+
+
+async def publish_answer(runtime: Runtime, org_id: str, answer: Any) -> bool:
+    """Leave ``answer`` in the org's answer key when a replica reads heartbeats (the lock is
+    held); False, with nothing written, when none does or Redis failed."""
+    redis = runtime.redis_admin
+    try:
+        if not await redis.exists(reader_lock(runtime)):
+            return False
+        await redis.set(
+            heartbeat_answer_key(org_id), msgspec.json.encode(answer), ex=answer_ttl(runtime)
+        )
+    except (RedisError, OSError) as exc:
+        log.warning("heartbeat answer not written", org_id=org_id, error=type(exc).__name__)
+        return False
+    return True
+
+
+@dataclass
+class PollReport:
+    """What one read of the heartbeat keys did (counts)."""
+
+    keys: int = 0
+    new: int = 0
+    invalid: int = 0
+    accepted: int = 0
+    written: int = 0
+    answered: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Judged:
+    body: HeartbeatIn
+    verdict: Verdict
+    seq_before: int
+    config_behind: bool
+
+
+@dataclass
+class RedisHeartbeats:
+    """Reads the heartbeats instances leave in Redis (see the module docstring)."""
+
+    runtime: Runtime
+    redis: Any
+    #: The last value read per org: an unchanged value is not decoded again.
+    seen: dict[str, bytes] = field(default_factory=dict)
+    warned: set[str] = field(default_factory=set)
+    last: PollReport = field(default_factory=PollReport)
+
+    def __post_init__(self) -> None:
+        self._read = self.redis.register_script(_READ)
+        self.interval = self.runtime.settings.provisioning.heartbeat_interval
+
+    async def run_forever(self) -> None:
+        """Hold the reader lock when free and read every poll interval; never raises. The lock
+        is given back when cancelled, so another replica takes over at once."""
+        period = poll_seconds(self.runtime)
+        lock = self.redis.lock(
+            reader_lock(self.runtime), timeout=max(5.0, 3 * period), blocking=False
+        )
+        try:
+            await self._read_while_held(lock, period)
+        finally:
+            if lock.local.token:
+                with contextlib.suppress(LockError, RedisError, OSError):
+                    await asyncio.shield(lock.release())
+
+    async def _read_while_held(self, lock: Any, period: float) -> None:
+        while True:
+            try:
+                held = (
+                    await lock.extend(lock.timeout, replace_ttl=True) if lock.local.token else False
+                )
+            except LockError:
+                held = False
+            try:
+                if not held:
+                    lock.local.token = None
+                    held = await lock.acquire()
+                if held:
+                    await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, SQLAlchemyError) as exc:
+                log.warning("heartbeat read failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(period)
+
+    async def poll(self) -> PollReport:
+        """Read, judge and record every changed heartbeat once."""
+        started = time.perf_counter()
+        report = PollReport()
+        async with self.runtime.engine.connect() as conn:
+            org_ids = list((await conn.execute(_REGISTERED)).scalars())
+        report.keys = len(org_ids)
+        bodies = await self._changed(org_ids, report)
+        if bodies:
+            judged = await self._record(bodies, report)
+            await self._answer(judged, report)
+        report.seconds = time.perf_counter() - started
+        self.last = report
+        return report
+
+    async def _changed(self, org_ids: list[str], report: PollReport) -> dict[str, HeartbeatIn]:
+        bodies: dict[str, HeartbeatIn] = {}
+        current = set(org_ids)
+        for gone in [o for o in self.seen if o not in current]:
+            del self.seen[gone]
+        for i in range(0, len(org_ids), BATCH):
+            chunk = org_ids[i : i + BATCH]
+            values = await self._read(
+                keys=[heartbeat_key(o) for o in chunk], args=[MAX_HEARTBEAT_BYTES]
+            )
+            for org_id, raw in zip(chunk, values, strict=True):
+                if not raw or raw == self.seen.get(org_id):
+                    continue
+                self.seen[org_id] = raw
+                report.new += 1
+                body = _decode(raw)
+                if body is None or body.org_id != org_id:
+                    report.invalid += 1
+                    self._warn(org_id)
+                    continue
+                self.warned.discard(org_id)
+                bodies[org_id] = body
+        return bodies
+
+    def _warn(self, org_id: str) -> None:
+        if org_id not in self.warned:
+            self.warned.add(org_id)
+            log.warning(
+                "heartbeat in Redis ignored: not a valid heartbeat of this org", org_id=org_id
+            )
+
+    async def _record(
+        self, bodies: dict[str, HeartbeatIn], report: PollReport
+    ) -> dict[str, _Judged]:
+        now = utcnow()
+        judged: dict[str, _Judged] = {}
+        due: list[dict[str, Any]] = []
+        ids = list(bodies)
+        async with self.runtime.engine.begin() as conn:
+            for i in range(0, len(ids), BATCH):
+                rows = await conn.execute(_ROWS.where(col(Instance.org_id).in_(ids[i : i + BATCH])))
+                for org_id, usage, seq, at, health, version, config_version in rows:
+                    body = bodies[org_id]
+                    verdict = judge(
+                        RowState(usage, seq, at, health, version),
+                        body,
+                        now=now,
+                        interval=self.interval,
+                    )
+                    if not (verdict.accepted and verdict.same_run):
+                        continue  # a replay, or a run that did not register over HTTP
+                    behind = (
+                        body.config_version is not None and body.config_version != config_version
+                    )
+                    judged[org_id] = _Judged(body, verdict, seq, behind)
+            for org_id, item in judged.items():
+                verdict, body = item.verdict, item.body
+                if verdict.changed:
+                    report.written += await self._write_changed(conn, org_id, item, now)
+                elif verdict.due:
+                    due.append({"b_org": org_id, "b_seq": body.seq, "b_now": now})
+            if due:
+                await conn.execute(_DUE, due)
+                report.written += len(due)
+        report.accepted = len(judged)
+        return judged
+
+    async def _write_changed(self, conn: Any, org_id: str, item: _Judged, now: Any) -> int:
+        values = item.verdict.values(item.body, now)
+        result = await conn.execute(
+            update(_TABLE)
+            .where(_TABLE.c.org_id == org_id, _TABLE.c.last_heartbeat_seq == item.seq_before)
+            .values(**values)
+        )
+        if result.rowcount != 1:  # another writer got there first; the next read decides
+            return 0
+        verdict = item.verdict
+        await conn.execute(
+            usage_upsert(conn.dialect.name, org_id, verdict.deltas, verdict.gauges, now)
+        )
+        return 1
+
+    async def _answer(self, judged: dict[str, _Judged], report: PollReport) -> None:
+        ids = list(judged)
+        ttl = answer_ttl(self.runtime)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for org_id in ids:
+                pipe.expire(heartbeat_answer_key(org_id), ttl)
+            renewed = await pipe.execute()
+        stale = [o for o, ok in zip(ids, renewed, strict=True) if not ok or judged[o].config_behind]
+        if not stale:
+            return
+        async with self.runtime.sessions() as db:
+            orgs = (await db.exec(select_models(Org).where(col(Org.id).in_(stale)))).all()
+            answers = {
+                org.id: await answer_for(
+                    db, org, accepted=True, interval=self.interval, via_redis=True
+                )
+                for org in orgs
+            }
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for org_id, answer in answers.items():
+                pipe.set(heartbeat_answer_key(org_id), msgspec.json.encode(answer), ex=ttl)
+            await pipe.execute()
+        report.answered = len(answers)
+
+
+def _decode(raw: bytes) -> HeartbeatIn | None:
+    if raw == TOO_BIG:
+        return None
+    try:
+        return msgspec.json.decode(raw, type=HeartbeatIn)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+@contextlib.asynccontextmanager
+async def reading(runtime: Runtime) -> Any:
+    """Run a :class:`RedisHeartbeats` reader while the context is open (when Redis is used)."""
+    if not uses_redis(runtime):
+        yield None
+        return
+    reader = RedisHeartbeats(runtime, runtime.redis_admin)
+    task = asyncio.create_task(reader.run_forever(), name="orgplane-heartbeat-reader")
+    try:
+        yield reader
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, timeout=10)
