@@ -1,5 +1,17 @@
 """Heartbeat ingestion: 10,000 org instances heartbeating every 10 s against one control plane.
 
+Two transports (``BENCH_HEARTBEATS_TRANSPORT``, ``redis`` by default when Redis answers):
+
+* ``redis``, the product's default: the load generator leaves each heartbeat where an instance
+  does after its first ``POST`` (``SET`` of its heartbeat key and ``GET`` of its answer key in
+  one round trip; through the admin connection, not 10,000 ACL users) and the control plane's
+  reader takes them in batches (``control_plane/instances/ingest.py``, default 2 s poll).
+  Latency is then twofold: the round trip an instance waits for, and the *recording delay* of
+  the heartbeats that change something (the active orgs'), from the moment one is due until
+  its ``seq`` is in the Instance row (sampled every 0.25 s). Redis's own CPU share is reported
+  beside the control plane's.
+* ``http``: every heartbeat is a ``POST``, as below.
+
 One control-plane process (``orgplane serve``, one uvicorn worker, production mode, reconciler
 off so it does not try to start 10,000 instances) on a scratch PostgreSQL database holding
 ``BENCH_HEARTBEATS_ORGS`` (default 10,000) running orgs with Instance rows and credentials,
@@ -35,15 +47,23 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from benchmarks import Result
-from benchmarks.instance_loopback import Connection, connect, free_port, raw_request
+from benchmarks.instance_loopback import connect, free_port, raw_request
 from benchmarks.scratch import engine_on, missing_services, scratch_postgres_sync, seed_orgs
-from org_instance.contract import HEARTBEAT_PATH
+from org_instance.contract import (
+    HEARTBEAT_PATH,
+    heartbeat_answer_key,
+    heartbeat_key,
+    heartbeat_key_ttl,
+)
 from tests.support.services import REDIS_URL, redis_available
 
 ORGS = int(os.environ.get("BENCH_HEARTBEATS_ORGS", "10000"))
@@ -51,6 +71,9 @@ INTERVAL = float(os.environ.get("BENCH_HEARTBEATS_INTERVAL", "10"))
 SECONDS = float(os.environ.get("BENCH_HEARTBEATS_SECONDS", "60"))
 ACTIVE = float(os.environ.get("BENCH_HEARTBEATS_ACTIVE", "0.05"))
 STORE = os.environ.get("BENCH_HEARTBEATS_STORE", "redis" if redis_available() else "memory")
+TRANSPORT = os.environ.get("BENCH_HEARTBEATS_TRANSPORT", "redis" if STORE == "redis" else "http")
+#: The reader's poll (the product's default ``heartbeat_poll_seconds``).
+POLL = 2.0
 CONNECTIONS = 64
 #: Seconds after the last heartbeat was due before the rest are given up (the bound of a run).
 GRACE = 10.0
@@ -112,12 +135,17 @@ class HeartbeatLoad:
         self.rate = len(org_ids) / INTERVAL
         self.started_at = started_at.isoformat()
         self.active_every = max(1, round(1 / ACTIVE)) if ACTIVE > 0 else 0
+        self.origin = 0.0
 
-    def _request(self, k: int) -> bytes:
+    def active(self, index: int) -> bool:
+        """Whether the org at ``index`` reports a moved request counter every time."""
+        return bool(self.active_every) and index % self.active_every == 0
+
+    def _body(self, k: int) -> tuple[str, bytes]:
         index = k % len(self.org_ids)
         org_id, beat = self.org_ids[index], k // len(self.org_ids)
-        requests = beat if self.active_every and index % self.active_every == 0 else 0
-        body = msgspec.json.encode(
+        requests = beat if self.active(index) else 0
+        return org_id, msgspec.json.encode(
             {
                 "org_id": org_id,
                 "instance_id": "bench",
@@ -128,19 +156,33 @@ class HeartbeatLoad:
                 "db_ok": True,
                 "redis_ok": True,
                 "usage": {**dict.fromkeys(COUNTERS, 0), "requests": requests},
+                "config_version": 1,
             }
         )
-        return raw_request("POST", HEARTBEAT_PATH, self.credentials[org_id], body)
+
+    async def send(self, conn: Any, k: int) -> tuple[Any, bool]:
+        """Send heartbeat ``k`` on ``conn`` (opened when None); (connection, succeeded)."""
+        org_id, body = self._body(k)
+        try:
+            conn = conn or await connect(self.port)
+            request = raw_request("POST", HEARTBEAT_PATH, self.credentials[org_id], body)
+            status = await asyncio.wait_for(conn.request(request), 10)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            return None, False
+        return conn, status == 200
+
+    async def close(self, conn: Any) -> None:
+        conn.writer.close()
 
     async def run(self, *, first: int, count: int) -> Load:
         """Send heartbeats ``first`` .. ``first + count - 1``, each at its due time; those not
         sent within :data:`GRACE` seconds after the last one was due are counted as unsent."""
         load, numbers = Load(), iter(range(first, first + count))
-        origin = time.perf_counter() - first / self.rate
+        origin = self.origin = time.perf_counter() - first / self.rate
         deadline = origin + (first + count) / self.rate + GRACE
 
         async def worker() -> None:
-            conn: Connection | None = None
+            conn: Any = None
             for k in numbers:
                 if time.perf_counter() > deadline:
                     load.unsent += 1
@@ -151,18 +193,73 @@ class HeartbeatLoad:
                     await asyncio.sleep(delay)
                 else:
                     load.late_starts += delay < -0.1
-                try:
-                    conn = conn or await connect(self.port)
-                    status = await asyncio.wait_for(conn.request(self._request(k)), 10)
-                except (OSError, asyncio.IncompleteReadError, TimeoutError):
-                    conn, status = None, 0
+                conn, ok = await self.send(conn, k)
                 load.latencies_ms.append((time.perf_counter() - due) * 1000)
-                load.errors += status != 200
+                load.errors += not ok
             if conn is not None:
-                conn.writer.close()
+                await self.close(conn)
 
         await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
         return load
+
+
+class RedisHeartbeatLoad(HeartbeatLoad):
+    """The same heartbeats left in Redis, as instances on the ``redis`` transport do."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Opened by :func:`_drive`, in the event loop of the run.
+        self.redis: Any = None
+        self.ttl = heartbeat_key_ttl(INTERVAL)
+        #: When each active org's heartbeats were due, by seq: the recording delay's start.
+        self.due_at: dict[tuple[str, int], float] = {}
+
+    async def send(self, conn: Any, k: int) -> tuple[Any, bool]:
+        org_id, body = self._body(k)
+        if self.active(k % len(self.org_ids)):
+            self.due_at[(org_id, k // len(self.org_ids) + 1)] = self.origin + k / self.rate
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(heartbeat_key(org_id), body, ex=self.ttl)
+                pipe.get(heartbeat_answer_key(org_id))
+                await asyncio.wait_for(pipe.execute(), 10)
+        except (RedisError, OSError, TimeoutError):
+            return None, False
+        return None, True
+
+    async def close(self, conn: Any) -> None:
+        return None
+
+
+async def _recording_delays(url: str, load: RedisHeartbeatLoad, until: float) -> list[float]:
+    """Sample the active orgs' rows every 0.25 s until ``until`` (perf_counter): the delay from
+    each heartbeat's due time to the first sample showing its ``seq`` recorded."""
+    active = sorted({org for org, _ in load.due_at} | set(load.org_ids[:: load.active_every]))
+    recorded: dict[str, int] = {}
+    delays: list[float] = []
+    query = text("SELECT org_id, last_heartbeat_seq FROM instance WHERE org_id = ANY(:ids)")
+    async with engine_on(url) as engine, engine.connect() as conn:
+        while time.perf_counter() < until:
+            now = time.perf_counter()
+            for org_id, seq in await conn.execute(query, {"ids": active}):
+                for s in range(recorded.get(org_id, seq) + 1, seq + 1):
+                    due = load.due_at.get((org_id, s))
+                    if due is not None:
+                        delays.append((now - due) * 1000)
+                recorded[org_id] = seq
+            await asyncio.sleep(0.25)
+    return delays
+
+
+def _redis_cpu_seconds() -> float:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def _start_server(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -173,7 +270,8 @@ def _start_server(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes]
         "ORGPLANE_DATABASE_URL": database_url,
         "ORGPLANE_SECRET_KEY": "benchmark-deployment-secret-heartbeats",
         "ORGPLANE_REDIS_URL": REDIS_URL if STORE == "redis" else "",
-        "ORGPLANE_REDIS_ORG_USERS": "false",
+        "ORGPLANE_REDIS_ORG_USERS": "true" if TRANSPORT == "redis" else "false",
+        "ORGPLANE_HEARTBEAT_TRANSPORT": TRANSPORT,
         "ORGPLANE_RECONCILER_ENABLED": "false",
         "ORGPLANE_HEARTBEAT_INTERVAL": str(INTERVAL),
         "ORGPLANE_LOG_LEVEL": "WARNING",
@@ -182,8 +280,10 @@ def _start_server(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes]
         "ORGPLANE_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     with log.open("ab") as out:
+        profile = os.environ.get("BENCH_HEARTBEATS_PROFILE", "")
+        profiler = ["-m", "cProfile", "-o", profile] if profile else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "control_plane.cli.main", "serve"],
+            [sys.executable, *profiler, "-m", "control_plane.cli.main", "serve"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -201,6 +301,56 @@ def _start_server(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes]
     raise RuntimeError(f"control plane did not start:\n{log.read_text()[-2000:]}")
 
 
+@dataclass
+class Run:
+    """One measured load: what the generator saw and what the server spent meanwhile."""
+
+    load: Load
+    cpu: float
+    wall: float
+    share: float
+    delays: list[float]
+
+
+async def _drive(load: HeartbeatLoad, pid: int, url: str, count: int) -> Run:
+    """Run the load (and, over Redis, the recording sampler); the server's CPU is read when
+    the load ends."""
+    cpu_before, wall_before = _cpu_seconds(pid), time.perf_counter()
+    sampler = None
+    if isinstance(load, RedisHeartbeatLoad):
+        load.redis = aioredis.from_url(REDIS_URL)
+        until = wall_before + count / load.rate + 3 * POLL + 1
+        sampler = asyncio.create_task(_recording_delays(url, load, until))
+    measured = await load.run(first=ORGS, count=count)  # seq 2 onwards
+    wall = time.perf_counter() - wall_before
+    cpu = _cpu_seconds(pid) - cpu_before
+    delays = await sampler if sampler is not None else []
+    if isinstance(load, RedisHeartbeatLoad):
+        await load.redis.aclose()
+    return Run(measured, cpu, wall, cpu / wall, delays)
+
+
+async def _answered_already(org_ids: list[str]) -> None:
+    """Every org's answer key, as the first POST of each run left it (the steady state)."""
+    redis = aioredis.from_url(REDIS_URL)
+    answer = msgspec.json.encode(
+        {"accepted": True, "config_version": 1, "interval": INTERVAL, "limits": {}, "via": "redis"}
+    )
+    async with redis.pipeline(transaction=False) as pipe:
+        for org_id in org_ids:
+            pipe.set(heartbeat_answer_key(org_id), answer, ex=int(4 * INTERVAL + 10))
+        await pipe.execute()
+    await redis.aclose()
+
+
+async def _forget(org_ids: list[str]) -> None:
+    redis = aioredis.from_url(REDIS_URL)
+    for i in range(0, len(org_ids), 1000):
+        chunk = org_ids[i : i + 1000]
+        await redis.delete(*[k for o in chunk for k in (heartbeat_key(o), heartbeat_answer_key(o))])
+    await redis.aclose()
+
+
 def _measure(url: str, tmp: Path) -> list[Result]:
     started_at = datetime.now(UTC)
     # What control_plane.instances.heartbeat records for a run it has heard (see its docstring).
@@ -213,15 +363,19 @@ def _measure(url: str, tmp: Path) -> list[Result]:
     seeded = asyncio.run(seed_orgs(url, count=ORGS, instances=True, usage_reported=known_run))
     seeding = time.perf_counter() - started
     proc, port = _start_server(url, tmp / "server.log")
+    redis = TRANSPORT == "redis"
     try:
-        load = HeartbeatLoad(port, seeded.org_ids, seeded.credentials, started_at=started_at)
+        kind = RedisHeartbeatLoad if redis else HeartbeatLoad
+        load = kind(port, seeded.org_ids, seeded.credentials, started_at=started_at)
         asyncio.run(_heard_just_now(url))
+        if redis:
+            asyncio.run(_answered_already(seeded.org_ids))
         updates_before = asyncio.run(_instance_row_updates(url))
-        cpu_before, wall_before = _cpu_seconds(proc.pid), time.perf_counter()
+        redis_cpu_before = _redis_cpu_seconds() if redis else 0.0
         count = int(SECONDS * load.rate)
-        measured = asyncio.run(load.run(first=ORGS, count=count))  # seq 2 onwards
-        cpu = _cpu_seconds(proc.pid) - cpu_before
-        share = cpu / (time.perf_counter() - wall_before)
+        run = asyncio.run(_drive(load, proc.pid, url, count))
+        measured, cpu, share, delays = run.load, run.cpu, run.share, run.delays
+        redis_share = (_redis_cpu_seconds() - redis_cpu_before) / run.wall if redis else 0.0
         time.sleep(1)
         writes = asyncio.run(_instance_row_updates(url)) - updates_before
         rss = _rss_mib(proc.pid)
@@ -232,9 +386,14 @@ def _measure(url: str, tmp: Path) -> list[Result]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        if redis:
+            asyncio.run(_forget(seeded.org_ids))
     answered = max(1, len(measured.latencies_ms))
     per_beat = cpu / answered
-    label = f"{load.rate:,.0f}/s offered ({ORGS:,} orgs / {INTERVAL:g} s), store {STORE}"
+    label = (
+        f"{load.rate:,.0f}/s offered ({ORGS:,} orgs / {INTERVAL:g} s), via {TRANSPORT}, "
+        f"store {STORE}"
+    )
     return [
         Result(f"seeding {ORGS:,} orgs with instances", seeding, "s"),
         Result(f"control-plane CPU share, measured, {label}", share * 100, "% core"),
@@ -261,12 +420,28 @@ def _measure(url: str, tmp: Path) -> list[Result]:
             "writes",
         ),
         Result("control-plane RSS after the load", rss, "MiB"),
+        *(
+            [
+                Result.distribution(
+                    "recording delay of changed heartbeats (due to in the row; 2 s poll)",
+                    delays,
+                    "ms",
+                ),
+                Result(
+                    "Redis server CPU share (generator's writes and the reader)",
+                    redis_share * 100,
+                    "% core",
+                ),
+            ]
+            if TRANSPORT == "redis"
+            else []
+        ),
     ]
 
 
 def run() -> list[Result]:
     """Measure and answer the figures (see the module docstring)."""
-    missing = missing_services(redis=STORE == "redis")
+    missing = missing_services(redis=STORE == "redis" or TRANSPORT == "redis")
     if missing:
         return [Result.skip("heartbeat ingestion", missing)]
     with (

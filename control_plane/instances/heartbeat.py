@@ -27,6 +27,7 @@ with its next heartbeat.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import structlog
-from sqlalchemy import case
+from sqlalchemy import bindparam, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -250,17 +251,15 @@ def judge(
     return Verdict(True, run, started, same_run, changed, due, deltas, gauges)
 
 
-def usage_upsert(
-    dialect: str, org_id: str, deltas: dict[str, int], gauges: dict[str, int], now: datetime
-) -> Any:
+@functools.cache
+def usage_upsert(dialect: str) -> Any:
     """The statement adding a heartbeat's counter deltas and gauges to the org's usage sample
-    of the hour."""
-    bucket = datetime.fromtimestamp(
-        now.timestamp() // USAGE_BUCKET.total_seconds() * USAGE_BUCKET.total_seconds(), UTC
-    )
+    of the hour, built once per dialect; its parameters come from :func:`usage_params` (one
+    dict, or a list of them for ``executemany``)."""
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(UsageSample).values(org_id=org_id, bucket=bucket, **deltas, **gauges)
     table = UsageSample.__table__.c  # type: ignore[attr-defined]
+    names = ("org_id", "bucket", *MONOTONIC, "storage_bytes", "active_users")
+    stmt = insert(UsageSample).values({n: bindparam(f"u_{n}", type_=table[n].type) for n in names})
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["org_id", "bucket"],
@@ -273,6 +272,14 @@ def usage_upsert(
             ),
         },
     )
+
+
+def usage_params(org_id: str, verdict: Verdict, now: datetime) -> dict[str, Any]:
+    """The parameters of :func:`usage_upsert` for one written heartbeat."""
+    span = USAGE_BUCKET.total_seconds()
+    bucket = datetime.fromtimestamp(now.timestamp() // span * span, UTC)
+    values = {"org_id": org_id, "bucket": bucket, **verdict.deltas, **verdict.gauges}
+    return {f"u_{k}": v for k, v in values.items()}
 
 
 def _started(body: HeartbeatIn) -> datetime:
@@ -325,7 +332,7 @@ class HeartbeatProcessor:
         if verdict.changed:
             dialect = self.db.get_bind().dialect.name
             await self.db.exec(
-                usage_upsert(dialect, instance.org_id, verdict.deltas, verdict.gauges, now)
+                usage_upsert(dialect), params=usage_params(instance.org_id, verdict, now)
             )
         await self.db.commit()
         return Outcome(accepted=True, wrote=True, new_run=not verdict.same_run)

@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 import structlog
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 from sqlmodel import select as select_models
@@ -55,6 +55,7 @@ from control_plane.instances.heartbeat import (
     Verdict,
     answer_for,
     judge,
+    usage_params,
     usage_upsert,
 )
 from control_plane.runtime import Runtime
@@ -86,6 +87,18 @@ end
 return out
 """
 
+#: Renews each key's expiry to ARGV[1] seconds; returns the (1-based) positions of the keys
+#: that do not exist.
+_RENEW = """
+local missing = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXPIRE', key, ARGV[1]) == 0 then
+    missing[#missing + 1] = i
+  end
+end
+return missing
+"""
+
 _REGISTERED = select(col(Instance.org_id)).where(col(Instance.last_heartbeat_at).is_not(None))
 _ROWS = select(
     col(Instance.org_id),
@@ -107,6 +120,27 @@ _DUE = (
         last_heartbeat_at=bindparam("b_now"),
         last_heartbeat_seq=bindparam("b_seq"),
         updated_at=bindparam("b_now"),
+    )
+)
+
+
+#: A changed heartbeat's row, written only if it still has the ``seq`` it was judged against.
+_CHANGED = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.org_id == bindparam("b_org"),
+        _TABLE.c.last_heartbeat_seq == bindparam("b_prev"),
+    )
+    .values(
+        last_heartbeat_at=bindparam("b_now"),
+        last_heartbeat_seq=bindparam("b_seq"),
+        version=bindparam("b_version"),
+        health=bindparam("b_health"),
+        usage_reported=bindparam("b_usage", type_=_TABLE.c.usage_reported.type),
+        updated_at=bindparam("b_now"),
+        last_active_at=func.coalesce(
+            bindparam("b_active", type_=_TABLE.c.last_active_at.type), _TABLE.c.last_active_at
+        ),
     )
 )
 
@@ -188,6 +222,7 @@ class RedisHeartbeats:
 
     def __post_init__(self) -> None:
         self._read = self.redis.register_script(_READ)
+        self._renew = self.redis.register_script(_RENEW)
         self.interval = self.runtime.settings.provisioning.heartbeat_interval
 
     async def run_forever(self) -> None:
@@ -280,10 +315,10 @@ class RedisHeartbeats:
         async with self.runtime.engine.begin() as conn:
             for i in range(0, len(ids), BATCH):
                 rows = await conn.execute(_ROWS.where(col(Instance.org_id).in_(ids[i : i + BATCH])))
-                for org_id, usage, seq, at, health, version, config_version in rows:
+                for org_id, reported, seq, at, health, version, config_version in rows:
                     body = bodies[org_id]
                     verdict = judge(
-                        RowState(usage, seq, at, health, version),
+                        RowState(reported, seq, at, health, version),
                         body,
                         now=now,
                         interval=self.interval,
@@ -294,41 +329,51 @@ class RedisHeartbeats:
                         body.config_version is not None and body.config_version != config_version
                     )
                     judged[org_id] = _Judged(body, verdict, seq, behind)
+            usage = []
             for org_id, item in judged.items():
                 verdict, body = item.verdict, item.body
                 if verdict.changed:
-                    report.written += await self._write_changed(conn, org_id, item, now)
+                    if await self._write_changed(conn, org_id, item, now):
+                        usage.append(usage_params(org_id, verdict, now))
                 elif verdict.due:
                     due.append({"b_org": org_id, "b_seq": body.seq, "b_now": now})
             if due:
                 await conn.execute(_DUE, due)
-                report.written += len(due)
+            if usage:
+                await conn.execute(usage_upsert(conn.dialect.name), usage)
         report.accepted = len(judged)
+        report.written = len(due) + len(usage)
         return judged
 
-    async def _write_changed(self, conn: Any, org_id: str, item: _Judged, now: Any) -> int:
+    @staticmethod
+    async def _write_changed(conn: Any, org_id: str, item: _Judged, now: Any) -> bool:
         values = item.verdict.values(item.body, now)
         result = await conn.execute(
-            update(_TABLE)
-            .where(_TABLE.c.org_id == org_id, _TABLE.c.last_heartbeat_seq == item.seq_before)
-            .values(**values)
+            _CHANGED,
+            {
+                "b_org": org_id,
+                "b_prev": item.seq_before,
+                "b_now": now,
+                "b_seq": item.body.seq,
+                "b_version": values["version"],
+                "b_health": values["health"],
+                "b_usage": values["usage_reported"],
+                "b_active": values.get("last_active_at"),
+            },
         )
-        if result.rowcount != 1:  # another writer got there first; the next read decides
-            return 0
-        verdict = item.verdict
-        await conn.execute(
-            usage_upsert(conn.dialect.name, org_id, verdict.deltas, verdict.gauges, now)
-        )
-        return 1
+        # Another writer got there first when no row matched; the next read decides.
+        return bool(result.rowcount == 1)
 
     async def _answer(self, judged: dict[str, _Judged], report: PollReport) -> None:
         ids = list(judged)
         ttl = answer_ttl(self.runtime)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for org_id in ids:
-                pipe.expire(heartbeat_answer_key(org_id), ttl)
-            renewed = await pipe.execute()
-        stale = [o for o, ok in zip(ids, renewed, strict=True) if not ok or judged[o].config_behind]
+        stale = [o for o in ids if judged[o].config_behind]
+        for i in range(0, len(ids), BATCH):
+            chunk = ids[i : i + BATCH]
+            missing = await self._renew(keys=[heartbeat_answer_key(o) for o in chunk], args=[ttl])
+            stale.extend(
+                chunk[int(n) - 1] for n in missing if not judged[chunk[int(n) - 1]].config_behind
+            )
         if not stale:
             return
         async with self.runtime.sessions() as db:
