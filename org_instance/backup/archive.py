@@ -15,9 +15,9 @@ import io
 import os
 import shutil
 import sqlite3
-import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -30,6 +30,9 @@ from org_instance.backup.manifest import (
     Manifest,
     build_manifest,
 )
+
+if TYPE_CHECKING:  # imported when a backup is written: an instance starts without it
+    import tarfile
 
 log = structlog.get_logger("orgplane.instance.backup")
 
@@ -76,6 +79,8 @@ def _local_paths(staged: Path) -> dict[str, Path]:
 
 
 def _member(name: str, size: int, mtime: float) -> tarfile.TarInfo:
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = size, int(mtime), 0o600
     return info
@@ -85,6 +90,8 @@ def write_archive(
     *, staged: Path, out: Path, org_id: str, org_slug: str, schema_version: int
 ) -> Manifest:
     """Write the archive of the snapshot in ``staged`` to ``out``; returns its manifest."""
+    import tarfile
+
     now = datetime.now(UTC)
     paths = _local_paths(staged)
     entries = []

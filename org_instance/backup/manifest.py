@@ -12,14 +12,16 @@ imports nothing but the standard library.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
-import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import IO, Any, BinaryIO, Final, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, cast
+
+if TYPE_CHECKING:  # imported where archives are read: an instance starts without them
+    import gzip
+    import tarfile
 
 FORMAT: Final = "orgplane-backup/1"
 MANIFEST_NAME: Final = "manifest.json"
@@ -201,6 +203,9 @@ def read_archive(
     """Read and verify a whole archive from ``raw``, writing each entry to ``open_entry(entry)``
     (or only checking it when None). Raises :class:`ArchiveError`; nothing is trusted before
     the manifest and every entry have been checked."""
+    import gzip
+    import tarfile
+
     try:
         with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
             stream = cast(IO[bytes], _Bounded(unzipped, max_bytes))
@@ -248,6 +253,9 @@ def _read_members(tar: tarfile.TarFile, open_entry: Callable[[Entry], BinaryIO] 
 
 def peek_manifest(raw: IO[bytes]) -> Manifest:
     """The manifest of an archive, reading only its first member (the rest is not checked)."""
+    import gzip
+    import tarfile
+
     try:
         with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
             stream = cast(IO[bytes], _Bounded(unzipped, MAX_MANIFEST_BYTES + 64 * 1024))
