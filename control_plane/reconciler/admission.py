@@ -9,37 +9,44 @@ Orgs beyond the limit wait in ``pending`` in creation order and are told their p
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org
-from control_plane.reconciler.spares import has_claimed_spare, warming_count
+from control_plane.reconciler.spares import claimed_spares, warming_spares
 
 BUSY_PHASES = ("provisioning", "starting")
 
 
-async def busy_slots(db: AsyncSession) -> int:
-    """Slots held now (see the module docstring)."""
+def _busy() -> Any:
+    """SQL: slots held now (see the module docstring)."""
     ready = (col(Org.phase) == "starting") & (
         col(Instance.last_heartbeat_at) >= col(Instance.started_at)
     )
-    busy = await db.exec(
+    orgs = (
         select(func.count())
         .select_from(Org)
         .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
         .where(col(Org.phase).in_(BUSY_PHASES), ~func.coalesce(ready, False))
+        .scalar_subquery()
     )
-    return int(busy.one()) + await warming_count(db)
+    return orgs + warming_spares()
+
+
+async def busy_slots(db: AsyncSession) -> int:
+    """Slots held now (see the module docstring); one query."""
+    return int((await db.exec(select(_busy()))).one())
 
 
 async def queue_position(db: AsyncSession, org: Org, *, limit: int) -> int | None:
     """Where ``org`` stands in the queue for a slot (1 = next), or None when a slot is free
     for it: the pending orgs created before it go first. An org that claimed a warm-pool spare
-    never waits (the spare held a slot while it started; its assignment is one HTTP call)."""
-    if await has_claimed_spare(db, org_id=org.id):
-        return None
-    ahead = await db.exec(
+    never waits (the spare held a slot while it started; its assignment is one HTTP call).
+    One query: this runs for every creation and for every waiting org on every pass."""
+    ahead = (
         select(func.count())
         .select_from(Org)
         .where(
@@ -48,7 +55,10 @@ async def queue_position(db: AsyncSession, org: Org, *, limit: int) -> int | Non
             col(Org.deleted_at).is_(None),
             col(Org.id) != org.id,
         )
+        .scalar_subquery()
     )
-    free = max(0, limit - await busy_slots(db))
-    position = int(ahead.one()) + 1 - free
+    claimed, before, busy = (await db.exec(select(claimed_spares(org.id), ahead, _busy()))).one()
+    if claimed:
+        return None
+    position = int(before) + 1 - max(0, limit - int(busy))
     return position if position > 0 else None

@@ -10,6 +10,7 @@ section of docs/architecture.md.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import httpx
 import structlog
@@ -141,15 +142,22 @@ async def assign_claimed_spare(
     )
 
 
-async def has_claimed_spare(db: AsyncSession, *, org_id: str) -> bool:
-    """Whether ``org_id`` claimed a spare not yet assigned."""
-    spare = await db.get(Spare, org_id)
-    return spare is not None and spare.state == "claimed"
-
-
-async def warming_count(db: AsyncSession) -> int:
-    """Spares being started: they hold provisioning slots (admission control)."""
-    counted = await db.exec(
-        select(func.count()).select_from(Spare).where(col(Spare.state) == "warming")
+def claimed_spares(org_id: str) -> Any:
+    """SQL: how many unassigned spares ``org_id`` claimed (0 or 1)."""
+    return (
+        select(func.count())
+        .select_from(Spare)
+        .where(col(Spare.id) == org_id, col(Spare.state) == "claimed")
+        .scalar_subquery()
     )
-    return int(counted.one())
+
+
+def warming_spares() -> Any:
+    """SQL: how many spares are being started; they hold provisioning slots (admission
+    control)."""
+    return (
+        select(func.count())
+        .select_from(Spare)
+        .where(col(Spare.state) == "warming")
+        .scalar_subquery()
+    )
