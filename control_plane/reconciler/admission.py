@@ -21,6 +21,11 @@ from control_plane.reconciler.spares import claimed_spares, warming_spares
 BUSY_PHASES = ("provisioning", "starting")
 
 
+def queued_reason(position: int) -> str:
+    """The reason a queued org shows while it waits in ``pending``."""
+    return f"waiting for a provisioning slot (position {position})"
+
+
 def _busy() -> Any:
     """SQL: slots held now (see the module docstring)."""
     ready = (col(Org.phase) == "starting") & (

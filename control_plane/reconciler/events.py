@@ -13,9 +13,12 @@ def add_event(db: AsyncSession, *, org_id: str, kind: str, message: str = "") ->
     db.add(InstanceEvent(org_id=org_id, kind=kind, message=message[:2000]))
 
 
-def set_phase(db: AsyncSession, org: Org, phase: str, reason: str = "") -> None:
-    """Move the org to ``phase`` with ``reason``; a change is also a timeline event."""
-    if org.phase != phase or org.reason != reason:
+def set_phase(
+    db: AsyncSession, org: Org, phase: str, reason: str = "", *, event: bool = True
+) -> None:
+    """Move the org to ``phase`` with ``reason``; a change is also a timeline event (a change of
+    the reason alone is not, with ``event=False``)."""
+    if org.phase != phase or (event and org.reason != reason):
         add_event(db, org_id=org.id, kind=f"phase.{phase}", message=reason)
     org.phase, org.reason = phase, reason[:500]
     db.add(org)

@@ -14,16 +14,17 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.backups.schedule import run_due_backups
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.orgs.lifecycle import finalize_due_deletions
-from control_plane.reconciler.admission import busy_slots
+from control_plane.reconciler.admission import busy_slots, queued_reason
 from control_plane.reconciler.hibernation import due_condition
 from control_plane.reconciler.leases import claim, release
 from control_plane.reconciler.pool import WarmPool, spare_ids
@@ -159,11 +160,12 @@ class Reconciler:
     ) -> tuple[list[str], set[str]]:
         """The orgs this pass works on, and (full passes only) every live org's id.
 
-        A quick pass (``observed`` is None) skips the orgs already queued for a provisioning
-        slot beyond the slots free now: in a burst of 50 orgs, re-deciding that 42 of them
-        still wait cost each quick pass a lease, two counts and a commit apiece. The next full
-        pass refreshes their queue positions (and sees a queued org suspended meanwhile; a
-        deleted or stopped one has left ``desired_state == "running"`` and is not skipped)."""
+        A pass skips the orgs already queued for a provisioning slot beyond the slots free
+        now: in a burst of 50 orgs, re-deciding one by one that 42 of them still wait cost each
+        pass a lease, a count and a commit apiece, and their timelines an event for every
+        step forward. A full pass refreshes their queue positions in one statement
+        (:func:`_refresh_queue`). A queued org suspended, stopped or deleted meanwhile has left
+        ``desired_state == "running"`` or the live orgs, so it is not skipped."""
         settings = self.ctx.runtime.settings
         stale = utcnow() - timedelta(seconds=3 * settings.provisioning.heartbeat_interval)
         async with self.ctx.runtime.sessions() as db:
@@ -203,10 +205,12 @@ class Reconciler:
             skip: set[str] = set()
             if observed is None:
                 skip = await self._awaiting_first_heartbeat(db)
-            if observed is None and queued:
+            if queued:
                 limit = settings.provisioning.max_concurrent_provisioning
                 free = max(0, limit - await busy_slots(db))
                 skip |= set(queued[free:])
+                if observed is not None:
+                    await _refresh_queue(db, queued[free:], free=free)
         changed = {row[0] for row in changed_rows} - skip
         known = {row[0] for row in rows}
         if observed is not None:
@@ -299,3 +303,27 @@ class Reconciler:
                 log.info("removed orphan", org_id=org_id)
             except ProvisionerError as exc:
                 report.errors[org_id] = str(exc)
+
+
+async def _refresh_queue(db: AsyncSession, waiting: list[str], *, free: int) -> None:
+    """Write each waiting org's queue position into its reason (one ``executemany``, only
+    rows still pending whose text changed; no timeline event: the position is a live figure,
+    the event was written when the org started waiting). ``waiting`` is in queue order,
+    behind ``free`` orgs that take the free slots. Commits."""
+    if not waiting:
+        return
+    table = Org.__table__  # type: ignore[attr-defined]
+    reason: Any = bindparam("b_reason")
+    await db.exec(
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.phase == "pending",
+            table.c.reason != reason,
+        )
+        .values(reason=reason),
+        params=[
+            {"b_id": org_id, "b_reason": queued_reason(n + 1)} for n, org_id in enumerate(waiting)
+        ],
+    )
+    await db.commit()

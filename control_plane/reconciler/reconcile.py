@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.heartbeat import issue_instance_credential
-from control_plane.reconciler.admission import BUSY_PHASES, queue_position
+from control_plane.reconciler.admission import BUSY_PHASES, queue_position, queued_reason
 from control_plane.reconciler.events import add_event, set_phase
 from control_plane.reconciler.faults import fault_point
 from control_plane.reconciler.hibernation import hibernation_step
@@ -133,7 +133,8 @@ async def _run(
         limit = ctx.runtime.settings.provisioning.max_concurrent_provisioning
         position = None if org.phase in BUSY_PHASES else await queue_position(db, org, limit=limit)
         if position is not None:
-            set_phase(db, org, "pending", f"waiting for a provisioning slot (position {position})")
+            # Moving up the queue is not a timeline event; starting to wait is.
+            set_phase(db, org, "pending", queued_reason(position), event=org.phase != "pending")
             return
         await _provision(ctx, db, org, instance)
         return

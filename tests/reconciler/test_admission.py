@@ -94,12 +94,16 @@ async def test_a_burst_never_starts_more_than_the_limit(
             positions = sorted(a.json()["queue_position"] or 0 for a in answers)
             assert positions[-1] >= 1  # the burst was told it queues
             most, reasons = 0, set()
+            seen: dict[str, set[str]] = {}
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 async with app.state.runtime.sessions() as db:
                     most = max(most, await busy_slots(db))
                     orgs = (await db.exec(select(Org))).all()
                 reasons |= {o.reason for o in orgs if o.phase == "pending"}
+                for o in orgs:
+                    if o.phase == "pending":
+                        seen.setdefault(o.slug, set()).add(o.reason)
                 if all(o.phase == "running" for o in orgs):
                     break
                 await asyncio.sleep(0.05)
@@ -107,5 +111,12 @@ async def test_a_burst_never_starts_more_than_the_limit(
                 await wait_phase(http, headers, slug, "running", timeout=5)
             assert most == 1
             assert any("waiting for a provisioning slot (position" in r for r in reasons), reasons
+            # The last in line moved up the queue, and its timeline says once that it waited.
+            moved = {f"waiting for a provisioning slot (position {n})" for n in (1, 2)}
+            assert any(moved <= shown for shown in seen.values()), seen
+            for slug in slugs:
+                state = await http.get(f"/api/v1/orgs/{slug}/instance", headers=headers)
+                kinds = [e["kind"] for e in state.json()["events"]]
+                assert kinds.count("phase.pending") <= 1, kinds
             for slug in slugs:
                 await http.delete(f"/api/v1/orgs/{slug}", headers=headers)
