@@ -218,7 +218,6 @@ class RedisHeartbeats:
     #: The last value read per org: an unchanged value is not decoded again.
     seen: dict[str, bytes] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
-    last: PollReport = field(default_factory=PollReport)
 
     def __post_init__(self) -> None:
         self._read = self.redis.register_script(_READ)
@@ -242,21 +241,14 @@ class RedisHeartbeats:
     async def _read_while_held(self, lock: Any, period: float) -> None:
         while True:
             try:
-                held = (
-                    await lock.extend(lock.timeout, replace_ttl=True) if lock.local.token else False
-                )
-            except LockError:
-                held = False
-            try:
-                if not held:
-                    lock.local.token = None
-                    held = await lock.acquire()
-                if held:
+                if await _hold(lock):
                     await self.poll()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, SQLAlchemyError) as exc:
                 log.warning("heartbeat read failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            except Exception:  # a bug must not end the reading for good
+                log.exception("heartbeat read failed")
             await asyncio.sleep(period)
 
     async def poll(self) -> PollReport:
@@ -271,7 +263,6 @@ class RedisHeartbeats:
             judged = await self._record(bodies, report)
             await self._answer(judged, report)
         report.seconds = time.perf_counter() - started
-        self.last = report
         return report
 
     async def _changed(self, org_ids: list[str], report: PollReport) -> dict[str, HeartbeatIn]:
@@ -389,6 +380,16 @@ class RedisHeartbeats:
                 pipe.set(heartbeat_answer_key(org_id), msgspec.json.encode(answer), ex=ttl)
             await pipe.execute()
         report.answered = len(answers)
+
+
+async def _hold(lock: Any) -> bool:
+    """Renew the reader lock when this replica holds it, else try to take it."""
+    if lock.local.token:
+        try:
+            return bool(await lock.extend(lock.timeout, replace_ttl=True))
+        except LockError:  # lost (it expired and another replica took it)
+            lock.local.token = None
+    return bool(await lock.acquire())
 
 
 def _decode(raw: bytes) -> HeartbeatIn | None:

@@ -4,7 +4,11 @@ the configuration, and ignores whatever is not a heartbeat of the key's org."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -19,7 +23,12 @@ from sqlalchemy.pool import NullPool
 
 from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Instance, Org, utcnow
-from control_plane.instances.ingest import MAX_HEARTBEAT_BYTES, RedisHeartbeats
+from control_plane.instances.ingest import (
+    MAX_HEARTBEAT_BYTES,
+    PollReport,
+    RedisHeartbeats,
+    reader_lock,
+)
 from control_plane.settings import Settings
 from org_instance.contract import heartbeat_answer_key, heartbeat_key
 from tests.instance.test_heartbeat_endpoint import STARTED, beat, body, make_instance_row, rows
@@ -33,7 +42,10 @@ def settings(make_settings: Any) -> Settings:
     need("Redis", redis_available())
     # ``http``: the app starts no reader of its own; the tests drive one poll at a time.
     result: Settings = make_settings(
-        ORGPLANE_REDIS_URL=REDIS_URL, ORGPLANE_HEARTBEAT_TRANSPORT="http"
+        ORGPLANE_REDIS_URL=REDIS_URL,
+        ORGPLANE_HEARTBEAT_TRANSPORT="http",
+        ORGPLANE_HEARTBEAT_POLL_SECONDS="0.1",
+        ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
     )
     return result
 
@@ -178,3 +190,38 @@ async def test_what_is_not_a_heartbeat_of_the_keys_org_is_ignored(
     assert await redis.get(heartbeat_answer_key(org_id)) is None
     await redis.delete(heartbeat_key(org_id))
     assert (await rows(client, other))[0].last_heartbeat_seq == 1
+
+
+async def test_one_replica_reads_at_a_time_and_another_takes_over(
+    redis: Any, reader: RedisHeartbeats
+) -> None:
+    polls: Counter[str] = Counter()
+
+    class Counted(RedisHeartbeats):
+        name = ""
+
+        async def poll(self) -> PollReport:
+            polls[self.name] += 1
+            return PollReport()
+
+    first, second = Counted(reader.runtime, redis), Counted(reader.runtime, redis)
+    first.name, second.name = "first", "second"
+    one = asyncio.create_task(first.run_forever())
+    await asyncio.sleep(0.05)
+    two = asyncio.create_task(second.run_forever())
+    try:
+        await asyncio.sleep(0.6)
+        assert polls["first"] >= 3
+        assert polls["second"] == 0
+        assert await redis.exists(reader_lock(reader.runtime))
+        one.cancel()  # a replica shutting down gives the lock back
+        with contextlib.suppress(asyncio.CancelledError):
+            await one
+        await asyncio.sleep(0.5)
+        assert polls["second"] >= 2
+    finally:
+        for task in (one, two):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert not await redis.exists(reader_lock(reader.runtime))
