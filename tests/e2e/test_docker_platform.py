@@ -200,13 +200,14 @@ def drift_is_repaired(
         )[0]
         for org in orgs
     }
+    runs = {org.id: started_runs(cp.instance(org)) for org in (removed, stopped)}
     started = time.perf_counter()
     by_org[removed.id].remove(force=True)
     by_org[stopped.id].stop(timeout=5)
-    # Both are gone now: any later heartbeat comes from a repaired instance. (Waiting for the
-    # phase alone could end before a pass has noticed the hand edits.)
-    last = {org.id: cp.instance(org)["last_heartbeat_at"] for org in (removed, stopped)}
-    wait_fresh_heartbeats(cp, [removed, stopped], after=last, why=platform.logs)
+    # A repaired instance is a new run, which registers with its first heartbeat. (Waiting for
+    # the phase, or for any newer heartbeat, could end early: a heartbeat the instance left in
+    # Redis just before it went is read up to a poll later.)
+    wait_new_runs(cp, [removed, stopped], before=runs, why=platform.logs)
     timer.since("both running again", started)
     after = org_containers(platform, orgs)
     assert after[removed.id][0] != before[removed.id][0]  # recreated
@@ -255,6 +256,26 @@ def wait_fresh_heartbeats(
             return
         time.sleep(0.5)
     raise AssertionError(f"orgs did not report in after the restart: {seen}\n{why()}")
+
+
+def started_runs(view: dict[str, Any]) -> set[str]:
+    """The runs an org's timeline shows started (``instance.started`` events)."""
+    return {e["message"] for e in view["events"] if e["kind"] == "instance.started"}
+
+
+def wait_new_runs(
+    cp: ControlPlane, orgs: list[Org], *, before: dict[str, set[str]], why: Any
+) -> None:
+    """Until every org is ``running`` on a run its timeline did not show ``before`` (bounded)."""
+    deadline = time.monotonic() + RESTART_TIMEOUT
+    seen: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        views = {org.id: cp.instance(org) for org in orgs}
+        seen = {k: (v["phase"], started_runs(v) - before[k]) for k, v in views.items()}
+        if all(phase == "running" and new for phase, new in seen.values()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"orgs did not come back as new runs: {seen}\n{why()}")
 
 
 def later(moment: str | None, *, than: str | None) -> bool:
