@@ -26,9 +26,11 @@ Redis lock reads every ``heartbeat_poll_seconds``:
    running an older ``config_version`` than its org, gets a new one.
 
 Only same-run heartbeats are taken here: a new run must register over HTTP (that is where its
-``instance.started`` event is written and the reconciler woken). An answer key expires three
-intervals after the last heartbeat read, so when no replica reads (Redis lost the lock holder,
-or the transport was switched to ``http``) instances go back to posting within that time.
+``instance.started`` event is written and the reconciler woken). An answer key expires
+:func:`answer_ttl` seconds (two intervals and two polls) after the last heartbeat read renewed
+it, and the ``POST`` path says ``via: redis`` only while the reader lock is held, so when no
+replica reads (the transport was switched to ``http``, the last reader stopped) instances go
+back to posting within that time.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +199,6 @@ class PollReport:
     accepted: int = 0
     written: int = 0
     answered: int = 0
-    seconds: float = 0.0
 
 
 @dataclass
@@ -253,7 +253,6 @@ class RedisHeartbeats:
 
     async def poll(self) -> PollReport:
         """Read, judge and record every changed heartbeat once."""
-        started = time.perf_counter()
         report = PollReport()
         async with self.runtime.engine.connect() as conn:
             org_ids = list((await conn.execute(_REGISTERED)).scalars())
@@ -262,7 +261,6 @@ class RedisHeartbeats:
         if bodies:
             judged = await self._record(bodies, report)
             await self._answer(judged, report)
-        report.seconds = time.perf_counter() - started
         return report
 
     async def _changed(self, org_ids: list[str], report: PollReport) -> dict[str, HeartbeatIn]:
@@ -358,13 +356,11 @@ class RedisHeartbeats:
     async def _answer(self, judged: dict[str, _Judged], report: PollReport) -> None:
         ids = list(judged)
         ttl = answer_ttl(self.runtime)
-        stale = [o for o in ids if judged[o].config_behind]
+        stale = {o for o in ids if judged[o].config_behind}
         for i in range(0, len(ids), BATCH):
             chunk = ids[i : i + BATCH]
             missing = await self._renew(keys=[heartbeat_answer_key(o) for o in chunk], args=[ttl])
-            stale.extend(
-                chunk[int(n) - 1] for n in missing if not judged[chunk[int(n) - 1]].config_behind
-            )
+            stale.update(chunk[int(n) - 1] for n in missing)
         if not stale:
             return
         async with self.runtime.sessions() as db:

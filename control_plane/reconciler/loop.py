@@ -210,7 +210,7 @@ class Reconciler:
                 free = max(0, limit - await busy_slots(db))
                 skip |= set(queued[free:])
                 if observed is not None:
-                    await _refresh_queue(db, queued[free:], free=free)
+                    await _refresh_queue(db, queued[free:])
         changed = {row[0] for row in changed_rows} - skip
         known = {row[0] for row in rows}
         if observed is not None:
@@ -305,11 +305,11 @@ class Reconciler:
                 report.errors[org_id] = str(exc)
 
 
-async def _refresh_queue(db: AsyncSession, waiting: list[str], *, free: int) -> None:
+async def _refresh_queue(db: AsyncSession, waiting: list[str]) -> None:
     """Write each waiting org's queue position into its reason (one ``executemany``, only
     rows still pending whose text changed; no timeline event: the position is a live figure,
     the event was written when the org started waiting). ``waiting`` is in queue order,
-    behind ``free`` orgs that take the free slots. Commits."""
+    behind the orgs that take the free slots. Commits."""
     if not waiting:
         return
     table = Org.__table__  # type: ignore[attr-defined]
