@@ -54,7 +54,9 @@ async def test_scheduled_backups_keep_the_newest(start_live: StartLive) -> None:
     async with start_live(ORGPLANE_BACKUP_INTERVAL="60", ORGPLANE_BACKUP_KEEP="2") as live:
         org_id = await new_org(live, "alpha")
         runtime = live.app.state.runtime
-        base = time.time() + 3600  # slots of our own, apart from the reconciler's housekeeping
+        # Slots of our own, apart from the reconciler's housekeeping, starting at a slot's first
+        # second so that ``base + 1`` is still the same slot.
+        base = float((int(time.time()) // 60 + 60) * 60)
 
         async with runtime.sessions() as one, runtime.sessions() as two:
             # Two replicas at the same moment: the slot's unique row lets only one through.
