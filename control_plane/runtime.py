@@ -68,6 +68,10 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    #: Sessions whose statements run outside a transaction (PostgreSQL: no ``BEGIN`` and
+    #: ``ROLLBACK`` round trips), for hot paths whose reads need no common snapshot and whose
+    #: writes, if any, are single statements.
+    readers: async_sessionmaker[AsyncSession]
     keyring: KeyRing
     box: SecretBox
     rate_limits: Store
@@ -96,6 +100,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
+            readers=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
             keyring=KeyRing(box, alg=settings.tokens.signing_alg),
             box=box,
             rate_limits=_make_store(settings, "orgplane:ratelimit"),

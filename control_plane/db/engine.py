@@ -1,4 +1,15 @@
-"""Database engine and sessions, and the migration check run at start-up."""
+"""Database engine and sessions, and the migration check run at start-up.
+
+A pooled PostgreSQL connection is checked at checkout without a round trip: a connection the
+server closed (a restart, ``pg_terminate_backend``, an idle timeout) has had its socket closed
+under it, which asyncpg's ``is_closed()`` reports once the event loop has seen it; the pool
+then drops it and connects afresh (:func:`_replace_closed_connections`). SQLAlchemy's
+``pool_pre_ping`` would find the same connections, but at the price of three round trips
+(``BEGIN``, ``;``, ``ROLLBACK``) on every checkout, and a round trip is what a request through
+the control plane mostly costs (``docs/performance.md``). A connection that dies mid-query is
+invalidated by SQLAlchemy's disconnect handling, and that request answers 503
+(``control_plane/errors.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,21 +18,41 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    """An async engine; SQLite gets WAL, a busy timeout and enforced foreign keys.
+
+    PostgreSQL connections closed by the server are replaced at checkout.
+    """
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        kwargs.update(pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _sqlite_pragmas(engine)
+    else:
+        _replace_closed_connections(engine)
     return engine
+
+
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    event.listen(engine.sync_engine, "checkout", drop_if_closed)
+
+
+def drop_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Pool ``checkout`` hook: refuse a connection the server closed.
+
+    The pool discards a connection whose checkout raises :class:`DisconnectionError` and
+    connects again (up to three times).
+    """
+    if dbapi_conn.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -13,14 +13,21 @@ For each feature key the first rule that applies decides (also in ``docs/feature
 6. **default**: the entry's ``default`` (off for a key the catalogue does not hold).
 
 Keys are the built-in features plus every catalogue entry. The catalogue is small and read
-in one query per evaluation, so a changed rule applies at the next token exchange.
+afresh for every evaluation, so a changed rule applies at the next token exchange: in a query
+of its own (:func:`load_catalogue`), or as one JSON column of a query that reads something else
+anyway (:func:`catalogue_column`, which the token exchange uses to save a round trip).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import JSON, cast, func, literal_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +55,73 @@ _CATALOGUE = select(Feature)
 async def load_catalogue(db: AsyncSession) -> dict[str, Feature]:
     """Every catalogue entry by key (one query)."""
     return {row.key: row for row in (await db.exec(_CATALOGUE)).all()}
+
+
+#: The catalogue's columns that its rules read, and which of them hold JSON.
+RULE_COLUMNS = ("key", "disabled", "exclusive_user_ids", "exclusive_org_ids", "plans", "default")
+_JSON_COLUMNS = frozenset({"exclusive_user_ids", "exclusive_org_ids", "plans"})
+
+
+class catalogue_column(FunctionElement[Any]):
+    """The whole catalogue as one JSON array column (read it with :func:`catalogue_from`).
+
+    A scalar subquery, so a statement that reads something else anyway brings the catalogue
+    back in the same round trip. Each dialect has its own JSON aggregate.
+    """
+
+    type = JSON()
+    inherit_cache = True
+
+
+def _text(value: str) -> Any:
+    """A constant SQL string (written into the statement: no bound parameter to type)."""
+    return literal_column("'" + value.replace("'", "''") + "'")
+
+
+def _pairs(*, json_text: bool) -> list[Any]:
+    """``'name', feature.name`` for each rule column (JSON text parsed when ``json_text``)."""
+    table = Feature.__table__.c  # type: ignore[attr-defined]
+    pairs: list[Any] = []
+    for name in RULE_COLUMNS:
+        value = table[name]
+        pairs += [_text(name), func.json(value) if json_text and name in _JSON_COLUMNS else value]
+    return pairs
+
+
+_POSTGRESQL_CATALOGUE = select(
+    func.coalesce(
+        func.json_agg(func.json_build_object(*_pairs(json_text=False))), cast(_text("[]"), JSON)
+    )
+).scalar_subquery()
+# JSON columns are text in SQLite: json() embeds them as JSON, not as strings.
+_SQLITE_CATALOGUE = select(
+    func.json_group_array(func.json_object(*_pairs(json_text=True)))
+).scalar_subquery()
+
+
+@compiles(catalogue_column, "postgresql")
+def _catalogue_postgresql(_: catalogue_column, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(_POSTGRESQL_CATALOGUE, **kw)
+
+
+@compiles(catalogue_column, "sqlite")
+def _catalogue_sqlite(_: catalogue_column, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(_SQLITE_CATALOGUE, **kw)
+
+
+def catalogue_from(column: list[dict[str, Any]]) -> dict[str, Feature]:
+    """The catalogue by key, from what :func:`catalogue_column` read."""
+    return {
+        entry["key"]: Feature(
+            key=entry["key"],
+            disabled=bool(entry["disabled"]),
+            exclusive_user_ids=entry["exclusive_user_ids"],
+            exclusive_org_ids=entry["exclusive_org_ids"],
+            plans=entry["plans"],
+            default=bool(entry["default"]),
+        )
+        for entry in column
+    }
 
 
 def _exclusive(rule: Feature, subject: Subject) -> bool | None:

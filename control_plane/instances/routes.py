@@ -11,7 +11,6 @@ also left in Redis for it (see :mod:`control_plane.instances.ingest`).
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from litestar import Request, post
@@ -19,14 +18,10 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
-from sqlalchemy import Engine
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import bearer_token
-from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Forbidden, Unauthenticated
@@ -43,21 +38,6 @@ from control_plane.runtime import WAKE_RECONCILER, Runtime
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer
 
 
-def _autocommit_sessions(runtime: Runtime) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose reads run outside a transaction: no BEGIN and ROLLBACK round trips."""
-    engine = runtime.engine.sync_engine
-    sessions = _READERS.get(engine)
-    if sessions is None:
-        reader = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
-        sessions = _READERS[engine] = make_sessionmaker(reader)
-    return sessions
-
-
-_READERS: weakref.WeakKeyDictionary[Engine, async_sessionmaker[AsyncSession]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 async def instance_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
@@ -70,7 +50,7 @@ async def instance_guard(
     gate = await HeartbeatGate.open(runtime, org_id=org_id)
     gate.admit()
     await gate.save()  # counted even if the credential or the body turns out bad
-    async with _autocommit_sessions(runtime)() as db:
+    async with runtime.readers() as db:
         instance, org = await authenticate_instance(db, credential)
     # Loaded once here; the handler reuses them (a quiet heartbeat makes no other query).
     connection.state.instance, connection.state.instance_org = instance, org

@@ -11,9 +11,10 @@ reveal which orgs exist. A platform admin who is not a member enters through
 :mod:`control_plane.tokens.support_access`.
 
 Cost: the subject token's signature, then one indexed query (org by slug or id, joined with the
-user and their membership); a verified custom domain adds one, an org below a parent adds the
-walk up its ancestors (at most ``MAX_DEPTH``) for inherited roles and features, and the
-features catalogue is read in one query (its access rules may name this user).
+user and their membership, with the feature catalogue as a JSON column: its access rules may
+name this user); a verified custom domain adds one, and an org below a parent adds the walk up
+its ancestors (at most ``MAX_DEPTH``) for inherited roles and features. The queries run outside
+a transaction (``Runtime.readers``): they need no common snapshot.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import verify_access_token
-from control_plane.db.models import Domain, Membership, Org, User, utcnow
+from control_plane.db.models import Domain, Feature, Membership, Org, User, utcnow
+from control_plane.features.rules import catalogue_column, catalogue_from
 from control_plane.orgs.access import org_role
 from control_plane.orgs.hierarchy import effective_features, live_orgs
 from control_plane.runtime import Runtime
@@ -165,7 +167,7 @@ def _load_statement(*, id_shaped: bool) -> Any:
     user_id = bindparam("user_id", type_=String)
     by_ref = or_(col(Org.id) == bindparam("ref", type_=String), by_slug) if id_shaped else by_slug
     return (
-        select(Org, User, Membership.role)
+        select(Org, User, Membership.role, catalogue_column())
         .select_from(Org)
         .join(User, col(User.id) == user_id)
         .outerjoin(
@@ -182,8 +184,18 @@ _LOAD_BY_SLUG = _load_statement(id_shaped=False)
 _LOAD_BY_ID_OR_SLUG = _load_statement(id_shaped=True)
 
 
-async def _load(db: AsyncSession, *, ref: str, user_id: str) -> tuple[Org, User, str | None]:
-    """The live org ``ref`` (id or slug), the user and their direct role, in one query.
+@dataclass(frozen=True)
+class _Loaded:
+    org: Org
+    user: User
+    #: The user's own role in the org (None: not a member).
+    role: str | None
+    catalogue: dict[str, Feature]
+
+
+async def _load(db: AsyncSession, *, ref: str, user_id: str) -> _Loaded:
+    """The live org ``ref`` (id or slug), the user, their direct role and the feature catalogue,
+    in one query.
 
     Orgs are found as ``find_live_org`` finds them (an id-shaped ref is tried as an id first).
     """
@@ -191,8 +203,8 @@ async def _load(db: AsyncSession, *, ref: str, user_id: str) -> tuple[Org, User,
     statement = _LOAD_BY_ID_OR_SLUG if len(ref) == 32 else _LOAD_BY_SLUG
     rows = sorted((await db.exec(statement, params=params)).all(), key=lambda row: row[0].id != ref)
     if rows:
-        org, user, role = rows[0]
-        return org, user, role
+        org, user, role, catalogue = rows[0]
+        return _Loaded(org, user, role, catalogue_from(catalogue))
     user = await db.get(User, user_id)
     if user is None or user.disabled:
         raise _bad_subject()
@@ -223,9 +235,8 @@ async def exchange_token(
     """Issue an org token for the subject of ``request``; raises :class:`OAuthError`."""
     issued_type = _issued_type(request)
     user_id = await _subject_id(runtime, db, request.subject_token)
-    org, user, direct_role = await _load(
-        db, ref=await target_ref(runtime, db, request), user_id=user_id
-    )
+    loaded = await _load(db, ref=await target_ref(runtime, db, request), user_id=user_id)
+    org, user, direct_role = loaded.org, loaded.user, loaded.role
     if user.disabled:
         raise _bad_subject()
     # A root org's role is the membership's; below a parent, admins of ancestors count too.
@@ -254,7 +265,7 @@ async def exchange_token(
         "org_slug": org.slug,
         "org_role": role,
         "plan": org.plan,
-        "features": await effective_features(db, org, user_id=user.id),
+        "features": await effective_features(db, org, user_id=user.id, catalogue=loaded.catalogue),
     }
     if staff_reason is not None:
         claims["act"] = {"sub": user.id, "email": user.email}

@@ -8,7 +8,13 @@ import jwt
 from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
-from control_plane.db.models import AuditEvent
+from control_plane.db.models import AuditEvent, Feature
+from control_plane.features.rules import (
+    RULE_COLUMNS,
+    catalogue_column,
+    catalogue_from,
+    load_catalogue,
+)
 from tests.support.api import add_user, assert_problem, direct_db, login
 from tests.support.tokens import exchange, login_body, make_org
 
@@ -104,3 +110,27 @@ async def test_everyone_reads_the_catalogue_only_platform_admins_see_rules_and_w
             await db.exec(select(AuditEvent.action).where(AuditEvent.target_type == "feature"))
         ).all()
     assert actions == ["feature.put"]
+
+
+async def test_the_catalogue_column_reads_what_a_catalogue_query_reads(
+    client: AsyncTestClient[Any],
+) -> None:
+    """The exchange's catalogue, one JSON column of its query, equals the catalogue's query."""
+    entries = [
+        Feature(key="plain"),
+        Feature(key="off", disabled=True, default=True, plans=["team", "enterprise"]),
+        Feature(key="chosen", exclusive_user_ids=["a" * 32, "b" * 32], exclusive_org_ids=["c"]),
+        Feature(key="it's", description="a quote in the key", default=True),
+    ]
+    async with direct_db(client) as db:
+        assert catalogue_from((await db.exec(select(catalogue_column()))).one()) == {}
+        db.add_all(entries)
+        await db.commit()
+        expected = await load_catalogue(db)
+        read = catalogue_from((await db.exec(select(catalogue_column()))).one())
+
+    def rules(feature: Feature) -> tuple[object, ...]:
+        return tuple(getattr(feature, name) for name in RULE_COLUMNS)
+
+    assert sorted(read) == ["chosen", "it's", "off", "plain"]
+    assert {k: rules(v) for k, v in read.items()} == {k: rules(v) for k, v in expected.items()}
