@@ -8,10 +8,11 @@ from typing import Any
 import jwt
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import event
 from sqlmodel import delete, select
 
 from control_plane.db.models import Domain, Membership, Org, User, utcnow
-from tests.support.api import add_user, direct_db
+from tests.support.api import add_user, direct_db, runtime_of
 from tests.support.tokens import exchange, login_body, make_org
 
 ISSUER = "http://127.0.0.1:8080"
@@ -279,3 +280,44 @@ async def test_admins_of_a_parent_org_enter_its_children_as_admin(
     async with direct_db(client) as db:
         rows = (await db.exec(select(Membership).where(Membership.user_id == boss))).all()
     assert len(rows) == 1, "inheritance must not write memberships"
+
+
+@pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_an_org_switch_is_one_round_trip_to_postgresql(
+    client: AsyncTestClient[Any],
+) -> None:
+    """No pre-ping, no BEGIN and ROLLBACK, no query of its own for the feature catalogue: once
+    the connections have prepared its statement, an exchange sends PostgreSQL one message
+    batch (bind and execute the load), and the catalogue arrives in that one answer."""
+    access, _, _ = await _setup(client)
+    runtime = runtime_of(client)
+    runtime.keyring.cache_seconds = 3600  # the key ring's reads are not what is counted
+    writes: list[bytes] = []
+    counting = False
+
+    def count(dbapi_conn: Any, *_: Any) -> None:
+        transport = dbapi_conn.driver_connection._transport
+        if "write" not in vars(transport):  # asyncpg's protocol writes through this
+            send = transport.write
+
+            def write(data: bytes) -> None:
+                if counting:
+                    writes.append(bytes(data))
+                send(data)
+
+            transport.write = write
+
+    # Wrapped at a checkout, a connection's next checkout (and any ping in it) is counted.
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "checkout", count)
+    try:
+        for _ in range(3):  # each pooled connection prepares the statement once
+            assert (await exchange(client, access, audience="org:acme")).status_code == 200
+        counting = True
+        answer = await exchange(client, access, audience="org:acme")
+        counting = False
+    finally:
+        event.remove(engine, "checkout", count)
+    assert answer.status_code == 200, answer.text
+    assert len(writes) == 1, writes
+    assert not any(word in writes[0] for word in (b"BEGIN", b"ROLLBACK"))
