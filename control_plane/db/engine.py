@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,17 +26,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and enforced foreign keys.
 
-    PostgreSQL connections closed by the server are replaced at checkout.
+    PostgreSQL connections closed by the server are replaced at checkout (asyncpg: without a
+    round trip; another driver: by SQLAlchemy's pre-ping).
     """
     kwargs: dict[str, Any] = {"echo": echo}
+    driver = make_url(url).get_driver_name()
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=10, max_overflow=20)
+        # Another driver has no free closed-socket check: it pays for the ping.
+        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=driver != "asyncpg")
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _sqlite_pragmas(engine)
-    else:
+    elif driver == "asyncpg":
         _replace_closed_connections(engine)
     return engine
 
