@@ -60,6 +60,8 @@ class Reconciler:
         self._orphans_seen: dict[str, float] = {}
         self._housekeeping_at = -HOUSEKEEPING_EVERY
         self.pool = WarmPool(ctx.runtime, ctx.provisioner)
+        #: The queue (beyond the free slots) whose positions this replica last wrote.
+        self._queue_written: list[str] = []
 
     def wake(self) -> None:
         """Start the next pass now (an org was written through this replica)."""
@@ -163,9 +165,11 @@ class Reconciler:
         A pass skips the orgs already queued for a provisioning slot beyond the slots free
         now: in a burst of 50 orgs, re-deciding one by one that 42 of them still wait cost each
         pass a lease, a count and a commit apiece, and their timelines an event for every
-        step forward. A full pass refreshes their queue positions in one statement
-        (:func:`_refresh_queue`). A queued org suspended, stopped or deleted meanwhile has left
-        ``desired_state == "running"`` or the live orgs, so it is not skipped."""
+        step forward. Their queue positions are refreshed in one statement
+        (:func:`_refresh_queue`) when the queue moved since this replica last wrote it, and on
+        every full pass (another replica may have moved it). A queued org suspended, stopped or
+        deleted meanwhile has left ``desired_state == "running"`` or the live orgs, so it is not
+        skipped."""
         settings = self.ctx.runtime.settings
         stale = utcnow() - timedelta(seconds=3 * settings.provisioning.heartbeat_interval)
         async with self.ctx.runtime.sessions() as db:
@@ -208,9 +212,13 @@ class Reconciler:
             if queued:
                 limit = settings.provisioning.max_concurrent_provisioning
                 free = max(0, limit - await busy_slots(db))
-                skip |= set(queued[free:])
-                if observed is not None:
-                    await _refresh_queue(db, queued[free:])
+                waiting = queued[free:]
+                skip |= set(waiting)
+                if observed is not None or waiting != self._queue_written:
+                    await _refresh_queue(db, waiting)
+                    self._queue_written = waiting
+            else:
+                self._queue_written = []
         changed = {row[0] for row in changed_rows} - skip
         known = {row[0] for row in rows}
         if observed is not None:
