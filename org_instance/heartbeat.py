@@ -2,7 +2,10 @@
 
 The first heartbeat goes out as soon as the instance is ready. Then one every
 ``heartbeat_interval`` seconds with ±10% jitter (so a fleet started together does not beat in
-step). A failure doubles the wait up to a cap; the first success returns to the interval. Each
+step). A failure doubles the wait up to a cap; the first success returns to the interval. Until
+the run's first heartbeat is accepted the instance is not yet ``running`` for the control plane,
+so a failed first attempt is retried after 0.5 s, 1 s, 2 s... while that is shorter than the
+interval (:func:`first_beat_delay`), and only then backs off as usual. Each
 heartbeat carries the next sequence number, so the control plane can ignore replays and
 duplicates. The answer's limits and interval are adopted when they change.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,6 +57,22 @@ def backoff_delay(interval: float, failures: int, *, rng: random.Random) -> floa
     cap = heartbeat_backoff_cap(interval)
     base = interval if failures == 0 else min(cap, interval * 2 ** min(failures, 16))
     return base * rng.uniform(1 - JITTER, 1 + JITTER)
+
+
+#: The first retry of a run's first heartbeat; each further retry doubles it.
+FIRST_RETRY_SECONDS = 0.5
+
+
+def first_beat_delay(interval: float, failures: int, *, rng: random.Random) -> float:
+    """Seconds until the next attempt after ``failures`` (1 or more) failures in a row, before
+    any heartbeat of this run was accepted: doubling from :data:`FIRST_RETRY_SECONDS` while
+    shorter than ``interval``, then :func:`backoff_delay` as if those fast retries had not
+    been (one interval, then doubling to the cap)."""
+    fast = FIRST_RETRY_SECONDS * (1 << min(max(failures - 1, 0), 16))
+    if fast < interval:
+        return fast * rng.uniform(1 - JITTER, 1 + JITTER)
+    fast_retries = max(0, math.ceil(math.log2(interval / FIRST_RETRY_SECONDS)))
+    return backoff_delay(interval, max(0, failures - fast_retries), rng=rng)
 
 
 class HeartbeatSender:
@@ -168,7 +188,11 @@ class HeartbeatSender:
                 if self.failures:
                     log.info("heartbeat resumed", after_failures=self.failures)
                 self.failures = 0
-            await self._sleep(backoff_delay(self.interval, self.failures, rng=self._rng))
+            if self.failures and not self.accepted:
+                delay = first_beat_delay(self.interval, self.failures, rng=self._rng)
+            else:
+                delay = backoff_delay(self.interval, self.failures, rng=self._rng)
+            await self._sleep(delay)
 
 
 def _problem_code(response: httpx.Response) -> str:

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from org_instance.app import create_app
 from org_instance.contract import HeartbeatBody
-from org_instance.heartbeat import HeartbeatSender, backoff_delay
+from org_instance.heartbeat import HeartbeatSender, backoff_delay, first_beat_delay
 from tests.instance.conftest import runtime_of
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.support.api import assert_problem
@@ -61,13 +61,14 @@ async def test_first_beat_goes_out_at_start_with_the_credential_and_a_full_body(
     assert request.headers["authorization"] == f"Bearer {config.instance_credential}"
 
 
-async def test_the_loop_backs_off_while_the_control_plane_is_down_and_resumes(
-    make_instance: Any, cp: FakeControlPlane
-) -> None:
-    async with make_instance(control_plane_url="", heartbeat_interval=1.0) as client:
+async def _run_scripted(
+    make_instance: Any, cp: FakeControlPlane, plan: list[str | None], *, interval: float
+) -> list[float]:
+    """Run a sender whose attempts meet ``plan`` (a fault, or None for an answer) in turn;
+    the waits it asked for, the last one ending the run."""
+    async with make_instance(control_plane_url="", heartbeat_interval=interval) as client:
         runtime = runtime_of(client)
         delays: list[float] = []
-        plan = ["down", "down", "down", None, None]
 
         async def fake_sleep(seconds: float) -> None:
             delays.append(seconds)
@@ -76,17 +77,55 @@ async def test_the_loop_backs_off_while_the_control_plane_is_down_and_resumes(
             cp.heartbeat_fault = plan[len(delays)]
 
         cp.heartbeat_fault = plan[0]
-        cp.answer = {**cp.answer, "interval": 1.0}
+        cp.answer = {**cp.answer, "interval": interval}
         runtime.config = dataclasses.replace(runtime.config, control_plane_url=CP_URL)
         sender = HeartbeatSender(
             runtime=runtime, http=cp.client(), sleep=fake_sleep, rng=random.Random(3)
         )
         with contextlib.suppress(asyncio.CancelledError):
             await sender.run()
-    assert [round(d) for d in delays] == [2, 4, 8, 1, 1]
-    assert [b["seq"] for b in cp.heartbeats] == [4, 5]
+    return delays
+
+
+async def test_the_loop_backs_off_while_the_control_plane_is_down_and_resumes(
+    make_instance: Any, cp: FakeControlPlane
+) -> None:
+    # Heard once, then away: the usual backoff (a first beat that fails retries faster).
+    plan = [None, "down", "down", "down", None, None]
+    delays = await _run_scripted(make_instance, cp, plan, interval=1.0)
+    assert [round(d) for d in delays] == [1, 2, 4, 8, 1, 1]
+    assert [b["seq"] for b in cp.heartbeats] == [1, 5, 6]
     attempts = [r for r in cp.requests if r.url.path.endswith("/heartbeat")]
-    assert len(attempts) == 5
+    assert len(attempts) == 6
+
+
+def test_a_failed_first_beat_is_retried_fast_then_backs_off_as_usual() -> None:
+    def bases(interval: float) -> list[float]:
+        return [
+            round(
+                first_beat_delay(interval, n, rng=random.Random(1))
+                / random.Random(1).uniform(0.9, 1.1),
+                2,
+            )
+            for n in range(1, 9)
+        ]
+
+    assert bases(10) == [0.5, 1.0, 2.0, 4.0, 8.0, 20.0, 40.0, 60.0]
+    assert bases(1.0) == [0.5, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0]
+    assert bases(0.05) == [0.1, 0.2, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]  # no fast retry: as before
+
+
+async def test_an_instance_whose_first_beat_fails_is_heard_within_a_second(
+    make_instance: Any, cp: FakeControlPlane
+) -> None:
+    """A starting instance is not ``running`` until a heartbeat of its run is accepted: one
+    failed first attempt must not cost it twice the interval (20 s at the default)."""
+    delays = await _run_scripted(make_instance, cp, ["down", "down", None, None], interval=10.0)
+    # Heard about 1.5 s after its first try (0.5 s, then 1 s, each with jitter), not 20 s.
+    assert 0.45 <= delays[0] <= 0.55
+    assert 0.9 <= delays[1] <= 1.1
+    assert 9.0 <= delays[2] <= 11.0  # accepted: the interval from then on
+    assert [b["seq"] for b in cp.heartbeats] == [3, 4]
 
 
 async def test_new_limits_from_the_answer_are_enforced(
