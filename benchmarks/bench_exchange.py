@@ -40,7 +40,7 @@ from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 EXCHANGES = int(os.environ.get("BENCH_EXCHANGE_N", "1000"))
 ROUNDS = int(os.environ.get("BENCH_EXCHANGE_ROUNDS", "5"))
 CLIENTS = 4
-#: The first few hundred exchanges of a fresh process run slower (caches, prepared statements).
+#: Measured: the first round of a fresh process runs slower than the later ones.
 WARMUP = 500
 PASSWORD = "benchmark password 1234"
 

@@ -3,7 +3,7 @@
 A pooled PostgreSQL connection is checked at checkout without a round trip: a connection the
 server closed (a restart, ``pg_terminate_backend``, an idle timeout) has had its socket closed
 under it, which asyncpg's ``is_closed()`` reports once the event loop has seen it; the pool
-then drops it and connects afresh (:func:`_replace_closed_connections`). SQLAlchemy's
+then drops it and connects afresh (:func:`drop_if_closed`). SQLAlchemy's
 ``pool_pre_ping`` would find the same connections, but at the price of three round trips
 (``BEGIN``, ``;``, ``ROLLBACK``) on every checkout, and a round trip is what a request through
 the control plane mostly costs (``docs/performance.md``). A connection that dies mid-query is
@@ -40,12 +40,8 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         _sqlite_pragmas(engine)
     elif driver == "asyncpg":
-        _replace_closed_connections(engine)
+        event.listen(engine.sync_engine, "checkout", drop_if_closed)
     return engine
-
-
-def _replace_closed_connections(engine: AsyncEngine) -> None:
-    event.listen(engine.sync_engine, "checkout", drop_if_closed)
 
 
 def drop_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
