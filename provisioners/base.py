@@ -266,6 +266,17 @@ class Provisioner(abc.ABC):
         """Every org with objects of ours, one status each, including orgs the control plane no
         longer knows (orphans, which the reconciler removes after a grace period)."""
 
+    async def adopt(self, *, spec: InstanceSpec) -> None:  # noqa: B027 - optional hook
+        """Make what surrounds a claimed warm-pool spare the org's, without restarting it.
+
+        Called once the spare, started under ``spec.org_id``, has taken the org's assignment
+        over HTTP. A backend whose routes or policies live in objects of their own brings those
+        to ``spec`` here (the Kubernetes backend: Service, IngressRoute or Ingress,
+        NetworkPolicy, ResourceQuota); the running instance, its secrets and its data are left
+        alone. Backends routed by the control plane's Traefik configuration need nothing: the
+        default does nothing. The next :meth:`apply` replaces the rest as for any changed spec.
+        """
+
     async def restart(self, *, org_id: str) -> InstanceStatus:
         """Restart the running instance in place (same spec, same data)."""
         raise UnsupportedOperationError(

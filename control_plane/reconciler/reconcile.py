@@ -185,6 +185,10 @@ async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instanc
         assigned = await assign_claimed_spare(
             ctx.runtime, db, provisioner=ctx.provisioner, org=org, spec=spec
         )
+        if assigned is not None:
+            # The spare runs as the org now; its routes and policies become the org's. A
+            # failure here retries the org as a cold apply (the spare's row is gone).
+            await ctx.provisioner.adopt(spec=spec)
         status = assigned or await ctx.provisioner.apply(spec=spec)
     except ProvisionerError as exc:
         _failed(db, org, instance, f"backend error: {exc}")

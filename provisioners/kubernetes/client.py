@@ -11,6 +11,7 @@ permanent :mod:`provisioners.errors` error whose message never quotes a Secret.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -63,7 +64,11 @@ def load_api_client() -> k8s.ApiClient:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
         try:
-            k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            # KUBECONFIG read now: the client library reads it once, when it is imported.
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG") or None,
+                client_configuration=configuration,
+            )
         except (k8s_config.ConfigException, OSError, TypeError) as exc:
             raise PermanentProvisionerError(
                 "no Kubernetes configuration: not running in a cluster and no usable kubeconfig"
@@ -196,9 +201,12 @@ class KubeClient:
         except k8s.ApiException:
             return None
 
-    def delete(self, kind: str, name: str, namespace: str | None) -> bool:
-        """Delete the object (dependents in the background); False when it was gone already."""
-        extra = {} if KINDS[kind].plural else {"propagation_policy": "Background"}
+    def delete(
+        self, kind: str, name: str, namespace: str | None, *, propagation: str = "Background"
+    ) -> bool:
+        """Delete the object; False when it was gone already. Dependents go in the background,
+        or first with ``propagation="Foreground"`` (the object stays until they are gone)."""
+        extra = {} if KINDS[kind].plural else {"propagation_policy": propagation}
         try:
             self._call(kind, "delete", name, *self._where(kind, namespace), **extra)
         except k8s.ApiException:

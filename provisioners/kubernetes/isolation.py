@@ -1,9 +1,11 @@
 """What ``per-org`` namespace mode adds around an org: its NetworkPolicy and ResourceQuota.
 
 The NetworkPolicy selects every pod of the org's namespace. Ingress: only from the ingress
-controller's namespace, only to the instance port. Egress: only to the control plane (its
-namespace and port), Redis (its namespace and port) and cluster DNS. Everything else, including
-every other org, is unreachable both ways.
+controller's namespace, only to the instance port (a warm-pool spare, which holds no org data
+yet, also from the control plane's namespace, which probes it and posts its assignment; the
+org's own policy, applied when it claims the spare, takes that away). Egress: only to the
+control plane (its namespace and port), Redis (its namespace and port) and cluster DNS.
+Everything else, including every other org, is unreachable both ways.
 
 The ResourceQuota caps the namespace at what the plan gives one instance: its CPU and memory,
 one data volume of its size, no LoadBalancer or NodePort services.
@@ -15,9 +17,8 @@ from typing import Any
 
 from provisioners.base import InstanceSpec
 from provisioners.base import ProvisionerOptions as Options
-from provisioners.kubernetes.objects import Obj, object_labels
+from provisioners.kubernetes.objects import Obj, is_spare, object_labels, object_name
 from provisioners.kubernetes.objects import namespace_of as _namespace_of
-from provisioners.naming import instance_name
 
 _NAMESPACE_NAME = "kubernetes.io/metadata.name"
 
@@ -33,11 +34,16 @@ def network_policy(spec: InstanceSpec, *, options: Options) -> Obj:
     """The org namespace's NetworkPolicy (see the module docstring)."""
     tcp = "TCP"
     dns = _in_namespace("kube-system", {"k8s-app": "kube-dns"})
+    callers = [_in_namespace(options.kubernetes_ingress_namespace)]
+    if is_spare(spec) and (
+        options.kubernetes_control_plane_namespace != options.kubernetes_ingress_namespace
+    ):
+        callers.append(_in_namespace(options.kubernetes_control_plane_namespace))
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {
-            "name": instance_name(slug=spec.slug, org_id=spec.org_id),
+            "name": object_name(spec),
             "namespace": _namespace_of(spec, options=options),
             "labels": object_labels(spec, options=options),
         },
@@ -46,7 +52,7 @@ def network_policy(spec: InstanceSpec, *, options: Options) -> Obj:
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
-                    "from": [_in_namespace(options.kubernetes_ingress_namespace)],
+                    "from": callers,
                     "ports": [{"port": options.instance_port, "protocol": tcp}],
                 }
             ],
@@ -76,7 +82,7 @@ def resource_quota(spec: InstanceSpec, *, options: Options) -> Obj:
         "apiVersion": "v1",
         "kind": "ResourceQuota",
         "metadata": {
-            "name": instance_name(slug=spec.slug, org_id=spec.org_id),
+            "name": object_name(spec),
             "namespace": _namespace_of(spec, options=options),
             "labels": object_labels(spec, options=options),
         },

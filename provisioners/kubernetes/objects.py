@@ -1,14 +1,18 @@
 """The Kubernetes objects of one org's instance, as pure functions returning plain dicts.
 
-Per org: a Secret (instance credential, Redis URL), a PersistentVolumeClaim (data), a
+Per org: a Secret (instance credential, Redis URL; a spare's pool secret), a PersistentVolumeClaim
+(data), a
 single-replica Deployment with the Recreate strategy (SQLite on a ReadWriteOnce volume must never
 have two writers), a ClusterIP Service, and an IngressRoute (``traefik.io/v1alpha1``) or Ingress
 for the org's hostnames. In ``per-org`` namespace mode the org also gets its own Namespace (Pod
 Security ``restricted``), a NetworkPolicy (ingress only from the ingress controller's namespace;
 egress only to the control plane, Redis and DNS) and a ResourceQuota from its plan.
 
-Every object carries the ownership labels and an ``orgplane.spec-hash`` annotation: the digest of
-the object itself, so the client patches only what changed. No I/O here; ``client.py`` sends them.
+Every name derives from the org id alone (:func:`object_name`; the slug is in the
+``app.kubernetes.io/instance`` label): what a warm-pool spare makes already carries the names of
+the org that claims it, and a slug change renames nothing. Every object carries the ownership
+labels and an ``orgplane.spec-hash`` annotation: the digest of the object itself, so the client
+patches only what changed. No I/O here; ``client.py`` sends them.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ Obj = dict[str, Any]
 
 DATA_PATH: Final = "/data"
 UID: Final = 10001
-#: Secret keys of the secret environment variables.
+#: Secret keys of the secret environment variables every instance has.
 SECRET_KEYS: Final = {Env.INSTANCE_CREDENTIAL: "instance-credential", Env.REDIS_URL: "redis-url"}
+#: Secret key of a warm-pool spare's pool secret (only a spare's Secret has it).
+POOL_SECRET_KEY: Final = "pool-secret"
 #: Pod template annotation that changes when the Secret does, so a new credential rolls the pod.
 SECRET_HASH_ANNOTATION: Final = "orgplane.secret-hash"
 APP_LABEL: Final = "app.kubernetes.io/name"
@@ -44,6 +50,17 @@ def digest(value: Any) -> str:
     """A short digest of a JSON-able value."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def object_name(spec: InstanceSpec) -> str:
+    """The name of the org's Secret, Deployment, Service, route, policy and quota: from the org id
+    alone, so a claimed spare's objects are already the org's."""
+    return stable_name("orgplane", spec.org_id)
+
+
+def is_spare(spec: InstanceSpec) -> bool:
+    """Whether ``spec`` starts a warm-pool spare (pool mode: it waits for its assignment)."""
+    return bool(spec.env.get(Env.POOL_SECRET))
 
 
 def namespace_of(spec: InstanceSpec, *, options: Options) -> str:
@@ -92,9 +109,12 @@ def namespace(spec: InstanceSpec, *, options: Options) -> Obj:
 
 
 def secret(spec: InstanceSpec, *, options: Options) -> Obj:
-    """The Secret holding the instance credential and Redis URL (values never logged)."""
-    name = instance_name(slug=spec.slug, org_id=spec.org_id)
+    """The Secret holding the instance credential and Redis URL, and a spare's pool secret
+    (values never logged)."""
+    name = object_name(spec)
     data = {key: spec.env.get(env, "") for env, key in SECRET_KEYS.items()}
+    if is_spare(spec):
+        data[POOL_SECRET_KEY] = spec.env[Env.POOL_SECRET]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -122,10 +142,7 @@ def persistent_volume_claim(spec: InstanceSpec, *, options: Options) -> Obj:
 
 def internal_hosts(spec: InstanceSpec, *, options: Options) -> list[str]:
     """The DNS names of the org's Service inside the cluster."""
-    name, ns = (
-        instance_name(slug=spec.slug, org_id=spec.org_id),
-        namespace_of(spec, options=options),
-    )
+    name, ns = object_name(spec), namespace_of(spec, options=options)
     return [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
 
 
@@ -138,11 +155,14 @@ def _container_env(spec: InstanceSpec, options: Options, secret_name: str) -> li
         Env.INTERNAL_HOSTS: ",".join(internal_hosts(spec, options=options)),
     }
     env: list[Obj] = [{"name": k, "value": v} for k, v in sorted(plain.items())]
-    # The Secret's keys, not every secret name: this backend keeps no warm pool, so it never
-    # sets the pool secret.
     for name in sorted(SECRET_KEYS):
         ref = {"name": secret_name, "key": SECRET_KEYS[name]}
         env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
+    if is_spare(spec):
+        # Optional: the org's next apply updates the Secret (dropping the key) before the
+        # Deployment, and a restart in between must still find its environment.
+        optional: Obj = {"name": secret_name, "key": POOL_SECRET_KEY, "optional": True}
+        env.append({"name": Env.POOL_SECRET, "valueFrom": {"secretKeyRef": optional}})
     return env
 
 
@@ -186,7 +206,7 @@ def _container(spec: InstanceSpec, options: Options, secret_name: str) -> Obj:
 
 def deployment(spec: InstanceSpec, *, options: Options, replicas: int = 1) -> Obj:
     """The single-replica Deployment (Recreate: never two pods on one SQLite volume)."""
-    name = instance_name(slug=spec.slug, org_id=spec.org_id)
+    name = object_name(spec)
     selector = selector_labels(spec, options=options)
     pod_meta = {
         "labels": {**selector, INSTANCE_ID_LABEL: spec.instance_id},
@@ -226,7 +246,7 @@ def deployment(spec: InstanceSpec, *, options: Options, replicas: int = 1) -> Ob
 
 def service(spec: InstanceSpec, *, options: Options) -> Obj:
     """The ClusterIP Service the control plane and the ingress reach the instance through."""
-    name = instance_name(slug=spec.slug, org_id=spec.org_id)
+    name = object_name(spec)
     port = {"name": "http", "port": options.instance_port, "targetPort": "http", "protocol": "TCP"}
     return {
         "apiVersion": "v1",
@@ -244,7 +264,7 @@ def route(spec: InstanceSpec, *, options: Options) -> Obj | None:
     """The IngressRoute or Ingress for the org's hostnames (None without hostnames)."""
     if not spec.hostnames or options.kubernetes_ingress == "none":
         return None
-    name = instance_name(slug=spec.slug, org_id=spec.org_id)
+    name = object_name(spec)
     common: Obj = {
         "name": name,
         "namespace": namespace_of(spec, options=options),

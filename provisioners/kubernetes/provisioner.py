@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -45,6 +45,11 @@ INSTANCE_KINDS: Final = (
 )
 #: Kinds whose leftovers (without a Deployment) still count as "objects of ours".
 LEFTOVER_KINDS: Final = ("Secret", "PersistentVolumeClaim", "Service")
+#: What the running pod is made of: a claimed spare keeps these as the spare made them.
+POD_KINDS: Final = frozenset({"Deployment", "Secret", "PersistentVolumeClaim"})
+#: Seconds ``apply`` waits for a Deployment of another name to go before it retries later.
+RETIRE_WAIT: Final = 5.0
+RETIRE_POLL: Final = 0.25
 
 
 class KubernetesProvisioner(Provisioner):
@@ -56,9 +61,6 @@ class KubernetesProvisioner(Provisioner):
     """
 
     name = "kubernetes"
-    #: A claimed spare would keep the IngressRoute/Ingress, Service name and Secret made for the
-    #: spare (no hostnames), so the org would have no route object: the warm pool stays off here.
-    supports_warm_pool = False
 
     def __init__(
         self, *, options: ProvisionerOptions, api_client: k8s.ApiClient | None = None
@@ -102,8 +104,13 @@ class KubernetesProvisioner(Provisioner):
             wanted = desired_objects(spec, options=self.options)
             created_deployment = False
             for obj in wanted:
-                created = await self._ensure(obj, org_id=spec.org_id)
-                created_deployment |= created and obj["kind"] == "Deployment"
+                if obj["kind"] == "Deployment":
+                    created = await self._ensure(
+                        obj, org_id=spec.org_id, before_create=self._retire_other_deployments
+                    )
+                    created_deployment = created
+                else:
+                    await self._ensure(obj, org_id=spec.org_id)
             if created_deployment:  # a first start, or a new name: sweep older objects
                 await self._remove_stale(spec.org_id, wanted)
             deployment = next(o for o in wanted if o["kind"] == "Deployment")
@@ -114,6 +121,20 @@ class KubernetesProvisioner(Provisioner):
                 deployment["metadata"]["namespace"],
             )
             return deployment_status(live or deployment, options=self.options)
+
+    async def adopt(self, *, spec: InstanceSpec) -> None:
+        """See :meth:`Provisioner.adopt`: every object but the pod's own is brought to ``spec``.
+
+        The spare's objects already carry the org's names (they derive from the org id), so this
+        adds the org's IngressRoute or Ingress, relabels the Service, and in ``per-org`` mode
+        applies the org's NetworkPolicy (which no longer lets the control plane in) and quota.
+        The Deployment, its Secret and the data volume stay as the spare made them: the pod
+        keeps running, and a restart comes back as the org from its assignment file.
+        """
+        async with self._locks.setdefault(spec.org_id, asyncio.Lock()):
+            for obj in desired_objects(spec, options=self.options):
+                if obj["kind"] not in POD_KINDS:
+                    await self._ensure(obj, org_id=spec.org_id)
 
     async def status(self, *, org_id: str) -> InstanceStatus | None:
         """See :meth:`Provisioner.status`."""
@@ -189,11 +210,20 @@ class KubernetesProvisioner(Provisioner):
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _ensure(self, obj: Obj, *, org_id: str) -> bool:
-        """Make ``obj`` exist as built; True when it was created now."""
+    async def _ensure(
+        self,
+        obj: Obj,
+        *,
+        org_id: str,
+        before_create: Callable[[Obj], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Make ``obj`` exist as built; True when it was created now. ``before_create`` runs
+        when it does not exist yet, before it is created."""
         kind, meta = obj["kind"], obj["metadata"]
         existing = await self._run(self.kube.read, kind, meta["name"], meta.get("namespace"))
         if existing is None:
+            if before_create is not None:
+                await before_create(obj)
             try:
                 await self._run(self.kube.create, obj)
                 return True
@@ -219,7 +249,21 @@ class KubernetesProvisioner(Provisioner):
         wanted_hash = meta["annotations"][SPEC_HASH_LABEL]
         if (existing_meta.get("annotations") or {}).get(SPEC_HASH_LABEL) != wanted_hash:
             await self._run(self.kube.apply, self._updatable(obj))
+            if kind == "Secret":
+                await self._drop_secret_keys(existing, obj)
         return False
+
+    async def _drop_secret_keys(self, live: Obj, wanted: Obj) -> None:
+        """Remove keys the Secret no longer has (a claimed spare's pool secret): an apply keeps
+        data that its creation wrote. ``stringData`` too, for servers that keep it as sent."""
+        keys = set(live.get("data") or {}) | set(live.get("stringData") or {})
+        gone = dict.fromkeys(sorted(keys - set(wanted.get("stringData") or {})))
+        if gone:
+            meta = wanted["metadata"]
+            patch = {"data": gone, "stringData": gone}
+            await self._run(
+                self.kube.merge_patch, "Secret", meta["name"], meta.get("namespace"), patch
+            )
 
     @staticmethod
     def _updatable(obj: Obj) -> Obj:
@@ -229,6 +273,33 @@ class KubernetesProvisioner(Provisioner):
         size = obj["spec"]["resources"]
         return {**obj, "spec": {"resources": size}}
 
+    async def _retire_other_deployments(self, deployment: Obj) -> None:
+        """Delete the org's other Deployments (named by an earlier version, from the slug), and
+        wait until they are gone, before ``deployment`` is created: Recreate across names, so
+        two pods never share the org's SQLite volume. Still there after :data:`RETIRE_WAIT`
+        seconds: a retryable error (the reconciler tries again later)."""
+        meta = deployment["metadata"]
+        org_id = meta["labels"][ORG_ID_LABEL]
+        where = (meta["name"], meta.get("namespace"))
+        others = [
+            o
+            for o in await self._ours("Deployment", org_id)
+            if (o["metadata"]["name"], o["metadata"].get("namespace")) != where
+        ]
+        for other in others:
+            await self._delete(other, propagation="Foreground")
+        deadline = asyncio.get_running_loop().time() + RETIRE_WAIT
+        for other in others:
+            other_meta = other["metadata"]
+            while await self._run(
+                self.kube.read, "Deployment", other_meta["name"], other_meta.get("namespace")
+            ):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RetryableProvisionerError(
+                        f"the org's previous Deployment {other_meta['name']} is still stopping"
+                    )
+                await asyncio.sleep(RETIRE_POLL)
+
     async def _remove_stale(self, org_id: str, wanted: builtins.list[Obj]) -> None:
         keep = {(o["kind"], o["metadata"]["name"]) for o in wanted}
         for kind in INSTANCE_KINDS:
@@ -236,9 +307,15 @@ class KubernetesProvisioner(Provisioner):
                 if (kind, obj["metadata"]["name"]) not in keep:
                     await self._delete(obj)
 
-    async def _delete(self, obj: Obj) -> None:
+    async def _delete(self, obj: Obj, *, propagation: str = "Background") -> None:
         meta = obj.get("metadata") or {}
-        await self._run(self.kube.delete, obj["kind"], meta["name"], meta.get("namespace"))
+        await self._run(
+            self.kube.delete,
+            obj["kind"],
+            meta["name"],
+            meta.get("namespace"),
+            propagation=propagation,
+        )
 
     async def _leftovers(self, org_id: str = "") -> dict[str, InstanceStatus]:
         """Orgs with objects of ours but no Deployment (kept data, or a crash's leftovers)."""

@@ -26,6 +26,7 @@ from tests.deploy.helm_chart import (
     of_kind,
     only,
     render,
+    render_error,
     validate_object,
 )
 from tests.deploy.settings_names import unknown
@@ -275,3 +276,13 @@ def test_the_control_plane_is_configured_with_settings_it_reads(values: Path) ->
     internal = f"http://op-orgplane.{NAMESPACE}.svc:80"
     assert config["ORGPLANE_INSTANCE_CONTROL_PLANE_URL"] == internal
     assert config["ORGPLANE_ROUTING_FALLBACK_URL"] == internal
+
+
+@pytest.mark.helm
+def test_the_warm_pool_size_reaches_the_control_plane() -> None:
+    default = only(render(VALUES["default"]), "ConfigMap")["data"]
+    assert default["ORGPLANE_WARM_POOL_SIZE"] == "0"
+    pooled = only(render(VALUES["per-org-namespaces"]), "ConfigMap")["data"]
+    assert pooled["ORGPLANE_WARM_POOL_SIZE"] == "2"
+    error = render_error(VALUES["default"], sets=("provisioner.warmPoolSize=-1",))
+    assert "warmPoolSize" in error

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from org_instance.contract import Env
 from provisioners.base import (
     InstanceSpec,
     InstanceStatus,
@@ -67,6 +68,19 @@ def make_spec(
         labels={TEST_RUN_LABEL: run_id},
     )
     return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def make_spare_spec(*, run_id: str, image: str = INSTANCE_IMAGE) -> InstanceSpec:
+    """A warm-pool spare's spec, as the pool manager builds it: a pre-chosen org id, pool mode
+    (a pool secret, no org settings), slug ``spare-<8 hex>``."""
+    org_id = uuid.uuid4().hex
+    return dataclasses.replace(
+        make_spec(run_id=run_id, org_id=org_id, image=image),
+        slug=f"spare-{org_id[:8]}",
+        instance_id=org_id,
+        env={Env.POOL_SECRET: secrets.token_urlsafe(32), Env.ORG_ID: org_id},
+        labels={TEST_RUN_LABEL: run_id, "orgplane.spare": "1"},
+    )
 
 
 @dataclass

@@ -81,6 +81,12 @@ class NamespacedEmulator(kmock.KubernetesEmulator):
             return aiohttp.web.json_response(self.namespaces[name])
         if method == "DELETE":
             return aiohttp.web.json_response(self.namespaces.pop(name))
+        if method == "PATCH":  # a server-side apply: the sent metadata replaces ours
+            body = json.loads(await raw_request.read())
+            self.namespace_bodies.append(body)
+            live = self.namespaces[name]
+            live["metadata"] = {**live["metadata"], **body.get("metadata", {})}
+            return aiohttp.web.json_response(live)
         return _status(405, "MethodNotAllowed")
 
 

@@ -5,7 +5,8 @@ What it proves: apply is idempotent (twice = one instance, same object); status 
 anything exists and after removal; removal is idempotent and keep_data leaves data only; list
 shows this deployment's orgs only and another deployment's objects are never touched; a new
 provisioner object (a control-plane restart) finds and adopts what the old one made; a changed
-spec still leaves one instance; stop keeps the instance and apply starts it again; and where
+spec still leaves one instance; adopting a spec (after a warm-pool claim) leaves the running
+instance alone; stop keeps the instance and apply starts it again; and where
 instances really run (local, Docker) the instance answers /healthz at the reported endpoint.
 """
 
@@ -128,6 +129,22 @@ async def test_a_changed_spec_still_means_one_instance(harness: Harness) -> None
     assert second.fingerprint != first.fingerprint
     assert await harness.count_instances(spec.org_id) == 1
     assert len(await provisioner.list()) == 1
+
+
+async def test_adopting_a_new_spec_leaves_the_running_instance_alone(harness: Harness) -> None:
+    """What the reconciler does after a warm-pool spare took its org: the instance runs on."""
+    provisioner = harness.provisioner()
+    spec = harness.spec()
+    first = await provisioner.apply(spec=spec)
+    org = dataclasses.replace(spec, slug="claimed", hostnames=("claimed.orgs.example.com",))
+
+    await provisioner.adopt(spec=org)
+
+    after = await provisioner.status(org_id=spec.org_id)
+    assert after is not None
+    assert after.handle == first.handle
+    assert after.endpoint == first.endpoint
+    assert await harness.count_instances(spec.org_id) == 1
 
 
 async def test_stop_keeps_the_instance_and_apply_starts_it(harness: Harness) -> None:

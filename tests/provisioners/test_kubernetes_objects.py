@@ -178,6 +178,53 @@ def test_per_org_isolation_lets_in_the_ingress_and_out_only_cp_redis_dns() -> No
     assert hard["services.nodeports"] == "0"
 
 
+def test_a_spare_makes_the_names_of_the_org_that_claims_it() -> None:
+    """A warm-pool spare: the pool secret reaches the pod through the Secret (optional, so a
+    restart survives the org's Secret dropping it), the control plane may reach the pod to
+    assign it, and every object has the name the org's own spec gives it."""
+    options = ProvisionerOptions(
+        deployment_id="d",
+        kubernetes_namespace_mode="per-org",
+        kubernetes_ingress_namespace="edge",
+        kubernetes_control_plane_namespace="cp",
+    )
+    org = make_spec(run_id="r", hostnames=HOSTS)
+    spare = dataclasses.replace(
+        org,
+        slug="spare-0123abcd",
+        hostnames=(),
+        env={Env.POOL_SECRET: "pool-secret-0123456789abcdef", Env.ORG_ID: org.org_id},
+    )
+    spare_objects = {o["kind"]: o for o in desired_objects(spare, options=options)}
+    org_objects = {o["kind"]: o for o in desired_objects(org, options=options)}
+    for obj in spare_objects.values():
+        validate_object(obj)
+    assert set(org_objects) - set(spare_objects) == {"IngressRoute"}
+    for kind, obj in spare_objects.items():
+        assert obj["metadata"]["name"] == org_objects[kind]["metadata"]["name"], kind
+
+    assert spare_objects["Secret"]["stringData"]["pool-secret"] == spare.env[Env.POOL_SECRET]
+    assert "pool-secret" not in org_objects["Secret"]["stringData"]
+    (container,) = spare_objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env[Env.POOL_SECRET]["valueFrom"]["secretKeyRef"] == {
+        "name": spare_objects["Secret"]["metadata"]["name"],
+        "key": "pool-secret",
+        "optional": True,
+    }
+    assert "pool-secret-0123456789abcdef" not in json.dumps(spare_objects["Deployment"])
+
+    def callers(objects: dict[str, dict]) -> list[str]:
+        (rule,) = objects["NetworkPolicy"]["spec"]["ingress"]
+        return [
+            p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for p in rule["from"]
+        ]
+
+    assert callers(spare_objects) == ["edge", "cp"]
+    assert callers(org_objects) == ["edge"]
+
+
 def test_routes_carry_the_hostnames_to_the_service() -> None:
     built = _objects(entrypoints=("websecure",))
     route = built["IngressRoute"]["spec"]
