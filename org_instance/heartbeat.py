@@ -180,6 +180,8 @@ class HeartbeatSender:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the control plane may be down; keep trying
+                if _cancel_requested():  # a cancel the Redis client turned into an error
+                    raise asyncio.CancelledError from exc
                 self.failures += 1
                 log.warning(
                     "heartbeat failed", error=_describe(exc), failures=self.failures, seq=self.seq
@@ -192,7 +194,17 @@ class HeartbeatSender:
                 delay = first_beat_delay(self.interval, self.failures, rng=self._rng)
             else:
                 delay = backoff_delay(self.interval, self.failures, rng=self._rng)
+            if _cancel_requested():  # a cancel the Redis client swallowed
+                raise asyncio.CancelledError
             await self._sleep(delay)
+
+
+def _cancel_requested() -> bool:
+    """Whether this task has been asked to stop: redis-py can turn a cancellation that lands
+    while it reads a reply into ``ConnectionError``, or end it quietly (redis/redis-py#2665),
+    and this loop would then beat on after its instance shut down."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _problem_code(response: httpx.Response) -> str:

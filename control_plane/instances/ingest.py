@@ -245,10 +245,16 @@ class RedisHeartbeats:
                     await self.poll()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, SQLAlchemyError) as exc:
-                log.warning("heartbeat read failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            except Exception:  # a bug must not end the reading for good
-                log.exception("heartbeat read failed")
+            except Exception as exc:
+                if cancel_requested():
+                    raise asyncio.CancelledError from exc
+                if isinstance(exc, (RedisError, OSError, SQLAlchemyError)):
+                    error = f"{type(exc).__name__}: {exc}"[:300]
+                    log.warning("heartbeat read failed", error=error)
+                else:  # a bug must not end the reading for good
+                    log.exception("heartbeat read failed")
+            if cancel_requested():
+                raise asyncio.CancelledError
             await asyncio.sleep(period)
 
     async def poll(self) -> PollReport:
@@ -376,6 +382,16 @@ class RedisHeartbeats:
                 pipe.set(heartbeat_answer_key(org_id), msgspec.json.encode(answer), ex=ttl)
             await pipe.execute()
         report.answered = len(answers)
+
+
+def cancel_requested() -> bool:
+    """Whether this task has been asked to stop. redis-py can turn a cancellation that lands
+    while it reads a reply into ``ConnectionError("Connection closed by server.")``, or end it
+    quietly (redis/redis-py#2665): a loop that logs errors and carries on would then never
+    stop, and the shutdown that waits for it would hang. Seen here in a test run: a reader
+    that kept reading for 15 minutes after it was cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _hold(lock: Any) -> bool:

@@ -10,7 +10,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from org_instance.app import create_app
 from org_instance.contract import HeartbeatBody
@@ -157,3 +159,36 @@ async def test_new_limits_from_the_answer_are_enforced(
         usage = (await client.get("/api/v1/usage", headers=who)).json()
         assert usage["limits"] == {"max_sessions": 1}
         assert usage["config_version"] == 7
+
+
+class _HidesCancel(HeartbeatSender):
+    """Fault injection: a beat that meets its cancellation the way redis-py can report it
+    (redis/redis-py#2665): as ``ConnectionError``, or not at all."""
+
+    quietly = False
+
+    async def beat(self) -> dict[str, Any]:
+        self.entered.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if self.quietly:
+                return {}
+            raise RedisConnectionError("Connection closed by server.") from None
+        return {}
+
+
+@pytest.mark.parametrize("quietly", [False, True], ids=["as-an-error", "quietly"])
+async def test_a_cancelled_sender_stops_when_the_client_hides_the_cancel(
+    make_instance: Any, cp: FakeControlPlane, quietly: bool
+) -> None:
+    async with make_instance(control_plane_url="", heartbeat_interval=0.05) as client:
+        sender = _HidesCancel(runtime=runtime_of(client), http=cp.client())
+        sender.entered, sender.quietly = asyncio.Event(), quietly
+        task = asyncio.create_task(sender.run())
+        await asyncio.wait_for(sender.entered.wait(), timeout=10)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done, "the sender beat on after it was cancelled"
+        assert task.cancelled()
+        assert sender.failures == 0  # a stop, not a failed beat
