@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from org_instance.app import create_app
 from org_instance.contract import HeartbeatBody
@@ -20,6 +19,7 @@ from org_instance.heartbeat import HeartbeatSender, backoff_delay, first_beat_de
 from tests.instance.conftest import runtime_of
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.support.api import assert_problem
+from tests.support.faults import hide_the_cancel
 
 CP_URL = "http://cp.test"
 
@@ -168,13 +168,7 @@ class _HidesCancel(HeartbeatSender):
     quietly = False
 
     async def beat(self) -> dict[str, Any]:
-        self.entered.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            if self.quietly:
-                return {}
-            raise RedisConnectionError("Connection closed by server.") from None
+        await hide_the_cancel(self.entered, quietly=self.quietly)
         return {}
 
 

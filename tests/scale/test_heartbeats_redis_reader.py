@@ -18,7 +18,6 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
-from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -36,6 +35,7 @@ from org_instance.contract import heartbeat_answer_key, heartbeat_key
 from tests.instance.test_heartbeat_endpoint import STARTED, beat, body, make_instance_row, rows
 from tests.scale.statements import of_kind, statements_on
 from tests.support.api import direct_db, runtime_of
+from tests.support.faults import hide_the_cancel
 from tests.support.services import REDIS_URL, need, redis_available
 
 
@@ -236,13 +236,7 @@ class _HidesCancel(RedisHeartbeats):
     quietly = False
 
     async def poll(self) -> PollReport:
-        self.entered.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            if self.quietly:
-                return PollReport()
-            raise RedisConnectionError("Connection closed by server.") from None
+        await hide_the_cancel(self.entered, quietly=self.quietly)
         return PollReport()
 
 

@@ -1,0 +1,18 @@
+"""Faults the tests inject where a real component cannot be made to fail on cue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+async def hide_the_cancel(entered: asyncio.Event, *, quietly: bool) -> None:
+    """Wait until cancelled, then report the cancel the way redis-py can (redis/redis-py#2665):
+    as ``ConnectionError("Connection closed by server.")``, or, ``quietly``, not at all."""
+    entered.set()
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        if not quietly:
+            raise RedisConnectionError("Connection closed by server.") from None
