@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from control_plane.db.models import Spare
 from org_instance.contract import ASSIGNMENT_FILE, POOL_ASSIGN_PATH
+from provisioners.errors import RetryableProvisionerError
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 
@@ -163,3 +164,34 @@ async def test_failed_assignment_falls_back_to_a_cold_start(live: Any) -> None:
     assert not (Path(status.handle["data_dir"]) / ASSIGNMENT_FILE).exists()
     token = await org_token(http, headers, "coldfall")
     assert await session_titles(running["endpoint"], token) == []
+
+
+async def test_a_failed_adoption_is_retried_as_a_cold_apply(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spare took the org, then the backend failed to adopt it (its routes, on Kubernetes):
+    the org is marked failed, and the retry applies the org's own spec, which replaces the
+    spare's process with one started from the org's environment."""
+    http, app, headers = live
+    await wait_pool(http, headers, POOL_SIZE)
+    provisioner = app.state.runtime.provisioner
+    failures: list[str] = []
+
+    async def adopt_fails_once(*, spec: Any) -> None:  # fault: the backend refuses once
+        if not failures:
+            failures.append(spec.org_id)
+            raise RetryableProvisionerError("the backend is busy (injected)")
+
+    monkeypatch.setattr(provisioner, "adopt", adopt_fails_once)
+    org_id = await create(http, headers, "adoptfail")
+    claimed_pid = (await provisioner.status(org_id=org_id)).handle["pid"]
+    running = await wait_phase(http, headers, "adoptfail", "running")
+
+    assert failures == [org_id]
+    kinds = [e["kind"] for e in running["events"]]
+    assert "pool.assigned" in kinds
+    assert kinds.count("instance.applied") == 1  # only the cold retry got this far
+    status = await provisioner.status(org_id=org_id)
+    assert status.handle["pid"] != claimed_pid  # the org's own process now
+    assert not (Path(status.handle["data_dir"]) / ASSIGNMENT_FILE).exists()
+    assert org_id not in await spares(app)
