@@ -104,13 +104,10 @@ class KubernetesProvisioner(Provisioner):
             wanted = desired_objects(spec, options=self.options)
             created_deployment = False
             for obj in wanted:
-                if obj["kind"] == "Deployment":
-                    created = await self._ensure(
-                        obj, org_id=spec.org_id, before_create=self._retire_other_deployments
-                    )
-                    created_deployment = created
-                else:
-                    await self._ensure(obj, org_id=spec.org_id)
+                is_deployment = obj["kind"] == "Deployment"
+                hook = self._retire_other_deployments if is_deployment else None
+                created = await self._ensure(obj, org_id=spec.org_id, before_create=hook)
+                created_deployment |= created and is_deployment
             if created_deployment:  # a first start, or a new name: sweep older objects
                 await self._remove_stale(spec.org_id, wanted)
             deployment = next(o for o in wanted if o["kind"] == "Deployment")

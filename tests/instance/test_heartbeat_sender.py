@@ -19,7 +19,7 @@ from org_instance.heartbeat import HeartbeatSender, backoff_delay, first_beat_de
 from tests.instance.conftest import runtime_of
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.support.api import assert_problem
-from tests.support.faults import hide_the_cancel
+from tests.support.faults import cancel_once_entered, hide_the_cancel
 
 CP_URL = "http://cp.test"
 
@@ -179,10 +179,5 @@ async def test_a_cancelled_sender_stops_when_the_client_hides_the_cancel(
     async with make_instance(control_plane_url="", heartbeat_interval=0.05) as client:
         sender = _HidesCancel(runtime=runtime_of(client), http=cp.client())
         sender.entered, sender.quietly = asyncio.Event(), quietly
-        task = asyncio.create_task(sender.run())
-        await asyncio.wait_for(sender.entered.wait(), timeout=10)
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=5)
-        assert done, "the sender beat on after it was cancelled"
-        assert task.cancelled()
+        await cancel_once_entered(asyncio.create_task(sender.run()), sender.entered)
         assert sender.failures == 0  # a stop, not a failed beat

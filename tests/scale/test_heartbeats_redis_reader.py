@@ -35,7 +35,7 @@ from org_instance.contract import heartbeat_answer_key, heartbeat_key
 from tests.instance.test_heartbeat_endpoint import STARTED, beat, body, make_instance_row, rows
 from tests.scale.statements import of_kind, statements_on
 from tests.support.api import direct_db, runtime_of
-from tests.support.faults import hide_the_cancel
+from tests.support.faults import cancel_once_entered, hide_the_cancel
 from tests.support.services import REDIS_URL, need, redis_available
 
 
@@ -246,12 +246,7 @@ async def test_a_cancelled_reader_stops_when_the_client_hides_the_cancel(
 ) -> None:
     hiding = _HidesCancel(reader.runtime, redis)
     hiding.entered, hiding.quietly = asyncio.Event(), quietly
-    task = asyncio.create_task(hiding.run_forever())
-    await asyncio.wait_for(hiding.entered.wait(), timeout=10)
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=5)
-    assert done, "the reader went on after it was cancelled"
-    assert task.cancelled()
+    await cancel_once_entered(asyncio.create_task(hiding.run_forever()), hiding.entered)
     assert not await redis.exists(reader_lock(reader.runtime))  # the lock was given back
 
 

@@ -16,3 +16,13 @@ async def hide_the_cancel(entered: asyncio.Event, *, quietly: bool) -> None:
     except asyncio.CancelledError:
         if not quietly:
             raise RedisConnectionError("Connection closed by server.") from None
+
+
+async def cancel_once_entered(loop: asyncio.Task[None], entered: asyncio.Event) -> None:
+    """Cancel ``loop`` once it waits in :func:`hide_the_cancel`; assert that it stops, cancelled,
+    within 5 s (a loop that went on would hang whoever waits for it)."""
+    await asyncio.wait_for(entered.wait(), timeout=10)
+    loop.cancel()
+    done, _ = await asyncio.wait({loop}, timeout=5)
+    assert done, "the loop went on after it was cancelled"
+    assert loop.cancelled()
