@@ -17,7 +17,11 @@ admin driving it over HTTP on 127.0.0.1. For each backend in ``BENCH_PROVISION_A
 * **At once** (docker): for each size in ``BENCH_PROVISION_API_BURSTS`` (default ``10,50``), that
   many ``POST`` requests together; the time until every org is ``running`` (the backend's
   word and a heartbeat; bounded at 120 s), polled every 0.1 s with one list request. Then the
-  memory of idle instances (engine figures without page cache, median of up to 10 containers).
+  memory of idle instances (engine figures without page cache, median of up to 10 containers),
+  and the CPU every idle org costs over ``BENCH_PROVISION_API_IDLE_WINDOW`` seconds (default
+  30): the engine's processes on this host, the containers' own and the control plane's, each
+  as a share of one core per org. ``BENCH_PROVISION_API_HEALTH_INTERVAL=10`` gives the containers
+  the engine's health check every 10 s (the image's interval; none by default), for comparison.
 
 Docker needs the engine and the ``orgplane-instance:dev`` image (``scripts/build-images.sh``),
 else it reports "skipped". The run creates a user-defined network labelled
@@ -58,6 +62,8 @@ BURSTS = [int(n) for n in os.environ.get("BENCH_PROVISION_API_BURSTS", "10,50").
 BACKENDS = os.environ.get("BENCH_PROVISION_API_BACKENDS", "local,docker").split(",")
 HEARTBEAT_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEARTBEAT", "10")
 RECONCILE_INTERVAL = os.environ.get("BENCH_PROVISION_API_RECONCILE", "2")
+#: ``ORGPLANE_DOCKER_HEALTH_INTERVAL`` of the run; empty: the product's default (no check).
+HEALTH_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEALTH_INTERVAL", "")
 IMAGE = "orgplane-instance:dev"
 TEST_RUN_LABEL = "orgplane.test-run"
 POLL = 0.02
@@ -66,6 +72,8 @@ BURST_POLL = 0.1
 SLOW = "a control plane provisioning up to 80 Docker instances: several minutes"
 ONE_TIMEOUT = 60.0
 BURST_TIMEOUT = 120.0
+#: Seconds over which idle orgs' CPU is measured (``BENCH_PROVISION_API_IDLE_WINDOW``).
+IDLE_WINDOW = float(os.environ.get("BENCH_PROVISION_API_IDLE_WINDOW", "30"))
 ADMIN_EMAIL = "bench@example.com"
 ADMIN_PASSWORD = secrets.token_hex(16)
 
@@ -271,7 +279,70 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
                 "docker: memory per idle instance (median)", memory, "MiB", "<= 60 MB", memory <= 60
             )
         )
+        results += await _idle_cpu(settings.provisioning.deployment_id)
         return results
+
+
+#: Processes of the engine on this host whose CPU time an idle org's container costs (``comm``,
+#: at most 15 characters: ``containerd-shim-runc-v2`` shows as ``containerd-shim``). Children
+#: they reaped (``runc`` for each exec of a health check) count in their own figures.
+ENGINE_PROCESSES = frozenset({"dockerd", "containerd", "containerd-shim", "docker-proxy"})
+
+
+def _engine_cpu_seconds() -> float:
+    """CPU seconds the engine's processes on this host used so far, reaped children included."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in ENGINE_PROCESSES:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _containers_cpu_seconds(run_id: str) -> tuple[float, int]:
+    """CPU seconds the run's containers used so far (the engine's stats), and how many."""
+    import docker
+
+    client = docker.from_env(timeout=60)
+    try:
+        managed: dict[str, str | list[str] | bool] = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
+        containers = client.containers.list(filters=managed)
+        total = 0
+        for container in containers:
+            answer: dict[str, Any] = container.stats(stream=False, one_shot=True)  # type: ignore[assignment]
+            total += int(answer["cpu_stats"]["cpu_usage"]["total_usage"])
+        return total / 1e9, len(containers)
+    finally:
+        client.close()
+
+
+async def _idle_cpu(run_id: str) -> list[Result]:
+    """CPU per idle org over :data:`IDLE_WINDOW` seconds, as a share of one core: the engine's
+    (dockerd, containerd, the shims: health checks, log and network plumbing), the instances'
+    own (heartbeats) and the control plane's (reconcile passes, heartbeat ingestion). Only when
+    the engine runs on this host (its processes are visible)."""
+    if _engine_cpu_seconds() == 0:
+        return [Result.skip("docker: idle CPU per org", "the engine is not on this host")]
+    engine = _engine_cpu_seconds()
+    instances, count = await asyncio.to_thread(_containers_cpu_seconds, run_id)
+    ours, started = time.process_time(), time.perf_counter()
+    await asyncio.sleep(IDLE_WINDOW)
+    elapsed = time.perf_counter() - started
+    ours = time.process_time() - ours
+    engine = _engine_cpu_seconds() - engine
+    instances = (await asyncio.to_thread(_containers_cpu_seconds, run_id))[0] - instances
+    share = 100.0 / (elapsed * max(count, 1))
+    return [
+        Result(f"docker: idle CPU per org ({count} orgs), engine", engine * share, "%"),
+        Result(f"docker: idle CPU per org ({count} orgs), instance", instances * share, "%"),
+        Result(f"docker: idle CPU per org ({count} orgs), control plane", ours * share, "%"),
+    ]
 
 
 def _free_port() -> int:
@@ -391,6 +462,7 @@ async def _bench_docker(drive: Drive | None = None, **extra: str) -> list[Result
                 DOCKER_NETWORK=network,
                 DOCKER_PUBLISH_PORTS="true",
                 INSTANCE_CONTROL_PLANE_URL=f"http://{gateway}:{port}",
+                **({"DOCKER_HEALTH_INTERVAL": HEALTH_INTERVAL} if HEALTH_INTERVAL else {}),
                 **extra,
             )
             return await (drive or _drive)(settings, sockets, "docker")

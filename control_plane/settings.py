@@ -195,6 +195,13 @@ class BackendSettings(_Group):
     docker_publish_ports: bool = Field(
         False, description="Publish each org container's port on a free 127.0.0.1 port."
     )
+    docker_health_interval: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds between the engine's health checks of org containers (the image's "
+        "HEALTHCHECK); 0 turns them off: an instance's heartbeats are its health, and each "
+        "check costs the engine and the container about 0.1 CPU-second.",
+    )
     kubernetes_namespace_mode: Literal["shared", "per-org"] = Field(
         "shared",
         description="`shared`: all orgs in one namespace; `per-org`: a namespace per org with a "

@@ -150,6 +150,9 @@ class ProvisionerOptions:
     docker_network: str = ""
     #: Publish each container's port on a free 127.0.0.1 port and use it as the endpoint.
     docker_publish_ports: bool = False
+    #: Seconds between the engine's health checks of org containers; 0: none (the image's
+    #: HEALTHCHECK is turned off, the instance's heartbeats are its health).
+    docker_health_interval: float = 0.0
     #: ``shared``: every org in ``kubernetes_namespace``; ``per-org``: a namespace per org with a
     #: NetworkPolicy and a ResourceQuota.
     kubernetes_namespace_mode: Literal["shared", "per-org"] = "shared"

@@ -134,7 +134,7 @@ class WarmPool:
             try:
                 live = await self._retire(db, spares, observed, listed_at)
                 warming = [s for s in live if s.state == "warming"]
-                await self._promote(db, warming, observed or {})
+                await self._promote(db, warming)
                 await self._refill(db, missing=self.size - len(live))
             finally:
                 await release_pool_lease(db, key=key, owner=owner)
@@ -207,16 +207,13 @@ class WarmPool:
         await db.exec(delete(Spare).where(col(Spare.id) == spare.id, col(Spare.state) == "failed"))
         log.info("spare removed", spare_id=spare.id, reason=why)
 
-    async def _promote(
-        self, db: AsyncSession, warming: list[Spare], observed: dict[str, InstanceStatus]
-    ) -> None:
-        # Ready when it answers, or when the backend says it runs: the control plane may not
-        # reach the recorded endpoint itself (published ports seen from inside a container),
-        # and the backend's health check then speaks for it.
+    async def _promote(self, db: AsyncSession, warming: list[Spare]) -> None:
+        # Ready when it answers. The backend's "running" is not enough: a container without a
+        # health check runs before its server listens. A spare the control plane cannot reach
+        # could not take its assignment either.
         answers = await asyncio.gather(*(_answers_health(s.endpoint) for s in warming))
         for spare, ok in zip(warming, answers, strict=True):
-            seen = observed.get(spare.id)
-            if ok or (seen is not None and seen.state == "running"):
+            if ok:
                 await db.exec(
                     update(Spare)
                     .where(col(Spare.id) == spare.id, col(Spare.state) == "warming")

@@ -1,9 +1,11 @@
 """An org's :class:`InstanceStatus` read from its container's inspect data.
 
-The engine's view (state, OOM kill, health) decides, except while the health check
-has not run yet: Docker 20.10 runs the first check only after a full interval, so a container
-that is up but still ``starting`` is asked ``/readyz`` directly and counts as running as soon as
-it answers.
+The engine's view (state, OOM kill, health) decides. Org containers have no health check by
+default (``docker_health_interval``, :func:`provisioners.docker.container_spec.health_check`):
+``running`` then means the engine runs the container, and the control plane waits for the
+instance's first heartbeat. With a health check, a container whose first check has not run yet
+(Docker 20.10 runs it only after a full interval) is asked ``/readyz`` directly and counts as
+running as soon as it answers.
 """
 
 from __future__ import annotations

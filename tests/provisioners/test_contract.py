@@ -7,11 +7,13 @@ shows this deployment's orgs only and another deployment's objects are never tou
 provisioner object (a control-plane restart) finds and adopts what the old one made; a changed
 spec still leaves one instance; adopting a spec (after a warm-pool claim) leaves the running
 instance alone; stop keeps the instance and apply starts it again; and where
-instances really run (local, Docker) the instance answers /healthz at the reported endpoint.
+instances really run (local, Docker) the instance answers /healthz at the reported endpoint once
+the backend says it runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import httpx
@@ -24,6 +26,19 @@ from tests.provisioners.harness import Harness, wait_for_state
 pytestmark = pytest.mark.usefixtures("cleanup_provisioners")
 
 LIVE = {"creating", "starting", "running"}
+
+
+async def answer_within(client: httpx.AsyncClient, url: str, *, seconds: float) -> httpx.Response:
+    """The first answer to ``GET url``, retried while nothing listens (bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            return await client.get(url)
+        except httpx.TransportError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 async def test_apply_twice_is_one_instance(harness: Harness) -> None:
@@ -170,8 +185,10 @@ async def test_the_instance_runs_and_answers_at_its_endpoint(harness: Harness) -
     running = await wait_for_state(provisioner, spec.org_id, {"running"})
     assert running.endpoint.startswith("http://")
     if harness.runs_instances:
+        # "running" is the backend's word that the instance runs (a Docker container without
+        # a health check runs before its server listens); it answers soon after, or never.
         async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-            healthz = await client.get(f"{running.endpoint}/healthz")
+            healthz = await answer_within(client, f"{running.endpoint}/healthz", seconds=30)
             readyz = await client.get(f"{running.endpoint}/readyz")
         assert healthz.status_code == 200
         assert readyz.status_code == 200

@@ -3,8 +3,9 @@
 Proves, on the engine's own inspect data: the container runs as uid 10001 with a read-only root
 filesystem, a tmpfs /tmp, no capabilities, no-new-privileges, a pids limit, the plan's CPU and
 memory, the unless-stopped policy, no Docker socket or host path, its port published on 127.0.0.1
-only, and Traefik labels for its hostnames. A changed spec replaces the container and keeps the
-volume's data; a user network gives an endpoint by container name; a container that is not ours
+only, and Traefik labels for its hostnames; no engine health check unless the options ask for
+one, and then the image's at the interval asked. A changed spec replaces the container and keeps
+the volume's data; a user network gives an endpoint by container name; a container that is not ours
 but holds our name (or a volume with our volume's name) stops the apply and is left alone; a
 missing image is a permanent error.
 """
@@ -75,6 +76,39 @@ async def test_the_container_is_hardened(
     )
     assert whoami.output.decode().strip() == "10001"
     assert running.endpoint.startswith("http://127.0.0.1:")
+
+
+async def test_the_engine_checks_health_only_when_asked(
+    provisioner: DockerProvisioner, docker_client: Any, instance_image: str, run_id: str
+) -> None:
+    # The image has a health check (for a container run by hand); an org's container by
+    # default does not (heartbeats are its health), and one of a deployment that asks for
+    # checks runs the image's own at the interval asked.
+    image_check = docker_client.images.get(instance_image).attrs["Config"]["Healthcheck"]
+    assert "/healthz" in " ".join(image_check["Test"])
+    plain = await provisioner.apply(spec=make_spec(run_id=run_id, slug="plain"))
+    container = docker_client.containers.get(plain.handle["container_id"])
+    assert container.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
+    await wait_for_state(provisioner, plain.org_id, {"running"})
+    container.reload()
+    assert "Health" not in container.attrs["State"]
+
+    options = dataclasses.replace(provisioner.options, docker_health_interval=1.0)
+    checking = DockerProvisioner(options=options, client=docker_client)
+    checked = await checking.apply(spec=make_spec(run_id=run_id, slug="checked"))
+    container = docker_client.containers.get(checked.handle["container_id"])
+    config = container.attrs["Config"]["Healthcheck"]
+    assert config["Test"] == image_check["Test"]
+    assert config["Interval"] == 1_000_000_000
+    health: dict[str, Any] = {}
+    for _ in range(150):  # the image's check passes once the app serves: bounded at ~30 s
+        container.reload()
+        health = container.attrs["State"].get("Health") or {}
+        if health.get("Status") == "healthy":
+            break
+        await asyncio.sleep(0.2)
+    assert health.get("Status") == "healthy", health
+    assert all(entry["ExitCode"] == 0 for entry in health["Log"][-1:])
 
 
 async def test_a_new_spec_replaces_the_container_and_keeps_the_data(
