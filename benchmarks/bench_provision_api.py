@@ -311,8 +311,7 @@ def _containers_cpu_seconds(run_id: str) -> tuple[float, int]:
 
     client = docker.from_env(timeout=60)
     try:
-        managed: dict[str, str | list[str] | bool] = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
-        containers = client.containers.list(filters=managed)
+        containers = _run_containers(client, run_id)
         total = 0
         for container in containers:
             answer: dict[str, Any] = container.stats(stream=False, one_shot=True)  # type: ignore[assignment]
@@ -327,9 +326,9 @@ async def _idle_cpu(run_id: str) -> list[Result]:
     (dockerd, containerd, the shims: health checks, log and network plumbing), the instances'
     own (heartbeats) and the control plane's (reconcile passes, heartbeat ingestion). Only when
     the engine runs on this host (its processes are visible)."""
-    if _engine_cpu_seconds() == 0:
-        return [Result.skip("docker: idle CPU per org", "the engine is not on this host")]
     engine = _engine_cpu_seconds()
+    if engine == 0:
+        return [Result.skip("docker: idle CPU per org", "the engine is not on this host")]
     instances, count = await asyncio.to_thread(_containers_cpu_seconds, run_id)
     ours, started = time.process_time(), time.perf_counter()
     await asyncio.sleep(IDLE_WINDOW)
@@ -385,15 +384,20 @@ def _docker_missing() -> str:
         client.close()
 
 
+def _run_containers(client: Any, run_id: str) -> list[Any]:
+    """The running containers the run's control plane manages."""
+    managed: dict[str, str | list[str] | bool] = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
+    return list(client.containers.list(filters=managed))
+
+
 def _idle_memory(run_id: str) -> float:
     """Median memory of up to 10 of the run's containers, page cache excluded (MiB)."""
     import docker
 
     client = docker.from_env(timeout=60)
     try:
-        managed: dict[str, str | list[str] | bool] = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
         figures: list[float] = []
-        for container in client.containers.list(filters=managed)[:10]:
+        for container in _run_containers(client, run_id)[:10]:
             answer: dict[str, Any] = container.stats(stream=False, one_shot=True)  # type: ignore[assignment]
             stats = answer["memory_stats"]
             detail = stats.get("stats", {})

@@ -200,7 +200,7 @@ class BackendSettings(_Group):
         ge=0,
         description="Seconds between the engine's health checks of org containers (the image's "
         "HEALTHCHECK); 0 turns them off: an instance's heartbeats are its health, and each "
-        "check costs the engine and the container about 0.1 CPU-second.",
+        "check cost the engine and the container 0.16 to 0.33 CPU-second (docs/performance.md).",
     )
     kubernetes_namespace_mode: Literal["shared", "per-org"] = Field(
         "shared",

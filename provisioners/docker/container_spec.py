@@ -82,8 +82,9 @@ def health_check(options: ProvisionerOptions) -> dict[str, Any]:
     None by default. The control plane hears an instance's health from its heartbeats (it
     restarts one silent for ``unhealthy_restart_after``), and Docker restarts nothing for being
     unhealthy, so a check only costs: each runs a process in the container through the engine,
-    about 0.1 CPU-second between the engine and the container (``docs/performance.md``), which
-    at the image's 10 s interval made the checks most of an idle org's CPU. Without one, Traefik's
+    0.16 to 0.33 CPU-second between the engine and the container, more with more containers on
+    the engine (``docs/performance.md``), which at the image's 10 s interval made the checks most
+    of an idle org's CPU. Without one, Traefik's
     Docker provider routes to the container as soon as it runs, not after its first check."""
     if options.docker_health_interval <= 0:
         return {"test": ["NONE"]}
@@ -116,8 +117,8 @@ def container_kwargs(spec: InstanceSpec, *, options: ProvisionerOptions) -> dict
         "memswap_limit": memory,  # equal to the memory limit: no swap on top
         "restart_policy": {"Name": "unless-stopped"},
         "log_config": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+        "healthcheck": health_check(options),
     }
-    kwargs["healthcheck"] = health_check(options)
     if options.docker_network:
         kwargs["network"] = options.docker_network
     if options.docker_publish_ports:
