@@ -94,7 +94,12 @@ class Runtime:
         if settings.server.mode == "embedded" and not settings.db.database_url:
             settings.server.data_dir.mkdir(parents=True, exist_ok=True)
         secret = resolve_secret(settings)
-        engine = make_engine(settings.database_url, echo=settings.db.database_echo)
+        engine = make_engine(
+            settings.database_url,
+            echo=settings.db.database_echo,
+            pool_size=settings.db.database_pool_size,
+            pool_timeout=settings.db.database_pool_timeout,
+        )
         box = SecretBox(secret, purpose="orgplane signing keys v1")
         return cls(
             settings=settings,

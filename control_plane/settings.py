@@ -59,6 +59,20 @@ class DatabaseSettings(_Group):
         "Use `postgresql+asyncpg://...` for several replicas.",
     )
     database_echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Most PostgreSQL connections each control-plane process opens (and keeps). "
+        "There is no overflow beyond them: a request that finds all in use waits for one, first "
+        "come first served (a connection opened for a burst and closed after it costs more than "
+        "the wait). The reconciler uses up to `max_concurrent_provisioning` of them at a time.",
+    )
+    database_pool_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request waits for a free PostgreSQL connection before it is "
+        "answered 503 `database_unavailable`.",
+    )
 
 
 class SecuritySettings(_Group):

@@ -92,6 +92,7 @@ async def take_backup(
     store, row_id, org_id = store_of(runtime), row.id, org.id
     try:
         token = await internal_token(runtime, db, org=org, scope=SCOPE_BACKUP)
+        await db.commit()  # the pool's connection goes back while the archive streams
         async with backup_stream(endpoint=endpoint, token=token) as response:
             size, sha = await store.save(
                 org_id=org.id,
@@ -135,9 +136,9 @@ async def restore_into(
     pre = await take_backup(runtime, db, org=target, kind="pre_restore", created_by=actor_id)
     token = await internal_token(runtime, db, org=target, scope=SCOPE_RESTORE)
     archive = store_of(runtime).path(org_id=backup.org_id, backup_id=backup.id)
-    answer = await send_restore(
-        endpoint=await running_endpoint(db, target), token=token, archive=archive
-    )
+    endpoint = await running_endpoint(db, target)
+    await db.commit()  # the pool's connection goes back while the archive uploads
+    answer = await send_restore(endpoint=endpoint, token=token, archive=archive)
     log.info("restored", backup_id=backup.id, org_id=target.id, source_org_id=backup.org_id)
     return pre, answer
 

@@ -233,6 +233,7 @@ class WarmPool:
         if int(waiting.one()):
             return  # orgs waiting for a slot come first
         room = limit - await busy_slots(db)
+        await db.commit()  # no pooled connection held while the spares start (each takes one)
         await asyncio.gather(*(self._start_one() for _ in range(max(0, min(missing, room)))))
 
     async def _start_one(self) -> None:

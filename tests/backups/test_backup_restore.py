@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlmodel import select
 
+from control_plane.backups import service
 from control_plane.backups.service import store_of
 from control_plane.db.models import AuditEvent, Backup
 from tests.backups.live import Live, new_org, read_data, write_data
 from tests.support.api import assert_problem
+from tests.support.db import pooled_connection_holders
 
 BEFORE = (["before"], {"before.bin": b"first file " * 500})
 
@@ -126,3 +131,34 @@ async def test_backup_of_a_stopped_org_is_refused(live: Live) -> None:
     assert_problem(refused, 409, "instance_not_running")
     async with live.app.state.runtime.sessions() as db:
         assert (await db.exec(select(Backup))).all() == []
+
+
+async def test_no_database_connection_is_held_while_an_archive_moves(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup streams and a restore uploads for as long as the archive takes; the request's
+    pooled connection goes back first, so a few slow ones cannot take the whole pool."""
+    held_while_moving: list[int] = []
+
+    def counting(move: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            me = asyncio.current_task()
+            held_while_moving.append(sum(task is me for task in holders.values()))
+            return move(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(service, "backup_stream", counting(service.backup_stream))
+    monkeypatch.setattr(service, "send_restore", counting(service.send_restore))
+    with pooled_connection_holders(live.app.state.runtime.engine) as holders:
+        await new_org(live, "alpha")
+        made = await live.http.post("/api/v1/orgs/alpha/backups", headers=live.admin)
+        assert made.status_code == 201, made.text
+        restored = await live.http.post(
+            "/api/v1/orgs/alpha/restore",
+            headers=live.admin,
+            json={"backup_id": made.json()["id"], "confirm": "alpha"},
+        )
+        assert restored.status_code == 200, restored.text
+    # The backup, then the restore's pre-restore backup and its upload.
+    assert held_while_moving == [0, 0, 0]

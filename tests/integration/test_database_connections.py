@@ -1,15 +1,20 @@
-"""Pooled PostgreSQL connections the server closed are replaced at checkout, with no ping.
+"""The control plane's PostgreSQL pool (``control_plane/db/engine.py``).
 
-The engine has no ``pool_pre_ping`` (three round trips on every checkout); it checks at checkout
-whether asyncpg has seen the socket close (``control_plane/db/engine.py``). These tests close a
-pooled connection from the server's side, as a restart or an idle timeout does, and expect the
-next request to get a fresh connection instead of an error.
+* Pooled connections the server closed are replaced at checkout, with no ping. The engine has
+  no ``pool_pre_ping`` (three round trips on every checkout); it checks at checkout whether
+  asyncpg has seen the socket close. These tests close a pooled connection from the server's
+  side, as a restart or an idle timeout does, and expect the next request to get a fresh
+  connection instead of an error.
+* A burst past the pool waits for the pool's connections: no connection is opened beyond it
+  (an overflow connection is closed again when it comes back, so bursts thrashed), and a
+  request that waits longer than ``ORGPLANE_DATABASE_POOL_TIMEOUT`` is answered 503.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -18,8 +23,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_plane.db.engine import drop_if_closed, make_engine
+from control_plane.settings import Settings
+from tests.interop.servers import app_in_this_loop, runtime_of_app
+from tests.support.api import assert_problem
 from tests.support.db import _with_db
 from tests.support.services import POSTGRES_DSN, need, postgres_available
+
+ON_POSTGRES = pytest.mark.parametrize(
+    "db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 
 
 async def _backend_pid(engine: AsyncEngine) -> int:
@@ -70,3 +82,39 @@ async def test_without_the_checkout_check_the_closed_connection_fails() -> None:
             await _backend_pid(engine)
     finally:
         await engine.dispose()
+
+
+async def test_a_burst_past_the_pool_waits_for_the_pools_connections() -> None:
+    need("PostgreSQL", postgres_available())
+    engine = make_engine(_with_db(POSTGRES_DSN, "postgres", "postgresql+asyncpg"), pool_size=3)
+    connects: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: connects.append(conn))
+    try:
+
+        async def query() -> int:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_sleep(0.05)"))
+                return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+        for _ in range(2):  # a second burst finds the same connections
+            pids = await asyncio.wait_for(asyncio.gather(*(query() for _ in range(12))), 30)
+            assert len(set(pids)) == 3
+        assert len(connects) == 3
+        assert engine.sync_engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+@ON_POSTGRES
+async def test_a_request_that_finds_no_free_connection_is_answered_503(make_settings: Any) -> None:
+    settings: Settings = make_settings(
+        ORGPLANE_DATABASE_POOL_SIZE="1", ORGPLANE_DATABASE_POOL_TIMEOUT="0.3"
+    )
+    async with app_in_this_loop(settings) as (app, client):
+        assert (await client.get("/readyz")).status_code == 200
+        async with runtime_of_app(app).engine.connect() as held:
+            await held.execute(text("SELECT 1"))  # the pool's one connection, in use
+            answer = await client.get("/readyz")
+            assert_problem(answer, 503, "database_unavailable")
+            assert answer.headers["retry-after"]
+        assert (await client.get("/readyz")).status_code == 200  # served again once it is back

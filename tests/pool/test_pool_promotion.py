@@ -1,4 +1,5 @@
-"""A warming spare becomes ready when it answers, not when its backend says it runs.
+"""A warming spare becomes ready when it answers, not when its backend says it runs; the
+pool's upkeep holds no pooled connection while spares start.
 
 Docker org containers have no health check by default (``docker_health_interval``), so the
 engine reports a spare ``running`` before its server listens; a spare promoted then would be
@@ -10,22 +11,25 @@ throughout, and a real listener on the spare's endpoint that starts answering on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlmodel import select
 
 from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Spare, utcnow
 from control_plane.reconciler.pool import WarmPool
 from control_plane.settings import Settings
 from provisioners.base import InstanceStatus, ProvisionerOptions
+from provisioners.errors import ProvisionerError
 from provisioners.local import LocalProvisioner
 from tests.support.api import runtime_of
+from tests.support.db import pooled_connection_holders
 
 
 @pytest.fixture
@@ -50,7 +54,8 @@ async def pool(client: AsyncTestClient[Any], tmp_path: Any) -> AsyncIterator[Any
     )
     sessions = make_sessionmaker(engine)
     backend = LocalProvisioner(options=ProvisionerOptions(data_root=tmp_path))
-    ctx: Any = SimpleNamespace(settings=runtime.settings, sessions=sessions, replica_id="r1")
+    # The app's runtime, with sessions on this test's loop (the client runs the app in another).
+    ctx = dataclasses.replace(runtime, sessions=sessions, replica_id="r1")
     try:
         yield WarmPool(ctx, backend), sessions
     finally:
@@ -84,3 +89,25 @@ async def test_a_spare_is_ready_once_it_answers_whatever_the_backend_says(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_no_pooled_connection_is_held_while_spares_start(
+    pool: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting a spare takes as long as the backend does; the upkeep's own connection goes
+    back first, so the spares being started (each with a connection of its own before and
+    after) cannot wait on it."""
+    warm_pool, sessions = pool
+    held_while_starting: list[int] = []
+
+    async def refusing_apply(*, spec: Any) -> InstanceStatus:
+        held_while_starting.append(len(holders))
+        raise ProvisionerError("injected: the backend refuses to start it")
+
+    monkeypatch.setattr(warm_pool.provisioner, "apply", refusing_apply)
+    with pooled_connection_holders(sessions.kw["bind"]) as holders:
+        await warm_pool.maintain(observed={}, listed_at=utcnow())
+    assert held_while_starting == [0]  # the pool's size, 1, all missing
+    async with sessions() as db:
+        states = [s.state for s in (await db.exec(select(Spare))).all()]
+    assert states == ["failed"]

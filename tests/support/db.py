@@ -3,12 +3,18 @@ migrated template (CREATE DATABASE ... TEMPLATE is much faster than migrating ea
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_plane.db.engine import make_engine
 from control_plane.db.migrate import head_revision, upgrade
@@ -77,3 +83,25 @@ async def drop_postgres_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@contextmanager
+def pooled_connection_holders(engine: AsyncEngine) -> Iterator[dict[int, asyncio.Task[Any] | None]]:
+    """While inside: the connections checked out of ``engine``'s pool, each with the task that
+    took it (pool events, so any session or ``connect()`` on the engine counts)."""
+    holders: dict[int, asyncio.Task[Any] | None] = {}
+
+    def checked_out(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        holders[id(record)] = asyncio.current_task()
+
+    def checked_in(_dbapi: Any, record: Any) -> None:
+        holders.pop(id(record), None)
+
+    pool_events = (("checkout", checked_out), ("checkin", checked_in))
+    for name, listener in pool_events:
+        event.listen(engine.sync_engine, name, listener)
+    try:
+        yield holders
+    finally:
+        for name, listener in pool_events:
+            event.remove(engine.sync_engine, name, listener)
