@@ -83,7 +83,13 @@ async def test_a_burst_never_starts_more_than_the_limit(
         base = f"http://127.0.0.1:{unused_tcp_port}"
         async with httpx.AsyncClient(base_url=base, timeout=20) as http:
             headers = await admin_headers(app, http)
-            slugs = ["one", "two", "three"]
+            # Four, not three. A pass writes the queue before it starts the org at its head.
+            # With three, the first pass could run before the third was created, and the
+            # next after the first org was up: the third was then first written at position
+            # 1, and nobody was ever seen at 2 (seen once in a full run on a fast VM, where an
+            # instance is up in 0.3 s). With four, the fourth is written at 2 or 3 by then,
+            # and reaches 1 only after the second org is up.
+            slugs = ["one", "two", "three", "four"]
             answers = await asyncio.gather(
                 *(
                     http.post("/api/v1/orgs", headers=headers, json={"name": s, "slug": s})
