@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,12 @@ def percentiles(samples: Sequence[float]) -> tuple[float, float, float]:
         return (samples[0],) * 3
     cut = statistics.quantiles(sorted(samples), n=100, method="inclusive")
     return cut[49], cut[94], cut[98]
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident set size (``VmRSS``) of process ``pid``; raises when it has none (a zombie),
+    rather than answer a figure that was not measured."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")

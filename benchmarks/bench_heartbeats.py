@@ -55,7 +55,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from benchmarks import Result
+from benchmarks import Result, rss_bytes
 from benchmarks.instance_loopback import connect, free_port, raw_request
 from benchmarks.scratch import engine_on, missing_services, scratch_postgres_sync, seed_orgs
 from org_instance.contract import (
@@ -97,13 +97,6 @@ class Load:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def _heard_just_now(url: str) -> None:
@@ -378,7 +371,7 @@ def _measure(url: str, tmp: Path) -> list[Result]:
         redis_share = (_redis_cpu_seconds() - redis_cpu_before) / run.wall if redis else 0.0
         time.sleep(1)
         writes = asyncio.run(_instance_row_updates(url)) - updates_before
-        rss = _rss_mib(proc.pid)
+        rss = rss_bytes(proc.pid) / 2**20
     finally:
         proc.terminate()
         try:

@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks import Result
+from benchmarks import Result, rss_bytes
 from benchmarks.instance_loopback import (
     Connection,
     StandInControlPlane,
@@ -192,13 +192,6 @@ async def _load(port: int, pid: int, token: str) -> dict[str, Any]:
     }
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run() -> list[Result]:
     """Every figure of this benchmark."""
     load1 = os.getloadavg()[0]
@@ -213,7 +206,7 @@ def run() -> list[Result]:
             try:
                 load = asyncio.run(_load(port, proc.pid, cp.token(org_id)))
                 time.sleep(1.0)
-                rss = _rss_mib(proc.pid)
+                rss = rss_bytes(proc.pid) / 2**20
             finally:
                 _stop(proc)
     finally:

@@ -52,7 +52,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from benchmarks import Result
+from benchmarks import Result, rss_bytes
 from control_plane.app import create_app
 from control_plane.reconciler.spec import provisioner_options
 from control_plane.settings import Settings
@@ -404,7 +404,7 @@ def _idle_memory(run_id: str) -> tuple[float, float]:
         charged: list[float] = []
         for container in _run_containers(client, run_id)[:10]:
             # The image's entrypoint is the instance's one process (no init in between).
-            rss.append(_vm_rss_bytes(int(container.attrs["State"]["Pid"])) / 1e6)
+            rss.append(rss_bytes(int(container.attrs["State"]["Pid"])) / 1e6)
             answer: dict[str, Any] = container.stats(stream=False, one_shot=True)  # type: ignore[assignment]
             stats = answer["memory_stats"]
             detail = stats.get("stats", {})
@@ -414,13 +414,6 @@ def _idle_memory(run_id: str) -> tuple[float, float]:
         return statistics.median(rss), statistics.median(charged)
     finally:
         client.close()
-
-
-def _vm_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def _sweep(run_id: str) -> None:

@@ -34,8 +34,8 @@ def make_engine(
     burst past the pool opened connections (a connect, codec set-up and an empty statement
     cache each) only to close them, and the next burst opened them again. Measured in
     one-second rounds of 700 exchanges/s (``benchmarks/bench_exchange.py``'s functions): with 20
-    overflow, 3 rounds of 8 opened 40 to 76 connections and ended with a p99 of 1.06 to 1.52 s;
-    with none, no round did (p99 5.4 to 33 ms).
+    overflow, 3 rounds of 8 ended with a p99 of 1.06 to 1.52 s (rounds that went bad opened 40
+    to 76 connections each); with none, no round did (p99 5.4 to 33 ms).
 
     Connections closed by the server are replaced at checkout (asyncpg: without a round trip;
     another driver: by SQLAlchemy's pre-ping).
