@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import statistics
 import time
 
 import httpx
 
-from benchmarks import Result
+from benchmarks import Result, percentiles
 from benchmarks.bench_provision_api import POLL, _Admin, _bench_docker, _bench_local, _control_plane
 from control_plane.settings import Settings
 
@@ -71,8 +70,7 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
         for round_no in range(ROUNDS):
             await _pool_full(admin)
             timings += await _burst(admin, f"pool{round_no}")
-    median = statistics.median(timings)
-    p95 = statistics.quantiles(timings, n=100, method="inclusive")[94]
+    median, p95, _ = percentiles(timings)
     label = f"{backend}: warm pool, POST to first heartbeat ({ROUNDS} bursts of {BURST})"
     return [
         Result(label, median, "s", f"<= {TARGET:g} s", median <= TARGET, p95=p95, n=len(timings))

@@ -52,7 +52,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from benchmarks import Result, rss_bytes
+from benchmarks import Result, percentiles, rss_bytes
 from control_plane.app import create_app
 from control_plane.reconciler.spec import provisioner_options
 from control_plane.settings import Settings
@@ -219,8 +219,7 @@ async def _at_once(admin: _Admin, prefix: str, count: int) -> tuple[float, int]:
 
 
 def _summary(backend: str, timings: list[float], targets: bool) -> list[Result]:
-    median = statistics.median(timings)
-    p95 = statistics.quantiles(timings, n=100, method="inclusive")[94]
+    median, p95, _ = percentiles(timings)
     worst = max(timings)
     n = len(timings)
     return [

@@ -1,16 +1,18 @@
-"""What ``python -m org_instance`` leaves out of its start: the optional modules it hides and
-the archive modules only backups use.
+"""What ``python -m org_instance`` leaves out of its start: the optional modules it hides, the
+archive modules only backups use, and uvloop.
 
 Each check runs in a fresh interpreter: the start-up set-up changes ``sys.modules`` for good.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from tests.instance.processes import child_env
+from tests.instance.processes import child_env, free_port, stop, wait_http
 
 
 def _run(code: str) -> None:
@@ -39,3 +41,29 @@ def test_the_app_and_server_import_without_the_modules_a_start_never_uses() -> N
         assert "tarfile" not in sys.modules and "gzip" not in sys.modules
         """
     )
+
+
+def test_a_serving_instance_runs_on_asyncios_loop_without_loading_uvloop(tmp_path: Path) -> None:
+    # uvloop is installed here (uvicorn's "standard" extra, which the control plane uses), so
+    # uvicorn would pick it if the instance did not ask for asyncio's loop.
+    assert importlib.util.find_spec("uvloop") is not None
+    port = free_port()
+    env = child_env(
+        ORGPLANE_ORG_ID="0123456789abcdef0123456789abcdef",
+        ORGPLANE_INSTANCE_CREDENTIAL="opi_0123456789abcdef0123456789abcdef.startup-test",
+        ORGPLANE_JWKS_URL="http://127.0.0.1:9/jwks",
+        ORGPLANE_ISSUER="http://127.0.0.1:9",
+        ORGPLANE_DATA_DIR=str(tmp_path),
+        ORGPLANE_BIND_HOST="127.0.0.1",
+        ORGPLANE_PORT=str(port),
+    )
+    with (tmp_path / "instance.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "org_instance"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        stop(proc)
+    assert "/uvloop/" not in maps
