@@ -120,7 +120,7 @@ def _serve(app: Any, *, host: str, port: int) -> None:
         lifespan="on",
         # asyncio's own loop, not uvloop (which uvicorn picks when it is installed, as it is
         # for the control plane): uvloop adds ~2 MB to an idle instance's RSS (its library
-        # and libuv's four worker threads) for ~12% more requests per CPU-second, and an org
+        # and libuv's four worker threads) for ~14% more requests per CPU-second, and an org
         # instance is idle far more often than busy (docs/performance.md).
         loop="asyncio",
         # The sans-I/O implementation: the current one in websockets, and half the import time.
