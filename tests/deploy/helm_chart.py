@@ -17,6 +17,7 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import yaml
 
+from tests.support.schemas import crd_schema as vendored_crd_schema
 from tests.support.services import REPO, helm_binary, need
 
 CHART = REPO / "charts" / "orgplane"
@@ -24,7 +25,6 @@ CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 DEFAULT_VALUES = CHART / "ci" / "default-values.yaml"
 RELEASE = "op"
 NAMESPACE = "orgplane"
-SCHEMAS = REPO.parent / "shared" / "schemas"
 KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
 CRD_FILES = {
     ("traefik.io/v1alpha1", "IngressRoute"): "traefik.io_ingressroutes.yaml",
@@ -108,14 +108,11 @@ def _closed(schema: Any) -> Any:
 
 @cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    """The (closed) openAPIV3Schema of a Traefik CRD in the shared schemas."""
-    crd = yaml.safe_load((SCHEMAS / CRD_FILES[(api_version, kind)]).read_text())
-    version = api_version.split("/")[1]
-    for served in crd["spec"]["versions"]:
-        if served["name"] == version:
-            schema: dict[str, Any] = _closed(served["schema"]["openAPIV3Schema"])
-            return schema
-    raise LookupError(f"{kind} {api_version} is not in {CRD_FILES[(api_version, kind)]}")
+    """The (closed) openAPIV3Schema of a vendored Traefik CRD."""
+    schema: dict[str, Any] = _closed(
+        vendored_crd_schema(CRD_FILES[(api_version, kind)], api_version.split("/")[1])
+    )
+    return schema
 
 
 def validate_object(obj: Manifest) -> None:

@@ -6,7 +6,6 @@ Every rendered object is checked against the Kubernetes schemas bundled in kuber
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from tests.deploy.helm_chart import (
     CI_VALUES,
     DEFAULT_VALUES,
     NAMESPACE,
-    SCHEMAS,
     Manifest,
     helm,
     named,
@@ -30,6 +28,7 @@ from tests.deploy.helm_chart import (
     validate_object,
 )
 from tests.deploy.settings_names import unknown
+from tests.support.schemas import load_schema
 
 VALUES = {path.name.removesuffix("-values.yaml"): path for path in CI_VALUES}
 SECRET_VALUES = ("ci-only-secret-key", "ci-password", "ci-routing-token")
@@ -48,7 +47,7 @@ def test_the_ci_values_files_cover_each_variant() -> None:
 
 def test_chart_yaml_matches_the_published_chart_schema() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    jsonschema.validate(chart, json.loads((SCHEMAS / "chart.json").read_text()))
+    jsonschema.validate(chart, load_schema("chart.json"))
     assert chart["apiVersion"] == "v2"
 
 

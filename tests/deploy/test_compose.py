@@ -6,7 +6,6 @@ into the tree they stand for and validated against Traefik's published schemas.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -28,19 +27,18 @@ from tests.deploy.compose_file import (
     read_env_file,
     variables,
 )
-from tests.deploy.helm_chart import SCHEMAS
 from tests.deploy.settings_names import unknown
 from tests.deploy.traefik_tree import (
     DYNAMIC_SCHEMA,
     STATIC_SCHEMA,
     dynamic_configuration,
-    load_schema,
     static_configuration,
 )
+from tests.support.schemas import load_schema
 from tests.support.services import need
 
 # The spec names draft 7 without the trailing '#' jsonschema looks for; say so explicitly.
-COMPOSE_SPEC = jsonschema.Draft7Validator(json.loads((SCHEMAS / "compose-spec.json").read_text()))
+COMPOSE_SPEC = jsonschema.Draft7Validator(load_schema("compose-spec.json"))
 VARIANTS = {"plain": (COMPOSE_FILE,), "tls": (COMPOSE_FILE, TLS_FILE)}
 
 

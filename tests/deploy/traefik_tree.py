@@ -9,24 +9,13 @@ misspelt option fails a test instead of being ignored by Traefik at run time.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from tests.support.services import REPO
+from tests.support.schemas import load_schema
 
-SCHEMAS = REPO.parent / "shared" / "schemas"
 STATIC_SCHEMA = "traefik-v3.json"
 DYNAMIC_SCHEMA = "traefik-v3-file-provider.json"
-
-
-@cache
-def load_schema(name: str) -> dict[str, Any]:
-    """One of the published Traefik schemas."""
-    schema: dict[str, Any] = json.loads((Path(SCHEMAS) / name).read_text())
-    return schema
 
 
 def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import aiohttp.web
@@ -20,11 +19,10 @@ import attrs
 import jsonschema
 import kmock
 import kubernetes_validate
-import yaml
 from kubernetes import client as k8s
 
-#: Traefik's published schemas, kept beside the repository (``../shared/schemas``).
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas"
+from tests.support.schemas import crd_schema
+
 #: The oldest Kubernetes the chart supports and the newest the validator bundles.
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
 _NAMESPACE_PATH = re.compile(r"/api/v1/namespaces(?:/([^/]+))?")
@@ -99,10 +97,7 @@ def api_client(server: kmock.RawHandler) -> k8s.ApiClient:
 
 @cache
 def _ingressroute_schema() -> dict[str, Any]:
-    crd = yaml.safe_load((SCHEMAS / "traefik.io_ingressroutes.yaml").read_text())
-    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
-    return schema
+    return crd_schema("traefik.io_ingressroutes.yaml", "v1alpha1")
 
 
 def validate_object(obj: dict[str, Any]) -> None:

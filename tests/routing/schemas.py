@@ -8,32 +8,26 @@ empty TLS section; the Docker-only ``loadbalancer.server.port`` becomes a server
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
 
-#: Traefik's published schemas, kept beside the repository (``../shared/schemas``).
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas"
+from tests.support.schemas import crd_schema, load_schema
+
 KUBERNETES_VERSION = "1.31"
 
 
 @cache
 def dynamic_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads((SCHEMAS / "traefik-v3-file-provider.json").read_text())
+    schema: dict[str, Any] = load_schema("traefik-v3-file-provider.json")
     return schema
 
 
 @cache
 def ingressroute_schema() -> dict[str, Any]:
-    crd = yaml.safe_load((SCHEMAS / "traefik.io_ingressroutes.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
-    return schema
+    return crd_schema("traefik.io_ingressroutes.yaml", "v1alpha1")
 
 
 def validate_dynamic(config: dict[str, Any]) -> None:
@@ -125,7 +119,7 @@ def labels_to_dynamic(labels: dict[str, str], *, host: str = "container") -> dic
 
 @cache
 def static_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads((SCHEMAS / "traefik-v3.json").read_text())
+    schema: dict[str, Any] = load_schema("traefik-v3.json")
     return schema
 
 
