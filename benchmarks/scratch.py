@@ -21,7 +21,7 @@ from control_plane.db.engine import make_engine, make_sessionmaker
 from control_plane.db.models import Instance, Membership, Org, utcnow
 from control_plane.security.secrets import hash_secret
 from control_plane.settings import Settings
-from tests.support.services import postgres_available, redis_available
+from tests.support.services import POSTGRES_DSN, REDIS_URL, postgres_available, redis_available
 
 BATCH = 1000
 
@@ -31,8 +31,8 @@ def missing_services(*, redis: bool = False) -> str:
     missing = [
         name
         for name, up in (
-            ("PostgreSQL on 127.0.0.1:5432", postgres_available()),
-            ("Redis on 127.0.0.1:6379", not redis or redis_available()),
+            (f"PostgreSQL at {POSTGRES_DSN}", postgres_available()),
+            (f"Redis at {REDIS_URL}", not redis or redis_available()),
         )
         if not up
     ]

@@ -25,6 +25,7 @@ from tests.provisioners.harness import (
 )
 from tests.provisioners.kube import api_client
 from tests.support.services import docker_available, need
+from tests.support.wait import children_done_with_exec, eventually
 
 BACKENDS = [
     "local",
@@ -88,6 +89,9 @@ def _local(run_id: str, tmp_path: Path) -> Harness:
     from provisioners.local import LocalProvisioner
 
     async def count(org_id: str) -> int:
+        # A process started a moment ago has no command line (hence no marker) until its exec
+        # is done; counting then missed it (seen: 0 instead of 1 on a busy machine).
+        await eventually(children_done_with_exec, what="children past exec", timeout=10)
         pids = [
             pid
             for deployment in (run_id, f"{run_id}-other")

@@ -11,10 +11,12 @@ import shutil
 import socket
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Where the test services are: the settings, with the machines' defaults.
 POSTGRES_DSN = os.environ.get(
     "ORGPLANE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -22,9 +24,13 @@ REDIS_URL = os.environ.get("ORGPLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _port_open(host: str, port: int) -> bool:
+def _answers(url: str, default_port: int) -> bool:
+    """Whether something accepts TCP connections where ``url`` points."""
+    parts = urlsplit(url)
     try:
-        with socket.create_connection((host, port), timeout=0.5):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=0.5
+        ):
             return True
     except OSError:
         return False
@@ -32,12 +38,14 @@ def _port_open(host: str, port: int) -> bool:
 
 @cache
 def postgres_available() -> bool:
-    return _port_open("127.0.0.1", 5432)
+    """PostgreSQL answers at ``ORGPLANE_TEST_POSTGRES``."""
+    return _answers(POSTGRES_DSN, 5432)
 
 
 @cache
 def redis_available() -> bool:
-    return _port_open("127.0.0.1", 6379)
+    """Redis answers at ``ORGPLANE_TEST_REDIS``."""
+    return _answers(REDIS_URL, 6379)
 
 
 @cache
