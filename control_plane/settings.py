@@ -39,6 +39,13 @@ class ServerSettings(_Group):
     max_body_bytes: int = Field(
         1_048_576, description="Largest request body accepted (413 above it)."
     )
+    keep_alive_timeout: int = Field(
+        120,
+        gt=0,
+        description="Seconds an idle keep-alive connection stays open. Keep it longer than the "
+        "idle timeout of every proxy and client in front (Traefik's is 90 s): a connection the "
+        "server closes just as a client reuses it fails that client's request.",
+    )
     log_format: Literal["console", "json"] = Field(
         "console", description="`console` for people, `json` for log collectors."
     )

@@ -16,6 +16,8 @@ from org_instance.config import ConfigError, InstanceConfig
 from org_instance.pool import PoolConfig, environment_for_start
 
 EXIT_CONFIG = 2
+#: Seconds an idle keep-alive connection stays open (see `_serve`).
+KEEP_ALIVE_SECONDS = 120
 #: Installed (the control plane and dev tools need them) but never used by an instance, and
 #: imported at start-up only because something probes for them: Litestar loads its pydantic and
 #: attrs plugins whenever those are importable; structlog and httpx's command line load rich and
@@ -126,4 +128,8 @@ def _serve(app: Any, *, host: str, port: int) -> None:
         # The sans-I/O implementation: the current one in websockets, and half the import time.
         ws="websockets-sansio",
         timeout_graceful_shutdown=5,
+        # Longer than the idle timeout of the proxy in front (Traefik keeps idle connections to
+        # a backend for 90 s): uvicorn's default of 5 s closed connections that Traefik, or any
+        # client keeping them as long as httpx's 5 s, was about to reuse, failing that request.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -38,6 +38,7 @@ def _run_server(workers: int = 1) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        timeout_keep_alive=settings.server.keep_alive_timeout,
     )
 
 
