@@ -24,11 +24,16 @@ install: $(STAMP) ## Create .venv and install orgplane with its pinned dependenc
 run: $(STAMP) ## Run the embedded platform (SQLite, local provisioner, memory stores) and print how to log in
 	$(BIN)/orgplane up
 
-test: $(STAMP) ## Run the whole test suite (PostgreSQL, Redis, Docker, helm, Chromium tests included)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Workers for `make test`. More than the cores: most tests wait on processes, containers and
+# timers rather than compute. Tests sharing a module- or session-wide platform stay on one worker
+# (--dist loadgroup, see tests/conftest.py).
+TEST_WORKERS ?= 4
 
-test-fast: $(STAMP) ## Run the unit tests only (no services)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+test: $(STAMP) ## Run the whole test suite in parallel (PostgreSQL, Redis, Docker, helm, Chromium tests included)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Unit and API tests on SQLite, no services: the edit-test loop (under a minute)
+	$(BIN)/python -m pytest -n 2 tests/unit tests/api -m "not postgres" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy (strict) and the import-layering contracts
 	$(BIN)/ruff check .

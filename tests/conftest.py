@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -14,12 +15,47 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
+from control_plane.security import passwords
 from control_plane.settings import Settings
 from tests.support.api import add_user, login
 from tests.support.db import create_postgres_database, create_template, drop_postgres_database
 from tests.support.services import need, postgres_available
 
 TEST_SECRET = "test-deployment-secret-not-for-production"
+
+# Password hashes made by the tests' own processes are cheap (scrypt N=2**4 instead of 2**14,
+# ~0.1 ms instead of ~35 ms): the suite creates and logs in users thousands of times, and what
+# it checks is the flow, not the cost. Control planes the tests start as processes keep the
+# production cost, and so does the dummy hash an unknown email is checked against.
+passwords.COST = (2**4, 8, 1)
+
+#: Shared fixtures that are cheap to make once per xdist worker. Any other module- or
+#: session-scoped fixture of the tests that sets something up and tears it down (it yields)
+#: keeps the tests that use it on one worker.
+_PER_WORKER = frozenset({"postgres_template", "docker_engine", "stop_leftover_instances"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests that share an expensive fixture (a platform started once per module or
+    session) on one xdist worker, so it is started once, not once per worker
+    (``--dist loadgroup``; without xdist the mark does nothing)."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for name in info.names_closure:
+            definitions = info.name2fixturedefs.get(name) or ()
+            shared = [
+                d
+                for d in definitions
+                if d.scope != "function"
+                and name not in _PER_WORKER
+                and inspect.isgeneratorfunction(d.func)
+                and getattr(d.func, "__module__", "").startswith("tests.")
+            ]
+            if shared:
+                item.add_marker(pytest.mark.xdist_group(f"{shared[-1].baseid}::{name}"))
+                break
 
 
 @pytest.fixture(scope="session")
