@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import inspect
 import os
+import shutil
 import signal
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
+from control_plane.db.engine import make_engine
+from control_plane.db.migrate import upgrade
 from control_plane.security import passwords
 from control_plane.settings import Settings
 from tests.support.api import add_user, login
@@ -36,9 +40,17 @@ _PER_WORKER = frozenset({"postgres_template", "docker_engine", "stop_leftover_in
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the tests that share an expensive fixture (a platform started once per module or
-    session) on one xdist worker, so it is started once, not once per worker
-    (``--dist loadgroup``; without xdist the mark does nothing)."""
+    """Slow tests first, and tests that share an expensive fixture on one worker.
+
+    Under xdist the suite takes as long as its busiest worker, and the slow tests (a minute or
+    more each) are what decides that: started first, they run beside the many short ones instead
+    of after them. The sort is stable, so each module's tests stay together.
+
+    Tests sharing a module- or session-scoped platform are marked to stay on one xdist worker,
+    so it is started once, not once per worker (``--dist loadgroup``; without xdist the mark
+    does nothing).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
@@ -67,6 +79,23 @@ def postgres_template() -> Iterator[str | None]:
     yield asyncio.run(create_template())
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database, made once per worker; each test gets a copy (migrating
+    costs 40-120 ms a test, a copy about one)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "control-plane.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+
+    async def migrate() -> None:
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_backend(request: pytest.FixtureRequest) -> str:
     """Each API test runs on SQLite and on PostgreSQL."""
@@ -75,11 +104,13 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def database_url(
-    db_backend: str, tmp_path: Path, postgres_template: str | None
+    db_backend: str, tmp_path: Path, postgres_template: str | None, sqlite_template: Path
 ) -> AsyncIterator[str]:
-    """A fresh database of the requested backend."""
+    """A fresh, migrated database of the requested backend."""
     if db_backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'control-plane.db'}"
+        path = tmp_path / "control-plane.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     need("PostgreSQL", postgres_template is not None)
     name, url = await create_postgres_database()
@@ -99,6 +130,9 @@ def settings_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, s
         "ORGPLANE_LOG_LEVEL": "WARNING",
         # API tests drive the database only; the reconciler tests turn the loop on.
         "ORGPLANE_RECONCILER_ENABLED": "false",
+        # Its own deployment: labels, process markers and Redis keys (the heartbeat reader's
+        # lock) of tests running at the same time on other workers never meet.
+        "ORGPLANE_DEPLOYMENT_ID": f"t-{uuid.uuid4().hex[:10]}",
         **extra,
     }
 

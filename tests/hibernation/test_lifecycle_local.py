@@ -19,6 +19,8 @@ from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait
 from tests.routing.schemas import validate_dynamic
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 
+pytestmark = pytest.mark.slow
+
 HIBERNATE_AFTER = 4.0
 ROUTING_TOKEN = "routing-token-for-hibernation-tests"
 
