@@ -3,14 +3,13 @@ reading and writing an org's data through its instance's API."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
+from tests.support.wait import WaitTimeout, eventually
 
 
 @dataclass
@@ -65,19 +64,23 @@ async def read_data(live: Live, slug: str) -> tuple[list[str], dict[str, bytes]]
 
 async def wait_serving(live: Live, slug: str, timeout: float = 60.0) -> None:
     """Wait until the org is running and its API answers (after its instance came back)."""
-    deadline = time.monotonic() + timeout
     last: Any = None
-    while time.monotonic() < deadline:
+
+    async def serving() -> bool:
+        nonlocal last
         try:
             await wait_phase(live.http, live.admin, slug, "running", timeout=5)
             async with await instance_client(live, slug) as inst:
                 last = await inst.get("/api/v1/sessions")
-                if last.status_code == 200:
-                    return
+                return bool(last.status_code == 200)
         except (AssertionError, httpx.HTTPError) as exc:
             last = exc
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{slug} did not serve again: {last}")
+            return False
+
+    try:
+        await eventually(serving, what=f"{slug} serving again", timeout=timeout, interval=0.3)
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; last answer: {last}") from None
 
 
 __all__ = ["Live", "admin_headers", "new_org", "read_data", "wait_phase", "write_data"]

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +21,9 @@ from redis.retry import Retry
 
 from tests.deploy.compose_file import COMPOSE_DIR
 from tests.support.services import need
+from tests.support.wait import wait_until
 
 SCRIPT = COMPOSE_DIR / "redis-entrypoint.sh"
-START_TIMEOUT = 10.0
 
 pytestmark = pytest.mark.redis
 
@@ -67,18 +66,18 @@ def redis_from_script(data: Path, password: str) -> Iterator[int]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
+
+        def listening() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
+                    return True
             except OSError:
                 if process.poll() is not None:
                     stderr = process.stderr.read().decode() if process.stderr else ""
                     pytest.fail(f"redis exited: {stderr}")
-                if time.monotonic() > deadline:
-                    pytest.fail("redis did not start")
-                time.sleep(0.05)
+                return False
+
+        wait_until(listening, what=f"redis from the entrypoint script on port {port}")
         yield port
     finally:
         process.terminate()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from tests.support.wait import WaitTimeout, wait_until
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -62,15 +63,19 @@ class ControlPlane:
 
     def wait_pool_ready(self, *, timeout: float, why: Callable[[], str]) -> dict[str, Any]:
         """Until the warm pool has a ready spare and none warming (bounded)."""
-        deadline, body = time.monotonic() + timeout, {}
-        while time.monotonic() < deadline:
+        body: dict[str, Any] = {}
+
+        def ready() -> dict[str, Any] | None:
+            nonlocal body
             answer = self.http.get("/api/v1/pool", headers=self.headers)
             assert answer.status_code == 200, answer.text
             body = answer.json()
-            if body["ready"] >= 1 and body["warming"] == 0:
-                return dict(body)
-            time.sleep(0.2)
-        raise AssertionError(f"no warm spare became ready: {body}\n{why()}")
+            return dict(body) if body["ready"] >= 1 and body["warming"] == 0 else None
+
+        try:
+            return wait_until(ready, what="a ready warm spare", timeout=timeout, interval=0.2)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; the pool: {body}\n{why()}") from None
 
     def instance(self, org: Org) -> dict[str, Any]:
         """``GET /api/v1/orgs/{id}/instance``: phase, endpoint, heartbeat, events."""
@@ -81,17 +86,22 @@ class ControlPlane:
 
     def wait_running(self, orgs: list[Org], *, timeout: float, why: Callable[[], str]) -> None:
         """Until every org is ``running`` (bounded); sets each org's endpoint."""
-        deadline = time.monotonic() + timeout
         phases: dict[str, Any] = {}
-        while time.monotonic() < deadline:
+
+        def all_running() -> bool:
+            nonlocal phases
             bodies = {org.slug: self.instance(org) for org in orgs}
             phases = {slug: (b["phase"], b["reason"]) for slug, b in bodies.items()}
-            if all(phase == "running" for phase, _ in phases.values()):
-                for org in orgs:
-                    org.endpoint = self.reach(bodies[org.slug]["endpoint"])
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"not all orgs running after {timeout}s: {phases}\n{why()}")
+            if not all(phase == "running" for phase, _ in phases.values()):
+                return False
+            for org in orgs:
+                org.endpoint = self.reach(bodies[org.slug]["endpoint"])
+            return True
+
+        try:
+            wait_until(all_running, what="every org running", timeout=timeout, interval=0.5)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; phases: {phases}\n{why()}") from None
 
     def exchange(self, org: Org) -> str:
         """An org token for ``org`` by RFC 8693 token exchange (``audience=org:<slug>``)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from docker.errors import APIError, NotFound
 
 from provisioners.naming import MANAGED_BY_LABEL, ORG_ID_LABEL
 from tests.e2e.images import BASE_IMAGE, CONTROL_PLANE_IMAGE, INSTANCE_IMAGE, redis_server_mounts
+from tests.support.wait import WaitTimeout, wait_until
 
 TEST_RUN_LABEL = "orgplane.test-run"
 BASE_DOMAIN = "orgplane.localhost"
@@ -123,17 +123,22 @@ class DockerPlatform:
         parts = urlsplit(endpoint)
         if not parts.hostname:
             return endpoint
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
+        container: Any = None
+
+        def address() -> str:
+            nonlocal container
             container = self.client.containers.get(parts.hostname)
             networks = container.attrs["NetworkSettings"]["Networks"] or {}
-            address = (networks.get(self.network) or {}).get("IPAddress", "")
-            if address:
-                return f"{parts.scheme}://{address}:{parts.port}"
-            # A container the engine is (re)starting has no address yet.
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{parts.hostname} has no address: {container.attrs['State']}")
-            time.sleep(0.1)
+            return str((networks.get(self.network) or {}).get("IPAddress", ""))
+
+        # A container the engine is (re)starting has no address yet.
+        try:
+            found = wait_until(
+                address, what=f"{parts.hostname}'s address", timeout=READY_TIMEOUT, interval=0.1
+            )
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; its state: {container.attrs['State']}") from None
+        return f"{parts.scheme}://{found}:{parts.port}"
 
     @property
     def control_plane_url(self) -> str:
@@ -142,18 +147,20 @@ class DockerPlatform:
 
     def wait_control_plane_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Until ``/readyz`` answers 200; fails with the container's log otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             self.control_plane.reload()
             if self.control_plane.status == "exited":
-                break
+                raise AssertionError(f"the control plane exited:\n{self.logs()}")
             try:
-                if httpx.get(f"{self.control_plane_url}/readyz", timeout=2).status_code == 200:
-                    return
+                return httpx.get(f"{self.control_plane_url}/readyz", timeout=2).status_code == 200
             except (httpx.HTTPError, KeyError, IndexError, TypeError):
-                pass  # not listening yet, or the port not published yet
-            time.sleep(0.2)
-        raise AssertionError(f"the control plane did not become ready:\n{self.logs()}")
+                return False  # not listening yet, or the port not published yet
+
+        try:
+            wait_until(ready, what="the control plane ready", timeout=timeout, interval=0.2)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}:\n{self.logs()}") from None
 
     def logs(self, tail: int = 60) -> str:
         """The control plane's last log lines, for failure messages."""

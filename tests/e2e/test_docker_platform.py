@@ -27,6 +27,7 @@ import pytest
 
 from tests.e2e.api import ControlPlane, Org
 from tests.e2e.platform import ADMIN_EMAIL, BASE_DOMAIN, PUBLIC_URL, DockerPlatform
+from tests.support.wait import WaitTimeout, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -154,8 +155,10 @@ def restart_keeps_instances_serving(
     started = time.perf_counter()
     restart.start()
     served_while_down, refused = 0, []
-    deadline = time.monotonic() + RESTART_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def restarted() -> bool:
+        """One round of requests to every org; True once the restart is over."""
+        nonlocal served_while_down
         up = control_plane_answers(platform)
         for org in orgs:
             answer = org.call("GET", "/api/v1/sessions")
@@ -163,9 +166,9 @@ def restart_keeps_instances_serving(
                 refused.append((org.slug, answer.status_code, answer.text[:200]))
             elif not up:
                 served_while_down += 1
-        if up and not restart.is_alive():
-            break
-        time.sleep(0.2)
+        return up and not restart.is_alive()
+
+    wait_until(restarted, what="the control plane restarted", timeout=RESTART_TIMEOUT, interval=0.2)
     restart.join(timeout=30)
     assert not restart.is_alive(), "docker restart did not return"
     assert not refused, refused
@@ -247,15 +250,23 @@ def wait_fresh_heartbeats(
     cp: ControlPlane, orgs: list[Org], *, after: dict[str, str], why: Any
 ) -> None:
     """Until every org is ``running`` on a heartbeat newer than ``after`` (bounded)."""
-    deadline = time.monotonic() + RESTART_TIMEOUT
     seen: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def reported_in() -> bool:
+        nonlocal seen
         bodies = {org.id: cp.instance(org) for org in orgs}
         seen = {k: (b["phase"], b["last_heartbeat_at"]) for k, b in bodies.items()}
-        if all(p == "running" and later(hb, than=after[k]) for k, (p, hb) in seen.items()):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"orgs did not report in after the restart: {seen}\n{why()}")
+        return all(p == "running" and later(hb, than=after[k]) for k, (p, hb) in seen.items())
+
+    try:
+        wait_until(
+            reported_in,
+            what="every org reporting in after the restart",
+            timeout=RESTART_TIMEOUT,
+            interval=0.5,
+        )
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; phases and heartbeats: {seen}\n{why()}") from None
 
 
 def started_runs(view: dict[str, Any]) -> set[str]:
@@ -267,15 +278,23 @@ def wait_new_runs(
     cp: ControlPlane, orgs: list[Org], *, before: dict[str, set[str]], why: Any
 ) -> None:
     """Until every org is ``running`` on a run its timeline did not show ``before`` (bounded)."""
-    deadline = time.monotonic() + RESTART_TIMEOUT
     seen: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def back_as_new_runs() -> bool:
+        nonlocal seen
         views = {org.id: cp.instance(org) for org in orgs}
         seen = {k: (v["phase"], started_runs(v) - before[k]) for k, v in views.items()}
-        if all(phase == "running" and new for phase, new in seen.values()):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"orgs did not come back as new runs: {seen}\n{why()}")
+        return all(phase == "running" and new for phase, new in seen.values())
+
+    try:
+        wait_until(
+            back_as_new_runs,
+            what="every org back as a new run",
+            timeout=RESTART_TIMEOUT,
+            interval=0.5,
+        )
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; phases and new runs: {seen}\n{why()}") from None
 
 
 def later(moment: str | None, *, than: str | None) -> bool:
@@ -292,16 +311,21 @@ def delete_leaves_nothing(cp: ControlPlane, orgs: list[Org], platform: DockerPla
         cp.delete_org(org)
     redis = platform.redis_admin()
     try:
-        deadline = time.monotonic() + DELETE_TIMEOUT
         left: dict[str, list[str]] = {}
-        while time.monotonic() < deadline:
+
+        def nothing_left() -> bool:
+            nonlocal left
             left = platform.managed_objects({org.id for org in orgs})
             users = [str(u, "utf-8") if isinstance(u, bytes) else u for u in redis.acl_users()]
             left["redis users"] = [u for u in users if u.startswith("org-")]
-            if not any(left.values()):
-                break
-            time.sleep(0.5)
-        assert not any(left.values()), f"left behind: {left}\n{platform.logs()}"
+            return not any(left.values())
+
+        try:
+            wait_until(
+                nothing_left, what="nothing left of the orgs", timeout=DELETE_TIMEOUT, interval=0.5
+            )
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; left behind: {left}\n{platform.logs()}") from None
     finally:
         redis.close()
     for org in orgs:

@@ -98,7 +98,8 @@ async def test_an_idle_org_hibernates_and_the_first_requests_wake_it_once(live: 
     listed = await http.get("/api/v1/orgs", params={"phase": "hibernated"}, headers=headers)
     assert [o["slug"] for o in listed.json()["items"]] == ["nap"]
 
-    # Left alone, the reconciler keeps it asleep: no restart, no "unhealthy".
+    # Left alone, the reconciler keeps it asleep: no restart, no "unhealthy". (A fixed wait on
+    # purpose: nothing may happen during six reconcile intervals.)
     await asyncio.sleep(6 * float(FAST_RECONCILER["ORGPLANE_RECONCILE_INTERVAL"]))
     still = (await http.get(f"/api/v1/orgs/{org_id}/instance", headers=headers)).json()
     assert still["phase"] == "hibernated"
@@ -173,7 +174,7 @@ async def test_an_org_with_traffic_stays_awake(live: Any) -> None:
         # (a heartbeat late on a loaded machine may show "unhealthy"; never asleep)
         assert phase["phase"] not in ("stopping", "hibernated"), phase
         assert phase["hibernated_at"] is None
-        await asyncio.sleep(0.7)
+        await asyncio.sleep(0.7)  # traffic spread over the window: the time is the point
     # The same org, left alone, does hibernate: the traffic is what kept it up.
     await wait_phase(http, headers, "busy", "hibernated", timeout=HIBERNATE_AFTER + 30)
     unknown = await http.get(f"{WAKE_PREFIX}/", headers={"Host": "nobody.localhost"})

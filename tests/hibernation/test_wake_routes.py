@@ -27,6 +27,7 @@ from provisioners.traefik import (
 from tests.routing.helpers import BASE_DOMAIN, ROUTING_TOKEN, add_org
 from tests.routing.schemas import validate_dynamic
 from tests.support.api import add_user, assert_problem, direct_db, login
+from tests.support.wait import eventually
 
 WAKE_URL = "http://control-plane-wake.internal:8080"
 HOST = f"sleepy.{BASE_DOMAIN}"
@@ -174,7 +175,10 @@ async def test_an_api_request_is_held_until_the_org_runs_then_redirected(
     woke: list[bool] = []
 
     async def reconciler_brings_it_up() -> None:
-        await asyncio.sleep(0.6)
+        async def woken() -> bool:
+            return (await org_row(client, org_id)).hibernated_at is None
+
+        await eventually(woken, what="the held request waking the org")
         async with direct_db(client) as db:
             org = await db.get(Org, org_id)
             assert org is not None

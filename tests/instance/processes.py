@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from control_plane.instances.heartbeat import issue_instance_credential
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 from tests.support.api import PASSWORD
 from tests.support.services import REPO
+from tests.support.wait import wait_http
 
 SECRET = "integration-deployment-secret-0123456789"
 #: Compiled bytecode shared by the test's child processes (this machine sets
@@ -45,27 +45,6 @@ def child_env(**values: str) -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(PYTHONPYCACHEPREFIX=str(PYCACHE), PYTHONUNBUFFERED="1", **values)
     return env
-
-
-def wait_http(
-    url: str,
-    *,
-    timeout: float = 60.0,
-    proc: subprocess.Popen[bytes] | None = None,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Poll ``url`` until it answers 200 (bounded), or fail with the process's output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0, headers=headers).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -109,15 +88,16 @@ class ControlPlane:
             ORGPLANE_RECONCILER_ENABLED="false",
             **self.extra_env,
         )
-        log = (self.data_dir / "cp.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "control_plane.cli.main", "serve"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_http(self.url + "/readyz", proc=self.proc)
+        log = self.data_dir / "cp.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "control_plane.cli.main", "serve"],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_http(self.url + "/readyz", proc=self.proc, log=log)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -210,15 +190,16 @@ class OrgInstance:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.data_dir / "instance.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "org_instance"],
-            cwd=REPO,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_http(self.url + "/readyz", proc=self.proc)
+        log = self.data_dir / "instance.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "org_instance"],
+                cwd=REPO,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_http(self.url + "/readyz", proc=self.proc, log=log)
 
     def stop(self) -> None:
         if self.proc is not None:

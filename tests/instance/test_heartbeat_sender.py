@@ -20,6 +20,7 @@ from tests.instance.conftest import runtime_of
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.support.api import assert_problem
 from tests.support.faults import cancel_once_entered, hide_the_cancel
+from tests.support.wait import eventually
 
 CP_URL = "http://cp.test"
 
@@ -46,10 +47,7 @@ async def test_first_beat_goes_out_at_start_with_the_credential_and_a_full_body(
     config = instance_config(tmp_path, control_plane_url=CP_URL, heartbeat_interval=30)
     app = create_app(config, http=cp.client())
     async with AsyncTestClient(app, base_url="http://127.0.0.1"):
-        for _ in range(100):
-            if cp.heartbeats:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: cp.heartbeats, what="the first heartbeat", interval=0.02)
     assert len(cp.heartbeats) == 1
     body: HeartbeatBody = cp.heartbeats[0]  # type: ignore[assignment]
     assert set(body) == set(HeartbeatBody.__annotations__)

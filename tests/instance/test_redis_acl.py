@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +19,7 @@ from control_plane.redis_acl import (
     username_for,
 )
 from tests.support.services import REDIS_URL, need, redis_available
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -154,12 +154,11 @@ async def test_org_a_cannot_subscribe_to_org_b_or_to_patterns(
         await listener.subscribe(f"org:{a}:events")
         assert (await listener.get_message(timeout=1))["type"] == "subscribe"
         await own.publish(f"org:{a}:events", "hello")
-        message = None
-        for _ in range(20):
-            message = await listener.get_message(ignore_subscribe_messages=True, timeout=0.2)
-            if message:
-                break
-        assert message is not None
+        message = await eventually(
+            lambda: listener.get_message(ignore_subscribe_messages=True, timeout=0.2),
+            what=f"the message on org:{a}:events",
+            interval=0,
+        )
         assert message["data"] == b"hello"
         await listener.aclose()
     finally:
@@ -186,7 +185,12 @@ async def test_rotation_replaces_the_password_and_delete_is_idempotent(admin: Re
             assert await fresh.ping()
             assert await connected.ping()
             assert await delete_org_redis_user(admin, org_id=org) is True
-            await asyncio.sleep(0.05)
+
+            async def disconnected() -> bool:  # Redis closes the user's clients asynchronously
+                clients = await admin.client_list()
+                return all(c.get("user") != username_for(org) for c in clients)
+
+            await eventually(disconnected, what="the deleted user's connections closed")
             with pytest.raises((ConnectionError, RedisConnectionError, AuthenticationError)):
                 await connected.execute_command("GET", f"org:{org}:x")
         finally:

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from control_plane.cli.main import main as cli_main
-from tests.instance.processes import child_env, free_port, stop, wait_http
+from tests.instance.processes import child_env, free_port, stop
 from tests.support.services import REPO
+from tests.support.wait import wait_http
 
 
 def test_a_bad_environment_exits_2_naming_every_problem(

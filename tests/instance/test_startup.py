@@ -12,7 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.instance.processes import child_env, free_port, stop, wait_http
+from tests.instance.processes import child_env, free_port, stop
+from tests.support.wait import wait_http
 
 
 def _run(code: str) -> None:
@@ -62,7 +63,7 @@ def test_a_serving_instance_runs_on_asyncios_loop_without_loading_uvloop(tmp_pat
             [sys.executable, "-m", "org_instance"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc, log=tmp_path / "instance.log")
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
     finally:
         stop(proc)

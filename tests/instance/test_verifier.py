@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from org_instance.contract import org_audience
 from org_instance.verifier import InvalidToken, JWKSVerifier, cache_seconds, parse_jwks
 from tests.instance.helpers import ISSUER, JWKS_URL, FakeControlPlane, Signer
+from tests.support.wait import DEFAULT_TIMEOUT
 
 ORG = "a" * 32
 OTHER = "b" * 32
@@ -34,6 +35,13 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def revalidated(v: JWKSVerifier) -> None:
+    """Wait for the background revalidation in flight to end: ``refresh`` joins a fetch in
+    flight, and starts none of its own while the test's clock stands still."""
+    async with asyncio.timeout(DEFAULT_TIMEOUT):
+        await v.refresh()
 
 
 def verifier(cp: FakeControlPlane, *, clock: Clock | None = None, **kw: Any) -> JWKSVerifier:
@@ -206,7 +214,7 @@ async def test_an_unknown_kid_refetches_at_most_once_per_interval(
 
 async def test_concurrent_misses_share_one_fetch(cp: FakeControlPlane, signer: Signer) -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a slow answer, so that the misses overlap: time is the point
         return httpx.Response(200, json={"keys": [signer.jwk]})
 
     cp.jwks_fault = None
@@ -248,7 +256,7 @@ async def test_cache_control_max_age_decides_when_keys_are_revalidated(
     assert cp.jwks_requests == 1
     clock.now += 21  # past max-age: served from cache, revalidated in the background
     await v.verify(signer.token(ORG))
-    await asyncio.sleep(0.01)
+    await revalidated(v)
     assert cp.jwks_requests == 2
 
 
@@ -271,7 +279,7 @@ async def test_cached_keys_keep_serving_while_the_control_plane_is_down(
         cp.jwks_fault = fault
         clock.now += 400
         assert (await v.verify(signer.token(ORG)))["org_id"] == ORG
-        await asyncio.sleep(0.01)  # let the background revalidation fail
+        await revalidated(v)  # the background revalidation has failed
         assert (await v.verify(signer.token(ORG)))["org_id"] == ORG
         assert v.last_error
     assert cp.jwks_requests == 4
@@ -283,7 +291,7 @@ async def test_a_slow_jwks_endpoint_times_out_into_invalid_token(signer: Signer)
     async def hang(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # an endpoint that hangs past the fetch timeout
         return httpx.Response(200, json={"keys": [signer.jwk]})
 
     v = JWKSVerifier(
@@ -368,6 +376,6 @@ async def test_a_withdrawn_key_stops_working_even_for_remembered_tokens(
     cp.signers = [Signer()]  # the control plane withdraws the key (e.g. after a compromise)
     clock.now += 301
     await v.verify(token)  # still served from cache while the JWKS is revalidated
-    await asyncio.sleep(0.01)
+    await revalidated(v)
     with pytest.raises(InvalidToken):
         await v.verify(token)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import asyncpg
@@ -28,6 +27,7 @@ from tests.interop.servers import app_in_this_loop, runtime_of_app
 from tests.support.api import assert_problem
 from tests.support.db import _with_db
 from tests.support.services import POSTGRES_DSN, need, postgres_available
+from tests.support.wait import eventually
 
 ON_POSTGRES = pytest.mark.parametrize(
     "db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -39,18 +39,28 @@ async def _backend_pid(engine: AsyncEngine) -> int:
         return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
 
-async def _terminate(pid: int) -> None:
-    """End the server side of ``pid`` and wait until the server no longer lists it."""
+async def _pooled(engine: AsyncEngine) -> tuple[int, Any]:
+    """The server pid of the connection the pool hands out, and its asyncpg connection."""
+    async with engine.connect() as conn:
+        pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        return pid, (await conn.get_raw_connection()).driver_connection
+
+
+async def _terminate(pid: int, connection: Any) -> None:
+    """End the server side of ``pid``, wait until the server no longer lists it, and until
+    the event loop has read the closed socket of ``connection`` (its asyncpg client side)."""
     admin = await asyncpg.connect(POSTGRES_DSN)
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-        deadline = time.monotonic() + 10
-        while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
-            assert time.monotonic() < deadline, "the backend did not end"
-            await asyncio.sleep(0.02)
+
+        async def ended() -> bool:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
+            return not await admin.fetchval(query, pid)
+
+        await eventually(ended, what=f"backend {pid} ended", interval=0.02)
     finally:
         await admin.close()
-    await asyncio.sleep(0.05)  # the event loop reads the closed socket
+    await eventually(connection.is_closed, what=f"asyncpg seeing backend {pid} close")
 
 
 async def test_a_connection_the_server_closed_is_replaced_at_checkout() -> None:
@@ -60,9 +70,9 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout() -> None:
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     try:
         for user in (engine, autocommit):
-            first = await _backend_pid(user)
+            first, connection = await _pooled(user)
             assert await _backend_pid(user) == first  # pooled: the same connection again
-            await _terminate(first)
+            await _terminate(first, connection)
             replaced = await _backend_pid(user)  # no error: a new connection
             assert replaced != first
             assert await _backend_pid(user) == replaced
@@ -76,8 +86,8 @@ async def test_without_the_checkout_check_the_closed_connection_fails() -> None:
     engine = make_engine(_with_db(POSTGRES_DSN, "postgres", "postgresql+asyncpg"))
     try:
         event.remove(engine.sync_engine, "checkout", drop_if_closed)
-        pid = await _backend_pid(engine)
-        await _terminate(pid)
+        pid, connection = await _pooled(engine)
+        await _terminate(pid, connection)
         with pytest.raises(DBAPIError, match="connection is closed"):
             await _backend_pid(engine)
     finally:
@@ -93,7 +103,7 @@ async def test_a_burst_past_the_pool_waits_for_the_pools_connections() -> None:
 
         async def query() -> int:
             async with engine.connect() as conn:
-                await conn.execute(text("SELECT pg_sleep(0.05)"))
+                await conn.execute(text("SELECT pg_sleep(0.05)"))  # holds it: the burst queues
                 return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
         for _ in range(2):  # a second burst finds the same connections

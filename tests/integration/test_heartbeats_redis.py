@@ -10,9 +10,7 @@ left in Redis, and an instance whose answer disappears goes back to posting.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -27,6 +25,7 @@ from org_instance.contract import heartbeat_answer_key, heartbeat_key
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import REDIS_URL, need, redis_available
+from tests.support.wait import eventually
 
 
 @pytest.fixture
@@ -51,15 +50,6 @@ async def live(make_settings: Any, unused_tcp_port: int) -> Any:
     ):
         yield http, app, admin
     await admin.aclose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def posted(admin: Any, org_id: str) -> int:
@@ -90,7 +80,7 @@ async def test_heartbeats_move_to_redis_after_the_first_post(live: Any) -> None:
         raw = await admin.get(heartbeat_key(org_id))
         return raw is not None and msgspec.json.decode(raw)["seq"] >= 3
 
-    await eventually(beating_in_redis, "heartbeats in Redis")
+    await eventually(beating_in_redis, what="heartbeats in Redis", interval=0.2)
     answer = msgspec.json.decode(await admin.get(heartbeat_answer_key(org_id)))
     assert answer["via"] == "redis"
     assert answer["interval"] == 1.0
@@ -102,7 +92,7 @@ async def test_heartbeats_move_to_redis_after_the_first_post(live: Any) -> None:
     async def refreshed() -> bool:
         return (await row(app, org_id)).last_heartbeat_seq >= seq + 2
 
-    await eventually(refreshed, "the row refreshed from Redis")
+    await eventually(refreshed, what="the row refreshed from Redis", interval=0.2)
     assert await posted(admin, org_id) == posts
     state = await http.get("/api/v1/orgs/rbeat/instance", headers=headers)
     assert state.json()["phase"] == "running"
@@ -123,13 +113,13 @@ async def test_heartbeats_move_to_redis_after_the_first_post(live: Any) -> None:
             raw = await admin.get(heartbeat_answer_key(org_id))
             return raw is not None and msgspec.json.decode(raw)["config_version"] == version
 
-        await eventually(answered, "the new configuration in the answer key")
+        await eventually(answered, what="the new configuration in the answer key", interval=0.2)
 
         async def enforced() -> bool:
             made = await inst.post("/api/v1/sessions", json={"title": "two"})
             return made.status_code == 403 and made.json()["code"] == "quota_exceeded"
 
-        await eventually(enforced, "the new limit enforced by the instance")
+        await eventually(enforced, what="the new limit enforced by the instance", interval=0.2)
     assert await posted(admin, org_id) == posts
 
     # With no reader left (its task stopped, its lock given back) the instance finds no
@@ -145,7 +135,7 @@ async def test_heartbeats_move_to_redis_after_the_first_post(live: Any) -> None:
     async def posting_again() -> bool:
         return await posted(admin, org_id) >= posts + 3
 
-    await eventually(posting_again, "POSTs once no control plane reads Redis")
+    await eventually(posting_again, what="POSTs once no control plane reads Redis", interval=0.2)
     assert await admin.get(heartbeat_answer_key(org_id)) is None
     state = await http.get("/api/v1/orgs/rbeat/instance", headers=headers)
     assert state.json()["phase"] == "running"

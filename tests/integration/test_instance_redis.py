@@ -4,7 +4,6 @@ namespace, live events over Redis pub/sub on its channels, readiness that notice
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from org_instance.app import create_app
 from org_instance.heartbeat import HeartbeatSender
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.support.services import REDIS_URL, need, redis_available
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -52,21 +52,25 @@ def test_an_instance_runs_on_its_acl_user_inside_its_namespace(tmp_path: Path) -
             assert client.get("/readyz").json()["redis_ok"] is True
             who = bearer(signer.token(org_id, sub="alice"))
             sid = client.post("/api/v1/sessions", headers=who, json={}).json()["id"]
-            watcher.subscribe(f"org:{org_id}:session:{sid}")
+            channel = f"org:{org_id}:session:{sid}"
+            watcher.subscribe(channel)
             url_ws = f"/api/v1/sessions/{sid}/events?access_token={signer.token(org_id)}"
             with client.websocket_connect(url_ws) as socket:
-                time.sleep(0.2)  # the Redis SUBSCRIBE of the stream lands
+                # The stream's Redis SUBSCRIBE has landed: the channel has the watcher and it.
+                wait_until(
+                    lambda: dict(admin.pubsub_numsub(channel)).get(channel.encode(), 0) >= 2,
+                    what=f"the instance subscribed to {channel}",
+                )
                 sent = client.post(
                     f"/api/v1/sessions/{sid}/messages", headers=who, json={"body": "over redis"}
                 )
                 assert sent.status_code == 201, sent.text
                 assert socket.receive_json(timeout=5)["body"] == "over redis"
-            seen = None
-            for _ in range(25):
-                seen = watcher.get_message(ignore_subscribe_messages=True, timeout=0.2)
-                if seen:
-                    break
-            assert seen is not None
+            seen = wait_until(
+                lambda: watcher.get_message(ignore_subscribe_messages=True, timeout=0.2),
+                what=f"the message published on {channel}",
+                interval=0,
+            )
             assert b"over redis" in seen["data"]
             statuses = [client.get("/api/v1/me", headers=who).status_code for _ in range(5)]
             assert statuses == [200] * 4 + [429]  # alice: 2 writes before, 6 a minute
@@ -75,11 +79,12 @@ def test_an_instance_runs_on_its_acl_user_inside_its_namespace(tmp_path: Path) -
             assert all(k.startswith(f"org:{org_id}:") for k in ours)
             assert any(k.startswith(f"org:{org_id}:ratelimit:") for k in ours)
             asyncio.run(_acl_user(org_id, delete=True))  # the user goes: readiness notices
-            for _ in range(20):
-                ready = client.get("/readyz")
-                if ready.status_code == 503:
-                    break
-                time.sleep(0.1)
+            wait_until(
+                lambda: client.get("/readyz").status_code == 503,
+                what="/readyz answering 503 once the Redis user is gone",
+                interval=0.1,
+            )
+            ready = client.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["redis_ok"] is False
             sender = HeartbeatSender(runtime=client.app.state.instance, http=cp.client())

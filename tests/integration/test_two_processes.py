@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 from tests.support.api import PASSWORD
 from tests.support.db import drop_postgres_database
 from tests.support.services import POSTGRES_DSN, REPO, need, postgres_available
+from tests.support.wait import wait_http
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -106,30 +106,35 @@ def servers(environment: dict[str, str], tmp_path: Path) -> Iterator[list[str]]:
     try:
         for index in range(2):
             port = _free_port()
-            log = (tmp_path / f"server-{index}.log").open("w")
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "control_plane.app:create_app",
-                        "--factory",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--no-access-log",
-                    ],
-                    env=environment,
-                    cwd=REPO,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+            with (tmp_path / f"server-{index}.log").open("w") as log:
+                processes.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            "control_plane.app:create_app",
+                            "--factory",
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(port),
+                            "--no-access-log",
+                        ],
+                        env=environment,
+                        cwd=REPO,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
             urls.append(f"http://127.0.0.1:{port}")
-        for url, process in zip(urls, processes, strict=True):
-            _wait_ready(url, process, tmp_path)
+        for index, (url, process) in enumerate(zip(urls, processes, strict=True)):
+            wait_http(
+                f"{url}/readyz",
+                timeout=START_TIMEOUT,
+                proc=process,
+                log=tmp_path / f"server-{index}.log",
+            )
         yield urls
     finally:
         for process in processes:
@@ -140,21 +145,6 @@ def servers(environment: dict[str, str], tmp_path: Path) -> Iterator[list[str]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], tmp_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            logs = "\n".join(p.read_text() for p in tmp_path.glob("server-*.log"))
-            pytest.fail(f"control plane exited with {process.returncode}:\n{logs}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"control plane at {url} not ready within {START_TIMEOUT}s")
 
 
 async def test_two_processes_serve_one_platform(servers: list[str]) -> None:

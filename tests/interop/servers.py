@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from litestar import Litestar
 from control_plane.app import create_app
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings
+from tests.support.wait import wait_http
 
 BASE_URL = "http://127.0.0.1:8080"
 
@@ -91,7 +91,7 @@ def control_plane_process(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(url, proc, timeout, log)
+        wait_http(f"{url}/readyz", timeout=timeout, proc=proc, log=log)
         yield url
     finally:
         proc.terminate()
@@ -100,17 +100,3 @@ def control_plane_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"control plane exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"control plane not ready after {timeout}s:\n{log.read_text()[-3000:]}")

@@ -4,7 +4,6 @@ which injects faults; everything else is the real app)."""
 
 from __future__ import annotations
 
-import asyncio
 import stat
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from org_instance.pool import (
 )
 from org_instance.pool_app import PoolApp
 from tests.instance.helpers import ISSUER, JWKS_URL, FakeControlPlane, Signer, bearer
+from tests.support.wait import eventually
 
 SECRET = "pool-secret-0123456789abcdef"
 
@@ -148,11 +148,7 @@ async def test_spare_serves_health_then_its_org(spare: Any, tmp_path: Path) -> N
     assert taken.json() == {"assigned": True, "org_id": org_id}
     assert (tmp_path / "data" / ASSIGNMENT_FILE).is_file()
     # The org's lifespan ran: the first heartbeat goes out at once.
-    for _ in range(40):
-        if cp.heartbeats:
-            break
-        await asyncio.sleep(0.05)
-    assert cp.heartbeats
+    await eventually(lambda: cp.heartbeats, what="the org's first heartbeat")
     assert cp.heartbeats[0]["org_id"] == org_id
     again = await client.post(POOL_ASSIGN_PATH, json=body, headers=bearer(SECRET))
     assert again.status_code == 409

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from tests.pool.test_pool_local import create, spares, wait_pool
 from tests.provisioners.kube import NamespacedEmulator, api_client, validate_object
 from tests.reconciler.test_lifecycle_local import admin_headers, wait_phase
 from tests.support.live import FAST_RECONCILER, serve_control_plane
+from tests.support.wait import eventually, wait_http
 
 pytestmark = pytest.mark.kmock(cls=NamespacedEmulator)
 
@@ -114,7 +114,7 @@ class Kubelet:
             )
             endpoint = f"http://127.0.0.1:{port}"
             self.pods[org_id] = (proc, endpoint)
-            await _wait_healthy(endpoint, proc)
+            await asyncio.to_thread(wait_http, f"{endpoint}/healthz", proc=proc)
             body = {"status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 1}}
             await asyncio.to_thread(
                 self.apps.patch_namespaced_deployment, meta["name"], meta["namespace"], body
@@ -130,20 +130,6 @@ class Kubelet:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-async def _wait_healthy(endpoint: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=2) as http:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "the pod's process exited"
-            try:
-                if (await http.get(f"{endpoint}/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{endpoint} never answered /healthz")
 
 
 @pytest.fixture
@@ -192,17 +178,14 @@ async def live(
 
 async def _spare_with_a_pod(app: Any, kubelet: Kubelet) -> str:
     """Run the spare's pod; once the Deployment is ready the pool promotes the spare."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        started = await kubelet.run_new_pods()
-        if started:
-            (spare_id, endpoint) = started.popitem()
-            async with app.state.runtime.sessions() as db:  # cluster DNS, played by loopback
-                await db.exec(update(Spare).where(Spare.id == spare_id).values(endpoint=endpoint))
-                await db.commit()
-            return spare_id
-        await asyncio.sleep(0.2)
-    raise AssertionError("the pool made no Deployment")
+    started = await eventually(
+        kubelet.run_new_pods, what="a Deployment made by the pool", interval=0.2
+    )
+    (spare_id, endpoint) = started.popitem()
+    async with app.state.runtime.sessions() as db:  # cluster DNS, played by loopback
+        await db.exec(update(Spare).where(Spare.id == spare_id).values(endpoint=endpoint))
+        await db.commit()
+    return spare_id
 
 
 async def test_an_org_claims_a_spare_pod_and_gets_its_route(live: Any) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import stat
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from org_instance.contract import ASSIGNMENT_FILE, POOL_ASSIGN_PATH
 from provisioners.errors import RetryableProvisionerError
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.support.live import FAST_RECONCILER, serve_control_plane
+from tests.support.wait import WaitTimeout, eventually
 
 POOL_SIZE = 2
 
@@ -44,13 +43,18 @@ async def live(make_settings: Any, unused_tcp_port: int) -> Any:
 
 
 async def wait_pool(http: httpx.AsyncClient, headers: dict[str, str], ready: int) -> dict[str, Any]:
-    deadline, body = time.monotonic() + 30, {}
-    while time.monotonic() < deadline:
+    """Wait until the pool has ``ready`` spares ready and none warming; returns its state."""
+    body: dict[str, Any] = {}
+
+    async def full() -> dict[str, Any] | None:
+        nonlocal body
         body = (await http.get("/api/v1/pool", headers=headers)).json()
-        if body["ready"] == ready and body["warming"] == 0:
-            return dict(body)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the pool never had {ready} ready spares: {body}")
+        return dict(body) if body["ready"] == ready and body["warming"] == 0 else None
+
+    try:
+        return await eventually(full, what=f"the pool with {ready} ready spares", interval=0.2)
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; the pool: {body}") from None
 
 
 async def spares(app: Any, state: str = "ready") -> dict[str, Spare]:
@@ -106,12 +110,13 @@ async def test_org_claims_a_spare_serves_restarts_and_is_deleted(live: Any) -> N
     # org, from the assignment file: same data, new heartbeats.
     pid = status.handle["pid"]
     await provisioner.restart(org_id=org_id)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    async def restarted() -> Any:
         now = await provisioner.status(org_id=org_id)
-        if now.state == "running" and now.handle["pid"] != pid:
-            break
-        await asyncio.sleep(0.2)
+        up = now is not None and now.state == "running" and now.handle["pid"] != pid
+        return now if up else None
+
+    now = await eventually(restarted, what="the claimed spare restarted", interval=0.2)
     assert now.handle["pid"] != pid
     assert await session_titles(now.endpoint, token) == ["warm"]
 
@@ -119,10 +124,11 @@ async def test_org_claims_a_spare_serves_restarts_and_is_deleted(live: Any) -> N
         f"/api/v1/orgs/{org_id}", params={"confirm": "pooled"}, headers=headers
     )
     assert gone.status_code == 202, gone.text
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and await provisioner.status(org_id=org_id) is not None:
-        await asyncio.sleep(0.3)
-    assert await provisioner.status(org_id=org_id) is None
+
+    async def removed() -> bool:
+        return await provisioner.status(org_id=org_id) is None
+
+    await eventually(removed, what="the deleted org's instance removed", interval=0.3)
     assert not data_dir.exists()
     assert {s.org_id for s in await provisioner.list()} == set(await spares(app))
 

@@ -12,11 +12,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.instance.processes import free_port
+from tests.support.wait import wait_until
 
 
 def postgres_bin() -> Path | None:
@@ -95,15 +95,14 @@ class PrivateRedis:
         argv += ["--appendonly", "no", "--dir", str(self.root)]
         with (self.root / "redis.log").open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             ping = subprocess.run(
                 ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, timeout=5
             )
-            if ping.stdout.strip() == b"PONG":
-                return
-            time.sleep(0.1)
-        raise TimeoutError("the private redis-server did not start")
+            return ping.stdout.strip() == b"PONG"
+
+        wait_until(answers, what=f"the private redis-server on port {self.port}", interval=0.1)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -31,6 +31,7 @@ from provisioners.base import ProvisionerOptions
 from provisioners.local import LocalProvisioner
 from tests.proof.conftest import Scale
 from tests.reconciler.test_crash_convergence import ADMIN, Plane
+from tests.support.wait import WaitTimeout, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +109,7 @@ async def steady_client(
         ):
             await _request(http, org=org, token=token, expires=expires, figures=figures)
         tick += 1
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the pace of the traffic
 
 
 async def _request(
@@ -140,17 +141,20 @@ async def admin_access(http: httpx.AsyncClient, cp_url: str) -> str:
 
 
 async def running_endpoint(http: httpx.AsyncClient, cp_url: str, access: str, slug: str) -> str:
-    deadline = time.monotonic() + 60
     body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    async def running() -> str:
+        nonlocal body
         answer = await http.get(
             f"{cp_url}/api/v1/orgs/{slug}/instance", headers={"Authorization": f"Bearer {access}"}
         )
         body = answer.json()
-        if body.get("phase") == "running":
-            return str(body["endpoint"])
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{slug} never ran: {body}")
+        return str(body["endpoint"]) if body.get("phase") == "running" else ""
+
+    try:
+        return await eventually(running, what=f"{slug} running", interval=0.3)
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; its state: {body}") from None
 
 
 async def pids(local: LocalProvisioner) -> dict[str, int]:
@@ -206,18 +210,19 @@ async def test_orgs_keep_serving_while_the_control_plane_is_down(
                 )
                 for org in orgs
             ]
-            await asyncio.sleep(3)
+            await asyncio.sleep(3)  # steady traffic for a while before the outage
             cp_up.clear()
             await asyncio.to_thread(plane.stop)
             down_at = time.time()
-            # Long enough for the old tokens to be past expiry and leeway for a while.
+            # The outage: long enough for the old tokens to be past expiry and leeway a while.
             old_dead = max(o.old_expires for o in orgs) + LEEWAY_SECONDS + 5
             await asyncio.sleep(max(scale.outage_seconds, old_dead - down_at))
             outage = time.time() - down_at
             during = await pids(local)
             await asyncio.to_thread(plane.start)
             cp_up.set()
-            # Past the restart threshold and several reconcile passes after the return.
+            # Time must pass: past the restart threshold and several reconcile passes after
+            # the return, no instance may have been restarted.
             await asyncio.sleep(RESTART_AFTER + 6)
             done.set()
             await asyncio.gather(*clients)

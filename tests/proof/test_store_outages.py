@@ -29,6 +29,7 @@ import pytest
 from tests.proof.private_services import PrivatePostgres, PrivateRedis, postgres_bin
 from tests.reconciler.test_crash_convergence import ADMIN, Plane
 from tests.support.services import need
+from tests.support.wait import WaitTimeout, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ async def keep_writing(kind: str, write: Writer, *, log: Log, stop: asyncio.Even
             code = answer.json().get("code", "") if problem else ""
             log.answers.append(Answer(kind, sent, time.time(), answer.status_code, code, problem))
         n += 1
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the pace of the writes
 
 
 def start_plane(tmp_path: Path, **env: str) -> Plane:
@@ -104,13 +105,22 @@ def assert_outage_answers(log: Log, kinds: set[str], start: float, end: float, c
 
 async def recovered(log: Log, kinds: set[str], since: float) -> None:
     """Wait (bounded) until every kind had a 2xx answer sent after ``since``."""
-    deadline = time.monotonic() + RECOVERY_SECONDS
-    while time.monotonic() < deadline:
-        ok = {a.kind for a in log.answers if a.sent >= since and 200 <= a.status < 300}
-        if ok >= kinds:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not recovered: {kinds - ok}")
+    missing = set(kinds)
+
+    def every_kind_succeeded() -> bool:
+        nonlocal missing
+        missing = kinds - {a.kind for a in log.answers if a.sent >= since and 200 <= a.status < 300}
+        return not missing
+
+    try:
+        await eventually(
+            every_kind_succeeded,
+            what="every writer succeeding again",
+            timeout=RECOVERY_SECONDS,
+            interval=0.2,
+        )
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; not recovered: {missing}") from None
 
 
 async def outage(
@@ -124,10 +134,10 @@ async def outage(
         for kind, write in writers.items()
     ]
     try:
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # writes for a while with the service up, before the fault
         await asyncio.to_thread(halt)
         down_at = time.time()
-        await asyncio.sleep(DOWN_SECONDS)
+        await asyncio.sleep(DOWN_SECONDS)  # the outage lasts this long: time is the point
         up_at = time.time()
         await asyncio.to_thread(resume)
         await recovered(log, set(writers), since=time.time())

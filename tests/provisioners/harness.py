@@ -8,7 +8,6 @@ not run pods: there, the harness plays the Deployment controller and marks a Dep
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import secrets
@@ -28,6 +27,7 @@ from provisioners.base import (
     Resources,
     instance_env,
 )
+from tests.support.wait import WaitTimeout, eventually
 
 INSTANCE_IMAGE = os.environ.get("ORGPLANE_TEST_INSTANCE_IMAGE", "orgplane-instance:dev")
 #: Every object a test makes carries this label with the run's id, and is removed by it.
@@ -110,15 +110,19 @@ async def wait_for_state(
     provisioner: Provisioner, org_id: str, states: set[str], *, seconds: float = 90
 ) -> InstanceStatus:
     """Poll ``status`` until its state is in ``states`` (bounded by ``seconds``)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    status = None
-    while loop.time() < deadline:
+    status: InstanceStatus | None = None
+
+    async def reached() -> InstanceStatus | None:
+        nonlocal status
         status = await provisioner.status(org_id=org_id)
-        if status is not None and status.state in states:
-            return status
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"org {org_id} did not reach {states} in {seconds}s: {status}")
+        return status if status is not None and status.state in states else None
+
+    try:
+        return await eventually(
+            reached, what=f"org {org_id} in {states}", timeout=seconds, interval=0.2
+        )
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; its status: {status}") from None
 
 
 def kill_local_leftovers(deployment_ids: list[str]) -> int:

@@ -12,7 +12,6 @@ no pool secret in the Secret (server-side apply alone would keep it). Set
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from provisioners.base import ProvisionerOptions
 from provisioners.kubernetes import KubernetesProvisioner
 from tests.provisioners.harness import make_spare_spec, make_spec, wait_for_state
+from tests.support.wait import eventually
 
 pytestmark = [
     pytest.mark.cluster,
@@ -41,11 +41,11 @@ def _provisioner(run_id: str) -> KubernetesProvisioner:
 
 async def _remove(provisioner: KubernetesProvisioner, org_id: str) -> None:
     await provisioner.remove(org_id=org_id, keep_data=False)
-    for _ in range(120):  # volume claims and namespaces finish deleting asynchronously
-        if await provisioner.status(org_id=org_id) is None:
-            break
-        await asyncio.sleep(1)
-    assert await provisioner.status(org_id=org_id) is None
+
+    async def gone() -> bool:  # volume claims and namespaces finish deleting asynchronously
+        return await provisioner.status(org_id=org_id) is None
+
+    await eventually(gone, what=f"org {org_id} removed", timeout=120, interval=1)
     await provisioner.close()
 
 

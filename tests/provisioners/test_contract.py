@@ -13,7 +13,6 @@ the backend says it runs.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import httpx
@@ -22,6 +21,7 @@ import pytest
 from org_instance.contract import Env
 from provisioners.errors import PermanentProvisionerError
 from tests.provisioners.harness import Harness, wait_for_state
+from tests.support.wait import WaitTimeout, eventually
 
 pytestmark = pytest.mark.usefixtures("cleanup_provisioners")
 
@@ -30,15 +30,20 @@ LIVE = {"creating", "starting", "running"}
 
 async def answer_within(client: httpx.AsyncClient, url: str, *, seconds: float) -> httpx.Response:
     """The first answer to ``GET url``, retried while nothing listens (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
+    error: httpx.TransportError | None = None
+
+    async def answer() -> httpx.Response | None:
+        nonlocal error
         try:
             return await client.get(url)
-        except httpx.TransportError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+        except httpx.TransportError as exc:
+            error = exc
+            return None
+
+    try:
+        return await eventually(answer, what=f"an answer from {url}", timeout=seconds, interval=0.1)
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; last error: {error!r}") from None
 
 
 async def test_apply_twice_is_one_instance(harness: Harness) -> None:

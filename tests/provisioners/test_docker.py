@@ -25,6 +25,7 @@ from provisioners.docker.container_spec import container_name
 from provisioners.docker.container_status import inspect_attrs, settled, status_of
 from provisioners.errors import PermanentProvisionerError
 from tests.provisioners.harness import TEST_RUN_LABEL, make_spec, wait_for_state
+from tests.support.wait import WaitTimeout, eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.usefixtures("docker_sweep")]
 
@@ -101,13 +102,17 @@ async def test_the_engine_checks_health_only_when_asked(
     assert config["Test"] == image_check["Test"]
     assert config["Interval"] == 1_000_000_000
     health: dict[str, Any] = {}
-    for _ in range(150):  # the image's check passes once the app serves: bounded at ~30 s
+
+    def healthy() -> bool:  # the image's check passes once the app serves
+        nonlocal health
         container.reload()
         health = container.attrs["State"].get("Health") or {}
-        if health.get("Status") == "healthy":
-            break
-        await asyncio.sleep(0.2)
-    assert health.get("Status") == "healthy", health
+        return health.get("Status") == "healthy"
+
+    try:
+        await eventually(lambda: asyncio.to_thread(healthy), what="the container healthy")
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; its health: {health}") from None
 
 
 async def test_a_new_spec_replaces_the_container_and_keeps_the_data(

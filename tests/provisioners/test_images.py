@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.provisioners.harness import TEST_RUN_LABEL, make_spec
+from tests.support.wait import WaitTimeout, eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.usefixtures("docker_sweep")]
 
@@ -69,13 +70,14 @@ async def test_the_health_check_fails_without_and_passes_with_an_instance(
         tmpfs={"/tmp": "size=16m"},
         volumes={volume.name: {"bind": "/data", "mode": "rw"}},
     )
-    exit_code = None
-    for _ in range(150):  # up to ~30 s on a busy machine
-        exit_code = (await asyncio.to_thread(instance.exec_run, check[1:])).exit_code
-        if exit_code == 0:
-            break
-        await asyncio.sleep(0.2)
-    assert exit_code == 0, instance.logs()[-2000:]
+
+    async def check_passes() -> bool:
+        return (await asyncio.to_thread(instance.exec_run, check[1:])).exit_code == 0
+
+    try:
+        await eventually(check_passes, what="the image's health check passing", interval=0.2)
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}\n{instance.logs()[-2000:]!r}") from None
 
 
 def test_the_control_plane_image_serves_and_migrates(

@@ -76,7 +76,7 @@ async def test_labelled_objects_without_an_org_go_after_the_grace_period(
     assert first.orphans_removed == []  # seen, but inside the grace period
     assert await harness.count_instances(orphan.org_id) == 1
 
-    await asyncio.sleep(GRACE + 0.3)  # counted from the end of the first pass
+    await asyncio.sleep(GRACE + 0.3)  # the grace period elapses, from the end of the first pass
     second = await reconciler.run_pass()
 
     assert sorted(second.orphans_removed) == sorted([orphan.org_id, gone.org_id])
@@ -104,7 +104,7 @@ async def test_an_orphan_that_reappears_as_an_org_is_kept(harness: Harness, runt
 
     assert (await reconciler.run_pass()).orphans_removed == []
     await _registered(runtime, late.org_id, slug="late")
-    await asyncio.sleep(GRACE + 0.2)
+    await asyncio.sleep(GRACE + 0.2)  # the grace period must elapse: time is the point
     report = await reconciler.run_pass()
 
     assert report.orphans_removed == []

@@ -4,7 +4,6 @@ are told their position; a slot is held until the instance's first heartbeat."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -20,6 +19,7 @@ from tests.reconciler.test_lifecycle_local import admin_headers, wait_phase
 from tests.support.api import direct_db
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.orgs import make_org, user
+from tests.support.wait import eventually
 
 
 async def _set(client: Any, slug: str, phase: str, *, heartbeat: bool = False) -> None:
@@ -101,18 +101,20 @@ async def test_a_burst_never_starts_more_than_the_limit(
             assert positions[-1] >= 1  # the burst was told it queues
             most, reasons = 0, set()
             seen: dict[str, set[str]] = {}
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
+
+            async def all_running() -> bool:
+                """Sample the busy slots and the queue; True once every org runs."""
+                nonlocal most
                 async with app.state.runtime.sessions() as db:
                     most = max(most, await busy_slots(db))
                     orgs = (await db.exec(select(Org))).all()
-                reasons |= {o.reason for o in orgs if o.phase == "pending"}
+                reasons.update(o.reason for o in orgs if o.phase == "pending")
                 for o in orgs:
                     if o.phase == "pending":
                         seen.setdefault(o.slug, set()).add(o.reason)
-                if all(o.phase == "running" for o in orgs):
-                    break
-                await asyncio.sleep(0.05)
+                return all(o.phase == "running" for o in orgs)
+
+            await eventually(all_running, what="every org of the burst running", timeout=90)
             for slug in slugs:
                 await wait_phase(http, headers, slug, "running", timeout=5)
             assert most == 1

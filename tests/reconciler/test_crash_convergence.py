@@ -8,12 +8,10 @@ process, data directory or Redis user behind.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -29,6 +27,7 @@ from provisioners.base import ProvisionerOptions
 from provisioners.local import LocalProvisioner
 from tests.interop.servers import free_port
 from tests.support.services import REDIS_URL, need, redis_available
+from tests.support.wait import eventually, wait_until
 
 CREATE_STEPS = (
     "after_claim",
@@ -83,19 +82,21 @@ class Plane:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        proc = self.proc
+
+        def started() -> bool:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                    return True
             except httpx.HTTPError:
                 pass
-            exited = self.proc.poll()
+            exited = proc.poll()
             if fault and exited == FAULT_EXIT_CODE:
-                return  # the reconciler reached the fault before the server answered: the crash
+                return True  # the reconciler reached the fault before the server answered
             assert exited is None, self.log.read_text()[-3000:]
-            time.sleep(0.1)
-        raise AssertionError("control plane did not start")
+            return False
+
+        wait_until(started, what="the control plane answering /healthz", interval=0.1)
 
     def wait_crash(self, timeout: float = 60) -> int:
         assert self.proc is not None
@@ -127,15 +128,6 @@ async def _routed(http: httpx.AsyncClient) -> set[str]:
     slugs = [m.group(1) for rule in rules for m in re.finditer(r"Host\(`([a-z0-9-]+)\.", rule)]
     assert len(slugs) == len(set(slugs)), slugs
     return set(slugs)
-
-
-async def _wait(predicate: Any, timeout: float = 45) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("did not converge in time")
 
 
 async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
@@ -170,7 +162,7 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
                     body = (await http.get(f"/api/v1/orgs/{slug}/instance", headers=headers)).json()
                     return bool(body.get("phase") == "running")
 
-                await _wait(running)
+                await eventually(running, what=f"{slug} running", interval=0.2)
             plane.stop()
 
         # Repeatedly: one org killed at every step in turn, each restart dying at the next.
@@ -192,7 +184,7 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
                 body = (await http.get(f"/api/v1/orgs/{CHAIN}/instance", headers=headers)).json()
                 return bool(body.get("phase") == "running")
 
-            await _wait(chain_running)
+            await eventually(chain_running, what=f"{CHAIN} running", interval=0.2)
             assert await _routed(http) == set(org_ids)  # every org routed, none twice
         plane.stop()
 
@@ -216,7 +208,7 @@ async def test_crash_at_every_step_converges(tmp_path: Path) -> None:
             async def removed(org_id: str = org_id) -> bool:
                 return await local.status(org_id=org_id) is None
 
-            await _wait(removed)
+            await eventually(removed, what=f"{slug}'s instance removed", interval=0.2)
             plane.stop()
 
         survivors = {o for s, o in org_ids.items() if s not in dict(doomed)}

@@ -26,7 +26,7 @@ class CountingProvisioner(LocalProvisioner):
 
     async def apply(self, *, spec: InstanceSpec) -> InstanceStatus:
         self.applies[spec.org_id] += 1
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # time passing is the point: a slow apply widens the race
         return await super().apply(spec=spec)
 
 

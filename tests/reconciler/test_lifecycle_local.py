@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from control_plane.settings import Settings
 from tests.support.api import assert_problem
 from tests.support.live import FAST_RECONCILER, serve_control_plane
+from tests.support.wait import DEFAULT_TIMEOUT, WaitTimeout, eventually
 
 FAST = {
     **FAST_RECONCILER,
@@ -42,16 +41,26 @@ async def live(make_settings: Any, unused_tcp_port: int) -> Any:
 
 
 async def wait_phase(
-    http: httpx.AsyncClient, headers: dict[str, str], slug: str, phase: str, timeout: float = 30.0
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    slug: str,
+    phase: str,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    """Wait until the org's instance reports ``phase``; returns the instance's state."""
     body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    async def reached() -> dict[str, Any] | None:
+        nonlocal body
         body = (await http.get(f"/api/v1/orgs/{slug}/instance", headers=headers)).json()
-        if body.get("phase") == phase:
-            return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{slug} never reached {phase}: {body}")
+        return body if body.get("phase") == phase else None
+
+    try:
+        return await eventually(
+            reached, what=f"{slug} reaching {phase}", timeout=timeout, interval=0.2
+        )
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"{exc}; its state: {body}") from None
 
 
 async def admin_headers(app: Any, http: httpx.AsyncClient) -> dict[str, str]:
@@ -131,10 +140,11 @@ async def test_create_run_suspend_resume_delete(live: Any, tmp_path: Path) -> No
     gone = await http.delete(f"/api/v1/orgs/{org_id}", params={"confirm": "acme"}, headers=headers)
     assert gone.status_code == 202, gone.text
     provisioner = app.state.runtime.provisioner
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and await provisioner.status(org_id=org_id) is not None:
-        await asyncio.sleep(0.3)
-    assert await provisioner.status(org_id=org_id) is None
+
+    async def removed() -> bool:
+        return await provisioner.status(org_id=org_id) is None
+
+    await eventually(removed, what="the deleted org's instance removed", interval=0.3)
     assert await provisioner.list() == []
     assert (await http.get(f"/api/v1/orgs/{org_id}", headers=headers)).status_code == 404
     async with app.state.runtime.sessions() as db:
@@ -160,15 +170,13 @@ async def test_instance_killed_by_hand_is_brought_back(live: Any) -> None:
     import signal
 
     os.kill(pid, signal.SIGKILL)
+
     # Within two reconcile intervals the reconciler sees the dead process and starts a new one.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def replaced() -> bool:
         now = await app.state.runtime.provisioner.status(org_id=org_id)
-        if now is not None and now.state == "running" and int(now.handle["pid"]) != pid:
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise AssertionError("the killed instance was not replaced")
+        return now is not None and now.state == "running" and int(now.handle["pid"]) != pid
+
+    await eventually(replaced, what="the killed instance replaced", interval=0.2)
     await wait_phase(http, headers, "drift", "running")
 
 

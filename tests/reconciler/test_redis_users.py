@@ -7,7 +7,6 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from control_plane.reconciler.redis_users import restore_lost_redis_users
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user, username_for
 from tests.support.api import direct_db
 from tests.support.services import REDIS_URL, need, redis_available
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -134,12 +134,15 @@ def _private_redis(directory: Path, port: int) -> Iterator[None]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
+
+        def listening() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
+                return True
             if process.poll() is not None:
                 raise AssertionError("private redis-server exited")
-            time.sleep(0.05)
+            return False
+
+        wait_until(listening, what=f"the private redis-server on port {port}")
         yield
     finally:
         process.terminate()

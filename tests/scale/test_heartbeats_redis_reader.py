@@ -37,6 +37,7 @@ from tests.scale.statements import of_kind, statements_on
 from tests.support.api import direct_db, runtime_of
 from tests.support.faults import cancel_once_entered, hide_the_cancel
 from tests.support.services import REDIS_URL, need, redis_available
+from tests.support.wait import eventually
 
 
 @pytest.fixture
@@ -209,18 +210,18 @@ async def test_one_replica_reads_at_a_time_and_another_takes_over(
     first, second = Counted(reader.runtime, redis), Counted(reader.runtime, redis)
     first.name, second.name = "first", "second"
     one = asyncio.create_task(first.run_forever())
-    await asyncio.sleep(0.05)
+    await eventually(lambda: polls["first"] >= 1, what="the first replica reading")
     two = asyncio.create_task(second.run_forever())
     try:
-        await asyncio.sleep(0.6)
-        assert polls["first"] >= 3
+        # Six periods of the first replica (0.1 s each): the second, on the same period, tried
+        # the lock about as often meanwhile, and must not have read once.
+        await eventually(lambda: polls["first"] >= 6, what="six reads by the first replica")
         assert polls["second"] == 0
         assert await redis.exists(reader_lock(reader.runtime))
         one.cancel()  # a replica shutting down gives the lock back
         with contextlib.suppress(asyncio.CancelledError):
             await one
-        await asyncio.sleep(0.5)
-        assert polls["second"] >= 2
+        await eventually(lambda: polls["second"] >= 2, what="the second replica taking over")
     finally:
         for task in (one, two):
             task.cancel()
@@ -258,7 +259,7 @@ async def test_the_real_reader_stops_whenever_it_is_cancelled(
     rng = random.Random(7)
     for attempt in range(100):
         task = asyncio.create_task(RedisHeartbeats(reader.runtime, redis).run_forever())
-        await asyncio.sleep(rng.uniform(0, 0.004))
+        await asyncio.sleep(rng.uniform(0, 0.004))  # a random moment: the time is the point
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=5)
         assert done, f"cancel {attempt} did not stop the reader"

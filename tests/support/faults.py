@@ -12,7 +12,7 @@ async def hide_the_cancel(entered: asyncio.Event, *, quietly: bool) -> None:
     as ``ConnectionError("Connection closed by server.")``, or, ``quietly``, not at all."""
     entered.set()
     try:
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # a read that blocks until it is cancelled
     except asyncio.CancelledError:
         if not quietly:
             raise RedisConnectionError("Connection closed by server.") from None

@@ -17,6 +17,7 @@ import uvicorn
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
+from tests.support.wait import eventually
 
 #: A reconciler and heartbeats fast enough for a test to watch an org reach ``running``.
 FAST_RECONCILER = {
@@ -34,10 +35,9 @@ async def serve_control_plane(settings: Settings, port: int) -> AsyncIterator[An
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
     task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: server.started or task.done(), what="the control plane serving", interval=0.1
+    )
     assert server.started, "the control plane did not start"
     try:
         yield app

@@ -82,18 +82,26 @@ def wait_http(
     log: Path | None = None,
 ) -> None:
     """Wait until ``url`` answers 200. If ``proc`` exits first, fail at once with its exit code
-    and the end of ``log`` (its output), rather than waiting out the bound."""
+    and the end of ``log`` (its output), rather than waiting out the bound; a timeout shows the
+    end of ``log`` too."""
+
+    def tail() -> str:
+        return log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
 
     def answers() -> bool:
         if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"process exited with {proc.returncode} before {url}:\n{tail}")
+            raise RuntimeError(f"process exited with {proc.returncode} before {url}:\n{tail()}")
         try:
             return httpx.get(url, timeout=2.0, headers=headers).status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_until(answers, what=f"{url} answering 200", timeout=timeout, interval=0.05)
+    try:
+        wait_until(answers, what=f"{url} answering 200", timeout=timeout, interval=0.05)
+    except WaitTimeout as exc:
+        if log is None:
+            raise
+        raise WaitTimeout(f"{exc}\n{tail()}") from None
 
 
 def children_done_with_exec() -> bool:
