@@ -44,6 +44,8 @@ from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 from control_plane.ui import ui_setup
 from control_plane.usage.routes import ROUTES as USAGE_ROUTES
+from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
+from org_instance.ws_refusals import NoWebSockets
 
 log = structlog.get_logger("orgplane.app")
 
@@ -115,7 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(fmt=settings.server.log_format, level=settings.server.log_level)
     ui = ui_setup(settings)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         after_response=wake_after_org_write,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[DefineMiddleware(RequestLogMiddleware)],
+        request_class=BoundedJSONRequest,
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="orgplane control plane",
@@ -156,3 +159,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    # Before routing and the error handlers, which build ``request.url`` from the Host.
+    app.asgi_handler = HostSyntaxCheck(NoWebSockets(app.asgi_handler))
+    return app

@@ -132,10 +132,15 @@ def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
-        instance=request.url.path,
+        instance=_path(request),
         headers=exc.headers,
         **exc.extra,
     )
+
+
+def _path(request: Request[Any, Any, Any]) -> str:
+    """The request path, from the scope: ``request.url`` also parses the Host header."""
+    return str(request.scope["path"])
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
@@ -171,7 +176,7 @@ def _on_validation(
         code=code,
         title="Invalid request",
         detail=detail,
-        instance=request.url.path,
+        instance=_path(request),
         errors=errors,
     )
 
@@ -186,7 +191,7 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[di
             code="malformed_body",
             title="Invalid request",
             detail="The request body is not valid JSON.",
-            instance=request.url.path,
+            instance=_path(request),
         )
     code, title = _STATUS_CODES.get(status, ("error", "Error"))
     detail = exc.detail if exc.detail and exc.detail != title else title
@@ -195,19 +200,32 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[di
         code=code,
         title=title,
         detail=detail,
-        instance=request.url.path,
+        instance=_path(request),
         headers=exc.headers,
     )
 
 
+def _on_undecodable(
+    request: Request[Any, Any, Any], exc: SerializationException
+) -> Response[dict[str, Any]]:
+    """A body a handler decoded itself (``await request.json()``) that is not JSON."""
+    return problem_response(
+        status=400,
+        code="malformed_body",
+        title="Invalid request",
+        detail="The request body is not valid JSON.",
+        instance=_path(request),
+    )
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", path=request.url.path, exc_type=type(exc).__name__)
+    log.exception("unhandled error", path=_path(request), exc_type=type(exc).__name__)
     return problem_response(
         status=HTTP_500_INTERNAL_SERVER_ERROR,
         code="internal_error",
         title="Internal server error",
         detail="The server could not complete the request.",
-        instance=request.url.path,
+        instance=_path(request),
     )
 
 
@@ -224,13 +242,13 @@ _SERVER_GOING_OR_COMING = frozenset({"57P01", "57P02", "57P03"})
 def _unavailable(
     request: Request[Any, Any, Any], exc: Exception, *, code: str, what: str
 ) -> Response[dict[str, Any]]:
-    log.warning("store unavailable", code=code, path=request.url.path, exc_type=type(exc).__name__)
+    log.warning("store unavailable", code=code, path=_path(request), exc_type=type(exc).__name__)
     return problem_response(
         status=503,
         code=code,
         title="Service unavailable",
         detail=f"{what} cannot be reached right now. Try again shortly.",
-        instance=request.url.path,
+        instance=_path(request),
         headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
     )
 
@@ -280,7 +298,7 @@ def _on_database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[d
             code="invalid_characters",
             title="Invalid request",
             detail="The request holds characters that cannot be stored (such as NUL).",
-            instance=request.url.path,
+            instance=_path(request),
         )
     return _on_unexpected(request, exc)
 
@@ -289,6 +307,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ProblemError: _on_problem,
     ValidationException: _on_validation,
     HTTPException: _on_http,
+    SerializationException: _on_undecodable,
     DBAPIError: _on_database,
     PoolTimeout: _on_pool_timeout,
     OSError: _on_os_error,

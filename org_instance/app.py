@@ -33,8 +33,10 @@ from org_instance.deps import Instance, provide_caller, provide_instance
 from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
 from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
+from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
 from org_instance.verifier import JWKSVerifier
+from org_instance.ws_refusals import CloseCodesAfterAccept
 from org_instance.workspace import files, runners, sessions, settings, usage
 from org_instance.workspace.files import total_storage
 
@@ -159,6 +161,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
         lifespan=[_lifespan(runtime, client, owns_http)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=JSON_BODY_LIMIT,
+        request_class=BoundedJSONRequest,
         openapi_config=None,
         logging_config=None,
         debug=False,
@@ -166,5 +169,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
     app.state.instance = runtime
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
     app.state.maintenance = MaintenanceGate(app.asgi_handler)
-    app.asgi_handler = HostCheck(app.state.maintenance, allowed=config.allowed_hosts)
+    app.asgi_handler = HostSyntaxCheck(
+        CloseCodesAfterAccept(HostCheck(app.state.maintenance, allowed=config.allowed_hosts))
+    )
     return app

@@ -108,6 +108,8 @@ def _build(
 def _serve(app: Any, *, host: str, port: int) -> None:
     import uvicorn
 
+    from org_instance.ws_handshake import WS_PROTOCOL
+
     uvicorn.run(
         app,
         host=host,
@@ -123,7 +125,8 @@ def _serve(app: Any, *, host: str, port: int) -> None:
         # and libuv's four worker threads) for ~14% more requests per CPU-second, and an org
         # instance is idle far more often than busy (docs/performance.md).
         loop="asyncio",
-        # The sans-I/O implementation: the current one in websockets, and half the import time.
-        ws="websockets-sansio",
+        # The sans-I/O implementation (the current one in websockets, and half the import time),
+        # answering the handshakes its parser refuses instead of leaving them hanging.
+        ws=WS_PROTOCOL,
         timeout_graceful_shutdown=5,
     )

@@ -28,6 +28,8 @@ def register(sub: Any) -> None:
 def _run_server(workers: int = 1) -> None:
     import uvicorn
 
+    from org_instance.ws_handshake import WS_PROTOCOL
+
     settings = get_settings()
     uvicorn.run(
         "control_plane.app:create_app",
@@ -38,6 +40,8 @@ def _run_server(workers: int = 1) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        # Answers the WebSocket handshakes uvicorn's own protocol leaves hanging.
+        ws=WS_PROTOCOL,
     )
 
 
