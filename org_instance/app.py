@@ -36,9 +36,9 @@ from org_instance.heartbeat import HeartbeatSender
 from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
 from org_instance.verifier import JWKSVerifier
-from org_instance.ws_refusals import CloseCodesAfterAccept
 from org_instance.workspace import files, runners, sessions, settings, usage
 from org_instance.workspace.files import total_storage
+from org_instance.ws_refusals import CloseCodesAfterAccept
 
 log = structlog.get_logger("orgplane.instance")
 
