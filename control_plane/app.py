@@ -27,7 +27,7 @@ from control_plane.auth import provide_principal
 from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
 from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
-from control_plane.errors import EXCEPTION_HANDLERS
+from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES

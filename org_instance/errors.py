@@ -182,6 +182,21 @@ _HTTP_CODES = {
 }
 
 
+#: Where Litestar decodes request bodies (forms and multipart, also in its CSRF middleware,
+#: which builds its own ``Request``, so :class:`BoundedJSONRequest` cannot cover it).
+_BODY_DECODERS = ("litestar._multipart", "litestar.connection", "litestar._kwargs")
+
+
+def raised_decoding_body(exc: BaseException) -> bool:
+    """True when ``exc`` (a ``UnicodeDecodeError``) came from decoding the request body: bad
+    input to answer 400, not a bug of ours to answer 500."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = str(frame.tb_frame.f_globals.get("__name__", "")) if frame else ""
+    return module.startswith(_BODY_DECODERS)
+
+
 def _on_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """A body that did not decode (Litestar raises it wrapped in a 400, or bare)."""
     return _respond(
@@ -190,6 +205,14 @@ def _on_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response
         code="malformed_body",
         title="Invalid request",
         detail="The request body is not valid JSON.",
+    )
+
+
+def _on_undecodable_text(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError
+) -> Response[bytes]:
+    return (
+        _on_undecodable(request, exc) if raised_decoding_body(exc) else _on_unexpected(request, exc)
     )
 
 
@@ -222,5 +245,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ValidationException: _on_validation,
     HTTPException: _on_http,
     SerializationException: _on_undecodable,
+    UnicodeDecodeError: _on_undecodable_text,
     Exception: _on_unexpected,
 }

@@ -128,3 +128,15 @@ def test_oversized_websocket_handshake_is_answered_within_a_second(
     )
     assert_problem(answer, 414, "uri_too_long")
     assert answer.seconds < ANSWER_WITHIN, str(answer)
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/ui/login"), ("OPTIONS", "/")])
+def test_multipart_field_that_is_not_utf8_is_400(
+    platform: Platform, method: str, path: str
+) -> None:
+    """Found by the raw fuzz: Litestar's CSRF middleware parses the form and raised
+    ``UnicodeDecodeError`` (500 ``internal_error`` and a traceback) on ``\\xff`` in a field."""
+    body = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n\xff\r\n--x--\r\n'
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    answer = exchange(platform.cp.port, request(method, path, headers=headers, body=body))
+    assert_problem(answer, 400, "malformed_body")
