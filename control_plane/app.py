@@ -33,6 +33,8 @@ from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
+from control_plane.openapi import components as openapi_components
+from control_plane.openapi import document as document_errors_and_security
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
 from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
 from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
@@ -155,10 +157,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             path="/api/schema",
             render_plugins=[ScalarRenderPlugin()],
+            components=openapi_components(),
         ),
         logging_config=None,
         debug=False,
     )
+    document_errors_and_security(app.routes)
     # Before routing and the error handlers, which build ``request.url`` from the Host.
     app.asgi_handler = HostSyntaxCheck(NoWebSockets(app.asgi_handler))
     return app

@@ -34,6 +34,8 @@ from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
 from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
 from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
+from org_instance.openapi import document as document_errors_and_security
+from org_instance.openapi import openapi_config
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
 from org_instance.verifier import JWKSVerifier
 from org_instance.workspace import files, runners, sessions, settings, usage
@@ -162,10 +164,11 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=JSON_BODY_LIMIT,
         request_class=BoundedJSONRequest,
-        openapi_config=None,
+        openapi_config=openapi_config(config.version),
         logging_config=None,
         debug=False,
     )
+    document_errors_and_security(app.routes)
     app.state.instance = runtime
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
     app.state.maintenance = MaintenanceGate(app.asgi_handler)
