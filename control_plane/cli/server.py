@@ -78,12 +78,14 @@ def cmd_up(_: argparse.Namespace) -> None:
     if settings.server.mode != "embedded":
         raise SystemExit("orgplane up runs the embedded mode; use `orgplane serve` in production")
     cmd_migrate(argparse.Namespace())
-    email, password = ensure_embedded_admin(one_time_password=secrets.token_urlsafe(12))
+    email, password, created = ensure_embedded_admin(one_time_password=secrets.token_urlsafe(12))
     url = settings.server.base_url
     print(f"\norgplane is starting at {url}")
     if password:
         print(f"Log in as {email} with the one-time password: {password}")
         print("(change it after logging in: POST /api/v1/me/password)")
+    elif created:
+        print(f"Log in as {email} with the password in ORGPLANE_ADMIN_PASSWORD.")
     else:
         print(f"Log in as {email} (the admin exists already).")
     print(f"API docs: {url}/api/schema\n", flush=True)
