@@ -88,6 +88,16 @@ def test_every_401_challenges_bearer(platform: Platform, token: str) -> None:
     assert refused >= 40, f"only {refused} operations answered 401"
 
 
+def test_ui_status_poll_401_is_a_problem_with_a_challenge(platform: Platform) -> None:
+    """The UI's polled ``instance.json`` answered ``{"status": "signed_out"}`` without a
+    challenge; now a problem like every other 401."""
+    slug = platform.instance.org["slug"]
+    answer = httpx.get(f"{platform.cp.url}/ui/orgs/{slug}/instance.json")
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert challenge(answer.headers["www-authenticate"])[0] == "Bearer"
+
+
 def test_failed_login_carries_a_challenge(platform: Platform) -> None:
     answer = httpx.post(
         platform.cp.url + "/api/v1/auth/login",
