@@ -44,8 +44,9 @@ def host_is_valid(raw: str) -> bool:
     match = _HOST.fullmatch(raw)
     if match is None:
         return False
-    port = match.group("port")
-    return not port or int(port) <= 65535
+    # Length first: int() refuses strings of over 4,300 digits (ValueError, a 500 here).
+    digits = (match.group("port") or "").lstrip("0")
+    return len(digits) <= 5 and int(digits or "0") <= 65535
 
 
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:

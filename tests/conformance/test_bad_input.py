@@ -52,7 +52,9 @@ def assert_problem(answer: Answer, status: int, code: str) -> None:
     assert {"type", "title", "detail"} <= problem.keys(), problem
 
 
-@pytest.mark.parametrize("bad", ["127.0.0.1:abc", "127.0.0.1:99999", "[::1", "a b", "h:-1"])
+@pytest.mark.parametrize(
+    "bad", ["127.0.0.1:abc", "127.0.0.1:99999", "[::1", "a b", "h:-1", "h:" + "9" * 5000]
+)
 @pytest.mark.parametrize("service", ["cp", "instance"])
 @pytest.mark.parametrize("path", ["/api/v1/me", "/healthz", "/no/such/route"])
 def test_invalid_host_is_400_invalid_host(
