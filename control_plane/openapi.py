@@ -100,7 +100,7 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
         errors[401] = problem_spec("No valid credentials; see WWW-Authenticate.")
     if secured or path == SIGNUP:
         errors[403] = problem_spec("Not allowed (for sign-up: sign-up is disabled).")
-    if "{" in path:
+    if "{" in path or secured:  # path or query parameters that name an org, user, ...
         errors[404] = problem_spec("Absent, or not visible to the caller.")
     if not handler.http_methods <= SAFE_METHODS:
         errors[409] = problem_spec("A uniqueness or state conflict.")
