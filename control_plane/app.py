@@ -27,12 +27,14 @@ from control_plane.auth import provide_principal
 from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
 from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
-from control_plane.errors import EXCEPTION_HANDLERS
+from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
+from control_plane.openapi import components as openapi_components
+from control_plane.openapi import document as document_errors_and_security
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
 from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
 from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
@@ -44,6 +46,8 @@ from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 from control_plane.ui import ui_setup
 from control_plane.usage.routes import ROUTES as USAGE_ROUTES
+from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
+from org_instance.ws_refusals import NoWebSockets
 
 log = structlog.get_logger("orgplane.app")
 
@@ -115,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(fmt=settings.server.log_format, level=settings.server.log_level)
     ui = ui_setup(settings)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -146,13 +150,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         after_response=wake_after_org_write,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[DefineMiddleware(RequestLogMiddleware)],
+        request_class=BoundedJSONRequest,
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="orgplane control plane",
             version=__version__,
             path="/api/schema",
             render_plugins=[ScalarRenderPlugin()],
+            components=openapi_components(),
         ),
         logging_config=None,
         debug=False,
     )
+    document_errors_and_security(app.routes)
+    # Before routing and the error handlers, which build ``request.url`` from the Host.
+    app.asgi_handler = HostSyntaxCheck(NoWebSockets(app.asgi_handler))
+    return app

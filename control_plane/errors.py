@@ -9,7 +9,8 @@
     └── TooManyRequests   429    rate limited; carries Retry-After
 
 A store that cannot be reached (database, Redis) is answered 503 with ``database_unavailable``
-or ``redis_unavailable`` and Retry-After, never 500: the client may retry.
+or ``redis_unavailable`` and Retry-After, never 500: the client may retry
+(:mod:`control_plane.store_errors`; :mod:`control_plane.error_handlers` maps both to Litestar).
 
 Every answer carries a stable machine-readable ``code`` and a ``type`` URI built from it. Stack
 traces never reach a client: unexpected exceptions become a bare 500 ``internal_error``.
@@ -24,10 +25,9 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from control_plane.security.challenge import bearer_challenge
+from org_instance.errors import raised_decoding_body
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://orgplane.dev/problems/"
@@ -126,16 +126,29 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[dict[str, Any]]:
+def _headers(request: Request[Any, Any, Any], status: int, headers: Any, detail: str) -> Any:
+    """``headers``, with the Bearer challenge every 401 carries."""
+    if status != 401:
+        return headers
+    authorization = request.headers.get("authorization", "")
+    return bearer_challenge(headers or {}, authorization=authorization, description=detail)
+
+
+def on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[dict[str, Any]]:
     return problem_response(
         status=exc.status,
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
-        instance=request.url.path,
-        headers=exc.headers,
+        instance=path_of(request),
+        headers=_headers(request, exc.status, exc.headers, exc.detail),
         **exc.extra,
     )
+
+
+def path_of(request: Request[Any, Any, Any]) -> str:
+    """The request path, from the scope: ``request.url`` also parses the Host header."""
+    return str(request.scope["path"])
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
@@ -155,7 +168,7 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
     return errors
 
 
-def _on_validation(
+def on_validation(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
     errors = _field_errors(exc.extra)
@@ -171,23 +184,38 @@ def _on_validation(
         code=code,
         title="Invalid request",
         detail=detail,
-        instance=request.url.path,
+        instance=path_of(request),
         errors=errors,
     )
 
 
-def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def on_undecodable(
+    request: Request[Any, Any, Any], exc: SerializationException
+) -> Response[dict[str, Any]]:
+    """A body a handler decoded itself (``await request.json()``) that is not JSON."""
+    return problem_response(
+        status=400,
+        code="malformed_body",
+        title="Invalid request",
+        detail="The request body could not be decoded (not UTF-8 or not valid JSON).",
+        instance=path_of(request),
+    )
+
+
+def on_undecodable_text(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError
+) -> Response[dict[str, Any]]:
+    if not raised_decoding_body(exc):
+        return on_unexpected(request, exc)
+    return on_undecodable(request, SerializationException("not UTF-8"))
+
+
+def on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     if status >= 500:
-        return _on_unexpected(request, exc)
+        return on_unexpected(request, exc)
     if isinstance(exc.__cause__, SerializationException):  # the body did not decode
-        return problem_response(
-            status=400,
-            code="malformed_body",
-            title="Invalid request",
-            detail="The request body is not valid JSON.",
-            instance=request.url.path,
-        )
+        return on_undecodable(request, exc.__cause__)
     code, title = _STATUS_CODES.get(status, ("error", "Error"))
     detail = exc.detail if exc.detail and exc.detail != title else title
     return problem_response(
@@ -195,104 +223,17 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[di
         code=code,
         title=title,
         detail=detail,
-        instance=request.url.path,
-        headers=exc.headers,
+        instance=path_of(request),
+        headers=_headers(request, status, exc.headers, detail),
     )
 
 
-def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", path=request.url.path, exc_type=type(exc).__name__)
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", path=path_of(request), exc_type=type(exc).__name__)
     return problem_response(
         status=HTTP_500_INTERNAL_SERVER_ERROR,
         code="internal_error",
         title="Internal server error",
         detail="The server could not complete the request.",
-        instance=request.url.path,
+        instance=path_of(request),
     )
-
-
-#: SQLSTATEs of text the database cannot store (PostgreSQL refuses NUL characters): bad input.
-_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
-
-
-#: Seconds a client is asked to wait after a 503 for a store that cannot be reached.
-UNAVAILABLE_RETRY_AFTER = 5
-#: SQLSTATEs of a server shutting down or starting up (class 08 is any connection failure).
-_SERVER_GOING_OR_COMING = frozenset({"57P01", "57P02", "57P03"})
-
-
-def _unavailable(
-    request: Request[Any, Any, Any], exc: Exception, *, code: str, what: str
-) -> Response[dict[str, Any]]:
-    log.warning("store unavailable", code=code, path=request.url.path, exc_type=type(exc).__name__)
-    return problem_response(
-        status=503,
-        code=code,
-        title="Service unavailable",
-        detail=f"{what} cannot be reached right now. Try again shortly.",
-        instance=request.url.path,
-        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
-    )
-
-
-def _database_unreachable(exc: DBAPIError) -> bool:
-    state = str(getattr(exc.orig, "sqlstate", "") or "")
-    return (
-        exc.connection_invalidated
-        or isinstance(exc, InterfaceError)
-        or state.startswith("08")
-        or state in _SERVER_GOING_OR_COMING
-    )
-
-
-def _raised_by_database_driver(exc: BaseException) -> bool:
-    """asyncpg reports a refused or reset connection as a bare OSError, which SQLAlchemy does
-    not wrap: tell it from other OSErrors by where it was raised."""
-    frame = exc.__traceback__
-    while frame is not None:
-        module = str(frame.tb_frame.f_globals.get("__name__", ""))
-        if module.startswith(("asyncpg", "sqlalchemy")):
-            return True
-        frame = frame.tb_next
-    return False
-
-
-def _on_os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[str, Any]]:
-    if _raised_by_database_driver(exc):
-        return _unavailable(request, exc, code="database_unavailable", what="The database")
-    return _on_unexpected(request, exc)
-
-
-def _on_pool_timeout(request: Request[Any, Any, Any], exc: PoolTimeout) -> Response[dict[str, Any]]:
-    return _unavailable(request, exc, code="database_unavailable", what="The database")
-
-
-def _on_redis(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    return _unavailable(request, exc, code="redis_unavailable", what="Redis")
-
-
-def _on_database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
-    if _database_unreachable(exc):
-        return _unavailable(request, exc, code="database_unavailable", what="The database")
-    if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
-        return problem_response(
-            status=400,
-            code="invalid_characters",
-            title="Invalid request",
-            detail="The request holds characters that cannot be stored (such as NUL).",
-            instance=request.url.path,
-        )
-    return _on_unexpected(request, exc)
-
-
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    ProblemError: _on_problem,
-    ValidationException: _on_validation,
-    HTTPException: _on_http,
-    DBAPIError: _on_database,
-    PoolTimeout: _on_pool_timeout,
-    OSError: _on_os_error,
-    RedisConnectionError: _on_redis,
-    RedisTimeoutError: _on_redis,
-    Exception: _on_unexpected,
-}

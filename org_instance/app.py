@@ -33,10 +33,14 @@ from org_instance.deps import Instance, provide_caller, provide_instance
 from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
 from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
+from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
+from org_instance.openapi import document as document_errors_and_security
+from org_instance.openapi import openapi_config
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
 from org_instance.verifier import JWKSVerifier
 from org_instance.workspace import files, runners, sessions, settings, usage
 from org_instance.workspace.files import total_storage
+from org_instance.ws_refusals import CloseCodesAfterAccept
 
 log = structlog.get_logger("orgplane.instance")
 
@@ -159,12 +163,16 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
         lifespan=[_lifespan(runtime, client, owns_http)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=JSON_BODY_LIMIT,
-        openapi_config=None,
+        request_class=BoundedJSONRequest,
+        openapi_config=openapi_config(config.version),
         logging_config=None,
         debug=False,
     )
+    document_errors_and_security(app.routes)
     app.state.instance = runtime
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
     app.state.maintenance = MaintenanceGate(app.asgi_handler)
-    app.asgi_handler = HostCheck(app.state.maintenance, allowed=config.allowed_hosts)
+    app.asgi_handler = HostSyntaxCheck(
+        CloseCodesAfterAccept(HostCheck(app.state.maintenance, allowed=config.allowed_hosts))
+    )
     return app

@@ -33,8 +33,9 @@ from org_instance.verifier import InvalidToken
 log = structlog.get_logger("orgplane.instance.auth")
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
-#: Routes that do not take an org token (probes; the runner heartbeat has its own token).
-UNAUTHENTICATED = ["^/healthz$", "^/readyz$", "^/api/v1/runners/heartbeat$"]
+#: Routes that do not take an org token (probes; the runner heartbeat has its own token; the
+#: OpenAPI document, which holds no org data, behind the Host check like every other route).
+UNAUTHENTICATED = ["^/healthz$", "^/readyz$", "^/api/v1/runners/heartbeat$", "^/api/schema"]
 _SCOPES = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 WS_CLOSE_UNAUTHORIZED = 4401
 WS_CLOSE_RATE_LIMITED = 4429

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.types import HTTPResponseStartEvent, Send
 
 PROBLEM_JSON = "application/problem+json"
@@ -134,7 +134,7 @@ def _respond(
 ) -> Response[bytes]:
     headers = kw.pop("headers", None)
     body = problem_body(
-        status=status, code=code, title=title, detail=detail, instance=request.url.path, **kw
+        status=status, code=code, title=title, detail=detail, instance=request.scope["path"], **kw
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -182,9 +182,45 @@ _HTTP_CODES = {
 }
 
 
+#: Where Litestar decodes request bodies (forms and multipart, also in its CSRF middleware,
+#: which builds its own ``Request``, so :class:`BoundedJSONRequest` cannot cover it).
+_BODY_DECODERS = ("litestar._multipart", "litestar.connection", "litestar._kwargs")
+
+
+def raised_decoding_body(exc: BaseException) -> bool:
+    """True when ``exc`` (a ``UnicodeDecodeError``) came from decoding the request body: bad
+    input to answer 400, not a bug of ours to answer 500."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = str(frame.tb_frame.f_globals.get("__name__", "")) if frame else ""
+    return module.startswith(_BODY_DECODERS)
+
+
+def _on_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """A body that did not decode (Litestar raises it wrapped in a 400, or bare)."""
+    return _respond(
+        request,
+        status=400,
+        code="malformed_body",
+        title="Invalid request",
+        detail="The request body is not valid JSON.",
+    )
+
+
+def _on_undecodable_text(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError
+) -> Response[bytes]:
+    return (
+        _on_undecodable(request, exc) if raised_decoding_body(exc) else _on_unexpected(request, exc)
+    )
+
+
 def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if exc.status_code >= 500:
         return _on_unexpected(request, exc)
+    if isinstance(exc.__cause__, SerializationException):
+        return _on_undecodable(request, exc)
     code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
     return _respond(
         request, status=exc.status_code, code=code, title=title, detail=title, headers=exc.headers
@@ -192,7 +228,9 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[by
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.error("unhandled error", path=request.url.path, exc_type=type(exc).__name__, exc_info=exc)
+    log.error(
+        "unhandled error", path=request.scope["path"], exc_type=type(exc).__name__, exc_info=exc
+    )
     return _respond(
         request,
         status=500,
@@ -206,5 +244,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ProblemError: _on_problem,
     ValidationException: _on_validation,
     HTTPException: _on_http,
+    SerializationException: _on_undecodable,
+    UnicodeDecodeError: _on_undecodable_text,
     Exception: _on_unexpected,
 }

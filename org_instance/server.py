@@ -110,6 +110,8 @@ def _build(
 def _serve(app: Any, *, host: str, port: int) -> None:
     import uvicorn
 
+    from org_instance.ws_handshake import WS_PROTOCOL
+
     uvicorn.run(
         app,
         host=host,
@@ -125,8 +127,9 @@ def _serve(app: Any, *, host: str, port: int) -> None:
         # and libuv's four worker threads) for ~14% more requests per CPU-second, and an org
         # instance is idle far more often than busy (docs/performance.md).
         loop="asyncio",
-        # The sans-I/O implementation: the current one in websockets, and half the import time.
-        ws="websockets-sansio",
+        # The sans-I/O implementation (the current one in websockets, and half the import time),
+        # answering the handshakes its parser refuses instead of leaving them hanging.
+        ws=WS_PROTOCOL,
         timeout_graceful_shutdown=5,
         # Longer than the idle timeout of the proxy in front (Traefik keeps idle connections to
         # a backend for 90 s): uvicorn's default of 5 s closed connections that Traefik, or any

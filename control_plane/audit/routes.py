@@ -8,7 +8,7 @@ user administration) are for platform admins only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -20,7 +20,6 @@ from control_plane.db.models import AuditEvent
 from control_plane.deps import DB, Caller
 from control_plane.errors import BadRequest, Forbidden
 from control_plane.orgs.access import caller_roles, org_access, rank
-from control_plane.orgs.service import as_utc
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
 
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]
@@ -43,7 +42,7 @@ class AuditEventOut(msgspec.Struct):
 def _out(event: AuditEvent) -> AuditEventOut:
     return AuditEventOut(
         id=event.id or 0,
-        at=as_utc(event.at),
+        at=event.at,
         action=event.action,
         outcome=event.outcome,
         actor_id=event.actor_id,
@@ -54,11 +53,6 @@ def _out(event: AuditEvent) -> AuditEventOut:
         ip=event.ip,
         detail=event.detail,
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite compares the stored text, so every bound value must be UTC like the stored ones.
-    return as_utc(moment).astimezone(UTC)
 
 
 def _cursor_id(cursor: str) -> int:
@@ -108,9 +102,9 @@ async def list_events(
             else col(AuditEvent.action) == action
         )
     if since is not None:
-        query = query.where(col(AuditEvent.at) >= _utc(since))
+        query = query.where(col(AuditEvent.at) >= since)
     if until is not None:
-        query = query.where(col(AuditEvent.at) < _utc(until))
+        query = query.where(col(AuditEvent.at) < until)
     if cursor:
         query = query.where(col(AuditEvent.id) < _cursor_id(cursor))
     rows = list((await db.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit + 1))).all())

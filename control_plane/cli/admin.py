@@ -74,24 +74,33 @@ def cmd_create(args: argparse.Namespace) -> None:
     print(f"created platform admin {email}")
 
 
-def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None]:
-    """The embedded admin's email, and a new one-time password if it was just created."""
+def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None, bool]:
+    """The embedded admin's email, the one-time password if one was used, and whether the admin
+    was created by this call.
+
+    With no platform admin yet, the first one is ``ORGPLANE_ADMIN_EMAIL`` (default
+    ``admin@orgplane.localhost``) with ``ORGPLANE_ADMIN_PASSWORD``; only without that password is
+    ``one_time_password`` used (and returned, to be shown once).
+    """
     from control_plane.db.engine import make_engine, make_sessionmaker
     from control_plane.db.models import User
     from control_plane.identity.users import create_user
 
-    async def run() -> tuple[str, str | None]:
-        engine = make_engine(get_settings().database_url)
+    settings = get_settings()
+    configured = settings.security.admin_password.get_secret_value()
+    email = settings.security.admin_email or EMBEDDED_ADMIN
+    password = configured or one_time_password
+
+    async def run() -> tuple[str, str | None, bool]:
+        engine = make_engine(settings.database_url)
         try:
             async with make_sessionmaker(engine)() as db:
                 admin = (await db.exec(select(User).where(User.is_platform_admin))).first()
                 if admin:
-                    return admin.email, None
-                await create_user(
-                    db, email=EMBEDDED_ADMIN, password=one_time_password, is_platform_admin=True
-                )
+                    return admin.email, None, False
+                user = await create_user(db, email=email, password=password, is_platform_admin=True)
                 await db.commit()
-                return EMBEDDED_ADMIN, one_time_password
+                return user.email, None if configured else one_time_password, True
         finally:
             await engine.dispose()
 

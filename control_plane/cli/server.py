@@ -28,6 +28,8 @@ def register(sub: Any) -> None:
 def _run_server(workers: int = 1) -> None:
     import uvicorn
 
+    from org_instance.ws_handshake import WS_PROTOCOL
+
     settings = get_settings()
     uvicorn.run(
         "control_plane.app:create_app",
@@ -39,6 +41,8 @@ def _run_server(workers: int = 1) -> None:
         access_log=False,
         proxy_headers=False,
         timeout_keep_alive=settings.server.keep_alive_timeout,
+        # Answers the WebSocket handshakes uvicorn's own protocol leaves hanging.
+        ws=WS_PROTOCOL,
     )
 
 
@@ -75,12 +79,14 @@ def cmd_up(_: argparse.Namespace) -> None:
     if settings.server.mode != "embedded":
         raise SystemExit("orgplane up runs the embedded mode; use `orgplane serve` in production")
     cmd_migrate(argparse.Namespace())
-    email, password = ensure_embedded_admin(one_time_password=secrets.token_urlsafe(12))
+    email, password, created = ensure_embedded_admin(one_time_password=secrets.token_urlsafe(12))
     url = settings.server.base_url
     print(f"\norgplane is starting at {url}")
     if password:
         print(f"Log in as {email} with the one-time password: {password}")
         print("(change it after logging in: POST /api/v1/me/password)")
+    elif created:
+        print(f"Log in as {email} with the password in ORGPLANE_ADMIN_PASSWORD.")
     else:
         print(f"Log in as {email} (the admin exists already).")
     print(f"API docs: {url}/api/schema\n", flush=True)

@@ -43,6 +43,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Instance, InstanceEvent, Org, UsageSample, utcnow
+from control_plane.db.types import utc
 from control_plane.errors import NotFound, Unauthenticated
 from control_plane.instances.gate import HeartbeatGate
 from control_plane.orgs.hierarchy import effective_limits, own_quota
@@ -134,13 +135,6 @@ async def authenticate_instance(db: AsyncSession, credential: str) -> tuple[Inst
     if instance is None or org is None or not ok:
         raise Unauthenticated("The instance credential is not valid.", code="invalid_credential")
     return instance, org
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes for timezone=True columns; they are stored in UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _deltas(body: HeartbeatIn, baseline: dict[str, Any], same_run: bool) -> dict[str, int]:
@@ -246,7 +240,7 @@ def judge(
         or state.health != body.status
         or state.version != body.version
     )
-    last = _aware(state.last_heartbeat_at)
+    last = state.last_heartbeat_at
     due = last is None or now - last >= timedelta(seconds=WRITE_EVERY_INTERVALS * interval)
     return Verdict(True, run, started, same_run, changed, due, deltas, gauges)
 
@@ -283,7 +277,7 @@ def usage_params(org_id: str, verdict: Verdict, now: datetime) -> dict[str, Any]
 
 
 def _started(body: HeartbeatIn) -> datetime:
-    return body.started_at if body.started_at.tzinfo else body.started_at.replace(tzinfo=UTC)
+    return utc(body.started_at)
 
 
 def _run_of(body: HeartbeatIn) -> str:

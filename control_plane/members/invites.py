@@ -25,7 +25,6 @@ from control_plane.members.schemas import InviteOut, InviteWithToken
 from control_plane.members.service import check_capacity, membership_of
 from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import is_live
-from control_plane.orgs.service import as_utc
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
 from control_plane.security.secrets import hash_secret, new_secret
 
@@ -42,7 +41,7 @@ def invite_status(invite: Invite, now: datetime | None = None) -> str:
         return "accepted"
     if invite.revoked_at is not None:
         return "revoked"
-    if as_utc(invite.expires_at) <= (now or utcnow()):
+    if invite.expires_at <= (now or utcnow()):
         return "expired"
     return "pending"
 
@@ -55,10 +54,10 @@ def _fields(invite: Invite) -> dict[str, Any]:
         "role": invite.role,
         "status": invite_status(invite),
         "invited_by": invite.invited_by,
-        "created_at": as_utc(invite.created_at),
-        "expires_at": as_utc(invite.expires_at),
-        "accepted_at": as_utc(invite.accepted_at) if invite.accepted_at else None,
-        "revoked_at": as_utc(invite.revoked_at) if invite.revoked_at else None,
+        "created_at": invite.created_at,
+        "expires_at": invite.expires_at,
+        "accepted_at": invite.accepted_at if invite.accepted_at else None,
+        "revoked_at": invite.revoked_at if invite.revoked_at else None,
     }
 
 

@@ -21,7 +21,6 @@ from control_plane.identity.users import find_by_email
 from control_plane.members.schemas import MemberOut
 from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import effective_limits
-from control_plane.orgs.service import as_utc
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
 
 
@@ -33,7 +32,7 @@ def member_out(membership: Membership, user: User) -> MemberOut:
         email=user.email,
         name=user.name,
         role=membership.role,
-        created_at=as_utc(membership.created_at),
+        created_at=membership.created_at,
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import unicodedata
 from copy import copy
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -40,11 +39,6 @@ from control_plane.reconciler.spares import claim_spare
 log = structlog.get_logger("orgplane.orgs")
 
 
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as aware UTC (SQLite hands timestamps back without their zone)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def checked_name(name: str) -> str:
     """``name`` verbatim, unless it is blank or holds control characters (400 ``invalid_name``)."""
     if not name.strip() or any(unicodedata.category(c) == "Cc" for c in name):
@@ -72,15 +66,15 @@ async def org_out(
         desired_state=org.desired_state,
         suspended=org.suspended,
         deletion_locked=org.deletion_locked,
-        delete_after=as_utc(org.delete_after) if org.delete_after else None,
+        delete_after=org.delete_after if org.delete_after else None,
         features=await effective_features(db, org, catalogue=catalogue),
         limits=await effective_limits(db, org),
         feature_overrides=dict(org.features),
         limit_overrides=dict(org.limits),
         config_version=org.config_version,
         generation=org.generation,
-        created_at=as_utc(org.created_at),
-        updated_at=as_utc(org.updated_at),
+        created_at=org.created_at,
+        updated_at=org.updated_at,
         role=role,
     )
 

@@ -27,7 +27,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import Instance, Org, User, utcnow
 from control_plane.errors import Conflict, Forbidden
-from control_plane.orgs.service import as_utc
 from control_plane.reconciler.events import add_event, set_phase
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
@@ -54,7 +53,7 @@ def is_idle(
     since = last_active_at or started_at
     if hibernate_after <= 0 or since is None:
         return False
-    return (now - as_utc(since)).total_seconds() >= hibernate_after
+    return (now - since).total_seconds() >= hibernate_after
 
 
 def due_condition(*, hibernate_after: float, now: datetime) -> ColumnElement[bool]:
@@ -90,7 +89,7 @@ def waking(
     """Woken recently and not serving yet: its hosts still go to the wake endpoint."""
     if hibernated_at is not None or woken_at is None or suspended or desired_state != "running":
         return False
-    return phase in WAKING_PHASES and now - as_utc(woken_at) <= WAKE_WINDOW
+    return phase in WAKING_PHASES and now - woken_at <= WAKE_WINDOW
 
 
 def wake_routed(org: Any, *, now: datetime) -> bool:

@@ -98,10 +98,6 @@ async def _answers_health(endpoint: str) -> bool:
         return False
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=utcnow().tzinfo) if value and value.tzinfo is None else value
-
-
 class WarmPool:
     """Keeps the warm pool of one control-plane replica's backend topped up."""
 
@@ -150,7 +146,7 @@ class WarmPool:
     ) -> str:
         if spare.state == "failed":
             return "failed"
-        created = _aware(spare.created_at) or utcnow()
+        created = spare.created_at or utcnow()
         timeout = self.runtime.settings.provisioning.start_timeout
         if spare.state == "warming" and utcnow() - created > timedelta(seconds=timeout):
             return "no answer within the start timeout"
@@ -170,7 +166,7 @@ class WarmPool:
     ) -> list[Spare]:
         """Remove spares that cannot serve (or exceed the size); the rest, oldest first."""
         live: list[Spare] = []
-        for spare in sorted(spares, key=lambda s: _aware(s.created_at) or utcnow()):
+        for spare in sorted(spares, key=lambda s: s.created_at or utcnow()):
             if spare.provisioner != self.name:
                 # Objects of another backend are not ours to reach; forget the row.
                 await db.exec(

@@ -61,16 +61,9 @@ def desired_state(org: Org) -> str:
     return "running"
 
 
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=utcnow().tzinfo)
-    return value
-
-
 def heartbeat_fresh(ctx: Context, instance: Instance, now: datetime) -> bool:
     """A heartbeat of the current run arrived within three intervals."""
-    seen, started = aware(instance.last_heartbeat_at), aware(instance.started_at)
+    seen, started = instance.last_heartbeat_at, instance.started_at
     window = timedelta(seconds=3 * ctx.runtime.settings.provisioning.heartbeat_interval)
     return seen is not None and now - seen <= window and (started is None or seen >= started)
 
@@ -127,7 +120,7 @@ async def _run(
 ) -> None:
     now = utcnow()
     if _needs_apply(org, instance, status):
-        next_try = aware(instance.next_attempt_at)
+        next_try = instance.next_attempt_at
         if next_try is not None and now < next_try:
             return
         limit = ctx.runtime.settings.provisioning.max_concurrent_provisioning
@@ -151,7 +144,7 @@ async def _run(
     elif org.phase in ("running", "unhealthy"):
         await _unhealthy(ctx, db, org, instance, now)
     else:
-        started = aware(instance.started_at) or now
+        started = instance.started_at or now
         if (now - started).total_seconds() > ctx.runtime.settings.provisioning.start_timeout:
             _failed(db, org, instance, "no heartbeat arrived within the start timeout")
             await _restart(ctx, db, org)
@@ -226,7 +219,7 @@ def _silent_for(ctx: Context, seen: datetime, now: datetime) -> float:
 async def _unhealthy(
     ctx: Context, db: AsyncSession, org: Org, instance: Instance, now: datetime
 ) -> None:
-    seen = aware(instance.last_heartbeat_at) or aware(instance.started_at) or now
+    seen = instance.last_heartbeat_at or instance.started_at or now
     silent = (now - seen).total_seconds()
     instance.health = "stale"
     set_phase(db, org, "unhealthy", f"no heartbeat for {silent:.0f}s")

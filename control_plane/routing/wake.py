@@ -34,7 +34,6 @@ from control_plane.db.models import Org, utcnow
 from control_plane.deps import RuntimeDep
 from control_plane.errors import NotFound, ProblemError
 from control_plane.identity.routes import client_ip
-from control_plane.orgs.service import as_utc
 from control_plane.reconciler.hibernation import WAKE_WINDOW, wake, wake_routed
 from control_plane.routing.hostnames import canonical_hostname
 from control_plane.routing.traefik import org_by_host
@@ -78,7 +77,7 @@ def answers_for(org: Org, *, now: Any) -> bool:
     if wake_routed(org, now=now):
         return True
     woken = org.woken_at
-    return org.phase == "running" and woken is not None and now - as_utc(woken) <= WAKE_WINDOW
+    return org.phase == "running" and woken is not None and now - woken <= WAKE_WINDOW
 
 
 def split_host(host: str) -> tuple[str, str]:

@@ -1,9 +1,11 @@
-"""Discovery: ``/.well-known/jwks.json`` and the authorization-server metadata.
+"""Discovery: ``/.well-known/jwks.json`` and the authorization-server metadata (RFC 8414).
 
-Any standard client finds the issuer, the signing keys and the token endpoint here
-(OpenID Connect Discovery 1.0 and RFC 8414 name the same document differently; both are
-served). The JWKS carries public members only and may be cached for ``jwks_cache_seconds``:
-rotation publishes a new key at least that long before it signs.
+Any standard client finds the issuer, the signing keys and the token endpoint at
+``/.well-known/oauth-authorization-server``. ``/.well-known/openid-configuration`` is not
+served: OpenID Connect Discovery requires an authorization endpoint and ID tokens, which this
+server does not have yet; a document claiming them would mislead OIDC clients. The JWKS carries
+public members only and may be cached for ``jwks_cache_seconds``: rotation publishes a new key
+at least that long before it signs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from litestar import Response, get
 from control_plane.deps import DB, RuntimeDep
 from control_plane.runtime import Runtime
 from control_plane.tokens.grants import REFRESH_TOKEN_GRANT, TOKEN_EXCHANGE_GRANT
-from org_instance.contract import ALLOWED_ALGORITHMS
 
 JWKS_PATH = "/.well-known/jwks.json"
 TOKEN_PATH = "/oauth/token"
@@ -35,13 +36,10 @@ def server_metadata(runtime: Runtime) -> dict[str, Any]:
         "grant_types_supported": [REFRESH_TOKEN_GRANT, TOKEN_EXCHANGE_GRANT],
         # Public clients only: the CLI and the UI hold no client secret.
         "token_endpoint_auth_methods_supported": ["none"],
-        # No authorization endpoint: users log in with POST /api/v1/auth/login.
-        "response_types_supported": [],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": list(ALLOWED_ALGORITHMS),
-        "token_endpoint_auth_signing_alg_values_supported": list(ALLOWED_ALGORITHMS),
+        # RFC 8414 requires a non-empty list; with no authorization endpoint (users log in with
+        # POST /api/v1/auth/login) "none" is the only true one. No ID tokens, so no OIDC fields.
+        "response_types_supported": ["none"],
         "scopes_supported": [
-            "openid",
             "orgplane",
             "org:read",
             "org:write",
@@ -75,16 +73,10 @@ async def jwks(runtime: RuntimeDep, db: DB) -> Response[dict[str, Any]]:
     return _cached(keys, runtime.settings.tokens.jwks_cache_seconds)
 
 
-@get("/.well-known/openid-configuration", tags=["discovery"], sync_to_thread=False)
-def openid_configuration(runtime: RuntimeDep) -> Response[dict[str, Any]]:
-    """Issuer, JWKS and token endpoint (OpenID Connect Discovery 1.0)."""
-    return _cached(server_metadata(runtime), runtime.settings.tokens.jwks_cache_seconds)
-
-
 @get("/.well-known/oauth-authorization-server", tags=["discovery"], sync_to_thread=False)
 def oauth_authorization_server(runtime: RuntimeDep) -> Response[dict[str, Any]]:
-    """The same metadata under its RFC 8414 name."""
+    """Issuer, JWKS and token endpoint (RFC 8414 authorization-server metadata)."""
     return _cached(server_metadata(runtime), runtime.settings.tokens.jwks_cache_seconds)
 
 
-ROUTES = [jwks, openid_configuration, oauth_authorization_server]
+ROUTES = [jwks, oauth_authorization_server]

@@ -77,14 +77,6 @@ class LoadedKey:
     private_key: PrivateKey
 
 
-def aware(value: datetime | None) -> datetime | None:
-    """``value`` as a timezone-aware UTC datetime."""
-    # SQLite returns naive datetimes even for timezone=True columns; they are stored in UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=utcnow().tzinfo)
-    return value
-
-
 @dataclass(frozen=True)
 class KeyRecord:
     """A key row detached from any session (safe to keep in a process-wide cache)."""
@@ -106,10 +98,10 @@ class KeyRecord:
             alg=row.alg,
             public_jwk=dict(row.public_jwk),
             private_key_enc=row.private_key_enc,
-            created_at=aware(row.created_at) or utcnow(),
-            active_from=aware(row.active_from) or utcnow(),
-            retire_after=aware(row.retire_after),
-            expires_at=aware(row.expires_at),
+            created_at=row.created_at or utcnow(),
+            active_from=row.active_from or utcnow(),
+            retire_after=row.retire_after,
+            expires_at=row.expires_at,
         )
 
 

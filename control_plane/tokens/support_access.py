@@ -206,8 +206,6 @@ async def decide_request(
 def shown_status(request: AccessRequest, now: datetime) -> str:
     """The status a listing shows: an approval past its end reads ``expired``."""
     expires = request.expires_at
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=now.tzinfo)
     if request.status == "approved" and expires is not None and expires <= now:
         return "expired"
     return request.status

@@ -6,7 +6,7 @@ The pages call the identity, audit and key API handlers' own functions, so the a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Request, get, post
@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.routes import list_events
 from control_plane.auth import Principal, require_platform_admin
+from control_plane.db.types import utc
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity.routes import admin_create_user, list_users, update_user
@@ -117,7 +118,7 @@ def _day(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        return utc(datetime.strptime(value, "%Y-%m-%d"))
     except ValueError:
         raise BadRequest("Use a date like 2025-01-31.", code="invalid_date", field=name) from None
 

@@ -15,7 +15,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import UsageSample, utcnow
 from control_plane.instances.heartbeat import USAGE_BUCKET
-from control_plane.orgs.service import as_utc
 
 
 def _bucket_start(moment: datetime) -> datetime:
@@ -36,7 +35,7 @@ async def request_series(
         col(UsageSample.org_id).in_(list(org_ids)), col(UsageSample.bucket) >= oldest
     )
     for org_id, bucket, requests in (await db.exec(query)).all():
-        index = int((as_utc(bucket) - oldest) / USAGE_BUCKET)
+        index = int((bucket - oldest) / USAGE_BUCKET)
         if 0 <= index < hours:
             series[org_id][index] += requests
     return series

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from control_plane.db.models import utcnow
-from control_plane.orgs.service import as_utc
 
 #: The badge style of each phase; the badge always shows the phase's name too.
 PHASE_TONE: Final = {
@@ -33,7 +32,7 @@ def age(moment: datetime | None, now: datetime | None = None) -> str:
     """``moment`` as a short age ("12 s ago"), or "never"."""
     if moment is None:
         return "never"
-    seconds = int(((now or utcnow()) - as_utc(moment)).total_seconds())
+    seconds = int(((now or utcnow()) - moment).total_seconds())
     if seconds < 0:
         return "just now"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -44,12 +43,12 @@ def age(moment: datetime | None, now: datetime | None = None) -> str:
 
 def timestamp(moment: datetime | None) -> str:
     """``moment`` in UTC, to the second."""
-    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
 def iso(moment: datetime | None) -> str:
     """``moment`` as ISO 8601 (for ``<time datetime>`` and the countdown script)."""
-    return as_utc(moment).isoformat() if moment else ""
+    return moment.isoformat() if moment else ""
 
 
 FILTERS: Final[dict[str, Any]] = {

@@ -22,7 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import SESSION_COOKIE, Principal, verify_access_token
 from control_plane.db.models import User
+from control_plane.errors import problem_response
 from control_plane.runtime import Runtime
+from control_plane.security.challenge import bearer_challenge
 from control_plane.tokens.access import RefreshRefused, TokenPair, rotate_refresh
 from control_plane.tokens.jws import InvalidToken
 
@@ -160,7 +162,15 @@ def viewer_token(request: Request[Any, Any, Any]) -> str:
 def on_login_required(request: Request[Any, Any, Any], _: LoginRequired) -> Response[Any]:
     """Send the browser to the login page, remembering where it wanted to go."""
     if request.url.path.endswith(".json"):
-        return Response({"status": "signed_out"}, status_code=401)
+        # Polled by the page's script, which reads only the status: a 401 like the API's.
+        return problem_response(
+            status=401,
+            code="unauthenticated",
+            title="Authentication required",
+            detail="Sign in again.",
+            instance=request.scope["path"],
+            headers=bearer_challenge({}, authorization=""),
+        )
     wanted = request.url.path if request.method == "GET" else "/ui/"
     if request.url.query and request.method == "GET":
         wanted += "?" + request.url.query

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Org, UsageSample
+from control_plane.db.types import utc
 from control_plane.errors import BadRequest
 from control_plane.orgs.hierarchy import live_orgs
 
@@ -40,15 +41,10 @@ class Window:
     end: datetime
 
 
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (SQLite hands back naive ones)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def window(start: datetime | None, end: datetime | None, *, default: timedelta) -> Window:
     """The requested window (default: the last ``default`` up to now), or 400 ``invalid_range``."""
-    stop = as_utc(end) if end else datetime.now(UTC)
-    begin = as_utc(start) if start else stop - default
+    stop = utc(end) if end else datetime.now(UTC)
+    begin = utc(start) if start else stop - default
     begin = datetime.fromtimestamp(begin.timestamp() // HOUR * HOUR, UTC)
     if stop <= begin or stop - begin > MAX_WINDOW:
         raise BadRequest(
@@ -95,7 +91,7 @@ async def org_series(
         col(UsageSample.bucket) < span.end,
     )
     for sample in (await db.exec(query)).all():
-        index = int((as_utc(sample.bucket) - span.start).total_seconds()) // step
+        index = int((sample.bucket - span.start).total_seconds()) // step
         point = points[index]
         for name in metrics:
             value = getattr(sample, name)

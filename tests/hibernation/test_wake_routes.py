@@ -224,8 +224,16 @@ async def test_a_crafted_host_cannot_redirect_elsewhere(client: AsyncTestClient[
         org.phase, org.hibernated_at, org.woken_at = "running", None, utcnow()
         db.add(org)
         await db.commit()
+    # A Host with userinfo is not a valid Host (RFC 9110 §7.2): refused before routing.
     answer = await client.get(
         f"{WAKE_PREFIX}//evil.example/x", headers={"Host": f"{HOST}:1@evil"}, follow_redirects=False
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid_host"
+    assert "location" not in answer.headers
+    # A path that looks like another host stays a path on the org's own host.
+    answer = await client.get(
+        f"{WAKE_PREFIX}//evil.example/x", headers={"Host": HOST}, follow_redirects=False
     )
     assert answer.status_code == 307
     assert answer.headers["location"] == f"http://{HOST}//evil.example/x"

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 
 
 async def _keyset(client: Any) -> KeySet:
-    meta = (await client.get("/.well-known/openid-configuration")).json()
+    meta = (await client.get("/.well-known/oauth-authorization-server")).json()
     jwks_path = meta["jwks_uri"].removeprefix(ISSUER)
     return KeySet.import_key_set((await client.get(jwks_path)).json())
 

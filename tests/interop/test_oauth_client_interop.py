@@ -34,7 +34,9 @@ def _oauth_client(plane: dict[str, Any]) -> AsyncOAuth2Client:
 async def test_authlib_refreshes_and_exchanges(plane: dict[str, Any], signing_alg: str) -> None:
     async with _oauth_client(plane) as oauth:
         meta = (
-            await oauth.request("GET", "/.well-known/openid-configuration", withhold_token=True)
+            await oauth.request(
+                "GET", "/.well-known/oauth-authorization-server", withhold_token=True
+            )
         ).json()
         endpoint = meta["token_endpoint"]
         refreshed = await oauth.refresh_token(

@@ -1,7 +1,8 @@
 """Fuzz a real org instance of org A with A's tokens and with B's.
 
-The instance serves no OpenAPI document (it is not a public API surface); the document is
-derived from the very route handlers the instance registers, so it cannot drift from them.
+The document is derived from the very route handlers the instance registers, so it cannot
+drift from them (the instance also serves it, at ``/api/schema/openapi.json``; the conformance
+suite fuzzes that one).
 Properties: with A's tokens no answer is a 5xx; with B's tokens (owner and member, at A's
 hostname) every request to an authenticated route is refused (401/403/404/421), never 2xx,
 and no answer carries A's data.

@@ -17,6 +17,7 @@ import uvicorn
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
+from org_instance.ws_handshake import WS_PROTOCOL
 from tests.support.wait import eventually
 
 #: A reconciler and heartbeats fast enough for a test to watch an org reach ``running``.
@@ -32,7 +33,9 @@ async def serve_control_plane(settings: Settings, port: int) -> AsyncIterator[An
     """Serve ``create_app(settings)`` on 127.0.0.1:``port``; yields the app."""
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws=WS_PROTOCOL
+        )
     )
     task = asyncio.create_task(server.serve())
     await eventually(

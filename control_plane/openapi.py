@@ -1,0 +1,137 @@
+"""The control plane's OpenAPI document, made truthful about errors and credentials.
+
+Litestar derives operations from the route handlers; this module adds what it cannot see:
+
+* every operation declares its error answers as ``application/problem+json`` with the
+  ``Problem`` schema of :mod:`org_instance.openapi` (RFC 9457 plus our ``code``; both services
+  answer that shape), through the handlers' own ``responses`` (Litestar's default 400 is a
+  different JSON shape we never send, so it is replaced); the token endpoint's 400/401 are
+  RFC 6749 JSON and declared so;
+* the security schemes (``bearerAuth`` JWT access token, ``sessionCookie`` for safe methods,
+  ``instanceCredential`` and ``routingToken``) and, on each operation, which of them it takes.
+
+Which operations need a caller is read from the handlers: those taking the ``principal``
+dependency. ``tests/conformance/test_openapi.py`` checks the document against the live answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
+
+from org_instance.openapi import problem_spec
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class OAuthError:
+    """An error of the token endpoint (RFC 6749 §5.2), which is not a problem document."""
+
+    error: str
+    error_description: str | None = None
+
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerAuth": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="JWT",
+        description="An access token from POST /api/v1/auth/login or /oauth/token.",
+    ),
+    "sessionCookie": SecurityScheme(
+        type="apiKey",
+        name="orgplane_session",
+        security_scheme_in="cookie",
+        description="The UI's session cookie; accepted on safe methods (GET, HEAD) only.",
+    ),
+    "instanceCredential": SecurityScheme(
+        type="http", scheme="bearer", description="An org instance's credential (opi_...)."
+    ),
+    "routingToken": SecurityScheme(
+        type="http", scheme="bearer", description="The routing token (ORGPLANE_ROUTING_TOKEN)."
+    ),
+}
+
+#: Operations that authenticate a credential of their own (not the ``principal`` dependency).
+OWN_CREDENTIAL = {
+    "/api/v1/instances/heartbeat": "instanceCredential",
+    "/api/v1/routing/traefik": "routingToken",
+}
+
+
+#: Operations that check a password (401 ``invalid_credentials``) or a flood limit (429).
+CHECKS_PASSWORD = frozenset({"/api/v1/auth/login", "/api/v1/me/password"})
+RATE_LIMITED = CHECKS_PASSWORD | {"/api/v1/instances/heartbeat"}
+TOKEN_ENDPOINT = "/oauth/token"
+#: Sign-up answers 403 ``signup_disabled`` when sign-up is off.
+SIGNUP = "/api/v1/auth/signup"
+#: Backup routes talk to the org's instance: 409 while it is busy or the backup not ready (reads
+#: too), 422 for an archive or confirmation refused.
+BACKUP_PARTS = ("/backups", "/export", "/import", "/restore")
+
+
+def components() -> Components:
+    """The components the document declares (schemes; schemas come from the handlers)."""
+    return Components(security_schemes=SECURITY_SCHEMES)
+
+
+def _security(handler: HTTPRouteHandler, path: str) -> list[dict[str, list[str]]] | None:
+    if path in OWN_CREDENTIAL:
+        return [{OWN_CREDENTIAL[path]: []}]
+    if "principal" not in handler.parsed_fn_signature.parameters:
+        return None
+    if handler.http_methods <= SAFE_METHODS:
+        return [{"bearerAuth": []}, {"sessionCookie": []}]
+    return [{"bearerAuth": []}]
+
+
+def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, ResponseSpec]:
+    errors = {
+        400: problem_spec("Invalid input (`code` names the rule), or an invalid Host header."),
+        503: problem_spec("A store cannot be reached; retry after `Retry-After` seconds."),
+    }
+    if secured or path in CHECKS_PASSWORD:
+        errors[401] = problem_spec("No valid credentials; see WWW-Authenticate.")
+    if secured or path == SIGNUP:
+        errors[403] = problem_spec("Not allowed (for sign-up: sign-up is disabled).")
+    if "{" in path or secured:  # path or query parameters that name an org, user, ...
+        errors[404] = problem_spec("Absent, or not visible to the caller.")
+    if not handler.http_methods <= SAFE_METHODS:
+        errors[409] = problem_spec("A uniqueness or state conflict.")
+        errors[413] = problem_spec("The body is larger than ORGPLANE_MAX_BODY_BYTES.")
+    if any(part in path for part in BACKUP_PARTS):
+        errors[409] = problem_spec("The instance is busy, or the backup is not ready.")
+        errors[422] = problem_spec("The archive, backup or confirmation is refused.")
+    if path in RATE_LIMITED:
+        errors[429] = problem_spec("Rate limited; retry after `Retry-After` seconds.")
+    if path == TOKEN_ENDPOINT:
+        errors.pop(409)
+        for status in (400, 401):
+            errors[status] = ResponseSpec(
+                data_container=OAuthError,
+                media_type="application/json",
+                description="An OAuth error (RFC 6749 §5.2).",
+                generate_examples=False,
+            )
+    return errors
+
+
+def document(routes: Iterable[Any]) -> None:
+    """Declare errors and security on the API operations of ``routes`` (idempotent)."""
+    for route in routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
+                continue
+            path = "/" + route.path.strip("/")
+            security = _security(handler, path)
+            handler.security = security
+            handler.responses = {
+                **_errors(handler, path, secured=security is not None),
+                **{k: v for k, v in (handler.responses or {}).items() if k < 400},
+            }

@@ -1,0 +1,217 @@
+"""Every control-plane setting is audited: a test sets it and observes its effect.
+
+The list of settings is generated from the settings classes (``tests/deploy/settings_names``),
+so a new setting fails :func:`test_every_setting_is_audited` until it is placed in one of:
+
+* ``OBSERVED_HERE``: this module sets it and asserts on what changes;
+* ``OBSERVED_IN``: another test module sets it and asserts on its effect (the module must name
+  the variable or the field, checked below);
+* ``NOT_YET_OBSERVED``: no test observes it yet, with the reason. This list should shrink.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from control_plane.app import create_app
+from tests.deploy.settings_names import setting_names
+from tests.support.api import add_user, login
+from tests.support.services import REPO
+from tests.support.tokens import make_org
+
+OBSERVED_HERE = {
+    "ORGPLANE_MAX_BODY_BYTES": "test_max_body_bytes",
+    "ORGPLANE_LOGIN_RATE_LIMIT": "test_login_rate_limit_and_window",
+    "ORGPLANE_LOGIN_RATE_WINDOW": "test_login_rate_limit_and_window",
+    "ORGPLANE_INVITE_TTL_DAYS": "test_invite_ttl_days",
+    "ORGPLANE_ACCESS_TOKEN_TTL": "test_token_lifetimes",
+    "ORGPLANE_JWKS_CACHE_SECONDS": "test_jwks_cache_seconds",
+    "ORGPLANE_PUBLIC_URL": "test_public_url_is_the_issuer",
+    "ORGPLANE_ADMIN_EMAIL": "test_admin_from_environment",
+    "ORGPLANE_ADMIN_PASSWORD": "test_admin_from_environment",
+    "ORGPLANE_SIGNING_ALG": "test_signing_alg",
+}
+
+OBSERVED_IN = {
+    "ORGPLANE_MODE": "tests/integration/test_two_processes.py",
+    "ORGPLANE_HOST": "tests/interop/servers.py",
+    "ORGPLANE_PORT": "tests/instance/processes.py",
+    "ORGPLANE_DATA_DIR": "tests/backups/test_archive.py",
+    "ORGPLANE_LOG_FORMAT": "tests/integration/test_two_processes.py",
+    "ORGPLANE_DATABASE_URL": "tests/integration/test_two_processes.py",
+    "ORGPLANE_DATABASE_POOL_SIZE": "tests/integration/test_database_connections.py",
+    "ORGPLANE_DATABASE_POOL_TIMEOUT": "tests/integration/test_database_connections.py",
+    "ORGPLANE_SECRET_KEY": "tests/unit/test_keys.py",
+    "ORGPLANE_ALLOW_SIGNUP": "tests/api/test_invites_signup.py",
+    "ORGPLANE_DELETION_GRACE_SECONDS": "tests/reconciler/test_lifecycle_local.py",
+    "ORGPLANE_COOKIE_SECURE": "tests/ui/test_pages.py",
+    "ORGPLANE_ORG_TOKEN_TTL": "tests/proof/test_control_plane_down.py",
+    "ORGPLANE_KEY_ROTATION_DAYS": "tests/unit/test_keys.py",
+    "ORGPLANE_REDIS_URL": "tests/integration/test_heartbeats_redis.py",
+    "ORGPLANE_PROVISIONER": "tests/routing/test_hostnames.py",
+    "ORGPLANE_BASE_DOMAIN": "tests/routing/test_subdomains.py",
+    "ORGPLANE_DEPLOYMENT_ID": "tests/integration/test_heartbeats_redis.py",
+    "ORGPLANE_RECONCILE_INTERVAL": "tests/reconciler/test_crash_convergence.py",
+    "ORGPLANE_RECONCILER_ENABLED": "tests/support/live.py",
+    "ORGPLANE_LEASE_SECONDS": "tests/reconciler/test_crash_convergence.py",
+    "ORGPLANE_UNHEALTHY_RESTART_AFTER": "tests/reconciler/test_lifecycle_local.py",
+    "ORGPLANE_ORPHAN_GRACE_SECONDS": "tests/provisioners/test_orphans.py",
+    "ORGPLANE_MAX_CONCURRENT_PROVISIONING": "tests/reconciler/test_admission.py",
+    "ORGPLANE_HEARTBEAT_INTERVAL": "tests/integration/test_instance_independence.py",
+    "ORGPLANE_HEARTBEAT_TRANSPORT": "tests/scale/test_heartbeats_redis_reader.py",
+    "ORGPLANE_HEARTBEAT_POLL_SECONDS": "tests/integration/test_heartbeats_redis.py",
+    "ORGPLANE_WARM_POOL_SIZE": "tests/pool/test_pool_local.py",
+    "ORGPLANE_HIBERNATE_AFTER": "tests/hibernation/test_lifecycle_local.py",
+    "ORGPLANE_DOCKER_NETWORK": "tests/provisioners/test_docker.py",
+    "ORGPLANE_DOCKER_PUBLISH_PORTS": "tests/provisioners/test_docker.py",
+    "ORGPLANE_DOCKER_HEALTH_INTERVAL": "tests/provisioners/test_docker.py",
+    "ORGPLANE_KUBERNETES_NAMESPACE_MODE": "tests/provisioners/test_kubernetes_flows.py",
+    "ORGPLANE_KUBERNETES_NAMESPACE": "tests/provisioners/test_kubernetes_flows.py",
+    "ORGPLANE_KUBERNETES_INGRESS": "tests/provisioners/test_cluster.py",
+    "ORGPLANE_KUBERNETES_INGRESS_CLASS": "tests/provisioners/test_kubernetes_objects.py",
+    "ORGPLANE_KUBERNETES_INGRESS_NAMESPACE": "tests/provisioners/test_kubernetes_objects.py",
+    "ORGPLANE_KUBERNETES_CONTROL_PLANE_NAMESPACE": "tests/provisioners/test_kubernetes_objects.py",
+    "ORGPLANE_KUBERNETES_REDIS_NAMESPACE": "tests/provisioners/test_kubernetes_objects.py",
+    "ORGPLANE_KUBERNETES_STORAGE_CLASS": "tests/provisioners/test_kubernetes_objects.py",
+    "ORGPLANE_ROUTING_TOKEN": "tests/routing/test_traefik_endpoint.py",
+    "ORGPLANE_ENTRYPOINTS": "tests/routing/test_traefik_endpoint.py",
+    "ORGPLANE_TLS": "tests/routing/test_traefik_endpoint.py",
+    "ORGPLANE_CERT_RESOLVER": "tests/routing/test_traefik_endpoint.py",
+    "ORGPLANE_DNS_RESOLVER": "tests/routing/conftest.py",
+    "ORGPLANE_ROUTING_FALLBACK_URL": "tests/hibernation/test_wake_routes.py",
+    "ORGPLANE_ORG_URL_PORT": "tests/ui/test_browser.py",
+    "ORGPLANE_WAKE_URL": "tests/hibernation/test_wake_routes.py",
+    "ORGPLANE_WAKE_HOLD_TIMEOUT": "tests/hibernation/test_wake_routes.py",
+    "ORGPLANE_BACKUP_DIR": "tests/backups/conftest.py",
+    "ORGPLANE_BACKUP_INTERVAL": "tests/backups/test_interrupted_and_scheduled.py",
+    "ORGPLANE_BACKUP_KEEP": "tests/backups/test_interrupted_and_scheduled.py",
+    "ORGPLANE_INSTANCE_IMAGE": "tests/e2e/platform.py",
+    "ORGPLANE_INSTANCE_CONTROL_PLANE_URL": "tests/e2e/platform.py",
+}
+
+NOT_YET_OBSERVED = {
+    "ORGPLANE_LOG_LEVEL": "set by many tests, but none asserts which records are dropped",
+    "ORGPLANE_DATABASE_ECHO": "debugging aid; no test checks that SQL is logged",
+    "ORGPLANE_REFRESH_TOKEN_TTL": "no test waits out or reads a refresh token's lifetime",
+    "ORGPLANE_ACCESS_APPROVAL_TTL": "no test reads an approval's end from this setting",
+    "ORGPLANE_REDIS_ORG_USERS": "no test switches per-org Redis users off",
+    "ORGPLANE_INSTANCE_REDIS_HOST": "no test reads the address handed to instances",
+    "ORGPLANE_START_TIMEOUT": "no test lets a start time out",
+    "ORGPLANE_KUBERNETES_CONTROL_PLANE_PORT": "no test reads the NetworkPolicy port",
+    "ORGPLANE_KUBERNETES_REDIS_PORT": "no test reads the NetworkPolicy port",
+    "ORGPLANE_DOMAIN_RECHECK_HOURS": "no test waits for a domain re-check",
+    "ORGPLANE_BACKUP_MAX_BYTES": "no test uploads an archive above the limit",
+}
+
+
+def test_every_setting_is_audited() -> None:
+    lists = [set(OBSERVED_HERE), set(OBSERVED_IN), set(NOT_YET_OBSERVED)]
+    assert set.union(*lists) == setting_names(), "place every setting in one list"
+    assert sum(len(s) for s in lists) == len(setting_names()), "a setting is in two lists"
+    assert all(name in globals() for name in OBSERVED_HERE.values())
+
+
+@pytest.mark.parametrize(("env", "module"), sorted(OBSERVED_IN.items()))
+def test_modules_observing_a_setting_name_it(env: str, module: str) -> None:
+    text = (REPO / module).read_text()
+    field = env.removeprefix("ORGPLANE_").lower()
+    assert env in text or f"{field}=" in text or f'"{field}"' in text, f"{module} never sets {env}"
+
+
+def claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+async def app_client(make_settings: Any, **env: str) -> AsyncTestClient[Any]:
+    return AsyncTestClient(create_app(make_settings(**env)), base_url="http://127.0.0.1:8080")
+
+
+async def test_max_body_bytes(make_settings: Any) -> None:
+    async with await app_client(make_settings, ORGPLANE_MAX_BODY_BYTES="100") as client:
+        small = await client.post("/api/v1/auth/login", json={"email": "a@b.c", "password": "x"})
+        big = await client.post("/api/v1/auth/login", content=b"{" + b" " * 200 + b"}")
+    assert small.status_code == 401
+    assert big.status_code == 413
+    assert big.json()["code"] == "body_too_large"
+
+
+async def test_login_rate_limit_and_window(make_settings: Any) -> None:
+    env = {"ORGPLANE_LOGIN_RATE_LIMIT": "2", "ORGPLANE_LOGIN_RATE_WINDOW": "77"}
+    async with await app_client(make_settings, **env) as client:
+        body = {"email": "nobody@example.com", "password": "wrong password"}
+        statuses = [(await client.post("/api/v1/auth/login", json=body)) for _ in range(3)]
+    assert [a.status_code for a in statuses] == [401, 401, 429]
+    assert 0 < int(statuses[2].headers["retry-after"]) <= 77
+
+
+async def test_invite_ttl_days(make_settings: Any) -> None:
+    async with await app_client(make_settings, ORGPLANE_INVITE_TTL_DAYS="3") as client:
+        owner = await add_user(client, "owner@example.com")
+        org = await make_org(client, "ttl", members={owner: "owner"})
+        headers = await login(client, "owner@example.com")
+        answer = await client.post(
+            f"/api/v1/orgs/{org}/invites",
+            json={"email": "new@example.com", "role": "member"},
+            headers=headers,
+        )
+    assert answer.status_code == 201, answer.text
+    invite = answer.json()
+    lifetime = datetime.fromisoformat(invite["expires_at"]) - datetime.fromisoformat(
+        invite["created_at"]
+    )
+    assert round(lifetime.total_seconds() / 86400) == 3
+
+
+async def test_token_lifetimes(make_settings: Any) -> None:
+    async with await app_client(make_settings, ORGPLANE_ACCESS_TOKEN_TTL="123") as client:
+        await add_user(client, "someone@example.com")
+        answer = await client.post(
+            "/api/v1/auth/login",
+            json={"email": "someone@example.com", "password": "correct horse battery"},
+        )
+    assert answer.json()["expires_in"] == 123
+    token = claims(answer.json()["access_token"])
+    assert token["exp"] - token["iat"] == 123
+
+
+async def test_jwks_cache_seconds(make_settings: Any) -> None:
+    async with await app_client(make_settings, ORGPLANE_JWKS_CACHE_SECONDS="42") as client:
+        answer = await client.get("/.well-known/jwks.json")
+    assert "max-age=42" in answer.headers["cache-control"]
+
+
+async def test_public_url_is_the_issuer(make_settings: Any) -> None:
+    url = "https://cp.example.test"
+    async with await app_client(make_settings, ORGPLANE_PUBLIC_URL=url) as client:
+        answer = await client.get("/.well-known/oauth-authorization-server")
+    assert answer.json()["issuer"] == url
+    assert answer.json()["token_endpoint"] == url + "/oauth/token"
+
+
+async def test_signing_alg(make_settings: Any) -> None:
+    async with await app_client(make_settings, ORGPLANE_SIGNING_ALG="EdDSA") as client:
+        keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
+    assert [k["alg"] for k in keys] == ["EdDSA"]
+
+
+async def test_admin_from_environment(make_settings: Any, tmp_path: Path) -> None:
+    """The server's start-up creates the first admin from the two settings (``orgplane up``:
+    tests/cli/test_up_admin.py)."""
+    env = {"ORGPLANE_ADMIN_EMAIL": "Boss@Example.com", "ORGPLANE_ADMIN_PASSWORD": "a long secret 1"}
+    async with await app_client(make_settings, **env) as client:
+        answer = await client.post(
+            "/api/v1/auth/login", json={"email": "boss@example.com", "password": "a long secret 1"}
+        )
+        assert answer.status_code == 200, answer.text
+        me = await client.get(
+            "/api/v1/me", headers={"Authorization": f"Bearer {answer.json()['access_token']}"}
+        )
+    assert me.json()["is_platform_admin"] is True
