@@ -145,6 +145,12 @@ class ProvisioningSettings(_Group):
     instance_image: str = Field(
         "orgplane-instance:latest", description="Image of org instances (docker, kubernetes)."
     )
+    allowed_images: list[str] = Field(
+        default_factory=list,
+        description="Images platform admins may redeploy an org to, as a JSON list: a "
+        "repository (any tag of it) or `repository@sha256:<digest>` (that digest only). The "
+        "repository of `instance_image` is always allowed; tenants never choose an image.",
+    )
     deployment_id: str = Field(
         "orgplane",
         description="Value of the `orgplane.managed-by` label on every backend object: two "
