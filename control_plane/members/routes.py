@@ -45,6 +45,7 @@ async def list_members(
 ) -> Page[MemberOut]:
     """The org's direct members (any member may look), by email."""
     access = await org_access(db, principal, org_id)
+    access.require("member", to="see its members")
     return await members_page(db, access.org, limit=limit, cursor=cursor)
 
 

@@ -82,6 +82,7 @@ async def org_out(
         created_at=as_utc(org.created_at),
         updated_at=as_utc(org.updated_at),
         role=role,
+        require_access_approval=org.require_access_approval,
     )
 
 

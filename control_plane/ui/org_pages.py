@@ -89,7 +89,7 @@ async def detail_context(
     org = access.org
     start = series_start(hours)
     series = (await request_series(db, org_ids=[org.id], hours=hours))[org.id]
-    admin = access.has("admin")
+    admin, member = access.has("admin"), access.has("member")
     invites = (
         (await invites_page(db, org, limit=50, cursor=None, status="pending")).items
         if admin
@@ -101,8 +101,9 @@ async def detail_context(
         "access": access,
         "instance": await db.get(Instance, org.id),
         "events": await timeline(db, org_id=org.id, limit=30),
-        "domains": [DomainOut.of(d) for d in await list_domains(db, org=org)],
-        "members": (await members_page(db, org, limit=50, cursor=None)).items,
+        # Behind the staff gate the page shows the registry and the instance, not the tenant's.
+        "domains": [DomainOut.of(d) for d in await list_domains(db, org=org)] if member else [],
+        "members": (await members_page(db, org, limit=50, cursor=None)).items if member else [],
         "invites": invites,
         "can_act": admin,
         "can_delete": access.has("owner") or await governs(db, viewer, org),
