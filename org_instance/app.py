@@ -34,6 +34,7 @@ from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
 from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
+from org_instance.scopes import requires_scope
 from org_instance.verifier import JWKSVerifier
 from org_instance.workspace import files, runners, sessions, settings, usage
 from org_instance.workspace.files import total_storage
@@ -155,6 +156,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
             "caller": Provide(provide_caller),
         },
         middleware=[DefineMiddleware(TokenAuth, exclude=UNAUTHENTICATED)],
+        guards=[requires_scope],
         plugins=[runtime.channels],
         lifespan=[_lifespan(runtime, client, owns_http)],
         exception_handlers=EXCEPTION_HANDLERS,

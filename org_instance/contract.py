@@ -74,6 +74,13 @@ TOKEN_TYP: Final = "at+jwt"
 ALLOWED_ALGORITHMS: Final = ("ES256", "EdDSA")
 
 OrgRole = Literal["owner", "admin", "member"]
+#: The scopes token exchange grants each role (a client may ask for fewer); the instance checks
+#: them per route (``org_instance/scopes.py``).
+ROLE_SCOPES: Final[dict[str, tuple[str, ...]]] = {
+    "member": ("org:read", "org:write"),
+    "admin": ("org:read", "org:write", "org:admin"),
+    "owner": ("org:read", "org:write", "org:admin", "org:owner"),
+}
 
 
 def heartbeat_backoff_cap(interval: float) -> float:
