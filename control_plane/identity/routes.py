@@ -33,6 +33,7 @@ from control_plane.runtime import Runtime
 from control_plane.security.passwords import DUMMY_HASH, verify_password
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of, revoke_user_tokens
+from control_plane.tokens.revocation import deny_access_token
 
 BAD_LOGIN = "The email or password is not correct."
 
@@ -106,11 +107,17 @@ async def signup(
 
 @post("/api/v1/auth/logout", status_code=HTTP_200_OK, tags=["identity"])
 async def logout(
-    request: Request[Any, Any, Any], data: JSONBody[LogoutBody], principal: Caller, db: DB
+    request: Request[Any, Any, Any],
+    data: JSONBody[LogoutBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
 ) -> Response[dict[str, str]]:
-    """Revoke the presented refresh token's family and clear the session cookie."""
+    """Revoke the presented refresh token's family and the access token the request carries,
+    and clear the session cookie."""
     if data.refresh_token:
         await revoke_family_of(db, hash_secret(data.refresh_token))
+    await deny_access_token(runtime.revoked, principal.claims)
     record(db, action="auth.logout", actor=principal.user, ip=client_ip(request))
     await db.commit()
     response = Response({"status": "logged_out"})
@@ -136,6 +143,7 @@ async def change_password(
     if not verify_password(data.current_password, user.password_hash):
         raise Unauthenticated("The current password is not correct.", code="invalid_credentials")
     set_password(user, data.new_password)
+    user.session_version += 1  # every access token issued so far stops working
     db.add(user)
     await revoke_user_tokens(db, user.id)
     record(

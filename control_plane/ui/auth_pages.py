@@ -21,6 +21,8 @@ from control_plane.identity.routes import authenticate_password, change_password
 from control_plane.identity.schemas import ChangePasswordBody
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of
+from control_plane.tokens.jws import InvalidToken
+from control_plane.tokens.revocation import deny_access_token
 from control_plane.ui.forms import (
     FormErrors,
     body_from,
@@ -76,11 +78,14 @@ async def logout_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db
     family = await revoke_family_of(db, hash_secret(refresh)) if refresh else None
     token = request.cookies.get(SESSION_COOKIE)
     actor_id = family[1] if family else None
-    if actor_id is None and token:
+    if token:
         try:
-            actor_id = (await verify_access_token(token, runtime=runtime, db=db))["sub"]
-        except Exception:
-            actor_id = None
+            claims = await verify_access_token(token, runtime=runtime, db=db)
+        except InvalidToken:
+            claims = {}
+        if claims:  # the cookie's access token ends now, not at its expiry
+            await deny_access_token(runtime.revoked, claims)
+            actor_id = actor_id or claims["sub"]
     if actor_id is not None:
         user = await db.get(User, actor_id)
         record(db, action="auth.logout", actor=user, ip=client_ip(request))
