@@ -9,7 +9,8 @@ early:
   Tokens issued before ``sv`` existed count as version 1.
 * **Denied ``jti``.** Logout denies the presented access token's ``jti`` in the ``revoked``
   store until the token would have expired anyway (memory in embedded mode, Redis shared by
-  every replica otherwise): one store read per authenticated request.
+  every replica otherwise): one store read per authenticated request, which fails open while
+  Redis is down (see :func:`token_denied`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+import structlog
 from litestar.stores.base import Store
+from redis.exceptions import RedisError
 
 from control_plane.db.models import User
 
 JTI_PREFIX: Final = "jti:"
+
+log = structlog.get_logger("orgplane.tokens")
 
 
 def session_current(claims: dict[str, Any], user: User) -> bool:
@@ -39,9 +44,19 @@ async def deny_access_token(store: Store, claims: dict[str, Any]) -> None:
 
 
 async def token_denied(store: Store, claims: dict[str, Any]) -> bool:
-    """Whether the token of ``claims`` was revoked (logout)."""
+    """Whether the token of ``claims`` was revoked (logout).
+
+    Fails open: while Redis is unreachable a revoked token counts as not revoked (it still
+    expires within ``access_token_ttl``), so a Redis outage does not stop every authenticated
+    request; logging out, which writes the mark, answers 503 ``redis_unavailable`` then."""
     jti = claims.get("jti")
-    return isinstance(jti, str) and await store.exists(JTI_PREFIX + jti)
+    if not isinstance(jti, str):
+        return False
+    try:
+        return await store.exists(JTI_PREFIX + jti)
+    except RedisError:
+        log.warning("revocation store unreachable; revoked access tokens are not checked")
+        return False
 
 
 async def token_usable(store: Store, claims: dict[str, Any], user: User | None) -> bool:

@@ -3,6 +3,7 @@ on the API, as the subject of a token exchange, and through the UI's session coo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -73,3 +74,23 @@ async def test_ui_logout_ends_the_cookies_access_token(client: AsyncTestClient[A
     assert out.status_code == 303
     replay = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(replay, 401, "invalid_token")
+
+
+async def test_a_redis_outage_does_not_lock_everyone_out() -> None:
+    """Checking a token against the revocation store fails open: while Redis is unreachable
+    every request would otherwise answer 503 (tests/proof/test_store_outages.py runs the real
+    outage; this injects the store's failure)."""
+    from litestar.stores.memory import MemoryStore
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from control_plane.tokens.revocation import deny_access_token, token_denied
+
+    class Unreachable(MemoryStore):
+        async def exists(self, key: str) -> bool:
+            raise RedisConnectionError("connection refused")
+
+    claims = {"jti": "j1", "exp": int(time.time()) + 60}
+    assert await token_denied(Unreachable(), claims) is False
+    store = MemoryStore()
+    await deny_access_token(store, claims)
+    assert await token_denied(store, claims) is True
