@@ -33,6 +33,7 @@ from org_instance.deps import Instance, provide_caller, provide_instance
 from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
 from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
+from org_instance.revocations import Revocations
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
 from org_instance.scopes import requires_scope
 from org_instance.verifier import JWKSVerifier
@@ -87,6 +88,7 @@ def build_runtime(config: InstanceConfig, *, http: httpx.AsyncClient) -> Instanc
         limits=LimitsState(config.limits),
         channels=events.make_channels(redis=redis),
         redis=redis,
+        revocations=Revocations(org_id=config.org_id, redis=redis),
     )
 
 
@@ -102,14 +104,15 @@ def _lifespan(runtime: InstanceRuntime, http: httpx.AsyncClient, owns_http: bool
         if runtime.config.control_plane_url:
             runtime.heartbeat = HeartbeatSender(runtime=runtime, http=http)
             beats = asyncio.create_task(runtime.heartbeat.run())
+        follow = asyncio.create_task(runtime.revocations.run()) if runtime.redis else None
         log.info("instance ready", instance_id=runtime.config.instance_id)
         try:
             yield
         finally:
-            for task in (beats, prefetch):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(*(t for t in (beats, prefetch) if t), return_exceptions=True)
+            tasks = [t for t in (beats, prefetch, follow) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.verifier.aclose()
             if owns_http:
                 await http.aclose()

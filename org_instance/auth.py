@@ -129,6 +129,13 @@ class TokenAuth(AbstractAuthenticationMiddleware):
                 else ("The token is invalid, expired or not for this org.")
             )
             raise Unauthorized(detail) from None
+        if runtime.revocations.refuses(claims):
+            log.info("revoked token refused", path=connection.url.path[:255])
+            if is_ws:
+                raise WebSocketException(
+                    detail="invalid_token", code=WS_CLOSE_UNAUTHORIZED
+                ) from None
+            raise Unauthorized("The token was revoked; exchange a new one.")
         if (claims["sub"] == CONTROL_PLANE_SUBJECT) != connection.url.path.startswith(
             INTERNAL_PREFIX
         ):

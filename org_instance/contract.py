@@ -118,6 +118,25 @@ def heartbeat_answer_key(org_id: str) -> str:
     return f"{redis_namespace(org_id)}:orgplane:heartbeat-answer"
 
 
+def revocations_key(org_id: str) -> str:
+    """The org's revocation list, a Redis hash the control plane writes: field ``sub:<user
+    id>`` or ``org`` -> unix second T (org tokens of that user, or all of them, with ``iat <=
+    T`` are refused), or ``jti:<jti>`` -> its ``exp`` (that token is refused). Each write is
+    also published on :func:`revocations_channel` as ``<field>=<value>``."""
+    return f"{redis_namespace(org_id)}:orgplane:revocations"
+
+
+def revocations_channel(org_id: str) -> str:
+    """The pub/sub channel on which revocations reach the org's instances at once."""
+    return f"{redis_namespace(org_id)}:orgplane:revocations"
+
+
+#: While an instance that uses Redis cannot follow the revocation channel (Redis down, not yet
+#: subscribed), it accepts only org tokens issued within this many seconds: revocation then
+#: degrades to a short token lifetime instead of to none.
+REVOCATION_FALLBACK_SECONDS: Final = 60
+
+
 def heartbeat_key_ttl(interval: float) -> int:
     """Seconds a heartbeat left in Redis lives: three intervals, as the liveness window."""
     return max(2, math.ceil(3 * interval))

@@ -2,7 +2,8 @@
 
 The channels backend is memory by default and Redis pub/sub when ``ORGPLANE_REDIS_URL`` is set;
 channel names are ``org:{org_id}:session:{id}``, inside the org's Redis ACL prefix. A socket
-lives no longer than the token that opened it: at the token's ``exp`` it is closed with 4401.
+lives no longer than the token that opened it: at the token's ``exp``, or as soon as the token
+is revoked (``org_instance/revocations.py``), it is closed with 4401.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ async def session_events(
         channels.start_subscription([instance.session_channel(session_id)]) as subscriber,
         subscriber.run_in_background(socket.send_text),
     ):
+        revoked = instance.revocations.watch(caller.claims)
+        closer = asyncio.create_task(_close_when_revoked(socket, revoked))
         try:
             async with asyncio.timeout_at(deadline):
                 while True:
@@ -66,6 +69,14 @@ async def session_events(
             return
         except TimeoutError:
             await socket.close(code=WS_CLOSE_TOKEN_EXPIRED, reason="token_expired")
+        finally:
+            instance.revocations.unwatch(revoked)
+            closer.cancel()
+
+
+async def _close_when_revoked(socket: WebSocket[Any, Any, Any], revoked: asyncio.Event) -> None:
+    await revoked.wait()
+    await socket.close(code=WS_CLOSE_TOKEN_EXPIRED, reason="token_revoked")
 
 
 ROUTES = [session_events]

@@ -33,6 +33,7 @@ from control_plane.runtime import Runtime
 from control_plane.security.passwords import DUMMY_HASH, verify_password
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of, revoke_user_tokens
+from control_plane.tokens.org_revocation import revoke_user_everywhere
 from control_plane.tokens.revocation import deny_access_token
 
 BAD_LOGIN = "The email or password is not correct."
@@ -120,6 +121,7 @@ async def logout(
     await deny_access_token(runtime.revoked, principal.claims)
     record(db, action="auth.logout", actor=principal.user, ip=client_ip(request))
     await db.commit()
+    await revoke_user_everywhere(runtime, db, principal.user)
     response = Response({"status": "logged_out"})
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -137,6 +139,7 @@ async def change_password(
     data: JSONBody[ChangePasswordBody],
     principal: Caller,
     db: DB,
+    runtime: RuntimeDep,
 ) -> dict[str, str]:
     """Change one's own password; every refresh token of the user is revoked."""
     user = principal.user
@@ -155,6 +158,7 @@ async def change_password(
         ip=client_ip(request),
     )
     await db.commit()
+    await revoke_user_everywhere(runtime, db, user)
     return {"status": "password_changed"}
 
 
@@ -222,6 +226,7 @@ async def update_user(
     data: JSONBody[UpdateUserBody],
     principal: Caller,
     db: DB,
+    runtime: RuntimeDep,
 ) -> UserOut:
     """Rename, disable or enable a user, or change staff rights (platform admins only)."""
     require_platform_admin(principal)
@@ -253,6 +258,8 @@ async def update_user(
         and {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None},
     )
     await db.commit()
+    if data.disabled or data.is_platform_admin is False:
+        await revoke_user_everywhere(runtime, db, user)
     return UserOut.of(user)
 
 

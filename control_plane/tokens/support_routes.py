@@ -29,6 +29,7 @@ from control_plane.orgs.access import OrgAccess, org_access
 from control_plane.orgs.schemas import OrgOut
 from control_plane.orgs.service import org_out
 from control_plane.pagination import Page
+from control_plane.tokens.org_revocation import revoke_user_in_org
 from control_plane.tokens.support_access import (
     MAX_REASON,
     decide_request,
@@ -170,6 +171,8 @@ async def _decide(
         ttl_seconds=runtime.settings.tokens.access_approval_ttl,
         ip=client_ip(request),
     )
+    if decided.status == "revoked":  # the staff member's org tokens end with the approval
+        await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=decided.staff_user_id)
     staff = await db.get(User, decided.staff_user_id)
     return AccessRequestOut.of(decided, staff.email if staff else "")
 

@@ -38,6 +38,7 @@ from control_plane.tokens.discovery import INTROSPECTION_PATH, REVOCATION_PATH
 from control_plane.tokens.grants import OAuthError
 from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
 from control_plane.tokens.oauth import NO_STORE, oauth_params
+from control_plane.tokens.org_revocation import publish_revocation
 from control_plane.tokens.revocation import deny_access_token, token_denied, token_usable
 from org_instance.contract import org_audience
 
@@ -91,6 +92,11 @@ async def revoke_endpoint(request: Request[Any, Any, Any], runtime: RuntimeDep) 
             claims = await our_jwt(runtime, db, token)
             if claims is not None:
                 await deny_access_token(runtime.revoked, claims)
+                if claims.get("org_id"):  # an org token: its instances refuse it now
+                    jti, exp = str(claims["jti"]), int(claims["exp"])
+                    await publish_revocation(
+                        runtime, org_ids=[str(claims["org_id"])], field=f"jti:{jti}", value=exp
+                    )
             user_id = str(claims["sub"]) if claims else None
         user = await db.get(User, user_id) if user_id else None
         if user is not None:

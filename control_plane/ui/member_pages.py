@@ -20,6 +20,7 @@ from control_plane.identity.routes import client_ip
 from control_plane.members.invites import create_invite, invites_page, revoke_invite
 from control_plane.members.service import change_role, members_page, remove_member
 from control_plane.orgs.access import ROLES, OrgAccess, org_access
+from control_plane.tokens.org_revocation import revoke_user_in_org
 from control_plane.tokens.support_access import list_requests, set_access_approval, shown_status
 from control_plane.tokens.support_routes import approve_access_request, reject_access_request
 from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
@@ -145,8 +146,9 @@ async def role_submit(
     user_id: FromPath[str],
     viewer: Viewer,
     db: DB,
+    runtime: RuntimeDep,
 ) -> Any:
-    """Give a member another role."""
+    """Give a member another role (their tokens with the old one end)."""
     data = await form_data(request)
     access = await org_access(db, viewer, org_ref)
     try:
@@ -163,6 +165,7 @@ async def role_submit(
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc)
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
     return back_to(f"/ui/orgs/{access.org.slug}/members", "member_updated")
 
 
@@ -173,6 +176,7 @@ async def remove_submit(
     user_id: FromPath[str],
     viewer: Viewer,
     db: DB,
+    runtime: RuntimeDep,
 ) -> Any:
     """Remove a member, or leave the org."""
     access = await org_access(db, viewer, org_ref)
@@ -182,6 +186,7 @@ async def remove_submit(
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc)
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
     if user_id == viewer.user.id:
         return back_to("/ui/orgs", "member_removed")
     return back_to(f"/ui/orgs/{access.org.slug}/members", "member_removed")
