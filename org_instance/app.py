@@ -169,6 +169,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
         debug=False,
     )
     app.state.instance = runtime
+    runtime.revocations.on_key_retired = runtime.verifier.retire
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
     app.state.maintenance = MaintenanceGate(app.asgi_handler)
     app.asgi_handler = HostCheck(app.state.maintenance, allowed=config.allowed_hosts)

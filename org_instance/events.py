@@ -59,7 +59,7 @@ async def session_events(
         channels.start_subscription([instance.session_channel(session_id)]) as subscriber,
         subscriber.run_in_background(socket.send_text),
     ):
-        revoked = instance.revocations.watch(caller.claims)
+        revoked = instance.revocations.watch({**caller.claims, "kid": caller.kid})
         closer = asyncio.create_task(_close_when_revoked(socket, revoked))
         try:
             async with asyncio.timeout_at(deadline):

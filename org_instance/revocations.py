@@ -5,8 +5,9 @@ each entry on the org's revocation channel (``contract.revocations_key`` / ``_ch
 instance subscribes, loads the list, and from then on refuses, in memory and with no round
 trip per request, any org token the list names: a user's tokens issued up to a moment (member
 removed, user disabled, logout, password change, staff access revoked), every token up to a
-moment (org suspended), or one token by ``jti``. Open WebSockets are re-checked on every
-change and closed (4401) when their token is refused.
+moment (org suspended), or one token by ``jti``; a signing key retired in an emergency
+(``kid:<kid>``) is handed to the verifier, which refuses every token it signed. Open
+WebSockets are re-checked on every change and closed (4401) when their token is refused.
 
 While the channel is down (Redis unreachable, not yet subscribed) the instance cannot know what
 was revoked, so it degrades to a short token lifetime: only tokens issued within
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -52,6 +54,8 @@ class Revocations:
         self.redis = redis
         self.fallback = fallback
         self.entries: dict[str, int] = {}
+        #: Called with the kid of a signing key retired in an emergency (``kid:<kid>``).
+        self.on_key_retired: Callable[[str], None] = lambda _kid: None
         #: Following the channel; without Redis there is nothing to follow.
         self.live = redis is None
         self._watched: dict[asyncio.Event, dict[str, Any]] = {}
@@ -67,7 +71,9 @@ class Revocations:
             until = self.entries.get(name)
             if until is not None and iat <= until:
                 return True
-        return f"jti:{claims.get('jti')}" in self.entries
+        return f"jti:{claims.get('jti')}" in self.entries or f"kid:{claims.get('kid')}" in (
+            self.entries
+        )
 
     def watch(self, claims: dict[str, Any]) -> asyncio.Event:
         """An event set once the token of ``claims`` is refused (an open WebSocket's)."""
@@ -97,6 +103,8 @@ class Revocations:
         entry = _entry(field, value)
         if entry is not None:
             name, moment = entry
+            if name.startswith("kid:"):
+                self.on_key_retired(name[4:])
             self.entries[name] = max(moment, self.entries.get(name, moment))
             self._changed()
 

@@ -10,6 +10,7 @@ arrives:
   member's approval revoked: the user's org tokens issued up to now.
 * ``org``: an org suspended (and its descendants): every org token issued up to now.
 * ``jti:<jti>``: one org token revoked (RFC 7009).
+* ``kid:<kid>``: a signing key retired in an emergency: every token it signed, in every org.
 
 The list lives as long as an org token can (``org_token_ttl`` plus a minute); an older entry
 names only expired tokens. Writing needs the control plane's Redis admin connection (per-org
@@ -29,9 +30,9 @@ from redis.exceptions import RedisError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.db.models import AuditEvent, User, utcnow
+from control_plane.db.models import AuditEvent, Org, User, utcnow
 from control_plane.orgs.access import caller_roles
-from control_plane.orgs.hierarchy import descendant_ids
+from control_plane.orgs.hierarchy import descendant_ids, live_orgs
 from control_plane.runtime import Runtime
 from org_instance.contract import revocations_channel, revocations_key
 
@@ -81,6 +82,14 @@ async def revoke_user_everywhere(runtime: Runtime, db: AsyncSession, user: User)
         )
         orgs.update(org_id for org_id in (await db.exec(entered)).all() if org_id)
     await publish_revocation(runtime, org_ids=orgs, field=f"sub:{user.id}")
+
+
+async def retire_key_everywhere(runtime: Runtime, db: AsyncSession, *, kid: str) -> int:
+    """Every live org's instances refuse tokens signed by ``kid`` now (emergency retirement);
+    answers how many orgs were told."""
+    org_ids = list((await db.exec(select(Org.id).where(live_orgs()))).all())
+    await publish_revocation(runtime, org_ids=org_ids, field=f"kid:{kid}")
+    return len(org_ids)
 
 
 async def revoke_org(runtime: Runtime, db: AsyncSession, *, org_id: str) -> None:

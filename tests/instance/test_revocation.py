@@ -135,3 +135,26 @@ def test_without_the_channel_only_fresh_tokens_are_accepted(
         assert client.get("/api/v1/me", headers=bearer(old)).status_code == 401
         fresh = _token(signer, org_id, "u1", age=1)
         assert client.get("/api/v1/me", headers=bearer(fresh)).status_code == 200
+
+
+def test_an_emergency_key_retirement_is_honoured_at_once(
+    tmp_path: Path, signer: Signer, cp: FakeControlPlane, org_redis: tuple[str, str]
+) -> None:
+    """Failed on the old code: there was no way to tell an instance; a token signed by the
+    retired key (seen before or new) kept being accepted until the JWKS cache expired."""
+    org_id, url = org_redis
+    app = create_app(instance_config(tmp_path, org_id=org_id, redis_url=url), http=cp.client())
+    with TestClient(app, base_url="http://acme.orgplane.test") as client:
+        _until(lambda: app.state.instance.revocations.live)
+        seen = _token(signer, org_id, "u1")
+        assert client.get("/api/v1/me", headers=bearer(seen)).status_code == 200
+        sid = client.post("/api/v1/sessions", headers=bearer(seen), json={}).json()["id"]
+        events = f"/api/v1/sessions/{sid}/events?access_token={_token(signer, org_id, 'u2')}"
+        with client.websocket_connect(events) as ws:
+            _revoke(org_id, f"kid:{signer.kid}")
+            _until(lambda: client.get("/api/v1/me", headers=bearer(seen)).status_code == 401)
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text(timeout=BOUND)
+            assert closed.value.code == 4401
+        new = _token(signer, org_id, "u3", age=0)  # signed after the retirement
+        assert client.get("/api/v1/me", headers=bearer(new)).status_code == 401
