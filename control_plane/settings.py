@@ -288,6 +288,12 @@ class RoutingSettings(_Group):
         description="URL Traefik reaches the control plane at to wake hibernated orgs (the "
         "`orgplane-wake` service); empty means the fallback URL.",
     )
+    reserved_slugs: list[str] = Field(
+        default_factory=list,
+        description="More org slugs the platform keeps for itself, as a JSON list (besides the "
+        "built-in names and every label of its own hosts: public, fallback, wake, instance "
+        "URLs).",
+    )
     wake_hold_timeout: float = Field(
         30.0,
         description="Seconds the wake endpoint holds an API request to a waking org before it "
