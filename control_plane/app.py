@@ -40,6 +40,7 @@ from control_plane.reconciler.service import provisioning, wake_after_org_write
 from control_plane.routing.routes import ROUTES as ROUTING_ROUTES
 from control_plane.routing.wake import ROUTES as WAKE_ROUTES
 from control_plane.runtime import Runtime
+from control_plane.security.headers import NoSniffMiddleware
 from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 from control_plane.ui import ui_setup
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(fmt=settings.server.log_format, level=settings.server.log_level)
     ui = ui_setup(settings)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -156,3 +157,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    # Around the whole app, so answers made before routing (404, 405) carry it too.
+    app.asgi_handler = NoSniffMiddleware(app.asgi_handler)
+    return app

@@ -97,7 +97,9 @@ class SecuritySettings(_Group):
         SecretStr(""), description="Password of the platform admin created on first start."
     )
     cookie_secure: bool = Field(
-        False, description="Mark the session cookie Secure (turn on behind HTTPS)."
+        False,
+        description="Mark the UI's cookies Secure even when the public URL is http (they are "
+        "Secure anyway when ORGPLANE_PUBLIC_URL is https or the request came over HTTPS).",
     )
 
 
@@ -351,6 +353,12 @@ class Settings:
             "routing": self.routing,
             "backup": self.backup,
         }
+
+    @property
+    def secure_cookies(self) -> bool:
+        """The UI's cookies are Secure: asked for, or the public URL is https (then the
+        browser reaches the platform over TLS, whatever the proxy forwards on)."""
+        return self.security.cookie_secure or self.server.base_url.startswith("https://")
 
     @property
     def database_url(self) -> str:
