@@ -78,7 +78,7 @@ class StandInControlPlane:
             "sub": "bench-user",
             "aud": org_audience(org_id),
             "client_id": "orgplane",
-            "scope": "org",
+            "scope": "org:read org:write",
             "org_id": org_id,
             "org_slug": "bench",
             "org_role": "member",

@@ -42,6 +42,7 @@ from control_plane.reconciler.service import provisioning, wake_after_org_write
 from control_plane.routing.routes import ROUTES as ROUTING_ROUTES
 from control_plane.routing.wake import ROUTES as WAKE_ROUTES
 from control_plane.runtime import Runtime
+from control_plane.security.headers import NoSniffMiddleware
 from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 from control_plane.ui import ui_setup
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     document_errors_and_security(app.routes)
-    # Before routing and the error handlers, which build ``request.url`` from the Host.
-    app.asgi_handler = HostSyntaxCheck(NoWebSockets(app.asgi_handler))
+    # Before routing and the error handlers, which build ``request.url`` from the Host; nosniff
+    # around everything, so answers made before routing (400 invalid_host, 404, 405) carry it.
+    app.asgi_handler = NoSniffMiddleware(HostSyntaxCheck(NoWebSockets(app.asgi_handler)))
     return app

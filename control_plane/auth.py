@@ -17,6 +17,7 @@ from control_plane.errors import Forbidden, Unauthenticated
 from control_plane.logs import bind_request
 from control_plane.runtime import Runtime
 from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
+from control_plane.tokens.revocation import token_usable
 
 SESSION_COOKIE = "orgplane_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -79,7 +80,7 @@ async def provide_principal(
             "The access token is invalid or expired.", code="invalid_token"
         ) from None
     user = await db.get(User, claims["sub"])
-    if user is None or user.disabled:
+    if user is None or not await token_usable(runtime.revoked, claims, user):
         raise Unauthenticated("The access token is invalid or expired.", code="invalid_token")
     bind_request(user_id=user.id)
     return Principal(user=user, claims=claims)

@@ -76,6 +76,8 @@ class Runtime:
     box: SecretBox
     rate_limits: Store
     issuer: str
+    #: Access tokens ended before their expiry (logout), by ``jti`` (``tokens/revocation.py``).
+    revoked: Store = field(default_factory=MemoryStore)
     replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
     #: The provisioner backend, set by the app's lifespan (``provisioners.base.Provisioner``).
     provisioner: Any = None
@@ -110,6 +112,7 @@ class Runtime:
             box=box,
             rate_limits=_make_store(settings, "orgplane:ratelimit"),
             issuer=settings.server.base_url,
+            revoked=_make_store(settings, "orgplane:revoked"),
         )
 
     async def close(self) -> None:

@@ -104,7 +104,9 @@ class SecuritySettings(_Group):
         SecretStr(""), description="Password of the platform admin created on first start."
     )
     cookie_secure: bool = Field(
-        False, description="Mark the session cookie Secure (turn on behind HTTPS)."
+        False,
+        description="Mark the UI's cookies Secure even when the public URL is http (they are "
+        "Secure anyway when ORGPLANE_PUBLIC_URL is https or the request came over HTTPS).",
     )
 
 
@@ -151,6 +153,12 @@ class ProvisioningSettings(_Group):
     base_domain: str = Field("localhost", description="Orgs are reached at `{slug}.{base_domain}`.")
     instance_image: str = Field(
         "orgplane-instance:latest", description="Image of org instances (docker, kubernetes)."
+    )
+    allowed_images: list[str] = Field(
+        default_factory=list,
+        description="Images platform admins may redeploy an org to, as a JSON list: a "
+        "repository (any tag of it) or `repository@sha256:<digest>` (that digest only). The "
+        "repository of `instance_image` is always allowed; tenants never choose an image.",
     )
     deployment_id: str = Field(
         "orgplane",
@@ -289,6 +297,12 @@ class RoutingSettings(_Group):
         description="URL Traefik reaches the control plane at to wake hibernated orgs (the "
         "`orgplane-wake` service); empty means the fallback URL.",
     )
+    reserved_slugs: list[str] = Field(
+        default_factory=list,
+        description="More org slugs the platform keeps for itself, as a JSON list (besides the "
+        "built-in names and every label of its own hosts: public, fallback, wake, instance "
+        "URLs).",
+    )
     wake_hold_timeout: float = Field(
         30.0,
         description="Seconds the wake endpoint holds an API request to a waking org before it "
@@ -346,6 +360,12 @@ class Settings:
             "routing": self.routing,
             "backup": self.backup,
         }
+
+    @property
+    def secure_cookies(self) -> bool:
+        """The UI's cookies are Secure: asked for, or the public URL is https (then the
+        browser reaches the platform over TLS, whatever the proxy forwards on)."""
+        return self.security.cookie_secure or self.server.base_url.startswith("https://")
 
     @property
     def database_url(self) -> str:

@@ -36,7 +36,9 @@ from org_instance.heartbeat import HeartbeatSender
 from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
 from org_instance.openapi import document as document_errors_and_security
 from org_instance.openapi import openapi_config
+from org_instance.revocations import Revocations
 from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
+from org_instance.scopes import requires_scope
 from org_instance.verifier import JWKSVerifier
 from org_instance.workspace import files, runners, sessions, settings, usage
 from org_instance.workspace.files import total_storage
@@ -90,6 +92,7 @@ def build_runtime(config: InstanceConfig, *, http: httpx.AsyncClient) -> Instanc
         limits=LimitsState(config.limits),
         channels=events.make_channels(redis=redis),
         redis=redis,
+        revocations=Revocations(org_id=config.org_id, redis=redis),
     )
 
 
@@ -105,14 +108,15 @@ def _lifespan(runtime: InstanceRuntime, http: httpx.AsyncClient, owns_http: bool
         if runtime.config.control_plane_url:
             runtime.heartbeat = HeartbeatSender(runtime=runtime, http=http)
             beats = asyncio.create_task(runtime.heartbeat.run())
+        follow = asyncio.create_task(runtime.revocations.run()) if runtime.redis else None
         log.info("instance ready", instance_id=runtime.config.instance_id)
         try:
             yield
         finally:
-            for task in (beats, prefetch):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(*(t for t in (beats, prefetch) if t), return_exceptions=True)
+            tasks = [t for t in (beats, prefetch, follow) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.verifier.aclose()
             if owns_http:
                 await http.aclose()
@@ -159,6 +163,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
             "caller": Provide(provide_caller),
         },
         middleware=[DefineMiddleware(TokenAuth, exclude=UNAUTHENTICATED)],
+        guards=[requires_scope],
         plugins=[runtime.channels],
         lifespan=[_lifespan(runtime, client, owns_http)],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -170,6 +175,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
     )
     document_errors_and_security(app.routes)
     app.state.instance = runtime
+    runtime.revocations.on_key_retired = runtime.verifier.retire
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
     app.state.maintenance = MaintenanceGate(app.asgi_handler)
     app.asgi_handler = HostSyntaxCheck(

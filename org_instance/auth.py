@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from org_instance.backup.protocol import CONTROL_PLANE_SUBJECT, INTERNAL_PREFIX
 from org_instance.config import normalize_host
 from org_instance.errors import Forbidden, TooManyRequests, Unauthorized, send_problem
-from org_instance.verifier import InvalidToken
+from org_instance.verifier import InvalidToken, kid_of
 
 log = structlog.get_logger("orgplane.instance.auth")
 
@@ -48,6 +48,8 @@ class Member:
     sub: str
     role: str
     claims: dict[str, Any]
+    #: The ``kid`` of the key that signed the token (an emergency retirement names it).
+    kid: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -130,6 +132,13 @@ class TokenAuth(AbstractAuthenticationMiddleware):
                 else ("The token is invalid, expired or not for this org.")
             )
             raise Unauthorized(detail) from None
+        if runtime.revocations.refuses(claims):
+            log.info("revoked token refused", path=connection.url.path[:255])
+            if is_ws:
+                raise WebSocketException(
+                    detail="invalid_token", code=WS_CLOSE_UNAUTHORIZED
+                ) from None
+            raise Unauthorized("The token was revoked; exchange a new one.")
         if (claims["sub"] == CONTROL_PLANE_SUBJECT) != connection.url.path.startswith(
             INTERNAL_PREFIX
         ):
@@ -138,7 +147,9 @@ class TokenAuth(AbstractAuthenticationMiddleware):
             raise Forbidden(
                 "This token is not for this part of the org's API.", code="wrong_token_kind"
             )
-        member = Member(sub=claims["sub"], role=claims["org_role"], claims=claims)
+        member = Member(
+            sub=claims["sub"], role=claims["org_role"], claims=claims, kid=kid_of(token)
+        )
         try:
             await runtime.count_request(member.sub)
         except TooManyRequests:

@@ -74,6 +74,13 @@ TOKEN_TYP: Final = "at+jwt"
 ALLOWED_ALGORITHMS: Final = ("ES256", "EdDSA")
 
 OrgRole = Literal["owner", "admin", "member"]
+#: The scopes token exchange grants each role (a client may ask for fewer); the instance checks
+#: them per route (``org_instance/scopes.py``).
+ROLE_SCOPES: Final[dict[str, tuple[str, ...]]] = {
+    "member": ("org:read", "org:write"),
+    "admin": ("org:read", "org:write", "org:admin"),
+    "owner": ("org:read", "org:write", "org:admin", "org:owner"),
+}
 
 
 def heartbeat_backoff_cap(interval: float) -> float:
@@ -109,6 +116,25 @@ def heartbeat_answer_key(org_id: str) -> str:
     written, or expired because no control plane reads the heartbeats) the instance goes back
     to ``POST`` :data:`HEARTBEAT_PATH`."""
     return f"{redis_namespace(org_id)}:orgplane:heartbeat-answer"
+
+
+def revocations_key(org_id: str) -> str:
+    """The org's revocation list, a Redis hash the control plane writes: field ``sub:<user
+    id>`` or ``org`` -> unix second T (org tokens of that user, or all of them, with ``iat <=
+    T`` are refused), or ``jti:<jti>`` -> its ``exp`` (that token is refused). Each write is
+    also published on :func:`revocations_channel` as ``<field>=<value>``."""
+    return f"{redis_namespace(org_id)}:orgplane:revocations"
+
+
+def revocations_channel(org_id: str) -> str:
+    """The pub/sub channel on which revocations reach the org's instances at once."""
+    return f"{redis_namespace(org_id)}:orgplane:revocations"
+
+
+#: While an instance that uses Redis cannot follow the revocation channel (Redis down, not yet
+#: subscribed), it accepts only org tokens issued within this many seconds: revocation then
+#: degrades to a short token lifetime instead of to none.
+REVOCATION_FALLBACK_SECONDS: Final = 60
 
 
 def heartbeat_key_ttl(interval: float) -> int:

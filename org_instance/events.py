@@ -1,11 +1,15 @@
 """Live events: a session's new messages over WebSocket, through Litestar channels.
 
 The channels backend is memory by default and Redis pub/sub when ``ORGPLANE_REDIS_URL`` is set;
-channel names are ``org:{org_id}:session:{id}``, inside the org's Redis ACL prefix.
+channel names are ``org:{org_id}:session:{id}``, inside the org's Redis ACL prefix. A socket
+lives no longer than the token that opened it: at the token's ``exp``, or as soon as the token
+is revoked (``org_instance/revocations.py``), it is closed with 4401.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from litestar import WebSocket, websocket
@@ -17,6 +21,7 @@ from org_instance.errors import NotFound
 from org_instance.workspace.sessions import get_session
 
 WS_CLOSE_NOT_FOUND = 4404
+WS_CLOSE_TOKEN_EXPIRED = 4401
 
 
 def make_channels(*, redis: Any = None) -> Any:
@@ -47,15 +52,31 @@ async def session_events(
         raise WebSocketException(detail="session_not_found", code=WS_CLOSE_NOT_FOUND) from None
     channels = instance.channels
     await socket.accept()
+    # The token's validity ends at its exp; so does the socket it opened (close 4401: the
+    # client exchanges a fresh token and reconnects).
+    deadline = asyncio.get_running_loop().time() + float(caller.claims["exp"]) - time.time()
     async with (
         channels.start_subscription([instance.session_channel(session_id)]) as subscriber,
         subscriber.run_in_background(socket.send_text),
     ):
-        while True:
-            try:
-                await socket.receive_text()
-            except WebSocketDisconnect:
-                break
+        revoked = instance.revocations.watch({**caller.claims, "kid": caller.kid})
+        closer = asyncio.create_task(_close_when_revoked(socket, revoked))
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    await socket.receive_text()
+        except WebSocketDisconnect:
+            return
+        except TimeoutError:
+            await socket.close(code=WS_CLOSE_TOKEN_EXPIRED, reason="token_expired")
+        finally:
+            instance.revocations.unwatch(revoked)
+            closer.cancel()
+
+
+async def _close_when_revoked(socket: WebSocket[Any, Any, Any], revoked: asyncio.Event) -> None:
+    await revoked.wait()
+    await socket.close(code=WS_CLOSE_TOKEN_EXPIRED, reason="token_revoked")
 
 
 ROUTES = [session_events]

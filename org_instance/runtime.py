@@ -138,6 +138,8 @@ class InstanceRuntime:
     usage: Usage = field(default_factory=Usage)
     redis: Any = None
     heartbeat: Any = None
+    #: The org's revocation list (``org_instance.revocations.Revocations``).
+    revocations: Any = None
 
     @property
     def files_dir(self) -> Any:

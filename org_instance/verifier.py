@@ -100,6 +100,16 @@ def parse_jwks(document: bytes) -> dict[str, jwt.PyJWK]:
     return keys
 
 
+def kid_of(token: str) -> str:
+    """The ``kid`` header of a token (unverified; "" when unreadable)."""
+    try:
+        segment = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        return str(header.get("kid", ""))
+    except (ValueError, binascii.Error, AttributeError):
+        return ""
+
+
 class JWKSVerifier:
     """Verifies org tokens for one org against one JWKS URL."""
 
@@ -133,6 +143,9 @@ class JWKSVerifier:
         self._inflight: asyncio.Task[None] | None = None
         self._jwks_document = b""
         self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        #: Keys the control plane retired in an emergency: never used again, even if a stale
+        #: JWKS still lists them.
+        self._retired: set[str] = set()
         #: Outbound JWKS requests made (successful or not); for metrics and tests.
         self.fetches = 0
         #: Why the last fetch failed ("" after a success); for logs and readiness.
@@ -158,8 +171,17 @@ class JWKSVerifier:
             self._verified.popitem(last=False)
         return dict(claims)
 
+    def retire(self, kid: str) -> None:
+        """Refuse every token signed by ``kid`` from now on, remembered ones included."""
+        self._retired.add(kid)
+        self._keys.pop(kid, None)
+        for token in [t for t in self._verified if kid_of(t) == kid]:
+            del self._verified[token]
+
     async def _verify_fully(self, token: str) -> dict[str, Any]:
         kid, alg = self._check_header(token)
+        if kid in self._retired:
+            raise InvalidToken("retired key")
         key = await self._key_for(kid)
         if key is None:
             raise InvalidToken("unknown key id")
@@ -258,7 +280,7 @@ class JWKSVerifier:
         if document != self._jwks_document:
             self._verified.clear()  # a withdrawn key must not live on in remembered tokens
             self._jwks_document = document
-        self._keys = keys
+        self._keys = {kid: key for kid, key in keys.items() if kid not in self._retired}
         self._fresh_until = self._clock() + max(max_age, self.refetch_interval)
 
     async def _download(self) -> tuple[bytes, float]:

@@ -29,7 +29,7 @@ MARGIN_SECONDS = 30
 EXPIRED_LOGIN = "your login has expired or was revoked; run `orgplane login --url {url}` again"
 
 
-def _one_at_a_time(
+def one_at_a_time(
     command: Callable[[argparse.Namespace], None],
 ) -> Callable[[argparse.Namespace], None]:
     """``command`` run while holding the login (see :func:`exclusive_login`)."""
@@ -246,17 +246,15 @@ def register(sub: Any) -> None:
         action="store_true",
         help="read the password from standard input instead of prompting",
     )
-    login.set_defaults(func=_one_at_a_time(cmd_login))
-    sub.add_parser("orgs", help="my orgs and roles").set_defaults(func=_one_at_a_time(cmd_orgs))
+    login.set_defaults(func=one_at_a_time(cmd_login))
+    sub.add_parser("orgs", help="my orgs and roles").set_defaults(func=one_at_a_time(cmd_orgs))
     switch = sub.add_parser("switch", help="make an org the current one")
     switch.add_argument("slug")
-    switch.set_defaults(func=_one_at_a_time(cmd_switch))
+    switch.set_defaults(func=one_at_a_time(cmd_switch))
     sub.add_parser("token", help="print a valid token for the current org").set_defaults(
-        func=_one_at_a_time(cmd_token)
+        func=one_at_a_time(cmd_token)
     )
-    sub.add_parser("whoami", help="who and where I am").set_defaults(
-        func=_one_at_a_time(cmd_whoami)
-    )
+    sub.add_parser("whoami", help="who and where I am").set_defaults(func=one_at_a_time(cmd_whoami))
     sub.add_parser("logout", help="revoke the login and forget it").set_defaults(
-        func=_one_at_a_time(cmd_logout)
+        func=one_at_a_time(cmd_logout)
     )

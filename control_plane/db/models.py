@@ -48,6 +48,8 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=300)
     is_platform_admin: bool = False
     disabled: bool = False
+    #: Bumped by a password change: access tokens carry it (``sv``) and older ones stop working.
+    session_version: int = 1
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

@@ -33,6 +33,8 @@ from control_plane.runtime import Runtime
 from control_plane.security.passwords import DUMMY_HASH, verify_password
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of, revoke_user_tokens
+from control_plane.tokens.org_revocation import revoke_user_everywhere
+from control_plane.tokens.revocation import deny_access_token
 
 BAD_LOGIN = "The email or password is not correct."
 
@@ -106,13 +108,20 @@ async def signup(
 
 @post("/api/v1/auth/logout", status_code=HTTP_200_OK, tags=["identity"])
 async def logout(
-    request: Request[Any, Any, Any], data: JSONBody[LogoutBody], principal: Caller, db: DB
+    request: Request[Any, Any, Any],
+    data: JSONBody[LogoutBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
 ) -> Response[dict[str, str]]:
-    """Revoke the presented refresh token's family and clear the session cookie."""
+    """Revoke the presented refresh token's family and the access token the request carries,
+    and clear the session cookie."""
     if data.refresh_token:
         await revoke_family_of(db, hash_secret(data.refresh_token))
+    await deny_access_token(runtime.revoked, principal.claims)
     record(db, action="auth.logout", actor=principal.user, ip=client_ip(request))
     await db.commit()
+    await revoke_user_everywhere(runtime, db, principal.user)
     response = Response({"status": "logged_out"})
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -130,12 +139,14 @@ async def change_password(
     data: JSONBody[ChangePasswordBody],
     principal: Caller,
     db: DB,
+    runtime: RuntimeDep,
 ) -> dict[str, str]:
     """Change one's own password; every refresh token of the user is revoked."""
     user = principal.user
     if not verify_password(data.current_password, user.password_hash):
         raise Unauthenticated("The current password is not correct.", code="invalid_credentials")
     set_password(user, data.new_password)
+    user.session_version += 1  # every access token issued so far stops working
     db.add(user)
     await revoke_user_tokens(db, user.id)
     record(
@@ -147,6 +158,7 @@ async def change_password(
         ip=client_ip(request),
     )
     await db.commit()
+    await revoke_user_everywhere(runtime, db, user)
     return {"status": "password_changed"}
 
 
@@ -214,6 +226,7 @@ async def update_user(
     data: JSONBody[UpdateUserBody],
     principal: Caller,
     db: DB,
+    runtime: RuntimeDep,
 ) -> UserOut:
     """Rename, disable or enable a user, or change staff rights (platform admins only)."""
     require_platform_admin(principal)
@@ -245,6 +258,8 @@ async def update_user(
         and {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None},
     )
     await db.commit()
+    if data.disabled or data.is_platform_admin is False:
+        await revoke_user_everywhere(runtime, db, user)
     return UserOut.of(user)
 
 

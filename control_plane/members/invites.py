@@ -23,6 +23,7 @@ from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound, Prob
 from control_plane.identity.users import checked_email, find_by_email
 from control_plane.members.schemas import InviteOut, InviteWithToken
 from control_plane.members.service import check_capacity, membership_of
+from control_plane.members.staff_rules import check_acceptance, check_staff_grant
 from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import is_live
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
@@ -98,6 +99,7 @@ async def create_invite(
     _check_inviter(access, role)
     email, org = checked_email(email), access.org
     existing = await find_by_email(db, email)
+    await check_staff_grant(db, access=access, principal=principal, user=existing, email=email)
     if existing is not None and await membership_of(db, org.id, existing.id):
         raise Conflict("That user is a member already.", code="already_member", field="email")
     pending = (
@@ -242,6 +244,7 @@ async def accept_invite(
 ) -> tuple[Org, Membership]:
     """Spend ``token`` for ``user`` and give them the invite's role. Does not commit."""
     invite, org = await _usable_invite(db, user, token)
+    await check_acceptance(db, org=org, invite=invite, user=user)
     now = utcnow()
     spent = await db.exec(
         update(Invite)

@@ -10,7 +10,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 
 from control_plane.db.models import Org, User
-from control_plane.deps import DB, Caller
+from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import NotFound
 from control_plane.identity.routes import client_ip
 from control_plane.members.invite_routes import INVITE_ROUTES
@@ -31,6 +31,7 @@ from control_plane.members.service import (
 )
 from control_plane.orgs.access import caller_roles, org_access
 from control_plane.pagination import Page
+from control_plane.tokens.org_revocation import revoke_user_in_org
 
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
 
@@ -45,6 +46,7 @@ async def list_members(
 ) -> Page[MemberOut]:
     """The org's direct members (any member may look), by email."""
     access = await org_access(db, principal, org_id)
+    access.require("member", to="see its members")
     return await members_page(db, access.org, limit=limit, cursor=cursor)
 
 
@@ -74,6 +76,7 @@ async def update_role(
     data: JSONBody[ChangeRoleBody],
     principal: Caller,
     db: DB,
+    runtime: RuntimeDep,
 ) -> MemberOut:
     """Change a member's role; the last owner stays, nobody raises their own role."""
     access = await org_access(db, principal, org_id)
@@ -89,6 +92,8 @@ async def update_role(
     user = await db.get(User, user_id)
     if user is None:  # only if the user row vanished in between
         raise NotFound("That user is not a member of this org.", code="member_not_found")
+    # Tokens carry the role: the old one must not outlive the change.
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
     return member_out(membership, user)
 
 
@@ -103,12 +108,14 @@ async def remove(
     user_id: FromPath[str],
     principal: Caller,
     db: DB,
+    runtime: RuntimeDep,
 ) -> None:
     """Remove a member (org admins), or leave the org (oneself)."""
     access = await org_access(db, principal, org_id)
     await remove_member(
         db, principal=principal, access=access, user_id=user_id, ip=client_ip(request)
     )
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
 
 
 @get("/api/v1/me/orgs", tags=["members"])

@@ -19,6 +19,7 @@ from control_plane.db.models import Membership, Org, User
 from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound
 from control_plane.identity.users import find_by_email
 from control_plane.members.schemas import MemberOut
+from control_plane.members.staff_rules import check_staff_grant
 from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import effective_limits
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
@@ -109,6 +110,8 @@ async def add_member(
     db: AsyncSession, *, principal: Principal, access: OrgAccess, user: User, role: str, ip: str
 ) -> Membership:
     """Make ``user`` a member with ``role``; 409 ``already_member``."""
+    access.require("admin", to="manage members")
+    await check_staff_grant(db, access=access, principal=principal, user=user, email=user.email)
     check_grant(access, principal, user_id=user.id, role=role)
     if await membership_of(db, access.org.id, user.id):
         raise Conflict("That user is a member already.", code="already_member")
@@ -150,6 +153,10 @@ async def change_role(
     check_grant(access, principal, user_id=user_id, role=role)
     if membership.role == "owner" and not access.has("owner"):
         raise Forbidden("Only owners can change an owner's role.", code="owner_required")
+    if rank(role) > rank(membership.role):
+        user = await db.get(User, user_id)
+        email = user.email if user else ""
+        await check_staff_grant(db, access=access, principal=principal, user=user, email=email)
     if membership.role != role:
         if role != "owner":
             await _keep_an_owner(db, membership)

@@ -7,18 +7,28 @@
 * Platform admins see every live org and act with an owner's rights.
 * An org is *governed* (plan, features, limits, suspension) by platform admins and by the
   admins of its ancestors, never by its own members: an owner cannot raise their own quota.
+* **The staff gate.** In an org with ``require_access_approval``, a platform admin acts with
+  staff rights only while an approved, unexpired access request of theirs exists; without one
+  they act with their own role, if any (``OrgAccess.gated``), and anything that needs more
+  answers 403 ``approval_required``. The org stays visible (its registry row, the access-request
+  endpoints), so staff can ask.
+* A platform admin acting without a role of their own is marked on the session
+  (``audit.record.mark_staff``), and every audit event of theirs recorded for that org in the
+  same session says so (``detail.staff``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.audit.record import mark_staff
 from control_plane.auth import Principal
-from control_plane.db.models import Membership, Org, User
+from control_plane.db.models import AccessRequest, Membership, Org, User, utcnow
 from control_plane.errors import Forbidden, NotFound
 from control_plane.logs import bind_request
 from control_plane.orgs.hierarchy import ancestors, descendant_ids, is_live, live_orgs
@@ -30,6 +40,24 @@ ROLES: Final = tuple(ROLE_RANK)
 def rank(role: str | None) -> int:
     """Order of roles (0 for none), for "at least" comparisons."""
     return ROLE_RANK.get(role or "", 0)
+
+
+async def approved_request(
+    db: AsyncSession, *, org_id: str, staff_id: str, now: datetime | None = None
+) -> AccessRequest | None:
+    """The staff member's approval for the org that is still valid at ``now``, if any."""
+    query = (
+        select(AccessRequest)
+        .where(
+            col(AccessRequest.org_id) == org_id,
+            col(AccessRequest.staff_user_id) == staff_id,
+            col(AccessRequest.status) == "approved",
+            col(AccessRequest.expires_at) > (now or utcnow()),
+        )
+        .order_by(col(AccessRequest.expires_at).desc())
+        .limit(1)
+    )
+    return (await db.exec(query)).first()
 
 
 async def _direct_roles(db: AsyncSession, user_id: str, org_ids: list[str]) -> dict[str, str]:
@@ -75,23 +103,41 @@ async def caller_roles(db: AsyncSession, user: User) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class OrgAccess:
-    """A visible org and what the caller is in it."""
+    """A visible org and what the caller is in it.
+
+    ``staff``: the caller is a platform admin. ``gated``: the org requires approved staff
+    access and the caller has no valid approval, so staff rights do not apply here.
+    """
 
     org: Org
     role: str | None
     staff: bool
+    gated: bool = False
+
+    @property
+    def staff_rights(self) -> bool:
+        """The caller may use staff rights (act as an owner) in this org."""
+        return self.staff and not self.gated
 
     def has(self, minimum: str) -> bool:
-        """The caller acts with at least ``minimum`` (platform admins act as owners)."""
-        return self.staff or rank(self.role) >= rank(minimum)
+        """The caller acts with at least ``minimum`` (platform admins act as owners, unless
+        the staff gate holds them back)."""
+        return self.staff_rights or rank(self.role) >= rank(minimum)
 
     def require(self, minimum: str, *, to: str) -> None:
         """403 ``{minimum}_required`` unless :meth:`has` (the org is visible, so 403 leaks
-        nothing)."""
-        if not self.has(minimum):
+        nothing); 403 ``approval_required`` when only the staff gate is in the way."""
+        if self.has(minimum):
+            return
+        if self.staff:
             raise Forbidden(
-                f"You need the {minimum} role in this org to {to}.", code=f"{minimum}_required"
+                f"This org requires an approved access request to {to}: file one with "
+                f"POST /api/v1/orgs/{self.org.id}/access-requests and ask an owner to approve it.",
+                code="approval_required",
             )
+        raise Forbidden(
+            f"You need the {minimum} role in this org to {to}.", code=f"{minimum}_required"
+        )
 
 
 async def find_live_org(db: AsyncSession, ref: str) -> Org | None:
@@ -118,7 +164,13 @@ async def org_access(db: AsyncSession, principal: Principal, ref: str) -> OrgAcc
     if role is None and not principal.is_platform_admin:
         raise org_not_found()
     bind_request(org_id=org.id)
-    return OrgAccess(org=org, role=role, staff=principal.is_platform_admin)
+    gated, approval_id = False, ""
+    if principal.is_platform_admin and org.require_access_approval:
+        approval = await approved_request(db, org_id=org.id, staff_id=principal.user.id)
+        gated, approval_id = approval is None, approval.id if approval else ""
+    if principal.is_platform_admin and role is None and not gated:
+        mark_staff(db, org_id=org.id, staff_id=principal.user.id, approval_id=approval_id or None)
+    return OrgAccess(org=org, role=role, staff=principal.is_platform_admin, gated=gated)
 
 
 async def visible_org(db: AsyncSession, principal: Principal, ref: str) -> Org:

@@ -58,6 +58,20 @@ async def ancestors(db: AsyncSession, org: Org) -> list[Org]:
     return chain
 
 
+async def ancestor_hold(db: AsyncSession, org: Org) -> str:
+    """Why an ancestor holds ``org`` back ("" when none does): a suspended ancestor suspends
+    its descendants, and one pending deletion stops them too (token exchange refuses them, the
+    reconciler stops their instances). Costs the walk up the parents; nothing for a root org."""
+    if org.parent_id is None:
+        return ""
+    for ancestor in await ancestors(db, org):
+        if ancestor.suspended:
+            return "a parent org is suspended"
+        if ancestor.delete_after is not None:
+            return "a parent org is pending deletion"
+    return ""
+
+
 def own_quota(org: Org) -> dict[str, int]:
     """The org's plan limits overridden by its own limit overrides (ancestors not applied)."""
     plan = PLANS.get(org.plan) or PLANS[DEFAULT_PLAN]

@@ -18,7 +18,7 @@ from control_plane.auth import Principal
 from control_plane.db.models import Org, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.orgs.access import OrgAccess, governs
-from control_plane.orgs.hierarchy import live_children
+from control_plane.orgs.hierarchy import descendant_ids, live_children
 
 
 async def _require_governor(db: AsyncSession, principal: Principal, org: Org, to: str) -> None:
@@ -43,10 +43,28 @@ def _bump(org: Org, *, config: bool = True) -> None:
     org.updated_at = utcnow()
 
 
+async def _bump_descendants(db: AsyncSession, org: Org) -> None:
+    """A suspended ancestor stops its descendants (``reconciler.reconcile.desired_state``):
+    bump their generations so the reconciler revisits them now."""
+    below = await descendant_ids(db, [org.id])
+    if below:
+        await db.exec(
+            update(Org)
+            .where(col(Org.id).in_(below))
+            .values(
+                generation=col(Org.generation) + 1,
+                config_version=col(Org.config_version) + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session="fetch")
+        )
+
+
 async def set_suspended(
     db: AsyncSession, *, principal: Principal, access: OrgAccess, suspended: bool, ip: str
 ) -> Org:
-    """Suspend (desired state ``stopped``) or resume (``running``) an org; idempotent."""
+    """Suspend (desired state ``stopped``) or resume (``running``) an org and, through it, its
+    descendants; idempotent."""
     org = access.org
     await _require_governor(db, principal, org, "suspend or resume this org")
     if org.suspended != suspended:
@@ -54,6 +72,7 @@ async def set_suspended(
         org.desired_state = "stopped" if suspended else "running"
         _bump(org)
         db.add(org)
+        await _bump_descendants(db, org)
         record(
             db,
             action="org.suspend" if suspended else "org.resume",

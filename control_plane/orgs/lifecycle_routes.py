@@ -19,19 +19,26 @@ from control_plane.orgs.lifecycle import (
 )
 from control_plane.orgs.schemas import OrgOut
 from control_plane.orgs.service import org_out
+from control_plane.tokens.org_revocation import revoke_org
 
 Confirm = Annotated[str | None, QueryParameter(max_length=100)]
 
 
 @post("/api/v1/orgs/{org_id:str}/suspend", status_code=HTTP_202_ACCEPTED, tags=["orgs"])
 async def suspend(
-    request: Request[Any, Any, Any], org_id: FromPath[str], principal: Caller, db: DB
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
 ) -> OrgOut:
-    """Stop the org's instance and keep it stopped (platform admins, admins of a parent)."""
+    """Stop the org's instance and keep it stopped (platform admins, admins of a parent);
+    its org tokens, and its descendants', end now."""
     access = await org_access(db, principal, org_id)
     org = await set_suspended(
         db, principal=principal, access=access, suspended=True, ip=client_ip(request)
     )
+    await revoke_org(runtime, db, org_id=org.id)
     return await org_out(db, org, access.role)
 
 
@@ -66,6 +73,7 @@ async def delete_org(
         grace_seconds=runtime.settings.security.deletion_grace_seconds,
         ip=client_ip(request),
     )
+    await revoke_org(runtime, db, org_id=org.id)
     return await org_out(db, org, access.role)
 
 

@@ -20,6 +20,7 @@ from control_plane.orgs.lifecycle_routes import LIFECYCLE_ROUTES
 from control_plane.orgs.listing import list_orgs, lookup_orgs
 from control_plane.orgs.schemas import CreateOrgBody, LookupItem, OrgOut, UpdateOrgBody
 from control_plane.orgs.service import create_org, org_out, update_org
+from control_plane.orgs.slugs import platform_labels
 from control_plane.pagination import Page
 from control_plane.reconciler.admission import queue_position
 
@@ -40,7 +41,13 @@ async def create(
 
     202: the instance starts in the background; ``queue_position`` says how many orgs are
     ahead of it when every provisioning slot is taken."""
-    org = await create_org(db, principal=principal, body=data, ip=client_ip(request))
+    org = await create_org(
+        db,
+        principal=principal,
+        body=data,
+        ip=client_ip(request),
+        reserved=platform_labels(runtime.settings),
+    )
     out = await org_out(db, org, await org_role(db, principal.user, org))
     limit = runtime.settings.provisioning.max_concurrent_provisioning
     return msgspec.structs.replace(out, queue_position=await queue_position(db, org, limit=limit))

@@ -70,6 +70,8 @@ class OrgOut(msgspec.Struct):
     updated_at: datetime
     #: The caller's role (``None`` for a platform admin who is not a member).
     role: str | None
+    #: Platform staff need an approved access request to act in the org (owners switch it).
+    require_access_approval: bool = False
     #: Only in the answer to a create: the org's place in the queue for a provisioning slot
     #: (1 = next) when every slot is taken; ``None`` when it starts at once.
     queue_position: int | None = None

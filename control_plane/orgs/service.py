@@ -76,6 +76,7 @@ async def org_out(
         created_at=org.created_at,
         updated_at=org.updated_at,
         role=role,
+        require_access_approval=org.require_access_approval,
     )
 
 
@@ -150,10 +151,16 @@ async def _check_new_terms(
 
 
 async def create_org(
-    db: AsyncSession, *, principal: Principal, body: CreateOrgBody, ip: str
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    body: CreateOrgBody,
+    ip: str,
+    reserved: frozenset[str] = frozenset(),
 ) -> Org:
-    """Create an org in phase ``pending`` with its owner; the reconciler provisions it later."""
-    slug, name = checked_slug(body.slug), checked_name(body.name)
+    """Create an org in phase ``pending`` with its owner; the reconciler provisions it later.
+    ``reserved``: slugs the platform's settings keep (``slugs.platform_labels``)."""
+    slug, name = checked_slug(body.slug, reserved=reserved), checked_name(body.name)
     check_overrides(features=body.features, limits=body.limits)
     parent = await _parent_for_new_org(db, principal, body.parent_id)
     plan = plan_named(body.plan or (parent.plan if parent else DEFAULT_PLAN)).name

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.heartbeat import issue_instance_credential
+from control_plane.orgs.hierarchy import ancestor_hold
 from control_plane.reconciler.admission import BUSY_PHASES, queue_position, queued_reason
 from control_plane.reconciler.events import add_event, set_phase
 from control_plane.reconciler.faults import fault_point
@@ -52,11 +53,11 @@ class Context:
     watching_since: datetime = field(default_factory=utcnow)
 
 
-def desired_state(org: Org) -> str:
-    """``running``, ``stopped`` or ``deleted``."""
+def desired_state(org: Org, *, held: str = "") -> str:
+    """``running``, ``stopped`` or ``deleted``; ``held``: why an ancestor holds the org back."""
     if org.desired_state == "deleted":
         return "deleted"
-    if org.suspended or org.desired_state == "stopped":
+    if org.suspended or held or org.desired_state == "stopped":
         return "stopped"
     return "running"
 
@@ -89,11 +90,12 @@ async def reconcile_org(
     fault_point("after_claim", org_slug=org.slug)
     status = await ctx.provisioner.status(org_id=org_id) if observed is True else observed
     assert status is None or isinstance(status, InstanceStatus)
-    desired = desired_state(org)
+    held = await ancestor_hold(db, org)
+    desired = desired_state(org, held=held)
     if desired == "deleted":
         await _delete(ctx, db, org, instance)
     elif desired == "stopped":
-        await _stop(ctx, db, org, instance, status)
+        await _stop(ctx, db, org, instance, status, held=held)
     elif not await hibernation_step(
         db,
         org,
@@ -239,9 +241,15 @@ async def _restart(ctx: Context, db: AsyncSession, org: Org) -> None:
 
 
 async def _stop(
-    ctx: Context, db: AsyncSession, org: Org, instance: Instance, status: InstanceStatus | None
+    ctx: Context,
+    db: AsyncSession,
+    org: Org,
+    instance: Instance,
+    status: InstanceStatus | None,
+    *,
+    held: str,
 ) -> None:
-    reason = "suspended" if org.suspended else "stopped on request"
+    reason = "suspended" if org.suspended else (held or "stopped on request")
     if status is not None and status.state not in ("absent", "stopped"):
         set_phase(db, org, "stopping", reason)
         await db.commit()

@@ -17,12 +17,15 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from control_plane.audit.record import record
+from control_plane.auth import Principal
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Conflict
+from control_plane.errors import BadRequest, Conflict, Forbidden, ProblemError
+from control_plane.identity.routes import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.reconciler.events import add_event, timeline
 from control_plane.reconciler.hibernation import apply_action
+from control_plane.reconciler.images import checked_image
 from control_plane.reconciler.leases import claim, release
 from provisioners.errors import ProvisionerError
 
@@ -106,10 +109,13 @@ async def instance_action(
     db: DB,
     runtime: RuntimeDep,
 ) -> InstanceOut:
-    """restart, stop, start, redeploy (maybe with a new image), cancel a pending operation,
-    wake a hibernated org or (platform admins) hibernate a running one."""
+    """restart, stop, start, cancel a pending operation, wake a hibernated org (org admins);
+    hibernate a running one, or redeploy it (maybe with an allowed image: platform admins)."""
     access = await org_access(db, principal, org_ref)
-    access.require("admin", to="act on the instance")
+    if data.action == "redeploy" or data.image is not None:
+        await _check_redeploy(request, db, runtime, principal, access.org, data)
+    else:
+        access.require("admin", to="act on the instance")
     org = access.org
     instance = await db.get(Instance, org.id)
     if data.action == "restart":
@@ -122,6 +128,7 @@ async def instance_action(
     elif data.action == "redeploy":
         if instance is None:
             raise Conflict("The org has no instance yet.", code="instance_not_provisioned")
+        # data.image passed _check_redeploy: a platform admin chose it from the allow-list.
         instance.image = data.image or runtime.settings.provisioning.instance_image
         db.add(instance)
     elif data.action == "cancel":
@@ -145,7 +152,7 @@ async def instance_action(
         org_id=org.id,
         target_type="instance",
         target_id=org.id,
-        ip=request.client.host if request.client else "",
+        ip=client_ip(request),
         image=data.image or "",
     )
     await db.commit()
@@ -153,6 +160,47 @@ async def instance_action(
     if reconciler is not None:
         reconciler.wake()
     return _view(org, await db.get(Instance, org.id), await timeline(db, org_id=org.id))
+
+
+async def _check_redeploy(
+    request: Request[Any, Any, Any],
+    db: Any,
+    runtime: RuntimeDep,
+    principal: Principal,
+    org: Org,
+    data: ActionBody,
+) -> None:
+    """Only platform admins redeploy, and only to an allowed image: the image is code the
+    platform runs with the org's credentials. A refusal is audited (``outcome: denied``) in its
+    own transaction, then answered 403 ``platform_admin_required`` / ``image_not_allowed`` or
+    400 ``invalid_image`` (``image`` only goes with ``redeploy``)."""
+    try:
+        if data.action != "redeploy":
+            raise BadRequest(
+                "An image goes only with the redeploy action.", code="invalid_image", field="image"
+            )
+        if not principal.is_platform_admin:
+            raise Forbidden(
+                "Only platform admins redeploy an org's instance.", code="platform_admin_required"
+            )
+        if data.image is not None:
+            checked_image(data.image, runtime.settings.provisioning)
+    except ProblemError as refused:
+        # Nothing was written yet in this transaction: the refusal is all it commits.
+        record(
+            db,
+            action=f"instance.{data.action}",
+            outcome="denied",
+            actor=principal.user,
+            org_id=org.id,
+            target_type="instance",
+            target_id=org.id,
+            ip=client_ip(request),
+            code=refused.code,
+            image=(data.image or "")[:300],
+        )
+        await db.commit()
+        raise
 
 
 async def _restart_now(runtime: Any, db: Any, org: Org, instance: Instance | None) -> None:

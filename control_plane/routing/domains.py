@@ -91,6 +91,8 @@ async def org_for_caller(
     access = await org_access(db, principal, org_id)
     if write:
         access.require("admin", to="manage its domains")
+    else:
+        access.require("member", to="see its domains")
     return access.org
 
 

@@ -39,6 +39,7 @@ async def issue_access_token(runtime: Runtime, db: AsyncSession, user: User) -> 
         "client_id": CLIENT_ID,
         "scope": "openid orgplane",
         "token_use": "access",
+        "sv": user.session_version,
     }
     token, _ = sign(claims, key, ttl=runtime.settings.tokens.access_token_ttl)
     return token

@@ -20,6 +20,8 @@ from control_plane.tokens.grants import REFRESH_TOKEN_GRANT, TOKEN_EXCHANGE_GRAN
 
 JWKS_PATH = "/.well-known/jwks.json"
 TOKEN_PATH = "/oauth/token"
+REVOCATION_PATH = "/oauth/revoke"
+INTROSPECTION_PATH = "/oauth/introspect"
 
 
 def _cached(body: dict[str, Any], seconds: int) -> Response[dict[str, Any]]:
@@ -33,6 +35,11 @@ def server_metadata(runtime: Runtime) -> dict[str, Any]:
         "issuer": issuer,
         "jwks_uri": issuer + JWKS_PATH,
         "token_endpoint": issuer + TOKEN_PATH,
+        "revocation_endpoint": issuer + REVOCATION_PATH,
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint": issuer + INTROSPECTION_PATH,
+        # RFC 7662 wants the caller authorized: a control-plane access token (Bearer).
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
         "grant_types_supported": [REFRESH_TOKEN_GRANT, TOKEN_EXCHANGE_GRANT],
         # Public clients only: the CLI and the UI hold no client secret.
         "token_endpoint_auth_methods_supported": ["none"],

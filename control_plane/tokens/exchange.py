@@ -32,24 +32,19 @@ from control_plane.auth import verify_access_token
 from control_plane.db.models import Domain, Feature, Membership, Org, User, utcnow
 from control_plane.features.rules import catalogue_column, catalogue_from
 from control_plane.orgs.access import org_role
-from control_plane.orgs.hierarchy import effective_features, live_orgs
+from control_plane.orgs.hierarchy import ancestor_hold, effective_features, live_orgs
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import CLIENT_ID
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, OAuthError
 from control_plane.tokens.jws import InvalidToken, sign
+from control_plane.tokens.revocation import session_current, token_denied
 from control_plane.tokens.support_access import (
     SupportAccessRefused,
     record_staff_access,
     staff_entry,
 )
-from org_instance.contract import org_audience
+from org_instance.contract import ROLE_SCOPES, org_audience
 
-#: What each role may do in an org token's ``scope``; a request may narrow it.
-ROLE_SCOPES: Final = {
-    "member": ("org:read", "org:write"),
-    "admin": ("org:read", "org:write", "org:admin"),
-    "owner": ("org:read", "org:write", "org:admin", "org:owner"),
-}
 #: The role a staff member acts with in an org they are not a member of.
 STAFF_ROLE: Final = "admin"
 NO_SUCH_ORG: Final = "No such org, or you have no access to it."
@@ -100,12 +95,14 @@ def _issued_type(request: ExchangeRequest) -> str:
     return requested
 
 
-async def _subject_id(runtime: Runtime, db: AsyncSession, token: str) -> str:
+async def _subject(runtime: Runtime, db: AsyncSession, token: str) -> dict[str, Any]:
     try:
         claims = await verify_access_token(token, runtime=runtime, db=db)
     except InvalidToken:
         raise _bad_subject() from None
-    return str(claims["sub"])
+    if await token_denied(runtime.revoked, claims):
+        raise _bad_subject()
+    return claims
 
 
 def _bad_subject() -> OAuthError:
@@ -211,12 +208,15 @@ async def _load(db: AsyncSession, *, ref: str, user_id: str) -> _Loaded:
     raise OAuthError("invalid_target", NO_SUCH_ORG)
 
 
-def _refuse_unusable(org: Org) -> None:
+async def _refuse_unusable(db: AsyncSession, org: Org) -> None:
     # Only callers who may see the org get here, so naming its state leaks nothing.
     if org.suspended:
         raise OAuthError("invalid_target", "The org is suspended.")
     if org.delete_after is not None:
         raise OAuthError("invalid_target", "The org is pending deletion.")
+    held = await ancestor_hold(db, org)
+    if held:
+        raise OAuthError("invalid_target", f"The org is suspended: {held}.")
 
 
 def _scope(role: str, requested: str | None) -> str:
@@ -234,16 +234,16 @@ async def exchange_token(
 ) -> ExchangedToken:
     """Issue an org token for the subject of ``request``; raises :class:`OAuthError`."""
     issued_type = _issued_type(request)
-    user_id = await _subject_id(runtime, db, request.subject_token)
-    loaded = await _load(db, ref=await target_ref(runtime, db, request), user_id=user_id)
+    subject = await _subject(runtime, db, request.subject_token)
+    loaded = await _load(db, ref=await target_ref(runtime, db, request), user_id=subject["sub"])
     org, user, direct_role = loaded.org, loaded.user, loaded.role
-    if user.disabled:
+    if user.disabled or not session_current(subject, user):
         raise _bad_subject()
     # A root org's role is the membership's; below a parent, admins of ancestors count too.
     role = direct_role if org.parent_id is None else await org_role(db, user, org)
     if role is None and not user.is_platform_admin:
         raise OAuthError("invalid_target", NO_SUCH_ORG)
-    _refuse_unusable(org)
+    await _refuse_unusable(db, org)
     staff_reason, approval = None, None
     if role is None:
         try:

@@ -1,4 +1,5 @@
-"""Signing-key administration for platform admins: list keys, start a rotation."""
+"""Signing-key administration for platform admins: list keys, start a rotation, retire a
+compromised key at once."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from control_plane.auth import require_platform_admin
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Conflict
+from control_plane.errors import Conflict, NotFound
 from control_plane.identity.routes import client_ip
-from control_plane.tokens.rotation import KeyView, RotationPending, list_keys, rotate_keys
+from control_plane.tokens.org_revocation import retire_key_everywhere
+from control_plane.tokens.rotation import (
+    KeyNotFound,
+    KeyView,
+    RotationPending,
+    list_keys,
+    retire_key_now,
+    rotate_keys,
+)
 
 
 class KeyOut(msgspec.Struct):
@@ -64,4 +74,25 @@ async def post_rotate(
     return KeyOut.of(view)
 
 
-ROUTES = [get_keys, post_rotate]
+@post("/api/v1/keys/{kid:str}/retire", status_code=HTTP_200_OK, tags=["tokens"])
+async def post_retire(
+    request: Request[Any, Any, Any],
+    kid: FromPath[str],
+    principal: Caller,
+    runtime: RuntimeDep,
+    db: DB,
+) -> KeyOut:
+    """Emergency: the key leaves the JWKS and stops verifying now, at the control plane and at
+    every instance following its revocation channel (platform admins; 404 ``key_not_found``)."""
+    require_platform_admin(principal)
+    try:
+        view = await retire_key_now(
+            runtime, db, kid=kid[:64], actor=principal.user, ip=client_ip(request)
+        )
+    except KeyNotFound:
+        raise NotFound("No published signing key has that kid.", code="key_not_found") from None
+    await retire_key_everywhere(runtime, db, kid=view.kid)
+    return KeyOut.of(view)
+
+
+ROUTES = [get_keys, post_rotate, post_retire]

@@ -113,7 +113,7 @@ def _check_client(request: Request[Any, Any, Any], params: Params) -> None:
         )
 
 
-async def _params(request: Request[Any, Any, Any]) -> Params:
+async def oauth_params(request: Request[Any, Any, Any]) -> Params:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != FORM:
         raise OAuthError("invalid_request", f"Send the parameters as {FORM}.")
@@ -164,7 +164,7 @@ async def token_endpoint(
     the hottest write-free path, and that saves it two round trips.
     """
     try:
-        params = await _params(request)
+        params = await oauth_params(request)
         grant = params.require("grant_type")
         if grant == REFRESH_TOKEN_GRANT:
             async with runtime.sessions() as db:

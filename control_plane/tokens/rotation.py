@@ -183,3 +183,62 @@ async def rotate_if_due(runtime: Runtime, db: AsyncSession, *, now: datetime | N
     except RotationPending:
         return False
     return True
+
+
+class KeyNotFound(Exception):
+    """No signing key has that kid (or it has expired already)."""
+
+
+async def retire_key_now(
+    runtime: Runtime,
+    db: AsyncSession,
+    *,
+    kid: str,
+    actor: User | None = None,
+    actor_email: str = "",
+    ip: str = "",
+    now: datetime | None = None,
+) -> KeyView:
+    """Emergency retirement of a compromised key: it leaves the JWKS and stops verifying now.
+
+    Unlike a rotation nothing waits for caches: if no other key can sign, the earliest pending
+    key (or a new one) signs from now on; verifiers that have not fetched it yet refetch on its
+    unknown kid. Commits; answers the key as it is now (``expired``). Instances learn of it
+    through their orgs' revocation lists (``org_revocation.retire_key_everywhere``).
+    """
+    now = now or utcnow()
+    keys = await load_records(db)
+    target = next((k for k in keys if k.kid == kid and key_state(k, now) != "expired"), None)
+    if target is None:
+        raise KeyNotFound(kid)
+    await db.exec(
+        update(SigningKey)
+        .where(col(SigningKey.kid) == kid)
+        .values(retire_after=now, expires_at=now)
+    )
+    others = [k for k in keys if k.kid != kid]
+    if not any(can_sign(k, now) for k in others):
+        pending = sorted((k for k in others if k.active_from > now), key=lambda k: k.active_from)
+        if pending:
+            await db.exec(
+                update(SigningKey)
+                .where(col(SigningKey.kid) == pending[0].kid)
+                .values(active_from=now)
+            )
+        else:
+            db.add(
+                create_key(runtime.box, alg=runtime.settings.tokens.signing_alg, active_from=now)
+            )
+    record(
+        db,
+        action="signing_key.retire_now",
+        actor=actor,
+        actor_email=actor_email,
+        target_type="signing_key",
+        target_id=kid,
+        ip=ip,
+    )
+    await db.commit()
+    runtime.keyring.invalidate()
+    retired = next(k for k in await load_records(db) if k.kid == kid)
+    return KeyView.of(retired, now)

@@ -1,4 +1,5 @@
-"""Every route of the tokens feature: discovery, the token endpoint, keys, support access."""
+"""Every route of the tokens feature: discovery, the token, revocation and introspection
+endpoints, keys, support access."""
 
 from __future__ import annotations
 
@@ -8,5 +9,12 @@ from control_plane.tokens.discovery import ROUTES as DISCOVERY_ROUTES
 from control_plane.tokens.key_routes import ROUTES as KEY_ROUTES
 from control_plane.tokens.oauth import ROUTES as OAUTH_ROUTES
 from control_plane.tokens.support_routes import ROUTES as SUPPORT_ROUTES
+from control_plane.tokens.token_status import ROUTES as STATUS_ROUTES
 
-ROUTES: list[Any] = [*DISCOVERY_ROUTES, *OAUTH_ROUTES, *KEY_ROUTES, *SUPPORT_ROUTES]
+ROUTES: list[Any] = [
+    *DISCOVERY_ROUTES,
+    *OAUTH_ROUTES,
+    *STATUS_ROUTES,
+    *KEY_ROUTES,
+    *SUPPORT_ROUTES,
+]

@@ -6,7 +6,8 @@
 * An org with ``require_access_approval`` wants more: the staff member files an access request
   first, an owner of the org approves or rejects it, and an approval lets the staff member in
   for ``access_approval_ttl`` seconds. An owner can revoke an approval early (reject it).
-* The org's admins and owners see its requests and every staff access event.
+* The org's admins and owners see its requests and every staff access event; its owners
+  switch the approval requirement on and off (:func:`set_access_approval`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import AccessRequest, AuditEvent, Org, User, utcnow
-from control_plane.errors import BadRequest, Conflict, NotFound
+from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound
+from control_plane.orgs.access import approved_request
 from control_plane.pagination import (
     check_limit,
     decode_cursor,
@@ -59,24 +61,6 @@ def checked_reason(reason: str | None) -> str:
     return text
 
 
-async def approved_request(
-    db: AsyncSession, *, org_id: str, staff_id: str, now: datetime
-) -> AccessRequest | None:
-    """The staff member's approval for the org that is still valid at ``now``, if any."""
-    query = (
-        select(AccessRequest)
-        .where(
-            col(AccessRequest.org_id) == org_id,
-            col(AccessRequest.staff_user_id) == staff_id,
-            col(AccessRequest.status) == "approved",
-            col(AccessRequest.expires_at) > now,
-        )
-        .order_by(col(AccessRequest.expires_at).desc())
-        .limit(1)
-    )
-    return (await db.exec(query)).first()
-
-
 async def staff_entry(
     db: AsyncSession, *, org: Org, staff: User, reason: str | None, now: datetime | None = None
 ) -> tuple[str, AccessRequest | None]:
@@ -96,6 +80,34 @@ async def staff_entry(
             f"POST /api/v1/orgs/{org.id}/access-requests and ask an owner to approve it.",
         )
     return text, approval
+
+
+async def set_access_approval(
+    db: AsyncSession, *, org: Org, role: str | None, owner: User, required: bool, ip: str
+) -> Org:
+    """Switch the org's ``require_access_approval`` (its owners only: 403 ``owner_required``,
+    platform admins included, or staff could switch their own gate off); audited as
+    ``org.access_approval`` when it changes. Commits."""
+    if role != "owner":
+        raise Forbidden(
+            "Only the org's owners decide whether staff need an approval.", code="owner_required"
+        )
+    if org.require_access_approval != required:
+        org.require_access_approval = required
+        org.updated_at = utcnow()
+        db.add(org)
+        record(
+            db,
+            action="org.access_approval",
+            actor=owner,
+            org_id=org.id,
+            target_type="org",
+            target_id=org.id,
+            ip=ip,
+            required=required,
+        )
+    await db.commit()
+    return org
 
 
 def record_staff_access(

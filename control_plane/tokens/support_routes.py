@@ -5,6 +5,7 @@
     POST /api/v1/orgs/{org_id}/access-requests/{id}/approve    org owners
     POST /api/v1/orgs/{org_id}/access-requests/{id}/reject     org owners (also revokes)
     GET  /api/v1/orgs/{org_id}/access-events                   org admins and owners, staff
+    PUT  /api/v1/orgs/{org_id}/access-approval {required}      org owners
 
 Approving is for the org's own owners only: a platform admin acts as an owner elsewhere, but
 letting staff approve their own access would make the approval meaningless.
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -25,13 +26,17 @@ from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden
 from control_plane.identity.routes import client_ip
 from control_plane.orgs.access import OrgAccess, org_access
+from control_plane.orgs.schemas import OrgOut
+from control_plane.orgs.service import org_out
 from control_plane.pagination import Page
+from control_plane.tokens.org_revocation import revoke_user_in_org
 from control_plane.tokens.support_access import (
     MAX_REASON,
     decide_request,
     file_request,
     list_access_events,
     list_requests,
+    set_access_approval,
     shown_status,
 )
 
@@ -95,7 +100,8 @@ class AccessEventOut(msgspec.Struct):
 
 
 def _require_admin_or_staff(access: OrgAccess) -> None:
-    if not access.has("admin"):
+    # Staff see requests and access events even behind the gate: they are the gate's own record.
+    if not (access.staff or access.has("admin")):
         raise Forbidden(
             "You need the admin role in this org to see its access requests.", code="admin_required"
         )
@@ -165,6 +171,8 @@ async def _decide(
         ttl_seconds=runtime.settings.tokens.access_approval_ttl,
         ip=client_ip(request),
     )
+    if decided.status == "revoked":  # the staff member's org tokens end with the approval
+        await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=decided.staff_user_id)
     staff = await db.get(User, decided.staff_user_id)
     return AccessRequestOut.of(decided, staff.email if staff else "")
 
@@ -218,10 +226,36 @@ async def get_access_events(
     return Page([AccessEventOut.of(event) for event in events], nxt)
 
 
+class AccessApprovalBody(msgspec.Struct, forbid_unknown_fields=True):
+    required: bool
+
+
+@put(f"{BASE}/access-approval", tags=["support access"])
+async def put_access_approval(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    data: JSONBody[AccessApprovalBody],
+    principal: Caller,
+    db: DB,
+) -> OrgOut:
+    """An owner switches whether staff need an approved request to enter the org."""
+    access = await org_access(db, principal, org_id)
+    org = await set_access_approval(
+        db,
+        org=access.org,
+        role=access.role,
+        owner=principal.user,
+        required=data.required,
+        ip=client_ip(request),
+    )
+    return await org_out(db, org, access.role)
+
+
 ROUTES = [
     create_access_request,
     get_access_requests,
     approve_access_request,
     reject_access_request,
     get_access_events,
+    put_access_approval,
 ]

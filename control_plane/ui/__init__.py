@@ -97,7 +97,7 @@ def _csrf_config(settings: Settings) -> CSRFConfig:
         secret=secret,
         cookie_name=CSRF_COOKIE,
         cookie_path="/ui",
-        cookie_secure=settings.security.cookie_secure,
+        cookie_secure=settings.secure_cookies,
         cookie_httponly=True,
         cookie_samesite="lax",
         exclude=CSRF_EXEMPT,

@@ -93,7 +93,11 @@ async def user_create_submit(request: Request[Any, Any, Any], viewer: Viewer, db
 
 @post("/admin/users/{user_id:str}/status")
 async def user_status_submit(
-    request: Request[Any, Any, Any], user_id: FromPath[str], viewer: Viewer, db: DB
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
 ) -> Any:
     """Disable or enable a user."""
     require_platform_admin(viewer)
@@ -104,6 +108,7 @@ async def user_status_submit(
             user_id=user_id,
             principal=viewer,
             db=db,
+            runtime=runtime,
             data=UpdateUserBody(disabled=data.get("disabled") == "true"),
         )
     except ProblemError as exc:

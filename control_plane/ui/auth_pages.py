@@ -21,6 +21,9 @@ from control_plane.identity.routes import authenticate_password, change_password
 from control_plane.identity.schemas import ChangePasswordBody
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of
+from control_plane.tokens.jws import InvalidToken
+from control_plane.tokens.org_revocation import revoke_user_everywhere
+from control_plane.tokens.revocation import deny_access_token
 from control_plane.ui.forms import (
     FormErrors,
     body_from,
@@ -76,15 +79,20 @@ async def logout_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db
     family = await revoke_family_of(db, hash_secret(refresh)) if refresh else None
     token = request.cookies.get(SESSION_COOKIE)
     actor_id = family[1] if family else None
-    if actor_id is None and token:
+    if token:
         try:
-            actor_id = (await verify_access_token(token, runtime=runtime, db=db))["sub"]
-        except Exception:
-            actor_id = None
-    if actor_id is not None:
-        user = await db.get(User, actor_id)
+            claims = await verify_access_token(token, runtime=runtime, db=db)
+        except InvalidToken:
+            claims = {}
+        if claims:  # the cookie's access token ends now, not at its expiry
+            await deny_access_token(runtime.revoked, claims)
+            actor_id = actor_id or claims["sub"]
+    user = await db.get(User, actor_id) if actor_id is not None else None
+    if user is not None:
         record(db, action="auth.logout", actor=user, ip=client_ip(request))
     await db.commit()
+    if user is not None:
+        await revoke_user_everywhere(runtime, db, user)
     secure = cookie_secure(runtime, request.url.scheme)
     return Redirect("/ui/login", status_code=303, cookies=cleared_cookies(secure=secure))
 
@@ -112,7 +120,9 @@ async def password_submit(
     )
     if body is not None:
         try:
-            await change_password.fn(request=request, data=body, principal=viewer, db=db)
+            await change_password.fn(
+                request=request, data=body, principal=viewer, db=db, runtime=runtime
+            )
         except ProblemError as exc:
             await start_over(db, viewer)
             if exc.code == "invalid_credentials":

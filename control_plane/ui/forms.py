@@ -35,6 +35,7 @@ NOTICES: Final = {
     "member_updated": "Member updated.",
     "member_removed": "Member removed.",
     "request_decided": "Access request decided.",
+    "access_approval_changed": "Access approval setting saved.",
     "key_rotated": "A new signing key was published; it signs after one JWKS cache lifetime.",
     "user_created": "User created.",
     "user_updated": "User updated.",

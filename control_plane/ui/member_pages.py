@@ -20,7 +20,8 @@ from control_plane.identity.routes import client_ip
 from control_plane.members.invites import create_invite, invites_page, revoke_invite
 from control_plane.members.service import change_role, members_page, remove_member
 from control_plane.orgs.access import ROLES, OrgAccess, org_access
-from control_plane.tokens.support_access import list_requests, shown_status
+from control_plane.tokens.org_revocation import revoke_user_in_org
+from control_plane.tokens.support_access import list_requests, set_access_approval, shown_status
 from control_plane.tokens.support_routes import approve_access_request, reject_access_request
 from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
 from control_plane.ui.org_pages import Done
@@ -29,8 +30,11 @@ from control_plane.ui.session import Viewer
 
 async def members_context(db: AsyncSession, viewer: Principal, access: OrgAccess) -> dict[str, Any]:
     """What the org admin view shows."""
-    org, admin = access.org, access.has("admin")
-    requests = (await list_requests(db, org_id=org.id, limit=50, cursor=None))[0] if admin else []
+    org, admin, member = access.org, access.has("admin"), access.has("member")
+    sees_requests = admin or access.staff
+    requests = (
+        (await list_requests(db, org_id=org.id, limit=50, cursor=None))[0] if sees_requests else []
+    )
     now = utcnow()
     return {
         "me": viewer.user,
@@ -39,7 +43,9 @@ async def members_context(db: AsyncSession, viewer: Principal, access: OrgAccess
         "admin": admin,
         "is_owner": access.role == "owner",
         "roles": ROLES,
-        "members": (await members_page(db, org, limit=200, cursor=None)).items,
+        "members": (await members_page(db, org, limit=200, cursor=None)).items if member else [],
+        "sees_requests": sees_requests,
+        "gated": access.gated,
         "invites": (await invites_page(db, org, limit=100, cursor=None, status=None)).items
         if admin
         else [],
@@ -140,8 +146,9 @@ async def role_submit(
     user_id: FromPath[str],
     viewer: Viewer,
     db: DB,
+    runtime: RuntimeDep,
 ) -> Any:
-    """Give a member another role."""
+    """Give a member another role (their tokens with the old one end)."""
     data = await form_data(request)
     access = await org_access(db, viewer, org_ref)
     try:
@@ -158,6 +165,7 @@ async def role_submit(
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc)
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
     return back_to(f"/ui/orgs/{access.org.slug}/members", "member_updated")
 
 
@@ -168,6 +176,7 @@ async def remove_submit(
     user_id: FromPath[str],
     viewer: Viewer,
     db: DB,
+    runtime: RuntimeDep,
 ) -> Any:
     """Remove a member, or leave the org."""
     access = await org_access(db, viewer, org_ref)
@@ -177,6 +186,7 @@ async def remove_submit(
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc)
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
     if user_id == viewer.user.id:
         return back_to("/ui/orgs", "member_removed")
     return back_to(f"/ui/orgs/{access.org.slug}/members", "member_removed")
@@ -211,8 +221,32 @@ async def access_request_submit(
     return back_to(f"/ui/orgs/{access.org.slug}/members", "request_decided")
 
 
+@post("/orgs/{org_ref:str}/access-approval")
+async def access_approval_submit(
+    request: Request[Any, Any, Any], org_ref: FromPath[str], viewer: Viewer, db: DB
+) -> Any:
+    """An owner switches whether staff need an approved request to enter the org."""
+    data = await form_data(request)
+    access = await org_access(db, viewer, org_ref)
+    try:
+        if data.get("required") not in ("on", "off"):
+            raise BadRequest("Choose on or off.", code="validation_error", field="required")
+        await set_access_approval(
+            db,
+            org=access.org,
+            role=access.role,
+            owner=viewer.user,
+            required=data["required"] == "on",
+            ip=client_ip(request),
+        )
+    except ProblemError as exc:
+        return await _refused(db, viewer, org_ref, exc)
+    return back_to(f"/ui/orgs/{access.org.slug}/members", "access_approval_changed")
+
+
 ROUTES = [
     members_view,
+    access_approval_submit,
     invite_submit,
     invite_revoke_submit,
     role_submit,

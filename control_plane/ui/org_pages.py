@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
 from control_plane.db.models import Instance
-from control_plane.deps import DB
+from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
 from control_plane.identity.routes import client_ip
 from control_plane.members.invites import invite_out, invites_page
@@ -25,6 +25,7 @@ from control_plane.orgs.access import OrgAccess, governs, org_access
 from control_plane.orgs.plans import PLANS
 from control_plane.orgs.schemas import CreateOrgBody
 from control_plane.orgs.service import create_org, org_out
+from control_plane.orgs.slugs import platform_labels
 from control_plane.reconciler.events import timeline
 from control_plane.routing.domains import DomainOut, list_domains
 from control_plane.ui.charts import bar_chart, request_series, series_start
@@ -60,7 +61,9 @@ async def new_org_page(viewer: Viewer) -> Template:
 
 
 @post("/orgs/new")
-async def new_org_submit(request: Request[Any, Any, Any], viewer: Viewer, db: DB) -> Any:
+async def new_org_submit(
+    request: Request[Any, Any, Any], viewer: Viewer, db: DB, runtime: RuntimeDep
+) -> Any:
     """Create the org (phase ``pending``) and show it; the reconciler provisions it."""
     data = await form_data(request)
     errors = FormErrors()
@@ -72,7 +75,13 @@ async def new_org_submit(request: Request[Any, Any, Any], viewer: Viewer, db: DB
     body = body_from(CreateOrgBody, values, errors)
     if body is not None:
         try:
-            org = await create_org(db, principal=viewer, body=body, ip=client_ip(request))
+            org = await create_org(
+                db,
+                principal=viewer,
+                body=body,
+                ip=client_ip(request),
+                reserved=platform_labels(runtime.settings),
+            )
         except ProblemError as exc:
             await start_over(db, viewer)
             errors.add_problem(exc)
@@ -89,7 +98,7 @@ async def detail_context(
     org = access.org
     start = series_start(hours)
     series = (await request_series(db, org_ids=[org.id], hours=hours))[org.id]
-    admin = access.has("admin")
+    admin, member = access.has("admin"), access.has("member")
     invites = (
         (await invites_page(db, org, limit=50, cursor=None, status="pending")).items
         if admin
@@ -101,8 +110,9 @@ async def detail_context(
         "access": access,
         "instance": await db.get(Instance, org.id),
         "events": await timeline(db, org_id=org.id, limit=30),
-        "domains": [DomainOut.of(d) for d in await list_domains(db, org=org)],
-        "members": (await members_page(db, org, limit=50, cursor=None)).items,
+        # Behind the staff gate the page shows the registry and the instance, not the tenant's.
+        "domains": [DomainOut.of(d) for d in await list_domains(db, org=org)] if member else [],
+        "members": (await members_page(db, org, limit=50, cursor=None)).items if member else [],
         "invites": invites,
         "can_act": admin,
         "can_delete": access.has("owner") or await governs(db, viewer, org),

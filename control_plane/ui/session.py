@@ -64,8 +64,9 @@ class LoginRequired(Exception):
 
 
 def cookie_secure(runtime: Runtime, scheme: str) -> bool:
-    """Mark cookies Secure when configured so or when the request came over HTTPS."""
-    return runtime.settings.security.cookie_secure or scheme == "https"
+    """Mark cookies Secure when configured so, when the public URL is https, or when the
+    request came over HTTPS."""
+    return runtime.settings.secure_cookies or scheme == "https"
 
 
 def session_cookies(runtime: Runtime, pair: TokenPair, *, secure: bool) -> list[Cookie]:

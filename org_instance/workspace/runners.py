@@ -16,6 +16,7 @@ from org_instance.crypto import hash_secret, new_runner_token, runner_token_org
 from org_instance.deps import Caller, Instance
 from org_instance.errors import NotFound, Unauthorized
 from org_instance.runtime import LimitsState, utc_now
+from org_instance.scopes import ADMIN
 from org_instance.workspace.schemas import NewRunner, RegisteredRunner, RunnerBeat, RunnerOut
 
 BASE = "/api/v1/runners"
@@ -82,7 +83,7 @@ def _beat(conn: sqlite3.Connection, token_hash: str, status: str) -> RunnerOut |
     return _get(conn, row["id"])
 
 
-@post(BASE, tags=["runners"])
+@post(BASE, tags=["runners"], opt={"scope": ADMIN})
 async def register_runner(
     data: JSONBody[NewRunner], caller: Caller, instance: Instance
 ) -> RegisteredRunner:
@@ -99,7 +100,12 @@ async def list_runners(caller: Caller, instance: Instance) -> list[RunnerOut]:
     return await instance.db.read(_list)
 
 
-@delete(BASE + "/{runner_id:str}", tags=["runners"], status_code=HTTP_204_NO_CONTENT)
+@delete(
+    BASE + "/{runner_id:str}",
+    tags=["runners"],
+    status_code=HTTP_204_NO_CONTENT,
+    opt={"scope": ADMIN},
+)
 async def revoke_runner(runner_id: FromPath[str], caller: Caller, instance: Instance) -> None:
     """Revoke a runner's token (owners and admins); idempotent."""
     require_admin(caller)

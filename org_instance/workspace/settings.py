@@ -13,6 +13,7 @@ from org_instance.auth import require_admin
 from org_instance.deps import Caller, Instance
 from org_instance.errors import BadRequest, Forbidden, NotFound
 from org_instance.runtime import utc_now
+from org_instance.scopes import ADMIN
 from org_instance.workspace.schemas import PutSetting, SettingOut
 
 BASE = "/api/v1/settings"
@@ -82,7 +83,7 @@ async def read_setting(key: FromPath[str], caller: Caller, instance: Instance) -
     return await instance.db.read(_get, _checked(key))
 
 
-@put(BASE + "/{key:str}", tags=["settings"])
+@put(BASE + "/{key:str}", tags=["settings"], opt={"scope": ADMIN})
 async def put_setting(
     key: FromPath[str], data: JSONBody[PutSetting], caller: Caller, instance: Instance
 ) -> SettingOut:
@@ -93,7 +94,9 @@ async def put_setting(
     return await instance.db.run(_put, key, stored, data.secret, caller.sub)
 
 
-@delete(BASE + "/{key:str}", tags=["settings"], status_code=HTTP_204_NO_CONTENT)
+@delete(
+    BASE + "/{key:str}", tags=["settings"], status_code=HTTP_204_NO_CONTENT, opt={"scope": ADMIN}
+)
 async def delete_setting(key: FromPath[str], caller: Caller, instance: Instance) -> None:
     """Delete a setting (owners and admins)."""
     require_admin(caller)

@@ -31,6 +31,22 @@ PIDS_LIMIT: Final = 256
 TMPFS: Final = {"/tmp": "rw,noexec,nosuid,nodev,size=64m"}  # noqa: S108 - a private tmpfs
 
 
+#: Label prefixes only the platform sets: Traefik reads routing from container labels, and the
+#: engine copies an image's labels onto every container made from it.
+RESERVED_LABEL_PREFIXES: Final = ("traefik.", "orgplane.")
+
+
+def reserved_image_labels(image_labels: dict[str, str] | None) -> list[str]:
+    """The labels of an image that would reach routing or ownership if it ran (sorted).
+
+    Docker merges an image's labels into its containers' and cannot drop one, so an image
+    carrying ``traefik.http.routers.x.rule=Host(`victim.example`)`` would claim another org's
+    host through Traefik's Docker provider. Such an image is refused, never run."""
+    return sorted(
+        key for key in image_labels or {} if key.lower().startswith(RESERVED_LABEL_PREFIXES)
+    )
+
+
 def container_name(spec: InstanceSpec) -> str:
     """The container's name, which is also its DNS name on the Docker network."""
     return instance_name(slug=spec.slug, org_id=spec.org_id)

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
-import requests
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 from docker.models.containers import Container
 
 from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, ProvisionerOptions
 from provisioners.docker.container_spec import container_kwargs, volume_labels
 from provisioners.docker.container_status import inspect_attrs, settled, status_of
+from provisioners.docker.engine import check_image, explain, off_loop, pull
 from provisioners.errors import (
     PermanentProvisionerError,
-    ProvisionerError,
     RetryableProvisionerError,
 )
 from provisioners.naming import (
@@ -34,31 +32,7 @@ from provisioners.naming import (
     is_ours,
 )
 
-T = TypeVar("T")
 STOP_TIMEOUT = 10
-
-
-def _explain(exc: APIError) -> str:
-    return str(exc.explanation or exc)[:500]
-
-
-async def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking SDK call in a thread; engine failures become provisioner errors.
-
-    ``NotFound`` and 409 conflicts pass through for the caller to read as "done" / "adopt".
-    """
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except NotFound:
-        raise
-    except APIError as exc:
-        if exc.status_code == 409:
-            raise
-        if exc.status_code is not None and 400 <= exc.status_code < 500:
-            raise PermanentProvisionerError(f"Docker refused the request: {_explain(exc)}") from exc
-        raise RetryableProvisionerError(f"Docker engine error: {_explain(exc)}") from exc
-    except (DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise RetryableProvisionerError(f"Docker engine unreachable: {exc}") from exc
 
 
 class DockerProvisioner(Provisioner):
@@ -80,7 +54,7 @@ class DockerProvisioner(Provisioner):
 
     async def _docker(self) -> docker.DockerClient:
         if self._client is None:
-            self._client = await _off_loop(docker.from_env)
+            self._client = await off_loop(docker.from_env)
         return self._client
 
     def _filters(self, org_id: str = "") -> dict[str, list[str]]:
@@ -93,7 +67,7 @@ class DockerProvisioner(Provisioner):
         client = await self._docker()
         # ignore_removed: a container removed between the engine's list and its inspect (another
         # replica deleting an org) is gone, not an error.
-        found = await _off_loop(
+        found = await off_loop(
             client.containers.list, all=True, filters=self._filters(org_id), ignore_removed=True
         )
         # The engine filtered already; checking again costs nothing and guards the rule.
@@ -120,12 +94,12 @@ class DockerProvisioner(Provisioner):
             if container is None:
                 container = await self._create(kwargs)
             if container.status != "running":
-                await _off_loop(container.start)
+                await off_loop(container.start)
             # Always re-read: the listed state may predate a stop by hand during this call.
-            await _off_loop(container.reload)
+            await off_loop(container.reload)
             if container.status != "running":
-                await _off_loop(container.start)
-                await _off_loop(container.reload)
+                await off_loop(container.start)
+                await off_loop(container.reload)
             return await status_of(container, options=self.options)
 
     async def status(self, *, org_id: str) -> InstanceStatus | None:
@@ -145,12 +119,12 @@ class DockerProvisioner(Provisioner):
                 return
             for volume in await self._volumes(org_id):
                 try:
-                    await _off_loop(volume.remove, force=True)
+                    await off_loop(volume.remove, force=True)
                 except NotFound:
                     pass
                 except APIError as exc:  # 409: still in use by a container being removed
                     raise RetryableProvisionerError(
-                        f"volume {volume.name} is still in use: {_explain(exc)}"
+                        f"volume {volume.name} is still in use: {explain(exc)}"
                     ) from exc
 
     async def list(self) -> builtins.list[InstanceStatus]:
@@ -173,15 +147,15 @@ class DockerProvisioner(Provisioner):
     async def stop(self, *, org_id: str) -> None:
         """Stop the container; its volume and the container itself stay."""
         for container in await self._containers(check_org_id(org_id)):
-            await _off_loop(container.stop, timeout=STOP_TIMEOUT)
+            await off_loop(container.stop, timeout=STOP_TIMEOUT)
 
     async def restart(self, *, org_id: str) -> InstanceStatus:
         """Restart the container in place."""
         containers = await self._containers(check_org_id(org_id))
         if not containers:
             raise PermanentProvisionerError(f"org {org_id} has no container to restart")
-        await _off_loop(containers[0].restart, timeout=STOP_TIMEOUT)
-        await _off_loop(containers[0].reload)
+        await off_loop(containers[0].restart, timeout=STOP_TIMEOUT)
+        await off_loop(containers[0].reload)
         return await status_of(containers[0], options=self.options)
 
     async def close(self) -> None:
@@ -203,7 +177,7 @@ class DockerProvisioner(Provisioner):
         container's list entry says all its status needs; the others are inspected. (The SDK's
         non-sparse list inspects every container: 10,000 requests for 10,000 orgs.)"""
         client = await self._docker()
-        found = await _off_loop(
+        found = await off_loop(
             client.containers.list, all=True, filters=self._filters(), sparse=True
         )
         ours = [
@@ -216,7 +190,7 @@ class DockerProvisioner(Provisioner):
             if settled(container.attrs):
                 return client.containers.prepare_model(inspect_attrs(container.attrs))
             try:
-                await _off_loop(container.reload)
+                await off_loop(container.reload)
             except NotFound:  # removed since the list (another replica deleting an org)
                 return None
             return container
@@ -226,7 +200,7 @@ class DockerProvisioner(Provisioner):
 
     async def _volumes(self, org_id: str = "") -> builtins.list[Any]:
         client = await self._docker()
-        found = await _off_loop(client.volumes.list, filters=self._filters(org_id))
+        found = await off_loop(client.volumes.list, filters=self._filters(org_id))
         return [
             v
             for v in found
@@ -238,7 +212,7 @@ class DockerProvisioner(Provisioner):
     async def _ensure_volume(self, spec: InstanceSpec) -> None:
         client = await self._docker()
         # Creating a volume that exists returns it unchanged (no conflict): one call either way.
-        volume = await _off_loop(
+        volume = await off_loop(
             client.volumes.create,
             name=spec.data_volume,
             labels=volume_labels(spec, options=self.options),
@@ -253,15 +227,16 @@ class DockerProvisioner(Provisioner):
     async def _create(self, kwargs: dict[str, Any]) -> Container:
         client = await self._docker()
         name = kwargs["name"]
+        await check_image(client, kwargs["image"])
         for _ in range(2):
             try:
-                return await _off_loop(client.containers.create, **kwargs)
+                return await off_loop(client.containers.create, **kwargs)
             except ImageNotFound:
-                await self._pull(kwargs["image"])
+                await pull(client, kwargs["image"])
             except NotFound as exc:  # a missing network, most often
-                raise PermanentProvisionerError(f"cannot create {name}: {_explain(exc)}") from exc
+                raise PermanentProvisionerError(f"cannot create {name}: {explain(exc)}") from exc
             except APIError as exc:  # 409: the name exists (another replica, or a crash)
-                existing = await _off_loop(client.containers.get, name)
+                existing = await off_loop(client.containers.get, name)
                 if not is_ours(
                     existing.labels,
                     deployment_id=self.options.deployment_id,
@@ -276,23 +251,14 @@ class DockerProvisioner(Provisioner):
                 await self._remove_container(existing)
         raise RetryableProvisionerError(f"could not create container {name}; will retry")
 
-    async def _pull(self, image: str) -> None:
-        client = await self._docker()
-        try:
-            await _off_loop(client.images.pull, image)
-        except (NotFound, ProvisionerError) as exc:
-            raise PermanentProvisionerError(
-                f"image {image} is not on the engine and could not be pulled"
-            ) from exc
-
     async def _remove_container(self, container: Container) -> None:
         try:
-            await _off_loop(container.remove, force=True)
+            await off_loop(container.remove, force=True)
         except NotFound:
             pass
         except APIError as exc:  # 409: removal already in progress
             raise RetryableProvisionerError(
-                f"container {container.name} is being removed: {_explain(exc)}"
+                f"container {container.name} is being removed: {explain(exc)}"
             ) from exc
 
     def _data_only(self, org_id: str, volumes: builtins.list[str]) -> InstanceStatus:

@@ -233,3 +233,27 @@ def test_failures_have_clear_messages(
     code, _, _ = run(capsys, "logout")
     assert code == 0
     assert not config_home.exists()
+
+
+def test_owners_switch_the_staff_approval_gate(
+    server: dict[str, str],
+    config_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``orgplane access-approval`` did not exist on the old code (argparse refused it)."""
+    assert login(capsys, monkeypatch, server["url"])[0] == 0
+    assert run(capsys, "access-approval", "acme", "on")[:2] == (
+        0,
+        "acme: staff need an approved access request: on\n",
+    )
+    assert run(capsys, "access-approval", "acme", "show")[1].endswith(": on\n")
+    assert run(capsys, "access-approval", "acme", "off")[1].endswith(": off\n")
+    code, _, err = run(capsys, "access-approval", "beta", "on")  # a member, not an owner
+    assert (code, err) == (
+        1,
+        "orgplane: cannot change beta: Only the org's owners decide whether staff need an "
+        "approval.\n",
+    )
+    code, _, err = run(capsys, "access-approval", "gamma", "on")
+    assert (code, err) == (1, "orgplane: unknown org or no access: gamma\n")

@@ -19,7 +19,7 @@ from control_plane.security.secrets import SecretBox
 from control_plane.tokens.jws import sign
 from control_plane.tokens.keys import LoadedKey, create_key
 from org_instance.config import InstanceConfig
-from org_instance.contract import HEARTBEAT_PATH, org_audience
+from org_instance.contract import HEARTBEAT_PATH, ROLE_SCOPES, org_audience
 
 ISSUER = "http://cp.test"
 JWKS_URL = ISSUER + "/.well-known/jwks.json"
@@ -48,7 +48,6 @@ class Signer:
             "sub": "user-" + uuid.uuid4().hex[:8],
             "aud": org_audience(org_id),
             "client_id": "orgplane",
-            "scope": "org",
             "org_id": org_id,
             "org_slug": "acme",
             "org_role": "member",
@@ -56,6 +55,8 @@ class Signer:
             "features": ["chat", "files"],
         }
         claims.update(overrides)
+        # The scopes token exchange grants the role, unless the test asks for others.
+        claims.setdefault("scope", " ".join(ROLE_SCOPES.get(str(claims["org_role"]), ())))
         return claims
 
     def token(self, org_id: str, /, *, ttl: int = 300, **overrides: Any) -> str:

@@ -67,3 +67,28 @@ def test_websocket_handshakes_are_refused(
             "wrong host": 1008,
         }[case]
         assert refused.value.code == expected
+
+
+def test_a_websocket_is_closed_when_its_token_expires(
+    tmp_path: Path, signer: Signer, cp: FakeControlPlane
+) -> None:
+    """Failed on the old code: the socket stayed open past the token's exp (receive timed out
+    after 8 s with the socket still open)."""
+    config = instance_config(tmp_path)
+    app = create_app(config, http=cp.client())
+    with TestClient(app, base_url="http://acme.orgplane.test") as client:
+        who = bearer(signer.token(config.org_id))
+        sid = client.post("/api/v1/sessions", headers=who, json={}).json()["id"]
+        short = signer.token(config.org_id, ttl=2)
+        url = f"/api/v1/sessions/{sid}/events?access_token={short}"
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            client.websocket_connect(url) as socket,
+        ):
+            socket.receive_text(timeout=8)
+        assert closed.value.code == 4401
+        # A long-lived token's socket is still served meanwhile.
+        long_url = f"/api/v1/sessions/{sid}/events?access_token={signer.token(config.org_id)}"
+        with client.websocket_connect(long_url) as socket:
+            client.post(f"/api/v1/sessions/{sid}/messages", headers=who, json={"body": "hi"})
+            assert socket.receive_json(timeout=5)["body"] == "hi"

@@ -44,7 +44,7 @@ async def expired_org_token(cp: ControlPlane, org: dict[str, str], sub: str) -> 
         "org_slug": org["slug"],
         "org_role": "owner",
         "client_id": "orgplane",
-        "scope": "org",
+        "scope": "org:read org:write org:admin org:owner",
         "plan": "free",
         "features": ["chat", "files"],
     }

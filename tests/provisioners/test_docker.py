@@ -7,13 +7,15 @@ only, and Traefik labels for its hostnames; no engine health check unless the op
 one, and then the image's at the interval asked. A changed spec replaces the container and keeps
 the volume's data; a user network gives an endpoint by container name; a container that is not ours
 but holds our name (or a volume with our volume's name) stops the apply and is left alone; a
-missing image is a permanent error.
+missing image, or one carrying Traefik or orgplane labels, is a permanent error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import re
 from typing import Any
 
 import pytest
@@ -181,6 +183,34 @@ async def test_a_missing_image_is_a_permanent_error(
     spec = make_spec(run_id=run_id, image=f"orgplane-missing-{run_id}:none")
     with pytest.raises(PermanentProvisionerError, match="could not be pulled"):
         await provisioner.apply(spec=spec)
+
+
+async def test_an_image_carrying_routing_labels_is_never_run(
+    provisioner: DockerProvisioner, docker_client: Any, instance_image: str, run_id: str
+) -> None:
+    """The engine copies an image's labels onto its containers, so an image labelled with a
+    Traefik router for another org's host would have claimed that host. Failed on the old code:
+    the apply made and started the container, whose labels held the image's router."""
+    tag = f"orgplane-test-labelled:{run_id}"
+    dockerfile = (
+        f"FROM {instance_image}\n"
+        "LABEL traefik.http.routers.evil.rule=Host(`victim.example.com`) "
+        "traefik.http.routers.evil.service=evil\n"
+    )
+    await asyncio.to_thread(
+        docker_client.images.build, fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True
+    )
+    try:
+        spec = make_spec(run_id=run_id, image=tag, hostnames=("acme.orgs.example.com",))
+        refused = re.escape("traefik.http.routers.evil.rule")
+        with pytest.raises(PermanentProvisionerError, match=refused):
+            await provisioner.apply(spec=spec)
+        found = docker_client.containers.list(
+            all=True, filters={"label": [f"{TEST_RUN_LABEL}={run_id}"]}
+        )
+        assert found == []
+    finally:
+        docker_client.images.remove(tag, force=True)
 
 
 async def test_a_volume_with_our_name_that_is_not_ours_is_left_alone(

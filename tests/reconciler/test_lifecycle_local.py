@@ -204,3 +204,44 @@ async def test_actions_are_checked_and_cancel_stops_a_pending_org(live: Any) -> 
     )
     assert start.status_code == 202
     await wait_phase(http, headers, "act", "running")
+
+
+async def test_a_suspended_parent_stops_its_children(live: Any) -> None:
+    """Failed on the old code: suspending the parent left the child's instance running (it
+    never left ``running``) and the child's members kept getting org tokens."""
+    http, app = live
+    headers = await admin_headers(app, http)
+    parent = await http.post("/api/v1/orgs", headers=headers, json={"name": "P", "slug": "par"})
+    child = await http.post(
+        "/api/v1/orgs",
+        headers=headers,
+        json={"name": "C", "slug": "kid", "parent_id": parent.json()["id"]},
+    )
+    assert child.status_code == 202, child.text
+    await wait_phase(http, headers, "kid", "running")
+    await wait_phase(http, headers, "par", "running")
+
+    suspended = await http.post(f"/api/v1/orgs/{parent.json()['id']}/suspend", headers=headers)
+    assert suspended.status_code == 202
+    stopped = await wait_phase(http, headers, "kid", "stopped")
+    assert stopped["reason"] == "a parent org is suspended"
+    status = await app.state.runtime.provisioner.status(org_id=child.json()["id"])
+    assert status is None or status.state in ("stopped", "absent")
+    refused = await http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": headers["Authorization"].split()[1],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": "org:kid",
+        },
+    )
+    assert refused.json() == {
+        "error": "invalid_target",
+        "error_description": "The org is suspended: a parent org is suspended.",
+    }
+
+    resumed = await http.post(f"/api/v1/orgs/{parent.json()['id']}/resume", headers=headers)
+    assert resumed.status_code == 202
+    await wait_phase(http, headers, "kid", "running")
+    assert await org_token(http, headers, "kid")
