@@ -129,7 +129,7 @@ class TokenAuth(AbstractAuthenticationMiddleware):
                 if not token
                 else ("The token is invalid, expired or not for this org.")
             )
-            raise Unauthorized(detail) from None
+            raise Unauthorized(detail, presented=bool(token)) from None
         if (claims["sub"] == CONTROL_PLANE_SUBJECT) != connection.url.path.startswith(
             INTERNAL_PREFIX
         ):
