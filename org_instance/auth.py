@@ -5,9 +5,9 @@
   ``misdirected_request`` and logged with the host. ``/healthz`` and ``/readyz`` are exempt:
   orchestrators probe by pod or container IP, and probes reveal no org data.
 * :class:`TokenAuth` requires a Bearer org token for this org on every route except the probes,
-  the OpenAPI document (no org data) and the runner heartbeat (which carries a runner token). WebSocket clients, which cannot set
-  headers from a browser, pass the token as the ``access_token`` query parameter (RFC 6750
-  §2.3); HTTP requests must use the header.
+  the OpenAPI document (no org data) and the runner heartbeat (which carries a runner token).
+  WebSocket clients, which cannot set headers from a browser, pass the token as the
+  ``access_token`` query parameter (RFC 6750 §2.3); HTTP requests must use the header.
 """
 
 from __future__ import annotations
