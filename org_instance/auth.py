@@ -4,10 +4,10 @@
   the org's hostnames or the instance's internal names is refused with 421
   ``misdirected_request`` and logged with the host. ``/healthz`` and ``/readyz`` are exempt:
   orchestrators probe by pod or container IP, and probes reveal no org data.
-* :class:`TokenAuth` requires a Bearer org token for this org on every route except the probes
-  and the runner heartbeat (which carries a runner token). WebSocket clients, which cannot set
-  headers from a browser, pass the token as the ``access_token`` query parameter (RFC 6750
-  §2.3); HTTP requests must use the header.
+* :class:`TokenAuth` requires a Bearer org token for this org on every route except the probes,
+  the OpenAPI document (no org data) and the runner heartbeat (which carries a runner token).
+  WebSocket clients, which cannot set headers from a browser, pass the token as the
+  ``access_token`` query parameter (RFC 6750 §2.3); HTTP requests must use the header.
 """
 
 from __future__ import annotations
@@ -131,14 +131,14 @@ class TokenAuth(AbstractAuthenticationMiddleware):
                 if not token
                 else ("The token is invalid, expired or not for this org.")
             )
-            raise Unauthorized(detail) from None
+            raise Unauthorized(detail, presented=bool(token)) from None
         if runtime.revocations.refuses(claims):
             log.info("revoked token refused", path=connection.url.path[:255])
             if is_ws:
                 raise WebSocketException(
                     detail="invalid_token", code=WS_CLOSE_UNAUTHORIZED
                 ) from None
-            raise Unauthorized("The token was revoked; exchange a new one.")
+            raise Unauthorized("The token was revoked; exchange a new one.", presented=True)
         if (claims["sub"] == CONTROL_PLANE_SUBJECT) != connection.url.path.startswith(
             INTERNAL_PREFIX
         ):

@@ -59,12 +59,16 @@ class BadRequest(ProblemError):
 
 
 class Unauthorized(ProblemError):
+    """401 with an RFC 6750 §3 challenge: ``error="invalid_token"`` when a token was presented,
+    a bare ``Bearer`` when none was (§3.1: no error code for a request without credentials)."""
+
     status, code, title = 401, "invalid_token", "Authentication required"
 
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
-        super().__init__(
-            detail, code=code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, **extra
-        )
+    def __init__(
+        self, detail: str, *, code: str | None = None, presented: bool = True, **extra: Any
+    ) -> None:
+        challenge = 'Bearer error="invalid_token"' if presented else "Bearer"
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": challenge}, **extra)
 
 
 class Forbidden(ProblemError):

@@ -120,7 +120,9 @@ async def runner_heartbeat(
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or runner_token_org(token) != instance.config.org_id:
-        raise Unauthorized("Send this org's runner token.", code="invalid_runner_token")
+        raise Unauthorized(
+            "Send this org's runner token.", code="invalid_runner_token", presented=bool(token)
+        )
     runner = await instance.db.run(_beat, hash_secret(token), data.status)
     if runner is None:
         raise Unauthorized("Send this org's runner token.", code="invalid_runner_token")

@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlmodel import select
 
 from control_plane.app import create_app
+from control_plane.db.models import RefreshToken
 from tests.deploy.settings_names import setting_names
-from tests.support.api import add_user, login
+from tests.support.api import add_user, direct_db, login
 from tests.support.services import REPO
 from tests.support.tokens import make_org
 
@@ -32,6 +34,7 @@ OBSERVED_HERE = {
     "ORGPLANE_LOGIN_RATE_WINDOW": "test_login_rate_limit_and_window",
     "ORGPLANE_INVITE_TTL_DAYS": "test_invite_ttl_days",
     "ORGPLANE_ACCESS_TOKEN_TTL": "test_token_lifetimes",
+    "ORGPLANE_REFRESH_TOKEN_TTL": "test_token_lifetimes",
     "ORGPLANE_JWKS_CACHE_SECONDS": "test_jwks_cache_seconds",
     "ORGPLANE_PUBLIC_URL": "test_public_url_is_the_issuer",
     "ORGPLANE_ADMIN_EMAIL": "test_admin_from_environment",
@@ -99,7 +102,6 @@ OBSERVED_IN = {
 NOT_YET_OBSERVED = {
     "ORGPLANE_LOG_LEVEL": "set by many tests, but none asserts which records are dropped",
     "ORGPLANE_DATABASE_ECHO": "debugging aid; no test checks that SQL is logged",
-    "ORGPLANE_REFRESH_TOKEN_TTL": "no test waits out or reads a refresh token's lifetime",
     "ORGPLANE_ACCESS_APPROVAL_TTL": "no test reads an approval's end from this setting",
     "ORGPLANE_REDIS_ORG_USERS": "no test switches per-org Redis users off",
     "ORGPLANE_INSTANCE_REDIS_HOST": "no test reads the address handed to instances",
@@ -171,15 +173,21 @@ async def test_invite_ttl_days(make_settings: Any) -> None:
 
 
 async def test_token_lifetimes(make_settings: Any) -> None:
-    async with await app_client(make_settings, ORGPLANE_ACCESS_TOKEN_TTL="123") as client:
-        await add_user(client, "someone@example.com")
+    env = {"ORGPLANE_ACCESS_TOKEN_TTL": "123", "ORGPLANE_REFRESH_TOKEN_TTL": "4567"}
+    async with await app_client(make_settings, **env) as client:
+        user_id = await add_user(client, "someone@example.com")
         answer = await client.post(
             "/api/v1/auth/login",
             json={"email": "someone@example.com", "password": "correct horse battery"},
         )
+        async with direct_db(client) as db:
+            rows = (
+                await db.exec(select(RefreshToken).where(RefreshToken.user_id == user_id))
+            ).all()
     assert answer.json()["expires_in"] == 123
     token = claims(answer.json()["access_token"])
     assert token["exp"] - token["iat"] == 123
+    assert [round((r.expires_at - r.created_at).total_seconds()) for r in rows] == [4567]
 
 
 async def test_jwks_cache_seconds(make_settings: Any) -> None:

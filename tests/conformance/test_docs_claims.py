@@ -123,8 +123,8 @@ def test_openid_configuration_claim(platform: Platform) -> None:
 
 def test_instance_claims_host_and_tokens(platform: Platform) -> None:
     """org-instance.md: a foreign Host is 421 ``misdirected_request``, even on an unknown path;
-    no token is 401 ``invalid_token`` with ``WWW-Authenticate: Bearer error="invalid_token"``;
-    the probes skip both checks."""
+    a bad token is 401 ``invalid_token`` with ``WWW-Authenticate: Bearer error="invalid_token"``,
+    no token a bare ``Bearer`` (RFC 6750 §3.1; it said error= before); the probes skip both."""
     with platform.instance.client(host="other.example") as client:
         foreign = client.get("/no/such/path")
         probe = client.get("/healthz")
@@ -132,7 +132,11 @@ def test_instance_claims_host_and_tokens(platform: Platform) -> None:
     assert foreign.json()["code"] == "misdirected_request"
     assert probe.status_code == 200
     with platform.instance.client() as client:
+        anonymous = client.get("/api/v1/sessions")
+    with platform.instance.client("a.b.c") as client:
         refused = client.get("/api/v1/sessions")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
     assert refused.status_code == 401
     assert refused.json()["code"] == "invalid_token"
     assert refused.headers["www-authenticate"] == 'Bearer error="invalid_token"'
