@@ -62,13 +62,20 @@ SECURITY_SCHEMES: dict[str, Any] = {
 OWN_CREDENTIAL = {
     "/api/v1/instances/heartbeat": "instanceCredential",
     "/api/v1/routing/traefik": "routingToken",
+    "/oauth/introspect": "bearerAuth",
 }
 
 
 #: Operations that check a password (401 ``invalid_credentials``) or a flood limit (429).
 CHECKS_PASSWORD = frozenset({"/api/v1/auth/login", "/api/v1/me/password"})
 RATE_LIMITED = CHECKS_PASSWORD | {"/api/v1/instances/heartbeat"}
-TOKEN_ENDPOINT = "/oauth/token"
+#: OAuth endpoints answer their errors as RFC 6749 §5.2 JSON (RFC 7009 and RFC 7662 reuse it),
+#: with the statuses each can answer.
+OAUTH_ERRORS = {
+    "/oauth/token": (400, 401),
+    "/oauth/revoke": (400,),
+    "/oauth/introspect": (400, 401),
+}
 #: Sign-up answers 403 ``signup_disabled`` when sign-up is off.
 SIGNUP = "/api/v1/auth/signup"
 #: Backup routes talk to the org's instance: 409 while it is busy or the backup not ready (reads
@@ -110,9 +117,10 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
         errors[422] = problem_spec("The archive, backup or confirmation is refused.")
     if path in RATE_LIMITED:
         errors[429] = problem_spec("Rate limited; retry after `Retry-After` seconds.")
-    if path == TOKEN_ENDPOINT:
+    if path in OAUTH_ERRORS:
         errors.pop(409)
-        for status in (400, 401):
+        errors.pop(401, None)
+        for status in OAUTH_ERRORS[path]:
             errors[status] = ResponseSpec(
                 data_container=OAuthError,
                 media_type="application/json",

@@ -97,6 +97,9 @@ OBSERVED_IN = {
     "ORGPLANE_BACKUP_KEEP": "tests/backups/test_interrupted_and_scheduled.py",
     "ORGPLANE_INSTANCE_IMAGE": "tests/e2e/platform.py",
     "ORGPLANE_INSTANCE_CONTROL_PLANE_URL": "tests/e2e/platform.py",
+    "ORGPLANE_KEEP_ALIVE_TIMEOUT": "tests/integration/test_keep_alive.py",
+    "ORGPLANE_ALLOWED_IMAGES": "tests/reconciler/test_image_policy.py",
+    "ORGPLANE_RESERVED_SLUGS": "tests/api/test_reserved_slugs.py",
 }
 
 NOT_YET_OBSERVED = {

@@ -24,6 +24,13 @@ from openapi_spec_validator import validate
 
 from tests.conformance.conftest import Platform
 
+#: The OAuth endpoints answer errors as RFC 6749 §5.2 JSON (RFC 7009 and RFC 7662 say so too).
+OAUTH_ERRORS = {
+    "/oauth/token": (400, 401),
+    "/oauth/revoke": (400,),
+    "/oauth/introspect": (400, 401),
+}
+
 PROBLEM = "application/problem+json"
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -85,7 +92,7 @@ def test_every_error_response_is_a_problem(platform: Platform, which: str) -> No
             if int(status) < 400:
                 continue
             content = response.get("content", {})
-            if path == "/oauth/token" and status in ("400", "401"):
+            if int(status) in OAUTH_ERRORS.get(path, ()):  # RFC 6749 §5.2 errors
                 ok = "application/json" in content
             else:
                 ok = content.get(PROBLEM, {}).get("schema") == {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,23 @@ def test_an_idle_connection_is_still_served_after_longer_than_clients_keep_their
         if instance is not None:
             instance.stop()
         cp.stop()
+
+
+def test_orgplane_keep_alive_timeout_is_what_the_control_plane_serves_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The setting reaches uvicorn (the test above covers the default on the wire)."""
+    import uvicorn
+
+    from control_plane.cli import server
+    from control_plane.settings import get_settings
+
+    served: dict[str, Any] = {}
+    monkeypatch.setenv("ORGPLANE_KEEP_ALIVE_TIMEOUT", "7")
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **kwargs: served.update(kwargs))
+    get_settings.cache_clear()
+    try:
+        server._run_server()
+    finally:
+        get_settings.cache_clear()
+    assert served["timeout_keep_alive"] == 7

@@ -97,7 +97,8 @@ async def _seed(cp: ControlPlane, label: str) -> Tenant:
     return tenant
 
 
-def _login(cp: ControlPlane, email: str) -> tuple[str, str]:
+def login(cp: ControlPlane, email: str) -> tuple[str, str]:
+    """A fresh access token of ``email``, and the user's id."""
     answer = httpx.post(
         cp.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
     )
@@ -117,8 +118,8 @@ def _arm(cp: ControlPlane, tenant: Tenant, root: Path) -> None:
     }
     tenant.instance = OrgInstance(org, cp, root / tenant.slug)
     tenant.instance.start()
-    tenant.owner_access, tenant.owner_id = _login(cp, tenant.owner_email)
-    tenant.member_access, _ = _login(cp, tenant.member_email)
+    tenant.owner_access, tenant.owner_id = login(cp, tenant.owner_email)
+    tenant.member_access, _ = login(cp, tenant.member_email)
     tenant.owner_org_token = cp.org_token(tenant.owner_email, tenant.slug)
     tenant.member_org_token = cp.org_token(tenant.member_email, tenant.slug)
     planted = plant_canaries(tenant.instance, tenant.owner_org_token, f"canary-{tenant.name}")
@@ -140,7 +141,7 @@ async def _staff(cp: ControlPlane) -> str:
 
 def staff_token(cp: ControlPlane) -> str:
     """An access token of a new platform admin."""
-    return _login(cp, asyncio.run(_staff(cp)))[0]
+    return login(cp, asyncio.run(_staff(cp)))[0]
 
 
 @contextmanager
