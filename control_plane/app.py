@@ -27,6 +27,7 @@ from control_plane.auth import provide_principal
 from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
 from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
+from control_plane.db.engine import private_sqlite_files
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
@@ -103,6 +104,7 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], Any]:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
         await prepare_database(runtime)
+        private_sqlite_files(runtime.engine.url)
         app.state.runtime = runtime
         try:
             async with provisioning(app, runtime):

@@ -34,7 +34,7 @@ def _embedded_secret(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -93,8 +93,10 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         """Connect to the database and stores named by ``settings``."""
-        if settings.server.mode == "embedded" and not settings.db.database_url:
-            settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.server.mode == "embedded":
+            # Keys, the database and org data live here: this user's only (0700).
+            settings.server.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            settings.server.data_dir.chmod(0o700)
         secret = resolve_secret(settings)
         engine = make_engine(
             settings.database_url,

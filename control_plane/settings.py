@@ -34,7 +34,9 @@ class ServerSettings(_Group):
         "", description="External base URL of the control plane; defaults to http://host:port."
     )
     data_dir: Path = Field(
-        Path(".orgplane"), description="Directory for the embedded database, keys and org data."
+        Path(".orgplane"),
+        description="Directory for the embedded database, keys and org data; embedded mode "
+        "keeps it 0700 and its database, keys and logs 0600.",
     )
     max_body_bytes: int = Field(
         1_048_576, description="Largest request body accepted (413 above it)."

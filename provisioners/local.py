@@ -149,7 +149,7 @@ class LocalProvisioner(Provisioner):
     async def _launch(self, state: _State) -> _State:
         org_dir = self.root / state.org_id
         data_dir = org_dir / "data"
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(self.root, org_dir, data_dir)
         port = processes.free_port()
         env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
         env.update(state.env)
@@ -268,12 +268,20 @@ class LocalProvisioner(Provisioner):
 
     def _write(self, state: _State) -> None:
         org_dir = self.root / state.org_id
-        org_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(self.root, org_dir)
         tmp = org_dir / "state.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(asdict(state), fh)
         os.replace(tmp, org_dir / "state.json")
+
+
+def private_dirs(*paths: Path) -> None:
+    """Create each directory (in order) readable by this user only (0700); ``mkdir``'s mode
+    does not apply to parents it creates, so each is made on its own."""
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)
 
 
 def _last_line(path: Path, limit: int = 300) -> str:

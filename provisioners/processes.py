@@ -78,8 +78,10 @@ def _ps_info(pid: int) -> ProcessInfo | None:
 def launch(
     argv: list[str], *, env: Mapping[str, str], cwd: Path, log_path: Path
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new session (a crash of its parent does not take it down)."""
-    with log_path.open("ab") as log:
+    """Start ``argv`` in a new session (a crash of its parent does not take it down); its
+    output goes to ``log_path``, created readable by this user only (it may name org data)."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
         return subprocess.Popen(  # noqa: S603 - argv built by the caller, no shell
             argv,
             env=dict(env),

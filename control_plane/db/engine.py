@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import URL, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -98,3 +99,15 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
         except BaseException:
             await session.rollback()
             raise
+
+
+def private_sqlite_files(url: URL) -> None:
+    """Make a SQLite database and its WAL and shared-memory files readable by this user only
+    (0600): SQLite creates them with the process umask (0644 usually), and the database holds
+    password hashes and encrypted keys. Nothing to do for other databases or ``:memory:``."""
+    if not url.get_backend_name().startswith("sqlite") or not url.database:
+        return
+    path = Path(url.database)
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if name.exists():
+            name.chmod(0o600)

@@ -5,8 +5,9 @@ One entry per org (``heartbeat:last:<org_id>``): read and written back when a he
 for an accepted heartbeat that did not write the Instance row. Two or three store round trips
 per heartbeat (Redis with several replicas). The entry holds:
 
-* the attempts in the current fixed one-minute window (failed ones included), so a flooding
-  instance is answered 429 before anything else is done for it;
+* the authenticated attempts in the current fixed one-minute window (a bad body included), so
+  a flooding instance is answered 429 before its heartbeat is processed; failed
+  authentications count against their sender instead (``instances/routes.py``), never here;
 * the run and ``seq`` of the last accepted heartbeat, so a replay is caught even when that
   heartbeat was not written to the Instance row (see :mod:`control_plane.instances.heartbeat`).
 

@@ -1,9 +1,12 @@
 """``POST /api/v1/instances/heartbeat``: org instances report in with their credential.
 
 Checks run in this order, each before any work the next needs: the credential's shape (401
-``invalid_credential``), the flood limit per instance (429 ``rate_limited``,
-:mod:`control_plane.instances.gate`), the credential itself (401), the body (400),
-the body's org against the credential's (403 ``org_mismatch``). Replays answer 200 with
+``invalid_credential``), the sender's failed attempts (429 ``rate_limited`` after
+``FAILURES_PER_MINUTE`` bad credentials from one address), the credential itself (401), the
+flood limit per instance (429, :mod:`control_plane.instances.gate`), the body (400), the body's
+org against the credential's (403 ``org_mismatch``). Only authenticated attempts count against
+an org's allowance: anyone who knows an org id could otherwise use it up with bad credentials
+and keep the org's instance from registering. Replays answer 200 with
 ``accepted: false`` (see :mod:`control_plane.instances.heartbeat`). With the ``redis``
 heartbeat transport the answer to an instance that reaches its Redis says ``via: redis`` and is
 also left in Redis for it (see :mod:`control_plane.instances.ingest`).
@@ -25,6 +28,7 @@ from control_plane.auth import bearer_token
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Forbidden, Unauthenticated
+from control_plane.identity.ratelimit import WindowLimiter
 from control_plane.instances.gate import HeartbeatGate
 from control_plane.instances.heartbeat import (
     HeartbeatIn,
@@ -37,6 +41,9 @@ from control_plane.logs import bind_request
 from control_plane.runtime import WAKE_RECONCILER, Runtime
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer
 
+#: Bad credentials accepted from one address per minute before 429.
+FAILURES_PER_MINUTE = 30
+
 
 async def instance_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
@@ -44,14 +51,24 @@ async def instance_guard(
     """Count the attempt and authenticate the instance credential, before the body is read."""
     runtime: Runtime = connection.app.state.runtime
     credential = bearer_token(connection) or ""  # type: ignore[arg-type]
+    source = connection.client.host if connection.client else "unknown"
+    failures = WindowLimiter(
+        runtime.rate_limits, limit=FAILURES_PER_MINUTE, window=60, prefix="heartbeat-failures"
+    )
+    await failures.check(source)
     org_id = credential_org(credential)
     if org_id is None:
+        await failures.hit(source)
         raise Unauthenticated("Send the instance credential.", code="invalid_credential")
+    async with runtime.readers() as db:
+        try:
+            instance, org = await authenticate_instance(db, credential)
+        except Unauthenticated:
+            await failures.hit(source)
+            raise
     gate = await HeartbeatGate.open(runtime, org_id=org_id)
     gate.admit()
-    await gate.save()  # counted even if the credential or the body turns out bad
-    async with runtime.readers() as db:
-        instance, org = await authenticate_instance(db, credential)
+    await gate.save()  # counted even if the body turns out bad
     # Loaded once here; the handler reuses them (a quiet heartbeat makes no other query).
     connection.state.instance, connection.state.instance_org = instance, org
     connection.state.heartbeat_gate = gate

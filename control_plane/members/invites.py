@@ -23,7 +23,11 @@ from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound, Prob
 from control_plane.identity.users import checked_email, find_by_email
 from control_plane.members.schemas import InviteOut, InviteWithToken
 from control_plane.members.service import check_capacity, membership_of
-from control_plane.members.staff_rules import check_acceptance, check_staff_grant
+from control_plane.members.staff_rules import (
+    check_acceptance,
+    check_not_self,
+    check_staff_grant,
+)
 from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import is_live
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
@@ -102,6 +106,7 @@ async def create_invite(
     await check_staff_grant(db, access=access, principal=principal, user=existing, email=email)
     if existing is not None and await membership_of(db, org.id, existing.id):
         raise Conflict("That user is a member already.", code="already_member", field="email")
+    check_not_self(principal, user=existing, email=email)
     pending = (
         await db.exec(
             select(Invite).where(

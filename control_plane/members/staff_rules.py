@@ -12,6 +12,11 @@ a membership would not. So, there:
 
 Elsewhere (no approval required) staff enter with a stated reason anyway, so none of this
 applies.
+
+And for everyone: **nobody makes themselves a direct member** (403 ``self_grant``), by adding
+themselves, inviting their own email or accepting an invite they sent. The only way to act in
+an org without being its member is a role inherited from a parent (or staff rights), and it
+must end with that: a direct membership made from it would survive removal from the parent.
 """
 
 from __future__ import annotations
@@ -57,8 +62,26 @@ async def check_staff_grant(
         raise _self_grant()
 
 
+def _self_grant_by_anyone() -> Forbidden:
+    return Forbidden(
+        "Nobody makes themselves a member: a role inherited from a parent org (or staff "
+        "rights) ends with it, a membership would not. Ask an admin of this org.",
+        code="self_grant",
+    )
+
+
+def check_not_self(principal: Principal, *, user: User | None, email: str) -> None:
+    """403 ``self_grant`` when the caller would add or invite themselves."""
+    me = principal.user
+    if (user is not None and user.id == me.id) or email.lower() == me.email.lower():
+        raise _self_grant_by_anyone()
+
+
 async def check_acceptance(db: AsyncSession, *, org: Org, invite: Invite, user: User) -> None:
-    """Refuse an invite that would make staff (or an account staff made for it) a member."""
+    """Refuse an invite that would make staff (or an account staff made for it), or its own
+    sender, a member."""
+    if invite.invited_by == user.id:
+        raise _self_grant_by_anyone()
     if not org.require_access_approval:
         return
     if user.is_platform_admin:

@@ -190,10 +190,20 @@ async def org_by_host(db: AsyncSession, *, host: str, base_domain: str) -> Org |
 async def org_unavailable(
     request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB
 ) -> Response[str]:
-    """The page Traefik shows for an org that cannot be served now: 503 with Retry-After."""
+    """The page Traefik shows for an org that cannot be served now: 503 with Retry-After.
+
+    Anyone can ask for it with any Host, so an org its instance serves gets the answer of an
+    unknown host: the page must not tell which hosts belong to a running org, or its name."""
     host = request.headers.get("host", "")
     org = await org_by_host(db, host=host, base_domain=runtime.settings.provisioning.base_domain)
-    if org is None:
+    instance = await db.get(Instance, org.id) if org is not None else None
+    served = org is not None and serves_instance(
+        phase=org.phase,
+        desired_state=org.desired_state,
+        suspended=org.suspended,
+        endpoint=instance.endpoint if instance else "",
+    )
+    if org is None or served:
         raise NotFound("No org is reached at this address.", code="unknown_host")
     message, retry_after = _SITUATIONS[situation(org)]
     name = escape(org.name or org.slug)

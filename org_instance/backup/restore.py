@@ -2,7 +2,8 @@
 
 1. :func:`stage` reads and verifies the whole archive into ``.restore-staged/`` (every entry's
    size and sha256, the manifest's checksum, the format, a schema not newer than this
-   instance's). Nothing of the live data is touched until this succeeds.
+   instance's, and the database's own schema version equal to the manifest's). Nothing of the
+   live data is touched until this succeeds.
 2. :func:`swap` (the database closed) writes ``restore.journal`` naming the entries that exist
    now, moves them to ``.restore-aside/``, moves the staged entries in, and runs ``check`` (the
    instance's own open: migrations, integrity check). Removing the journal is the commit point;
@@ -74,11 +75,31 @@ def stage(*, archive: Path, data_dir: Path, max_bytes: int) -> Manifest:
                 f"{len(MIGRATIONS)}",
                 code="backup_schema_too_new",
             )
+        found = _schema_version(staged / "instance.db")
+        if found != manifest.schema_version:
+            raise ArchiveError(
+                f"the backup's database has schema {found}, its manifest says "
+                f"{manifest.schema_version}",
+                code="backup_schema_mismatch",
+            )
     except BaseException:
         _remove(staged)
         raise
     fault_point("after_staging")
     return manifest
+
+
+def _schema_version(path: Path) -> int:
+    """``PRAGMA user_version`` of the staged database, read-only; ArchiveError if it is not
+    one."""
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise ArchiveError(f"the backup's database does not open: {exc}") from None
 
 
 def check_database(path: Path) -> None:
@@ -94,6 +115,8 @@ def check_database(path: Path) -> None:
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise ArchiveError(f"the restored database does not open: {exc}") from None
+    except RuntimeError as exc:  # migrate: a schema this instance does not know
+        raise ArchiveError(str(exc), code="backup_schema_mismatch") from None
     finally:
         conn.close()
 

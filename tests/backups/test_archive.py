@@ -200,6 +200,27 @@ def test_a_newer_schema_is_refused(source: Path, tmp_path: Path) -> None:
     assert read_data(target) == ("kept", {})
 
 
+def test_a_database_whose_schema_differs_from_its_manifest_is_refused(
+    source: Path, tmp_path: Path
+) -> None:
+    """Failed on the old code: the manifest claimed schema 1, so staging passed, and the swap's
+    migration raised RuntimeError (an instance 500) on the database's schema 99."""
+    conn = sqlite3.connect(source / "instance.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    snapshot(db_path=source / "instance.db", files_dir=source / "files", into=tmp_path / "snap")
+    archive = tmp_path / "a.tar.gz"
+    write_archive(staged=tmp_path / "snap", out=archive, org_id=ORG, org_slug="acme",
+                  schema_version=1)  # fmt: skip
+    target = tmp_path / "target"
+    make_data(target, title="kept", files={"f9": b"nine"})
+    with pytest.raises(ArchiveError) as caught:
+        stage(archive=archive, data_dir=target, max_bytes=10**8)
+    assert caught.value.code == "backup_schema_mismatch"
+    assert read_data(target) == ("kept", {"f9": b"nine"})
+    assert not (target / STAGED).exists()
+
+
 def test_a_failed_check_puts_the_data_back(source: Path, tmp_path: Path) -> None:
     archive = tmp_path / "a.tar.gz"
     archive_of(source, archive)

@@ -4,8 +4,10 @@ replays, malformed bodies, floods, usage roll-up and write coalescing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
@@ -14,6 +16,7 @@ from control_plane.instances.heartbeat import HeartbeatIn, issue_instance_creden
 from control_plane.orgs.hierarchy import effective_limits
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatBody, UsageCounters
 from tests.support.api import assert_problem, direct_db
+from tests.support.live import serve_control_plane
 
 STARTED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -282,3 +285,36 @@ async def test_a_flood_is_429_per_instance(client: AsyncTestClient[Any]) -> None
     assert_problem(flood, 429, "rate_limited")
     assert int(flood.headers["retry-after"]) >= 1
     assert (await beat(client, other_credential, body(other_id, 1))).status_code == 200
+
+
+async def test_bad_credentials_never_use_up_an_orgs_allowance(
+    make_settings: Any, unused_tcp_port: int
+) -> None:
+    """Failed on the old code: 100 bad credentials naming the org, sent from another address
+    (127.0.0.2), counted against the org's 60 attempts a minute (401 sixty times, then 429 for
+    the org, whose real instance would have been refused too) instead of against the sender."""
+    settings = make_settings(ORGPLANE_PORT=str(unused_tcp_port))
+    async with serve_control_plane(settings, unused_tcp_port) as app:
+        org_id, credential = await make_instance_row(SimpleNamespace(app=app), "hb-target")
+        forged = credential.rsplit(".", 1)[0] + ".not-the-secret-0123456789"
+        base = f"http://127.0.0.1:{unused_tcp_port}"
+        attacker = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with (
+            httpx.AsyncClient(base_url=base, transport=attacker) as bad,
+            httpx.AsyncClient(base_url=base) as good,
+        ):
+            statuses = []
+            for _ in range(100):
+                answer = await bad.post(
+                    HEARTBEAT_PATH, json={}, headers={"Authorization": f"Bearer {forged}"}
+                )
+                statuses.append(answer.status_code)
+            assert statuses[:30] == [401] * 30
+            assert set(statuses[30:]) == {429}  # the sender is limited, not the org
+            for seq in range(1, 11):
+                answer = await good.post(
+                    HEARTBEAT_PATH,
+                    json=body(org_id, seq),
+                    headers={"Authorization": f"Bearer {credential}"},
+                )
+                assert answer.status_code == 200, answer.text

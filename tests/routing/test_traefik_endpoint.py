@@ -157,6 +157,22 @@ async def test_the_unavailable_page_names_the_org_from_the_host(
         )
 
 
+async def test_the_unavailable_page_says_nothing_about_a_served_org(
+    client: AsyncTestClient[Any],
+) -> None:
+    """Failed on the old code: asked directly with a running org's Host, the page answered 503
+    with the org's name ("Secret Project is unavailable ... starting up"), so anyone could tell
+    which hosts belong to an org and what it is called."""
+    running = await add_org(client, "delta", endpoint="http://127.0.0.1:9", name="Secret Project")
+    await add_domain(client, running, "delta.example", verified=True)
+    for host in ("delta.orgs.example.net", "delta.example"):
+        answer = await client.get("/org-unavailable", headers={"Host": host})
+        body = assert_problem(answer, 404, "unknown_host")
+        unknown = await client.get("/org-unavailable", headers={"Host": "nobody.example"})
+        assert body["detail"] == unknown.json()["detail"]
+        assert "Secret" not in answer.text
+
+
 async def test_a_deleted_org_releases_its_hostnames(client: AsyncTestClient[Any]) -> None:
     from control_plane.routing.hostnames import release_domains
 
