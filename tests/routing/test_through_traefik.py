@@ -235,3 +235,13 @@ async def test_orgs_through_traefik(edge: Any) -> None:
     await until_status(user, traefik, custom_url, 404, headers=tokens["acme"])
     # The other orgs are untouched.
     assert (await user.get(gamma_url, headers=tokens["gamma"])).status_code == 200
+
+    # The last orgs deleted: the endpoint has no route left, and Traefik drops them all (an
+    # empty configuration it refused would leave it routing to gamma's removed instance).
+    for slug in ("beta", "gamma"):
+        gone = await api.delete(
+            f"/api/v1/orgs/{ids[slug]}", params={"confirm": slug}, headers=admin
+        )
+        assert gone.status_code == 202, gone.text
+    await until_status(user, traefik, gamma_url, 404, headers=tokens["gamma"])
+    assert not [name for name in traefik.routers() if name.endswith("@http")]
