@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.compose import REDIS_IMAGE, TRAEFIK_IMAGE, ComposeProject
 from tests.e2e.images import build_images, missing_images
+from tests.support.services import need
 from tests.support.traefik import through
 from tests.support.wait import WaitTimeout, eventually
 
@@ -35,7 +36,12 @@ TRAEFIK_STALE = {(404, "404 page not found"), (502, "Bad Gateway"), (504, "Gatew
 @pytest.fixture
 def project(docker_engine: Any, tmp_path: Path) -> Iterator[ComposeProject]:
     if missing_images(docker_engine, (TRAEFIK_IMAGE, REDIS_IMAGE)):
-        build_images("traefik", "redis")
+        try:
+            build_images("traefik", "redis")
+        except Exception as exc:
+            need(f"the Traefik and Redis images (building them failed: {exc})", False)
+        missing = missing_images(docker_engine, (TRAEFIK_IMAGE, REDIS_IMAGE))
+        need(f"the images {', '.join(missing)} (redis-server on this host?)", not missing)
     run = ComposeProject(
         client=docker_engine, run_id=f"cu{uuid.uuid4().hex[:10]}", directory=tmp_path / "compose"
     )
