@@ -48,7 +48,7 @@ fmt: $(STAMP) ## Format and autofix with ruff
 bench: $(STAMP) ## Run the benchmarks (BENCH_ARGS="--all", "--list" or names); table + benchmarks/results/*.json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-images: ## Build the control-plane and org-instance images (offline; see scripts/build-images.sh)
+images: ## Build the control-plane, org-instance, Traefik and Redis images (offline; see scripts/build-images.sh)
 	scripts/build-images.sh
 
 docs: $(STAMP) ## Regenerate docs/configuration.md from the settings classes

@@ -218,7 +218,8 @@ def dynamic_config(
 ) -> dict[str, Any]:
     """Traefik's dynamic configuration (HTTP provider) for ``routes``.
 
-    Routes with a ``url`` go to their instance; the others go to ``fallback_url`` (the control
+    No routes give ``{}`` (Traefik accepts it and drops every route of the provider). Routes with
+    a ``url`` go to their instance; the others go to ``fallback_url`` (the control
     plane) with the path replaced by :data:`UNAVAILABLE_PATH`, Host kept so the page can name the
     org. Routes with ``wake`` go to ``wake_url`` (default ``fallback_url``) under
     :data:`WAKE_PREFIX`, path and query kept, from a router named ``<name>-wake`` with priority
@@ -262,7 +263,10 @@ def dynamic_config(
         middlewares[WAKE_MIDDLEWARE] = {"addPrefix": {"prefix": WAKE_PREFIX}}
     if middlewares:
         http["middlewares"] = middlewares
-    return {"http": http}
+    # Traefik's HTTP provider refuses empty sections ("routers cannot be a standalone element")
+    # and then keeps its last good configuration: with no routes left, the last org's router
+    # would stay. An empty document is accepted and clears them.
+    return {"http": http} if routers else {}
 
 
 def _load_balancer(url: str) -> dict[str, Any]:

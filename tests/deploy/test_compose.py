@@ -84,6 +84,13 @@ def test_traefik_static_configuration_matches_traefik_schema(variant: str) -> No
     org_network = load()["networks"]["orgplane"]["name"]
     assert docker["network"] == org_network
     assert environment(services["control-plane"])["ORGPLANE_DOCKER_NETWORK"] == org_network
+    # The control plane's HTTP provider, with its token: wake, unavailable pages and custom
+    # domains come from there (docs/routing.md).
+    http = static["providers"]["http"]
+    assert http["endpoint"] == "http://control-plane:8080/api/v1/routing/traefik"
+    token = environment(services["control-plane"])["ORGPLANE_ROUTING_TOKEN"]
+    assert token == FILLED_IN["ORGPLANE_ROUTING_TOKEN"]
+    assert http["headers"] == {"Authorization": f"Bearer {token}"}
 
 
 def test_a_misspelt_traefik_flag_fails_the_schema() -> None:
@@ -130,7 +137,9 @@ def test_env_example_documents_exactly_the_variables_the_files_use() -> None:
 
 
 def test_the_example_alone_is_refused_until_the_secrets_are_set() -> None:
-    with pytest.raises(MissingVariable, match=r"ORGPLANE_SECRET_KEY|REDIS_PASSWORD|DOCKER_GID"):
+    with pytest.raises(
+        MissingVariable, match=r"ORGPLANE_SECRET_KEY|REDIS_PASSWORD|DOCKER_GID|ROUTING_TOKEN"
+    ):
         load(env=read_env_file())
 
 

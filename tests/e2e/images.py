@@ -52,10 +52,12 @@ def redis_server_mounts() -> tuple[dict[str, dict[str, str]], str]:
     return mounts, lib_dir
 
 
-def missing_images(client: docker.DockerClient) -> list[str]:
-    """Which of the two project images the engine does not have."""
+def missing_images(
+    client: docker.DockerClient, images: tuple[str, ...] = (CONTROL_PLANE_IMAGE, INSTANCE_IMAGE)
+) -> list[str]:
+    """Which of ``images`` (default: the two project images) the engine does not have."""
     missing = []
-    for image in (CONTROL_PLANE_IMAGE, INSTANCE_IMAGE):
+    for image in images:
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -63,10 +65,11 @@ def missing_images(client: docker.DockerClient) -> list[str]:
     return missing
 
 
-def build_images(repo: Path = REPO, timeout: float = 1200.0) -> str:
-    """Run ``scripts/build-images.sh``; returns its output's tail (raises on failure)."""
+def build_images(*names: str, repo: Path = REPO, timeout: float = 1200.0) -> str:
+    """Run ``scripts/build-images.sh`` for ``names`` (``traefik``, ``redis``, ...; none: all);
+    returns its output's tail (raises on failure)."""
     done = subprocess.run(
-        ["bash", str(repo / "scripts" / "build-images.sh")],
+        ["bash", str(repo / "scripts" / "build-images.sh"), *names],
         cwd=repo,
         capture_output=True,
         text=True,

