@@ -1,6 +1,7 @@
 """The shipped Prometheus configuration is valid for the Prometheus the tests run
 (``promtool check config``): as shipped (syntax; its credentials files exist only in the
-container), and complete once pointed at files that exist, as the Prometheus test uses it."""
+container), and complete once pointed at files that exist, as the Prometheus test uses it.
+Compose's ``monitoring`` profile runs Prometheus on that file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.deploy.compose_file import COMPOSE_FILE, FILLED_IN, load
 from tests.integration.test_prometheus import scrape_config
 from tests.support.services import REPO, need
 
@@ -38,3 +40,30 @@ def test_the_shipped_configuration_checks(tmp_path: Path) -> None:
     missing = promtool(str(config))
     assert missing.returncode != 0
     assert "metrics-token" in missing.stdout + missing.stderr
+
+
+def test_the_compose_monitoring_profile_runs_prometheus_on_the_shipped_file() -> None:
+    project = load()
+    prometheus = project["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert (
+        "../deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in (prometheus["volumes"])
+    )
+    assert (COMPOSE_FILE.parent / "../deploy/prometheus/prometheus.yml").resolve() == SHIPPED
+    assert prometheus["networks"] == ["orgplane"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
+    # The entry point writes exactly the credentials files the configuration reads, on a tmpfs.
+    config = yaml.safe_load(SHIPPED.read_text())
+    files = {
+        job.get("authorization", {}).get("credentials_file")
+        or job["http_sd_configs"][0]["authorization"]["credentials_file"]
+        for job in config["scrape_configs"]
+    }
+    script = prometheus["command"][0]
+    for name in files:
+        assert f"> {name}" in script
+        assert Path(name).parent.as_posix() in prometheus["tmpfs"]
+    tokens = prometheus["environment"]
+    assert tokens["ORGPLANE_ROUTING_TOKEN"] == FILLED_IN["ORGPLANE_ROUTING_TOKEN"]
+    assert "ORGPLANE_METRICS_TOKEN" in project["services"]["control-plane"]["environment"]
