@@ -22,6 +22,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 from org_instance import events
+from org_instance.access_log import AccessLog
 from org_instance.auth import UNAUTHENTICATED, HostCheck, TokenAuth
 from org_instance.backup import routes as backup_routes
 from org_instance.backup.gate import MaintenanceGate
@@ -184,7 +185,9 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
     runtime.revocations.on_redis_error = lambda: runtime.metrics.redis_error("revocations")
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
     app.state.maintenance = MaintenanceGate(app.asgi_handler)
-    app.asgi_handler = HostSyntaxCheck(
-        CloseCodesAfterAccept(HostCheck(app.state.maintenance, allowed=config.allowed_hosts))
+    app.asgi_handler = AccessLog(
+        HostSyntaxCheck(
+            CloseCodesAfterAccept(HostCheck(app.state.maintenance, allowed=config.allowed_hosts))
+        )
     )
     return app
