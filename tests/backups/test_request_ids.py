@@ -1,14 +1,19 @@
 """An org instance logs every request as one JSON line (method, route template, status,
 duration, user id, org id, request id), and the control plane forwards the id of the request it
 serves to the instance it calls: the backup asked with ``X-Request-ID`` is logged by the
-instance under that id. Real local instances (their output is ``instance.log``)."""
+instance under that id, and the backup counts in the control plane's metrics. Real local
+instances (their output is ``instance.log``)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.backups.live import Live, instance_client, new_org
 from tests.support.wait import eventually
@@ -20,7 +25,17 @@ def request_lines(log: Path) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("event") == "request"]
 
 
-async def test_instances_log_requests_under_the_forwarded_request_id(live: Live) -> None:
+METRICS_TOKEN = "backup-metrics-token"
+
+
+async def test_instances_log_requests_under_the_forwarded_request_id(
+    start_live: Callable[..., AbstractAsyncContextManager[Live]],
+) -> None:
+    async with start_live(ORGPLANE_METRICS_TOKEN=METRICS_TOKEN) as live:
+        await check_request_ids(live)
+
+
+async def check_request_ids(live: Live) -> None:
     org_id = await new_org(live, "delta")
     log = live.app.state.runtime.provisioner.root / org_id / "instance.log"
     traced = f"trace-{uuid.uuid4().hex}"
@@ -41,6 +56,14 @@ async def test_instances_log_requests_under_the_forwarded_request_id(live: Live)
         assert odd.headers["x-request-id"] != "a b;c" * 30
         replaced = odd.headers["x-request-id"]
     me = (await live.http.get("/api/v1/me", headers=live.admin)).json()["id"]
+    scraped = await live.http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    backups = {
+        (s.labels["kind"], s.labels["outcome"]): s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+        if s.name == "orgplane_backups_total"
+    }
+    assert backups == {("manual", "ok"): 1}
 
     def logged() -> dict[str, dict[str, Any]]:
         found = {line["request_id"]: line for line in request_lines(log)}

@@ -243,6 +243,7 @@ def test_prometheus_discovers_and_scrapes_the_platform(control_plane: str, prome
     passes = query(prometheus, "orgplane_reconciler_pass_duration_seconds_count")
     assert passes
     assert all(float(s["value"][1]) > 0 for s in passes)
+    assert query(prometheus, "orgplane_reconciler_queue_depth >= 0")
     assert query(prometheus, "orgplane_heartbeat_lag_max_seconds < 10")
     routes = {
         s["metric"]["route"]
