@@ -34,6 +34,8 @@ from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
+from control_plane.metrics import ROUTES as METRICS_ROUTES
+from control_plane.metrics import ControlPlaneMetrics, HTTPMetricsMiddleware
 from control_plane.openapi import components as openapi_components
 from control_plane.openapi import document as document_errors_and_security
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
@@ -106,6 +108,7 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], Any]:
         await prepare_database(runtime)
         private_sqlite_files(runtime.engine.url)
         app.state.runtime = runtime
+        runtime.metrics = app.state.metrics
         try:
             async with provisioning(app, runtime):
                 log.info("control plane ready", url=runtime.issuer, mode=settings.server.mode)
@@ -140,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *USAGE_ROUTES,
             *BACKUP_ROUTES,
             *TRANSFER_ROUTES,
+            *METRICS_ROUTES,
             *ui.route_handlers,
         ],
         template_config=ui.template_config,
@@ -152,7 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan(settings)],
         after_response=wake_after_org_write,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[DefineMiddleware(RequestLogMiddleware)],
+        middleware=[DefineMiddleware(RequestLogMiddleware), HTTPMetricsMiddleware],
         request_class=BoundedJSONRequest,
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -165,6 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    app.state.metrics = ControlPlaneMetrics()
     document_errors_and_security(app.routes)
     # Before routing and the error handlers, which build ``request.url`` from the Host; nosniff
     # around everything, so answers made before routing (400 invalid_host, 404, 405) carry it.

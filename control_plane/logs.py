@@ -60,6 +60,13 @@ def bind_request(**values: str | None) -> None:
     structlog.contextvars.bind_contextvars(**{k: v for k, v in values.items() if v})
 
 
+def forwarded_request_id() -> dict[str, str]:
+    """The header that carries the request being served to an org instance, whose log lines
+    then name the same ``request_id``; none outside a request (the reconciler's own calls)."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return {"X-Request-ID": request_id} if isinstance(request_id, str) and request_id else {}
+
+
 class RequestLogMiddleware:
     """Pure ASGI middleware: request id in, one access-log line out."""
 

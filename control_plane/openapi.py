@@ -8,7 +8,8 @@ Litestar derives operations from the route handlers; this module adds what it ca
   different JSON shape we never send, so it is replaced); the token endpoint's 400/401 are
   RFC 6749 JSON and declared so;
 * the security schemes (``bearerAuth`` JWT access token, ``sessionCookie`` for safe methods,
-  ``instanceCredential`` and ``routingToken``) and, on each operation, which of them it takes.
+  ``instanceCredential``, ``routingToken`` and ``metricsToken``) and, on each operation,
+  which of them it takes.
 
 Which operations need a caller is read from the handlers: those taking the ``principal``
 dependency. ``tests/conformance/test_openapi.py`` checks the document against the live answers.
@@ -56,12 +57,17 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "routingToken": SecurityScheme(
         type="http", scheme="bearer", description="The routing token (ORGPLANE_ROUTING_TOKEN)."
     ),
+    "metricsToken": SecurityScheme(
+        type="http", scheme="bearer", description="The metrics token (ORGPLANE_METRICS_TOKEN)."
+    ),
 }
 
 #: Operations that authenticate a credential of their own (not the ``principal`` dependency).
 OWN_CREDENTIAL = {
     "/api/v1/instances/heartbeat": "instanceCredential",
     "/api/v1/routing/traefik": "routingToken",
+    "/api/v1/routing/prometheus": "routingToken",
+    "/metrics": "metricsToken",
     "/oauth/introspect": "bearerAuth",
 }
 

@@ -84,6 +84,9 @@ class Runtime:
     #: Admin connection to the Redis that holds the org namespaces (``redis.asyncio.Redis``),
     #: set by the app's lifespan when org instances have their own Redis users.
     redis_admin: Any = None
+    #: This app's Prometheus series (``control_plane.metrics.ControlPlaneMetrics``), set by
+    #: the app's lifespan; None in a runtime built without an app.
+    metrics: Any = None
 
     @property
     def audience(self) -> str:

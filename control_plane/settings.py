@@ -52,6 +52,11 @@ class ServerSettings(_Group):
         "console", description="`console` for people, `json` for log collectors."
     )
     log_level: str = Field("INFO", description="Minimum log level.")
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token Prometheus presents to the control plane's `GET /metrics`; "
+        "empty refuses every scrape.",
+    )
 
     @property
     def base_url(self) -> str:

@@ -22,6 +22,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 from org_instance import events
+from org_instance.access_log import AccessLog
 from org_instance.auth import UNAUTHENTICATED, HostCheck, TokenAuth
 from org_instance.backup import routes as backup_routes
 from org_instance.backup.gate import MaintenanceGate
@@ -34,6 +35,7 @@ from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
 from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
 from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
+from org_instance.metrics import InstanceMetrics, MetricsMiddleware, metrics_endpoint
 from org_instance.openapi import document as document_errors_and_security
 from org_instance.openapi import openapi_config
 from org_instance.revocations import Revocations
@@ -76,6 +78,7 @@ def _connect_redis(config: InstanceConfig) -> tuple[Any, Store]:
 def build_runtime(config: InstanceConfig, *, http: httpx.AsyncClient) -> InstanceRuntime:
     """The runtime of an instance (nothing is opened yet)."""
     redis, store = _connect_redis(config) if config.redis_url else (None, MemoryStore())
+    metrics = InstanceMetrics(config.data_dir / "instance.db")
     return InstanceRuntime(
         config=config,
         db=Database(config.data_dir / "instance.db"),
@@ -93,6 +96,7 @@ def build_runtime(config: InstanceConfig, *, http: httpx.AsyncClient) -> Instanc
         channels=events.make_channels(redis=redis),
         redis=redis,
         revocations=Revocations(org_id=config.org_id, redis=redis),
+        metrics=metrics,
     )
 
 
@@ -150,6 +154,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
         route_handlers=[
             healthz,
             readyz,
+            metrics_endpoint,
             gated("chat", sessions.ROUTES),
             *settings.ROUTES,
             *runners.ROUTES,
@@ -162,7 +167,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
             "instance": Provide(provide_instance),
             "caller": Provide(provide_caller),
         },
-        middleware=[DefineMiddleware(TokenAuth, exclude=UNAUTHENTICATED)],
+        middleware=[MetricsMiddleware, DefineMiddleware(TokenAuth, exclude=UNAUTHENTICATED)],
         guards=[requires_scope],
         plugins=[runtime.channels],
         lifespan=[_lifespan(runtime, client, owns_http)],
@@ -175,10 +180,14 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
     )
     document_errors_and_security(app.routes)
     app.state.instance = runtime
+    app.state.metrics = runtime.metrics
     runtime.revocations.on_key_retired = runtime.verifier.retire
+    runtime.revocations.on_redis_error = lambda: runtime.metrics.redis_error("revocations")
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).
     app.state.maintenance = MaintenanceGate(app.asgi_handler)
-    app.asgi_handler = HostSyntaxCheck(
-        CloseCodesAfterAccept(HostCheck(app.state.maintenance, allowed=config.allowed_hosts))
+    app.asgi_handler = AccessLog(
+        HostSyntaxCheck(
+            CloseCodesAfterAccept(HostCheck(app.state.maintenance, allowed=config.allowed_hosts))
+        )
     )
     return app

@@ -34,8 +34,15 @@ log = structlog.get_logger("orgplane.instance.auth")
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 #: Routes that do not take an org token (probes; the runner heartbeat has its own token; the
-#: OpenAPI document, which holds no org data, behind the Host check like every other route).
-UNAUTHENTICATED = ["^/healthz$", "^/readyz$", "^/api/v1/runners/heartbeat$", "^/api/schema"]
+#: OpenAPI document, which holds no org data, behind the Host check like every other route;
+#: the metrics, served on the instance's own port only: ``org_instance.metrics``).
+UNAUTHENTICATED = [
+    "^/healthz$",
+    "^/readyz$",
+    "^/metrics$",
+    "^/api/v1/runners/heartbeat$",
+    "^/api/schema",
+]
 _SCOPES = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 WS_CLOSE_UNAUTHORIZED = 4401
 WS_CLOSE_RATE_LIMITED = 4429

@@ -87,7 +87,7 @@ class InstanceConfig:
     limits: dict[str, int] = field(default_factory=dict)
     bind_host: str = "0.0.0.0"  # noqa: S104 - an instance listens inside its container or pod
     port: int = contract.DEFAULT_PORT
-    log_format: str = "console"
+    log_format: str = "json"
     version: str = "0.1.0"
 
     @property
@@ -133,7 +133,7 @@ class InstanceConfig:
         port = _number(get(Env.PORT), contract.DEFAULT_PORT)
         if port is None or not port.is_integer() or not 0 <= port <= 65535:
             problems.append(f"{Env.PORT} must be a port number")
-        log_format = get(Env.LOG_FORMAT, "console") or "console"
+        log_format = get(Env.LOG_FORMAT, "json") or "json"
         if log_format not in ("console", "json"):
             problems.append(f"{Env.LOG_FORMAT} must be 'console' or 'json'")
         try:

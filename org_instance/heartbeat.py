@@ -153,6 +153,8 @@ class HeartbeatSender:
             answer = json.loads(raw) if raw else None
         except Exception as exc:  # Redis away or the answer unreadable: post this one
             log.warning("heartbeat to Redis failed; posting it", error=_describe(exc))
+            if self.runtime.metrics is not None:
+                self.runtime.metrics.redis_error("heartbeat")
             return None
         if not isinstance(answer, dict):
             log.info("no heartbeat answer in Redis; posting", seq=body["seq"])

@@ -54,7 +54,7 @@ class PoolConfig:
     org_id: str = ""
     bind_host: str = "0.0.0.0"  # noqa: S104 - a spare listens inside its container or pod
     port: int = contract.DEFAULT_PORT
-    log_format: str = "console"
+    log_format: str = "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PoolConfig:
@@ -69,7 +69,7 @@ class PoolConfig:
         raw_port = env.get(Env.PORT, "").strip() or str(contract.DEFAULT_PORT)
         if not raw_port.isdigit() or not 0 <= int(raw_port) <= 65535:
             problems.append(f"{Env.PORT} must be a port number")
-        log_format = env.get(Env.LOG_FORMAT, "").strip() or "console"
+        log_format = env.get(Env.LOG_FORMAT, "").strip() or "json"
         if log_format not in ("console", "json"):
             problems.append(f"{Env.LOG_FORMAT} must be 'console' or 'json'")
         if problems:

@@ -56,6 +56,8 @@ class Revocations:
         self.entries: dict[str, int] = {}
         #: Called with the kid of a signing key retired in an emergency (``kid:<kid>``).
         self.on_key_retired: Callable[[str], None] = lambda _kid: None
+        #: Called on every Redis failure of the follower (the Redis errors metric).
+        self.on_redis_error: Callable[[], None] = lambda: None
         #: Following the channel; without Redis there is nothing to follow.
         self.live = redis is None
         self._watched: dict[asyncio.Event, dict[str, Any]] = {}
@@ -126,6 +128,7 @@ class Revocations:
                 raise
             except Exception as exc:  # any Redis failure: degrade, then reconnect
                 log.warning("revocation channel down", error=type(exc).__name__)
+                self.on_redis_error()
             finally:
                 self._set_live(False)
                 await pubsub.aclose()

@@ -140,6 +140,8 @@ class InstanceRuntime:
     heartbeat: Any = None
     #: The org's revocation list (``org_instance.revocations.Revocations``).
     revocations: Any = None
+    #: Prometheus series (``org_instance.metrics.InstanceMetrics``).
+    metrics: Any = None
 
     @property
     def files_dir(self) -> Any:
@@ -158,6 +160,8 @@ class InstanceRuntime:
             async with asyncio.timeout(2):
                 return bool(await self.redis.ping())
         except Exception:  # any failure is "not reachable", reported by /readyz
+            if self.metrics is not None:
+                self.metrics.redis_error("ping")
             return False
 
     async def count_request(self, user: str) -> None:

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org
 from control_plane.errors import Conflict, ProblemError
+from control_plane.logs import forwarded_request_id
 from control_plane.runtime import Runtime
 from control_plane.tokens.jws import sign
 from org_instance.backup.protocol import (
@@ -99,7 +100,9 @@ async def backup_stream(*, endpoint: str, token: str) -> AsyncIterator[httpx.Res
         async with (
             httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http,
             http.stream(
-                "POST", endpoint + BACKUP_PATH, headers={"Authorization": f"Bearer {token}"}
+                "POST",
+                endpoint + BACKUP_PATH,
+                headers={"Authorization": f"Bearer {token}", **forwarded_request_id()},
             ) as response,
         ):
             if response.status_code != 200:
@@ -133,6 +136,7 @@ async def send_restore(*, endpoint: str, token: str, archive: Path) -> dict[str,
                     "Authorization": f"Bearer {token}",
                     "Content-Type": "application/gzip",
                     "Content-Length": str(size),
+                    **forwarded_request_id(),
                 },
             )
     except httpx.HTTPError as exc:

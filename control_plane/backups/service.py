@@ -106,11 +106,18 @@ async def take_backup(
             await db.rollback()
         error = await _fail(runtime, row_id, org_id, exc)
         log.warning("backup failed", org_id=org_id, kind=kind, error=error)
+        _count(runtime, kind, "failed")
         if isinstance(exc, ArchiveError):
             raise BackupCorrupt(f"The instance sent an unreadable archive: {exc.message}") from None
         raise
     log.info("backup taken", org_id=org.id, kind=kind, backup_id=row.id, bytes=row.size_bytes)
+    _count(runtime, kind, "ok")
     return row
+
+
+def _count(runtime: Runtime, kind: str, outcome: str) -> None:
+    if runtime.metrics is not None:
+        runtime.metrics.backups.labels(kind, outcome).inc()
 
 
 async def check_stored(runtime: Runtime, backup: Backup) -> None:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from control_plane.settings import get_settings, render_docs
+
+#: prometheus-client's variable (``control_plane.metrics.MULTIPROC_ENV``; not imported here, so
+#: the CLI does not load prometheus-client before the variable is set).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def register(sub: Any) -> None:
@@ -25,25 +34,45 @@ def register(sub: Any) -> None:
     docs.set_defaults(func=lambda _: print(render_docs()))
 
 
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """Several workers: prometheus-client keeps every value in files of one directory, so a
+    scrape answered by any worker counts them all. The directory is set before the workers
+    import prometheus-client (it reads the variable at import), fresh for each start (stale
+    files would add a past run's counts), and removed at exit. An operator's own
+    ``PROMETHEUS_MULTIPROC_DIR`` is kept and left alone."""
+    if workers <= 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="orgplane-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _run_server(workers: int = 1) -> None:
     import uvicorn
 
     from org_instance.ws_handshake import WS_PROTOCOL
 
     settings = get_settings()
-    uvicorn.run(
-        "control_plane.app:create_app",
-        factory=True,
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        timeout_keep_alive=settings.server.keep_alive_timeout,
-        # Answers the WebSocket handshakes uvicorn's own protocol leaves hanging.
-        ws=WS_PROTOCOL,
-    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "control_plane.app:create_app",
+            factory=True,
+            host=settings.server.host,
+            port=settings.server.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            timeout_keep_alive=settings.server.keep_alive_timeout,
+            # Answers the WebSocket handshakes uvicorn's own protocol leaves hanging.
+            ws=WS_PROTOCOL,
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

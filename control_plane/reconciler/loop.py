@@ -49,6 +49,8 @@ class PassReport:
     reconciled: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    #: Orgs the pass selected for work (the queue depth metric).
+    selected: int = 0
 
 
 class Reconciler:
@@ -93,6 +95,16 @@ class Reconciler:
 
     async def run_pass(self, *, full: bool = True) -> PassReport:
         """One pass; see the module docstring (and :meth:`run_forever` for ``full``)."""
+        started = time.perf_counter()
+        report = await self._pass(full=full)
+        metrics = self.ctx.runtime.metrics
+        if metrics is not None:
+            kind = "full" if full else "quick"
+            metrics.reconcile_pass.labels(kind).observe(time.perf_counter() - started)
+            metrics.reconcile_queue.set(report.selected)
+        return report
+
+    async def _pass(self, *, full: bool) -> PassReport:
         report = PassReport()
         async with self.ctx.runtime.sessions() as db:
             await finalize_due_deletions(db)
@@ -100,6 +112,7 @@ class Reconciler:
             await self._housekeeping(db)
         if not full:
             org_ids, _ = await self._candidates(None)
+            report.selected = len(org_ids)
             await self._reconcile_all(org_ids, None, report)
             return report
         listed_at = utcnow()
@@ -111,6 +124,7 @@ class Reconciler:
             log.warning("backend list failed", error=str(exc))
             observed = None
         org_ids, known = await self._candidates(observed)
+        report.selected = len(org_ids)
         await self._reconcile_all(org_ids, observed, report)
         try:  # after the orgs: a new org never waits for spares to start
             await self.pool.maintain(observed=observed, listed_at=listed_at)

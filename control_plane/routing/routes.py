@@ -23,6 +23,7 @@ from control_plane.routing.domains import (
     remove_custom_domain,
 )
 from control_plane.routing.hostnames import InvalidHostname, canonical_hostname
+from control_plane.routing.prometheus_sd import ROUTES as PROMETHEUS_SD_ROUTES
 from control_plane.routing.traefik import ROUTES as TRAEFIK_ROUTES
 from control_plane.routing.verify import CheckResult, TxtResolver, apply_result, check_domain
 from control_plane.runtime import Runtime
@@ -152,4 +153,11 @@ async def remove_domain(
     )
 
 
-ROUTES: list[Any] = [add_domain, get_domains, verify_domain, remove_domain, *TRAEFIK_ROUTES]
+ROUTES: list[Any] = [
+    add_domain,
+    get_domains,
+    verify_domain,
+    remove_domain,
+    *TRAEFIK_ROUTES,
+    *PROMETHEUS_SD_ROUTES,
+]

@@ -163,6 +163,7 @@ async def token_endpoint(
     entry adds one audit row, a single statement), so it runs outside one: the org switch is
     the hottest write-free path, and that saves it two round trips.
     """
+    grant = ""
     try:
         params = await oauth_params(request)
         grant = params.require("grant_type")
@@ -175,7 +176,11 @@ async def token_endpoint(
         else:
             raise OAuthError("unsupported_grant_type", "Use refresh_token or token exchange.")
     except OAuthError as exc:
+        if runtime.metrics is not None:
+            runtime.metrics.token_request(grant, refused=exc.error)
         return _oauth_answer(exc.body(), exc.status, exc.headers)
+    if runtime.metrics is not None:
+        runtime.metrics.token_request(grant)
     return _oauth_answer(body)
 
 

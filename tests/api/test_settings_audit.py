@@ -84,6 +84,7 @@ OBSERVED_IN = {
     "ORGPLANE_KUBERNETES_REDIS_NAMESPACE": "tests/provisioners/test_kubernetes_objects.py",
     "ORGPLANE_KUBERNETES_STORAGE_CLASS": "tests/provisioners/test_kubernetes_objects.py",
     "ORGPLANE_ROUTING_TOKEN": "tests/routing/test_traefik_endpoint.py",
+    "ORGPLANE_METRICS_TOKEN": "tests/routing/test_metrics_api.py",
     "ORGPLANE_ENTRYPOINTS": "tests/routing/test_traefik_endpoint.py",
     "ORGPLANE_TLS": "tests/routing/test_traefik_endpoint.py",
     "ORGPLANE_CERT_RESOLVER": "tests/routing/test_traefik_endpoint.py",

@@ -1,0 +1,237 @@
+"""Prometheus metrics of the control plane, served at ``GET /metrics`` (Bearer metrics token).
+
+Two kinds of series:
+
+* **Process series** (HTTP latency, token requests, reconciler passes, backups) are counted by
+  the process that did the work. Each app owns its registry (no module-wide state, so tests can
+  build apps side by side). Under ``orgplane serve --workers N`` the CLI sets
+  ``PROMETHEUS_MULTIPROC_DIR`` and prometheus-client writes every value to files there; a scrape
+  answered by any worker then sums all workers (:func:`exposition`).
+* **Fleet series** (orgs by phase and version, heartbeat lag) describe the database, which every
+  replica shares, so they are read at scrape time and never stored in a process.
+
+Labels are bounded: HTTP series carry the route *template* (``/api/v1/orgs/{org_id}``), never
+a raw path, and no org or user id; token refusals carry the OAuth error code.
+
+Litestar's own ``PrometheusMiddleware`` is not used: it keeps its metrics in a class-wide dict on
+prometheus-client's global registry, so two apps in one process share (and clash on) them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import func
+from sqlalchemy import select as columns
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.auth import bearer_token
+from control_plane.db.models import Instance, Org, utcnow
+from control_plane.deps import DB, RuntimeDep
+from control_plane.errors import Unauthenticated
+from control_plane.orgs.hierarchy import live_orgs
+
+#: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
+MEDIA_TYPE = "text/plain; version=0.0.4"
+#: Seconds; from a cached JWKS answer (~1 ms) to a slow backup download.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+PASS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+TOKEN_GRANTS = frozenset({"refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"})
+
+
+def multiprocess_dir() -> str:
+    """The directory worker processes share their values in, or "" (one process)."""
+    return os.environ.get(MULTIPROC_ENV, "")
+
+
+class ControlPlaneMetrics:
+    """The process series of one control-plane app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.http_duration = Histogram(
+            "orgplane_http_request_duration_seconds",
+            "Control-plane HTTP requests by method, route template and status code.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.token_requests = Counter(
+            "orgplane_token_requests",
+            "Token endpoint requests by grant, outcome (issued or refused) and refusal reason.",
+            ["grant", "outcome", "reason"],
+            registry=reg,
+        )
+        self.reconcile_pass = Histogram(
+            "orgplane_reconciler_pass_duration_seconds",
+            "Reconciler passes of this process by kind (full or quick).",
+            ["kind"],
+            buckets=PASS_BUCKETS,
+            registry=reg,
+        )
+        self.reconcile_queue = Gauge(
+            "orgplane_reconciler_queue_depth",
+            "Orgs the last reconciler pass selected for work.",
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
+        self.backups = Counter(
+            "orgplane_backups",
+            "Backups taken by kind (manual, scheduled, pre_restore) and outcome (ok or failed).",
+            ["kind", "outcome"],
+            registry=reg,
+        )
+
+    def token_request(self, grant: str, *, refused: str | None = None) -> None:
+        """Count one token endpoint answer; ``refused`` is the OAuth error code of a refusal."""
+        shown = grant if grant in TOKEN_GRANTS else "other"
+        if shown.startswith("urn:"):
+            shown = "token_exchange"
+        outcome = "refused" if refused else "issued"
+        self.token_requests.labels(shown, outcome, refused or "").inc()
+
+
+def metrics_of(app_state: Any) -> ControlPlaneMetrics | None:
+    """The app's metrics (None for an app built without them)."""
+    metrics: ControlPlaneMetrics | None = getattr(app_state, "metrics", None)
+    return metrics
+
+
+def status_of(exc: Exception) -> int:
+    """The status the exception handlers will answer ``exc`` with (a problem's ``status``, an
+    HTTP exception's ``status_code``), 500 for anything else."""
+    for name in ("status", "status_code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and 400 <= value <= 599:
+            return value
+    return 500
+
+
+class HTTPMetricsMiddleware:
+    """Observes each routed HTTP request's latency under its route template.
+
+    Litestar runs app middleware after routing, so ``path_template`` is known; unrouted
+    requests (404, 405) never reach here, which keeps the route label bounded."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = metrics_of(scope["app"].state)
+        if scope["type"] != ScopeType.HTTP or metrics is None:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def observe_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe_status)
+        except Exception as exc:  # answered by the exception handlers further out
+            status = status_of(exc)
+            raise
+        finally:
+            route = scope.get("path_template") or "unrouted"
+            metrics.http_duration.labels(scope["method"], route, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+async def fleet_families(db: AsyncSession, *, heartbeat_interval: float) -> list[Metric]:
+    """Orgs by phase and version, and heartbeat lag, as the database says now."""
+    by_phase = GaugeMetricFamily("orgplane_orgs", "Live orgs by phase.", labels=["phase"])
+    query = columns(col(Org.phase), func.count()).where(live_orgs()).group_by(col(Org.phase))
+    for phase, count in (await db.exec(query)).all():  # type: ignore[call-overload]
+        by_phase.add_metric([phase], count)
+    by_version = GaugeMetricFamily(
+        "orgplane_instances_by_version",
+        "Running org instances by the version their heartbeats report.",
+        labels=["version"],
+    )
+    running = columns(col(Instance.version), func.count()).join(Org, col(Org.id) == Instance.org_id)
+    running = running.where(col(Org.phase) == "running").group_by(col(Instance.version))
+    for version, count in (await db.exec(running)).all():  # type: ignore[call-overload]
+        by_version.add_metric([version or "unknown"], count)
+    oldest = columns(func.min(Instance.last_heartbeat_at)).join(Org, col(Org.id) == Instance.org_id)
+    oldest = oldest.where(col(Org.phase) == "running")
+    last = (await db.exec(oldest)).one()[0]  # type: ignore[call-overload]
+    lag = GaugeMetricFamily(
+        "orgplane_heartbeat_lag_max_seconds",
+        "Age of the oldest last heartbeat among running orgs (0 when none runs).",
+    )
+    lag.add_metric([], (utcnow() - last).total_seconds() if last else 0.0)
+    interval = GaugeMetricFamily(
+        "orgplane_heartbeat_interval_seconds", "The heartbeat interval instances are given."
+    )
+    interval.add_metric([], heartbeat_interval)
+    return [by_phase, by_version, lag, interval]
+
+
+def exposition(metrics: ControlPlaneMetrics, fleet: list[Metric]) -> bytes:
+    """The text exposition: this process's series (all workers' under multiprocess) and the
+    fleet's."""
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(metrics.registry)
+    registry.register(_Families(fleet))
+    return generate_latest(registry)
+
+
+def check_metrics_token(request: Request[Any, Any, Any], expected: str) -> None:
+    """Refuse a scrape without the metrics token (401); constant-time comparison."""
+    presented = bearer_token(request) or ""
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Unauthenticated(
+            "Present the metrics token as a Bearer token.", code="invalid_metrics_token"
+        )
+
+
+@get("/metrics", tags=["metrics"], media_type=MEDIA_TYPE)
+async def metrics_endpoint(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB
+) -> Response[bytes]:
+    """Prometheus text exposition of the control plane and the fleet (metrics token required)."""
+    check_metrics_token(request, runtime.settings.server.metrics_token.get_secret_value())
+    fleet = await fleet_families(
+        db, heartbeat_interval=runtime.settings.provisioning.heartbeat_interval
+    )
+    body = exposition(request.app.state.metrics, fleet)
+    return Response(body, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+
+
+ROUTES: list[Any] = [metrics_endpoint]
