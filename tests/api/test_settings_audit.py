@@ -4,8 +4,9 @@ The list of settings is generated from the settings classes (``tests/deploy/sett
 so a new setting fails :func:`test_every_setting_is_audited` until it is placed in one of:
 
 * ``OBSERVED_HERE``: this module sets it and asserts on what changes;
-* ``OBSERVED_IN``: another test module sets it and asserts on its effect (the module must name
-  the variable or the field, checked below);
+* ``OBSERVED_IN``: another test module sets it and asserts on its effect (the module must be a
+  ``test_*`` module and name the variable or the field, checked below; that it asserts on the
+  effect was reviewed by reading each module);
 * ``NOT_YET_OBSERVED``: no test observes it yet, with the reason. This list should shrink.
 """
 
@@ -27,14 +28,17 @@ from sqlmodel import select
 from structlog.testing import capture_logs
 
 from control_plane.app import create_app
-from control_plane.db.models import Backup, Instance, RefreshToken
+from control_plane.db.models import Backup, Instance, RefreshToken, SigningKey
 from control_plane.reconciler.spec import provisioner_options
+from control_plane.security.secrets import SecretBox
 from provisioners.kubernetes.manifests import desired_objects
+from provisioners.naming import MANAGED_BY_LABEL
+from tests.conftest import TEST_SECRET
 from tests.deploy.settings_names import setting_names
 from tests.provisioners.harness import make_spec
-from tests.support.api import add_user, direct_db, login
+from tests.support.api import add_user, direct_db, login, runtime_of
 from tests.support.services import REPO
-from tests.support.tokens import make_org
+from tests.support.tokens import exchange, login_body, make_org
 
 OBSERVED_HERE = {
     "ORGPLANE_MAX_BODY_BYTES": "test_max_body_bytes",
@@ -51,37 +55,38 @@ OBSERVED_HERE = {
     "ORGPLANE_LOG_LEVEL": "test_log_level",
     "ORGPLANE_DATABASE_ECHO": "test_database_echo",
     "ORGPLANE_ACCESS_APPROVAL_TTL": "test_access_approval_ttl",
-    "ORGPLANE_KUBERNETES_CONTROL_PLANE_PORT": "test_kubernetes_network_policy_ports",
-    "ORGPLANE_KUBERNETES_REDIS_PORT": "test_kubernetes_network_policy_ports",
-    "ORGPLANE_BACKUP_MAX_BYTES": "test_backup_max_bytes",
+    "ORGPLANE_KUBERNETES_CONTROL_PLANE_PORT": "test_kubernetes_objects_from_settings",
+    "ORGPLANE_KUBERNETES_REDIS_PORT": "test_kubernetes_objects_from_settings",
+    "ORGPLANE_DEPLOYMENT_ID": "test_kubernetes_objects_from_settings",
+    "ORGPLANE_BACKUP_MAX_BYTES": "test_backup_max_bytes_and_dir",
+    "ORGPLANE_BACKUP_DIR": "test_backup_max_bytes_and_dir",
+    "ORGPLANE_LOG_FORMAT": "test_log_format",
+    "ORGPLANE_SECRET_KEY": "test_secret_key",
+    "ORGPLANE_COOKIE_SECURE": "test_cookie_secure",
+    "ORGPLANE_PROVISIONER": "test_provisioner",
+    "ORGPLANE_ORG_TOKEN_TTL": "test_org_token_ttl",
 }
 
 OBSERVED_IN = {
-    "ORGPLANE_MODE": "tests/integration/test_two_processes.py",
-    "ORGPLANE_HOST": "tests/interop/servers.py",
-    "ORGPLANE_PORT": "tests/instance/processes.py",
-    "ORGPLANE_DATA_DIR": "tests/backups/test_archive.py",
-    "ORGPLANE_LOG_FORMAT": "tests/integration/test_two_processes.py",
+    "ORGPLANE_MODE": "tests/unit/test_settings_and_schema.py",
+    "ORGPLANE_HOST": "tests/integration/test_keep_alive.py",
+    "ORGPLANE_PORT": "tests/integration/test_keep_alive.py",
+    "ORGPLANE_DATA_DIR": "tests/unit/test_settings_and_schema.py",
     "ORGPLANE_DATABASE_URL": "tests/integration/test_two_processes.py",
     "ORGPLANE_DATABASE_POOL_SIZE": "tests/integration/test_database_connections.py",
     "ORGPLANE_DATABASE_POOL_TIMEOUT": "tests/integration/test_database_connections.py",
-    "ORGPLANE_SECRET_KEY": "tests/unit/test_keys.py",
     "ORGPLANE_ALLOW_SIGNUP": "tests/api/test_invites_signup.py",
     "ORGPLANE_DELETION_GRACE_SECONDS": "tests/reconciler/test_lifecycle_local.py",
-    "ORGPLANE_COOKIE_SECURE": "tests/ui/test_pages.py",
-    "ORGPLANE_ORG_TOKEN_TTL": "tests/proof/test_control_plane_down.py",
     "ORGPLANE_KEY_ROTATION_DAYS": "tests/unit/test_keys.py",
     "ORGPLANE_REDIS_URL": "tests/integration/test_heartbeats_redis.py",
-    "ORGPLANE_PROVISIONER": "tests/routing/test_hostnames.py",
-    "ORGPLANE_BASE_DOMAIN": "tests/routing/test_subdomains.py",
-    "ORGPLANE_DEPLOYMENT_ID": "tests/integration/test_heartbeats_redis.py",
-    "ORGPLANE_RECONCILE_INTERVAL": "tests/reconciler/test_crash_convergence.py",
-    "ORGPLANE_RECONCILER_ENABLED": "tests/support/live.py",
+    "ORGPLANE_BASE_DOMAIN": "tests/reconciler/test_settings_effects.py",
+    "ORGPLANE_RECONCILE_INTERVAL": "tests/reconciler/test_settings_effects.py",
+    "ORGPLANE_RECONCILER_ENABLED": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_LEASE_SECONDS": "tests/reconciler/test_crash_convergence.py",
     "ORGPLANE_UNHEALTHY_RESTART_AFTER": "tests/reconciler/test_lifecycle_local.py",
     "ORGPLANE_ORPHAN_GRACE_SECONDS": "tests/provisioners/test_orphans.py",
     "ORGPLANE_MAX_CONCURRENT_PROVISIONING": "tests/reconciler/test_admission.py",
-    "ORGPLANE_HEARTBEAT_INTERVAL": "tests/integration/test_instance_independence.py",
+    "ORGPLANE_HEARTBEAT_INTERVAL": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_HEARTBEAT_TRANSPORT": "tests/scale/test_heartbeats_redis_reader.py",
     "ORGPLANE_HEARTBEAT_POLL_SECONDS": "tests/integration/test_heartbeats_redis.py",
     "ORGPLANE_WARM_POOL_SIZE": "tests/pool/test_pool_local.py",
@@ -91,7 +96,7 @@ OBSERVED_IN = {
     "ORGPLANE_DOCKER_HEALTH_INTERVAL": "tests/provisioners/test_docker.py",
     "ORGPLANE_KUBERNETES_NAMESPACE_MODE": "tests/provisioners/test_kubernetes_flows.py",
     "ORGPLANE_KUBERNETES_NAMESPACE": "tests/provisioners/test_kubernetes_flows.py",
-    "ORGPLANE_KUBERNETES_INGRESS": "tests/provisioners/test_cluster.py",
+    "ORGPLANE_KUBERNETES_INGRESS": "tests/provisioners/test_kubernetes_objects.py",
     "ORGPLANE_KUBERNETES_INGRESS_CLASS": "tests/provisioners/test_kubernetes_objects.py",
     "ORGPLANE_KUBERNETES_INGRESS_NAMESPACE": "tests/provisioners/test_kubernetes_objects.py",
     "ORGPLANE_KUBERNETES_CONTROL_PLANE_NAMESPACE": "tests/provisioners/test_kubernetes_objects.py",
@@ -101,16 +106,15 @@ OBSERVED_IN = {
     "ORGPLANE_ENTRYPOINTS": "tests/routing/test_traefik_endpoint.py",
     "ORGPLANE_TLS": "tests/routing/test_traefik_endpoint.py",
     "ORGPLANE_CERT_RESOLVER": "tests/routing/test_traefik_endpoint.py",
-    "ORGPLANE_DNS_RESOLVER": "tests/routing/conftest.py",
+    "ORGPLANE_DNS_RESOLVER": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_ROUTING_FALLBACK_URL": "tests/hibernation/test_wake_routes.py",
     "ORGPLANE_ORG_URL_PORT": "tests/ui/test_browser.py",
     "ORGPLANE_WAKE_URL": "tests/hibernation/test_wake_routes.py",
     "ORGPLANE_WAKE_HOLD_TIMEOUT": "tests/hibernation/test_wake_routes.py",
-    "ORGPLANE_BACKUP_DIR": "tests/backups/conftest.py",
     "ORGPLANE_BACKUP_INTERVAL": "tests/backups/test_interrupted_and_scheduled.py",
     "ORGPLANE_BACKUP_KEEP": "tests/backups/test_interrupted_and_scheduled.py",
-    "ORGPLANE_INSTANCE_IMAGE": "tests/e2e/platform.py",
-    "ORGPLANE_INSTANCE_CONTROL_PLANE_URL": "tests/e2e/platform.py",
+    "ORGPLANE_INSTANCE_IMAGE": "tests/reconciler/test_settings_effects.py",
+    "ORGPLANE_INSTANCE_CONTROL_PLANE_URL": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_KEEP_ALIVE_TIMEOUT": "tests/integration/test_keep_alive.py",
     "ORGPLANE_ALLOWED_IMAGES": "tests/reconciler/test_image_policy.py",
     "ORGPLANE_RESERVED_SLUGS": "tests/api/test_reserved_slugs.py",
@@ -133,6 +137,7 @@ def test_every_setting_is_audited() -> None:
 
 @pytest.mark.parametrize(("env", "module"), sorted(OBSERVED_IN.items()))
 def test_modules_observing_a_setting_name_it(env: str, module: str) -> None:
+    assert Path(module).name.startswith("test_"), f"{module} is not a test module"
     text = (REPO / module).read_text()
     field = env.removeprefix("ORGPLANE_").lower()
     assert env in text or f"{field}=" in text or f'"{field}"' in text, f"{module} never sets {env}"
@@ -301,9 +306,11 @@ async def test_access_approval_ttl(make_settings: Any) -> None:
     assert round(lifetime.total_seconds()) == 1234
 
 
-def test_kubernetes_network_policy_ports(make_settings: Any) -> None:
-    """An org namespace's NetworkPolicy lets egress out to the configured ports."""
+def test_kubernetes_objects_from_settings(make_settings: Any) -> None:
+    """An org namespace's NetworkPolicy lets egress out to the configured ports; every object
+    carries the deployment's id (what makes it this deployment's)."""
     settings = make_settings(
+        ORGPLANE_DEPLOYMENT_ID="audit-deployment",
         ORGPLANE_KUBERNETES_NAMESPACE_MODE="per-org",
         ORGPLANE_KUBERNETES_CONTROL_PLANE_NAMESPACE="cp",
         ORGPLANE_KUBERNETES_REDIS_NAMESPACE="data",
@@ -320,11 +327,14 @@ def test_kubernetes_network_policy_ports(make_settings: Any) -> None:
         for port in rule["ports"]
     }
     assert egress == {("cp", 18080), ("data", 16379), ("kube-system", 53)}
+    assert {obj["metadata"]["labels"][MANAGED_BY_LABEL] for obj in built} == {"audit-deployment"}
 
 
-async def test_backup_max_bytes(make_settings: Any) -> None:
-    """An imported archive above the limit is refused with 413 and nothing is kept."""
-    async with await app_client(make_settings, ORGPLANE_BACKUP_MAX_BYTES="1000") as client:
+async def test_backup_max_bytes_and_dir(make_settings: Any, tmp_path: Path) -> None:
+    """An imported archive above the limit is refused with 413 and nothing is kept; archives
+    are received in the configured backup directory."""
+    env = {"ORGPLANE_BACKUP_MAX_BYTES": "1000", "ORGPLANE_BACKUP_DIR": str(tmp_path / "elsewhere")}
+    async with await app_client(make_settings, **env) as client:
         owner = await add_user(client, "owner@example.com")
         org = await make_org(client, "imports", members={owner: "owner"}, phase="running")
         async with direct_db(client) as db:
@@ -343,3 +353,76 @@ async def test_backup_max_bytes(make_settings: Any) -> None:
     assert small.status_code == 422, small.text
     assert small.json()["code"] != "archive_too_large"
     assert [b.status for b in kept] == ["failed", "failed"]
+    assert [p.name for p in (tmp_path / "elsewhere").iterdir()] == [org]  # emptied again
+    assert list((tmp_path / "elsewhere" / org).iterdir()) == []
+    assert not (tmp_path / "data" / "backups").exists()
+
+
+async def test_log_format(make_settings: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """``json`` renders each record as one JSON object; ``console`` as text for people."""
+    lines = {}
+    before = structlog.get_config()
+    try:
+        for fmt in ("json", "console"):
+            async with await app_client(make_settings, ORGPLANE_LOG_FORMAT=fmt):
+                capsys.readouterr()
+                structlog.get_logger("orgplane.test").warning("format check", answer=42)
+                lines[fmt] = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        # The app's logger printed to this test's captured stderr, closed after it.
+        structlog.configure(**before)
+    record = json.loads(lines["json"])
+    assert (record["event"], record["answer"], record["level"]) == ("format check", 42, "warning")
+    assert "format check" in lines["console"]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(lines["console"])
+
+
+async def test_secret_key(make_settings: Any) -> None:
+    """Signing keys are stored encrypted under the deployment secret, and only it opens them."""
+    secret = "an audit deployment secret"
+    async with await app_client(make_settings, ORGPLANE_SECRET_KEY=secret) as client:
+        assert (await client.get("/.well-known/jwks.json")).json()["keys"]
+        async with direct_db(client) as db:
+            keys = (await db.exec(select(SigningKey))).all()
+    assert keys
+    for key in keys:
+        assert SecretBox(secret, purpose="orgplane signing keys v1").decrypt(key.private_key_enc)
+        with pytest.raises(ValueError, match="wrong deployment secret"):
+            SecretBox(TEST_SECRET, purpose="orgplane signing keys v1").decrypt(key.private_key_enc)
+
+
+async def test_cookie_secure(make_settings: Any) -> None:
+    """On, the UI's cookies are Secure although the public URL and the request are http."""
+    secure = {}
+    for value in ("true", "false"):
+        env = {"ORGPLANE_COOKIE_SECURE": value, "ORGPLANE_PUBLIC_URL": "http://127.0.0.1:8080"}
+        async with await app_client(make_settings, **env) as client:
+            page = await client.get("/ui/login")
+        cookies = [c.lower() for c in page.headers.get_list("set-cookie")]
+        assert cookies
+        secure[value] = {"; secure" in c for c in cookies}
+    assert secure == {"true": {True}, "false": {False}}
+
+
+async def test_provisioner(make_settings: Any) -> None:
+    """The named backend is loaded; an unknown name stops the start, naming the installed."""
+    async with await app_client(make_settings, ORGPLANE_PROVISIONER="local") as client:
+        assert runtime_of(client).provisioner.name == "local"
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - litestar may wrap it in a group
+        async with await app_client(make_settings, ORGPLANE_PROVISIONER="no-such-backend"):
+            pass
+    assert "unknown provisioner 'no-such-backend'" in repr(caught.value)
+
+
+async def test_org_token_ttl(make_settings: Any) -> None:
+    """Org tokens from a token exchange live the configured seconds."""
+    async with await app_client(make_settings, ORGPLANE_ORG_TOKEN_TTL="321") as client:
+        owner = await add_user(client, "owner@example.com")
+        await make_org(client, "ttlorg", members={owner: "owner"})
+        body = await login_body(client, "owner@example.com")
+        answer = await exchange(client, body["access_token"], audience="org:ttlorg")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["expires_in"] == 321
+    token = claims(answer.json()["access_token"])
+    assert token["exp"] - token["iat"] == 321

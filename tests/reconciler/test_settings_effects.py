@@ -2,7 +2,10 @@
 records the specs it is handed and reports what the test tells it to (no processes started).
 
 Listed in ``tests/api/test_settings_audit.py`` (``OBSERVED_IN``): ``ORGPLANE_REDIS_ORG_USERS``,
-``ORGPLANE_INSTANCE_REDIS_HOST``, ``ORGPLANE_START_TIMEOUT``, ``ORGPLANE_DOMAIN_RECHECK_HOURS``.
+``ORGPLANE_INSTANCE_REDIS_HOST``, ``ORGPLANE_START_TIMEOUT``, ``ORGPLANE_DOMAIN_RECHECK_HOURS``,
+``ORGPLANE_DNS_RESOLVER``, ``ORGPLANE_RECONCILER_ENABLED``, ``ORGPLANE_INSTANCE_IMAGE``,
+``ORGPLANE_INSTANCE_CONTROL_PLANE_URL``, ``ORGPLANE_HEARTBEAT_INTERVAL``, ``ORGPLANE_BASE_DOMAIN``,
+``ORGPLANE_RECONCILE_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class RecordingProvisioner(Provisioner):
         self.specs: dict[str, InstanceSpec] = {}
         self.applied_at: dict[str, float] = {}
         self.removed: builtins.list[str] = []
+        self.listed_at: builtins.list[float] = []
         self.state: InstanceState = "running"
 
     def _status(self, spec: InstanceSpec) -> InstanceStatus:
@@ -81,6 +85,7 @@ class RecordingProvisioner(Provisioner):
             self.removed.append(org_id)
 
     async def list(self) -> builtins.list[InstanceStatus]:
+        self.listed_at.append(time.monotonic())
         return [self._status(spec) for spec in self.specs.values()]
 
 
@@ -108,6 +113,51 @@ async def add_org(client: AsyncTestClient[Any]) -> str:
         org_id = org.id
     client.app.state.reconciler.wake()
     return org_id
+
+
+async def test_reconciler_enabled(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off (as in the API tests), the app runs no reconciler; on, it applies a new org."""
+    async with reconciling(monkeypatch, make_settings(ORGPLANE_RECONCILER_ENABLED="false")) as (
+        client,
+        _,
+    ):
+        assert getattr(client.app.state, "reconciler", None) is None
+    async with reconciling(monkeypatch, make_settings(**FAST)) as (client, backend):
+        org_id = await add_org(client)
+        await eventually(lambda: org_id in backend.specs, what="the org applied")
+
+
+async def test_reconcile_interval(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unwoken, full passes (each lists the backend's instances) come one interval apart."""
+    settings = make_settings(ORGPLANE_RECONCILER_ENABLED="true", ORGPLANE_RECONCILE_INTERVAL="0.4")
+    async with reconciling(monkeypatch, settings) as (_, backend):
+        await eventually(lambda: len(backend.listed_at) >= 4, what="four full passes")
+    gaps = [b - a for a, b in zip(backend.listed_at, backend.listed_at[1:], strict=False)]
+    assert all(0.35 <= gap < 2.0 for gap in gaps[:3]), gaps
+
+
+async def test_what_an_instance_is_handed(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image, the control plane's address for instances, the heartbeat interval and the
+    org's hostname under the base domain reach the instance's spec."""
+    settings = make_settings(
+        **FAST,
+        ORGPLANE_INSTANCE_IMAGE="registry.test/orgplane-instance:7",
+        ORGPLANE_INSTANCE_CONTROL_PLANE_URL="http://control-plane.internal:8080",
+        ORGPLANE_HEARTBEAT_INTERVAL="7.5",
+        ORGPLANE_BASE_DOMAIN="orgs.audit.test",
+    )
+    async with reconciling(monkeypatch, settings) as (client, backend):
+        org_id = await add_org(client)
+        spec = await eventually(lambda: backend.specs.get(org_id), what="the org applied")
+    assert spec is not None
+    assert spec.image == "registry.test/orgplane-instance:7"
+    assert spec.env[Env.CONTROL_PLANE_URL] == "http://control-plane.internal:8080"
+    assert spec.env[Env.JWKS_URL] == "http://control-plane.internal:8080/.well-known/jwks.json"
+    assert spec.env[Env.HEARTBEAT_INTERVAL] == "7.5"
+    assert spec.hostnames == (f"{spec.slug}.orgs.audit.test",)
+    assert spec.env[Env.HOSTNAMES] == f"{spec.slug}.orgs.audit.test"
 
 
 @pytest.mark.redis
