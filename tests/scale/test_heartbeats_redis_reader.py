@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from control_plane.app import create_app
 from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.ingest import (
@@ -263,3 +264,31 @@ async def test_the_real_reader_stops_whenever_it_is_cancelled(
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=5)
         assert done, f"cancel {attempt} did not stop the reader"
+
+
+@pytest.mark.parametrize("transport", ["http", "redis"])
+async def test_the_transport_decides_whether_instances_move_to_redis(
+    make_settings: Any, redis: Any, transport: str
+) -> None:
+    """``redis``: the answer to a run's first POST sends the instance to Redis (and is left
+    there); ``http``: the instance keeps posting (ORGPLANE_HEARTBEAT_TRANSPORT)."""
+    need("Redis", redis_available())
+    settings = make_settings(
+        ORGPLANE_REDIS_URL=REDIS_URL,
+        ORGPLANE_HEARTBEAT_TRANSPORT=transport,
+        ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
+    )
+    async with AsyncTestClient(create_app(settings), base_url="http://127.0.0.1:8080") as client:
+        org_id, credential = await make_instance_row(client, f"rd-{transport}")
+        try:
+            first = await beat(client, credential, body(org_id, 1))
+            left = await redis.exists(heartbeat_answer_key(org_id))
+        finally:
+            await redis.delete(heartbeat_key(org_id), heartbeat_answer_key(org_id))
+    assert first.json()["accepted"] is True
+    if transport == "redis":
+        assert first.json()["via"] == "redis"
+        assert left == 1
+    else:
+        assert "via" not in first.json()
+        assert left == 0
