@@ -5,7 +5,7 @@ Listed in ``tests/api/test_settings_audit.py`` (``OBSERVED_IN``): ``ORGPLANE_RED
 ``ORGPLANE_INSTANCE_REDIS_HOST``, ``ORGPLANE_START_TIMEOUT``, ``ORGPLANE_DOMAIN_RECHECK_HOURS``,
 ``ORGPLANE_DNS_RESOLVER``, ``ORGPLANE_RECONCILER_ENABLED``, ``ORGPLANE_INSTANCE_IMAGE``,
 ``ORGPLANE_INSTANCE_CONTROL_PLANE_URL``, ``ORGPLANE_HEARTBEAT_INTERVAL``, ``ORGPLANE_BASE_DOMAIN``,
-``ORGPLANE_RECONCILE_INTERVAL``.
+``ORGPLANE_RECONCILE_INTERVAL``, ``ORGPLANE_LEASE_SECONDS``, ``ORGPLANE_UNHEALTHY_RESTART_AFTER``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from control_plane.settings import Settings
 from org_instance.contract import Env
 from provisioners.base import InstanceSpec, InstanceState, InstanceStatus, Provisioner
 from tests.routing.helpers import ZoneResolver
-from tests.support.api import direct_db
+from tests.support.api import direct_db, runtime_of
 from tests.support.services import REDIS_URL, need, redis_available
 from tests.support.wait import eventually
 
@@ -58,6 +58,8 @@ class RecordingProvisioner(Provisioner):
         self.applied_at: dict[str, float] = {}
         self.removed: builtins.list[str] = []
         self.listed_at: builtins.list[float] = []
+        #: Called with the spec inside each apply (while the reconciler holds the org's lease).
+        self.on_apply: Callable[[InstanceSpec], Awaitable[None]] | None = None
         self.state: InstanceState = "running"
 
     def _status(self, spec: InstanceSpec) -> InstanceStatus:
@@ -72,6 +74,8 @@ class RecordingProvisioner(Provisioner):
         )
 
     async def apply(self, *, spec: InstanceSpec) -> InstanceStatus:
+        if self.on_apply is not None:
+            await self.on_apply(spec)
         self.specs[spec.org_id] = spec
         self.applied_at.setdefault(spec.org_id, time.monotonic())
         return self._status(spec)
@@ -134,6 +138,73 @@ async def test_reconcile_interval(make_settings: Any, monkeypatch: pytest.Monkey
         await eventually(lambda: len(backend.listed_at) >= 4, what="four full passes")
     gaps = [b - a for a, b in zip(backend.listed_at, backend.listed_at[1:], strict=False)]
     assert all(0.35 <= gap < 2.0 for gap in gaps[:3]), gaps
+
+
+async def test_lease_seconds(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a replica works on an org, its claim on it runs the configured seconds."""
+    settings = make_settings(**FAST, ORGPLANE_LEASE_SECONDS="300")
+    seen: list[tuple[str, float]] = []
+    async with reconciling(monkeypatch, settings) as (client, backend):
+
+        async def read_lease(spec: InstanceSpec) -> None:
+            async with direct_db(client) as db:
+                row = await db.get(Instance, spec.org_id)
+                assert row is not None
+                assert row.lease_expires_at is not None
+                seen.append((row.lease_owner, (row.lease_expires_at - utcnow()).total_seconds()))
+
+        backend.on_apply = read_lease
+        org_id = await add_org(client)
+        await eventually(lambda: org_id in backend.specs, what="the org applied")
+        replica = runtime_of(client).replica_id
+    ((owner, left),) = seen
+    assert owner == replica
+    assert 290 < left <= 300
+
+
+async def test_unhealthy_restart_after(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instance that heartbeat once and went silent is unhealthy, and restarted only once
+    it has been silent for the configured seconds."""
+    settings = make_settings(
+        **FAST, ORGPLANE_HEARTBEAT_INTERVAL="0.2", ORGPLANE_UNHEALTHY_RESTART_AFTER="2"
+    )
+    async with reconciling(monkeypatch, settings) as (client, backend):
+        org_id = await add_org(client)
+
+        async def started() -> bool:
+            async with direct_db(client) as db:
+                row = await db.get(Instance, org_id)
+                return row is not None and row.started_at is not None
+
+        # A heartbeat counts for the run the reconciler recorded as started.
+        recorded: bool = await eventually(started, what="the run recorded")
+        assert recorded
+        async with direct_db(client) as db:  # its one heartbeat
+            row = await db.get(Instance, org_id)
+            assert row is not None
+            row.last_heartbeat_at = utcnow()
+            db.add(row)
+            await db.commit()
+        beat = time.monotonic()
+
+        async def phase() -> str:
+            async with direct_db(client) as db:
+                org = await db.get(Org, org_id)
+                return org.phase if org is not None else ""
+
+        running: str = await eventually(
+            lambda: _is(phase, "running"), what="running after its heartbeat"
+        )
+        unhealthy: str = await eventually(lambda: _is(phase, "unhealthy"), what="unhealthy")
+        assert (running, unhealthy) == ("running", "unhealthy")
+        await eventually(lambda: org_id in backend.removed, what="restarted", timeout=30)
+        silent = time.monotonic() - beat
+    assert silent >= 2
+
+
+async def _is(phase: Callable[[], Awaitable[str]], wanted: str) -> str:
+    """``wanted`` once ``phase()`` answers it, else ""."""
+    return wanted if await phase() == wanted else ""
 
 
 async def test_what_an_instance_is_handed(
