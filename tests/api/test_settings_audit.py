@@ -88,7 +88,7 @@ OBSERVED_IN = {
     "ORGPLANE_MAX_CONCURRENT_PROVISIONING": "tests/reconciler/test_admission.py",
     "ORGPLANE_HEARTBEAT_INTERVAL": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_HEARTBEAT_TRANSPORT": "tests/scale/test_heartbeats_redis_reader.py",
-    "ORGPLANE_HEARTBEAT_POLL_SECONDS": "tests/integration/test_heartbeats_redis.py",
+    "ORGPLANE_HEARTBEAT_POLL_SECONDS": "tests/scale/test_heartbeats_redis_reader.py",
     "ORGPLANE_WARM_POOL_SIZE": "tests/pool/test_pool_local.py",
     "ORGPLANE_HIBERNATE_AFTER": "tests/hibernation/test_lifecycle_local.py",
     "ORGPLANE_DOCKER_NETWORK": "tests/provisioners/test_docker.py",

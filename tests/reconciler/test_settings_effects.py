@@ -11,6 +11,7 @@ Listed in ``tests/api/test_settings_audit.py`` (``OBSERVED_IN``): ``ORGPLANE_RED
 from __future__ import annotations
 
 import builtins
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -136,7 +137,7 @@ async def test_reconcile_interval(make_settings: Any, monkeypatch: pytest.Monkey
     settings = make_settings(ORGPLANE_RECONCILER_ENABLED="true", ORGPLANE_RECONCILE_INTERVAL="0.4")
     async with reconciling(monkeypatch, settings) as (_, backend):
         await eventually(lambda: len(backend.listed_at) >= 4, what="four full passes")
-    gaps = [b - a for a, b in zip(backend.listed_at, backend.listed_at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(backend.listed_at)]
     assert all(0.35 <= gap < 2.0 for gap in gaps[:3]), gaps
 
 

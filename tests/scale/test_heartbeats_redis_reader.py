@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -292,3 +294,31 @@ async def test_the_transport_decides_whether_instances_move_to_redis(
     else:
         assert "via" not in first.json()
         assert left == 0
+
+
+@pytest.mark.parametrize(("poll", "interval", "period"), [("0.3", "10", 0.3), ("5", "0.5", 0.25)])
+async def test_the_reader_polls_every_poll_seconds_at_most_half_an_interval(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch, poll: str, interval: str, period: float
+) -> None:
+    """The app's own reader (redis transport) reads every ORGPLANE_HEARTBEAT_POLL_SECONDS,
+    and at least twice per heartbeat interval."""
+    need("Redis", redis_available())
+    polled: list[float] = []
+    real_poll = RedisHeartbeats.poll
+
+    async def timed(self: RedisHeartbeats) -> Any:
+        polled.append(time.monotonic())
+        return await real_poll(self)
+
+    monkeypatch.setattr(RedisHeartbeats, "poll", timed)
+    settings = make_settings(
+        ORGPLANE_REDIS_URL=REDIS_URL,
+        ORGPLANE_HEARTBEAT_TRANSPORT="redis",
+        ORGPLANE_HEARTBEAT_POLL_SECONDS=poll,
+        ORGPLANE_HEARTBEAT_INTERVAL=interval,
+        ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
+    )
+    async with AsyncTestClient(create_app(settings), base_url="http://127.0.0.1:8080"):
+        await eventually(lambda: len(polled) >= 4, what="four polls")
+    gaps = [b - a for a, b in itertools.pairwise(polled)][:3]
+    assert all(period * 0.8 <= gap < period + 1.0 for gap in gaps), gaps
