@@ -22,6 +22,7 @@ from control_plane.db.engine import make_engine
 from control_plane.db.migrate import upgrade
 from control_plane.security import passwords
 from control_plane.settings import Settings
+from tests.support import logscan
 from tests.support.api import add_user, login
 from tests.support.db import create_postgres_database, create_template, drop_postgres_database
 from tests.support.services import need, postgres_available
@@ -75,6 +76,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if shared:
                 item.add_marker(pytest.mark.xdist_group(f"{shared[-1].baseid}::{name}"))
                 break
+
+
+_LOG_FINDINGS = pytest.StashKey[str]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No unhandled exception in any log the session's processes wrote (tests/support/logscan).
+
+    Under xdist this runs in the controller, once every worker has finished and stopped its
+    processes: the workers' base temporary directories are inside the controller's.
+    """
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    root = factory.getbasetemp()
+    findings = logscan.unhandled_exceptions(root)
+    if findings:
+        config.stash[_LOG_FINDINGS] = logscan.report(findings, root)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    message = config.stash.get(_LOG_FINDINGS, "")
+    if message:
+        terminalreporter.section("unhandled exceptions in the logs", sep="=", red=True)
+        terminalreporter.write_line(message)
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,8 @@ def test_an_idle_connection_is_still_served_after_longer_than_clients_keep_their
 def test_orgplane_keep_alive_timeout_is_what_the_control_plane_serves_with(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The setting reaches uvicorn (the test above covers the default on the wire)."""
+    """The setting reaches uvicorn (the test above covers the default on the wire), and so do
+    the address and port to listen on (ORGPLANE_HOST, ORGPLANE_PORT)."""
     import uvicorn
 
     from control_plane.cli import server
@@ -96,6 +97,8 @@ def test_orgplane_keep_alive_timeout_is_what_the_control_plane_serves_with(
 
     served: dict[str, Any] = {}
     monkeypatch.setenv("ORGPLANE_KEEP_ALIVE_TIMEOUT", "7")
+    monkeypatch.setenv("ORGPLANE_HOST", "127.0.0.2")
+    monkeypatch.setenv("ORGPLANE_PORT", "18123")
     monkeypatch.setattr(uvicorn, "run", lambda *_args, **kwargs: served.update(kwargs))
     get_settings.cache_clear()
     try:
@@ -103,3 +106,4 @@ def test_orgplane_keep_alive_timeout_is_what_the_control_plane_serves_with(
     finally:
         get_settings.cache_clear()
     assert served["timeout_keep_alive"] == 7
+    assert (served["host"], served["port"]) == ("127.0.0.2", 18123)

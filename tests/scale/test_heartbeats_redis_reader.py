@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from control_plane.app import create_app
 from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.ingest import (
@@ -263,3 +266,59 @@ async def test_the_real_reader_stops_whenever_it_is_cancelled(
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=5)
         assert done, f"cancel {attempt} did not stop the reader"
+
+
+@pytest.mark.parametrize("transport", ["http", "redis"])
+async def test_the_transport_decides_whether_instances_move_to_redis(
+    make_settings: Any, redis: Any, transport: str
+) -> None:
+    """``redis``: the answer to a run's first POST sends the instance to Redis (and is left
+    there); ``http``: the instance keeps posting (ORGPLANE_HEARTBEAT_TRANSPORT)."""
+    need("Redis", redis_available())
+    settings = make_settings(
+        ORGPLANE_REDIS_URL=REDIS_URL,
+        ORGPLANE_HEARTBEAT_TRANSPORT=transport,
+        ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
+    )
+    async with AsyncTestClient(create_app(settings), base_url="http://127.0.0.1:8080") as client:
+        org_id, credential = await make_instance_row(client, f"rd-{transport}")
+        try:
+            first = await beat(client, credential, body(org_id, 1))
+            left = await redis.exists(heartbeat_answer_key(org_id))
+        finally:
+            await redis.delete(heartbeat_key(org_id), heartbeat_answer_key(org_id))
+    assert first.json()["accepted"] is True
+    if transport == "redis":
+        assert first.json()["via"] == "redis"
+        assert left == 1
+    else:
+        assert "via" not in first.json()
+        assert left == 0
+
+
+@pytest.mark.parametrize(("poll", "interval", "period"), [("0.3", "10", 0.3), ("5", "0.5", 0.25)])
+async def test_the_reader_polls_every_poll_seconds_at_most_half_an_interval(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch, poll: str, interval: str, period: float
+) -> None:
+    """The app's own reader (redis transport) reads every ORGPLANE_HEARTBEAT_POLL_SECONDS,
+    and at least twice per heartbeat interval."""
+    need("Redis", redis_available())
+    polled: list[float] = []
+    real_poll = RedisHeartbeats.poll
+
+    async def timed(self: RedisHeartbeats) -> Any:
+        polled.append(time.monotonic())
+        return await real_poll(self)
+
+    monkeypatch.setattr(RedisHeartbeats, "poll", timed)
+    settings = make_settings(
+        ORGPLANE_REDIS_URL=REDIS_URL,
+        ORGPLANE_HEARTBEAT_TRANSPORT="redis",
+        ORGPLANE_HEARTBEAT_POLL_SECONDS=poll,
+        ORGPLANE_HEARTBEAT_INTERVAL=interval,
+        ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
+    )
+    async with AsyncTestClient(create_app(settings), base_url="http://127.0.0.1:8080"):
+        await eventually(lambda: len(polled) >= 4, what="four polls")
+    gaps = [b - a for a, b in itertools.pairwise(polled)][:3]
+    assert all(period * 0.8 <= gap < period + 1.0 for gap in gaps), gaps
