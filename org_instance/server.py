@@ -110,6 +110,7 @@ def _build(
 def _serve(app: Any, *, host: str, port: int) -> None:
     import uvicorn
 
+    from org_instance.http_protocol import HTTP_PROTOCOL
     from org_instance.ws_handshake import WS_PROTOCOL
 
     uvicorn.run(
@@ -130,6 +131,8 @@ def _serve(app: Any, *, host: str, port: int) -> None:
         # The sans-I/O implementation (the current one in websockets, and half the import time),
         # answering the handshakes its parser refuses instead of leaving them hanging.
         ws=WS_PROTOCOL,
+        # httptools, answering the requests its parser refuses as problem+json.
+        http=HTTP_PROTOCOL,
         timeout_graceful_shutdown=5,
         # Longer than the idle timeout of the proxy in front (Traefik keeps idle connections to
         # a backend for 90 s): uvicorn's default of 5 s closed connections that Traefik, or any

@@ -56,6 +56,7 @@ def _shared_metrics(workers: int) -> Iterator[None]:
 def _run_server(workers: int = 1) -> None:
     import uvicorn
 
+    from org_instance.http_protocol import HTTP_PROTOCOL
     from org_instance.ws_handshake import WS_PROTOCOL
 
     settings = get_settings()
@@ -70,8 +71,10 @@ def _run_server(workers: int = 1) -> None:
             access_log=False,
             proxy_headers=False,
             timeout_keep_alive=settings.server.keep_alive_timeout,
-            # Answers the WebSocket handshakes uvicorn's own protocol leaves hanging.
+            # Answers the WebSocket handshakes uvicorn's own protocol leaves hanging, and the
+            # requests its HTTP parser refuses, as problem+json.
             ws=WS_PROTOCOL,
+            http=HTTP_PROTOCOL,
         )
 
 

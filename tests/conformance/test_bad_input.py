@@ -8,7 +8,9 @@ Each case was seen failing before the fix, against the same two processes:
   route, the unauthenticated login included;
 * ``[`` nested 100,000 deep: 500 (``RecursionError`` in msgspec);
 * a WebSocket handshake with a 10 kB ``access_token``: no answer; the socket stayed open until
-  the client gave up (read timed out after 3 s, then 10 s).
+  the client gave up (read timed out after 3 s, then 10 s);
+* a request that is not HTTP (a control character in the request line or a header, a target
+  outside ASCII, no request line): uvicorn's own 400 in text/plain, not a problem document.
 """
 
 from __future__ import annotations
@@ -142,3 +144,21 @@ def test_multipart_field_that_is_not_utf8_is_400(
     headers = {"Content-Type": "multipart/form-data; boundary=x"}
     answer = exchange(platform.cp.port, request(method, path, headers=headers, body=body))
     assert_problem(answer, 400, "malformed_body")
+
+
+NOT_HTTP = {
+    "control character in the target": b"GET /a\x01b HTTP/1.1\r\nHost: {host}\r\n\r\n",
+    "target outside ASCII": b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: {host}\r\n\r\n",
+    "control character in a header": b"GET / HTTP/1.1\r\nHost: {host}\r\nX-A: a\x7fb\r\n\r\n",
+    "no request line": b"NOT HTTP AT ALL\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", NOT_HTTP.values(), ids=NOT_HTTP.keys())
+@pytest.mark.parametrize("service", ["cp", "instance"])
+def test_a_request_that_is_not_http_is_400_bad_request(
+    platform: Platform, service: str, raw: bytes
+) -> None:
+    port = platform.cp.port if service == "cp" else platform.instance.port
+    data = raw.replace(b"{host}", host_of(platform, port).encode())
+    assert_problem(exchange(port, data), 400, "bad_request")

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from control_plane.db.models import Org
 from control_plane.settings import Settings
 from tests.support.api import assert_problem
 from tests.support.live import FAST_RECONCILER, serve_control_plane
@@ -141,19 +142,18 @@ async def test_create_run_suspend_resume_delete(live: Any, tmp_path: Path) -> No
     assert gone.status_code == 202, gone.text
     provisioner = app.state.runtime.provisioner
 
-    async def removed() -> bool:
-        return await provisioner.status(org_id=org_id) is None
+    # The last step of a deletion marks the row deleted, after the instance and the Redis user
+    # are gone: wait for that (waiting for the instance alone raced it once under load).
+    async def finalised() -> Org | None:
+        async with app.state.runtime.sessions() as db:
+            org = await db.get(Org, org_id)
+            return org if org is not None and org.phase == "deleted" else None
 
-    await eventually(removed, what="the deleted org's instance removed", interval=0.3)
+    org = await eventually(finalised, what="the deleted org's row marked deleted", interval=0.3)
+    assert org.deleted_at is not None
+    assert await provisioner.status(org_id=org_id) is None
     assert await provisioner.list() == []
     assert (await http.get(f"/api/v1/orgs/{org_id}", headers=headers)).status_code == 404
-    async with app.state.runtime.sessions() as db:
-        from control_plane.db.models import Org
-
-        org = await db.get(Org, org_id)
-        assert org is not None
-        assert org.phase == "deleted"
-        assert org.deleted_at is not None
 
 
 async def test_instance_killed_by_hand_is_brought_back(live: Any) -> None:

@@ -18,6 +18,7 @@ import uvicorn
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
+from org_instance.http_protocol import HTTP_PROTOCOL
 from org_instance.ws_handshake import WS_PROTOCOL
 from tests.support.wait import eventually
 
@@ -45,7 +46,13 @@ async def serve_control_plane(
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws=WS_PROTOCOL
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
+            ws=WS_PROTOCOL,
+            http=HTTP_PROTOCOL,
         )
     )
     sockets = [_listen(host, port) for host in ("127.0.0.1", *also_on)] if also_on else None
