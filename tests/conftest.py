@@ -88,7 +88,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     processes: the workers' base temporary directories are inside the controller's.
     """
     config = session.config
-    if hasattr(config, "workerinput"):
+    # Workers leave it to the controller; a collection ran nothing (and making a base temporary
+    # directory for it would be a write outside the tree, scripts/check-self-contained.py).
+    if hasattr(config, "workerinput") or config.option.collectonly:
         return
     factory = getattr(config, "_tmp_path_factory", None)
     if factory is None:
