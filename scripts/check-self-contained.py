@@ -4,8 +4,8 @@
 Copies the repository's files (tracked, and untracked but not ignored) alone into a new
 temporary directory, then runs ``pytest --collect-only`` there with an audit hook that records
 every file opened. It fails when collection fails, or when a file outside the copy was opened
-other than the interpreter's and the virtualenv's own (a test reading ``../shared``, or the
-original checkout through the editable install, would be caught).
+other than the interpreter's and the virtualenv's own (a test reading a sibling folder of the
+checkout, or the original checkout through the editable install, would be caught).
 
 Usage: ``.venv/bin/python scripts/check-self-contained.py`` (run by ``.ci/run``).
 """
