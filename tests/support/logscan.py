@@ -47,11 +47,17 @@ class Finding:
     line: int  #: 1-based
     text: str
     exception: str
+    trace: tuple[str, ...] = ()  #: the traceback's lines, to its exception line
 
-    def report(self, root: Path) -> str:
+    def report(self, root: Path, *, whole: bool = False) -> str:
         where = self.path.relative_to(root) if self.path.is_relative_to(root) else self.path
+        head = f"  {where}:{self.line}: {self.text.strip()[:300]}"
+        if whole and len(self.trace) > 1:
+            # The whole traceback: the log itself may be gone when someone reads this (pytest
+            # keeps only its last few base temporary directories).
+            return "\n".join([head, *(f"      {line[:300]}" for line in self.trace[1:])])
         detail = f"\n      {self.exception}" if self.exception else ""
-        return f"  {where}:{self.line}: {self.text.strip()[:300]}{detail}"
+        return f"{head}{detail}"
 
 
 def _exception_line(block: list[str]) -> str:
@@ -83,27 +89,29 @@ def unhandled_exceptions(root: Path) -> list[Finding]:
             if index < skip_to or not any(marker in line for marker in MARKERS):
                 continue
             block = lines[index : index + BLOCK_LINES]
-            finding = Finding(path, index + 1, line, _exception_line(block))
+            exception = _exception_line(block)
             # One report per traceback: its chained "During handling ..." tracebacks and the
             # exception line belong to it.
             end = next(
                 (
                     i
                     for i, text in enumerate(block)
-                    if i > 0 and finding.exception and text.strip() == finding.exception
+                    if i > 0 and exception and text.strip() == exception
                 ),
                 0,
             )
+            finding = Finding(path, index + 1, line, exception, tuple(block[: end + 1]))
             skip_to = index + end + 1
             if not allowed(finding, "\n".join(block), root):
                 found.append(finding)
     return found
 
 
-def report(findings: list[Finding], root: Path, *, limit: int = 40) -> str:
-    """The failure message: each finding's file, line and exception."""
+def report(findings: list[Finding], root: Path, *, limit: int = 40, whole: int = 3) -> str:
+    """The failure message: each finding's file, line and exception; the first ``whole`` in full."""
     files = len({f.path for f in findings})
     head = f"unhandled exceptions in the logs under {root} ({len(findings)} in {files} files):"
     more = len(findings) - limit
     tail = [f"  ... and {more} more"] if more > 0 else []
-    return "\n".join([head, *(f.report(root) for f in findings[:limit]), *tail])
+    shown = (f.report(root, whole=i < whole) for i, f in enumerate(findings[:limit]))
+    return "\n".join([head, *shown, *tail])
