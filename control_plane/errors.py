@@ -27,7 +27,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from control_plane.security.challenge import bearer_challenge
-from org_instance.errors import raised_decoding_body
+from org_instance.errors import client_disconnected, raised_decoding_body
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://orgplane.dev/problems/"
@@ -212,6 +212,15 @@ def on_undecodable_text(
 
 def on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
+    if client_disconnected(exc):  # nobody to answer; a 4xx in the metrics, not an error of ours
+        log.info("client disconnected before its body arrived", path=path_of(request))
+        return problem_response(
+            status=400,
+            code="client_disconnected",
+            title="Client disconnected",
+            detail="The client closed the connection before sending its whole body.",
+            instance=path_of(request),
+        )
     if status >= 500:
         return on_unexpected(request, exc)
     if isinstance(exc.__cause__, SerializationException):  # the body did not decode

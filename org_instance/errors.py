@@ -22,7 +22,12 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    InternalServerException,
+    SerializationException,
+    ValidationException,
+)
 from litestar.types import HTTPResponseStartEvent, Send
 
 PROBLEM_JSON = "application/problem+json"
@@ -201,6 +206,17 @@ def raised_decoding_body(exc: BaseException) -> bool:
     return module.startswith(_BODY_DECODERS)
 
 
+#: What Litestar's ``Request.stream()`` raises (as a 500) when the client hangs up before its
+#: whole body has arrived; it has no exception class of its own, so the message tells.
+_CLIENT_GONE = "client disconnected prematurely"
+
+
+def client_disconnected(exc: BaseException) -> bool:
+    """True when ``exc`` says the client went away while its body was being read: nothing of
+    ours failed and nobody is left to answer (logged as such, not as an unhandled error)."""
+    return isinstance(exc, InternalServerException) and exc.detail == _CLIENT_GONE
+
+
 def _on_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """A body that did not decode (Litestar raises it wrapped in a 400, or bare)."""
     return _respond(
@@ -221,6 +237,15 @@ def _on_undecodable_text(
 
 
 def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if client_disconnected(exc):
+        log.info("client disconnected before its body arrived", path=request.scope["path"])
+        return _respond(
+            request,
+            status=400,
+            code="client_disconnected",
+            title="Client disconnected",
+            detail="The client closed the connection before sending its whole body.",
+        )
     if exc.status_code >= 500:
         return _on_unexpected(request, exc)
     if isinstance(exc.__cause__, SerializationException):
