@@ -91,6 +91,9 @@ class Membership(SQLModel, table=True):
     org_id: str = Field(foreign_key="org.id", index=True)
     role: str = Field(max_length=16)
     created_at: datetime = _ts()
+    #: The org whose admin membership this one was made from (an org created under a parent
+    #: gets its creator as owner): it ends when the user stops being an admin there.
+    via_org_id: str | None = Field(default=None, foreign_key="org.id", index=True)
 
 
 class Invite(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""tenant bounds: pending domain claims per org (one verified owner)
+"""tenant bounds: pending domain claims per org (one verified owner), derived memberships
 
 Revision ID: 0004_tenant_bounds
 Revises: 0002_user_session_version
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 revision: str = "0004_tenant_bounds"
@@ -41,9 +42,19 @@ def upgrade() -> None:
     op.execute(
         domain.update().where(domain.c.verified.is_(False)).values(claim_expires_at=expires)
     )
+    with op.batch_alter_table("membership") as batch:
+        batch.add_column(
+            sa.Column("via_org_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
+        )
+        batch.create_foreign_key("fk_membership_via_org_id_org", "org", ["via_org_id"], ["id"])
+        batch.create_index("ix_membership_via_org_id", ["via_org_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("membership") as batch:
+        batch.drop_index("ix_membership_via_org_id")
+        batch.drop_constraint("fk_membership_via_org_id_org", type_="foreignkey")
+        batch.drop_column("via_org_id")
     with op.batch_alter_table("domain") as batch:
         batch.drop_constraint("uq_domain_org_hostname", type_="unique")
         batch.drop_index("uq_domain_verified_hostname")
