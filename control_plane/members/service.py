@@ -212,26 +212,33 @@ async def remove_member(
     await db.commit()
 
 
-async def drop_derived(
-    db: AsyncSession, *, principal: Principal, user_id: str, org_id: str, ip: str
-) -> list[str]:
-    """Remove the user's memberships derived from their admin role in ``org_id`` (and those
-    derived from them in turn), audited, not committed; returns the orgs they left."""
-    left: list[str] = []
-    frontier = [org_id]
+async def derived_memberships(db: AsyncSession, *, user_id: str, org_id: str) -> list[Membership]:
+    """The user's memberships derived from their admin role in ``org_id``, and those derived
+    from them in turn (each org once)."""
+    found: list[Membership] = []
+    frontier, seen = [org_id], {org_id}
     while frontier:
         query = select(Membership).where(
             col(Membership.user_id) == user_id, col(Membership.via_org_id).in_(frontier)
         )
-        derived = [m for m in (await db.exec(query)).all() if m.org_id not in left]
-        for membership in derived:
-            await db.delete(membership)
-            record(db, action="member.remove", actor=principal.user, org_id=membership.org_id,
-                   target_type="user", target_id=user_id, ip=ip, role=membership.role,
-                   derived_from=membership.via_org_id)  # fmt: skip
+        derived = [m for m in (await db.exec(query)).all() if m.org_id not in seen]
+        found += derived
         frontier = [m.org_id for m in derived]
-        left += frontier
-    return left
+        seen.update(frontier)
+    return found
+
+
+async def drop_derived(
+    db: AsyncSession, *, principal: Principal, user_id: str, org_id: str, ip: str
+) -> None:
+    """Remove :func:`derived_memberships`, audited (``derived_from``), not committed. The
+    caller revokes the user's tokens in those orgs too (they may lie outside ``org_id``'s
+    subtree, if moved since)."""
+    for membership in await derived_memberships(db, user_id=user_id, org_id=org_id):
+        await db.delete(membership)
+        record(db, action="member.remove", actor=principal.user, org_id=membership.org_id,
+               target_type="user", target_id=user_id, ip=ip, role=membership.role,
+               derived_from=membership.via_org_id)  # fmt: skip
 
 
 async def user_to_add(db: AsyncSession, *, email: str | None, user_id: str | None) -> User:
