@@ -256,17 +256,19 @@ async def reverify_due(
     """
     cutoff = (now or utcnow()) - every
     query = (
-        select(Domain)
+        select(Domain.id, Domain.last_checked_at)
         .where(Domain.kind == CUSTOM, unexpired(now))
         .where(or_(col(Domain.last_checked_at).is_(None), col(Domain.last_checked_at) < cutoff))
         .order_by(col(Domain.last_checked_at).is_not(None), col(Domain.last_checked_at))
         .limit(batch)
     )
+    # Ids, not rows: a claim dropped on the way rolls the session back, expiring loaded rows.
     due = list((await db.exec(query)).all())
     await db.commit()  # no transaction stays open across DNS look-ups
     checked = 0
-    for domain in due:
-        if not await _claim_check(db, domain):
+    for domain_id, seen in due:
+        domain = await _claim_check(db, domain_id, seen)
+        if domain is None:
             continue
         org = await db.get(Org, domain.org_id)
         if org is None or org_is_gone(org):
@@ -282,16 +284,18 @@ async def reverify_due(
     return checked
 
 
-async def _claim_check(db: AsyncSession, domain: Domain) -> bool:
-    seen = col(Domain.last_checked_at)
+async def _claim_check(db: AsyncSession, domain_id: str, seen: datetime | None) -> Domain | None:
+    """The domain, freshly loaded, if this replica claimed its check (None: another did, or
+    it is gone)."""
+    checked = col(Domain.last_checked_at)
     claim = (
         update(Domain)
-        .where(col(Domain.id) == domain.id)
-        .where(seen.is_(None) if domain.last_checked_at is None else seen == domain.last_checked_at)
+        .where(col(Domain.id) == domain_id)
+        .where(checked.is_(None) if seen is None else checked == seen)
         .values(last_checked_at=utcnow())
     )
     claimed = (await db.exec(claim)).rowcount == 1
     await db.commit()
-    if claimed:
-        await db.refresh(domain)
-    return claimed
+    if not claimed:
+        return None
+    return await db.get(Domain, domain_id, populate_existing=True)

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, Domain, utcnow
 from control_plane.routing.domains import drop_expired_claims
+from control_plane.routing.verify import TxtResolver, reverify_due
 from tests.routing.helpers import ZoneResolver, add_org
 from tests.routing.test_domains_api import domains_url, owner_of_new_org
 from tests.support.api import assert_problem, direct_db
@@ -180,3 +181,43 @@ async def test_concurrent_verifications_of_one_hostname_have_one_winner(
     async with direct_db(client) as db:
         rows = (await db.exec(select(Domain).where(Domain.hostname == HOST))).all()
     assert [(r.id, r.verified) for r in rows] == [(winner["id"], True)]
+
+
+async def test_the_periodic_recheck_drops_a_late_claim_and_carries_on(
+    client: AsyncTestClient[Any], dns_zone: tuple[ZoneResolver, int]
+) -> None:
+    """A claim on a hostname another org verified meanwhile, its record in place, and another
+    domain checked after it: the recheck drops the claim (``domain.claim_dropped``) and goes on
+    to verify the other domain. Failed on this branch's first version: the drop rolled the
+    session back and the next row of the batch, expired by it, raised MissingGreenlet; the
+    batch now reloads each row."""
+    zone, port = dns_zone
+    first_id, first = await owner_of_new_org(client, "first")
+    second_id, second = await owner_of_new_org(client, "second")
+    a = (await claim(client, first_id, first)).json()
+    b = (await claim(client, second_id, second)).json()
+    other = await client.post(
+        domains_url(second_id), headers=second, json={"hostname": "other.example.com"}
+    )
+    c = other.json()
+    zone.records[CHALLENGE] = [b["challenge"]["record_value"]]
+    zone.records["_orgplane-challenge.other.example.com"] = [c["challenge"]["record_value"]]
+    async with direct_db(client) as db:
+        won = await db.get(Domain, a["id"])
+        assert won is not None
+        won.verified, won.claim_expires_at, won.last_checked_at = True, None, utcnow()
+        db.add(won)
+        for n, domain_id in enumerate((b["id"], c["id"])):
+            row = await db.get(Domain, domain_id)
+            assert row is not None
+            row.last_checked_at = utcnow() - timedelta(days=3 - n)  # checked in this order
+            db.add(row)
+        await db.commit()
+        resolver = TxtResolver(address=f"127.0.0.1:{port}")
+        assert await reverify_due(db, resolver=resolver) == 1
+        rows = (await db.exec(select(Domain).where(col(Domain.kind) == "custom"))).all()
+        dropped = (
+            await db.exec(select(AuditEvent).where(AuditEvent.action == "domain.claim_dropped"))
+        ).all()
+    assert sorted((r.id, r.verified) for r in rows) == sorted([(a["id"], True), (c["id"], True)])
+    assert [e.target_id for e in dropped] == [b["id"]]
