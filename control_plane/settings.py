@@ -289,6 +289,14 @@ class RoutingSettings(_Group):
     domain_recheck_hours: float = Field(
         24.0, description="Hours between re-checks of a custom domain's TXT record."
     )
+    domain_claim_ttl_hours: float = Field(
+        168.0,
+        gt=0,
+        description="Hours a pending (unverified) custom-domain claim lives, from when it is "
+        "made or loses its verification; expired claims are ignored and removed by "
+        "housekeeping. Several orgs may hold pending claims on one hostname: the first to prove "
+        "it by DNS wins and the others are dropped.",
+    )
     routing_fallback_url: str = Field(
         "",
         description="URL Traefik reaches the control plane at, for the page of suspended or "

@@ -43,7 +43,7 @@ from org_instance.runtime import InstanceRuntime, LimitsState, RateLimiter
 from org_instance.scopes import requires_scope
 from org_instance.verifier import JWKSVerifier
 from org_instance.workspace import files, runners, sessions, settings, usage
-from org_instance.workspace.files import total_storage
+from org_instance.workspace.files import stored_bytes
 from org_instance.ws_refusals import CloseCodesAfterAccept
 
 log = structlog.get_logger("orgplane.instance")
@@ -106,7 +106,7 @@ def _lifespan(runtime: InstanceRuntime, http: httpx.AsyncClient, owns_http: bool
         # A restore cut short (crash, kill) is rolled back before the database opens.
         await asyncio.to_thread(recover_interrupted_restore, runtime.config.data_dir)
         await runtime.db.open()
-        runtime.usage.storage_bytes = await runtime.db.read(total_storage)
+        runtime.usage.storage_bytes = await asyncio.to_thread(stored_bytes, runtime.files_dir)
         prefetch = asyncio.create_task(runtime.verifier.refresh())
         beats: asyncio.Task[None] | None = None
         if runtime.config.control_plane_url:

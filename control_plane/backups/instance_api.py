@@ -24,6 +24,7 @@ from control_plane.errors import Conflict, ProblemError
 from control_plane.logs import forwarded_request_id
 from control_plane.runtime import Runtime
 from control_plane.tokens.jws import sign
+from org_instance.backup.manifest import TOO_LARGE
 from org_instance.backup.protocol import (
     BACKUP_PATH,
     CONTROL_PLANE_SUBJECT,
@@ -44,6 +45,12 @@ class InstanceUnavailable(ProblemError):
 
 class RestoreRefused(ProblemError):
     status, code, title = 422, "restore_refused", "Restore refused"
+
+
+class RestoreTooLarge(ProblemError):
+    """The instance refused an archive over a bound: its size, or the org's storage quota."""
+
+    status, code, title = 413, "archive_too_large", "Archive too large"
 
 
 async def internal_token(runtime: Runtime, db: AsyncSession, *, org: Org, scope: str) -> str:
@@ -85,7 +92,10 @@ def _refusal(response: httpx.Response, *, what: str) -> ProblemError:
     if response.status_code == 409:
         return Conflict(detail or "The instance is busy.", code=code or "backup_busy")
     if response.status_code == 413:
-        return RestoreRefused(detail or "The archive is too large.", code="archive_too_large")
+        return RestoreTooLarge(
+            detail or "The archive is too large.",
+            code=code if code in TOO_LARGE else "archive_too_large",
+        )
     log.warning("instance answered an internal call", status=response.status_code, what=what)
     return InstanceUnavailable(
         f"The instance could not complete the {what} ({response.status_code}).",

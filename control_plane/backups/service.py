@@ -28,7 +28,7 @@ from control_plane.backups.store import BackupStore, store_root
 from control_plane.db.models import Backup, Org, utcnow
 from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
-from org_instance.backup.manifest import ArchiveError, peek_manifest
+from org_instance.backup.manifest import TOO_LARGE, ArchiveError, peek_manifest
 from org_instance.backup.protocol import SCOPE_BACKUP, SCOPE_RESTORE
 
 log = structlog.get_logger("orgplane.backups")
@@ -38,6 +38,18 @@ KINDS: Final = ("manual", "scheduled", "import", "pre_restore")
 
 class BackupCorrupt(ProblemError):
     status, code, title = 422, "backup_corrupt", "Backup corrupt"
+
+
+class ArchiveTooLarge(ProblemError):
+    status, code, title = 413, "archive_too_large", "Archive too large"
+
+
+def archive_refused(exc: ArchiveError, *, prefix: str) -> ProblemError:
+    """The problem for an archive that failed verification: 413 when it is over a bound (its
+    size, the target org's storage quota), 422 ``backup_corrupt`` or its own code otherwise."""
+    if exc.code in TOO_LARGE:
+        return ArchiveTooLarge(f"{prefix}: {exc.message}", code=exc.code)
+    return BackupCorrupt(f"{prefix}: {exc.message}", code=exc.code)
 
 
 def store_of(runtime: Runtime) -> BackupStore:

@@ -25,9 +25,10 @@ from control_plane.backups.routes import (
     audit,
     require_confirmation,
 )
-from control_plane.backups.service import BackupCorrupt, restore_into, store_of
+from control_plane.backups.service import archive_refused, restore_into, store_of
 from control_plane.db.models import Backup, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.orgs.hierarchy import effective_limits
 from control_plane.reconciler.events import add_event
 from org_instance.backup.manifest import ArchiveError, read_archive
 from org_instance.backup.protocol import SCOPE_BACKUP
@@ -77,6 +78,8 @@ async def import_org(
     require_confirmation(org, confirm)
     await running_endpoint(db, org)
     store, limit = store_of(runtime), runtime.settings.backup.backup_max_bytes
+    # Bounded by the org's storage quota on the files' real bytes, not the manifest's sizes.
+    quota = (await effective_limits(db, org)).get("max_storage_bytes")
     row = Backup(org_id=org.id, kind="import", created_by=principal.user.id)
     db.add(row)
     await db.commit()
@@ -88,7 +91,7 @@ async def import_org(
 
         def verify() -> dict[str, Any]:
             with path.open("rb") as raw:
-                return read_archive(raw, max_bytes=limit).summary()
+                return read_archive(raw, max_bytes=limit, storage_quota=quota).summary()
 
         row.manifest = await asyncio.to_thread(verify)
     except (Exception, asyncio.CancelledError) as exc:
@@ -97,7 +100,7 @@ async def import_org(
         db.add(row)
         await db.commit()
         if isinstance(exc, ArchiveError):
-            raise BackupCorrupt(f"The archive is not valid: {exc.message}", code=exc.code) from None
+            raise archive_refused(exc, prefix="The archive is not valid") from None
         raise
     row.size_bytes, row.sha256, row.status, row.completed_at = size, sha, "ready", utcnow()
     db.add(row)

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from control_plane.db.types import UTCDateTime
@@ -91,6 +91,9 @@ class Membership(SQLModel, table=True):
     org_id: str = Field(foreign_key="org.id", index=True)
     role: str = Field(max_length=16)
     created_at: datetime = _ts()
+    #: The org whose admin membership this one was made from (an org created under a parent
+    #: gets its creator as owner): it ends when the user stops being an admin there.
+    via_org_id: str | None = Field(default=None, foreign_key="org.id", index=True)
 
 
 class Invite(SQLModel, table=True):
@@ -156,8 +159,21 @@ class InstanceEvent(SQLModel, table=True):
 
 
 class Domain(SQLModel, table=True):
+    """A hostname an org answers at, or claims. Several orgs may hold pending claims on one
+    hostname; only one row per hostname is ever verified (the partial unique index)."""
+
+    __table_args__ = (
+        Index(
+            "uq_domain_verified_hostname",
+            "hostname",
+            unique=True,
+            sqlite_where=text("verified"),
+            postgresql_where=text("verified"),
+        ),
+        UniqueConstraint("org_id", "hostname", name="uq_domain_org_hostname"),
+    )
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
-    hostname: str = Field(unique=True, index=True, max_length=253)
+    hostname: str = Field(index=True, max_length=253)
     org_id: str = Field(foreign_key="org.id", index=True)
     kind: str = Field(default="custom", max_length=16)
     verified: bool = False
@@ -165,6 +181,9 @@ class Domain(SQLModel, table=True):
     created_at: datetime = _ts()
     verified_at: datetime | None = _ts(nullable=True)
     last_checked_at: datetime | None = _ts(nullable=True)
+    #: When a pending claim expires (``domain_claim_ttl_hours`` after it was added or lost its
+    #: verification); None while verified and for subdomains.
+    claim_expires_at: datetime | None = _ts(nullable=True)
 
 
 class SigningKey(SQLModel, table=True):

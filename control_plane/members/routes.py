@@ -24,12 +24,13 @@ from control_plane.members.schemas import (
 from control_plane.members.service import (
     add_member,
     change_role,
+    derived_memberships,
     member_out,
     members_page,
     remove_member,
     user_to_add,
 )
-from control_plane.orgs.access import caller_roles, org_access
+from control_plane.orgs.access import caller_roles, org_access, rank
 from control_plane.pagination import Page
 from control_plane.tokens.org_revocation import revoke_user_in_org
 
@@ -81,6 +82,7 @@ async def update_role(
     """Change a member's role; the last owner stays, nobody raises their own role."""
     access = await org_access(db, principal, org_id)
     access.require("admin", to="manage members")
+    derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
     membership = await change_role(
         db,
         principal=principal,
@@ -92,8 +94,10 @@ async def update_role(
     user = await db.get(User, user_id)
     if user is None:  # only if the user row vanished in between
         raise NotFound("That user is not a member of this org.", code="member_not_found")
-    # Tokens carry the role: the old one must not outlive the change.
-    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
+    # Tokens carry the role: the old one must not outlive the change (nor, below admin, the
+    # memberships that derived from it).
+    also = [m.org_id for m in derived] if rank(data.role) < rank("admin") else []
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
     return member_out(membership, user)
 
 
@@ -112,10 +116,12 @@ async def remove(
 ) -> None:
     """Remove a member (org admins), or leave the org (oneself)."""
     access = await org_access(db, principal, org_id)
+    derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
     await remove_member(
         db, principal=principal, access=access, user_id=user_id, ip=client_ip(request)
     )
-    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
+    also = [m.org_id for m in derived]
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
 
 
 @get("/api/v1/me/orgs", tags=["members"])

@@ -5,6 +5,11 @@
 * Nobody raises their own role (403 ``self_promotion``); anyone may leave.
 * An org always keeps at least one owner (409 ``last_owner``).
 * An org holds at most its ``max_members`` limit (409 ``member_limit_reached``).
+* A membership derived from an admin role elsewhere (``via_org_id``: the owner of an org an
+  admin of its parent created) ends when that role does: removing the user from the org it
+  came from, or lowering their role there below admin, removes it (and what derives from it
+  in turn), even when it was the child's last owner; the child's ancestors' admins still
+  manage it.
 """
 
 from __future__ import annotations
@@ -163,6 +168,10 @@ async def change_role(
             await _keep_an_owner(db, membership)
         old, membership.role = membership.role, role
         db.add(membership)
+        if rank(role) < rank("admin"):
+            await drop_derived(
+                db, principal=principal, user_id=user_id, org_id=access.org.id, ip=ip
+            )
         record(
             db,
             action="member.update",
@@ -189,6 +198,7 @@ async def remove_member(
             raise Forbidden("Only owners can remove an owner.", code="owner_required")
     await _keep_an_owner(db, membership)
     await db.delete(membership)
+    await drop_derived(db, principal=principal, user_id=user_id, org_id=access.org.id, ip=ip)
     record(
         db,
         action="member.remove",
@@ -200,6 +210,35 @@ async def remove_member(
         role=membership.role,
     )
     await db.commit()
+
+
+async def derived_memberships(db: AsyncSession, *, user_id: str, org_id: str) -> list[Membership]:
+    """The user's memberships derived from their admin role in ``org_id``, and those derived
+    from them in turn (each org once)."""
+    found: list[Membership] = []
+    frontier, seen = [org_id], {org_id}
+    while frontier:
+        query = select(Membership).where(
+            col(Membership.user_id) == user_id, col(Membership.via_org_id).in_(frontier)
+        )
+        derived = [m for m in (await db.exec(query)).all() if m.org_id not in seen]
+        found += derived
+        frontier = [m.org_id for m in derived]
+        seen.update(frontier)
+    return found
+
+
+async def drop_derived(
+    db: AsyncSession, *, principal: Principal, user_id: str, org_id: str, ip: str
+) -> None:
+    """Remove :func:`derived_memberships`, audited (``derived_from``), not committed. The
+    caller revokes the user's tokens in those orgs too (they may lie outside ``org_id``'s
+    subtree, if moved since)."""
+    for membership in await derived_memberships(db, user_id=user_id, org_id=org_id):
+        await db.delete(membership)
+        record(db, action="member.remove", actor=principal.user, org_id=membership.org_id,
+               target_type="user", target_id=user_id, ip=ip, role=membership.role,
+               derived_from=membership.via_org_id)  # fmt: skip
 
 
 async def user_to_add(db: AsyncSession, *, email: str | None, user_id: str | None) -> User:

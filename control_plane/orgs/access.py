@@ -77,6 +77,14 @@ async def org_role(db: AsyncSession, user: User, org: Org) -> str | None:
     return direct
 
 
+async def admin_source(db: AsyncSession, user: User, org: Org) -> str | None:
+    """The org whose direct admin (or owner) membership gives ``user`` admin rights in
+    ``org``: ``org`` itself or the nearest such ancestor; None when no membership does."""
+    chain = [org, *await ancestors(db, org)]
+    roles = await _direct_roles(db, user.id, [o.id for o in chain])
+    return next((o.id for o in chain if rank(roles.get(o.id)) >= rank("admin")), None)
+
+
 async def governs(db: AsyncSession, principal: Principal, org: Org) -> bool:
     """Platform admins and admins or owners of an ancestor govern ``org``."""
     if principal.is_platform_admin:

@@ -22,7 +22,7 @@ from control_plane.auth import Principal
 from control_plane.db.models import Feature, Membership, Org, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.identity.users import find_by_email
-from control_plane.orgs.access import OrgAccess, governs, org_access
+from control_plane.orgs.access import OrgAccess, admin_source, governs, org_access
 from control_plane.orgs.hierarchy import (
     check_parent_link,
     check_quota,
@@ -135,6 +135,17 @@ async def _parent_for_new_org(
     return access.org
 
 
+async def _owner_derived_from(
+    db: AsyncSession, principal: Principal, parent: Org | None, owner_id: str
+) -> str | None:
+    """The org whose admin membership the creator's owner membership of a new child derives
+    from (None for a top-level org or one a platform admin creates): removed or demoted below
+    admin there, the creator loses the child too (``members.service.drop_derived``)."""
+    if parent is None or owner_id != principal.user.id or principal.is_platform_admin:
+        return None
+    return await admin_source(db, principal.user, parent)
+
+
 async def _check_new_terms(
     db: AsyncSession, principal: Principal, parent: Org | None, plan: str, body: CreateOrgBody
 ) -> None:
@@ -166,6 +177,7 @@ async def create_org(
     plan = plan_named(body.plan or (parent.plan if parent else DEFAULT_PLAN)).name
     await _check_new_terms(db, principal, parent, plan, body)
     owner_id = await _new_owner(db, principal, body.owner_email)
+    via = await _owner_derived_from(db, principal, parent, owner_id)
     if (await db.exec(select(Org.id).where(col(Org.slug) == slug))).first():
         raise slug_taken(slug)
     org = Org(slug=slug, name=name, plan=plan, parent_id=parent.id if parent else None,
@@ -181,7 +193,7 @@ async def create_org(
     try:
         db.add(org)
         await db.flush()  # the org row first: the membership's foreign key points at it
-        db.add(Membership(user_id=owner_id, org_id=org.id, role="owner"))
+        db.add(Membership(user_id=owner_id, org_id=org.id, role="owner", via_org_id=via))
         record(db, action="org.create", actor=principal.user, org_id=org.id, target_type="org",
                target_id=org.id, ip=ip, slug=slug, plan=plan, parent_id=org.parent_id,
                owner_id=owner_id)  # fmt: skip

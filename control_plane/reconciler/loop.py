@@ -30,6 +30,7 @@ from control_plane.reconciler.leases import claim, release
 from control_plane.reconciler.pool import WarmPool, spare_ids
 from control_plane.reconciler.reconcile import Context, reconcile_org
 from control_plane.reconciler.redis_users import restore_lost_redis_users
+from control_plane.routing.domains import drop_expired_claims
 from control_plane.routing.verify import TxtResolver, reverify_due
 from control_plane.tokens.rotation import rotate_if_due
 from provisioners.base import InstanceStatus
@@ -148,18 +149,21 @@ class Reconciler:
         await asyncio.gather(*(one(org_id) for org_id in org_ids))
 
     async def _housekeeping(self, db: AsyncSession) -> None:
-        """Once a minute: re-verify custom domains that are due, rotate an old signing key,
-        put back org Redis users a Redis restart lost, take scheduled backups."""
+        """Once a minute: drop expired domain claims, re-verify custom domains that are due,
+        rotate an old signing key, put back org Redis users a Redis restart lost, take scheduled
+        backups."""
         now = time.monotonic()
         if now - self._housekeeping_at < HOUSEKEEPING_EVERY:
             return
         self._housekeeping_at = now
         settings = self.ctx.runtime.settings
         try:
+            await drop_expired_claims(db)
             await reverify_due(
                 db,
                 resolver=TxtResolver(address=settings.routing.dns_resolver),
                 every=timedelta(hours=settings.routing.domain_recheck_hours),
+                claim_ttl=timedelta(hours=settings.routing.domain_claim_ttl_hours),
             )
             await rotate_if_due(self.ctx.runtime, db)
             if self.ctx.redis_admin is not None:

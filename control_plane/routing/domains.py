@@ -1,5 +1,12 @@
 """Custom domains of an org: add (pending), verify (routed), remove, and their public view.
 
+A pending claim owns nothing: several orgs may claim one hostname, each with its own challenge
+token. The first to prove it by DNS wins (one verified row per hostname, a unique index), the
+others' claims are dropped, and a verified hostname cannot be claimed by anyone else
+(409 ``hostname_taken``). A claim still pending ``domain_claim_ttl_hours`` after it was made
+(or lost its verification) has expired: it is ignored (not listed, not verifiable, not counted,
+no obstacle to its org claiming the name again) and housekeeping deletes it.
+
 Who may see or change an org's domains follows the orgs' access rules
 (:mod:`control_plane.orgs.access`): members read, admins and owners (direct or of an ancestor)
 write, platform admins do both; an org the caller cannot see is a 404.
@@ -7,17 +14,18 @@ write, platform admins do both; an org the caller cannot see is a 404.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 import structlog
+from sqlalchemy import not_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import Principal
-from control_plane.db.models import Domain, Org
+from control_plane.db.models import Domain, Org, utcnow
 from control_plane.errors import BadRequest, Conflict, NotFound
 from control_plane.orgs.access import org_access
 from control_plane.routing.hostnames import (
@@ -26,7 +34,9 @@ from control_plane.routing.hostnames import (
     bump_generation,
     canonical_hostname,
     check_custom_hostname,
+    claim_expired,
     display_hostname,
+    unexpired,
 )
 from control_plane.routing.verify import (
     challenge_name,
@@ -97,16 +107,17 @@ async def org_for_caller(
 
 
 async def domain_of(db: AsyncSession, *, org: Org, domain_id: str) -> Domain:
-    """The org's domain with this id, or 404."""
+    """The org's domain with this id, or 404 (an expired claim too)."""
     domain = await db.get(Domain, domain_id)
-    if domain is None or domain.org_id != org.id:
+    if domain is None or domain.org_id != org.id or claim_expired(domain):
         raise NotFound("No such domain.", code="domain_not_found")
     return domain
 
 
 async def list_domains(db: AsyncSession, *, org: Org) -> list[Domain]:
-    """The org's domains: its subdomain first, then custom domains by hostname."""
-    query = select(Domain).where(Domain.org_id == org.id)
+    """The org's domains: its subdomain first, then custom domains by hostname (expired claims
+    left out)."""
+    query = select(Domain).where(Domain.org_id == org.id, unexpired())
     rows = (await db.exec(query)).all()
     return sorted(rows, key=lambda d: (d.kind != SUBDOMAIN, d.hostname))
 
@@ -118,26 +129,38 @@ async def add_custom_domain(
     hostname: str,
     base_domain: str,
     reserved: frozenset[str],
+    claim_ttl: timedelta,
     principal: Principal,
     ip: str,
 ) -> Domain:
     """Claim ``hostname`` for ``org`` as a pending custom domain, and commit.
 
-    The checks catch most clashes with a readable answer; the unique index settles concurrent
-    claims: exactly one insert commits, the others answer 409 ``hostname_taken``.
+    Refused when another org has it verified (409 ``hostname_taken``); other orgs' pending
+    claims do not stand in the way. The (org, hostname) unique constraint settles one org's
+    concurrent claims: one insert commits, the others answer 409 ``domain_exists``.
     """
     canonical = canonical_hostname(hostname)
     await check_custom_hostname(
-        db, org=org, hostname=canonical, base_domain=base_domain, reserved=reserved
+        db,
+        org=org,
+        hostname=canonical,
+        base_domain=base_domain,
+        reserved=reserved,
     )
-    count_query = select(func.count()).where(Domain.org_id == org.id, Domain.kind == CUSTOM)
+    count_query = select(func.count()).where(
+        Domain.org_id == org.id, Domain.kind == CUSTOM, unexpired()
+    )
     if (await db.exec(count_query)).one() >= MAX_CUSTOM_DOMAINS:
         raise Conflict(
             f"An org may have at most {MAX_CUSTOM_DOMAINS} custom domains.",
             code="domain_limit_reached",
         )
     domain = Domain(
-        hostname=canonical, org_id=org.id, kind=CUSTOM, verification_token=new_verification_token()
+        hostname=canonical,
+        org_id=org.id,
+        kind=CUSTOM,
+        verification_token=new_verification_token(),
+        claim_expires_at=utcnow() + claim_ttl,
     )
     db.add(domain)
     record(
@@ -155,7 +178,7 @@ async def add_custom_domain(
     except IntegrityError:
         await db.rollback()
         log.info("hostname claimed concurrently by another request", hostname=canonical)
-        raise Conflict("Another org owns this hostname.", code="hostname_taken") from None
+        raise Conflict("This org already has this hostname.", code="domain_exists") from None
     return domain
 
 
@@ -196,3 +219,26 @@ async def routed_hostnames(db: AsyncSession, *, org: Org, subdomain: str) -> lis
     )
     customs = [h for h in (await db.exec(query)).all() if h != subdomain]
     return [subdomain, *customs]
+
+
+async def drop_expired_claims(db: AsyncSession, *, now: datetime | None = None) -> int:
+    """Delete expired pending claims, audited, and commit; returns how many.
+
+    For the reconciler's housekeeping; every other reader ignores them already.
+    """
+    query = select(Domain).where(not_(unexpired(now)))
+    expired = list((await db.exec(query)).all())
+    for domain in expired:
+        await db.delete(domain)
+        record(
+            db,
+            action="domain.claim_expired",
+            org_id=domain.org_id,
+            target_type="domain",
+            target_id=domain.id,
+            hostname=domain.hostname,
+        )
+    await db.commit()
+    if expired:
+        log.info("expired domain claims removed", count=len(expired))
+    return len(expired)

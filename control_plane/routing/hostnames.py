@@ -2,8 +2,10 @@
 
 A hostname is stored and routed only in its canonical form: lower-case, without a trailing dot,
 internationalised labels in punycode (``BÜCHER.example.`` and ``xn--bcher-kva.example`` are one
-host). The ``Domain`` table's unique ``hostname`` column is the claim: whoever inserts the row
-owns the host, and a concurrent second insert fails on the index. Every org also owns
+host). The owner of a hostname is the org whose ``Domain`` row for it is verified; a partial
+unique index allows one verified row per hostname, so of concurrent verifications one commits.
+Pending custom-domain claims own nothing: several orgs may hold one on the same hostname until
+one proves it by DNS (:mod:`control_plane.routing.domains`). Every org also owns
 ``{slug}.{base_domain}``; :func:`claim_subdomain` records that claim when an org is created, and
 custom domains may not live under the base domain at all, so they never reach an org's subdomain.
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 
 import idna
 import structlog
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -106,14 +109,16 @@ def org_is_gone(org: Org) -> bool:
 
 
 async def _owner_of(db: AsyncSession, hostname: str) -> tuple[Domain, Org | None] | None:
-    domain = (await db.exec(select(Domain).where(Domain.hostname == hostname))).first()
+    query = select(Domain).where(Domain.hostname == hostname, col(Domain.verified).is_(True))
+    domain = (await db.exec(query)).first()
     if domain is None:
         return None
     return domain, await db.get(Org, domain.org_id)
 
 
 async def _free_if_stale(db: AsyncSession, hostname: str, *, org: Org) -> Domain | None:
-    """The row claiming ``hostname`` if a live org holds it; rows of deleted orgs are dropped."""
+    """The verified row of ``hostname`` if a live org holds it; rows of deleted orgs are
+    dropped."""
     found = await _owner_of(db, hostname)
     if found is None:
         return None
@@ -127,13 +132,21 @@ async def _free_if_stale(db: AsyncSession, hostname: str, *, org: Org) -> Domain
 
 
 async def check_custom_hostname(
-    db: AsyncSession, *, org: Org, hostname: str, base_domain: str, reserved: Iterable[str] = ()
+    db: AsyncSession,
+    *,
+    org: Org,
+    hostname: str,
+    base_domain: str,
+    reserved: Iterable[str] = (),
+    now: datetime | None = None,
 ) -> None:
     """Refuse a canonical custom ``hostname`` that ``org`` may not claim.
 
-    409 ``hostname_taken``: another org owns it, or it is or lies under another org's
-    subdomain. 409 ``domain_exists``: ``org`` has it already. 400 ``hostname_reserved``: it is
-    the base domain, lies under it, or is one of the platform's own hosts in ``reserved``.
+    409 ``hostname_taken``: another org owns it (has it verified), or it is or lies under
+    another org's subdomain; other orgs' pending claims do not count. 409 ``domain_exists``:
+    ``org`` has it already (its own expired claim is dropped instead). 400
+    ``hostname_reserved``: it is the base domain, lies under it, or is one of the platform's
+    own hosts in ``reserved``.
     400 ``invalid_hostname``: a single label (``localhost``, a TLD).
     """
     if "." not in hostname:
@@ -154,10 +167,27 @@ async def check_custom_hostname(
             code="hostname_reserved",
         )
     existing = await _free_if_stale(db, hostname, org=org)
-    if existing is not None:
-        if existing.org_id == org.id:
-            raise Conflict("This org already has this hostname.", code="domain_exists")
+    if existing is not None and existing.org_id != org.id:
         raise Conflict("Another org owns this hostname.", code="hostname_taken")
+    query = select(Domain).where(Domain.hostname == hostname, Domain.org_id == org.id)
+    own = (await db.exec(query)).first()
+    if own is not None:
+        if not claim_expired(own, now=now):
+            raise Conflict("This org already has this hostname.", code="domain_exists")
+        await db.delete(own)  # its own expired claim: claimed afresh
+        await db.flush()
+
+
+def claim_expired(domain: Domain, *, now: datetime | None = None) -> bool:
+    """A pending claim past its ``claim_expires_at`` (verified domains never expire)."""
+    expires = domain.claim_expires_at
+    return not domain.verified and expires is not None and expires <= (now or utcnow())
+
+
+def unexpired(now: datetime | None = None) -> ColumnElement[bool]:
+    """SQL condition: the row is not an expired pending claim."""
+    expires = col(Domain.claim_expires_at)
+    return or_(col(Domain.verified).is_(True), expires.is_(None), expires > (now or utcnow()))
 
 
 async def claim_subdomain(db: AsyncSession, *, org: Org, base_domain: str | None = None) -> None:

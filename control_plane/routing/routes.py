@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -58,6 +59,11 @@ def platform_hosts(settings: Settings) -> frozenset[str]:
     return frozenset(hosts)
 
 
+def claim_ttl(settings: Settings) -> timedelta:
+    """How long a pending custom-domain claim lives."""
+    return timedelta(hours=settings.routing.domain_claim_ttl_hours)
+
+
 def resolver_of(runtime: Runtime) -> TxtResolver:
     """The TXT resolver the settings name (the system's when empty)."""
     return TxtResolver(address=runtime.settings.routing.dns_resolver)
@@ -80,6 +86,7 @@ async def add_domain(
         hostname=data.hostname,
         base_domain=runtime.settings.provisioning.base_domain,
         reserved=platform_hosts(runtime.settings),
+        claim_ttl=claim_ttl(runtime.settings),
         principal=principal,
         ip=client_ip(request),
     )
@@ -114,7 +121,13 @@ async def verify_domain(
     await db.commit()  # no transaction stays open across the DNS look-up
     result = await check_domain(domain, resolver=resolver_of(runtime))
     changed = await apply_result(
-        db, domain=domain, org=org, result=result, actor=principal.user, ip=client_ip(request)
+        db,
+        domain=domain,
+        org=org,
+        result=result,
+        claim_ttl=claim_ttl(runtime.settings),
+        actor=principal.user,
+        ip=client_ip(request),
     )
     if not changed and result is not CheckResult.VERIFIED:
         record(

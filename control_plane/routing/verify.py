@@ -18,13 +18,15 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 import structlog
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Domain, Org, User, utcnow
-from control_plane.routing.hostnames import CUSTOM, bump_generation, org_is_gone
+from control_plane.errors import Conflict
+from control_plane.routing.hostnames import CUSTOM, bump_generation, org_is_gone, unexpired
 
 log = structlog.get_logger("orgplane.routing.verify")
 
@@ -127,23 +129,32 @@ async def apply_result(
     domain: Domain,
     org: Org,
     result: CheckResult,
+    claim_ttl: timedelta,
     actor: User | None = None,
     ip: str = "",
 ) -> bool:
     """Record ``result`` on ``domain`` (not committed); True if its routing changed.
 
+    A claim that becomes verified wins its hostname: the other orgs' pending claims on it are
+    deleted. One that another org holds verified already (or wins concurrently) is deleted
+    instead and :class:`HostnameTaken` raised, after a commit.
+
     A change bumps the org's generation, so backends that carry routes on the instance (Docker
     labels, IngressRoutes) apply the new hostnames, and is an audit event.
     """
-    domain.last_checked_at = utcnow()
-    db.add(domain)
     becomes = {CheckResult.VERIFIED: True, CheckResult.LOOKUP_FAILED: domain.verified}.get(
         result, False
     )
-    if becomes == domain.verified:
-        return False
-    domain.verified = becomes
-    domain.verified_at = utcnow() if becomes else None
+    won = becomes and not domain.verified
+    if won:
+        await _win(db, domain=domain, actor=actor, ip=ip)  # before any write of this session
+    domain.last_checked_at = utcnow()
+    db.add(domain)
+    if not won:
+        if becomes == domain.verified:
+            return False
+        domain.verified, domain.verified_at = False, None
+        domain.claim_expires_at = utcnow() + claim_ttl  # pending again, for a while
     await bump_generation(db, org_id=org.id)
     action = "domain.verified" if becomes else "domain.verification_lost"
     record(
@@ -160,11 +171,78 @@ async def apply_result(
     return True
 
 
+class HostnameTaken(Conflict):
+    """Another org proved the hostname first: this org's claim was dropped."""
+
+    code = "hostname_taken"
+
+
+async def _win(db: AsyncSession, *, domain: Domain, actor: User | None, ip: str) -> None:
+    """Make ``domain`` the verified owner of its hostname (not committed), deleting the other
+    orgs' pending claims on it. :class:`HostnameTaken`, the claim deleted and committed, when
+    another org holds the hostname verified or verifies it concurrently.
+
+    The hostname's rows are locked first, in id order (PostgreSQL; SQLite serialises writers):
+    a concurrent verification waits, then finds the winner's row verified or its own deleted.
+    The conditional update and the unique index on verified hostnames settle what is left.
+    """
+    rows = (
+        select(Domain.id, Domain.verified)
+        .where(col(Domain.hostname) == domain.hostname)
+        .order_by(col(Domain.id))
+        .with_for_update()
+    )
+    found = dict((await db.exec(rows)).all())
+    taken = domain.id not in found or any(v for i, v in found.items() if i != domain.id)
+    if not taken:
+        now = utcnow()
+        claim = (
+            update(Domain)
+            .where(col(Domain.id) == domain.id, col(Domain.verified).is_(False))
+            .values(verified=True, verified_at=now, claim_expires_at=None, last_checked_at=now)
+        )
+        try:
+            taken = (await db.exec(claim)).rowcount != 1
+        except IntegrityError:
+            taken = True
+    if taken:
+        await _drop_claim(db, domain=domain, actor=actor, ip=ip)
+        raise HostnameTaken("Another org proved this hostname first; this claim was dropped.")
+    await db.refresh(domain)
+    losers = select(Domain.id, Domain.org_id).where(
+        col(Domain.hostname) == domain.hostname, col(Domain.id) != domain.id
+    )
+    for loser_id, loser_org in (await db.exec(losers)).all():
+        await db.exec(delete(Domain).where(col(Domain.id) == loser_id))
+        record(
+            db,
+            action="domain.claim_dropped",
+            org_id=loser_org,
+            target_type="domain",
+            target_id=loser_id,
+            hostname=domain.hostname,
+            winner_org_id=domain.org_id,
+        )
+
+
+async def _drop_claim(db: AsyncSession, *, domain: Domain, actor: User | None, ip: str) -> None:
+    domain_id, org_id, hostname = domain.id, domain.org_id, domain.hostname
+    actor_id = actor.id if actor is not None else None
+    await db.rollback()  # expires every loaded object: the actor is loaded again
+    actor = await db.get(User, actor_id) if actor_id is not None else None
+    await db.exec(delete(Domain).where(col(Domain.id) == domain_id))
+    record(db, action="domain.claim_dropped", actor=actor, org_id=org_id, target_type="domain",
+           target_id=domain_id, ip=ip, hostname=hostname, reason="verified_elsewhere")  # fmt: skip
+    await db.commit()
+    log.info("claim lost to another org's verification", hostname=hostname, org_id=org_id)
+
+
 async def reverify_due(
     db: AsyncSession,
     *,
     resolver: TxtResolver,
     every: timedelta = timedelta(hours=24),
+    claim_ttl: timedelta = timedelta(days=7),
     batch: int = 100,
     now: datetime | None = None,
 ) -> int:
@@ -173,43 +251,51 @@ async def reverify_due(
     For the reconciler loop; commits after each domain. Pending domains are re-checked too, so
     a record published after the last manual check is picked up. Each domain is claimed with a
     conditional update of ``last_checked_at`` first, so replicas running this together check a
-    domain once.
+    domain once. Expired claims are not checked; a claim whose hostname another org proved
+    first is dropped; a domain that loses its record is pending again for ``claim_ttl``.
     """
     cutoff = (now or utcnow()) - every
     query = (
-        select(Domain)
-        .where(Domain.kind == CUSTOM)
+        select(Domain.id, Domain.last_checked_at)
+        .where(Domain.kind == CUSTOM, unexpired(now))
         .where(or_(col(Domain.last_checked_at).is_(None), col(Domain.last_checked_at) < cutoff))
         .order_by(col(Domain.last_checked_at).is_not(None), col(Domain.last_checked_at))
         .limit(batch)
     )
+    # Ids, not rows: a claim dropped on the way rolls the session back, expiring loaded rows.
     due = list((await db.exec(query)).all())
     await db.commit()  # no transaction stays open across DNS look-ups
     checked = 0
-    for domain in due:
-        if not await _claim_check(db, domain):
+    for domain_id, seen in due:
+        domain = await _claim_check(db, domain_id, seen)
+        if domain is None:
             continue
         org = await db.get(Org, domain.org_id)
         if org is None or org_is_gone(org):
             await db.commit()
             continue
         result = await check_domain(domain, resolver=resolver)
-        await apply_result(db, domain=domain, org=org, result=result)
+        try:
+            await apply_result(db, domain=domain, org=org, result=result, claim_ttl=claim_ttl)
+        except HostnameTaken:
+            continue  # dropped and committed
         await db.commit()
         checked += 1
     return checked
 
 
-async def _claim_check(db: AsyncSession, domain: Domain) -> bool:
-    seen = col(Domain.last_checked_at)
+async def _claim_check(db: AsyncSession, domain_id: str, seen: datetime | None) -> Domain | None:
+    """The domain, freshly loaded, if this replica claimed its check (None: another did, or
+    it is gone)."""
+    checked = col(Domain.last_checked_at)
     claim = (
         update(Domain)
-        .where(col(Domain.id) == domain.id)
-        .where(seen.is_(None) if domain.last_checked_at is None else seen == domain.last_checked_at)
+        .where(col(Domain.id) == domain_id)
+        .where(checked.is_(None) if seen is None else checked == seen)
         .values(last_checked_at=utcnow())
     )
     claimed = (await db.exec(claim)).rowcount == 1
     await db.commit()
-    if claimed:
-        await db.refresh(domain)
-    return claimed
+    if not claimed:
+        return None
+    return await db.get(Domain, domain_id, populate_existing=True)

@@ -62,11 +62,18 @@ async def publish_revocation(
 
 
 async def revoke_user_in_org(
-    runtime: Runtime, db: AsyncSession, *, org_id: str, user_id: str
+    runtime: Runtime,
+    db: AsyncSession,
+    *,
+    org_id: str,
+    user_id: str,
+    also: Iterable[str] = (),
 ) -> None:
-    """The user's org tokens for ``org_id`` and its descendants (inherited roles) end now."""
-    below = await descendant_ids(db, [org_id])
-    await publish_revocation(runtime, org_ids=[org_id, *below], field=f"sub:{user_id}")
+    """The user's org tokens for ``org_id`` and its descendants (inherited roles) end now, and
+    in the orgs ``also`` and theirs (memberships that derived from the one in ``org_id``)."""
+    roots = [org_id, *also]
+    below = await descendant_ids(db, roots)
+    await publish_revocation(runtime, org_ids=[*roots, *below], field=f"sub:{user_id}")
 
 
 async def revoke_user_everywhere(runtime: Runtime, db: AsyncSession, user: User) -> None:

@@ -18,8 +18,13 @@ from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity.routes import client_ip
 from control_plane.members.invites import create_invite, invites_page, revoke_invite
-from control_plane.members.service import change_role, members_page, remove_member
-from control_plane.orgs.access import ROLES, OrgAccess, org_access
+from control_plane.members.service import (
+    change_role,
+    derived_memberships,
+    members_page,
+    remove_member,
+)
+from control_plane.orgs.access import ROLES, OrgAccess, org_access, rank
 from control_plane.tokens.org_revocation import revoke_user_in_org
 from control_plane.tokens.support_access import list_requests, set_access_approval, shown_status
 from control_plane.tokens.support_routes import approve_access_request, reject_access_request
@@ -155,6 +160,7 @@ async def role_submit(
         access.require("admin", to="manage members")
         if data.get("role") not in ROLES:
             raise BadRequest("Choose a role.", code="invalid_role", field="role")
+        derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
         await change_role(
             db,
             principal=viewer,
@@ -165,7 +171,8 @@ async def role_submit(
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc)
-    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
+    also = [m.org_id for m in derived] if rank(data["role"]) < rank("admin") else []
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
     return back_to(f"/ui/orgs/{access.org.slug}/members", "member_updated")
 
 
@@ -180,13 +187,15 @@ async def remove_submit(
 ) -> Any:
     """Remove a member, or leave the org."""
     access = await org_access(db, viewer, org_ref)
+    derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
     try:
         await remove_member(
             db, principal=viewer, access=access, user_id=user_id, ip=client_ip(request)
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc)
-    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id)
+    also = [m.org_id for m in derived]
+    await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
     if user_id == viewer.user.id:
         return back_to("/ui/orgs", "member_removed")
     return back_to(f"/ui/orgs/{access.org.slug}/members", "member_removed")

@@ -4,7 +4,12 @@ An archive is a gzip-compressed tar whose first member is ``manifest.json``; eve
 is a regular file named by a manifest entry, and nothing else is allowed. Paths come from an
 allowlist (``data/instance.db`` and ``data/files/<id>``), so no member can name ``..``, an
 absolute path, a link or a device. Reading is bounded: the decompressed stream stops at
-``max_bytes`` and every member at its declared size, so a gzip bomb costs at most that much.
+``max_bytes`` and every member at its declared size, so a gzip bomb costs at most that much;
+past :data:`RATIO_FLOOR` bytes the stream may not expand more than :data:`MAX_RATIO` times the
+compressed bytes read (``compression_ratio_exceeded``); the members are at most the manifest's
+entries, at most :data:`MAX_ENTRIES`; and with a storage quota, the files' bytes are counted
+as they are written, not as any header or manifest declares them, and reading stops as soon
+as they would exceed it (``storage_quota_exceeded``).
 
 Both sides use this module (the control plane checks an import before storing it), so it
 imports nothing but the standard library.
@@ -30,6 +35,14 @@ FILES_PREFIX: Final = "data/files/"
 MAX_MANIFEST_BYTES: Final = 32 * 1024 * 1024
 MAX_ENTRIES: Final = 200_000
 CHUNK: Final = 1024 * 1024
+#: How many times its compressed size the decompressed stream may grow (gzip's own limit is
+#: about 1032); backups of real data stay far below (SQLite pages and files: under 20).
+MAX_RATIO: Final = 200
+#: Decompressed bytes before the ratio is enforced (a small archive of a nearly empty
+#: database may expand more).
+RATIO_FLOOR: Final = 16 * 1024 * 1024
+#: The codes of archives refused for a bound rather than a fault (HTTP 413).
+TOO_LARGE: Final = frozenset({"archive_too_large", "storage_quota_exceeded"})
 _FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -164,30 +177,69 @@ def parse_manifest(raw: bytes) -> Manifest:
     return manifest
 
 
-class _Bounded:
-    """A read-only stream that fails once more than ``limit`` bytes were read from it."""
+class _Counted:
+    """The compressed input, counting the bytes read from it."""
 
-    def __init__(self, inner: gzip.GzipFile, limit: int) -> None:
-        self.inner, self.limit, self.count = inner, limit, 0
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner, self.count = inner, 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self.inner.read(size if size >= 0 else CHUNK)
+        data = self.inner.read(size)
         self.count += len(data)
-        if self.count > self.limit:
-            raise ArchiveError("archive is larger than allowed", code="archive_too_large")
         return data
 
     def readable(self) -> bool:
         return True
 
 
-def _copy_member(source: IO[bytes], entry: Entry, out: BinaryIO | None) -> None:
+class _Bounded:
+    """A read-only stream that fails once more than ``limit`` bytes were read from it, or
+    (past :data:`RATIO_FLOOR`) more than :data:`MAX_RATIO` times what ``compressed`` gave."""
+
+    def __init__(self, inner: gzip.GzipFile, limit: int, compressed: _Counted) -> None:
+        self.inner, self.limit, self.count, self.compressed = inner, limit, 0, compressed
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size if size >= 0 else CHUNK)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise ArchiveError("archive is larger than allowed", code="archive_too_large")
+        if self.count > RATIO_FLOOR and self.count > MAX_RATIO * self.compressed.count:
+            raise ArchiveError(
+                f"archive expands more than {MAX_RATIO} times its compressed size",
+                code="compression_ratio_exceeded",
+            )
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+class _Quota:
+    """The files' bytes written so far, against the org's storage quota (None: no quota)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.used = limit, 0
+
+    def spend(self, entry: Entry, size: int) -> None:
+        if not entry.path.startswith(FILES_PREFIX):
+            return
+        self.used += size
+        if self.limit is not None and self.used > self.limit:
+            raise ArchiveError(
+                f"the archive's files exceed the org's storage quota of {self.limit} bytes",
+                code="storage_quota_exceeded",
+            )
+
+
+def _copy_member(source: IO[bytes], entry: Entry, out: BinaryIO | None, quota: _Quota) -> None:
     digest, remaining = hashlib.sha256(), entry.size
     while remaining:
         chunk = source.read(min(CHUNK, remaining))
         if not chunk:
             raise ArchiveError(f"entry {entry.path} is truncated", code="checksum_mismatch")
         remaining -= len(chunk)
+        quota.spend(entry, len(chunk))  # before the bytes land
         digest.update(chunk)
         if out is not None:
             out.write(chunk)
@@ -198,24 +250,32 @@ def _copy_member(source: IO[bytes], entry: Entry, out: BinaryIO | None) -> None:
 
 
 def read_archive(
-    raw: IO[bytes], *, max_bytes: int, open_entry: Callable[[Entry], BinaryIO] | None = None
+    raw: IO[bytes],
+    *,
+    max_bytes: int,
+    open_entry: Callable[[Entry], BinaryIO] | None = None,
+    storage_quota: int | None = None,
 ) -> Manifest:
     """Read and verify a whole archive from ``raw``, writing each entry to ``open_entry(entry)``
     (or only checking it when None). Raises :class:`ArchiveError`; nothing is trusted before
-    the manifest and every entry have been checked."""
+    the manifest and every entry have been checked. ``storage_quota``: the most bytes of
+    files the target org may hold, counted on the bytes themselves."""
     import gzip
     import tarfile
 
+    compressed = _Counted(raw)
     try:
-        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-            stream = cast(IO[bytes], _Bounded(unzipped, max_bytes))
+        with gzip.GzipFile(fileobj=cast(IO[bytes], compressed), mode="rb") as unzipped:
+            stream = cast(IO[bytes], _Bounded(unzipped, max_bytes, compressed))
             with tarfile.open(fileobj=stream, mode="r|") as tar:
-                return _read_members(tar, open_entry)
+                return _read_members(tar, open_entry, _Quota(storage_quota))
     except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, UnicodeError) as exc:
         raise ArchiveError(f"not a readable archive ({type(exc).__name__})") from None
 
 
-def _read_members(tar: tarfile.TarFile, open_entry: Callable[[Entry], BinaryIO] | None) -> Manifest:
+def _read_members(
+    tar: tarfile.TarFile, open_entry: Callable[[Entry], BinaryIO] | None, quota: _Quota
+) -> Manifest:
     manifest: Manifest | None = None
     expected: dict[str, Entry] = {}
     for member in tar:
@@ -237,7 +297,7 @@ def _read_members(tar: tarfile.TarFile, open_entry: Callable[[Entry], BinaryIO] 
             raise ArchiveError(f"entry {entry.path} has the wrong size", code="checksum_mismatch")
         out = open_entry(entry) if open_entry is not None else None
         try:
-            _copy_member(source, entry, out)
+            _copy_member(source, entry, out, quota)
         finally:
             if out is not None:
                 out.close()
@@ -256,9 +316,11 @@ def peek_manifest(raw: IO[bytes]) -> Manifest:
     import gzip
     import tarfile
 
+    compressed = _Counted(raw)
     try:
-        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-            stream = cast(IO[bytes], _Bounded(unzipped, MAX_MANIFEST_BYTES + 64 * 1024))
+        with gzip.GzipFile(fileobj=cast(IO[bytes], compressed), mode="rb") as unzipped:
+            limit = MAX_MANIFEST_BYTES + 64 * 1024
+            stream = cast(IO[bytes], _Bounded(unzipped, limit, compressed))
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 member = tar.next()
                 source = tar.extractfile(member) if member is not None else None

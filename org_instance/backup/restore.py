@@ -56,8 +56,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def stage(*, archive: Path, data_dir: Path, max_bytes: int) -> Manifest:
-    """Verify ``archive`` and unpack it into the staging directory; raises ArchiveError."""
+def stage(*, archive: Path, data_dir: Path, max_bytes: int, quota: int | None = None) -> Manifest:
+    """Verify ``archive`` and unpack it into the staging directory; raises ArchiveError.
+
+    ``quota``: the org's ``max_storage_bytes``; the files' bytes, counted as they are written,
+    may not exceed it (``storage_quota_exceeded``, stopped at that point)."""
     staged = data_dir / STAGED
     _remove(staged)
     (staged / "files").mkdir(parents=True)
@@ -68,7 +71,9 @@ def stage(*, archive: Path, data_dir: Path, max_bytes: int) -> Manifest:
 
     try:
         with archive.open("rb") as raw:
-            manifest = read_archive(raw, max_bytes=max_bytes, open_entry=open_entry)
+            manifest = read_archive(
+                raw, max_bytes=max_bytes, open_entry=open_entry, storage_quota=quota
+            )
         if manifest.schema_version > len(MIGRATIONS):
             raise ArchiveError(
                 f"the backup's schema {manifest.schema_version} is newer than this instance's "

@@ -28,7 +28,7 @@ from litestar.response import Stream
 from org_instance.auth import Member
 from org_instance.backup.archive import snapshot, write_archive
 from org_instance.backup.gate import MaintenanceGate
-from org_instance.backup.manifest import CHUNK, ArchiveError
+from org_instance.backup.manifest import CHUNK, TOO_LARGE, ArchiveError
 from org_instance.backup.protocol import (
     BACKUP_PATH,
     CHECKSUM_HEADER,
@@ -44,13 +44,20 @@ from org_instance.db import Database
 from org_instance.deps import Caller, Instance
 from org_instance.errors import Forbidden, PayloadTooLarge, ProblemError
 from org_instance.runtime import InstanceRuntime
-from org_instance.workspace.files import total_storage
+from org_instance.workspace.files import stored_bytes
 
 log = structlog.get_logger("orgplane.instance.backup")
 
 
 class InvalidArchive(ProblemError):
     status, code, title = 422, "invalid_archive", "Invalid archive"
+
+
+def archive_problem(exc: ArchiveError) -> ProblemError:
+    """413 for an archive over a bound (size, the org's storage), 422 for any other fault."""
+    if exc.code in TOO_LARGE:
+        return PayloadTooLarge(exc.message, code=exc.code)
+    return InvalidArchive(exc.message, code=exc.code)
 
 
 def require_control_plane(caller: Member, scope: str) -> None:
@@ -149,7 +156,7 @@ async def _swap_and_reopen(instance: InstanceRuntime) -> None:
         # Restored or rolled back, the data directory is consistent: open it as a boot does.
         instance.db = Database(instance.db.path)
         await instance.db.open()
-        instance.usage.storage_bytes = await instance.db.read(total_storage)
+        instance.usage.storage_bytes = await asyncio.to_thread(stored_bytes, instance.files_dir)
 
 
 @post(RESTORE_PATH, status_code=200, include_in_schema=False, request_max_body_size=None)
@@ -165,18 +172,19 @@ async def restore_backup(
         try:
             await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
             await _receive(request, upload, limit)
+            quota = instance.limits.get("max_storage_bytes")
             manifest = await asyncio.to_thread(
-                partial(stage, archive=upload, data_dir=data_dir, max_bytes=limit)
+                partial(stage, archive=upload, data_dir=data_dir, max_bytes=limit, quota=quota)
             )
         except ArchiveError as exc:
-            raise InvalidArchive(exc.message, code=exc.code) from None
+            raise archive_problem(exc) from None
         finally:
             await asyncio.to_thread(upload.unlink, missing_ok=True)
         await gate.enter()
         try:
             await _swap_and_reopen(instance)
         except ArchiveError as exc:
-            raise InvalidArchive(exc.message, code=exc.code) from None
+            raise archive_problem(exc) from None
         finally:
             gate.leave()
     log.info(

@@ -90,9 +90,20 @@ def _delete(conn: sqlite3.Connection, file_id: str) -> int:
     return size
 
 
-def total_storage(conn: sqlite3.Connection) -> int:
-    """Bytes of every stored file."""
-    return int(conn.execute("SELECT coalesce(sum(size), 0) FROM files").fetchone()[0])
+def stored_bytes(files_dir: Path) -> int:
+    """Bytes of every stored file, measured on disk (uploads in progress, dot-named, left out).
+
+    Never the ``files`` rows' ``size``: a restored database sets those, so they could hide
+    what the files really take."""
+    try:
+        entries = list(os.scandir(files_dir))
+    except FileNotFoundError:
+        return 0
+    return sum(
+        e.stat(follow_symlinks=False).st_size
+        for e in entries
+        if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
+    )
 
 
 class _Upload:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
 from litestar import get
 
 from org_instance.deps import Caller, Instance
-from org_instance.workspace.files import total_storage
+from org_instance.workspace.files import stored_bytes
 
 
 def _counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -20,7 +21,6 @@ def _counts(conn: sqlite3.Connection) -> dict[str, int]:
         "messages": count("SELECT count(*) FROM messages"),
         "runners": count("SELECT count(*) FROM runners WHERE revoked_at IS NULL"),
         "files": count("SELECT count(*) FROM files"),
-        "storage_bytes": total_storage(conn),
     }
 
 
@@ -40,7 +40,10 @@ async def usage(caller: Caller, instance: Instance) -> dict[str, Any]:
     """Counts and bytes stored now, and the limits in force."""
     return {
         "org_id": instance.config.org_id,
-        "usage": await instance.db.read(_counts),
+        "usage": {
+            **await instance.db.read(_counts),
+            "storage_bytes": await asyncio.to_thread(stored_bytes, instance.files_dir),
+        },
         "limits": instance.limits.values,
         "config_version": instance.limits.config_version,
     }

@@ -103,3 +103,32 @@ async def test_each_revoking_event_reaches_the_orgs_list(
         assert 0 < ttl <= 300 + 60  # lives as long as an org token can
     finally:
         await redis.delete(revocations_key(org_id), revocations_key(child_id))
+
+
+async def test_a_derived_ownership_is_revoked_where_its_org_moved(
+    client: AsyncTestClient[Any], redis: Redis
+) -> None:
+    """An org a parent's admin created, then moved under another parent: removing the admin
+    from the first parent ends the derived ownership, and the revocation reaches the moved
+    org's list too (it is no longer below the parent the removal revokes)."""
+    tag = uuid.uuid4().hex[:8]
+    owner = await add_user(client, f"owner-{tag}@example.com")
+    pam = await add_user(client, f"pam-{tag}@example.com")
+    await add_user(client, f"root-{tag}@example.com", admin=True)
+    parent = await make_org(client, f"par-{tag}", members={owner: "owner", pam: "admin"})
+    other = await make_org(client, f"oth-{tag}", members={owner: "owner"})
+    as_pam = await login(client, f"pam-{tag}@example.com")
+    root = await login(client, f"root-{tag}@example.com")
+    body = {"slug": f"kid-{tag}", "name": "Kid", "parent_id": parent}
+    made = await client.post("/api/v1/orgs", headers=as_pam, json=body)
+    child = made.json()["id"]
+    try:
+        moved = await client.patch(f"/api/v1/orgs/{child}", headers=root, json={"parent_id": other})
+        assert moved.status_code == 200, moved.text
+        as_owner = await login(client, f"owner-{tag}@example.com")
+        removed = await client.delete(f"/api/v1/orgs/{parent}/members/{pam}", headers=as_owner)
+        assert removed.status_code == 204
+        assert f"sub:{pam}" in await _fields(redis, child)
+        assert (await client.get(f"/api/v1/orgs/{child}", headers=as_pam)).status_code == 404
+    finally:
+        await redis.delete(revocations_key(parent), revocations_key(child))

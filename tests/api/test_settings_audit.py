@@ -123,6 +123,7 @@ OBSERVED_IN = {
     "ORGPLANE_INSTANCE_REDIS_HOST": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_START_TIMEOUT": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_DOMAIN_RECHECK_HOURS": "tests/reconciler/test_settings_effects.py",
+    "ORGPLANE_DOMAIN_CLAIM_TTL_HOURS": "tests/routing/test_domain_claims.py",
 }
 
 #: Empty: every setting is observed. A new setting no test observes yet goes here with the reason.

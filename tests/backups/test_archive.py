@@ -11,12 +11,17 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from org_instance.backup.archive import snapshot, write_archive
 from org_instance.backup.faults import FAULT_ENV, FAULT_EXIT_CODE, STEPS
 from org_instance.backup.manifest import (
+    CHUNK,
+    MAX_RATIO,
+    RATIO_FLOOR,
+    TOO_LARGE,
     ArchiveError,
     Entry,
     build_manifest,
@@ -170,20 +175,73 @@ def test_links_and_unknown_formats_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_size_bomb_stops_at_the_bound(tmp_path: Path) -> None:
-    big = 64 * 1024 * 1024  # compresses to ~64 KiB
-    info = tarfile.TarInfo("data/instance.db")
-    info.size = big
-    body = manifest_for([Entry("data/instance.db", big, "0" * 64)])
-    path = tmp_path / "bomb.tar.gz"
-    with gzip.open(path, "wb", compresslevel=9) as raw, tarfile.open(fileobj=raw, mode="w|") as tar:
-        head = tarfile.TarInfo("manifest.json")
-        head.size = len(body)
-        tar.addfile(head, io.BytesIO(body))
-        tar.addfile(info, io.BytesIO(bytes(big)))
+    path = zeros_bomb(tmp_path / "bomb.tar.gz", 64 * 1024 * 1024)  # compresses to ~64 KiB
     assert path.stat().st_size < 1024 * 1024
     with pytest.raises(ArchiveError) as caught, path.open("rb") as raw:
         read_archive(raw, max_bytes=4 * 1024 * 1024)
     assert caught.value.code == "archive_too_large"
+
+
+def zeros_bomb(path: Path, size: int) -> Path:
+    """A valid-looking archive whose database entry is ``size`` zero bytes (compresses ~1000:1)."""
+    info = tarfile.TarInfo("data/instance.db")
+    info.size = size
+    body = manifest_for([Entry("data/instance.db", size, "0" * 64)])
+    with gzip.open(path, "wb", compresslevel=9) as raw, tarfile.open(fileobj=raw, mode="w|") as tar:
+        head = tarfile.TarInfo("manifest.json")
+        head.size = len(body)
+        tar.addfile(head, io.BytesIO(body))
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    return path
+
+
+def test_a_compression_bomb_stops_at_the_ratio_under_any_byte_limit(tmp_path: Path) -> None:
+    """Failed on the old code: with a byte limit above the bomb (a 16 GiB restore limit is the
+    default) all 64 MiB were inflated and hashed before it was refused, as ``checksum_mismatch``.
+    Now reading stops once the stream expands past MAX_RATIO times what was read, at
+    RATIO_FLOOR bytes and a little."""
+    bomb = zeros_bomb(tmp_path / "bomb.tar.gz", 64 * 1024 * 1024)
+    assert bomb.stat().st_size * MAX_RATIO < 64 * 1024 * 1024
+    written: list[int] = []
+
+    class Sink(io.BytesIO):
+        def write(self, data: Any) -> int:
+            written.append(len(data))
+            return len(data)
+
+    with pytest.raises(ArchiveError) as caught, bomb.open("rb") as raw:
+        read_archive(raw, max_bytes=10**12, open_entry=lambda entry: Sink())
+    assert caught.value.code == "compression_ratio_exceeded"
+    assert sum(written) <= RATIO_FLOOR + 2 * CHUNK
+
+
+def test_the_storage_quota_counts_the_bytes_written_and_stops_before_going_over(
+    tmp_path: Path,
+) -> None:
+    """The files' real bytes count against the quota as they are written (the database entry
+    does not count: storage is the files); the first byte over it stops the read, so at most
+    the quota was written; the same archive passes with room to spare."""
+    source = tmp_path / "source"
+    make_data(source, title="t", files={"big": b"b" * (3 * CHUNK), "small": b"s"})
+    archive = tmp_path / "a.tar.gz"
+    archive_of(source, archive)
+    written: dict[str, int] = {}
+
+    def open_entry(entry: Entry) -> Any:
+        class Sink(io.BytesIO):
+            def write(self, data: Any) -> int:
+                written[entry.path] = written.get(entry.path, 0) + len(data)
+                return len(data)
+
+        return Sink()
+
+    with pytest.raises(ArchiveError) as caught, archive.open("rb") as raw:
+        read_archive(raw, max_bytes=10**9, open_entry=open_entry, storage_quota=2 * CHUNK)
+    assert caught.value.code == "storage_quota_exceeded"
+    assert caught.value.code in TOO_LARGE
+    assert written.get("data/files/big", 0) <= 2 * CHUNK
+    with archive.open("rb") as raw:
+        read_archive(raw, max_bytes=10**9, storage_quota=3 * CHUNK + 1)
 
 
 def test_a_newer_schema_is_refused(source: Path, tmp_path: Path) -> None:

@@ -73,6 +73,19 @@ async def test_restore_into_another_org_and_export_import(live: Live) -> None:
         content=b"\x1f\x8b not really an archive",
     )
     assert_problem(garbage, 422, "invalid_archive")
+    # Over the target's storage quota, counted on the files' real bytes (3,600 here): 413 (the
+    # code before issue 21's fix imported it: 200).
+    small = {"limits": {"max_storage_bytes": 1000}}
+    assert (await live.http.patch("/api/v1/orgs/gamma", headers=live.admin, json=small)).is_success
+    too_big = await live.http.post(
+        "/api/v1/orgs/gamma/import",
+        headers=live.admin,
+        params={"confirm": "gamma"},
+        content=exported.content,
+    )
+    assert_problem(too_big, 413, "storage_quota_exceeded")
+    unset = {"limits": {}}
+    assert (await live.http.patch("/api/v1/orgs/gamma", headers=live.admin, json=unset)).is_success
     imported = await live.http.post(
         "/api/v1/orgs/gamma/import",
         headers=live.admin,
@@ -82,8 +95,9 @@ async def test_restore_into_another_org_and_export_import(live: Live) -> None:
     assert imported.status_code == 200, imported.text
     assert await read_data(live, "gamma") == DATA
     listed = (await live.http.get("/api/v1/orgs/gamma/backups", headers=live.admin)).json()
-    # The refused upload is kept as a failed import (its file removed), the good one is ready.
+    # The refused uploads are kept as failed imports (files removed), the good one is ready.
     assert sorted((b["kind"], b["status"]) for b in listed["items"]) == [
+        ("import", "failed"),
         ("import", "failed"),
         ("import", "ready"),
         ("pre_restore", "ready"),

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.proof.world import two_tenants
+from tests.routing.conftest import dns_zone  # noqa: F401  (test_attack_classes.py's DNS)
 
 DEFAULT_SEED = 20261123
 
@@ -32,11 +33,13 @@ class Scale:
     #: How long the control plane stays down, and the org-token lifetime during that run.
     outage_seconds: float
     outage_token_ttl: int
+    #: Rounds of each tenant-boundary attack class (``attacks.py``).
+    attack_rounds: int = 0
 
 
 SCALES = {
-    "ci": Scale("ci", 4, 5_000, 300.0, 30.0, 5),
-    "full": Scale("full", 60, 100_000, 3_600.0, 300.0, 60),
+    "ci": Scale("ci", 4, 5_000, 300.0, 30.0, 5, attack_rounds=24),
+    "full": Scale("full", 60, 100_000, 3_600.0, 300.0, 60, attack_rounds=500),
 }
 
 

@@ -27,7 +27,15 @@ def dns_zone() -> Iterator[tuple[ZoneResolver, int]]:
 
 
 @pytest.fixture
-def settings(make_settings: Any, dns_zone: tuple[ZoneResolver, int]) -> Settings:
+def extra_settings() -> dict[str, str]:
+    """More ``ORGPLANE_*`` settings for a module's tests (it overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    make_settings: Any, dns_zone: tuple[ZoneResolver, int], extra_settings: dict[str, str]
+) -> Settings:
     """Test settings with a base domain, a routing token and the test's DNS server."""
     result: Settings = make_settings(
         ORGPLANE_BASE_DOMAIN=BASE_DOMAIN,
@@ -35,5 +43,6 @@ def settings(make_settings: Any, dns_zone: tuple[ZoneResolver, int]) -> Settings
         ORGPLANE_DNS_RESOLVER=f"127.0.0.1:{dns_zone[1]}",
         ORGPLANE_ROUTING_FALLBACK_URL="http://control-plane.internal:8080",
         ORGPLANE_ENTRYPOINTS="web, websecure",
+        **extra_settings,
     )
     return result

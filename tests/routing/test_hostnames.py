@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 import idna
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlmodel import select, update
+from sqlmodel import select
 
 from control_plane.auth import Principal
 from control_plane.db.models import Domain, Instance, Org, User
@@ -23,6 +24,7 @@ from control_plane.routing.hostnames import (
     display_hostname,
 )
 from control_plane.routing.traefik import collect_routes
+from control_plane.routing.verify import CheckResult, apply_result
 from provisioners.traefik import dynamic_config
 from tests.routing.helpers import memory_db
 from tests.routing.schemas import validate_dynamic
@@ -139,15 +141,25 @@ async def claim_and_render(
                     hostname=spell(name, variant),
                     base_domain=BASE,
                     reserved=frozenset(),
+                    claim_ttl=timedelta(days=7),
                     principal=staff,
                     ip="",
                 )
             except ProblemError:
                 continue
-            owners[domain.hostname] = org.id
-            if verified:
-                await db.exec(update(Domain).where(Domain.id == domain.id).values(verified=True))
+            if verified:  # by the verification's own rule: the first proof wins
+                try:
+                    await apply_result(
+                        db,
+                        domain=domain,
+                        org=org,
+                        result=CheckResult.VERIFIED,
+                        claim_ttl=timedelta(days=7),
+                    )
+                except ProblemError:
+                    continue
                 await db.commit()
+                owners[domain.hostname] = org.id
         routes = await collect_routes(db, base_domain=BASE)
         verified_hosts = set(
             (
