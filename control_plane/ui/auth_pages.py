@@ -17,7 +17,8 @@ from control_plane.auth import SESSION_COOKIE, verify_access_token
 from control_plane.db.models import User
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError, TooManyRequests, Unauthenticated
-from control_plane.identity.routes import authenticate_password, change_password, client_ip
+from control_plane.identity.client_ip import client_ip
+from control_plane.identity.routes import authenticate_password, change_password
 from control_plane.identity.schemas import ChangePasswordBody
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of
