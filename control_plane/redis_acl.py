@@ -193,5 +193,6 @@ async def default_user_open(redis_admin: Redis) -> bool:
         return True
     if not user:
         return False
-    flags = {str(flag) for flag in user.get("flags") or ()}
+    raw_flags: Any = user.get("flags") or ()
+    flags = {str(flag) for flag in raw_flags}
     return "on" in flags and ("nopass" in flags or not user.get("passwords"))
