@@ -23,10 +23,14 @@ from typing import Any
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from redis.asyncio import BlockingConnectionPool
 
 from control_plane.errors import TooManyRequests
 
 TOO_MANY = "Too many attempts. Try again later."
+#: Redis connections of one process's throttle, and how long a request waits for one.
+REDIS_CONNECTIONS = 50
+REDIS_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,17 +49,26 @@ class Limit:
 class Throttle:
     """Counts hits per (limit, key) atomically and answers 429 with Retry-After past a limit."""
 
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
+    def __init__(self, storage: Storage, pool: BlockingConnectionPool | None = None) -> None:
+        self.storage, self.pool = storage, pool
         self.strategy = FixedWindowRateLimiter(storage)
 
     @classmethod
     def build(cls, redis_url: str, *, prefix: str) -> Throttle:
-        """Redis at ``redis_url`` (keys under ``prefix``), or memory when it is empty."""
+        """Redis at ``redis_url`` (keys under ``prefix``), or memory when it is empty.
+
+        The Redis connections are a blocking pool: a burst of requests (1,000 concurrent logins
+        in the full-size proof) waits for one of :data:`REDIS_CONNECTIONS` connections instead
+        of failing once redis-py's default pool (100) is used up.
+        """
         if not redis_url:
             return cls(MemoryStorage())
+        pool = BlockingConnectionPool.from_url(
+            redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_SECONDS
+        )
+        options: dict[str, Any] = {"connection_pool": pool}
         url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
-        return cls(RedisStorage(url, implementation="redispy", key_prefix=prefix))
+        return cls(RedisStorage(url, implementation="redispy", key_prefix=prefix, **options), pool)
 
     async def _retry_after(self, limit: Limit, key: str) -> int:
         stats = await self.strategy.get_window_stats(limit.item, key)
@@ -88,6 +101,5 @@ class Throttle:
 
     async def close(self) -> None:
         """Close the Redis connections, if any."""
-        if isinstance(self.storage, RedisStorage):
-            bridge: Any = self.storage.bridge  # RedispyBridge: a redis.asyncio.Redis client
-            await bridge.get_connection().aclose()
+        if self.pool is not None:
+            await self.pool.disconnect()

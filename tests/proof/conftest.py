@@ -32,11 +32,13 @@ class Scale:
     #: How long the control plane stays down, and the org-token lifetime during that run.
     outage_seconds: float
     outage_token_ttl: int
+    #: Wrong-password attempts sent at once against one account, across two replicas.
+    login_attempts: int
 
 
 SCALES = {
-    "ci": Scale("ci", 4, 5_000, 300.0, 30.0, 5),
-    "full": Scale("full", 60, 100_000, 3_600.0, 300.0, 60),
+    "ci": Scale("ci", 4, 5_000, 300.0, 30.0, 5, 100),
+    "full": Scale("full", 60, 100_000, 3_600.0, 300.0, 60, 1_000),
 }
 
 

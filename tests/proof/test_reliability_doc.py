@@ -22,6 +22,7 @@ def test_the_size_table_matches_the_scales() -> None:
     assert row("control plane down") == [
         f"{s.outage_seconds:.0f} s ({s.outage_token_ttl} s)" for s in (ci, full)
     ]
+    assert row("concurrent wrong-password logins") == [f"{s.login_attempts:,}" for s in (ci, full)]
 
 
 def test_the_default_seed_is_the_documented_one() -> None:
