@@ -91,7 +91,11 @@ class Throttle:
         await self.strategy.hit(limit.item, key)
 
     async def release(self, limit: Limit, key: str) -> None:
-        """Give back one hit :meth:`acquire` counted (the attempt turned out legitimate)."""
+        """Give back one hit :meth:`acquire` counted (the attempt turned out legitimate).
+
+        If the window ended in between, the give-back lands in the next one: at most one more
+        attempt in that window, which keeps the refund a single atomic operation.
+        """
         item = limit.item
         await self.storage.incr(item.key_for(key), item.get_expiry(), amount=-1)
 
