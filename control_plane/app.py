@@ -29,6 +29,7 @@ from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
 from control_plane.db.engine import private_sqlite_files
 from control_plane.error_handlers import EXCEPTION_HANDLERS
+from control_plane.errors import ProblemError
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
@@ -42,6 +43,7 @@ from control_plane.orgs.routes import ROUTES as ORG_ROUTES
 from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
 from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
 from control_plane.reconciler.service import provisioning, wake_after_org_write
+from control_plane.redis_acl import OPEN_DEFAULT_USER, default_user_open
 from control_plane.routing.routes import ROUTES as ROUTING_ROUTES
 from control_plane.routing.wake import ROUTES as WAKE_ROUTES
 from control_plane.runtime import Runtime
@@ -75,11 +77,21 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(db: NamedDependency[AsyncSession]) -> dict[str, str]:
-    """Readiness: the database answers."""
+async def readyz(
+    db: NamedDependency[AsyncSession], runtime: NamedDependency[Runtime]
+) -> dict[str, str]:
+    """Readiness: the database answers and, in production with per-org Redis users, Redis's
+    ``default`` user is not open (503 ``redis_default_user_open`` otherwise)."""
     from sqlalchemy import text
 
     await db.exec(text("SELECT 1"))  # type: ignore[call-overload]
+    admin = runtime.redis_admin
+    if (
+        admin is not None
+        and runtime.settings.server.mode == "production"
+        and await default_user_open(admin)
+    ):
+        raise ProblemError(OPEN_DEFAULT_USER, status=503, code="redis_default_user_open")
     return {"status": "ready"}
 
 

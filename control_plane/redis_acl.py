@@ -171,3 +171,28 @@ async def delete_org_redis_user(redis_admin: Redis, *, org_id: str) -> bool:
     if deleted:
         await save_acl(redis_admin)
     return bool(deleted)
+
+
+#: Why the control plane will not run per-org users on this server (start-up and ``/readyz``).
+OPEN_DEFAULT_USER = (
+    "Redis's `default` user is enabled without a password: any client that reaches Redis, an "
+    "org instance included, can read and write every org's namespace. Disable it "
+    "(`ACL SETUSER default off`) or give it a password, and keep that in the server's aclfile."
+)
+
+
+async def default_user_open(redis_admin: Redis) -> bool:
+    """Whether Redis's ``default`` user is enabled without a password (``ACL GETUSER``).
+
+    Per-org users confine nothing while it is: a connection that authenticates as nobody is
+    ``default``. A server without ACLs (Redis before 6) counts as open.
+    """
+    try:
+        user = await redis_admin.acl_getuser("default")
+    except ResponseError:
+        return True
+    if not user:
+        return False
+    raw_flags: Any = user.get("flags") or ()
+    flags = {str(flag) for flag in raw_flags}
+    return "on" in flags and ("nopass" in flags or not user.get("passwords"))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.engine import make_engine, make_sessionmaker
+from control_plane.identity.ratelimit import Throttle
 from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
 from control_plane.tokens.keys import KeyRing
@@ -76,6 +77,8 @@ class Runtime:
     box: SecretBox
     rate_limits: Store
     issuer: str
+    #: Every rate limit of the control plane, counted atomically (``identity/ratelimit.py``).
+    throttle: Throttle = field(default_factory=lambda: Throttle.build("", prefix=""))
     #: Access tokens ended before their expiry (logout), by ``jti`` (``tokens/revocation.py``).
     revoked: Store = field(default_factory=MemoryStore)
     replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -118,11 +121,16 @@ class Runtime:
             rate_limits=_make_store(settings, "orgplane:ratelimit"),
             issuer=settings.server.base_url,
             revoked=_make_store(settings, "orgplane:revoked"),
+            throttle=Throttle.build(
+                settings.store.redis_url,
+                prefix=f"orgplane:{settings.provisioning.deployment_id}:limits",
+            ),
         )
 
     async def close(self) -> None:
         """Release connections."""
         await self.engine.dispose()
+        await self.throttle.close()
 
 
 #: Set on ``request.state`` by a handler whose effect a reconcile pass should see at once

@@ -6,11 +6,12 @@ Every field has a description; ``orgplane config docs`` renders them into
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PREFIX = "ORGPLANE_"
@@ -99,9 +100,41 @@ class SecuritySettings(_Group):
     )
     allow_signup: bool = Field(False, description="Let anyone create an account.")
     login_rate_limit: int = Field(
-        10, description="Login attempts allowed per IP and per email within the window."
+        10,
+        ge=1,
+        description="Failed login attempts allowed per email from one client IP within the "
+        "window (a success clears them).",
     )
-    login_rate_window: int = Field(300, description="Login rate-limit window in seconds.")
+    login_rate_limit_ip: int = Field(
+        100,
+        ge=1,
+        description="Failed login attempts allowed from one client IP, whatever the emails, "
+        "within the window (password spraying).",
+    )
+    login_rate_limit_account: int = Field(
+        100,
+        ge=1,
+        description="Failed login attempts allowed per email from all client IPs together "
+        "within the window (a distributed attack); keep it well above `login_rate_limit` so "
+        "one client cannot lock an account out for everyone.",
+    )
+    login_rate_window: int = Field(300, ge=1, description="Login rate-limit window in seconds.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDRs, as a JSON list) of the reverse proxies in front of the "
+        "control plane, such as Traefik's. Only a request whose peer is in one of them has its "
+        "client IP taken from `X-Forwarded-For` (the rightmost address not in these "
+        "networks); otherwise the peer address is the client IP. Empty: never trust the "
+        "header.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return value
+
     invite_ttl_days: int = Field(7, description="Days an invite stays valid.")
     deletion_grace_seconds: int = Field(
         300, description="Pending-deletion window before an org's instance and data are removed."

@@ -26,6 +26,7 @@ from control_plane.backups.service import delete_backup, restore_into, store_of,
 from control_plane.db.models import Backup, Org
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, NotFound, ProblemError
+from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.pagination import Page, check_limit, newest_first, timestamp_cursor
 from control_plane.reconciler.events import add_event
@@ -77,11 +78,6 @@ def backup_out(row: Backup) -> BackupOut:
         row.created_by,
         row.error,
     )
-
-
-def client_ip(request: Request[Any, Any, Any]) -> str:
-    """The peer's address, for audit events."""
-    return request.client.host if request.client else ""
 
 
 async def audit(

@@ -25,7 +25,7 @@ from control_plane.features.schemas import (
     FeatureOut,
     FeatureRules,
 )
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
 
 FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]

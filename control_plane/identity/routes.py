@@ -15,7 +15,8 @@ from control_plane.auth import SESSION_COOKIE, require_platform_admin
 from control_plane.db.models import User, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden, NotFound, Unauthenticated
-from control_plane.identity.ratelimit import WindowLimiter
+from control_plane.identity.client_ip import client_ip
+from control_plane.identity.ratelimit import Limit
 from control_plane.identity.schemas import (
     ChangePasswordBody,
     CreateUserBody,
@@ -39,37 +40,46 @@ from control_plane.tokens.revocation import deny_access_token
 BAD_LOGIN = "The email or password is not correct."
 
 
-def client_ip(request: Request[Any, Any, Any]) -> str:
-    """The peer address (proxies are trusted only through the ASGI server's settings)."""
-    return request.client.host if request.client else "unknown"
+def login_limits(runtime: Runtime) -> tuple[Limit, Limit, Limit]:
+    """Failed logins allowed per (email, client IP), per client IP and per email.
 
-
-def login_limiter(runtime: Runtime) -> WindowLimiter:
-    """The login limiter of this runtime's store."""
+    The tight limit is on the pair (OWASP's authentication cheat sheet: throttle failures per
+    account, but a count per account alone lets anyone lock an account out). The per-IP limit
+    stops one client spraying many accounts; the looser per-email limit stops a distributed
+    attack, and only one spread over many IPs can reach it (docs/security.md).
+    """
     sec = runtime.settings.security
-    return WindowLimiter(
-        runtime.rate_limits,
-        limit=sec.login_rate_limit,
-        window=sec.login_rate_window,
-        prefix="login",
+    window = sec.login_rate_window
+    return (
+        Limit("login-pair", sec.login_rate_limit, window),
+        Limit("login-ip", sec.login_rate_limit_ip, window),
+        Limit("login-email", sec.login_rate_limit_account, window),
     )
 
 
 async def authenticate_password(
     request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, email: str, password: str
 ) -> User:
-    """The user these credentials belong to; the same 401 for any failure, rate limited."""
+    """The user these credentials belong to; the same 401 for any failure, rate limited.
+
+    The attempt is counted before the password is checked, in one atomic increment per limit,
+    so concurrent attempts (on any replica) cannot all pass a check made before their failures
+    are counted. A success gives its count back, and clears the pair's failures.
+    """
     ip, norm = client_ip(request), normalize_email(email)
-    limiter = login_limiter(runtime)
-    await limiter.check(f"ip:{ip}", f"email:{hash_secret(norm)}")
+    account = hash_secret(norm)
+    pair, per_ip, per_account = login_limits(runtime)
+    counts = ((pair, f"{account}:{ip}"), (per_ip, ip), (per_account, account))
+    await runtime.throttle.acquire(*counts)
     user = await find_by_email(db, norm)
     ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
     if user is None or not ok or user.disabled:
-        await limiter.hit(f"ip:{ip}", f"email:{hash_secret(norm)}")
         record(db, action="auth.login", outcome="failure", actor_email=norm, ip=ip)
         await db.commit()
         raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
-    await limiter.reset(f"email:{hash_secret(norm)}")
+    await runtime.throttle.clear(*counts[0])
+    for limit, key in counts[1:]:
+        await runtime.throttle.release(limit, key)
     record(db, action="auth.login", actor=user, ip=ip)
     return user
 

@@ -28,7 +28,8 @@ from control_plane.auth import bearer_token
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Forbidden, Unauthenticated
-from control_plane.identity.ratelimit import WindowLimiter
+from control_plane.identity.client_ip import client_ip
+from control_plane.identity.ratelimit import Limit
 from control_plane.instances.gate import HeartbeatGate
 from control_plane.instances.heartbeat import (
     HeartbeatIn,
@@ -43,6 +44,7 @@ from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer
 
 #: Bad credentials accepted from one address per minute before 429.
 FAILURES_PER_MINUTE = 30
+BAD_CREDENTIALS = Limit("heartbeat-failures", FAILURES_PER_MINUTE, 60)
 
 
 async def instance_guard(
@@ -51,20 +53,17 @@ async def instance_guard(
     """Count the attempt and authenticate the instance credential, before the body is read."""
     runtime: Runtime = connection.app.state.runtime
     credential = bearer_token(connection) or ""  # type: ignore[arg-type]
-    source = connection.client.host if connection.client else "unknown"
-    failures = WindowLimiter(
-        runtime.rate_limits, limit=FAILURES_PER_MINUTE, window=60, prefix="heartbeat-failures"
-    )
-    await failures.check(source)
+    source = client_ip(connection)
+    await runtime.throttle.check(BAD_CREDENTIALS, source)
     org_id = credential_org(credential)
     if org_id is None:
-        await failures.hit(source)
+        await runtime.throttle.count(BAD_CREDENTIALS, source)
         raise Unauthenticated("Send the instance credential.", code="invalid_credential")
     async with runtime.readers() as db:
         try:
             instance, org = await authenticate_instance(db, credential)
         except Unauthenticated:
-            await failures.hit(source)
+            await runtime.throttle.count(BAD_CREDENTIALS, source)
             raise
     gate = await HeartbeatGate.open(runtime, org_id=org_id)
     gate.admit()
@@ -92,7 +91,7 @@ async def heartbeat(
             target_type="instance",
             target_id=org.id,
             claimed_org=data.org_id[:64],
-            ip=request.client.host if request.client else "",
+            ip=client_ip(request),
         )
         await db.commit()
         raise Forbidden("The heartbeat names another org.", code="org_mismatch")

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from control_plane.db.models import Org, User
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import NotFound
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.members.invite_routes import INVITE_ROUTES
 from control_plane.members.schemas import (
     AddMemberBody,

@@ -9,7 +9,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.orgs.lifecycle import (
     cancel_deletion,

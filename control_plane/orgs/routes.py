@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access, org_role
 from control_plane.orgs.lifecycle_routes import LIFECYCLE_ROUTES
 from control_plane.orgs.listing import list_orgs, lookup_orgs

@@ -21,7 +21,7 @@ from control_plane.auth import Principal
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import BadRequest, Conflict, Forbidden, ProblemError
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.reconciler.events import add_event, timeline
 from control_plane.reconciler.hibernation import apply_action

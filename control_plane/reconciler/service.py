@@ -10,12 +10,14 @@ from urllib.parse import urlsplit
 
 import structlog
 from litestar import Litestar, Request
+from redis.exceptions import RedisError
 
 from control_plane.instances.ingest import reading
 from control_plane.reconciler.loop import Reconciler
 from control_plane.reconciler.reconcile import Context
 from control_plane.reconciler.spec import provisioner_options
-from control_plane.runtime import WAKE_RECONCILER, Runtime
+from control_plane.redis_acl import OPEN_DEFAULT_USER, default_user_open
+from control_plane.runtime import WAKE_RECONCILER, ConfigurationError, Runtime
 from provisioners.registry import create_provisioner
 
 log = structlog.get_logger("orgplane.reconciler")
@@ -30,13 +32,36 @@ def _redis_admin(runtime: Runtime) -> Any:
     return Redis.from_url(store.redis_url)
 
 
+async def _refuse_open_default_user(runtime: Runtime, redis_admin: Any) -> None:
+    """Per-org Redis users confine nothing while Redis's ``default`` user is open: production
+    refuses to start (embedded mode warns). A Redis that cannot be reached is not refused here
+    (``/readyz`` reports it, and the check, until it answers)."""
+    try:
+        is_open = await default_user_open(redis_admin)
+    except RedisError as exc:
+        log.warning("redis default user not checked", exc_type=type(exc).__name__)
+        return
+    if not is_open:
+        return
+    if runtime.settings.server.mode == "production":
+        raise ConfigurationError(OPEN_DEFAULT_USER)
+    log.warning("redis default user is open", detail=OPEN_DEFAULT_USER)
+
+
 @contextlib.asynccontextmanager
 async def provisioning(app: Litestar, runtime: Runtime) -> AsyncIterator[None]:
     """Load the configured provisioner; run the reconciler loop if enabled."""
     settings = runtime.settings.provisioning
+    redis_admin = _redis_admin(runtime)
+    if redis_admin is not None:
+        try:
+            await _refuse_open_default_user(runtime, redis_admin)
+        except ConfigurationError:
+            await redis_admin.aclose()
+            raise
     provisioner = create_provisioner(settings.provisioner, options=provisioner_options(runtime))
     runtime.provisioner = provisioner
-    redis_admin = runtime.redis_admin = _redis_admin(runtime)
+    runtime.redis_admin = redis_admin
     task: asyncio.Task[None] | None = None
     if settings.reconciler_enabled:
         reconciler = Reconciler(

@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from control_plane.audit.record import record
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.pagination import Page
 from control_plane.routing.domains import (
     DomainOut,

@@ -33,7 +33,7 @@ from sqlmodel import select
 from control_plane.db.models import Org, utcnow
 from control_plane.deps import RuntimeDep
 from control_plane.errors import NotFound, ProblemError
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.reconciler.hibernation import WAKE_WINDOW, wake, wake_routed
 from control_plane.routing.hostnames import canonical_hostname
 from control_plane.routing.traefik import org_by_host

@@ -27,10 +27,15 @@ class TokenPair:
     access_token: str
     expires_in: int
     refresh_token: str
+    #: The refresh-token family: one per sign-in, the same across refreshes (claim ``sid``).
+    session_id: str = ""
 
 
-async def issue_access_token(runtime: Runtime, db: AsyncSession, user: User) -> str:
-    """A signed access token for ``user`` with ``aud`` = the control plane."""
+async def issue_access_token(
+    runtime: Runtime, db: AsyncSession, user: User, *, session_id: str | None = None
+) -> str:
+    """A signed access token for ``user`` with ``aud`` = the control plane; ``sid`` names the
+    sign-in (refresh-token family) it belongs to, which the UI binds its CSRF token to."""
     key = await runtime.keyring.signing_key(db)
     claims: dict[str, Any] = {
         "iss": runtime.issuer,
@@ -41,6 +46,8 @@ async def issue_access_token(runtime: Runtime, db: AsyncSession, user: User) -> 
         "token_use": "access",
         "sv": user.session_version,
     }
+    if session_id:
+        claims["sid"] = session_id
     token, _ = sign(claims, key, ttl=runtime.settings.tokens.access_token_ttl)
     return token
 
@@ -61,11 +68,12 @@ def _new_refresh(
 
 async def login_tokens(runtime: Runtime, db: AsyncSession, user: User) -> TokenPair:
     """A fresh access token and a refresh token starting a new family; commits."""
-    value, row = _new_refresh(runtime, user.id, new_id(), None)
+    family_id = new_id()
+    value, row = _new_refresh(runtime, user.id, family_id, None)
     db.add(row)
-    access = await issue_access_token(runtime, db, user)
+    access = await issue_access_token(runtime, db, user, session_id=family_id)
     await db.commit()
-    return TokenPair(access, runtime.settings.tokens.access_token_ttl, value)
+    return TokenPair(access, runtime.settings.tokens.access_token_ttl, value, family_id)
 
 
 class RefreshRefused(Exception):
@@ -117,9 +125,9 @@ async def rotate_refresh(
         raise RefreshRefused("user disabled")
     value, row = _new_refresh(runtime, user_id, family_id, row_id)
     db.add(row)
-    access = await issue_access_token(runtime, db, user)
+    access = await issue_access_token(runtime, db, user, session_id=family_id)
     await db.commit()
-    return user, TokenPair(access, runtime.settings.tokens.access_token_ttl, value)
+    return user, TokenPair(access, runtime.settings.tokens.access_token_ttl, value, family_id)
 
 
 async def revoke_family_of(db: AsyncSession, digest: str) -> tuple[str, str] | None:

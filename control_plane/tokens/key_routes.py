@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from control_plane.auth import require_platform_admin
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, NotFound
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.tokens.org_revocation import retire_key_everywhere
 from control_plane.tokens.rotation import (
     KeyNotFound,

@@ -26,7 +26,7 @@ from litestar.status_codes import HTTP_200_OK
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.deps import RuntimeDep
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import CLIENT_ID, RefreshRefused, rotate_refresh
 from control_plane.tokens.discovery import TOKEN_PATH

@@ -24,7 +24,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from control_plane.db.models import AccessRequest, AuditEvent, User, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import OrgAccess, org_access
 from control_plane.orgs.schemas import OrgOut
 from control_plane.orgs.service import org_out

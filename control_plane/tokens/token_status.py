@@ -30,7 +30,7 @@ from control_plane.audit.record import record
 from control_plane.auth import bearer_token, verify_access_token
 from control_plane.db.models import RefreshToken, User, utcnow
 from control_plane.deps import RuntimeDep
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import CLIENT_ID, REFRESH_PREFIX, revoke_family_of

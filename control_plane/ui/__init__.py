@@ -2,13 +2,12 @@
 
 :func:`ui_setup` gives ``create_app`` the UI's routes (with their own session dependency,
 security headers and error pages), the Jinja template config (autoescaping on) and the CSRF
-config, which protects every form but leaves Bearer API clients alone.
+config, which protects every form but leaves Bearer API clients alone (bound to the sign-in,
+with an ``Origin`` check: :mod:`control_plane.ui.csrf`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from control_plane.errors import ProblemError
-from control_plane.runtime import resolve_secret
 from control_plane.settings import Settings
 from control_plane.ui import (
     admin_pages,
@@ -34,6 +32,14 @@ from control_plane.ui import (
     org_pages,
     switcher,
 )
+from control_plane.ui.csrf import (
+    CSRF_COOKIE,
+    CSRF_PATH,
+    CrossSiteRefused,
+    csrf_secret,
+    on_cross_site,
+    same_origin,
+)
 from control_plane.ui.present import FILTERS
 from control_plane.ui.session import (
     LoginRequired,
@@ -43,7 +49,6 @@ from control_plane.ui.session import (
 )
 
 HERE = Path(__file__).parent
-CSRF_COOKIE = "orgplane_csrf"
 #: Paths the CSRF check skips: Bearer/JSON clients, the token endpoint, probes.
 CSRF_EXEMPT = [
     r"^/api/",
@@ -89,14 +94,11 @@ def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
 
 def _csrf_config(settings: Settings) -> CSRFConfig:
-    # A key of its own, derived from the deployment secret, so CSRF tokens can't sign anything.
-    secret = hmac.new(
-        resolve_secret(settings).encode(), b"orgplane ui csrf v1", hashlib.sha256
-    ).hexdigest()
+    # Double-submit, with the cookie bound to the sign-in once there is one (ui/csrf.py).
     return CSRFConfig(
-        secret=secret,
+        secret=csrf_secret(settings),
         cookie_name=CSRF_COOKIE,
-        cookie_path="/ui",
+        cookie_path=CSRF_PATH,
         cookie_secure=settings.secure_cookies,
         cookie_httponly=True,
         cookie_samesite="lax",
@@ -119,7 +121,12 @@ def ui_setup(settings: Settings) -> UISetup:
             *admin_pages.ROUTES,
         ],
         dependencies={"viewer": Provide(provide_viewer)},
-        exception_handlers={LoginRequired: on_login_required, ProblemError: on_problem_page},
+        guards=[same_origin],
+        exception_handlers={
+            LoginRequired: on_login_required,
+            ProblemError: on_problem_page,
+            CrossSiteRefused: on_cross_site,
+        },
         middleware=[middleware],
         include_in_schema=False,
     )

@@ -17,13 +17,15 @@ from control_plane.auth import SESSION_COOKIE, verify_access_token
 from control_plane.db.models import User
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError, TooManyRequests, Unauthenticated
-from control_plane.identity.routes import authenticate_password, change_password, client_ip
+from control_plane.identity.client_ip import client_ip
+from control_plane.identity.routes import authenticate_password, change_password
 from control_plane.identity.schemas import ChangePasswordBody
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of
 from control_plane.tokens.jws import InvalidToken
 from control_plane.tokens.org_revocation import revoke_user_everywhere
 from control_plane.tokens.revocation import deny_access_token
+from control_plane.ui.csrf import check_bound
 from control_plane.ui.forms import (
     FormErrors,
     body_from,
@@ -75,18 +77,20 @@ async def login_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db:
 @post("/logout")
 async def logout_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB) -> Any:
     """Revoke the session's refresh-token family, record it and forget the cookies."""
-    refresh = request.cookies.get(REFRESH_COOKIE)
-    family = await revoke_family_of(db, hash_secret(refresh)) if refresh else None
     token = request.cookies.get(SESSION_COOKIE)
-    actor_id = family[1] if family else None
+    claims: dict[str, Any] = {}
     if token:
         try:
             claims = await verify_access_token(token, runtime=runtime, db=db)
         except InvalidToken:
             claims = {}
-        if claims:  # the cookie's access token ends now, not at its expiry
-            await deny_access_token(runtime.revoked, claims)
-            actor_id = actor_id or claims["sub"]
+        check_bound(request, runtime.settings, claims)
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    family = await revoke_family_of(db, hash_secret(refresh)) if refresh else None
+    actor_id = family[1] if family else None
+    if claims:  # the cookie's access token ends now, not at its expiry
+        await deny_access_token(runtime.revoked, claims)
+        actor_id = actor_id or claims["sub"]
     user = await db.get(User, actor_id) if actor_id is not None else None
     if user is not None:
         record(db, action="auth.logout", actor=user, ip=client_ip(request))

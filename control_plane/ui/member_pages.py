@@ -16,7 +16,7 @@ from control_plane.auth import Principal
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import BadRequest, ProblemError
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.members.invites import create_invite, invites_page, revoke_invite
 from control_plane.members.service import (
     change_role,

@@ -13,7 +13,7 @@ from litestar.params import FromPath
 
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.orgs.lifecycle import cancel_deletion, request_deletion
 from control_plane.reconciler.routes import ActionBody, instance_action

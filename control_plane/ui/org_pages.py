@@ -18,7 +18,7 @@ from control_plane.auth import Principal
 from control_plane.db.models import Instance
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
-from control_plane.identity.routes import client_ip
+from control_plane.identity.client_ip import client_ip
 from control_plane.members.invites import invite_out, invites_page
 from control_plane.members.service import members_page
 from control_plane.orgs.access import OrgAccess, governs, org_access

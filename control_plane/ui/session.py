@@ -27,6 +27,7 @@ from control_plane.runtime import Runtime
 from control_plane.security.challenge import bearer_challenge
 from control_plane.tokens.access import RefreshRefused, TokenPair, rotate_refresh
 from control_plane.tokens.jws import InvalidToken
+from control_plane.ui.csrf import check_bound, session_csrf_cookie
 
 REFRESH_COOKIE: Final = "orgplane_refresh"
 REFRESH_PATH: Final = "/ui"
@@ -91,6 +92,11 @@ def session_cookies(runtime: Runtime, pair: TokenPair, *, secure: bool) -> list[
             secure=secure,
             max_age=refresh_ttl,
         ),
+        *(
+            [session_csrf_cookie(runtime.settings, pair.session_id, secure=secure)]
+            if pair.session_id
+            else []
+        ),
     ]
 
 
@@ -151,6 +157,7 @@ async def provide_viewer(
         principal = await _principal(token, runtime, db)
         if principal is None:
             raise LoginRequired
+    check_bound(request, runtime.settings, principal.claims)
     request.scope["state"][ACCESS_TOKEN] = token
     return principal
 

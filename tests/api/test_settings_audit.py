@@ -68,6 +68,9 @@ OBSERVED_HERE = {
 }
 
 OBSERVED_IN = {
+    "ORGPLANE_LOGIN_RATE_LIMIT_IP": "tests/api/test_login_throttle.py",
+    "ORGPLANE_LOGIN_RATE_LIMIT_ACCOUNT": "tests/api/test_login_throttle.py",
+    "ORGPLANE_TRUSTED_PROXIES": "tests/api/test_client_ip.py",
     "ORGPLANE_MODE": "tests/unit/test_settings_and_schema.py",
     "ORGPLANE_HOST": "tests/integration/test_keep_alive.py",
     "ORGPLANE_PORT": "tests/integration/test_keep_alive.py",

@@ -6,6 +6,7 @@ Every rendered object is checked against the Kubernetes schemas bundled in kuber
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,15 @@ def test_the_warm_pool_size_reaches_the_control_plane() -> None:
     assert pooled["ORGPLANE_WARM_POOL_SIZE"] == "2"
     error = render_error(VALUES["default"], sets=("provisioner.warmPoolSize=-1",))
     assert "warmPoolSize" in error
+
+
+@pytest.mark.helm
+def test_trusted_proxies_reach_the_control_plane() -> None:
+    """Traefik's pod range is the one network whose X-Forwarded-For the control plane reads
+    (tests/api/test_client_ip.py); without the value, none is."""
+    default = only(render(VALUES["default"]), "ConfigMap")["data"]
+    assert "ORGPLANE_TRUSTED_PROXIES" not in default
+    traefik = only(render(VALUES["ingressroute-tls"]), "ConfigMap")["data"]
+    assert json.loads(traefik["ORGPLANE_TRUSTED_PROXIES"]) == ["10.42.128.0/24"]
+    error = render_error(VALUES["default"], sets=("trustedProxies[0]=not a network",))
+    assert "trustedProxies" in error

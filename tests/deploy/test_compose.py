@@ -6,6 +6,8 @@ into the tree they stand for and validated against Traefik's published schemas.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -240,3 +242,17 @@ def test_interpolation_model_agrees_with_docker_compose() -> None:
     for name in ("control-plane", "migrate", "redis"):
         assert environment(theirs[name]) == environment(ours[name]), name
     assert theirs["traefik"]["command"] == ours["traefik"]["command"]
+
+
+def test_only_traefiks_fixed_address_is_a_trusted_proxy() -> None:
+    """The control plane reads X-Forwarded-For from Traefik alone: its fixed address, outside
+    the range org containers get addresses from (an org container could otherwise claim any
+    client IP, tests/api/test_client_ip.py)."""
+    project = load()
+    traefik = project["services"]["traefik"]["networks"]["orgplane"]["ipv4_address"]
+    trusted = environment(project["services"]["control-plane"])["ORGPLANE_TRUSTED_PROXIES"]
+    assert json.loads(trusted) == [f"{traefik}/32"]
+    (pool,) = project["networks"]["orgplane"]["ipam"]["config"]
+    address = ipaddress.ip_address(traefik)
+    assert address in ipaddress.ip_network(pool["subnet"])
+    assert address not in ipaddress.ip_network(pool["ip_range"])

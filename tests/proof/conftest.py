@@ -33,13 +33,15 @@ class Scale:
     #: How long the control plane stays down, and the org-token lifetime during that run.
     outage_seconds: float
     outage_token_ttl: int
+    #: Wrong-password attempts sent at once against one account, across two replicas.
+    login_attempts: int
     #: Rounds of each tenant-boundary attack class (``attacks.py``).
-    attack_rounds: int = 0
+    attack_rounds: int
 
 
 SCALES = {
-    "ci": Scale("ci", 4, 5_000, 300.0, 30.0, 5, attack_rounds=24),
-    "full": Scale("full", 60, 100_000, 3_600.0, 300.0, 60, attack_rounds=500),
+    "ci": Scale("ci", 4, 5_000, 300.0, 30.0, 5, login_attempts=100, attack_rounds=24),
+    "full": Scale("full", 60, 100_000, 3_600.0, 300.0, 60, login_attempts=1_000, attack_rounds=500),
 }
 
 

@@ -23,6 +23,7 @@ def test_the_size_table_matches_the_scales() -> None:
     assert row("control plane down") == [
         f"{s.outage_seconds:.0f} s ({s.outage_token_ttl} s)" for s in (ci, full)
     ]
+    assert row("concurrent wrong-password logins") == [f"{s.login_attempts:,}" for s in (ci, full)]
     assert row("tenant-boundary attack rounds") == [str(ci.attack_rounds), str(full.attack_rounds)]
 
 
