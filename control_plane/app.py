@@ -31,6 +31,7 @@ from control_plane.db.engine import private_sqlite_files
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
+from control_plane.instances.log_routes import ROUTES as INSTANCE_LOG_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *MEMBER_ROUTES,
             *AUDIT_ROUTES,
             *INSTANCE_ROUTES,
+            *INSTANCE_LOG_ROUTES,
             *LIFECYCLE_ROUTES,
             *POOL_ROUTES,
             *TOKEN_ROUTES,

@@ -339,6 +339,19 @@ class BackupSettings(_Group):
     )
 
 
+class FleetSettings(_Group):
+    """Operating a fleet: instance logs."""
+
+    instance_logs_max_tail: int = Field(
+        1000, ge=1, description="Most lines one read of an instance's log returns (`tail`)."
+    )
+    instance_logs_max_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Longest one read of an instance's log stays open (a followed log ends then).",
+    )
+
+
 class Settings:
     """All settings groups, read once from the environment."""
 
@@ -352,6 +365,7 @@ class Settings:
         self.backends = BackendSettings()
         self.routing = RoutingSettings()
         self.backup = BackupSettings()
+        self.fleet = FleetSettings()
 
     @property
     def groups(self) -> dict[str, BaseSettings]:
@@ -366,6 +380,7 @@ class Settings:
             "backends": self.backends,
             "routing": self.routing,
             "backup": self.backup,
+            "fleet": self.fleet,
         }
 
     @property
@@ -398,6 +413,7 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     BackendSettings,
     RoutingSettings,
     BackupSettings,
+    FleetSettings,
 )
 
 

@@ -123,6 +123,8 @@ OBSERVED_IN = {
     "ORGPLANE_INSTANCE_REDIS_HOST": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_START_TIMEOUT": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_DOMAIN_RECHECK_HOURS": "tests/reconciler/test_settings_effects.py",
+    "ORGPLANE_INSTANCE_LOGS_MAX_TAIL": "tests/fleet/test_instance_logs_api.py",
+    "ORGPLANE_INSTANCE_LOGS_MAX_SECONDS": "tests/fleet/test_instance_logs_api.py",
 }
 
 #: Empty: every setting is observed. A new setting no test observes yet goes here with the reason.
