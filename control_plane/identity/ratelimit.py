@@ -35,6 +35,13 @@ class WindowLimiter:
             raw = await self.store.get(name)
             await self.store.set(name, str(int(raw or 0) + 1), expires_in=self.window)
 
+    async def hit_count(self, key: str) -> int:
+        """Count one attempt against ``key``; returns the window's count with it."""
+        name, _ = self._key(key)
+        count = int(await self.store.get(name) or 0) + 1
+        await self.store.set(name, str(count), expires_in=self.window)
+        return count
+
     async def reset(self, *keys: str) -> None:
         """Forget the attempts of ``keys`` (after a success)."""
         for key in keys:

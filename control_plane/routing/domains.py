@@ -33,6 +33,7 @@ from control_plane.routing.verify import (
     challenge_value,
     new_verification_token,
 )
+from control_plane.webhooks.events import emit
 
 log = structlog.get_logger("orgplane.routing")
 
@@ -127,9 +128,14 @@ async def add_custom_domain(
     claims: exactly one insert commits, the others answer 409 ``hostname_taken``.
     """
     canonical = canonical_hostname(hostname)
-    await check_custom_hostname(
-        db, org=org, hostname=canonical, base_domain=base_domain, reserved=reserved
-    )
+    try:
+        await check_custom_hostname(
+            db, org=org, hostname=canonical, base_domain=base_domain, reserved=reserved
+        )
+    except Conflict as exc:
+        if exc.code == "hostname_taken":
+            await _report_conflict(db, org=org, hostname=canonical, principal=principal)
+        raise
     count_query = select(func.count()).where(Domain.org_id == org.id, Domain.kind == CUSTOM)
     if (await db.exec(count_query)).one() >= MAX_CUSTOM_DOMAINS:
         raise Conflict(
@@ -155,8 +161,22 @@ async def add_custom_domain(
     except IntegrityError:
         await db.rollback()
         log.info("hostname claimed concurrently by another request", hostname=canonical)
+        await _report_conflict(db, org=org, hostname=canonical, principal=principal)
         raise Conflict("Another org owns this hostname.", code="hostname_taken") from None
     return domain
+
+
+async def _report_conflict(
+    db: AsyncSession, *, org: Org, hostname: str, principal: Principal
+) -> None:
+    """A ``hostname.conflict`` webhook event, committed on its own (the claim was refused)."""
+    await db.rollback()
+    emit(
+        db,
+        "hostname.conflict",
+        {"org_id": org.id, "slug": org.slug, "hostname": hostname, "user_id": principal.user.id},
+    )
+    await db.commit()
 
 
 async def remove_custom_domain(
