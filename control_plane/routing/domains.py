@@ -128,13 +128,16 @@ async def add_custom_domain(
     claims: exactly one insert commits, the others answer 409 ``hostname_taken``.
     """
     canonical = canonical_hostname(hostname)
+    # Read now: a rollback expires every object of the session.
+    conflict = {"org_id": org.id, "slug": org.slug, "hostname": canonical}
+    conflict["user_id"] = principal.user.id
     try:
         await check_custom_hostname(
             db, org=org, hostname=canonical, base_domain=base_domain, reserved=reserved
         )
     except Conflict as exc:
         if exc.code == "hostname_taken":
-            await _report_conflict(db, org=org, hostname=canonical, principal=principal)
+            await _report_conflict(db, conflict)
         raise
     count_query = select(func.count()).where(Domain.org_id == org.id, Domain.kind == CUSTOM)
     if (await db.exec(count_query)).one() >= MAX_CUSTOM_DOMAINS:
@@ -159,23 +162,17 @@ async def add_custom_domain(
     try:
         await db.commit()
     except IntegrityError:
-        await db.rollback()
         log.info("hostname claimed concurrently by another request", hostname=canonical)
-        await _report_conflict(db, org=org, hostname=canonical, principal=principal)
+        await _report_conflict(db, conflict)
         raise Conflict("Another org owns this hostname.", code="hostname_taken") from None
     return domain
 
 
-async def _report_conflict(
-    db: AsyncSession, *, org: Org, hostname: str, principal: Principal
-) -> None:
-    """A ``hostname.conflict`` webhook event, committed on its own (the claim was refused)."""
+async def _report_conflict(db: AsyncSession, data: dict[str, str]) -> None:
+    """A ``hostname.conflict`` webhook event, committed on its own (the claim was refused and
+    its transaction is rolled back first)."""
     await db.rollback()
-    emit(
-        db,
-        "hostname.conflict",
-        {"org_id": org.id, "slug": org.slug, "hostname": hostname, "user_id": principal.user.id},
-    )
+    emit(db, "hostname.conflict", data)
     await db.commit()
 
 

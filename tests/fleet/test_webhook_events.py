@@ -1,0 +1,88 @@
+"""Where webhook events come from: each is written in the transaction of the change it reports.
+
+Proves: suspending an org writes ``org.suspended``; a refused hostname claim (409
+``hostname_taken``) writes ``hostname.conflict`` and nothing else; a backup whose instance does
+not answer writes ``backup.failed``; a reconciler phase change into ``unhealthy``, ``failed`` or
+``deleted`` writes ``instance.unhealthy``, ``instance.failed`` or ``org.deleted`` once (staying
+in the phase writes no second one); events carry the ``{type, timestamp, data}`` body that is
+signed and sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+from sqlmodel import col, select
+
+from control_plane.db.models import Domain, Instance, Org, WebhookEvent
+from control_plane.reconciler.events import set_phase
+from tests.support.api import direct_db
+from tests.support.tokens import make_org
+
+
+async def _events(client: AsyncTestClient[Any], event_type: str) -> list[dict[str, Any]]:
+    async with direct_db(client) as db:
+        query = select(WebhookEvent).where(col(WebhookEvent.type) == event_type)
+        return [json.loads(e.body) for e in (await db.exec(query)).all()]
+
+
+async def test_api_changes_write_their_events(
+    client: AsyncTestClient[Any], admin: dict[str, str]
+) -> None:
+    acme = await make_org(client, "acme", phase="running")
+    await make_org(client, "rival", phase="running")
+
+    assert (await client.post("/api/v1/orgs/acme/suspend", headers=admin)).status_code == 202
+    (suspended,) = await _events(client, "org.suspended")
+    assert suspended["type"] == "org.suspended"
+    assert suspended["data"]["org_id"] == acme
+    assert suspended["timestamp"]
+
+    host = {"hostname": "shop.example.org"}
+    added = await client.post("/api/v1/orgs/acme/domains", headers=admin, json=host)
+    assert added.status_code == 201, added.text
+    taken = await client.post("/api/v1/orgs/rival/domains", headers=admin, json=host)
+    assert taken.status_code == 409
+    (conflict,) = await _events(client, "hostname.conflict")
+    assert conflict["data"]["hostname"] == "shop.example.org"
+    assert conflict["data"]["slug"] == "rival"
+    async with direct_db(client) as db:
+        owners = (await db.exec(select(Domain.org_id).where(col(Domain.kind) == "custom"))).all()
+    assert owners == [acme]
+
+    async with direct_db(client) as db:
+        db.add(Instance(org_id=acme, provisioner="local", endpoint="http://127.0.0.1:9"))
+        org = await db.get(Org, acme)
+        assert org is not None
+        org.suspended, org.desired_state = False, "running"
+        db.add(org)
+        await db.commit()
+    failed = await client.post("/api/v1/orgs/acme/backups", headers=admin)
+    assert failed.status_code >= 400
+    (backup,) = await _events(client, "backup.failed")
+    assert backup["data"]["org_id"] == acme
+    assert backup["data"]["error"]
+
+
+async def test_phase_changes_write_their_events(client: AsyncTestClient[Any]) -> None:
+    org_id = await make_org(client, "acme", phase="running")
+    for phase, reason in [
+        ("unhealthy", "no heartbeat for 40s"),
+        ("unhealthy", "no heartbeat for 50s"),
+        ("failed", "image missing (retry 1 in 2s)"),
+        ("failed", "image missing (retry 2 in 4s)"),
+        ("deleted", ""),
+    ]:
+        async with direct_db(client) as db:
+            org = await db.get(Org, org_id)
+            assert org is not None
+            set_phase(db, org, phase, reason)
+            await db.commit()
+    unhealthy = await _events(client, "instance.unhealthy")
+    failed = await _events(client, "instance.failed")
+    deleted = await _events(client, "org.deleted")
+    assert [e["data"]["reason"] for e in unhealthy] == ["no heartbeat for 40s"]
+    assert [e["data"]["reason"] for e in failed] == ["image missing (retry 1 in 2s)"]
+    assert [e["data"]["org_id"] for e in deleted] == [org_id]
