@@ -5,21 +5,32 @@ Proves: suspending an org writes ``org.suspended``; a refused hostname claim (40
 not answer writes ``backup.failed``; a reconciler phase change into ``unhealthy``, ``failed`` or
 ``deleted`` writes ``instance.unhealthy``, ``instance.failed`` or ``org.deleted`` once (staying
 in the phase writes no second one); events carry the ``{type, timestamp, data}`` body that is
-signed and sent.
+signed and sent. The platform dashboard lists what needs attention first.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
 
-from control_plane.db.models import Domain, Instance, Org, WebhookEvent
+from control_plane.db.models import (
+    Backup,
+    Domain,
+    Instance,
+    Org,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    utcnow,
+)
 from control_plane.reconciler.events import set_phase
-from tests.support.api import direct_db
+from tests.support.api import add_user, direct_db
 from tests.support.tokens import make_org
+from tests.ui.forms import ui_login
 
 
 async def _events(client: AsyncTestClient[Any], event_type: str) -> list[dict[str, Any]]:
@@ -86,3 +97,57 @@ async def test_phase_changes_write_their_events(client: AsyncTestClient[Any]) ->
     assert [e["data"]["reason"] for e in unhealthy] == ["no heartbeat for 40s"]
     assert [e["data"]["reason"] for e in failed] == ["image missing (retry 1 in 2s)"]
     assert [e["data"]["org_id"] for e in deleted] == [org_id]
+
+
+async def test_dashboard_lists_what_needs_attention_first(client: AsyncTestClient[Any]) -> None:
+    """Unhealthy and failed orgs, failed webhook deliveries and failed backups head the
+    platform dashboard, above the org table; healthy orgs and old failures are not listed."""
+    await add_user(client, "root@example.com", admin=True)
+    await ui_login(client, "root@example.com")
+    sick = await make_org(client, "sick", phase="unhealthy", reason="no heartbeat for 90s")
+    await make_org(client, "broken", phase="failed", reason="image missing")
+    await make_org(client, "fine", phase="running")
+    async with direct_db(client) as db:
+        endpoint = WebhookEndpoint(url="https://hooks.example.com/x", secret_enc="x")
+        event = WebhookEvent(type="org.created", body="{}")
+        db.add_all([endpoint, event])
+        await db.flush()
+        db.add(
+            WebhookDelivery(
+                endpoint_id=endpoint.id,
+                event_id=event.id,
+                event_type="org.created",
+                status="failed",
+                attempts=8,
+                last_status_code=503,
+                completed_at=utcnow(),
+            )
+        )
+        db.add(Backup(org_id=sick, kind="scheduled", status="failed", error="disk full"))
+        old = utcnow() - timedelta(days=30)
+        db.add(Backup(org_id=sick, kind="manual", status="failed", error="ancient", created_at=old))
+        await db.commit()
+
+    page = (await client.get("/ui/")).text
+    attention = page.split('id="attention"')[1].split("</section>")[0]
+    assert page.index('id="attention"') < page.index("<table>")
+    assert "/ui/orgs/sick" in attention
+    assert "no heartbeat for 90s" in attention
+    assert "/ui/orgs/broken" in attention
+    assert "image missing" in attention
+    assert "/ui/orgs/fine" not in attention
+    assert "disk full" in attention
+    assert "ancient" not in attention
+    assert "hooks.example.com/x" in attention
+    assert "HTTP 503" in attention
+
+    async with direct_db(client) as db:
+        for row in (await db.exec(select(Org))).all():
+            row.phase = "running"
+            db.add(row)
+        for backup in (await db.exec(select(Backup))).all():
+            await db.delete(backup)
+        for delivery in (await db.exec(select(WebhookDelivery))).all():
+            await db.delete(delivery)
+        await db.commit()
+    assert "Nothing needs attention" in (await client.get("/ui/")).text
