@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import httpx
 import structlog
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 
@@ -49,6 +50,10 @@ LEASE_SECONDS: Final = 60.0
 MAX_IN_FLIGHT: Final = 16
 MAX_BACKOFF: Final = 3600.0
 BATCH: Final = 50
+#: Finished deliveries, and dispatched events none of which is pending, are kept this long.
+KEEP_DAYS: Final = 30
+#: Seconds between two prunes by one replica.
+PRUNE_EVERY: Final = 3600.0
 
 
 def retry_delay(base: float, attempts: int) -> float:
@@ -63,6 +68,7 @@ class WebhookWorker:
         self.runtime = runtime
         self.owner = f"webhooks-{runtime.replica_id}"
         self.in_flight: set[asyncio.Task[None]] = set()
+        self._pruned_at = 0.0
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(TIMEOUT), follow_redirects=False, trust_env=False
         )
@@ -83,7 +89,10 @@ class WebhookWorker:
             await self._http.aclose()
 
     async def run_once(self) -> None:
-        """Dispatch new events, then start sending what is due."""
+        """Dispatch new events, then start sending what is due (and now and then prune)."""
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
+            await self.prune()
+            self._pruned_at = time.monotonic()
         await self.dispatch()
         room = MAX_IN_FLIGHT - len(self.in_flight)
         for delivery_id in await self.claim(room) if room > 0 else []:
@@ -133,6 +142,26 @@ class WebhookWorker:
                         )
             await db.commit()
         return taken
+
+    async def prune(self) -> None:
+        """Delete deliveries finished more than :data:`KEEP_DAYS` days ago, then dispatched
+        events as old that no delivery refers to any more."""
+        cutoff = utcnow() - timedelta(days=KEEP_DAYS)
+        async with self.runtime.sessions() as db:
+            await db.exec(
+                sql_delete(WebhookDelivery).where(
+                    col(WebhookDelivery.status) != "pending",
+                    col(WebhookDelivery.completed_at) < cutoff,
+                )
+            )
+            referenced = select(WebhookDelivery.event_id)
+            await db.exec(
+                sql_delete(WebhookEvent).where(
+                    col(WebhookEvent.dispatched_at) < cutoff,
+                    col(WebhookEvent.id).not_in(referenced),
+                )
+            )
+            await db.commit()
 
     async def claim(self, limit: int) -> list[str]:
         """Lease up to ``limit`` due deliveries to this replica."""

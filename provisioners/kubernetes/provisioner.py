@@ -161,7 +161,10 @@ class KubernetesProvisioner(Provisioner):
         meta = pod["metadata"]
         since_seconds = None
         if since is not None:
-            since_seconds = max(1, math.ceil((datetime.now(UTC) - since).total_seconds()))
+            ago = (datetime.now(UTC) - since).total_seconds()
+            if ago < 0 and not follow:
+                return  # nothing was logged after a time still to come
+            since_seconds = max(1, math.ceil(ago))
         response = await self._run(
             self.kube.pod_log,
             meta["name"],

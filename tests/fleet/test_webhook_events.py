@@ -5,17 +5,21 @@ Proves: suspending an org writes ``org.suspended``; a refused hostname claim (40
 not answer writes ``backup.failed``; a reconciler phase change into ``unhealthy``, ``failed`` or
 ``deleted`` writes ``instance.unhealthy``, ``instance.failed`` or ``org.deleted`` once (staying
 in the phase writes no second one); events carry the ``{type, timestamp, data}`` body that is
-signed and sent. The platform dashboard lists what needs attention first.
+signed and sent. The platform dashboard lists what needs attention first, and old finished
+deliveries are pruned.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import (
     Backup,
@@ -28,6 +32,7 @@ from control_plane.db.models import (
     utcnow,
 )
 from control_plane.reconciler.events import set_phase
+from control_plane.webhooks.worker import KEEP_DAYS, WebhookWorker
 from tests.support.api import add_user, direct_db
 from tests.support.tokens import make_org
 from tests.ui.forms import ui_login
@@ -151,3 +156,46 @@ async def test_dashboard_lists_what_needs_attention_first(client: AsyncTestClien
             await db.delete(delivery)
         await db.commit()
     assert "Nothing needs attention" in (await client.get("/ui/")).text
+
+
+async def test_old_finished_deliveries_and_their_events_are_pruned(
+    client: AsyncTestClient[Any],
+) -> None:
+    """Finished deliveries older than KEEP_DAYS go, then dispatched events nothing refers to;
+    pending deliveries (however old) and recent ones stay, with their events."""
+    old = utcnow() - timedelta(days=KEEP_DAYS + 1)
+    async with direct_db(client) as db:
+        endpoint = WebhookEndpoint(url="https://hooks.example.com/x", secret_enc="x")
+        events = {
+            name: WebhookEvent(type="org.created", body="{}", created_at=old, dispatched_at=old)
+            for name in ("done", "pending", "recent", "orphan")
+        }
+        db.add_all([endpoint, *events.values()])
+        await db.flush()
+        for name, status, completed in [
+            ("done", "succeeded", old),
+            ("pending", "pending", None),
+            ("recent", "failed", utcnow()),
+        ]:
+            db.add(
+                WebhookDelivery(
+                    endpoint_id=endpoint.id,
+                    event_id=events[name].id,
+                    event_type="org.created",
+                    status=status,
+                    completed_at=completed,
+                    created_at=old,
+                )
+            )
+        await db.commit()
+        ids = {name: event.id for name, event in events.items()}
+        engine = db.bind
+        runtime = SimpleNamespace(
+            replica_id="prune-test",
+            sessions=async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+        )
+        await WebhookWorker(runtime).prune()  # type: ignore[arg-type]
+        left = {e.id for e in (await db.exec(select(WebhookEvent))).all()}
+        statuses = sorted(d.status for d in (await db.exec(select(WebhookDelivery))).all())
+    assert left == {ids["pending"], ids["recent"]}
+    assert statuses == ["failed", "pending"]
