@@ -128,7 +128,7 @@ async def add_custom_domain(
     claims: exactly one insert commits, the others answer 409 ``hostname_taken``.
     """
     canonical = canonical_hostname(hostname)
-    # Read now: a rollback expires every object of the session.
+    # Read now: after a lost race the rollback expires every object of the session.
     conflict = {"org_id": org.id, "slug": org.slug, "hostname": canonical}
     conflict["user_id"] = principal.user.id
     try:
@@ -162,6 +162,7 @@ async def add_custom_domain(
     try:
         await db.commit()
     except IntegrityError:
+        await db.rollback()
         log.info("hostname claimed concurrently by another request", hostname=canonical)
         await _report_conflict(db, conflict)
         raise Conflict("Another org owns this hostname.", code="hostname_taken") from None
@@ -169,9 +170,9 @@ async def add_custom_domain(
 
 
 async def _report_conflict(db: AsyncSession, data: dict[str, str]) -> None:
-    """A ``hostname.conflict`` webhook event, committed on its own (the claim was refused and
-    its transaction is rolled back first)."""
-    await db.rollback()
+    """Commit a ``hostname.conflict`` webhook event: the refused claim wrote nothing (a lost
+    insert race was rolled back), and the 409 that follows would roll the event back. Not a
+    rollback here: that would expire the objects a caller goes on using."""
     emit(db, "hostname.conflict", data)
     await db.commit()
 
