@@ -185,6 +185,8 @@ async def test_old_finished_deliveries_and_their_events_are_pruned(
                     status=status,
                     completed_at=completed,
                     created_at=old,
+                    # Not due: the app's own worker must leave the pending one alone.
+                    next_attempt_at=utcnow() + timedelta(days=1),
                 )
             )
         await db.commit()
