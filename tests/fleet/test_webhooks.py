@@ -153,6 +153,7 @@ async def test_registration_refuses_private_destinations_and_bad_input(
     assert (await client.get("/api/v1/webhooks", headers=admin)).json()["items"] == []
 
 
+@pytest.mark.slow
 async def test_a_dead_receiver_does_not_hold_up_the_reconciler(
     make_settings: Any, unused_tcp_port: int, tmp_path: Path
 ) -> None:
