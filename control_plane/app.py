@@ -32,6 +32,7 @@ from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.errors import ProblemError
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
+from control_plane.instances.log_routes import ROUTES as INSTANCE_LOG_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
@@ -52,6 +53,8 @@ from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 from control_plane.ui import ui_setup
 from control_plane.usage.routes import ROUTES as USAGE_ROUTES
+from control_plane.webhooks.routes import ROUTES as WEBHOOK_ROUTES
+from control_plane.webhooks.worker import webhook_worker
 from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
 from org_instance.ws_refusals import NoWebSockets
 
@@ -122,7 +125,7 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], Any]:
         app.state.runtime = runtime
         runtime.metrics = app.state.metrics
         try:
-            async with provisioning(app, runtime):
+            async with provisioning(app, runtime), webhook_worker(runtime):
                 log.info("control plane ready", url=runtime.issuer, mode=settings.server.mode)
                 with _startup_frozen():
                     yield
@@ -146,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *MEMBER_ROUTES,
             *AUDIT_ROUTES,
             *INSTANCE_ROUTES,
+            *INSTANCE_LOG_ROUTES,
             *LIFECYCLE_ROUTES,
             *POOL_ROUTES,
             *TOKEN_ROUTES,
@@ -156,6 +160,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *BACKUP_ROUTES,
             *TRANSFER_ROUTES,
             *METRICS_ROUTES,
+            *WEBHOOK_ROUTES,
             *ui.route_handlers,
         ],
         template_config=ui.template_config,

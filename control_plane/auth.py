@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 from litestar import Request
 from litestar.di import NamedDependency
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +19,7 @@ from control_plane.logs import bind_request
 from control_plane.runtime import Runtime
 from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
 from control_plane.tokens.revocation import token_usable
+from control_plane.webhooks.signals import claimed_subject, count_refusal
 
 SESSION_COOKIE = "orgplane_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -75,7 +77,11 @@ async def provide_principal(
         raise Unauthenticated("Sign in or send a Bearer access token.", code="unauthenticated")
     try:
         claims = await verify_access_token(token, runtime=runtime, db=db)
-    except InvalidToken:
+    except InvalidToken as exc:
+        if not isinstance(exc.__cause__, jwt.ExpiredSignatureError):  # forged or malformed
+            ip = request.client.host if request.client else "unknown"
+            subject = claimed_subject(token)
+            await count_refusal(runtime, kind="forged_token", ip=ip, user_id=subject)
         raise Unauthenticated(
             "The access token is invalid or expired.", code="invalid_token"
         ) from None

@@ -19,6 +19,8 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from provisioners import probe
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_KEYS = {"password", "secret", "token", "authorization", "credential", "refresh_token"}
 
@@ -62,9 +64,9 @@ def bind_request(**values: str | None) -> None:
 
 def forwarded_request_id() -> dict[str, str]:
     """The header that carries the request being served to an org instance, whose log lines
-    then name the same ``request_id``; none outside a request (the reconciler's own calls)."""
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    return {"X-Request-ID": request_id} if isinstance(request_id, str) and request_id else {}
+    then name the same ``request_id``; none outside a request (the reconciler's own calls).
+    Clients made by ``provisioners.probe.instance_client`` carry it already."""
+    return probe.forwarded_request_id()
 
 
 class RequestLogMiddleware:

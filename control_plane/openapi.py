@@ -87,6 +87,8 @@ SIGNUP = "/api/v1/auth/signup"
 #: Backup routes talk to the org's instance: 409 while it is busy or the backup not ready (reads
 #: too), 422 for an archive or confirmation refused.
 BACKUP_PARTS = ("/backups", "/export", "/import", "/restore")
+#: Reads that need the org's instance: 409 when it has none (or its backend cannot serve them).
+INSTANCE_READS = ("/instance/logs",)
 
 
 def components() -> Components:
@@ -118,6 +120,8 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
     if not handler.http_methods <= SAFE_METHODS:
         errors[409] = problem_spec("A uniqueness or state conflict.")
         errors[413] = problem_spec("The body is larger than ORGPLANE_MAX_BODY_BYTES.")
+    if path.endswith(INSTANCE_READS):
+        errors[409] = problem_spec("The org has no instance, or its backend cannot read logs.")
     if any(part in path for part in BACKUP_PARTS):
         errors[409] = problem_spec("The instance is busy, or the backup is not ready.")
         errors[422] = problem_spec("The archive, backup or confirmation is refused.")

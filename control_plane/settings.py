@@ -380,6 +380,42 @@ class BackupSettings(_Group):
     )
 
 
+class FleetSettings(_Group):
+    """Operating a fleet: instance logs, outgoing webhooks and security signals."""
+
+    instance_logs_max_tail: int = Field(
+        1000, ge=1, description="Most lines one read of an instance's log returns (`tail`)."
+    )
+    instance_logs_max_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Longest one read of an instance's log stays open (a followed log ends then).",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Let webhook endpoints resolve to private, loopback or link-local addresses "
+        "(off: refused, so a webhook cannot reach the platform's own network).",
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Deliveries of one webhook event tried before it is marked failed."
+    )
+    webhook_retry_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Wait before the first retry of a failed delivery; each later one waits "
+        "twice as long (at most an hour).",
+    )
+    security_signal_threshold: int = Field(
+        20,
+        ge=1,
+        description="Refused token exchanges or forged tokens from one address, or for one "
+        "user, within the window that raise a `security.signal` webhook event.",
+    )
+    security_signal_window: int = Field(
+        300, ge=1, description="Window (s) of `ORGPLANE_SECURITY_SIGNAL_THRESHOLD`."
+    )
+
+
 class Settings:
     """All settings groups, read once from the environment."""
 
@@ -393,6 +429,7 @@ class Settings:
         self.backends = BackendSettings()
         self.routing = RoutingSettings()
         self.backup = BackupSettings()
+        self.fleet = FleetSettings()
 
     @property
     def groups(self) -> dict[str, BaseSettings]:
@@ -407,6 +444,7 @@ class Settings:
             "backends": self.backends,
             "routing": self.routing,
             "backup": self.backup,
+            "fleet": self.fleet,
         }
 
     @property
@@ -439,6 +477,7 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     BackendSettings,
     RoutingSettings,
     BackupSettings,
+    FleetSettings,
 )
 
 

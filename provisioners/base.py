@@ -28,8 +28,9 @@ import builtins
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -292,6 +293,27 @@ class Provisioner(abc.ABC):
         raise UnsupportedOperationError(
             f"the {self.name or type(self).__name__} backend "
             "cannot stop; remove with keep_data=True instead"
+        )
+
+    def logs(
+        self,
+        *,
+        org_id: str,
+        since: datetime | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[str]:
+        """The instance's log lines, oldest first, without their newline.
+
+        ``tail``: only the last ``tail`` lines (None: all the backend keeps); ``since`` (an
+        aware datetime): only lines logged at or after it; ``follow``: after those, each new
+        line as it is written, until the caller stops iterating (closing the iterator releases
+        the stream). Lines are cut at :data:`provisioners.logstream.MAX_LINE_CHARS`. Nothing is
+        changed. Iterating raises ``PermanentProvisionerError`` when the org has no instance of
+        ours, ``RetryableProvisionerError`` when the engine does not answer.
+        """
+        raise UnsupportedOperationError(
+            f"the {self.name or type(self).__name__} backend cannot read instance logs"
         )
 
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default

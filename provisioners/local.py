@@ -25,8 +25,9 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from org_instance.contract import Env
 from provisioners import processes
 from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, ProvisionerOptions
 from provisioners.errors import PermanentProvisionerError
+from provisioners.logstream import file_lines
 from provisioners.naming import MANAGED_BY_LABEL, ORG_ID_LABEL, check_org_id
 from provisioners.probe import answers_ready
 
@@ -140,6 +142,23 @@ class LocalProvisioner(Provisioner):
                 raise PermanentProvisionerError(f"org {org_id} has no local instance to restart")
             await self._stop_process(self._adopt_unrecorded(state))
             return await self._status_of(await self._launch(state))
+
+    async def logs(
+        self,
+        *,
+        org_id: str,
+        since: datetime | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[str]:
+        """See :meth:`Provisioner.logs`: the lines of ``instance.log`` (every run of the
+        instance appends to it; a followed log goes on across a restart)."""
+        state = self._read(check_org_id(org_id))
+        if state is None or state.deployment_id != self.options.deployment_id:
+            raise PermanentProvisionerError(f"org {org_id} has no local instance")
+        path = self.root / org_id / "instance.log"
+        async for line in file_lines(path, since=since, tail=tail, follow=follow):
+            yield line
 
     # -- processes -----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from control_plane.backups.store import BackupStore, store_root
 from control_plane.db.models import Backup, Org, utcnow
 from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
+from control_plane.webhooks.events import emit
 from org_instance.backup.manifest import TOO_LARGE, ArchiveError, peek_manifest
 from org_instance.backup.protocol import SCOPE_BACKUP, SCOPE_RESTORE
 
@@ -66,6 +67,8 @@ async def _fail(runtime: Runtime, row_id: str, org_id: str, error: BaseException
         if row is not None:
             row.status, row.completed_at, row.error = "failed", utcnow(), message
             other.add(row)
+            data = {"org_id": org_id, "backup_id": row_id, "kind": row.kind, "error": message}
+            emit(other, "backup.failed", data)
             await other.commit()
     return message
 

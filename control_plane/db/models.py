@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from control_plane.db.types import UTCDateTime
@@ -328,3 +328,55 @@ class Backup(SQLModel, table=True):
     #: The user id of who asked, or "scheduler".
     created_by: str = Field(default="", max_length=64)
     error: str = Field(default="", max_length=2000)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An operator's receiver of platform events (``control_plane.webhooks``). Its signing
+    secret is kept encrypted (it must be read back to sign) and is shown once, at creation."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    url: str = Field(max_length=2000)
+    #: The event types it receives (``control_plane.webhooks.events.EVENT_TYPES``).
+    event_types: list[str] = _json_list()
+    description: str = Field(default="", max_length=200)
+    secret_enc: str = Field(max_length=500)
+    created_by: str = Field(default="", max_length=32)
+    created_at: datetime = _ts()
+
+
+class WebhookEvent(SQLModel, table=True):
+    """An event to deliver, written in the transaction of the change it reports (an outbox).
+    The webhook worker fans it out to the endpoints subscribed when it is dispatched."""
+
+    __table_args__ = (Index("ix_webhookevent_pending", "dispatched_at", "created_at"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    type: str = Field(max_length=64)
+    #: The JSON body sent, exactly as signed.
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+    dispatched_at: datetime | None = _ts(nullable=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: ``pending`` (retried with backoff), ``succeeded`` or
+    ``failed`` (every attempt spent). ``attempt_log`` keeps each attempt's time, HTTP status
+    (null: no answer) and error. ``lease_owner``/``lease_until`` claim it for one replica."""
+
+    __table_args__ = (
+        Index("ix_webhookdelivery_due", "status", "next_attempt_at"),
+        Index("ix_webhookdelivery_endpoint", "endpoint_id", "created_at"),
+    )
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    endpoint_id: str = Field(foreign_key="webhookendpoint.id", max_length=32)
+    event_id: str = Field(foreign_key="webhookevent.id", max_length=32)
+    event_type: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    lease_owner: str = Field(default="", max_length=64)
+    lease_until: datetime | None = _ts(nullable=True)
+    last_status_code: int | None = None
+    last_error: str = Field(default="", max_length=500)
+    attempt_log: list[dict[str, Any]] = _json_list()
+    created_at: datetime = _ts()
+    completed_at: datetime | None = _ts(nullable=True)

@@ -90,6 +90,12 @@ class Throttle:
         """Count one hit against ``key`` without refusing anything."""
         await self.strategy.hit(limit.item, key)
 
+    async def hit_count(self, limit: Limit, key: str) -> int:
+        """Count one hit against ``key`` and return the window's count with it (one atomic
+        increment: exactly one caller sees each count, e.g. the one that reaches a threshold)."""
+        item = limit.item
+        return int(await self.storage.incr(item.key_for(key), item.get_expiry()))
+
     async def release(self, limit: Limit, key: str) -> None:
         """Give back one hit :meth:`acquire` counted (the attempt turned out legitimate).
 

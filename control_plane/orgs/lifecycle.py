@@ -19,6 +19,7 @@ from control_plane.db.models import Org, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.orgs.access import OrgAccess, governs
 from control_plane.orgs.hierarchy import descendant_ids, live_children
+from control_plane.webhooks.events import emit, org_data
 
 
 async def _require_governor(db: AsyncSession, principal: Principal, org: Org, to: str) -> None:
@@ -73,6 +74,8 @@ async def set_suspended(
         _bump(org)
         db.add(org)
         await _bump_descendants(db, org)
+        if suspended:
+            emit(db, "org.suspended", org_data(org))
         record(
             db,
             action="org.suspend" if suspended else "org.resume",

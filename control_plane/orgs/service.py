@@ -35,6 +35,7 @@ from control_plane.orgs.plans import DEFAULT_PLAN, check_overrides, plan_named
 from control_plane.orgs.schemas import CreateOrgBody, OrgOut, UpdateOrgBody
 from control_plane.orgs.slugs import checked_slug
 from control_plane.reconciler.spares import claim_spare
+from control_plane.webhooks.events import emit, org_data
 
 log = structlog.get_logger("orgplane.orgs")
 
@@ -197,6 +198,7 @@ async def create_org(
         record(db, action="org.create", actor=principal.user, org_id=org.id, target_type="org",
                target_id=org.id, ip=ip, slug=slug, plan=plan, parent_id=org.parent_id,
                owner_id=owner_id)  # fmt: skip
+        emit(db, "org.created", org_data(org, plan=plan, parent_id=org.parent_id))
         await db.commit()
     except IntegrityError:
         await db.rollback()

@@ -43,6 +43,7 @@ from control_plane.routing.verify import (
     challenge_value,
     new_verification_token,
 )
+from control_plane.webhooks.events import emit
 
 log = structlog.get_logger("orgplane.routing")
 
@@ -140,13 +141,17 @@ async def add_custom_domain(
     concurrent claims: one insert commits, the others answer 409 ``domain_exists``.
     """
     canonical = canonical_hostname(hostname)
-    await check_custom_hostname(
-        db,
-        org=org,
-        hostname=canonical,
-        base_domain=base_domain,
-        reserved=reserved,
-    )
+    # Read now: after a lost race the rollback expires every object of the session.
+    conflict = {"org_id": org.id, "slug": org.slug, "hostname": canonical}
+    conflict["user_id"] = principal.user.id
+    try:
+        await check_custom_hostname(
+            db, org=org, hostname=canonical, base_domain=base_domain, reserved=reserved
+        )
+    except Conflict as exc:
+        if exc.code == "hostname_taken":  # another org has it verified
+            await _report_conflict(db, conflict)
+        raise
     count_query = select(func.count()).where(
         Domain.org_id == org.id, Domain.kind == CUSTOM, unexpired()
     )
@@ -180,6 +185,14 @@ async def add_custom_domain(
         log.info("hostname claimed concurrently by another request", hostname=canonical)
         raise Conflict("This org already has this hostname.", code="domain_exists") from None
     return domain
+
+
+async def _report_conflict(db: AsyncSession, data: dict[str, str]) -> None:
+    """Commit a ``hostname.conflict`` webhook event: the refused claim wrote nothing (a lost
+    insert race was rolled back), and the 409 that follows would roll the event back. Not a
+    rollback here: that would expire the objects a caller goes on using."""
+    emit(db, "hostname.conflict", data)
+    await db.commit()
 
 
 async def remove_custom_domain(

@@ -37,6 +37,7 @@ from control_plane.tokens.grants import (
     TOKEN_EXCHANGE_GRANT,
     OAuthError,
 )
+from control_plane.webhooks.signals import claimed_subject, count_refusal
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM = "application/x-www-form-urlencoded"
@@ -178,6 +179,10 @@ async def token_endpoint(
     except OAuthError as exc:
         if runtime.metrics is not None:
             runtime.metrics.token_request(grant, refused=exc.error)
+        if grant == TOKEN_EXCHANGE_GRANT:
+            subject = claimed_subject(params.get("subject_token"))
+            ip = client_ip(request)
+            await count_refusal(runtime, kind="token_exchange", ip=ip, user_id=subject)
         return _oauth_answer(exc.body(), exc.status, exc.headers)
     if runtime.metrics is not None:
         runtime.metrics.token_request(grant)

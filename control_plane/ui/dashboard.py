@@ -1,8 +1,11 @@
-"""The platform dashboard: every org with its phase, health, plan, members and usage."""
+"""The platform dashboard: what needs attention first (unhealthy and failed orgs, failed
+webhook deliveries, failed backups), then every org with its phase, health, plan, members and
+usage."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated, Any, Final
 
 from litestar import get
 from litestar.params import QueryParameter
@@ -11,7 +14,15 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.db.models import Instance, Membership, Org
+from control_plane.db.models import (
+    Backup,
+    Instance,
+    Membership,
+    Org,
+    WebhookDelivery,
+    WebhookEndpoint,
+    utcnow,
+)
 from control_plane.deps import DB
 from control_plane.errors import ProblemError
 from control_plane.orgs.hierarchy import live_orgs
@@ -23,6 +34,9 @@ from control_plane.ui.session import Viewer
 
 Text = Annotated[str | None, QueryParameter(max_length=200)]
 PAGE_SIZE = 50
+#: Items of each kind the attention list shows, and how far back failures count.
+ATTENTION_ITEMS: Final = 20
+ATTENTION_DAYS: Final = 7
 
 
 async def phase_counts(db: AsyncSession) -> dict[str, int]:
@@ -45,6 +59,38 @@ async def instances_of(db: AsyncSession, org_ids: list[str]) -> dict[str, Instan
     """The instance rows of the orgs, by org id."""
     rows = (await db.exec(select(Instance).where(col(Instance.org_id).in_(org_ids)))).all()
     return {row.org_id: row for row in rows}
+
+
+async def attention(db: AsyncSession) -> dict[str, list[Any]]:
+    """What an operator should look at first: live orgs that are unhealthy or failed (longest
+    in that state first), and webhook deliveries and backups that failed in the last
+    :data:`ATTENTION_DAYS` days (newest first)."""
+    since = utcnow() - timedelta(days=ATTENTION_DAYS)
+    troubled = (
+        select(Org)
+        .where(live_orgs(), col(Org.phase).in_(("unhealthy", "failed")))
+        .order_by(col(Org.updated_at))
+        .limit(ATTENTION_ITEMS)
+    )
+    deliveries = (
+        select(WebhookDelivery, WebhookEndpoint.url)
+        .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+        .where(col(WebhookDelivery.status) == "failed", col(WebhookDelivery.created_at) >= since)
+        .order_by(col(WebhookDelivery.completed_at).desc())
+        .limit(ATTENTION_ITEMS)
+    )
+    backups = (
+        select(Backup, Org.slug)
+        .join(Org, col(Org.id) == col(Backup.org_id))
+        .where(col(Backup.status) == "failed", col(Backup.created_at) >= since)
+        .order_by(col(Backup.created_at).desc())
+        .limit(ATTENTION_ITEMS)
+    )
+    return {
+        "orgs": list((await db.exec(troubled)).all()),
+        "deliveries": [{"delivery": d, "url": url} for d, url in (await db.exec(deliveries)).all()],
+        "backups": [{"backup": b, "slug": slug} for b, slug in (await db.exec(backups)).all()],
+    }
 
 
 @get("/")
@@ -98,6 +144,7 @@ async def dashboard(
         error=error,
         next_cursor=next_cursor,
         notice=notice_of(done),
+        attention=await attention(db),
     )
 
 

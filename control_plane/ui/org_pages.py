@@ -19,6 +19,7 @@ from control_plane.db.models import Instance
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
+from control_plane.instances.log_routes import recent_lines
 from control_plane.members.invites import invite_out, invites_page
 from control_plane.members.service import members_page
 from control_plane.orgs.access import OrgAccess, governs, org_access
@@ -91,6 +92,10 @@ async def new_org_submit(
     return page("org_new.html", 400, me=viewer.user, values=data, errors=errors, plans=list(PLANS))
 
 
+#: Log lines the org page's panel shows.
+PANEL_LINES = 20
+
+
 async def detail_context(
     db: AsyncSession, viewer: Principal, access: OrgAccess, *, hours: int
 ) -> dict[str, Any]:
@@ -121,16 +126,29 @@ async def detail_context(
         ),
         "range": "7d" if hours > 24 else "24h",
         "invite_out": invite_out,
+        "logs": None,  # the recent-log panel: filled by org_detail only
+        "logs_note": "",
     }
 
 
 @get("/orgs/{org_ref:str}")
 async def org_detail(
-    org_ref: FromPath[str], viewer: Viewer, db: DB, range_: Range = "24h", done: Done = None
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
+    range_: Range = "24h",
+    done: Done = None,
 ) -> Template:
-    """Instance phase and timeline, members, invites, domains, terms, usage and actions."""
+    """Instance phase and timeline, members, invites, domains, terms, usage and actions; for
+    admins, the instance's last log lines (a read of its log, audited like the API's)."""
     access = await org_access(db, viewer, org_ref)
     context = await detail_context(db, viewer, access, hours=RANGE_HOURS[range_])
+    if access.has("admin") and access.org.phase in ("running", "unhealthy", "starting"):
+        context["logs"], context["logs_note"] = await recent_lines(
+            runtime, db, viewer, access, tail=PANEL_LINES, ip=client_ip(request)
+        )
     return page("org_detail.html", notice=notice_of(done), error="", **context)
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import docker
+import requests
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.models.containers import Container
 
@@ -24,6 +27,7 @@ from provisioners.errors import (
     PermanentProvisionerError,
     RetryableProvisionerError,
 )
+from provisioners.logstream import lines_of, pumped
 from provisioners.naming import (
     MANAGED_BY_LABEL,
     ORG_ID_LABEL,
@@ -157,6 +161,34 @@ class DockerProvisioner(Provisioner):
         await off_loop(containers[0].restart, timeout=STOP_TIMEOUT)
         await off_loop(containers[0].reload)
         return await status_of(containers[0], options=self.options)
+
+    async def logs(
+        self,
+        *,
+        org_id: str,
+        since: datetime | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[str]:
+        """See :meth:`Provisioner.logs`: the container's output (stdout and stderr) as the
+        engine keeps it, through the SDK's log stream."""
+        containers = await self._containers(check_org_id(org_id))
+        if not containers:
+            raise PermanentProvisionerError(f"org {org_id} has no container")
+        stream = await off_loop(
+            containers[0].logs,
+            stream=True,
+            follow=follow,
+            stdout=True,
+            stderr=True,
+            tail="all" if tail is None else tail,
+            since=since.timestamp() if since is not None else None,
+        )
+        try:
+            async for line in lines_of(pumped(stream, stream.close)):
+                yield line
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise RetryableProvisionerError(f"Docker log stream broke: {exc}") from exc
 
     async def close(self) -> None:
         """Close the SDK client if this provisioner made it."""

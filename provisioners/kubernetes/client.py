@@ -24,6 +24,9 @@ from provisioners.errors import PermanentProvisionerError, RetryableProvisionerE
 Obj = dict[str, Any]
 FIELD_MANAGER: Final = "orgplane"
 TIMEOUT: Final = (5, 30)  # seconds to connect, to read
+#: Seconds a followed pod log may stay silent before its read gives up (callers bound the
+#: whole stream themselves).
+FOLLOW_READ_TIMEOUT: Final = 3600.0
 
 
 class Conflict(Exception):
@@ -51,6 +54,7 @@ KINDS: Final = {
     "NetworkPolicy": Kind(k8s.NetworkingV1Api, "network_policy"),
     "Ingress": Kind(k8s.NetworkingV1Api, "ingress"),
     "Deployment": Kind(k8s.AppsV1Api, "deployment"),
+    "Pod": Kind(k8s.CoreV1Api, "pod"),
     "IngressRoute": Kind(
         k8s.CustomObjectsApi, group="traefik.io", version="v1alpha1", plural="ingressroutes"
     ),
@@ -111,8 +115,16 @@ class KubeClient:
         else:
             scope = "namespaced_" if spec.namespaced else ""
             method = getattr(api, f"{verb}_{scope}{spec.snake}")
+        response = self._invoke(kind, verb, method, *args, **kwargs)
+        body: Obj = json.loads(response.data or b"{}")
+        return body
+
+    @staticmethod
+    def _invoke(kind: str, verb: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)`` under the error rules: 404 (and 409 on create) pass
+        through as ``ApiException``; the rest become provisioner errors."""
         try:
-            response = method(*args, **kwargs)
+            return method(*args, **kwargs)
         except k8s.ApiException as exc:
             if exc.status == 404 or (exc.status == 409 and verb == "create"):
                 raise
@@ -125,8 +137,6 @@ class KubeClient:
             ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise RetryableProvisionerError(f"Kubernetes API unreachable: {exc}") from exc
-        body: Obj = json.loads(response.data or b"{}")
-        return body
 
     @staticmethod
     def _custom(verb: str, spec: Kind, api: Any, args: tuple[Any, ...]) -> tuple[Any, Any]:
@@ -225,6 +235,38 @@ class KubeClient:
             return []
         items: list[Obj] = answer.get("items") or []
         return items
+
+    def pod_log(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        tail: int | None,
+        since_seconds: int | None,
+        follow: bool,
+    ) -> Any:
+        """The pod's log as an open ``urllib3`` response (read it with ``stream``, then
+        ``release_conn``); None when the pod is gone. A followed log has no read timeout."""
+        params: dict[str, Any] = {"follow": follow}
+        if tail is not None:
+            params["tail_lines"] = tail
+        if since_seconds is not None:
+            params["since_seconds"] = since_seconds
+        _, api = self._api("Pod")
+        timeout = (TIMEOUT[0], FOLLOW_READ_TIMEOUT) if follow else TIMEOUT
+        try:
+            return self._invoke(
+                "Pod",
+                "read log of",
+                api.read_namespaced_pod_log,
+                name,
+                namespace,
+                _preload_content=False,
+                _request_timeout=timeout,
+                **params,
+            )
+        except k8s.ApiException:  # only 404 passes through _invoke
+            return None
 
     def close(self) -> None:
         """Close the underlying API client."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -22,6 +23,7 @@ from provisioners.errors import PermanentProvisionerError, RetryableProvisionerE
 from provisioners.kubernetes.client import Conflict, KubeClient, Obj, load_api_client
 from provisioners.kubernetes.deployment_status import deployment_status
 from provisioners.kubernetes.manifests import desired_objects
+from provisioners.logstream import lines_of, pumped
 from provisioners.naming import (
     MANAGED_BY_LABEL,
     ORG_ID_LABEL,
@@ -140,6 +142,47 @@ class KubernetesProvisioner(Provisioner):
             return deployment_status(deployments[0], options=self.options)
         leftovers = await self._leftovers(org_id)
         return leftovers.get(org_id)
+
+    async def logs(
+        self,
+        *,
+        org_id: str,
+        since: datetime | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[str]:
+        """See :meth:`Provisioner.logs`: the log of the org's pod (the running one, else the
+        newest), as the API server's ``pods/log`` gives it. ``since`` is rounded down to whole
+        seconds, the API's unit."""
+        pods = await self._ours("Pod", check_org_id(org_id))
+        if not pods:
+            raise PermanentProvisionerError(f"org {org_id} has no pod")
+        pod = max(pods, key=_pod_rank)
+        meta = pod["metadata"]
+        since_seconds = None
+        if since is not None:
+            ago = (datetime.now(UTC) - since).total_seconds()
+            if ago < 0 and not follow:
+                return  # nothing was logged after a time still to come
+            since_seconds = max(1, math.ceil(ago))
+        response = await self._run(
+            self.kube.pod_log,
+            meta["name"],
+            meta["namespace"],
+            tail=tail,
+            since_seconds=since_seconds,
+            follow=follow,
+        )
+        if response is None:
+            raise PermanentProvisionerError(f"the pod of org {org_id} is gone")
+
+        def close() -> None:
+            response.close()
+            response.release_conn()
+
+        chunks = response.stream(4096, decode_content=True)
+        async for line in lines_of(pumped(chunks, close)):
+            yield line
 
     async def remove(self, *, org_id: str, keep_data: bool) -> None:
         """See :meth:`Provisioner.remove`."""
@@ -331,3 +374,9 @@ class KubernetesProvisioner(Provisioner):
             )
             for org, names in found.items()
         }
+
+
+def _pod_rank(pod: Obj) -> tuple[bool, str]:
+    """Running pods first, then the newest (a rollout's old and new pod may both exist)."""
+    phase = (pod.get("status") or {}).get("phase", "")
+    return phase == "Running", str(pod["metadata"].get("creationTimestamp") or "")

@@ -127,6 +127,13 @@ OBSERVED_IN = {
     "ORGPLANE_START_TIMEOUT": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_DOMAIN_RECHECK_HOURS": "tests/reconciler/test_settings_effects.py",
     "ORGPLANE_DOMAIN_CLAIM_TTL_HOURS": "tests/routing/test_domain_claims.py",
+    "ORGPLANE_INSTANCE_LOGS_MAX_TAIL": "tests/fleet/test_instance_logs_api.py",
+    "ORGPLANE_INSTANCE_LOGS_MAX_SECONDS": "tests/fleet/test_instance_logs_api.py",
+    "ORGPLANE_WEBHOOK_ALLOW_PRIVATE": "tests/fleet/test_webhooks.py",
+    "ORGPLANE_WEBHOOK_MAX_ATTEMPTS": "tests/fleet/test_webhooks.py",
+    "ORGPLANE_WEBHOOK_RETRY_SECONDS": "tests/fleet/test_webhooks.py",
+    "ORGPLANE_SECURITY_SIGNAL_THRESHOLD": "tests/fleet/test_security_signal.py",
+    "ORGPLANE_SECURITY_SIGNAL_WINDOW": "tests/fleet/test_security_signal.py",
 }
 
 #: Empty: every setting is observed. A new setting no test observes yet goes here with the reason.

@@ -120,6 +120,12 @@ holds the same table; change both together.
   resources: ["deployments"]
   verbs: {{ toJson $manage }}
 - apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: [""]
   resources: ["resourcequotas"]
   verbs: {{ toJson (ternary $manage $sweep $perOrg) }}
 - apiGroups: ["networking.k8s.io"]
