@@ -59,6 +59,12 @@ async def test_api_changes_write_their_events(
     host = {"hostname": "shop.example.org"}
     added = await client.post("/api/v1/orgs/acme/domains", headers=admin, json=host)
     assert added.status_code == 201, added.text
+    async with direct_db(client) as db:  # proved by DNS: only then does it bar other orgs
+        domain = await db.get(Domain, added.json()["id"])
+        assert domain is not None
+        domain.verified = True
+        db.add(domain)
+        await db.commit()
     taken = await client.post("/api/v1/orgs/rival/domains", headers=admin, json=host)
     assert taken.status_code == 409
     (conflict,) = await _events(client, "hostname.conflict")
