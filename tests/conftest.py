@@ -8,6 +8,7 @@ import inspect
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,10 +23,10 @@ from control_plane.db.engine import make_engine
 from control_plane.db.migrate import upgrade
 from control_plane.security import passwords
 from control_plane.settings import Settings
-from tests.support import logscan
+from tests.support import kubecluster, logscan
 from tests.support.api import add_user, login
 from tests.support.db import create_postgres_database, create_template, drop_postgres_database
-from tests.support.services import need, postgres_available
+from tests.support.services import docker_available, need, postgres_available
 
 TEST_SECRET = "test-deployment-secret-not-for-production"
 
@@ -62,6 +63,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
+            continue
+        if "kube_cluster" in info.names_closure or item.get_closest_marker("cluster"):
+            # One cluster per session: every test using it (also through getfixturevalue,
+            # which such tests declare with the ``cluster`` mark) on one worker.
+            item.add_marker(pytest.mark.xdist_group("kube_cluster"))
             continue
         for name in info.names_closure:
             definitions = info.name2fixturedefs.get(name) or ()
@@ -240,3 +246,26 @@ def stop_leftover_instances(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         if data_dir.decode(errors="replace").startswith(base):
             with contextlib.suppress(OSError):
                 os.kill(int(proc.name), signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> Iterator[kubecluster.Cluster]:
+    """A real one-node Kubernetes v1.20.2 (tests/support/kubecluster.py), started once per
+    session from the binaries scripts/k8s/build.sh cached, and stopped at the end; or the
+    cluster ``ORGPLANE_TEST_KUBECONFIG`` names. Missing binaries fail under CI, skip elsewhere.
+    Every test using it runs on one xdist worker (pytest_collection_modifyitems)."""
+    own = os.environ.get("ORGPLANE_TEST_KUBECONFIG")
+    if own:
+        yield kubecluster.external(own)
+        return
+    need(kubecluster.missing() or "", kubecluster.missing() is None)
+    need("Docker", docker_available())
+    from tests.provisioners.harness import INSTANCE_IMAGE
+
+    present = subprocess.run(["docker", "image", "inspect", INSTANCE_IMAGE], capture_output=True)
+    need(f"the image {INSTANCE_IMAGE} (scripts/build-images.sh)", present.returncode == 0)
+    cluster = kubecluster.start(images=(INSTANCE_IMAGE,))
+    try:
+        yield cluster
+    finally:
+        kubecluster.stop(cluster)
