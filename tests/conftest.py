@@ -65,8 +65,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if info is None:
             continue
         if "kube_cluster" in info.names_closure or item.get_closest_marker("cluster"):
-            # One cluster per session: every test using it (also through getfixturevalue,
-            # which such tests declare with the ``cluster`` mark) on one worker.
+            # Every test using the cluster (also through getfixturevalue, which such tests
+            # declare with the ``cluster`` mark) in one group. The workers share one cluster
+            # anyway (kubecluster.shared): with pytest 9 and xdist 3.8 the groups are ignored.
             item.add_marker(pytest.mark.xdist_group("kube_cluster"))
             continue
         for name in info.names_closure:
@@ -102,6 +103,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if factory is None:
         return
     root = factory.getbasetemp()
+    kubecluster.stop_shared(root)  # the workers' shared cluster, once every worker is done
     findings = logscan.unhandled_exceptions(root)
     if findings:
         config.stash[_LOG_FINDINGS] = logscan.report(findings, root)
@@ -249,11 +251,12 @@ def stop_leftover_instances(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def kube_cluster() -> Iterator[kubecluster.Cluster]:
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kubecluster.Cluster]:
     """A real one-node Kubernetes v1.20.2 (tests/support/kubecluster.py), started once per
     session from the binaries scripts/k8s/build.sh cached, and stopped at the end; or the
     cluster ``ORGPLANE_TEST_KUBECONFIG`` names. Missing binaries fail under CI, skip elsewhere.
-    Every test using it runs on one xdist worker (pytest_collection_modifyitems)."""
+    Under xdist the first worker that needs it starts it and the others use it
+    (``kubecluster.shared``); the controller stops it when the session ends."""
     own = os.environ.get("ORGPLANE_TEST_KUBECONFIG")
     if own:
         yield kubecluster.external(own)
@@ -264,6 +267,9 @@ def kube_cluster() -> Iterator[kubecluster.Cluster]:
 
     present = subprocess.run(["docker", "image", "inspect", INSTANCE_IMAGE], capture_output=True)
     need(f"the image {INSTANCE_IMAGE} (scripts/build-images.sh)", present.returncode == 0)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one cluster for every worker, stopped at the end
+        yield kubecluster.shared(tmp_path_factory.getbasetemp().parent, images=(INSTANCE_IMAGE,))
+        return
     cluster = kubecluster.start(images=(INSTANCE_IMAGE,))
     try:
         yield cluster

@@ -21,7 +21,9 @@ dockerd-for-kubelet.sh); Kubernetes is Apache-2.0 (The Kubernetes Authors).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
+import json
 import os
 import random
 import shutil
@@ -82,9 +84,36 @@ class Cluster:
     run_dir: Path | None = None
     bridge: str | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: What to stop, by name (kubelet, dockerd, ...): pid.
+    pids: dict[str, int] = field(default_factory=dict)
     #: Seconds from start to a Ready node with the images loaded (0 for an external cluster).
     started_in: float = 0.0
     traefik_crds: bool = False
+
+    def state(self) -> dict[str, Any]:
+        """Where the cluster is and what to stop (:func:`shared`, :func:`stop_shared`)."""
+        return {
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "engine": self.engine,
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "bridge": self.bridge,
+            "pids": self.pids,
+            "started_in": self.started_in,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Cluster:
+        run_dir = state["run_dir"]
+        return cls(
+            kubeconfig=Path(state["kubeconfig"]),
+            server=state["server"],
+            engine=state["engine"],
+            run_dir=Path(run_dir) if run_dir else None,
+            bridge=state["bridge"],
+            pids={str(k): int(v) for k, v in state["pids"].items()},
+            started_in=float(state["started_in"]),
+        )
 
     @property
     def ca_file(self) -> str | None:
@@ -109,8 +138,8 @@ class Cluster:
     def namespace(self, name: str) -> str:
         """Make namespace ``name`` unless it exists, and wait for its default service account
         (pods cannot be created before the controller made it); answers ``name``."""
-        if not self.kubectl("get", "namespace", name, "--ignore-not-found", "-o", "name"):
-            self.kubectl("create", "namespace", name)
+        # A server-side apply: tests on several workers may ask for it at the same time.
+        self.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}])
         wait_until(
             lambda: self.kubectl("-n", name, "get", "serviceaccount", "default", check=False),
             what=f"the default service account of {name}",
@@ -531,9 +560,10 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
         )
         cluster.namespace("default")
     except BaseException:
-        _teardown(run, starter.processes, starter.bridge, engine=None)
+        _teardown(run, _names(starter.processes), starter.bridge, None, starter.processes)
         raise
     cluster.processes = starter.processes
+    cluster.pids = _names(starter.processes)
     cluster.bridge = starter.bridge
     cluster.started_in = time.monotonic() - began
     return cluster
@@ -551,22 +581,59 @@ def external(kubeconfig: str) -> Cluster:
     return Cluster(kubeconfig=Path(kubeconfig), server=server)
 
 
+def _names(processes: list[subprocess.Popen[bytes]]) -> dict[str, int]:
+    return {Path(str(p.args[0])).name: p.pid for p in processes}  # type: ignore[index]
+
+
+#: Under xdist, the cluster of a session is shared by its workers through these files in the
+#: session's base temporary directory: ``--dist loadgroup`` cannot keep the tests on one worker
+#: (xdist 3.8 renames ``item._nodeid``, which pytest 9 no longer reads: the groups are ignored).
+_STATE = "kube-cluster.json"
+_LOCK = "kube-cluster.lock"
+
+
+def shared(root: Path, images: tuple[str, ...] = ()) -> Cluster:
+    """The cluster of the test session whose base temporary directory is ``root``: the first
+    worker to ask starts it (under a file lock) and writes where it is; the others read that.
+    :func:`stop_shared` stops it when the session ends (the xdist controller)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / _LOCK).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = root / _STATE
+        if state.exists():
+            return Cluster.from_state(json.loads(state.read_text()))
+        cluster = start(images)
+        state.write_text(json.dumps(cluster.state()))
+        return cluster
+
+
+def stop_shared(root: Path) -> None:
+    """Stop the session's shared cluster, if a worker started one (by the pids it wrote)."""
+    state = root / _STATE
+    if state.exists():
+        stop(Cluster.from_state(json.loads(state.read_text())))
+        state.unlink()
+
+
 def stop(cluster: Cluster) -> None:
     """Stop what :func:`start` started (by pid), remove the pods' containers, unmount the
     kubelet's volumes and remove the bridge and the run folder. An external cluster: nothing."""
     if cluster.run_dir is None:
         return
-    _teardown(cluster.run_dir, cluster.processes, cluster.bridge, engine=cluster.engine)
+    _teardown(cluster.run_dir, cluster.pids, cluster.bridge, cluster.engine, cluster.processes)
 
 
 def _teardown(
-    run: Path, processes: list[subprocess.Popen[bytes]], bridge: str | None, *, engine: str | None
+    run: Path,
+    pids: dict[str, int],
+    bridge: str | None,
+    engine: str | None,
+    processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    by_name = {Path(str(p.args[0])).name: p for p in processes}  # type: ignore[index]
-    kubelet = by_name.get("kubelet")
-    if kubelet is not None:
-        _end(kubelet)
-    if engine is not None and by_name.get("dockerd") is not None:
+    own = {proc.pid: proc for proc in processes}
+    if "kubelet" in pids:
+        _end([pids["kubelet"]], own)
+    if engine is not None and "dockerd" in pids:
         ids = subprocess.run(
             ["docker", "-H", engine, "ps", "-aq"], capture_output=True, text=True, check=False
         ).stdout.split()
@@ -574,7 +641,7 @@ def _teardown(
             subprocess.run(
                 ["docker", "-H", engine, "rm", "-f", *ids], capture_output=True, check=False
             )
-    _end(*processes)
+    _end(list(pids.values()), own)
     mounts = [
         line.split()[1]
         for line in Path("/proc/mounts").read_text().splitlines()
@@ -584,21 +651,29 @@ def _teardown(
         subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
     if bridge is not None:
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
-    shutil.rmtree(run, ignore_errors=True)
+    # The engine's data root holds the unpacked images (thousands of files): removed in the
+    # background, so the session does not wait for it.
+    subprocess.Popen(["rm", "-rf", "--one-file-system", str(run)], start_new_session=True)
 
 
-def _end(*procs: subprocess.Popen[bytes]) -> None:
+def _gone(pid: int, own: dict[int, subprocess.Popen[bytes]]) -> bool:
+    if pid in own:
+        return own[pid].poll() is not None
+    try:  # another process's child (a worker that has exited): gone, or a zombie
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return state[state.rindex(")") + 2] == "Z"
+
+
+def _end(pids: list[int], own: dict[int, subprocess.Popen[bytes]]) -> None:
     """SIGTERM to each (its own session's group, by pid), then SIGKILL to any still running
     after 5 s."""
-    running = [proc for proc in procs if proc.poll() is None]
-    for proc in running:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    for proc in running:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+    for signum, seconds in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 15.0)):
+        running = [pid for pid in pids if not _gone(pid, own)]
+        for pid in running:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+                os.killpg(pid, signum)
+        deadline = time.monotonic() + seconds
+        while any(not _gone(pid, own) for pid in running) and time.monotonic() < deadline:
+            time.sleep(0.05)
