@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test test-fast lint fmt bench images docs clean
+.PHONY: help install run test test-fast lint fmt bench images docs clean k8s
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ fmt: $(STAMP) ## Format and autofix with ruff
 
 bench: $(STAMP) ## Run the benchmarks (BENCH_ARGS="--all", "--list" or names); table + benchmarks/results/*.json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+k8s: $(STAMP) ## Build Kubernetes 1.20.2 from Debian's source once (cached in /var/cache/orgplane) and fetch Traefik 3.0.4, for the cluster tests
+	scripts/k8s/build.sh
+	scripts/k8s/traefik.sh
 
 images: ## Build the control-plane, org-instance, Traefik and Redis images (offline; see scripts/build-images.sh)
 	scripts/build-images.sh

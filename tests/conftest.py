@@ -8,6 +8,7 @@ import inspect
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,10 +23,10 @@ from control_plane.db.engine import make_engine
 from control_plane.db.migrate import upgrade
 from control_plane.security import passwords
 from control_plane.settings import Settings
-from tests.support import logscan
+from tests.support import kubecluster, logscan
 from tests.support.api import add_user, login
 from tests.support.db import create_postgres_database, create_template, drop_postgres_database
-from tests.support.services import need, postgres_available
+from tests.support.services import docker_available, need, postgres_available
 
 TEST_SECRET = "test-deployment-secret-not-for-production"
 
@@ -63,6 +64,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
+        if "kube_cluster" in info.names_closure or item.get_closest_marker("cluster"):
+            # Every test using the cluster (also through getfixturevalue, which such tests
+            # declare with the ``cluster`` mark) in one group. The workers share one cluster
+            # anyway (kubecluster.shared): with pytest 9 and xdist 3.8 the groups are ignored.
+            item.add_marker(pytest.mark.xdist_group("kube_cluster"))
+            continue
         for name in info.names_closure:
             definitions = info.name2fixturedefs.get(name) or ()
             shared = [
@@ -96,6 +103,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if factory is None:
         return
     root = factory.getbasetemp()
+    kubecluster.stop_shared(root)  # the workers' shared cluster, once every worker is done
     findings = logscan.unhandled_exceptions(root)
     if findings:
         config.stash[_LOG_FINDINGS] = logscan.report(findings, root)
@@ -240,3 +248,30 @@ def stop_leftover_instances(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         if data_dir.decode(errors="replace").startswith(base):
             with contextlib.suppress(OSError):
                 os.kill(int(proc.name), signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kubecluster.Cluster]:
+    """A real one-node Kubernetes v1.20.2 (tests/support/kubecluster.py), started once per
+    session from the binaries scripts/k8s/build.sh cached, and stopped at the end; or the
+    cluster ``ORGPLANE_TEST_KUBECONFIG`` names. Missing binaries fail under CI, skip elsewhere.
+    Under xdist the first worker that needs it starts it and the others use it
+    (``kubecluster.shared``); the controller stops it when the session ends."""
+    own = os.environ.get("ORGPLANE_TEST_KUBECONFIG")
+    if own:
+        yield kubecluster.external(own)
+        return
+    need(kubecluster.missing() or "", kubecluster.missing() is None)
+    need("Docker", docker_available())
+    from tests.provisioners.harness import INSTANCE_IMAGE
+
+    present = subprocess.run(["docker", "image", "inspect", INSTANCE_IMAGE], capture_output=True)
+    need(f"the image {INSTANCE_IMAGE} (scripts/build-images.sh)", present.returncode == 0)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one cluster for every worker, stopped at the end
+        yield kubecluster.shared(tmp_path_factory.getbasetemp().parent, images=(INSTANCE_IMAGE,))
+        return
+    cluster = kubecluster.start(images=(INSTANCE_IMAGE,))
+    try:
+        yield cluster
+    finally:
+        kubecluster.stop(cluster)

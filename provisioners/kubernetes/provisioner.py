@@ -358,11 +358,17 @@ class KubernetesProvisioner(Provisioner):
         )
 
     async def _leftovers(self, org_id: str = "") -> dict[str, InstanceStatus]:
-        """Orgs with objects of ours but no Deployment (kept data, or a crash's leftovers)."""
+        """Orgs with objects of ours but no Deployment (kept data, or a crash's leftovers).
+
+        An object already being deleted does not count: a removed org's volume claim stays
+        (``Terminating``, held by the server's pvc-protection finalizer) until its pod has
+        stopped, but its removal is decided and under way."""
         found: dict[str, builtins.list[str]] = {}
         for kind in LEFTOVER_KINDS:
             for obj in await self._ours(kind, org_id):
                 meta = obj["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue
                 found.setdefault(meta["labels"][ORG_ID_LABEL], []).append(f"{kind}/{meta['name']}")
         return {
             org: InstanceStatus(

@@ -42,8 +42,15 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def _template_args(values: tuple[Path, ...], sets: tuple[str, ...]) -> list[str]:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+def _template_args(
+    values: tuple[Path, ...],
+    sets: tuple[str, ...],
+    kube_version: str | None = None,
+    namespace: str = NAMESPACE,
+) -> list[str]:
+    args = ["template", RELEASE, str(CHART), "--namespace", namespace]
+    if kube_version is not None:  # .Capabilities.KubeVersion (helm's own default otherwise)
+        args += ["--kube-version", kube_version]
     for path in values:
         args += ["--values", str(path)]
     for assignment in sets:
@@ -52,20 +59,28 @@ def _template_args(values: tuple[Path, ...], sets: tuple[str, ...]) -> list[str]
 
 
 @cache
-def _render(values: tuple[Path, ...], sets: tuple[str, ...]) -> tuple[Manifest, ...]:
-    result = helm(*_template_args(values, sets))
+def _render(
+    values: tuple[Path, ...], sets: tuple[str, ...], kube_version: str | None, namespace: str
+) -> tuple[Manifest, ...]:
+    result = helm(*_template_args(values, sets, kube_version, namespace))
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
-def render(*values: Path, sets: tuple[str, ...] = ()) -> list[Manifest]:
-    """Every object `helm template` renders (hooks included)."""
-    return copy.deepcopy(list(_render(tuple(values), sets)))
+def render(
+    *values: Path,
+    sets: tuple[str, ...] = (),
+    kube_version: str | None = None,
+    namespace: str = NAMESPACE,
+) -> list[Manifest]:
+    """Every object `helm template` renders (hooks included), for the server version
+    ``kube_version`` when given."""
+    return copy.deepcopy(list(_render(tuple(values), sets, kube_version, namespace)))
 
 
-def render_error(*values: Path, sets: tuple[str, ...] = ()) -> str:
+def render_error(*values: Path, sets: tuple[str, ...] = (), kube_version: str | None = None) -> str:
     """helm's error output for values it must refuse (the render must fail)."""
-    result = helm(*_template_args(tuple(values), sets))
+    result = helm(*_template_args(tuple(values), sets, kube_version))
     assert result.returncode != 0, f"helm accepted {values} {sets}"
     return result.stderr
 

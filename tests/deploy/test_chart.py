@@ -139,6 +139,32 @@ def test_hard_anti_affinity_and_a_larger_budget() -> None:
 
 
 @pytest.mark.helm
+@pytest.mark.parametrize(
+    ("kube_version", "api_version"),
+    [("1.20.2", "policy/v1beta1"), ("1.21.0", "policy/v1"), (None, "policy/v1")],
+)
+def test_the_disruption_budget_uses_the_api_the_server_serves(
+    kube_version: str | None, api_version: str
+) -> None:
+    """1.20 serves PodDisruptionBudget only as policy/v1beta1 (policy/v1 came in 1.21): the
+    chart picks by the server's version (the chart floor is 1.20, tests/deploy/
+    test_chart_cluster.py applies it to a real 1.20.2 server)."""
+    objects = render(DEFAULT_VALUES, kube_version=kube_version)
+    assert only(objects, "PodDisruptionBudget")["apiVersion"] == api_version
+
+
+@pytest.mark.helm
+def test_per_org_namespaces_are_refused_below_1_25() -> None:
+    """Each org's namespace carries Pod Security ``restricted``, which only Pod Security
+    admission (1.25) enforces: below that the chart refuses the mode rather than pretend.
+    (Before the chart's floor went down to 1.20 the render failed on the floor itself, without
+    this reason: the assertion on the message failed on that code.)"""
+    error = render_error(VALUES["per-org-namespaces"], kube_version="1.24.9")
+    assert "needs Kubernetes >= 1.25" in error
+    assert of_kind(render(VALUES["per-org-namespaces"], kube_version="1.25.0"), "ClusterRole")
+
+
+@pytest.mark.helm
 def test_a_single_replica_gets_no_disruption_budget() -> None:
     # With one replica, minAvailable 1 would block every node drain.
     objects = render(DEFAULT_VALUES, sets=("replicaCount=1",))

@@ -18,12 +18,15 @@ from provisioners import processes
 from provisioners.base import InstanceStatus, ProvisionerOptions
 from provisioners.naming import ORG_ID_LABEL
 from tests.provisioners.harness import (
+    CLUSTER_RESOURCES,
     INSTANCE_IMAGE,
     TEST_RUN_LABEL,
     Harness,
     kill_local_leftovers,
+    pod_url,
 )
 from tests.provisioners.kube import api_client
+from tests.support.kubecluster import Cluster
 from tests.support.services import docker_available, need
 from tests.support.wait import children_done_with_exec, eventually
 
@@ -31,7 +34,12 @@ BACKENDS = [
     "local",
     pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow]),
     pytest.param("kubernetes", marks=pytest.mark.kmock(cls=kmock.KubernetesEmulator)),
+    # The same backend against a real API server with a kubelet (tests/support/kubecluster.py).
+    pytest.param("cluster", marks=[pytest.mark.cluster, pytest.mark.slow]),
 ]
+#: The real cluster's namespace for the contract suite (runs share it: names and labels are
+#: per org and per run).
+CLUSTER_NAMESPACE = "orgplane-contract"
 
 
 @pytest.fixture
@@ -171,6 +179,47 @@ def _kubernetes(run_id: str, server: kmock.RawHandler, clients: list[k8s.ApiClie
     )
 
 
+def _cluster(run_id: str, cluster: Cluster, clients: list[k8s.ApiClient]) -> Harness:
+    """The kubernetes backend on the real cluster: pods really run, readiness is the
+    kubelet's, and the instance is reached at its pod's address on the kubelet engine's
+    bridge (the Service's DNS name resolves only inside the cluster)."""
+    from provisioners.kubernetes import KubernetesProvisioner
+
+    def new_client() -> k8s.ApiClient:
+        clients.append(cluster.api_client())
+        return clients[-1]
+
+    apps, core = k8s.AppsV1Api(new_client()), k8s.CoreV1Api(new_client())
+
+    async def count(org_id: str) -> int:
+        selector = f"{ORG_ID_LABEL}={org_id}"
+        answer = await asyncio.to_thread(
+            apps.list_deployment_for_all_namespaces, label_selector=selector
+        )
+        return len(answer.items)
+
+    async def ready(_: InstanceStatus) -> None:
+        return None
+
+    async def reach(status: InstanceStatus) -> str:
+        return await pod_url(core, status)
+
+    cluster.install_traefik_crds()  # org routes are IngressRoutes, as with Traefik installed
+    options = ProvisionerOptions(
+        deployment_id=run_id, kubernetes_namespace=cluster.namespace(CLUSTER_NAMESPACE)
+    )
+    return Harness(
+        "cluster",
+        options,
+        lambda o: KubernetesProvisioner(options=o, api_client=new_client()),
+        count,
+        True,
+        ready,
+        reach=reach,
+        spec_changes={"resources": CLUSTER_RESOURCES},
+    )
+
+
 #: Instances are counted per org id (unique per test), whichever deployment made them.
 @pytest.fixture(params=BACKENDS)
 def harness(request: pytest.FixtureRequest, run_id: str, tmp_path: Path) -> Iterator[Harness]:
@@ -182,6 +231,8 @@ def harness(request: pytest.FixtureRequest, run_id: str, tmp_path: Path) -> Iter
         client = request.getfixturevalue("docker_client")
         request.getfixturevalue("instance_image")
         made = _docker(run_id, client)
+    elif request.param == "cluster":
+        made = _cluster(run_id, request.getfixturevalue("kube_cluster"), clients)
     else:
         made = _kubernetes(run_id, request.getfixturevalue("kmock"), clients)
     try:

@@ -27,9 +27,12 @@ from provisioners.base import (
     Resources,
     instance_env,
 )
+from provisioners.naming import ORG_ID_LABEL
 from tests.support.wait import WaitTimeout, eventually
 
 INSTANCE_IMAGE = os.environ.get("ORGPLANE_TEST_INSTANCE_IMAGE", "orgplane-instance:dev")
+#: What an instance asks of the one-node test cluster (2 CPUs: a plan's 0.5 would fit 4 pods).
+CLUSTER_RESOURCES = Resources(cpu=0.25, memory_mb=256, storage_mb=256)
 #: Every object a test makes carries this label with the run's id, and is removed by it.
 TEST_RUN_LABEL = "orgplane.test-run"
 
@@ -94,6 +97,10 @@ class Harness:
     runs_instances: bool
     mark_ready: Callable[[InstanceStatus], Awaitable[None]]
     made: list[Provisioner] = dataclasses.field(default_factory=list)
+    #: The base URL the test reaches a running instance at (default: its endpoint).
+    reach: Callable[[InstanceStatus], Awaitable[str]] | None = None
+    #: Changes to every spec of this backend (a real cluster's smaller CPU requests).
+    spec_changes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def provisioner(self, **option_changes: Any) -> Provisioner:
         """A new provisioner object (as after a control-plane restart)."""
@@ -103,7 +110,11 @@ class Harness:
 
     def spec(self, **kwargs: Any) -> InstanceSpec:
         """A spec labelled with this run."""
-        return make_spec(run_id=self.options.deployment_id, **kwargs)
+        return make_spec(run_id=self.options.deployment_id, **{**self.spec_changes, **kwargs})
+
+    async def url(self, status: InstanceStatus) -> str:
+        """Where the test reaches the running instance ``status`` describes."""
+        return await self.reach(status) if self.reach is not None else status.endpoint
 
 
 async def wait_for_state(
@@ -143,3 +154,26 @@ def kill_local_leftovers(deployment_ids: list[str]) -> int:
             except (ProcessLookupError, PermissionError):
                 pass
     return killed
+
+
+async def pod_url(core: Any, status: InstanceStatus, *, port: int = 8000) -> str:
+    """``http://<pod IP>:<port>`` of the org's ready pod on a real cluster (the kubelet
+    engine's bridge is routed from the host; the Service's name resolves only in-cluster)."""
+    import asyncio
+
+    selector = f"{ORG_ID_LABEL}={status.org_id}"
+
+    async def ready_pod_ip() -> str | None:
+        pods = await asyncio.to_thread(
+            core.list_namespaced_pod, status.handle["namespace"], label_selector=selector
+        )
+        for pod in pods.items:
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or ()
+            )
+            if ready and pod.status.pod_ip and pod.metadata.deletion_timestamp is None:
+                return str(pod.status.pod_ip)
+        return None
+
+    ip = await eventually(ready_pod_ip, what=f"a ready pod of org {status.org_id}", timeout=60)
+    return f"http://{ip}:{port}"

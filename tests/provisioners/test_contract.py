@@ -1,14 +1,16 @@
 """The provisioner contract (provisioners/base.py), run unchanged against every backend:
-local processes, the real Docker engine, and Kubernetes on kmock's emulator.
+local processes, the real Docker engine, Kubernetes on kmock's emulator, and Kubernetes on a
+real one-node cluster (API server, controllers, scheduler, kubelet: tests/support/kubecluster.py).
 
 What it proves: apply is idempotent (twice = one instance, same object); status is None before
 anything exists and after removal; removal is idempotent and keep_data leaves data only; list
 shows this deployment's orgs only and another deployment's objects are never touched; a new
 provisioner object (a control-plane restart) finds and adopts what the old one made; a changed
 spec still leaves one instance; adopting a spec (after a warm-pool claim) leaves the running
-instance alone; stop keeps the instance and apply starts it again; and where
-instances really run (local, Docker) the instance answers /healthz at the reported endpoint once
-the backend says it runs.
+instance alone; stop keeps the instance and apply starts it again; and where instances really
+run (local, Docker, the real cluster) the instance answers /healthz once the backend says it
+runs (at the reported endpoint; on the cluster at its pod's address, as the Service's name
+resolves only inside the cluster).
 """
 
 from __future__ import annotations
@@ -192,9 +194,10 @@ async def test_the_instance_runs_and_answers_at_its_endpoint(harness: Harness) -
     if harness.runs_instances:
         # "running" is the backend's word that the instance runs (a Docker container without
         # a health check runs before its server listens); it answers soon after, or never.
+        base = await harness.url(running)
         async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-            healthz = await answer_within(client, f"{running.endpoint}/healthz", seconds=30)
-            readyz = await client.get(f"{running.endpoint}/readyz")
+            healthz = await answer_within(client, f"{base}/healthz", seconds=30)
+            readyz = await client.get(f"{base}/readyz")
         assert healthz.status_code == 200
         assert readyz.status_code == 200
 

@@ -72,6 +72,13 @@ def traefik_binary() -> str | None:
     return str(local) if local.exists() else shutil.which("traefik")
 
 
+def traefik_kubernetes_binary() -> str | None:
+    """Traefik 3.0.4 (``scripts/k8s/traefik.sh``: ``.tools/traefik-3.0.4``) for the
+    kubernetescrd provider against the 1.20 test cluster: 3.5+ needs EndpointSlice."""
+    local = REPO / ".tools" / "traefik-3.0.4" / "bin" / "traefik"
+    return str(local) if local.exists() else None
+
+
 def chromium_binary() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

