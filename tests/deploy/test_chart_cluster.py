@@ -94,11 +94,13 @@ async def test_the_chart_applies_and_its_service_account_can_do_exactly_the_back
 
         await eventually(gone, what="the org removed as the service account", timeout=120)
 
-        # Not granted: pods, ConfigMaps, other namespaces, namespaces, nodes, its own RBAC.
+        # Granted for instance logs (docs/operations.md): listing pods, reading their logs.
         core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+        await asyncio.to_thread(core.list_namespaced_pod, NAMESPACE)
+        # Not granted: changing pods, ConfigMaps, other namespaces, namespaces, nodes, its RBAC.
         configmap = {"metadata": {"name": "x"}, "data": {}}
         denied = {
-            "list pods": lambda: core.list_namespaced_pod(NAMESPACE),
+            "delete a pod": lambda: core.delete_namespaced_pod("x", NAMESPACE),
             "create configmap": lambda: core.create_namespaced_config_map(NAMESPACE, configmap),
             "read kube-system secrets": lambda: core.list_namespaced_secret("kube-system"),
             "list default secrets": lambda: core.list_namespaced_secret("default"),
