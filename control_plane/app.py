@@ -30,9 +30,11 @@ from control_plane.bootstrap import prepare_database
 from control_plane.db.engine import private_sqlite_files
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
+from control_plane.identity.recovery_routes import ROUTES as RECOVERY_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
+from control_plane.mail.sender import sending
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
 from control_plane.metrics import ROUTES as METRICS_ROUTES
 from control_plane.metrics import ControlPlaneMetrics, HTTPMetricsMiddleware
@@ -75,12 +77,16 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(db: NamedDependency[AsyncSession]) -> dict[str, str]:
-    """Readiness: the database answers."""
+async def readyz(
+    db: NamedDependency[AsyncSession], runtime: NamedDependency[Runtime]
+) -> dict[str, str]:
+    """Readiness: the database answers. ``mail`` says whether email can be sent (not a
+    condition of readiness: a platform without SMTP serves, without mail)."""
     from sqlalchemy import text
 
     await db.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    return {"status": "ready"}
+    mail = "smtp" if runtime.settings.mail.enabled else "not configured"
+    return {"status": "ready", "mail": mail}
 
 
 @contextmanager
@@ -110,7 +116,7 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], Any]:
         app.state.runtime = runtime
         runtime.metrics = app.state.metrics
         try:
-            async with provisioning(app, runtime):
+            async with provisioning(app, runtime), sending(runtime):
                 log.info("control plane ready", url=runtime.issuer, mode=settings.server.mode)
                 with _startup_frozen():
                     yield
@@ -130,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             *IDENTITY_ROUTES,
+            *RECOVERY_ROUTES,
             *ORG_ROUTES,
             *MEMBER_ROUTES,
             *AUDIT_ROUTES,
