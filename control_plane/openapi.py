@@ -73,8 +73,14 @@ OWN_CREDENTIAL = {
 
 
 #: Operations that check a password (401 ``invalid_credentials``) or a flood limit (429).
-CHECKS_PASSWORD = frozenset({"/api/v1/auth/login", "/api/v1/me/password"})
-RATE_LIMITED = CHECKS_PASSWORD | {"/api/v1/instances/heartbeat"}
+CHECKS_PASSWORD = frozenset({"/api/v1/auth/login", "/api/v1/me/password", "/api/v1/me/email"})
+RATE_LIMITED = CHECKS_PASSWORD | {
+    "/api/v1/instances/heartbeat",
+    "/api/v1/auth/password-reset",
+    "/api/v1/me/email-verification",
+}
+#: One-time email links answer 410 ``link_used`` / ``link_expired``.
+ONE_TIME_LINKS = frozenset({"/api/v1/auth/password-reset/confirm", "/api/v1/auth/verify-email"})
 #: OAuth endpoints answer their errors as RFC 6749 §5.2 JSON (RFC 7009 and RFC 7662 reuse it),
 #: with the statuses each can answer.
 OAUTH_ERRORS = {
@@ -107,7 +113,10 @@ def _security(handler: HTTPRouteHandler, path: str) -> list[dict[str, list[str]]
 def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, ResponseSpec]:
     errors = {
         400: problem_spec("Invalid input (`code` names the rule), or an invalid Host header."),
-        503: problem_spec("A store cannot be reached; retry after `Retry-After` seconds."),
+        503: problem_spec(
+            "A store cannot be reached; retry after `Retry-After` seconds. Or, where the "
+            "operation sends email, `mail_not_configured`: the platform has no SMTP server."
+        ),
     }
     if secured or path in CHECKS_PASSWORD:
         errors[401] = problem_spec("No valid credentials; see WWW-Authenticate.")
@@ -121,6 +130,8 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
     if any(part in path for part in BACKUP_PARTS):
         errors[409] = problem_spec("The instance is busy, or the backup is not ready.")
         errors[422] = problem_spec("The archive, backup or confirmation is refused.")
+    if path in ONE_TIME_LINKS:
+        errors[410] = problem_spec("The link was used already, or has expired.")
     if path in RATE_LIMITED:
         errors[429] = problem_spec("Rate limited; retry after `Retry-After` seconds.")
     if path in OAUTH_ERRORS:

@@ -96,6 +96,9 @@ async def test_an_unverified_account_cannot_join_an_org(
     assert_problem(added, 403, "email_unverified")
     async with direct_db(client) as db:
         assert len((await db.exec(select(Membership))).all()) == 1  # alice's only
+    # It signs in, and may make orgs of its own.
+    own = await client.post("/api/v1/orgs", headers=squatter, json={"name": "Own", "slug": "own"})
+    assert own.status_code == 202, own.text
 
     # The owner of the address follows the link mailed to it: then the invite works.
     (message,) = await mail_to(box, "victim@example.com")
