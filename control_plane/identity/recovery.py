@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
@@ -167,5 +168,9 @@ async def confirm_email(db: AsyncSession, *, token: str, ip: str) -> User:
     record(
         db, action="user.email_verified", actor=user, target_type="user", target_id=user.id, ip=ip
     )
-    await db.commit()
+    try:
+        await db.commit()
+    except IntegrityError:  # the address was taken between the check and the commit
+        await db.rollback()
+        raise Conflict("Another account has this email now.", code="email_taken") from None
     return user

@@ -40,6 +40,7 @@ NOTICES: Final = {
     "key_rotated": "A new signing key was published; it signs after one JWKS cache lifetime.",
     "user_created": "User created.",
     "user_updated": "User updated.",
+    "reset_link_sent": "A password-reset link is on its way to the user.",
 }
 
 

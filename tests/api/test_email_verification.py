@@ -19,7 +19,7 @@ from control_plane.db.engine import make_engine
 from control_plane.db.migrate import upgrade
 from control_plane.db.models import EmailToken, Membership, User
 from control_plane.settings import Settings
-from tests.support.api import PASSWORD, assert_problem, direct_db, login
+from tests.support.api import PASSWORD, add_user, assert_problem, direct_db, login
 from tests.support.orgs import make_org, user
 from tests.support.smtp import (
     Mailbox,
@@ -206,6 +206,24 @@ async def test_an_email_change_takes_effect_when_the_new_address_confirms(
     assert asked.status_code == 202, asked.text
     assert (await client.get("/api/v1/me", headers=bob)).json()["email"] == "bob@example.com"
     (message,) = await mail_to(smtp[1], "b@example.org")
+    # Someone else's address is refused at once, or when the link is followed if it was taken
+    # meanwhile.
+    await add_user(client, "carol@example.com")
+    theirs = await client.post(
+        "/api/v1/me/email",
+        headers=bob,
+        json={"email": "carol@example.com", "password": PASSWORD},
+    )
+    assert_problem(theirs, 409, "email_taken")
+    asked = await client.post(
+        "/api/v1/me/email", headers=bob, json={"email": "d@example.org", "password": PASSWORD}
+    )
+    (late,) = await mail_to(smtp[1], "d@example.org")
+    await add_user(client, "d@example.org")
+    lost = await client.post(
+        "/api/v1/auth/verify-email", json={"token": token_of(links_of(late)[0])}
+    )
+    assert_problem(lost, 409, "email_taken")
     confirmed = await client.post(
         "/api/v1/auth/verify-email", json={"token": token_of(links_of(message)[0])}
     )

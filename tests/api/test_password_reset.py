@@ -27,7 +27,7 @@ from tests.support.smtp import (
     token_of,
 )
 from tests.support.tokens import TOKEN_URL, login_body
-from tests.ui.forms import csrf_token, submit
+from tests.ui.forms import csrf_token, submit, ui_login
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -172,6 +172,14 @@ async def test_a_platform_admin_sends_a_reset_link(
             )
         ).one()
     assert event.target_id == erin
+    # The same from the admin UI's users page.
+    await ui_login(client, "root@example.com")
+    users = await client.get("/ui/admin/users")
+    assert f'action="/ui/admin/users/{erin}/password-reset"' in users.text
+    clicked = await submit(client, "/ui/admin/users", f"/ui/admin/users/{erin}/password-reset")
+    assert clicked.status_code == 303
+    assert clicked.headers["location"] == "/ui/admin/users?done=reset_link_sent"
+    assert len(await delivered(smtp[1], "erin@example.com", "Reset your", 2)) == 2
     assert event.actor_email == "root@example.com"
 
 
