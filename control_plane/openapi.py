@@ -90,6 +90,8 @@ OAUTH_ERRORS = {
 }
 #: Sign-up answers 403 ``signup_disabled`` when sign-up is off.
 SIGNUP = "/api/v1/auth/signup"
+#: A password-reset request answers 403 ``mail_not_configured`` on a platform without SMTP.
+MAIL_RESET = "/api/v1/auth/password-reset"
 #: Backup routes talk to the org's instance: 409 while it is busy or the backup not ready (reads
 #: too), 422 for an archive or confirmation refused.
 BACKUP_PARTS = ("/backups", "/export", "/import", "/restore")
@@ -113,15 +115,14 @@ def _security(handler: HTTPRouteHandler, path: str) -> list[dict[str, list[str]]
 def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, ResponseSpec]:
     errors = {
         400: problem_spec("Invalid input (`code` names the rule), or an invalid Host header."),
-        503: problem_spec(
-            "A store cannot be reached; retry after `Retry-After` seconds. Or, where the "
-            "operation sends email, `mail_not_configured`: the platform has no SMTP server."
-        ),
+        503: problem_spec("A store cannot be reached; retry after `Retry-After` seconds."),
     }
     if secured or path in CHECKS_PASSWORD:
         errors[401] = problem_spec("No valid credentials; see WWW-Authenticate.")
-    if secured or path == SIGNUP:
-        errors[403] = problem_spec("Not allowed (for sign-up: sign-up is disabled).")
+    if secured or path in (SIGNUP, MAIL_RESET):
+        errors[403] = problem_spec(
+            "Not allowed (sign-up disabled, or `mail_not_configured`: no SMTP server)."
+        )
     if "{" in path or secured:  # path or query parameters that name an org, user, ...
         errors[404] = problem_spec("Absent, or not visible to the caller.")
     if not handler.http_methods <= SAFE_METHODS:

@@ -345,7 +345,7 @@ class MailSettings(_Group):
     smtp_host: str = Field(
         "",
         description="SMTP server mail is sent through; empty turns email off (password reset, "
-        "email verification and sign-up then answer 503 `mail_not_configured`).",
+        "email verification and sign-up then answer 403 `mail_not_configured`).",
     )
     smtp_port: int = Field(587, description="Port of the SMTP server.")
     smtp_tls: Literal["none", "starttls", "tls"] = Field(

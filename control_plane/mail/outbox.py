@@ -26,11 +26,12 @@ _senders: list[Any] = []
 
 
 class MailNotConfigured(ProblemError):
-    status, code, title = 503, "mail_not_configured", "Email is not configured"
+    status, code, title = 403, "mail_not_configured", "Email is not configured"
 
 
 def require_mail(settings: Settings) -> None:
-    """503 ``mail_not_configured`` unless an SMTP server is configured."""
+    """403 ``mail_not_configured`` unless an SMTP server is configured (a refusal of the
+    platform's configuration, like ``signup_disabled``; not a failure to retry)."""
     if not settings.mail.enabled:
         raise MailNotConfigured(
             "This platform cannot send email (no SMTP server is configured), so this needs an "

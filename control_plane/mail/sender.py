@@ -197,7 +197,7 @@ async def sending(runtime: Runtime) -> Any:
     if not runtime.settings.mail.enabled:
         log.warning(
             "email is off: ORGPLANE_SMTP_HOST is not set; password reset, email verification "
-            "and sign-up answer 503 mail_not_configured, and no notification is sent"
+            "and sign-up answer 403 mail_not_configured, and no notification is sent"
         )
         yield
         return
@@ -210,6 +210,7 @@ async def sending(runtime: Runtime) -> Any:
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Bounded: shutdown never waits on an SMTP exchange (the lease lets another replica
+        # retry a message this one was sending).
+        await asyncio.wait({task}, timeout=10)
         runtime.mailer = None

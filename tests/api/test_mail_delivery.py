@@ -301,7 +301,7 @@ async def test_without_smtp_the_flows_that_need_mail_say_so(no_smtp: Settings) -
             outbox = (await db.exec(select(OutboxMail))).all()
     assert ready == {"status": "ready", "mail": "not configured"}
     for answer in (reset, signup, sent):
-        assert_problem(answer, 503, "mail_not_configured")
+        assert_problem(answer, 403, "mail_not_configured")
     assert list(users) == ["root@example.com"]  # the sign-up created nothing
     assert invite.status_code == 201
     assert invite.json()["mailed"] is False
