@@ -31,10 +31,12 @@ from control_plane.db.engine import private_sqlite_files
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.errors import ProblemError
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
+from control_plane.identity.recovery_routes import ROUTES as RECOVERY_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.log_routes import ROUTES as INSTANCE_LOG_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
+from control_plane.mail.sender import sending
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
 from control_plane.metrics import ROUTES as METRICS_ROUTES
 from control_plane.metrics import ControlPlaneMetrics, HTTPMetricsMiddleware
@@ -84,7 +86,9 @@ async def readyz(
     db: NamedDependency[AsyncSession], runtime: NamedDependency[Runtime]
 ) -> dict[str, str]:
     """Readiness: the database answers and, in production with per-org Redis users, Redis's
-    ``default`` user is not open (503 ``redis_default_user_open`` otherwise)."""
+    ``default`` user is not open (503 ``redis_default_user_open`` otherwise). ``mail`` says
+    whether email can be sent (not a condition of readiness: a platform without SMTP serves,
+    without mail)."""
     from sqlalchemy import text
 
     await db.exec(text("SELECT 1"))  # type: ignore[call-overload]
@@ -95,7 +99,8 @@ async def readyz(
         and await default_user_open(admin)
     ):
         raise ProblemError(OPEN_DEFAULT_USER, status=503, code="redis_default_user_open")
-    return {"status": "ready"}
+    mail = "smtp" if runtime.settings.mail.enabled else "not configured"
+    return {"status": "ready", "mail": mail}
 
 
 @contextmanager
@@ -125,7 +130,7 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], Any]:
         app.state.runtime = runtime
         runtime.metrics = app.state.metrics
         try:
-            async with provisioning(app, runtime), webhook_worker(runtime):
+            async with provisioning(app, runtime), webhook_worker(runtime), sending(runtime):
                 log.info("control plane ready", url=runtime.issuer, mode=settings.server.mode)
                 with _startup_frozen():
                     yield
@@ -145,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             *IDENTITY_ROUTES,
+            *RECOVERY_ROUTES,
             *ORG_ROUTES,
             *MEMBER_ROUTES,
             *AUDIT_ROUTES,

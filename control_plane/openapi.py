@@ -73,8 +73,14 @@ OWN_CREDENTIAL = {
 
 
 #: Operations that check a password (401 ``invalid_credentials``) or a flood limit (429).
-CHECKS_PASSWORD = frozenset({"/api/v1/auth/login", "/api/v1/me/password"})
-RATE_LIMITED = CHECKS_PASSWORD | {"/api/v1/instances/heartbeat"}
+CHECKS_PASSWORD = frozenset({"/api/v1/auth/login", "/api/v1/me/password", "/api/v1/me/email"})
+RATE_LIMITED = CHECKS_PASSWORD | {
+    "/api/v1/instances/heartbeat",
+    "/api/v1/auth/password-reset",
+    "/api/v1/me/email-verification",
+}
+#: One-time email links answer 410 ``link_used`` / ``link_expired``.
+ONE_TIME_LINKS = frozenset({"/api/v1/auth/password-reset/confirm", "/api/v1/auth/verify-email"})
 #: OAuth endpoints answer their errors as RFC 6749 §5.2 JSON (RFC 7009 and RFC 7662 reuse it),
 #: with the statuses each can answer.
 OAUTH_ERRORS = {
@@ -84,6 +90,8 @@ OAUTH_ERRORS = {
 }
 #: Sign-up answers 403 ``signup_disabled`` when sign-up is off.
 SIGNUP = "/api/v1/auth/signup"
+#: A password-reset request answers 403 ``mail_not_configured`` on a platform without SMTP.
+MAIL_RESET = "/api/v1/auth/password-reset"
 #: Backup routes talk to the org's instance: 409 while it is busy or the backup not ready (reads
 #: too), 422 for an archive or confirmation refused.
 BACKUP_PARTS = ("/backups", "/export", "/import", "/restore")
@@ -113,8 +121,10 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
     }
     if secured or path in CHECKS_PASSWORD:
         errors[401] = problem_spec("No valid credentials; see WWW-Authenticate.")
-    if secured or path == SIGNUP:
-        errors[403] = problem_spec("Not allowed (for sign-up: sign-up is disabled).")
+    if secured or path in (SIGNUP, MAIL_RESET):
+        errors[403] = problem_spec(
+            "Not allowed (sign-up disabled, or `mail_not_configured`: no SMTP server)."
+        )
     if "{" in path or secured:  # path or query parameters that name an org, user, ...
         errors[404] = problem_spec("Absent, or not visible to the caller.")
     if not handler.http_methods <= SAFE_METHODS:
@@ -125,6 +135,8 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
     if any(part in path for part in BACKUP_PARTS):
         errors[409] = problem_spec("The instance is busy, or the backup is not ready.")
         errors[422] = problem_spec("The archive, backup or confirmation is refused.")
+    if path in ONE_TIME_LINKS:
+        errors[410] = problem_spec("The link was used already, or has expired.")
     if path in RATE_LIMITED:
         errors[429] = problem_spec("Rate limited; retry after `Retry-After` seconds.")
     if path in OAUTH_ERRORS:

@@ -90,6 +90,9 @@ class Runtime:
     #: This app's Prometheus series (``control_plane.metrics.ControlPlaneMetrics``), set by
     #: the app's lifespan; None in a runtime built without an app.
     metrics: Any = None
+    #: This process's outbox sender (``control_plane.mail.sender.MailSender``), set by the
+    #: app's lifespan when an SMTP server is configured.
+    mailer: Any = None
 
     @property
     def audience(self) -> str:

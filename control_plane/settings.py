@@ -416,6 +416,47 @@ class FleetSettings(_Group):
     )
 
 
+class MailSettings(_Group):
+    """Email: SMTP delivery, password reset and email verification (docs/identity.md)."""
+
+    smtp_host: str = Field(
+        "",
+        description="SMTP server mail is sent through; empty turns email off (password reset, "
+        "email verification and sign-up then answer 403 `mail_not_configured`).",
+    )
+    smtp_port: int = Field(587, description="Port of the SMTP server.")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls",
+        description="`starttls` upgrades a plain connection (port 587), `tls` connects over TLS "
+        "(port 465), `none` sends in clear text (a relay on the same host only).",
+    )
+    smtp_username: str = Field("", description="SMTP user name; empty sends without AUTH.")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password (never logged).")
+    mail_from: str = Field(
+        "orgplane <noreply@localhost>", description="From address of every message."
+    )
+    mail_max_attempts: int = Field(
+        8, ge=1, description="Delivery attempts of a message before it is given up."
+    )
+    mail_retry_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Wait before the second delivery attempt; it doubles on every failure, "
+        "up to an hour.",
+    )
+    password_reset_ttl: int = Field(
+        3600, ge=60, description="Seconds a password-reset link stays valid (used once)."
+    )
+    email_verification_ttl: int = Field(
+        2 * 86400, ge=60, description="Seconds an email-verification link stays valid (used once)."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Mail can be sent: an SMTP server is configured."""
+        return bool(self.smtp_host)
+
+
 class Settings:
     """All settings groups, read once from the environment."""
 
@@ -431,6 +472,8 @@ class Settings:
         self.backup = BackupSettings()
         self.fleet = FleetSettings()
 
+        self.mail = MailSettings()
+
     @property
     def groups(self) -> dict[str, BaseSettings]:
         """Each group by name, for generated documentation."""
@@ -445,6 +488,7 @@ class Settings:
             "routing": self.routing,
             "backup": self.backup,
             "fleet": self.fleet,
+            "mail": self.mail,
         }
 
     @property
@@ -478,6 +522,7 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     RoutingSettings,
     BackupSettings,
     FleetSettings,
+    MailSettings,
 )
 
 

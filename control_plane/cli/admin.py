@@ -1,4 +1,4 @@
-"""``orgplane admin create``: the first platform admin."""
+"""``orgplane admin create``: the first platform admin; ``orgplane admin reset-password``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def register(sub: Any) -> None:
     )
     create.add_argument("--name", default="")
     create.set_defaults(func=cmd_create)
+    reset = admin_sub.add_parser(
+        "reset-password",
+        help="mail a user a password-reset link (a running control plane sends it)",
+    )
+    reset.add_argument("email")
+    reset.set_defaults(func=cmd_reset_password)
 
 
 async def _create(email: str, password: str, name: str) -> str:
@@ -105,3 +111,50 @@ def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None, b
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+async def _reset_password(email: str) -> str:
+    from control_plane.audit.record import record
+    from control_plane.db.engine import make_engine, make_sessionmaker
+    from control_plane.db.migrate import ensure_migrated
+    from control_plane.errors import ProblemError
+    from control_plane.identity.recovery import send_reset
+    from control_plane.identity.users import find_by_email
+    from control_plane.mail.outbox import require_mail
+
+    settings = get_settings()
+    try:
+        require_mail(settings)
+    except ProblemError:
+        raise CliError("Email is off: set ORGPLANE_SMTP_HOST (docs/identity.md).") from None
+    engine = make_engine(settings.database_url)
+    try:
+        await ensure_migrated(engine)
+        async with make_sessionmaker(engine)() as db:
+            user = await find_by_email(db, email)
+            if user is None or user.disabled:
+                raise CliError(f"No active user has the email {email}.")
+            send_reset(db, settings, user, by_admin=True)
+            record(
+                db,
+                action="user.password_reset_sent",
+                actor_email="cli",
+                target_type="user",
+                target_id=user.id,
+                via="orgplane admin reset-password",
+            )
+            await db.commit()
+            return user.email
+    finally:
+        await engine.dispose()
+
+
+def cmd_reset_password(args: argparse.Namespace) -> None:
+    """Queue a password-reset link to a user; the control plane's sender delivers it."""
+    from control_plane.db.migrate import DatabaseNotMigrated
+
+    try:
+        email = asyncio.run(_reset_password(args.email))
+    except DatabaseNotMigrated as exc:
+        raise CliError(str(exc)) from None
+    print(f"queued a password-reset link to {email}; a running control plane sends it")

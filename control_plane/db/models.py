@@ -50,6 +50,9 @@ class User(SQLModel, table=True):
     disabled: bool = False
     #: Bumped by a password change: access tokens carry it (``sv``) and older ones stop working.
     session_version: int = 1
+    #: When the user proved the email is theirs (a verification or reset link); accounts made
+    #: by a platform admin or at bootstrap are verified when made. None: not verified yet.
+    email_verified_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -380,3 +383,56 @@ class WebhookDelivery(SQLModel, table=True):
     attempt_log: list[dict[str, Any]] = _json_list()
     created_at: datetime = _ts()
     completed_at: datetime | None = _ts(nullable=True)
+
+
+class OutboxMail(SQLModel, table=True):
+    """A message waiting for (or done with) SMTP delivery (``control_plane.mail.outbox``).
+
+    Requests only insert rows; a sender in every replica claims due rows with a lease
+    (a conditional ``UPDATE``), so a message is handed to SMTP by one replica at a time. The
+    message (it may carry a one-time link) is encrypted with the deployment secret and wiped
+    once sent or given up.
+    """
+
+    __table_args__ = (Index("ix_outboxmail_due", "sent_at", "failed_at", "next_attempt_at"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    kind: str = Field(max_length=32)
+    recipient: str = Field(max_length=320)
+    message_enc: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+    next_attempt_at: datetime = _ts()
+    attempts: int = 0
+    last_error: str = Field(default="", max_length=500)
+    lease_owner: str = Field(default="", max_length=64)
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    sent_at: datetime | None = _ts(nullable=True)
+    failed_at: datetime | None = _ts(nullable=True)
+
+
+class EmailToken(SQLModel, table=True):
+    """A one-time link sent by email: ``reset`` (password) or ``verify`` (an email address).
+
+    Stored as a SHA-256 hash; spent by a conditional ``UPDATE ... WHERE used_at IS NULL``.
+    ``email`` is the address the link was sent to (for ``verify``, the address it confirms).
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=32)
+    purpose: str = Field(max_length=16)
+    email: str = Field(max_length=320)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+
+
+class UserDevice(SQLModel, table=True):
+    """A device a user signed in from: user agent and IP network (a /24 or /64), hashed."""
+
+    __table_args__ = (UniqueConstraint("user_id", "fingerprint", name="uq_userdevice_user_fp"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=32)
+    fingerprint: str = Field(max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+    network: str = Field(default="", max_length=64)
+    first_seen_at: datetime = _ts()

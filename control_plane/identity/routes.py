@@ -16,7 +16,9 @@ from control_plane.db.models import User, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from control_plane.identity.client_ip import client_ip
+from control_plane.identity.devices import note_device
 from control_plane.identity.ratelimit import Limit
+from control_plane.identity.recovery import send_verification
 from control_plane.identity.schemas import (
     ChangePasswordBody,
     CreateUserBody,
@@ -28,7 +30,8 @@ from control_plane.identity.schemas import (
     UserOut,
 )
 from control_plane.identity.users import create_user, find_by_email, normalize_email, set_password
-from control_plane.members.invites import accept_invite
+from control_plane.mail.outbox import require_mail
+from control_plane.members.invites import usable_invite
 from control_plane.pagination import Page, after, check_limit, encode_cursor
 from control_plane.runtime import Runtime
 from control_plane.security.passwords import DUMMY_HASH, verify_password
@@ -81,6 +84,8 @@ async def authenticate_password(
     for limit, key in counts[1:]:
         await runtime.throttle.release(limit, key)
     record(db, action="auth.login", actor=user, ip=ip)
+    agent = request.headers.get("user-agent", "")
+    await note_device(db, runtime.settings, user=user, ip=ip, user_agent=agent)
     return user
 
 
@@ -98,10 +103,16 @@ async def login(
 async def signup(
     request: Request[Any, Any, Any], data: JSONBody[SignupBody], runtime: RuntimeDep, db: DB
 ) -> UserOut:
-    """Create an account, when self sign-up is enabled."""
+    """Create an account, when self sign-up is enabled. Its email is unverified until the
+    link mailed to it is followed; until then the account cannot join an org. An
+    ``invite_token`` is checked (nothing is created if it is not usable for this email), and
+    is accepted with ``POST /api/v1/invites/accept`` once the email is verified."""
     if not runtime.settings.security.allow_signup:
         raise Forbidden("Sign-up is disabled on this platform.", code="signup_disabled")
-    user = await create_user(db, email=data.email, password=data.password, name=data.name)
+    require_mail(runtime.settings)
+    user = await create_user(
+        db, email=data.email, password=data.password, name=data.name, verified=False
+    )
     record(
         db,
         action="user.signup",
@@ -111,7 +122,8 @@ async def signup(
         ip=client_ip(request),
     )
     if data.invite_token is not None:
-        await accept_invite(db, user=user, token=data.invite_token, ip=client_ip(request))
+        await usable_invite(db, user, data.invite_token)
+    send_verification(db, runtime.settings, user, user.email)
     await db.commit()
     return UserOut.of(user)
 

@@ -67,6 +67,8 @@ class UserOut(msgspec.Struct):
     is_platform_admin: bool
     disabled: bool
     created_at: datetime
+    #: False for an account that signed up and has not followed its verification link yet.
+    email_verified: bool = True
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -78,4 +80,23 @@ class UserOut(msgspec.Struct):
             is_platform_admin=user.is_platform_admin,
             disabled=user.disabled,
             created_at=user.created_at,
+            email_verified=user.email_verified_at is not None,
         )
+
+
+class ResetRequestBody(Strict):
+    email: Email
+
+
+class ResetPasswordBody(Strict):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    new_password: Password
+
+
+class VerifyEmailBody(Strict):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ChangeEmailBody(Strict):
+    email: Email
+    password: Password

@@ -9,7 +9,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import User, utcnow
-from control_plane.errors import BadRequest, Conflict
+from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.security.passwords import hash_password, password_problem
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{2,63}$")
@@ -53,8 +53,12 @@ async def create_user(
     password: str,
     name: str = "",
     is_platform_admin: bool = False,
+    verified: bool = True,
 ) -> User:
-    """Add a user to ``db`` (flushed, not committed); 409 ``email_taken`` if it exists."""
+    """Add a user to ``db`` (flushed, not committed); 409 ``email_taken`` if it exists.
+
+    ``verified``: the email counts as the user's (accounts made by a platform admin or at
+    bootstrap); self sign-up makes unverified accounts."""
     email = checked_email(email)
     checked_password(password)
     if await find_by_email(db, email):
@@ -64,6 +68,7 @@ async def create_user(
         name=name.strip(),
         password_hash=hash_password(password),
         is_platform_admin=is_platform_admin,
+        email_verified_at=utcnow() if verified else None,
     )
     db.add(user)
     await db.flush()
@@ -74,3 +79,14 @@ def set_password(user: User, password: str) -> None:
     """Replace ``user``'s password hash."""
     user.password_hash = hash_password(checked_password(password))
     user.updated_at = utcnow()
+
+
+def require_verified(user: User) -> None:
+    """403 ``email_unverified`` unless ``user``'s email is verified: an account that signed up
+    itself joins no org before it proves its email (docs/identity.md)."""
+    if user.email_verified_at is None:
+        raise Forbidden(
+            f"{user.email} is not verified yet: the account must follow the link mailed to it "
+            "before it can join an org.",
+            code="email_unverified",
+        )

@@ -52,8 +52,9 @@ async def create(
         role=data.role,
         ttl_days=runtime.settings.security.invite_ttl_days,
         ip=client_ip(request),
+        mail=runtime.settings,
     )
-    return invite_with_token(invite, token)
+    return invite_with_token(invite, token, mailed=runtime.settings.mail.enabled)
 
 
 @get("/api/v1/orgs/{org_id:str}/invites", tags=["invites"])
@@ -113,8 +114,9 @@ async def resend(
         invite_id=invite_id,
         ttl_days=runtime.settings.security.invite_ttl_days,
         ip=client_ip(request),
+        mail=runtime.settings,
     )
-    return invite_with_token(invite, token)
+    return invite_with_token(invite, token, mailed=runtime.settings.mail.enabled)
 
 
 @post("/api/v1/invites/accept", status_code=HTTP_200_OK, tags=["invites"])

@@ -20,7 +20,8 @@ from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Invite, Membership, Org, User, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound, ProblemError
-from control_plane.identity.users import checked_email, find_by_email
+from control_plane.identity.users import checked_email, find_by_email, require_verified
+from control_plane.mail.outbox import enqueue
 from control_plane.members.schemas import InviteOut, InviteWithToken
 from control_plane.members.service import check_capacity, membership_of
 from control_plane.members.staff_rules import (
@@ -32,6 +33,7 @@ from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import is_live
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
 from control_plane.security.secrets import hash_secret, new_secret
+from control_plane.settings import Settings
 
 INVITE_PREFIX = "opv"
 
@@ -71,9 +73,37 @@ def invite_out(invite: Invite) -> InviteOut:
     return InviteOut(**_fields(invite))
 
 
-def invite_with_token(invite: Invite, token: str) -> InviteWithToken:
+def invite_with_token(invite: Invite, token: str, *, mailed: bool = False) -> InviteWithToken:
     """The API view of an invite just made or resent, with its plaintext token."""
-    return InviteWithToken(**_fields(invite), token=token)
+    return InviteWithToken(**_fields(invite), token=token, mailed=mailed)
+
+
+def invite_link(settings: Settings, token: str) -> str:
+    """The UI page an invite token opens (in the fragment: never sent to a server)."""
+    return f"{settings.server.base_url}/ui/invites/accept#token={token}"
+
+
+def _mail_invite(
+    db: AsyncSession,
+    settings: Settings | None,
+    principal: Principal,
+    invite: Invite,
+    org: Org,
+    token: str,
+) -> None:
+    if settings is None or not settings.mail.enabled:
+        return
+    enqueue(
+        db,
+        settings,
+        kind="invite",
+        to=invite.email,
+        inviter=principal.user.name or principal.user.email,
+        org_name=org.name,
+        role=invite.role,
+        link=invite_link(settings, token),
+        expires_at=invite.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+    )
 
 
 def _check_inviter(access: OrgAccess, role: str) -> None:
@@ -98,8 +128,10 @@ async def create_invite(
     role: str,
     ttl_days: int,
     ip: str,
+    mail: Settings | None = None,
 ) -> tuple[Invite, str]:
-    """A new invite and its plaintext token; 409 ``already_member`` / ``invite_pending``."""
+    """A new invite and its plaintext token; 409 ``already_member`` / ``invite_pending``.
+    With ``mail`` settings of a platform that sends email, the invite is mailed too."""
     _check_inviter(access, role)
     email, org = checked_email(email), access.org
     existing = await find_by_email(db, email)
@@ -140,6 +172,7 @@ async def create_invite(
         email=email,
         role=role,
     )
+    _mail_invite(db, mail, principal, invite, org, token)
     await db.commit()
     return invite, token
 
@@ -204,8 +237,10 @@ async def resend_invite(
     invite_id: str,
     ttl_days: int,
     ip: str,
+    mail: Settings | None = None,
 ) -> tuple[Invite, str]:
-    """A new token and a new expiry for a pending (or expired) invite; the old token dies."""
+    """A new token and a new expiry for a pending (or expired) invite; the old token dies
+    (mailed, as by :func:`create_invite`)."""
     invite = await _pending_invite(db, access, invite_id)
     token = _new_token(invite, ttl_days)
     db.add(invite)
@@ -218,11 +253,13 @@ async def resend_invite(
         target_id=invite.id,
         ip=ip,
     )
+    _mail_invite(db, mail, principal, invite, access.org, token)
     await db.commit()
     return invite, token
 
 
-async def _usable_invite(db: AsyncSession, user: User, token: str) -> tuple[Invite, Org]:
+async def usable_invite(db: AsyncSession, user: User, token: str) -> tuple[Invite, Org]:
+    """The invite ``token`` names, if ``user`` may spend it now; else the problem why not."""
     invite = None
     if token.startswith(INVITE_PREFIX + "_") and len(token) <= 200:
         digest = hash_secret(token)
@@ -248,7 +285,8 @@ async def accept_invite(
     db: AsyncSession, *, user: User, token: str, ip: str
 ) -> tuple[Org, Membership]:
     """Spend ``token`` for ``user`` and give them the invite's role. Does not commit."""
-    invite, org = await _usable_invite(db, user, token)
+    invite, org = await usable_invite(db, user, token)
+    require_verified(user)
     await check_acceptance(db, org=org, invite=invite, user=user)
     now = utcnow()
     spent = await db.exec(

@@ -74,6 +74,9 @@ class InviteWithToken(InviteOut):
     """The answer of create and resend: the only time the plaintext token is shown."""
 
     token: str = ""
+    #: The invite link was queued for the invitee by email (False: the platform sends no
+    #: email; pass the token on yourself).
+    mailed: bool = False
 
 
 class AcceptInviteBody(Strict):

@@ -22,7 +22,7 @@ from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Membership, Org, User
 from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound
-from control_plane.identity.users import find_by_email
+from control_plane.identity.users import find_by_email, require_verified
 from control_plane.members.schemas import MemberOut
 from control_plane.members.staff_rules import check_not_self, check_staff_grant
 from control_plane.orgs.access import OrgAccess, rank
@@ -121,6 +121,7 @@ async def add_member(
     if await membership_of(db, access.org.id, user.id):
         raise Conflict("That user is a member already.", code="already_member")
     check_not_self(principal, user=user, email=user.email)
+    require_verified(user)
     await check_capacity(db, access.org)
     membership = Membership(user_id=user.id, org_id=access.org.id, role=role)
     db.add(membership)

@@ -10,15 +10,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import Principal
-from control_plane.db.models import Org, utcnow
+from control_plane.db.models import Membership, Org, User, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden
+from control_plane.mail.outbox import enqueue
 from control_plane.orgs.access import OrgAccess, governs
 from control_plane.orgs.hierarchy import descendant_ids, live_children
+from control_plane.settings import Settings
 from control_plane.webhooks.events import emit, org_data
 
 
@@ -97,8 +99,10 @@ async def request_deletion(
     confirm: str | None,
     grace_seconds: int,
     ip: str,
+    mail: Settings | None = None,
 ) -> Org:
-    """Start the pending-deletion window (idempotent while one runs)."""
+    """Start the pending-deletion window (idempotent while one runs). With ``mail`` settings
+    of a platform that sends email, the org's owners are told."""
     org = access.org
     await _require_owner_or_governor(db, principal, access, "delete it")
     if not confirm:
@@ -131,8 +135,32 @@ async def request_deletion(
             ip=ip,
             grace_seconds=grace_seconds,
         )
+        if mail is not None and mail.mail.enabled:
+            await _mail_owners(db, mail, org, actor=principal.user)
         await db.commit()
     return org
+
+
+async def _mail_owners(db: AsyncSession, settings: Settings, org: Org, *, actor: User) -> None:
+    """Queue the "deletion scheduled" message to each direct owner of ``org``."""
+    owners = await db.exec(
+        select(User.email)
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(col(Membership.org_id) == org.id, col(Membership.role) == "owner")
+    )
+    when = org.delete_after.strftime("%Y-%m-%d %H:%M UTC") if org.delete_after else ""
+    for email in owners.all():
+        enqueue(
+            db,
+            settings,
+            kind="org_deletion",
+            to=email,
+            actor=actor.name or actor.email,
+            org_name=org.name,
+            org_slug=org.slug,
+            delete_after=when,
+            link=f"{settings.server.base_url}/ui/orgs/{org.slug}",
+        )
 
 
 async def cancel_deletion(

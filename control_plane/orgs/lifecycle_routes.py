@@ -72,6 +72,7 @@ async def delete_org(
         confirm=confirm,
         grace_seconds=runtime.settings.security.deletion_grace_seconds,
         ip=client_ip(request),
+        mail=runtime.settings,
     )
     await revoke_org(runtime, db, org_id=org.id)
     return await org_out(db, org, access.role)

@@ -30,6 +30,7 @@ from control_plane.ui import (
     member_pages,
     org_actions,
     org_pages,
+    recovery_pages,
     switcher,
 )
 from control_plane.ui.csrf import (
@@ -113,6 +114,7 @@ def ui_setup(settings: Settings) -> UISetup:
         path="/ui",
         route_handlers=[
             *auth_pages.ROUTES,
+            *recovery_pages.ROUTES,
             *dashboard.ROUTES,
             *org_pages.ROUTES,
             *org_actions.ROUTES,

@@ -18,6 +18,7 @@ from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.types import utc
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import BadRequest, ProblemError
+from control_plane.identity.recovery_routes import admin_password_reset
 from control_plane.identity.routes import admin_create_user, list_users, update_user
 from control_plane.identity.schemas import CreateUserBody, UpdateUserBody
 from control_plane.orgs.access import find_live_org
@@ -37,9 +38,14 @@ Text = Annotated[str | None, QueryParameter(max_length=200)]
 
 
 async def users_context(
-    db: AsyncSession, viewer: Principal, *, q: str | None, cursor: str | None
+    db: AsyncSession,
+    viewer: Principal,
+    *,
+    q: str | None,
+    cursor: str | None,
+    mail_on: bool = False,
 ) -> dict[str, Any]:
-    """One page of users."""
+    """One page of users (``mail_on``: offer to send reset links)."""
     listed = await list_users.fn(principal=viewer, db=db, limit=50, cursor=cursor, q=q)
     return {
         "me": viewer.user,
@@ -48,18 +54,24 @@ async def users_context(
         "q": q or "",
         "errors": FormErrors(),
         "values": {},
+        "mail_on": mail_on,
     }
 
 
 @get("/admin/users")
 async def users_page(
-    viewer: Viewer, db: DB, q: Text = None, cursor: Text = None, done: Text = None
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
+    q: Text = None,
+    cursor: Text = None,
+    done: Text = None,
 ) -> Any:
     """Every user (platform admins), with a create form."""
     require_platform_admin(viewer)
-    return page(
-        "users.html", notice=notice_of(done), **await users_context(db, viewer, q=q, cursor=cursor)
-    )
+    mail_on = runtime.settings.mail.enabled
+    context = await users_context(db, viewer, q=q, cursor=cursor, mail_on=mail_on)
+    return page("users.html", notice=notice_of(done), **context)
 
 
 @post("/admin/users")
@@ -117,6 +129,28 @@ async def user_status_submit(
         context["errors"].general = exc.detail
         return page("users.html", exc.status, notice="", **context)
     return back_to("/ui/admin/users", "user_updated")
+
+
+@post("/admin/users/{user_id:str}/password-reset")
+async def user_reset_submit(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Any:
+    """Mail a user a password-reset link (audited)."""
+    require_platform_admin(viewer)
+    try:
+        await admin_password_reset.fn(
+            request=request, user_id=user_id, principal=viewer, runtime=runtime, db=db
+        )
+    except ProblemError as exc:
+        await start_over(db, viewer)
+        context = await users_context(db, viewer, q=None, cursor=None, mail_on=True)
+        context["errors"].general = exc.detail
+        return page("users.html", exc.status, notice="", **context)
+    return back_to("/ui/admin/users", "reset_link_sent")
 
 
 def _day(value: str | None, name: str) -> datetime | None:
@@ -191,4 +225,12 @@ async def rotate_submit(
     return back_to("/ui/admin/keys", "key_rotated")
 
 
-ROUTES = [users_page, user_create_submit, user_status_submit, audit_page, keys_page, rotate_submit]
+ROUTES = [
+    users_page,
+    user_create_submit,
+    user_status_submit,
+    user_reset_submit,
+    audit_page,
+    keys_page,
+    rotate_submit,
+]

@@ -48,9 +48,15 @@ Done = Annotated[str | None, QueryParameter(max_length=40)]
 
 
 @get("/login", sync_to_thread=False)
-def login_page(next_path: NextPath = None) -> Template:
+def login_page(next_path: NextPath = None, done: Done = None) -> Template:
     """The sign-in form."""
-    return page("login.html", next_path=safe_next(next_path), errors=FormErrors(), email="")
+    return page(
+        "login.html",
+        next_path=safe_next(next_path),
+        errors=FormErrors(),
+        email="",
+        notice=notice_of(done),
+    )
 
 
 @post("/login")

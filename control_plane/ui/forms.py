@@ -27,6 +27,7 @@ NOTICES: Final = {
     "created": "Created.",
     "saved": "Saved.",
     "password_changed": "Your password was changed.",
+    "password_reset": "Your password was reset and every session signed out; sign in with it.",
     "action_requested": "Requested; the instance timeline shows progress.",
     "deletion_requested": "Deletion scheduled. You can cancel it until the countdown ends.",
     "deletion_cancelled": "Deletion cancelled.",
@@ -39,6 +40,7 @@ NOTICES: Final = {
     "key_rotated": "A new signing key was published; it signs after one JWKS cache lifetime.",
     "user_created": "User created.",
     "user_updated": "User updated.",
+    "reset_link_sent": "A password-reset link is on its way to the user.",
 }
 
 

@@ -109,6 +109,7 @@ async def invite_submit(
             role=role,
             ttl_days=runtime.settings.security.invite_ttl_days,
             ip=client_ip(request),
+            mail=runtime.settings,
         )
     except ProblemError as exc:
         await start_over(db, viewer)

@@ -87,6 +87,7 @@ async def delete_submit(
             confirm=data.get("confirm") or None,
             grace_seconds=runtime.settings.security.deletion_grace_seconds,
             ip=client_ip(request),
+            mail=runtime.settings,
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc.detail, exc.status)

@@ -134,6 +134,16 @@ OBSERVED_IN = {
     "ORGPLANE_WEBHOOK_RETRY_SECONDS": "tests/fleet/test_webhooks.py",
     "ORGPLANE_SECURITY_SIGNAL_THRESHOLD": "tests/fleet/test_security_signal.py",
     "ORGPLANE_SECURITY_SIGNAL_WINDOW": "tests/fleet/test_security_signal.py",
+    "ORGPLANE_SMTP_HOST": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_SMTP_PORT": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_SMTP_TLS": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_SMTP_USERNAME": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_SMTP_PASSWORD": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_MAIL_FROM": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_MAIL_MAX_ATTEMPTS": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_MAIL_RETRY_SECONDS": "tests/api/test_mail_delivery.py",
+    "ORGPLANE_PASSWORD_RESET_TTL": "tests/api/test_password_reset.py",
+    "ORGPLANE_EMAIL_VERIFICATION_TTL": "tests/api/test_email_verification.py",
 }
 
 #: Empty: every setting is observed. A new setting no test observes yet goes here with the reason.

@@ -120,7 +120,8 @@
     input.addEventListener("blur", function () { setTimeout(close, 150); });
   }
 
-  // Invite links carry the token in the fragment; put it in the form and out of the URL.
+  // Invite, reset and verification links carry the token in the fragment; put it in the
+  // form and out of the URL.
   function inviteToken() {
     const field = document.getElementById("f-token");
     const match = /(?:^|&)token=([^&]+)/.exec(window.location.hash.slice(1));
@@ -134,6 +135,6 @@
     document.querySelectorAll("[data-status-url]").forEach(liveStatus);
     document.querySelectorAll("[data-deadline]").forEach(countdown);
     document.querySelectorAll("input[data-lookup]").forEach(autocomplete);
-    if (document.getElementById("accept-form")) { inviteToken(); }
+    if (document.getElementById("accept-form") || document.querySelector("[data-token-form]")) { inviteToken(); }
   });
 })();
