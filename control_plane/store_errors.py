@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -58,6 +60,31 @@ def _raised_by_database_driver(exc: BaseException) -> bool:
             return True
         frame = frame.tb_next
     return False
+
+
+def store_outage(exc: BaseException) -> str | None:
+    """The store an exception says cannot be reached (``"database"``, ``"redis"``), else None.
+
+    Background jobs (reconciler, webhook worker) log an outage as a warning, without a
+    traceback, and try again on their next round: it is the platform's weather, not a bug.
+    """
+    if isinstance(exc, PoolTimeout) or (isinstance(exc, DBAPIError) and _database_unreachable(exc)):
+        return "database"
+    if isinstance(exc, OSError) and _raised_by_database_driver(exc):
+        return "database"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "redis"
+    return None
+
+
+def log_job_failure(what: str, exc: BaseException, **context: Any) -> None:
+    """Log a background job's failure: a store outage as a warning naming the store, anything
+    else with its traceback (an error of ours, which the session's log scan fails on)."""
+    store = store_outage(exc)
+    if store is None:
+        log.error(what, exc_info=exc, **context)
+    else:
+        log.warning(what, store_unavailable=store, exc_type=type(exc).__name__, **context)
 
 
 def on_os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[str, Any]]:

@@ -32,6 +32,7 @@ from control_plane.reconciler.reconcile import Context, reconcile_org
 from control_plane.reconciler.redis_users import restore_lost_redis_users
 from control_plane.routing.domains import drop_expired_claims
 from control_plane.routing.verify import TxtResolver, reverify_due
+from control_plane.store_errors import log_job_failure
 from control_plane.tokens.rotation import rotate_if_due
 from provisioners.base import InstanceStatus
 from provisioners.errors import ProvisionerError
@@ -86,11 +87,11 @@ class Reconciler:
                 await self.run_pass(full=full)
                 if full:
                     last_full = time.monotonic()
-            except Exception:
+            except Exception as exc:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
-                log.exception("reconcile pass failed")
+                log_job_failure("reconcile pass failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
 
@@ -129,8 +130,8 @@ class Reconciler:
         await self._reconcile_all(org_ids, observed, report)
         try:  # after the orgs: a new org never waits for spares to start
             await self.pool.maintain(observed=observed, listed_at=listed_at)
-        except Exception:
-            log.exception("warm pool upkeep failed")
+        except Exception as exc:
+            log_job_failure("warm pool upkeep failed", exc)
         if observed is not None:
             await self._remove_orphans(observed, known, report)
         return report
@@ -171,8 +172,8 @@ class Reconciler:
                     db, redis_admin=self.ctx.redis_admin, box=self.ctx.runtime.box
                 )
             await run_due_backups(self.ctx.runtime, db)
-        except Exception:
-            log.exception("housekeeping failed")
+        except Exception as exc:
+            log_job_failure("housekeeping failed", exc)
             await db.rollback()
 
     async def _candidates(
@@ -297,7 +298,7 @@ class Reconciler:
             except Exception as exc:
                 await db.rollback()
                 report.errors[org_id] = str(exc)
-                log.exception("reconcile failed", org_id=org_id)
+                log_job_failure("reconcile failed", exc, org_id=org_id)
             finally:
                 # Caught here so a failure to release (a shutdown cancelling mid-commit) never
                 # masks the exception in flight; an unreleased lease simply expires.

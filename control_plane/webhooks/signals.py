@@ -19,6 +19,7 @@ import structlog
 
 from control_plane.identity.ratelimit import Limit
 from control_plane.runtime import Runtime
+from control_plane.store_errors import log_job_failure
 from control_plane.webhooks.events import emit
 
 log = structlog.get_logger("orgplane.security")
@@ -59,5 +60,5 @@ async def count_refusal(runtime: Runtime, *, kind: str, ip: str, user_id: str = 
                 emit(db, "security.signal", data)
                 await db.commit()
             log.warning("security signal", **data)
-    except Exception:
-        log.exception("security signal not counted")
+    except Exception as exc:
+        log_job_failure("security signal not counted", exc)

@@ -36,6 +36,7 @@ from sqlmodel import col, select
 
 from control_plane.db.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 from control_plane.runtime import Runtime
+from control_plane.store_errors import log_job_failure
 from control_plane.webhooks.destinations import DestinationRefused, resolve
 from control_plane.webhooks.signing import signed_headers
 
@@ -79,8 +80,8 @@ class WebhookWorker:
             while True:
                 try:
                     await self.run_once()
-                except Exception:
-                    log.exception("webhook round failed")
+                except Exception as exc:
+                    log_job_failure("webhook round failed", exc)
                 await asyncio.sleep(POLL_SECONDS)
         finally:
             for task in list(self.in_flight):
