@@ -25,8 +25,8 @@ run: $(STAMP) ## Run the embedded platform (SQLite, local provisioner, memory st
 	$(BIN)/orgplane up
 
 # Workers for `make test`. More than the cores: most tests wait on processes, containers and
-# timers rather than compute. Tests sharing a module- or session-wide platform stay on one worker
-# (--dist loadgroup, see tests/conftest.py).
+# timers rather than compute. --dist loadgroup with no groups hands out one test at a time, slow
+# tests first (see tests/conftest.py).
 TEST_WORKERS ?= 4
 
 test: $(STAMP) ## Run the whole test suite in parallel (PostgreSQL, Redis, Docker, helm, Chromium tests included)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import shutil
 import signal
@@ -42,47 +41,23 @@ sys.dont_write_bytecode = False
 # production cost, and so does the dummy hash an unknown email is checked against.
 passwords.COST = (2**4, 8, 1)
 
-#: Shared fixtures that are cheap to make once per xdist worker. Any other module- or
-#: session-scoped fixture of the tests that sets something up and tears it down (it yields)
-#: keeps the tests that use it on one worker.
-_PER_WORKER = frozenset({"postgres_template", "docker_engine", "stop_leftover_instances"})
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first, and tests that share an expensive fixture on one worker.
+    """Slow tests first.
 
     Under xdist the suite takes as long as its busiest worker, and the slow tests (a minute or
     more each) are what decides that: started first, they run beside the many short ones instead
-    of after them. The sort is stable, so each module's tests stay together.
+    of after them. The sort is stable.
 
-    Tests sharing a module- or session-scoped platform are marked to stay on one xdist worker,
-    so it is started once, not once per worker (``--dist loadgroup``; without xdist the mark
-    does nothing).
+    ``make test`` runs ``--dist loadgroup`` with no groups: every test is its own unit, handed in
+    this order to the next free worker (``--dist load`` would hand each worker a chunk of a
+    quarter of its share at once, all the slow tests to the first worker). A module- or
+    session-scoped fixture is therefore made once in each worker that runs one of its tests;
+    the one-node Kubernetes cluster is shared by the workers instead (``kubecluster.shared``).
+    (``xdist_group`` marks would not help here: xdist 3.8 renames ``item._nodeid`` to carry the
+    group, and pytest 9 reads ``item._id``, so the groups are ignored.)
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        if "kube_cluster" in info.names_closure or item.get_closest_marker("cluster"):
-            # Every test using the cluster (also through getfixturevalue, which such tests
-            # declare with the ``cluster`` mark) in one group. The workers share one cluster
-            # anyway (kubecluster.shared): with pytest 9 and xdist 3.8 the groups are ignored.
-            item.add_marker(pytest.mark.xdist_group("kube_cluster"))
-            continue
-        for name in info.names_closure:
-            definitions = info.name2fixturedefs.get(name) or ()
-            shared = [
-                d
-                for d in definitions
-                if d.scope != "function"
-                and name not in _PER_WORKER
-                and inspect.isgeneratorfunction(d.func)
-                and getattr(d.func, "__module__", "").startswith("tests.")
-            ]
-            if shared:
-                item.add_marker(pytest.mark.xdist_group(f"{shared[-1].baseid}::{name}"))
-                break
 
 
 _LOG_FINDINGS = pytest.StashKey[str]()
