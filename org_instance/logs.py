@@ -23,6 +23,19 @@ def _redact_secrets(_: Any, __: str, event: EventDict) -> EventDict:
     return event
 
 
+class CurrentStderr:
+    """``sys.stderr`` as it is at each write. structlog's ``PrintLoggerFactory(sys.stderr)``
+    keeps the stream of the moment it was configured, and loggers cached on first use keep it
+    for good: an app configured while that stream was swapped (pytest's ``capsys`` swaps it for
+    one test, then closes it) made every later line fail with "I/O operation on closed file"."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, fmt: str, org_id: str, level: str = "INFO") -> None:
     """Configure structlog for this process (idempotent)."""
     renderer: Any = (
@@ -48,6 +61,6 @@ def configure_logging(*, fmt: str, org_id: str, level: str = "INFO") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
