@@ -126,10 +126,11 @@ async def test_org_claims_a_spare_serves_restarts_and_is_deleted(live: Any) -> N
     assert gone.status_code == 202, gone.text
 
     async def removed() -> bool:
-        return await provisioner.status(org_id=org_id) is None
+        # Both: the process goes first and the data directory after it (a run under a CPU hog
+        # read the directory in between).
+        return await provisioner.status(org_id=org_id) is None and not data_dir.exists()
 
-    await eventually(removed, what="the deleted org's instance removed", interval=0.3)
-    assert not data_dir.exists()
+    await eventually(removed, what="the deleted org's instance and data removed", interval=0.3)
     assert {s.org_id for s in await provisioner.list()} == set(await spares(app))
 
 
