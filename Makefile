@@ -28,12 +28,17 @@ run: $(STAMP) ## Run the embedded platform (SQLite, local provisioner, memory st
 # timers rather than compute. --dist loadgroup with no groups hands out one test at a time, slow
 # tests first (see tests/conftest.py).
 TEST_WORKERS ?= 4
+# The tests write bytecode even where PYTHONDONTWRITEBYTECODE is set (as on our machines): each
+# xdist worker collects every test module and the tests start hundreds of control planes and
+# instances, and without cached bytecode each of them compiles what it imports again (measured:
+# collection 8.8 -> 5.0 CPU-s, a control plane's imports 1.68 -> 1.51 CPU-s).
+TEST_ENV := env -u PYTHONDONTWRITEBYTECODE
 
 test: $(STAMP) ## Run the whole test suite in parallel (PostgreSQL, Redis, Docker, helm, Chromium tests included)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Unit and API tests on SQLite, no services: the edit-test loop (under a minute)
-	$(BIN)/python -m pytest -n 2 tests/unit tests/api -m "not postgres" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n 2 tests/unit tests/api -m "not postgres" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy (strict) and the import-layering contracts
 	$(BIN)/ruff check .

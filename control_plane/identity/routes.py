@@ -34,7 +34,7 @@ from control_plane.mail.outbox import require_mail
 from control_plane.members.invites import usable_invite
 from control_plane.pagination import Page, after, check_limit, encode_cursor
 from control_plane.runtime import Runtime
-from control_plane.security.passwords import DUMMY_HASH, verify_password
+from control_plane.security.passwords import dummy_hash, verify_password
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of, revoke_user_tokens
 from control_plane.tokens.org_revocation import revoke_user_everywhere
@@ -75,7 +75,7 @@ async def authenticate_password(
     counts = ((pair, f"{account}:{ip}"), (per_ip, ip), (per_account, account))
     await runtime.throttle.acquire(*counts)
     user = await find_by_email(db, norm)
-    ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+    ok = verify_password(password, user.password_hash if user else dummy_hash())
     if user is None or not ok or user.disabled:
         record(db, action="auth.login", outcome="failure", actor_email=norm, ip=ip)
         await db.commit()

@@ -7,6 +7,7 @@ hashes still verify.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import os
 
@@ -46,9 +47,12 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate, base64.b64decode(digest))
 
 
-#: A hash of a random password: verified against when the email is unknown, so an unknown
-#: email costs the same time as a wrong password.
-DUMMY_HASH = hash_password(base64.b64encode(os.urandom(18)).decode())
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password: verified against when the email is unknown, so an unknown
+    email costs the same time as a wrong password. Made on first use, not at import: one scrypt
+    hash is ~0.1 s of CPU that every process start (the CLI's included) would otherwise pay."""
+    return hash_password(base64.b64encode(os.urandom(18)).decode())
 
 
 def password_problem(password: str) -> str | None:
