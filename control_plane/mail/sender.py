@@ -80,8 +80,9 @@ class MailSender:
                         pass
                 except Exception as exc:  # the database may be away; the next pass retries
                     log.warning("mail pass failed", error=_describe(exc))
+                idle = await self._idle_for()  # first: a cancel here leaves no coroutine behind
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), await self._idle_for())
+                    await asyncio.wait_for(self._wake.wait(), idle)
         finally:
             unregister_sender(self)
 
