@@ -13,6 +13,9 @@
  * An answer `via: "redis"` (the control plane would read heartbeats from Redis) is not
  * followed: this sender keeps posting, which the control plane always accepts.
  *
+ * A control plane older than contract negotiation refuses the unknown `contract_version`
+ * field with 400; the sender then leaves it out for the rest of the run (absent means 1).
+ *
  * @module
  */
 
@@ -60,12 +63,14 @@ export class HeartbeatRefused extends Error {
   /**
    * @param {number} status
    * @param {string} code the problem's `code` ("" when none)
+   * @param {string} [text] the answer's body (its start)
    */
-  constructor(status, code) {
+  constructor(status, code, text = "") {
     super(`control plane answered ${status} ${code}`.trim());
     this.name = "HeartbeatRefused";
     this.status = status;
     this.code = code;
+    this.text = text;
   }
 }
 
@@ -94,6 +99,8 @@ export class HeartbeatSender {
     this.seq = 0;
     this.failures = 0;
     this.accepted = 0;
+    /** Whether heartbeats carry `contract_version` (see the module's notes). */
+    this.sendsContractVersion = true;
     this.startedAt = new Date().toISOString();
     /** @type {import("./contract.js").HeartbeatAnswer | null} */
     this.lastAnswer = null;
@@ -123,13 +130,26 @@ export class HeartbeatSender {
       version: config.version,
       started_at: this.startedAt,
       seq: this.seq,
-      contract_version: CONTRACT_VERSION,
+      ...(this.sendsContractVersion ? { contract_version: CONTRACT_VERSION } : {}),
     };
   }
 
   /** Send one heartbeat and apply the answer; throws on failure. */
   async beat() {
-    const body = await this.body();
+    try {
+      return await this.#post(await this.body());
+    } catch (err) {
+      if (!(err instanceof HeartbeatRefused && err.status === 400 && err.text.includes("contract_version") && this.sendsContractVersion)) {
+        throw err;
+      }
+      this.sendsContractVersion = false;
+      this.options.log?.("control plane predates contract negotiation: heartbeats go without contract_version", {});
+      return this.#post(await this.body());
+    }
+  }
+
+  /** @param {import("./contract.js").HeartbeatBody} body */
+  async #post(body) {
     const doFetch = this.options.fetch ?? fetch;
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.timeoutMs ?? 10_000)]);
     const response = await doFetch(this.url, {
@@ -143,13 +163,14 @@ export class HeartbeatSender {
       redirect: "manual",
     });
     if (response.status !== 200) {
+      const text = (await response.text().catch(() => "")).slice(0, 2000);
       let code = "";
       try {
-        code = String((await response.json())?.code ?? "").slice(0, 64);
+        code = String(JSON.parse(text)?.code ?? "").slice(0, 64);
       } catch {
         /* not a problem document */
       }
-      throw new HeartbeatRefused(response.status, code);
+      throw new HeartbeatRefused(response.status, code, text);
     }
     const answer = /** @type {import("./contract.js").HeartbeatAnswer} */ (await response.json());
     const interval = answer?.interval;

@@ -80,6 +80,33 @@ describe("heartbeat sender", () => {
     }
   });
 
+  test("a control plane that refuses the contract_version field gets heartbeats without it", async () => {
+    const cp = await controlPlane((n) =>
+      n === 1 ? { status: 400, body: { code: "validation_failed", detail: "Object contains unknown field `contract_version`" } } : accepted(0.05),
+    );
+    const hb = sender(cp.url);
+    try {
+      assert.equal((await hb.beat()).accepted, true);
+      await hb.beat();
+      assert.deepEqual(cp.beats.map((b) => "contract_version" in b.body), [true, false, false]);
+      assert.deepEqual(cp.beats.map((b) => b.body.seq), [1, 2, 3]);
+    } finally {
+      await cp.close();
+    }
+  });
+
+  test("another 400 is a failure, and contract_version stays", async () => {
+    const cp = await controlPlane(() => ({ status: 400, body: { code: "validation_failed", detail: "seq must be positive" } }));
+    const hb = sender(cp.url);
+    try {
+      await assert.rejects(hb.beat(), (err) => err instanceof HeartbeatRefused && err.status === 400);
+      assert.equal(cp.beats.length, 1);
+      assert.equal(hb.sendsContractVersion, true);
+    } finally {
+      await cp.close();
+    }
+  });
+
   test("the loop retries while the control plane fails, resumes, and stops when asked", async () => {
     // Three failures, then accepted answers.
     const cp = await controlPlane((n) => (n <= 3 ? { status: 503, body: { code: "unavailable" } } : accepted(0.05)));
