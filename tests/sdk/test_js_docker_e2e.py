@@ -105,7 +105,7 @@ def heartbeats_arrive(cp: ControlPlane, orgs: list[Org], platform: DockerPlatfor
     for org in orgs:
         body = cp.instance(org)
         org_container = platform.client.containers.get(urlsplit(body["endpoint"]).hostname)
-        assert org_container.image.tags == [EXAMPLE_IMAGE] or EXAMPLE_IMAGE in org_container.image.tags
+        assert EXAMPLE_IMAGE in org_container.image.tags, org_container.image.tags
         first = body["last_heartbeat_at"]
         assert first, body
         wait_until(
@@ -134,7 +134,7 @@ def tokens_work_at_their_own_org_only(cp: ControlPlane, orgs: list[Org]) -> None
         foreign_token = org.call("GET", "/api/v1/me", token=other.token)
         assert foreign_token.status_code == 401, foreign_token.text
         assert foreign_token.json()["code"] == "invalid_token"
-        assert "error=\"invalid_token\"" in foreign_token.headers["www-authenticate"]
+        assert 'error="invalid_token"' in foreign_token.headers["www-authenticate"]
         foreign_host = org.call("GET", "/api/v1/me", host=other.host)
         assert foreign_host.status_code == 421, foreign_host.text
         assert foreign_host.json()["code"] == "misdirected_request"
