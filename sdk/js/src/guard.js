@@ -12,7 +12,8 @@
  * Refusals are RFC 9457 problem+json documents shaped as `org_instance` answers them. The
  * core, {@link checkRequest}, knows no framework; {@link guardHandler} wraps a Node `http`
  * handler, {@link guardMiddleware} is an Express-style `(req, res, next)` middleware and
- * {@link guardFetch} wraps a fetch-style handler (`Bun.serve`, Hono's `app.fetch`, Deno).
+ * {@link guardFetch} wraps a fetch-style handler (`Bun.serve`, Deno) and {@link guardHono} is a
+ * Hono middleware.
  *
  * @module
  */
@@ -193,7 +194,25 @@ export function guardMiddleware(options) {
 }
 
 /**
- * Wrap a fetch-style handler (`Request` in, `Response` out: `Bun.serve`, Hono's `app.fetch`).
+ * The facts of a fetch `Request` (a fetch Request has no Host header of its own when made in
+ * code: the URL's authority is the Host then).
+ * @param {Request} request
+ * @returns {RequestFacts}
+ */
+export function fetchFacts(request) {
+  const url = new URL(request.url);
+  return {
+    path: url.pathname,
+    host: request.headers.get("host") ?? url.host,
+    authorization: request.headers.get("authorization") ?? undefined,
+  };
+}
+
+/** @param {Refusal} refusal */
+const refusalResponse = (refusal) => new Response(refusal.body, { status: refusal.status, headers: refusal.headers });
+
+/**
+ * Wrap a fetch-style handler (`Request` in, `Response` out: `Bun.serve`, Deno, `app.fetch`).
  * The handler gets the claims as its second argument (null on the probe paths).
  * @template {unknown[]} R
  * @param {(request: Request, claims: import("./contract.js").OrgTokenClaims | null, ...rest: R) => Response | Promise<Response>} handler
@@ -202,17 +221,22 @@ export function guardMiddleware(options) {
  */
 export function guardFetch(handler, options) {
   return async (request, ...rest) => {
-    const url = new URL(request.url);
-    const verdict = await checkRequest(
-      {
-        path: url.pathname,
-        // A fetch Request has no Host header of its own: the URL's authority is the Host.
-        host: request.headers.get("host") ?? url.host,
-        authorization: request.headers.get("authorization") ?? undefined,
-      },
-      options,
-    );
-    if (!verdict.ok) return new Response(verdict.body, { status: verdict.status, headers: verdict.headers });
+    const verdict = await checkRequest(fetchFacts(request), options);
+    if (!verdict.ok) return refusalResponse(verdict);
     return handler(request, verdict.claims, ...rest);
+  };
+}
+
+/**
+ * A Hono middleware: `app.use(guardHono(options))`; handlers read `c.get("orgClaims")`.
+ * @param {GuardOptions} options
+ * @returns {(c: { req: { raw: Request }, set(key: "orgClaims", value: unknown): void }, next: () => Promise<void>) => Promise<Response | void>}
+ */
+export function guardHono(options) {
+  return async (c, next) => {
+    const verdict = await checkRequest(fetchFacts(c.req.raw), options);
+    if (!verdict.ok) return refusalResponse(verdict);
+    c.set("orgClaims", verdict.claims);
+    await next();
   };
 }

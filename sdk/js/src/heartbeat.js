@@ -84,9 +84,10 @@ export class HeartbeatRefused extends Error {
  * @property {typeof fetch} [fetch]
  * @property {() => number} [random]
  * @property {number} [timeoutMs] of one POST (default 10 s)
- * @property {string[]} [stopSignals] signals that stop the loop (default SIGTERM, SIGINT; [] for none).
- *   Listening for a signal replaces Node's default exit on it: stop your server too
- *   (see `serveUntilSignal`).
+ * @property {NodeJS.Signals[]} [stopSignals] signals that stop the loop (default SIGTERM, SIGINT;
+ *   [] for none). When nothing else listens for the signal, the sender raises it again once
+ *   stopped, so the process still ends as Node ends it by default; with a listener of your own
+ *   (`serveUntilSignal`) the rest of the stop is yours.
  */
 
 /** Sends an instance's heartbeats; {@link start} runs the loop, {@link beat} is one POST. */
@@ -111,7 +112,11 @@ export class HeartbeatSender {
     this.wake = undefined;
     this.abort = new AbortController();
     this.stopped = Promise.resolve();
-    this.onSignal = () => this.stop();
+    /** @param {NodeJS.Signals} signal */
+    this.onSignal = (signal) => {
+      this.stop();
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
   }
 
   /** The next heartbeat body. @returns {Promise<import("./contract.js").HeartbeatBody>} */

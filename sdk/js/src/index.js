@@ -16,7 +16,9 @@ export {
 export {
   PROBLEM_JSON,
   checkRequest,
+  fetchFacts,
   guardFetch,
+  guardHono,
   guardHandler,
   guardMiddleware,
   guardOptions,

@@ -4,7 +4,9 @@ import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
 
 import { orgAudience } from "../src/contract.js";
-import { checkRequest, guardFetch, guardHandler, guardMiddleware, hostIsValid } from "../src/guard.js";
+import { Hono } from "hono";
+
+import { checkRequest, guardFetch, guardHandler, guardHono, guardMiddleware, hostIsValid } from "../src/guard.js";
 import { OrgTokenVerifier } from "../src/verifier.js";
 import { ISSUER, ORG_ID, claims, get, jwksServer, makeKey, sign } from "./helpers.js";
 
@@ -93,7 +95,7 @@ describe("the request guard", () => {
     });
   }
 
-  test("fetch-style: refuses and accepts like the Node adapters (Bun.serve, Hono's app.fetch)", async () => {
+  test("fetch-style: refuses and accepts like the Node adapters", async () => {
     const handler = guardFetch((request, orgClaims) => Response.json({ sub: orgClaims?.sub ?? null }), options);
     const ok = await handler(new Request("http://acme.orgs.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } }));
     assert.equal(ok.status, 200);
@@ -105,6 +107,40 @@ describe("the request guard", () => {
     assert.equal(other.status, 401);
     const probe = await handler(new Request("http://10.0.0.1:8000/readyz"));
     assert.deepEqual(await probe.json(), { sub: null });
+  });
+
+  test("Hono: the middleware refuses, or hands the claims to the route", async () => {
+    const app = new Hono();
+    app.use(guardHono(options));
+    app.get("/api/v1/me", (c) => c.json(c.get("orgClaims")));
+    app.get("/healthz", (c) => c.json({ claims: c.get("orgClaims") }));
+    const me = await app.request("http://acme.orgs.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(me.status, 200);
+    assert.equal((await me.json()).org_id, ORG_ID);
+    const other = await app.request("http://acme.orgs.test/api/v1/me", { headers: { authorization: `Bearer ${otherOrgToken}` } });
+    assert.equal(other.status, 401);
+    assert.equal((await other.json()).code, "invalid_token");
+    const foreign = await app.request("http://evil.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(foreign.status, 421);
+    assert.deepEqual(await (await app.request("http://10.0.0.1/healthz")).json(), { claims: null });
+  });
+
+  test("Bun.serve: a guarded fetch handler over real HTTP", { skip: typeof globalThis.Bun === "undefined" ? "runs under Bun only" : false }, async () => {
+    const server = globalThis.Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: guardFetch((request, orgClaims) => Response.json({ sub: orgClaims?.sub ?? null }), options),
+    });
+    try {
+      const ok = await get(server.port, "/api/v1/me", { Host: "acme.orgs.test", Authorization: `Bearer ${token}` });
+      assert.deepEqual([ok.status, ok.body], [200, { sub: "user-1" }]);
+      const foreign = await get(server.port, "/api/v1/me", { Host: "evil.test", Authorization: `Bearer ${token}` });
+      assert.equal(foreign.status, 421);
+      const other = await get(server.port, "/api/v1/me", { Host: "acme.orgs.test", Authorization: `Bearer ${otherOrgToken}` });
+      assert.equal(other.status, 401);
+    } finally {
+      server.stop(true);
+    }
   });
 
   test("a verifier that throws unexpectedly is a 401, not a crash", async () => {

@@ -1,4 +1,4 @@
-// A process that only heartbeats (for heartbeat.test.js): SIGTERM must end it with code 0.
+// A process that only heartbeats (for heartbeat.test.js), and holds a timer: SIGTERM must end it.
 import { HeartbeatSender } from "../src/heartbeat.js";
 
 const sender = new HeartbeatSender({
@@ -11,4 +11,5 @@ const sender = new HeartbeatSender({
     heartbeatInterval: 0.05,
   },
 });
+setInterval(() => {}, 60_000); // something else keeps the process alive
 await sender.start();

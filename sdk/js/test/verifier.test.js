@@ -90,66 +90,59 @@ describe("OrgTokenVerifier", () => {
   });
 });
 
+/**
+ * A JWKS server with `keys` and a verifier of it, both gone when the test ends.
+ * @param {import("node:test").TestContext} t
+ * @param {Awaited<ReturnType<typeof makeKey>>[]} keys
+ * @param {Partial<import("../src/verifier.js").VerifierOptions>} [options]
+ */
+async function verifierOf(t, keys, options = {}) {
+  const jwks = await jwksServer(keys);
+  t.after(() => jwks.close());
+  const verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID, ...options });
+  return { jwks, verifier };
+}
+
 describe("OrgTokenVerifier key rotation and outages", () => {
-  test("an unknown kid refetches the JWKS once, then the rotated key verifies", async () => {
+  test("an unknown kid refetches the JWKS once, then the rotated key verifies", async (t) => {
     const old = await makeKey("ES256", "old");
     const rotated = await makeKey("EdDSA", "new");
-    const jwks = await jwksServer([old]);
-    try {
-      const verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID, refetchIntervalMs: 0 });
-      assert.ok(await verifier.verify(await sign(old)));
-      assert.ok(await verifier.verify(await sign(old)));
-      assert.equal(jwks.fetches, 1, "known keys are cached");
-      jwks.keys = [old, rotated];
-      assert.equal((await verifier.verify(await sign(rotated, claims({ sub: "after-rotation" })))).sub, "after-rotation");
-      assert.equal(jwks.fetches, 2);
-    } finally {
-      await jwks.close();
-    }
+    const { jwks, verifier } = await verifierOf(t, [old], { refetchIntervalMs: 0 });
+    assert.ok(await verifier.verify(await sign(old)));
+    assert.ok(await verifier.verify(await sign(old)));
+    assert.equal(jwks.fetches, 1, "known keys are cached");
+    jwks.keys = [old, rotated];
+    assert.equal((await verifier.verify(await sign(rotated, claims({ sub: "after-rotation" })))).sub, "after-rotation");
+    assert.equal(jwks.fetches, 2);
   });
 
-  test("refetches for unknown kids are rate limited", async () => {
+  test("refetches for unknown kids are rate limited", async (t) => {
     const key = await makeKey("ES256", "only");
-    const jwks = await jwksServer([key]);
-    try {
-      const verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID, refetchIntervalMs: 60_000 });
-      assert.ok(await verifier.verify(await sign(key)));
-      const stranger = await makeKey("ES256", "stranger");
-      for (let i = 0; i < 5; i += 1) await refused(verifier.verify(await sign(stranger)), /rejected: JWKSNoMatchingKey/);
-      assert.equal(jwks.fetches, 1);
-    } finally {
-      await jwks.close();
-    }
+    const { jwks, verifier } = await verifierOf(t, [key], { refetchIntervalMs: 60_000 });
+    assert.ok(await verifier.verify(await sign(key)));
+    const stranger = await makeKey("ES256", "stranger");
+    for (let i = 0; i < 5; i += 1) await refused(verifier.verify(await sign(stranger)), /rejected: JWKSNoMatchingKey/);
+    assert.equal(jwks.fetches, 1);
   });
 
-  test("cached keys keep verifying while the JWKS cannot be fetched", async () => {
+  test("cached keys keep verifying while the JWKS cannot be fetched", async (t) => {
     const key = await makeKey("ES256", "k");
-    const jwks = await jwksServer([key]);
-    try {
-      const verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID, cacheMaxAgeMs: 0 });
-      assert.ok(await verifier.verify(await sign(key)));
-      jwks.down = true;
-      assert.ok(await verifier.verify(await sign(key)));
-      assert.ok(jwks.fetches >= 2, "the stale set was refetched");
-      assert.match(verifier.lastError, /JOSEError/);
-      assert.equal(await verifier.refresh(), true);
-    } finally {
-      await jwks.close();
-    }
-  });
-
-  test("a JWKS that never answered refuses every token, and says why", async () => {
-    const key = await makeKey("ES256", "k");
-    const jwks = await jwksServer([key]);
+    const { jwks, verifier } = await verifierOf(t, [key], { cacheMaxAgeMs: 0 });
+    assert.ok(await verifier.verify(await sign(key)));
     jwks.down = true;
-    try {
-      const verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID });
-      await refused(verifier.verify(await sign(key)), /rejected/);
-      assert.equal(await verifier.refresh(), false);
-      assert.notEqual(verifier.lastError, "");
-    } finally {
-      await jwks.close();
-    }
+    assert.ok(await verifier.verify(await sign(key)));
+    assert.ok(jwks.fetches >= 2, "the stale set was refetched");
+    assert.match(verifier.lastError, /JOSEError/);
+    assert.equal(await verifier.refresh(), true);
+  });
+
+  test("a JWKS that never answered refuses every token, and says why", async (t) => {
+    const key = await makeKey("ES256", "k");
+    const { jwks, verifier } = await verifierOf(t, [key]);
+    jwks.down = true;
+    await refused(verifier.verify(await sign(key)), /rejected/);
+    assert.equal(await verifier.refresh(), false);
+    assert.notEqual(verifier.lastError, "");
   });
 
   test("leeway above the contract's 30 s is refused", () => {
