@@ -16,7 +16,8 @@ import {
 } from "@orgplane/instance-sdk";
 
 /** One JSON log line on stdout (never a token or the credential). */
-const log = (event, fields = {}) => console.log(JSON.stringify({ event, ...fields, ts: new Date().toISOString() }));
+const log = (event, fields = {}) =>
+  console.log(JSON.stringify({ event, ...fields, ts: new Date().toISOString() }));
 
 const config = configFromEnv();
 const verifier = new OrgTokenVerifier(config);
@@ -31,15 +32,30 @@ function json(res, status, body, type = "application/json") {
   res.end(text);
 }
 
-const app = guardHandler((req, res) => {
-  requests += 1;
-  const path = (req.url ?? "/").split("?", 1)[0];
-  if (path === "/healthz") return json(res, 200, { status: "ok" });
-  if (path === "/readyz") return json(res, stopping ? 503 : 200, { status: stopping ? "stopping" : "ready" });
-  if (req.method === "GET" && path === "/api/v1/me") return json(res, 200, req.orgClaims);
-  const status = 404;
-  json(res, status, { type: "https://orgplane.dev/problems/not_found", title: "Not found", status, detail: "No such route.", code: "not_found" }, "application/problem+json");
-}, { ...guardOptions(config, verifier), log });
+const app = guardHandler(
+  (req, res) => {
+    requests += 1;
+    const path = (req.url ?? "/").split("?", 1)[0];
+    if (path === "/healthz") return json(res, 200, { status: "ok" });
+    if (path === "/readyz")
+      return json(res, stopping ? 503 : 200, { status: stopping ? "stopping" : "ready" });
+    if (req.method === "GET" && path === "/api/v1/me") return json(res, 200, req.orgClaims);
+    const status = 404;
+    json(
+      res,
+      status,
+      {
+        type: "https://orgplane.dev/problems/not_found",
+        title: "Not found",
+        status,
+        detail: "No such route.",
+        code: "not_found",
+      },
+      "application/problem+json",
+    );
+  },
+  { ...guardOptions(config, verifier), log },
+);
 
 const server = createServer(app);
 server.listen(config.port, config.bindHost, () => {

@@ -95,27 +95,65 @@ export async function checkRequest(facts, options) {
   const log = options.log ?? (() => {});
   const host = facts.host ?? "";
   if ((facts.hostCount ?? 1) > 1 || !hostIsValid(host)) {
-    return { ok: false, ...problem(400, "invalid_host", "Invalid request", "The Host header is not a valid host and port.") };
+    return {
+      ok: false,
+      ...problem(
+        400,
+        "invalid_host",
+        "Invalid request",
+        "The Host header is not a valid host and port.",
+      ),
+    };
   }
-  const allowed = options.allowedHosts instanceof Set ? options.allowedHosts : new Set(options.allowedHosts);
+  const allowed =
+    options.allowedHosts instanceof Set ? options.allowedHosts : new Set(options.allowedHosts);
   if (!allowed.has(normalizeHost(host))) {
-    log("misdirected request refused", { host: host.slice(0, 255), path: facts.path.slice(0, 255) });
-    return { ok: false, ...problem(421, "misdirected_request", "Misdirected request", "This server does not answer for that host.") };
+    log("misdirected request refused", {
+      host: host.slice(0, 255),
+      path: facts.path.slice(0, 255),
+    });
+    return {
+      ok: false,
+      ...problem(
+        421,
+        "misdirected_request",
+        "Misdirected request",
+        "This server does not answer for that host.",
+      ),
+    };
   }
   const [scheme, ...rest] = (facts.authorization ?? "").trim().split(/\s+/);
   const token = scheme.toLowerCase() === "bearer" && rest.length === 1 ? rest[0] : "";
   if (!token) {
-    return { ok: false, ...problem(401, "invalid_token", "Authentication required", "Send a Bearer org token for this org.", { "www-authenticate": "Bearer" }) };
+    return {
+      ok: false,
+      ...problem(
+        401,
+        "invalid_token",
+        "Authentication required",
+        "Send a Bearer org token for this org.",
+        { "www-authenticate": "Bearer" },
+      ),
+    };
   }
   try {
     return { ok: true, claims: await options.verifier.verify(token) };
   } catch (err) {
-    log("token refused", { reason: /** @type {{ reason?: string }} */ (err)?.reason ?? "error", path: facts.path.slice(0, 255) });
+    log("token refused", {
+      reason: /** @type {{ reason?: string }} */ (err)?.reason ?? "error",
+      path: facts.path.slice(0, 255),
+    });
     return {
       ok: false,
-      ...problem(401, "invalid_token", "Authentication required", "The token is invalid, expired or not for this org.", {
-        "www-authenticate": 'Bearer error="invalid_token"',
-      }),
+      ...problem(
+        401,
+        "invalid_token",
+        "Authentication required",
+        "The token is invalid, expired or not for this org.",
+        {
+          "www-authenticate": 'Bearer error="invalid_token"',
+        },
+      ),
     };
   }
 }
@@ -145,7 +183,10 @@ export function nodeFacts(req) {
  * @param {Refusal} refusal
  */
 function sendRefusal(res, refusal) {
-  res.writeHead(refusal.status, { ...refusal.headers, "content-length": Buffer.byteLength(refusal.body) });
+  res.writeHead(refusal.status, {
+    ...refusal.headers,
+    "content-length": Buffer.byteLength(refusal.body),
+  });
   res.end(refusal.body);
 }
 
@@ -209,7 +250,8 @@ export function fetchFacts(request) {
 }
 
 /** @param {Refusal} refusal */
-const refusalResponse = (refusal) => new Response(refusal.body, { status: refusal.status, headers: refusal.headers });
+const refusalResponse = (refusal) =>
+  new Response(refusal.body, { status: refusal.status, headers: refusal.headers });
 
 /**
  * Wrap a fetch-style handler (`Request` in, `Response` out: `Bun.serve`, Deno, `app.fetch`).

@@ -144,11 +144,19 @@ export class HeartbeatSender {
     try {
       return await this.#post(await this.body());
     } catch (err) {
-      if (!(err instanceof HeartbeatRefused && err.status === 400 && err.text.includes("contract_version") && this.sendsContractVersion)) {
+      if (!(
+        err instanceof HeartbeatRefused &&
+        err.status === 400 &&
+        err.text.includes("contract_version") &&
+        this.sendsContractVersion
+      )) {
         throw err;
       }
       this.sendsContractVersion = false;
-      this.options.log?.("control plane predates contract negotiation: heartbeats go without contract_version", {});
+      this.options.log?.(
+        "control plane predates contract negotiation: heartbeats go without contract_version",
+        {},
+      );
       return this.#post(await this.body());
     }
   }
@@ -156,7 +164,10 @@ export class HeartbeatSender {
   /** @param {import("./contract.js").HeartbeatBody} body */
   async #post(body) {
     const doFetch = this.options.fetch ?? fetch;
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.timeoutMs ?? 10_000)]);
+    const signal = AbortSignal.any([
+      this.abort.signal,
+      AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+    ]);
     const response = await doFetch(this.url, {
       method: "POST",
       headers: {
@@ -192,7 +203,8 @@ export class HeartbeatSender {
   start() {
     if (this.running) return this.stopped;
     this.running = true;
-    for (const sig of this.options.stopSignals ?? ["SIGTERM", "SIGINT"]) process.once(sig, this.onSignal);
+    for (const sig of this.options.stopSignals ?? ["SIGTERM", "SIGINT"])
+      process.once(sig, this.onSignal);
     this.stopped = this.#loop();
     return this.stopped;
   }
@@ -208,7 +220,11 @@ export class HeartbeatSender {
       } catch (err) {
         if (!this.running) break;
         this.failures += 1;
-        log("heartbeat failed", { error: err instanceof Error ? `${err.name}: ${err.message}`.slice(0, 300) : String(err), failures: this.failures, seq: this.seq });
+        log("heartbeat failed", {
+          error: err instanceof Error ? `${err.name}: ${err.message}`.slice(0, 300) : String(err),
+          failures: this.failures,
+          seq: this.seq,
+        });
       }
       const delay =
         this.failures && !this.accepted
@@ -225,7 +241,8 @@ export class HeartbeatSender {
   /** Stop the loop (an in-flight heartbeat is aborted); resolves when it stopped. */
   stop() {
     this.running = false;
-    for (const sig of this.options.stopSignals ?? ["SIGTERM", "SIGINT"]) process.removeListener(sig, this.onSignal);
+    for (const sig of this.options.stopSignals ?? ["SIGTERM", "SIGINT"])
+      process.removeListener(sig, this.onSignal);
     clearTimeout(this.timer);
     this.abort.abort();
     this.wake?.(undefined);

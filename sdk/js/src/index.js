@@ -6,13 +6,14 @@
 
 export * from "./contract.js";
 export { ConfigError, allowedHosts, configFromEnv, normalizeHost } from "./config.js";
-export { InvalidToken, LEEWAY_SECONDS, MAX_TOKEN_BYTES, OrgTokenVerifier, checkHeader } from "./verifier.js";
 export {
-  HeartbeatRefused,
-  HeartbeatSender,
-  backoffDelay,
-  firstBeatDelay,
-} from "./heartbeat.js";
+  InvalidToken,
+  LEEWAY_SECONDS,
+  MAX_TOKEN_BYTES,
+  OrgTokenVerifier,
+  checkHeader,
+} from "./verifier.js";
+export { HeartbeatRefused, HeartbeatSender, backoffDelay, firstBeatDelay } from "./heartbeat.js";
 export {
   PROBLEM_JSON,
   checkRequest,

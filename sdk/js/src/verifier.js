@@ -19,13 +19,28 @@
  * @module
  */
 
-import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from "jose";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+} from "jose";
 
 import { ALLOWED_ALGORITHMS, TOKEN_TYP } from "./contract.js";
 
 export const MAX_TOKEN_BYTES = 8192;
 export const LEEWAY_SECONDS = 30;
-export const REQUIRED_CLAIMS = Object.freeze(["iss", "aud", "sub", "exp", "iat", "nbf", "org_id", "org_role"]);
+export const REQUIRED_CLAIMS = Object.freeze([
+  "iss",
+  "aud",
+  "sub",
+  "exp",
+  "iat",
+  "nbf",
+  "org_id",
+  "org_role",
+]);
 const ROLES = new Set(["owner", "admin", "member"]);
 const KID = /^[A-Za-z0-9._-]{1,64}$/;
 const B64URL = /^[A-Za-z0-9_-]+$/;
@@ -73,10 +88,16 @@ export function checkHeader(token) {
     throw new InvalidToken("malformed header");
   }
   const { alg, typ, kid } = header;
-  if (typeof alg !== "string" || !(/** @type {readonly string[]} */ (ALLOWED_ALGORITHMS)).includes(alg)) {
+  if (
+    typeof alg !== "string" ||
+    !(/** @type {readonly string[]} */ (ALLOWED_ALGORITHMS).includes(alg))
+  ) {
     throw new InvalidToken("algorithm not allowed");
   }
-  if (typeof typ !== "string" || ![TOKEN_TYP, `application/${TOKEN_TYP}`].includes(typ.toLowerCase())) {
+  if (
+    typeof typ !== "string" ||
+    ![TOKEN_TYP, `application/${TOKEN_TYP}`].includes(typ.toLowerCase())
+  ) {
     throw new InvalidToken("wrong token type");
   }
   if ("crit" in header) throw new InvalidToken("critical header extensions are not supported");
@@ -118,7 +139,11 @@ export class OrgTokenVerifier {
       return key;
     } catch (err) {
       const cached = this.remote.jwks();
-      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys || !cached) {
+      if (
+        err instanceof errors.JWKSNoMatchingKey ||
+        err instanceof errors.JWKSMultipleMatchingKeys ||
+        !cached
+      ) {
         throw err;
       }
       this.lastError = describe(err);

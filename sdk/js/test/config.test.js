@@ -25,21 +25,43 @@ test("reads the contract's variables with the same defaults as org_instance", ()
   assert.equal(config.port, 8000);
   assert.match(config.instanceId, /^[0-9a-f]{32}$/);
   const hosts = allowedHosts(config);
-  for (const h of ["acme.orgs.test", "b.test", "orgplane-acme-1", "localhost", "127.0.0.1", "::1", normalizeHost(hostname())]) {
+  for (const h of [
+    "acme.orgs.test",
+    "b.test",
+    "orgplane-acme-1",
+    "localhost",
+    "127.0.0.1",
+    "::1",
+    normalizeHost(hostname()),
+  ]) {
     assert.ok(hosts.has(h), h);
   }
   assert.ok(!hosts.has("0.0.0.0"));
 });
 
 test("names every problem at once and never echoes the credential", () => {
-  const env = { ...BASE, [Env.ORG_ID]: "a b", [Env.INSTANCE_CREDENTIAL]: "short-secret", [Env.PORT]: "99999", [Env.HEARTBEAT_INTERVAL]: "0", [Env.REDIS_NAMESPACE]: "org:other" };
-  assert.throws(() => configFromEnv(env), (err) => {
-    assert.ok(err instanceof ConfigError);
-    for (const name of [Env.ORG_ID, Env.INSTANCE_CREDENTIAL, Env.PORT, Env.HEARTBEAT_INTERVAL]) assert.match(err.message, new RegExp(name));
-    assert.ok(!err.message.includes("short-secret"));
-    return true;
-  });
-  assert.throws(() => configFromEnv({ [Env.ORG_ID]: "a", [Env.INSTANCE_CREDENTIAL]: "x".repeat(16) }), /CONTROL_PLANE_URL/);
+  const env = {
+    ...BASE,
+    [Env.ORG_ID]: "a b",
+    [Env.INSTANCE_CREDENTIAL]: "short-secret",
+    [Env.PORT]: "99999",
+    [Env.HEARTBEAT_INTERVAL]: "0",
+    [Env.REDIS_NAMESPACE]: "org:other",
+  };
+  assert.throws(
+    () => configFromEnv(env),
+    (err) => {
+      assert.ok(err instanceof ConfigError);
+      for (const name of [Env.ORG_ID, Env.INSTANCE_CREDENTIAL, Env.PORT, Env.HEARTBEAT_INTERVAL])
+        assert.match(err.message, new RegExp(name));
+      assert.ok(!err.message.includes("short-secret"));
+      return true;
+    },
+  );
+  assert.throws(
+    () => configFromEnv({ [Env.ORG_ID]: "a", [Env.INSTANCE_CREDENTIAL]: "x".repeat(16) }),
+    /CONTROL_PLANE_URL/,
+  );
 });
 
 test("normalizes hosts as org_instance does", () => {

@@ -6,7 +6,14 @@ import { after, before, describe, test } from "node:test";
 import { orgAudience } from "../src/contract.js";
 import { Hono } from "hono";
 
-import { checkRequest, guardFetch, guardHandler, guardHono, guardMiddleware, hostIsValid } from "../src/guard.js";
+import {
+  checkRequest,
+  guardFetch,
+  guardHandler,
+  guardHono,
+  guardMiddleware,
+  hostIsValid,
+} from "../src/guard.js";
 import { OrgTokenVerifier } from "../src/verifier.js";
 import { ISSUER, ORG_ID, claims, get, jwksServer, makeKey, sign } from "./helpers.js";
 
@@ -30,14 +37,21 @@ describe("the request guard", () => {
   before(async () => {
     key = await makeKey("ES256", "k1");
     jwks = await jwksServer([key]);
-    const verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID });
+    const verifier = new OrgTokenVerifier({
+      jwksUrl: jwks.url,
+      issuer: ISSUER,
+      audience: orgAudience(ORG_ID),
+      orgId: ORG_ID,
+    });
     options = { verifier, allowedHosts: new Set(HOSTS) };
     token = await sign(key);
     otherOrgToken = await sign(key, claims({}, "org-b"));
     servers = {
       handler: await listen(guardHandler(echo, options)),
       // Express-style: the middleware, then the route, as Express chains them.
-      middleware: await listen((req, res) => guardMiddleware(options)(req, res, () => echo(req, res))),
+      middleware: await listen((req, res) =>
+        guardMiddleware(options)(req, res, () => echo(req, res)),
+      ),
     };
   });
   after(async () => {
@@ -48,10 +62,16 @@ describe("the request guard", () => {
   for (const kind of ["handler", "middleware"]) {
     test(`${kind}: a valid token for this org on one of its hosts reaches the handler with its claims`, async () => {
       const { port } = servers[kind].address();
-      const answer = await get(port, "/api/v1/me?x=1", { Host: "ACME.orgs.test:8443", Authorization: `Bearer ${token}` });
+      const answer = await get(port, "/api/v1/me?x=1", {
+        Host: "ACME.orgs.test:8443",
+        Authorization: `Bearer ${token}`,
+      });
       assert.equal(answer.status, 200);
       assert.equal(answer.body.claims.org_id, ORG_ID);
-      const internal = await get(port, "/x", { Host: "org-a-instance:8000", Authorization: `Bearer ${token}` });
+      const internal = await get(port, "/x", {
+        Host: "org-a-instance:8000",
+        Authorization: `Bearer ${token}`,
+      });
       assert.equal(internal.status, 200);
     });
 
@@ -63,22 +83,37 @@ describe("the request guard", () => {
       assert.equal(none.headers["www-authenticate"], "Bearer");
       assert.equal(none.body.code, "invalid_token");
       for (const bad of [otherOrgToken, "garbage", `${token}x`]) {
-        const answer = await get(port, "/api/v1/me", { Host: HOSTS[0], Authorization: `Bearer ${bad}` });
+        const answer = await get(port, "/api/v1/me", {
+          Host: HOSTS[0],
+          Authorization: `Bearer ${bad}`,
+        });
         assert.equal(answer.status, 401, bad);
         assert.equal(answer.headers["www-authenticate"], 'Bearer error="invalid_token"');
         assert.equal(answer.body.type, "https://orgplane.dev/problems/invalid_token");
-        assert.ok(!JSON.stringify(answer.body).includes(bad.slice(0, 20)) || bad === "garbage", "the token is not echoed");
+        assert.ok(
+          !JSON.stringify(answer.body).includes(bad.slice(0, 20)) || bad === "garbage",
+          "the token is not echoed",
+        );
       }
-      const basic = await get(port, "/api/v1/me", { Host: HOSTS[0], Authorization: `Basic ${token}` });
+      const basic = await get(port, "/api/v1/me", {
+        Host: HOSTS[0],
+        Authorization: `Basic ${token}`,
+      });
       assert.equal(basic.status, 401);
     });
 
     test(`${kind}: a foreign Host is 421 misdirected_request even with a valid token; a malformed one 400`, async () => {
       const { port } = servers[kind].address();
-      const foreign = await get(port, "/api/v1/me", { Host: "other.orgs.test", Authorization: `Bearer ${token}` });
+      const foreign = await get(port, "/api/v1/me", {
+        Host: "other.orgs.test",
+        Authorization: `Bearer ${token}`,
+      });
       assert.equal(foreign.status, 421);
       assert.equal(foreign.body.code, "misdirected_request");
-      const malformed = await get(port, "/api/v1/me", { Host: "acme.orgs.test:99999", Authorization: `Bearer ${token}` });
+      const malformed = await get(port, "/api/v1/me", {
+        Host: "acme.orgs.test:99999",
+        Authorization: `Bearer ${token}`,
+      });
       assert.equal(malformed.status, 400);
       assert.equal(malformed.body.code, "invalid_host");
     });
@@ -96,14 +131,27 @@ describe("the request guard", () => {
   }
 
   test("fetch-style: refuses and accepts like the Node adapters", async () => {
-    const handler = guardFetch((request, orgClaims) => Response.json({ sub: orgClaims?.sub ?? null }), options);
-    const ok = await handler(new Request("http://acme.orgs.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } }));
+    const handler = guardFetch(
+      (request, orgClaims) => Response.json({ sub: orgClaims?.sub ?? null }),
+      options,
+    );
+    const ok = await handler(
+      new Request("http://acme.orgs.test/api/v1/me", {
+        headers: { authorization: `Bearer ${token}` },
+      }),
+    );
     assert.equal(ok.status, 200);
     assert.deepEqual(await ok.json(), { sub: "user-1" });
-    const foreign = await handler(new Request("http://evil.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } }));
+    const foreign = await handler(
+      new Request("http://evil.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } }),
+    );
     assert.equal(foreign.status, 421);
     assert.equal(foreign.headers.get("content-type"), "application/problem+json");
-    const other = await handler(new Request("http://acme.orgs.test/api/v1/me", { headers: { authorization: `Bearer ${otherOrgToken}` } }));
+    const other = await handler(
+      new Request("http://acme.orgs.test/api/v1/me", {
+        headers: { authorization: `Bearer ${otherOrgToken}` },
+      }),
+    );
     assert.equal(other.status, 401);
     const probe = await handler(new Request("http://10.0.0.1:8000/readyz"));
     assert.deepEqual(await probe.json(), { sub: null });
@@ -114,46 +162,80 @@ describe("the request guard", () => {
     app.use(guardHono(options));
     app.get("/api/v1/me", (c) => c.json(c.get("orgClaims")));
     app.get("/healthz", (c) => c.json({ claims: c.get("orgClaims") }));
-    const me = await app.request("http://acme.orgs.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
+    const me = await app.request("http://acme.orgs.test/api/v1/me", {
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(me.status, 200);
     assert.equal((await me.json()).org_id, ORG_ID);
-    const other = await app.request("http://acme.orgs.test/api/v1/me", { headers: { authorization: `Bearer ${otherOrgToken}` } });
+    const other = await app.request("http://acme.orgs.test/api/v1/me", {
+      headers: { authorization: `Bearer ${otherOrgToken}` },
+    });
     assert.equal(other.status, 401);
     assert.equal((await other.json()).code, "invalid_token");
-    const foreign = await app.request("http://evil.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
+    const foreign = await app.request("http://evil.test/api/v1/me", {
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(foreign.status, 421);
     assert.deepEqual(await (await app.request("http://10.0.0.1/healthz")).json(), { claims: null });
   });
 
-  test("Bun.serve: a guarded fetch handler over real HTTP", { skip: typeof globalThis.Bun === "undefined" ? "runs under Bun only" : false }, async () => {
-    const server = globalThis.Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      fetch: guardFetch((request, orgClaims) => Response.json({ sub: orgClaims?.sub ?? null }), options),
-    });
-    try {
-      const ok = await get(server.port, "/api/v1/me", { Host: "acme.orgs.test", Authorization: `Bearer ${token}` });
-      assert.deepEqual([ok.status, ok.body], [200, { sub: "user-1" }]);
-      const foreign = await get(server.port, "/api/v1/me", { Host: "evil.test", Authorization: `Bearer ${token}` });
-      assert.equal(foreign.status, 421);
-      const other = await get(server.port, "/api/v1/me", { Host: "acme.orgs.test", Authorization: `Bearer ${otherOrgToken}` });
-      assert.equal(other.status, 401);
-    } finally {
-      server.stop(true);
-    }
-  });
+  test(
+    "Bun.serve: a guarded fetch handler over real HTTP",
+    { skip: typeof globalThis.Bun === "undefined" ? "runs under Bun only" : false },
+    async () => {
+      const server = globalThis.Bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        fetch: guardFetch(
+          (request, orgClaims) => Response.json({ sub: orgClaims?.sub ?? null }),
+          options,
+        ),
+      });
+      try {
+        const ok = await get(server.port, "/api/v1/me", {
+          Host: "acme.orgs.test",
+          Authorization: `Bearer ${token}`,
+        });
+        assert.deepEqual([ok.status, ok.body], [200, { sub: "user-1" }]);
+        const foreign = await get(server.port, "/api/v1/me", {
+          Host: "evil.test",
+          Authorization: `Bearer ${token}`,
+        });
+        assert.equal(foreign.status, 421);
+        const other = await get(server.port, "/api/v1/me", {
+          Host: "acme.orgs.test",
+          Authorization: `Bearer ${otherOrgToken}`,
+        });
+        assert.equal(other.status, 401);
+      } finally {
+        server.stop(true);
+      }
+    },
+  );
 
   test("a verifier that throws unexpectedly is a 401, not a crash", async () => {
-    const broken = { verify: async () => { throw new TypeError("boom"); }, };
-    const verdict = await checkRequest({ path: "/x", host: HOSTS[0], authorization: "Bearer abc" }, { verifier: broken, allowedHosts: HOSTS });
+    const broken = {
+      verify: async () => {
+        throw new TypeError("boom");
+      },
+    };
+    const verdict = await checkRequest(
+      { path: "/x", host: HOSTS[0], authorization: "Bearer abc" },
+      { verifier: broken, allowedHosts: HOSTS },
+    );
     assert.equal(verdict.ok, false);
     assert.equal(verdict.status, 401);
   });
 
   test("Host syntax: RFC 9110 host and port, several Host headers refused", async () => {
-    for (const good of ["a.b", "a.b:80", "[::1]:8000", "127.0.0.1", "x:0"]) assert.ok(hostIsValid(good), good);
-    for (const bad of ["a b", "a:b", "a:65536", "a:1:2", `a:${"9".repeat(5000)}`]) assert.ok(!hostIsValid(bad), bad);
-    const twice = await checkRequest({ path: "/x", host: HOSTS[0], authorization: "", hostCount: 2 }, options);
+    for (const good of ["a.b", "a.b:80", "[::1]:8000", "127.0.0.1", "x:0"])
+      assert.ok(hostIsValid(good), good);
+    for (const bad of ["a b", "a:b", "a:65536", "a:1:2", `a:${"9".repeat(5000)}`])
+      assert.ok(!hostIsValid(bad), bad);
+    const twice = await checkRequest(
+      { path: "/x", host: HOSTS[0], authorization: "", hostCount: 2 },
+      options,
+    );
     assert.equal(twice.status, 400);
   });
 });

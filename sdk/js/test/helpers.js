@@ -15,7 +15,10 @@ export const ORG_ID = "org-a";
  * @param {string} kid
  */
 export async function makeKey(alg, kid) {
-  const { privateKey, publicKey } = await generateKeyPair(alg, alg === "EdDSA" ? { crv: "Ed25519" } : {});
+  const { privateKey, publicKey } = await generateKeyPair(
+    alg,
+    alg === "EdDSA" ? { crv: "Ed25519" } : {},
+  );
   const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
   return { alg, kid, privateKey, jwk };
 }
@@ -49,7 +52,9 @@ export function claims(extra = {}, orgId = ORG_ID) {
  * @param {Record<string, unknown>} [header] protected header fields added
  */
 export function sign(key, payload = claims(), header = {}) {
-  return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt", ...header }).sign(key.privateKey);
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt", ...header })
+    .sign(key.privateKey);
 }
 
 /**

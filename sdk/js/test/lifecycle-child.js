@@ -16,6 +16,8 @@ const server = createServer((req, res) => {
 server.listen(0, "127.0.0.1");
 await once(server, "listening");
 console.log(/** @type {import("node:net").AddressInfo} */ (server.address()).port);
-const signal = await serveUntilSignal(server, { sender: { stop: () => console.log("sender stopped") } });
+const signal = await serveUntilSignal(server, {
+  sender: { stop: () => console.log("sender stopped") },
+});
 console.log(`stopped ${signal}`);
 process.exit(0);

@@ -10,7 +10,9 @@ import { get } from "./helpers.js";
 test("SIGTERM: the heartbeats stop, a request in flight is answered, the process exits 0", async () => {
   const script = fileURLToPath(new URL("./lifecycle-child.js", import.meta.url));
   const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
-  const lines = createInterface({ input: /** @type {import("node:stream").Readable} */ (child.stdout) })[Symbol.asyncIterator]();
+  const lines = createInterface({
+    input: /** @type {import("node:stream").Readable} */ (child.stdout),
+  })[Symbol.asyncIterator]();
   const next = async () => (await lines.next()).value;
   try {
     const port = Number(await next());

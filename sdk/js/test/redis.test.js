@@ -14,5 +14,6 @@ test("keys, patterns and ownership of one org's Redis namespace", () => {
   assert.equal(ns.strip("org:org-a:sessions:42"), "sessions:42");
   assert.throws(() => ns.strip("org:org-b:x"), RangeError);
   assert.throws(() => ns.key(), RangeError);
-  for (const bad of ["", "a:b", "a*", "x".repeat(65)]) assert.throws(() => new RedisNamespace(bad), RangeError, bad);
+  for (const bad of ["", "a:b", "a*", "x".repeat(65)])
+    assert.throws(() => new RedisNamespace(bad), RangeError, bad);
 });

@@ -27,7 +27,12 @@ describe("OrgTokenVerifier", () => {
     es = await makeKey("ES256", "k-es");
     ed = await makeKey("EdDSA", "k-ed");
     jwks = await jwksServer([es, ed]);
-    verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID });
+    verifier = new OrgTokenVerifier({
+      jwksUrl: jwks.url,
+      issuer: ISSUER,
+      audience: orgAudience(ORG_ID),
+      orgId: ORG_ID,
+    });
   });
   after(() => jwks.close());
 
@@ -41,25 +46,41 @@ describe("OrgTokenVerifier", () => {
 
   test("refuses other algorithms before fetching anything: HS256, none, RS256", async () => {
     const fetches = jwks.fetches;
-    const hs = await new SignJWT(claims()).setProtectedHeader({ alg: "HS256", kid: "k-es", typ: "at+jwt" }).sign(new Uint8Array(32));
+    const hs = await new SignJWT(claims())
+      .setProtectedHeader({ alg: "HS256", kid: "k-es", typ: "at+jwt" })
+      .sign(new Uint8Array(32));
     await refused(verifier.verify(hs), /algorithm not allowed/);
     const none = new UnsecuredJWT(claims()).encode();
     await refused(verifier.verify(none), /algorithm not allowed/);
-    const forgedHeader = Buffer.from(JSON.stringify({ alg: "RS256", kid: "k-es", typ: "at+jwt" })).toString("base64url");
+    const forgedHeader = Buffer.from(
+      JSON.stringify({ alg: "RS256", kid: "k-es", typ: "at+jwt" }),
+    ).toString("base64url");
     const good = await sign(es);
-    await refused(verifier.verify(`${forgedHeader}.${good.split(".")[1]}.${good.split(".")[2]}`), /algorithm not allowed/);
+    await refused(
+      verifier.verify(`${forgedHeader}.${good.split(".")[1]}.${good.split(".")[2]}`),
+      /algorithm not allowed/,
+    );
     assert.equal(jwks.fetches, fetches);
   });
 
   test("requires typ at+jwt and refuses any crit header", async () => {
     await refused(verifier.verify(await sign(es, claims(), { typ: "JWT" })), /wrong token type/);
     assert.ok(await verifier.verify(await sign(es, claims(), { typ: "application/at+jwt" })));
-    await refused(verifier.verify(await sign(es, claims(), { crit: ["b64"], b64: true })), /critical/);
+    await refused(
+      verifier.verify(await sign(es, claims(), { crit: ["b64"], b64: true })),
+      /critical/,
+    );
   });
 
   test("refuses another issuer, another audience, another org", async () => {
-    await refused(verifier.verify(await sign(es, claims({ iss: "http://evil.test" }))), /rejected: JWTClaimValidationFailed/);
-    await refused(verifier.verify(await sign(es, claims({ aud: orgAudience("org-b") }))), /rejected: JWTClaimValidationFailed/);
+    await refused(
+      verifier.verify(await sign(es, claims({ iss: "http://evil.test" }))),
+      /rejected: JWTClaimValidationFailed/,
+    );
+    await refused(
+      verifier.verify(await sign(es, claims({ aud: orgAudience("org-b") }))),
+      /rejected: JWTClaimValidationFailed/,
+    );
     // Right audience, but the org_id claim names another org.
     await refused(verifier.verify(await sign(es, claims({ org_id: "org-b" }))), /another org/);
   });
@@ -68,7 +89,10 @@ describe("OrgTokenVerifier", () => {
     assert.ok(await verifier.verify(await sign(es, claims({ exp: now() - 20 }))));
     await refused(verifier.verify(await sign(es, claims({ exp: now() - 60 }))), /JWTExpired/);
     assert.ok(await verifier.verify(await sign(es, claims({ nbf: now() + 20 }))));
-    await refused(verifier.verify(await sign(es, claims({ nbf: now() + 60 }))), /JWTClaimValidationFailed/);
+    await refused(
+      verifier.verify(await sign(es, claims({ nbf: now() + 60 }))),
+      /JWTClaimValidationFailed/,
+    );
     for (const name of ["exp", "iat", "nbf", "sub", "org_id", "org_role"]) {
       const payload = claims();
       delete payload[name];
@@ -82,7 +106,10 @@ describe("OrgTokenVerifier", () => {
     const other = await makeKey("ES256", "k-es");
     const [, payload] = (await sign(other)).split(".");
     const [header, , signature] = token.split(".");
-    await refused(verifier.verify(`${header}.${payload}.${signature}`), /rejected: JWSSignatureVerificationFailed/);
+    await refused(
+      verifier.verify(`${header}.${payload}.${signature}`),
+      /rejected: JWSSignatureVerificationFailed/,
+    );
     await refused(verifier.verify("a.b"), /compact/);
     await refused(verifier.verify("!!.e30.e30"), /malformed header/);
     await refused(verifier.verify(`${token}${"A".repeat(9000)}`), /too long/);
@@ -99,7 +126,13 @@ describe("OrgTokenVerifier", () => {
 async function verifierOf(t, keys, options = {}) {
   const jwks = await jwksServer(keys);
   t.after(() => jwks.close());
-  const verifier = new OrgTokenVerifier({ jwksUrl: jwks.url, issuer: ISSUER, audience: orgAudience(ORG_ID), orgId: ORG_ID, ...options });
+  const verifier = new OrgTokenVerifier({
+    jwksUrl: jwks.url,
+    issuer: ISSUER,
+    audience: orgAudience(ORG_ID),
+    orgId: ORG_ID,
+    ...options,
+  });
   return { jwks, verifier };
 }
 
@@ -112,7 +145,10 @@ describe("OrgTokenVerifier key rotation and outages", () => {
     assert.ok(await verifier.verify(await sign(old)));
     assert.equal(jwks.fetches, 1, "known keys are cached");
     jwks.keys = [old, rotated];
-    assert.equal((await verifier.verify(await sign(rotated, claims({ sub: "after-rotation" })))).sub, "after-rotation");
+    assert.equal(
+      (await verifier.verify(await sign(rotated, claims({ sub: "after-rotation" })))).sub,
+      "after-rotation",
+    );
     assert.equal(jwks.fetches, 2);
   });
 
@@ -121,7 +157,8 @@ describe("OrgTokenVerifier key rotation and outages", () => {
     const { jwks, verifier } = await verifierOf(t, [key], { refetchIntervalMs: 60_000 });
     assert.ok(await verifier.verify(await sign(key)));
     const stranger = await makeKey("ES256", "stranger");
-    for (let i = 0; i < 5; i += 1) await refused(verifier.verify(await sign(stranger)), /rejected: JWKSNoMatchingKey/);
+    for (let i = 0; i < 5; i += 1)
+      await refused(verifier.verify(await sign(stranger)), /rejected: JWKSNoMatchingKey/);
     assert.equal(jwks.fetches, 1);
   });
 
@@ -146,6 +183,16 @@ describe("OrgTokenVerifier key rotation and outages", () => {
   });
 
   test("leeway above the contract's 30 s is refused", () => {
-    assert.throws(() => new OrgTokenVerifier({ jwksUrl: "http://127.0.0.1:1/", issuer: ISSUER, audience: "a", orgId: ORG_ID, leewaySeconds: 31 }), RangeError);
+    assert.throws(
+      () =>
+        new OrgTokenVerifier({
+          jwksUrl: "http://127.0.0.1:1/",
+          issuer: ISSUER,
+          audience: "a",
+          orgId: ORG_ID,
+          leewaySeconds: 31,
+        }),
+      RangeError,
+    );
   });
 });
