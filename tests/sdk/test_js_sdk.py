@@ -50,6 +50,7 @@ def node_json(script: str) -> Any:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_the_sdk_suite_passes_under_node() -> None:
     files = sorted(str(p.relative_to(SDK)) for p in (SDK / "test").glob("*.test.js"))
     assert len(files) >= 5, files
@@ -57,6 +58,7 @@ def test_the_sdk_suite_passes_under_node() -> None:
     assert "# fail 0" in done.stdout, done.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_the_sdk_suite_passes_under_bun() -> None:
     node()
     bun = SDK / "node_modules" / ".bin" / "bun"
