@@ -1,9 +1,9 @@
 /**
  * What every request must be before an org instance's handler sees it (contract v1):
  *
- * - `GET /healthz` and `GET /readyz` pass without a token and whatever their Host
+ * - a malformed `Host` header (or several) is refused with 400 `invalid_host`;
+ * - `GET /healthz` and `GET /readyz` pass without a token and whatever (valid) Host they name
  *   (orchestrators probe by address; probes reveal no org data);
- * - a malformed `Host` header is refused with 400 `invalid_host`;
  * - a `Host` that is not one of the org's hostnames or the instance's internal names (ports
  *   ignored) is refused with 421 `misdirected_request`;
  * - every other request needs `Authorization: Bearer <org token for this org>`, else 401
@@ -91,7 +91,6 @@ export function guardOptions(config, verifier) {
  * @returns {Promise<Verdict>}
  */
 export async function checkRequest(facts, options) {
-  if (PROBES.has(facts.path)) return { ok: true, claims: null };
   const log = options.log ?? (() => {});
   const host = facts.host ?? "";
   if ((facts.hostCount ?? 1) > 1 || !hostIsValid(host)) {
@@ -105,6 +104,7 @@ export async function checkRequest(facts, options) {
       ),
     };
   }
+  if (PROBES.has(facts.path)) return { ok: true, claims: null };
   const allowed =
     options.allowedHosts instanceof Set ? options.allowedHosts : new Set(options.allowedHosts);
   if (!allowed.has(normalizeHost(host))) {

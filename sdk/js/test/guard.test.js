@@ -127,6 +127,9 @@ describe("the request guard", () => {
       }
       const sub = await get(port, "/healthz/x", { Host: "10.1.2.3:8000" });
       assert.equal(sub.status, 421, "only the exact probe paths are exempt");
+      const malformed = await get(port, "/healthz", { Host: "a b" });
+      assert.equal(malformed.status, 400, "the Host syntax is checked before everything");
+      assert.equal(malformed.body.code, "invalid_host");
     });
   }
 
