@@ -8,17 +8,20 @@ missing, the tests fail under ``CI=true`` and are skipped elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from org_instance import contract, heartbeat
-from tests.support.services import REPO, need
+from tests.support.services import REDIS_URL, REPO, need, redis_available
 
 SDK = REPO / "sdk" / "js"
 TIMEOUT = 180.0
@@ -124,3 +127,75 @@ def test_heartbeat_delays_are_org_instances() -> None:
     first = [heartbeat.first_beat_delay(i, f, rng=rng) for i in intervals for f in failures[1:]]
     assert [d for row in delays["backoff"] for d in row] == pytest.approx(backoff)
     assert [d for row in delays["first"] for d in row] == pytest.approx(first)
+
+
+REDIS_SCRIPT = """
+import Redis from "ioredis";
+import { RedisNamespace } from "./src/redis.js";
+
+const { ORGPLANE_REDIS_URL: url, ORGPLANE_ORG_ID: orgId, OTHER_ORG_ID: other } = process.env;
+const ns = new RedisNamespace(orgId);
+const options = { maxRetriesPerRequest: 1, enableOfflineQueue: true };
+const scoped = new Redis(url, { ...options, keyPrefix: ns.prefix });
+const plain = new Redis(url, options);
+const refusal = (promise) => promise.then(() => "", (err) => err.message);
+await scoped.set("greeting", "hello");
+await plain.hset(ns.key("settings"), "theme", "dark");
+const answer = {
+  scoped: await scoped.get("greeting"),
+  outside: await refusal(plain.set("unprefixed", "x")),
+  other: await refusal(plain.get(`org:${other}:canary`)),
+  channel: await refusal(plain.publish(`org:${other}:events`, "x")),
+};
+console.log(JSON.stringify(answer));
+await Promise.all([scoped.quit(), plain.quit()]);
+"""
+
+
+@pytest.mark.redis
+async def test_the_namespace_fits_the_org_redis_user_the_control_plane_makes() -> None:
+    """ioredis with ``keyPrefix: ns.prefix`` (and ``ns.key()`` by hand) works as the org's ACL
+    user made by ``control_plane.redis_acl``; keys and channels outside are NOPERM."""
+    need("Redis", redis_available())
+    binary = node()
+    need("ioredis (a dev dependency of sdk/js)", (SDK / "node_modules" / "ioredis").is_dir())
+    from redis.asyncio import Redis
+
+    from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
+
+    admin = Redis.from_url(REDIS_URL)
+    org, other = f"opsdkjs-{uuid.uuid4().hex[:10]}", f"opsdkjs-{uuid.uuid4().hex[:10]}"
+    try:
+        url = await ensure_org_redis_user(admin, org_id=org)
+        await admin.set(f"org:{other}:canary", "B")
+        env = {
+            **os.environ,
+            "ORGPLANE_REDIS_URL": url,
+            "ORGPLANE_ORG_ID": org,
+            "OTHER_ORG_ID": other,
+        }
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [binary, "--input-type=module", "-e", REDIS_SCRIPT],
+            cwd=SDK,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        answer = json.loads(done.stdout)
+        assert answer["scoped"] == "hello"
+        assert await admin.get(f"org:{org}:greeting") == b"hello"
+        assert await admin.hget(f"org:{org}:settings", "theme") == b"dark"
+        for refused in ("outside", "other", "channel"):
+            assert answer[refused].startswith("NOPERM"), answer
+        assert await admin.get(f"org:{other}:canary") == b"B"
+    finally:
+        await delete_org_redis_user(admin, org_id=org)
+        for name in (org, other):
+            keys = [k async for k in admin.scan_iter(match=f"org:{name}:*", count=100)]
+            if keys:
+                await admin.delete(*keys)
+        await admin.aclose()

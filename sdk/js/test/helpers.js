@@ -105,17 +105,20 @@ export async function jwksServer(keys) {
  */
 export function get(port, path, headers = {}) {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, headers, method: "GET" }, async (res) => {
-      let text = "";
-      for await (const chunk of res) text += chunk;
-      let body = text;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        /* not JSON */
-      }
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
-    });
+    const req = request(
+      { host: "127.0.0.1", port, path, headers, method: "GET", agent: false },
+      async (res) => {
+        let text = "";
+        for await (const chunk of res) text += chunk;
+        let body = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          /* not JSON */
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+      },
+    );
     req.on("error", reject);
     req.end();
   });
