@@ -94,15 +94,12 @@ export async function checkRequest(facts, options) {
   const log = options.log ?? (() => {});
   const host = facts.host ?? "";
   if ((facts.hostCount ?? 1) > 1 || !hostIsValid(host)) {
-    return {
-      ok: false,
-      ...problem(
-        400,
-        "invalid_host",
-        "Invalid request",
-        "The Host header is not a valid host and port.",
-      ),
-    };
+    return refuse(
+      400,
+      "invalid_host",
+      "Invalid request",
+      "The Host header is not a valid host and port.",
+    );
   }
   if (PROBES.has(facts.path)) return { ok: true, claims: null };
   const allowed =
@@ -112,50 +109,45 @@ export async function checkRequest(facts, options) {
       host: host.slice(0, 255),
       path: facts.path.slice(0, 255),
     });
-    return {
-      ok: false,
-      ...problem(
-        421,
-        "misdirected_request",
-        "Misdirected request",
-        "This server does not answer for that host.",
-      ),
-    };
+    return refuse(
+      421,
+      "misdirected_request",
+      "Misdirected request",
+      "This server does not answer for that host.",
+    );
   }
   const [scheme, ...rest] = (facts.authorization ?? "").trim().split(/\s+/);
   const token = scheme.toLowerCase() === "bearer" && rest.length === 1 ? rest[0] : "";
-  if (!token) {
-    return {
-      ok: false,
-      ...problem(
-        401,
-        "invalid_token",
-        "Authentication required",
-        "Send a Bearer org token for this org.",
-        { "www-authenticate": "Bearer" },
-      ),
-    };
-  }
+  if (!token) return unauthorized("Send a Bearer org token for this org.", "Bearer");
   try {
     return { ok: true, claims: await options.verifier.verify(token) };
   } catch (err) {
-    log("token refused", {
-      reason: /** @type {{ reason?: string }} */ (err)?.reason ?? "error",
-      path: facts.path.slice(0, 255),
-    });
-    return {
-      ok: false,
-      ...problem(
-        401,
-        "invalid_token",
-        "Authentication required",
-        "The token is invalid, expired or not for this org.",
-        {
-          "www-authenticate": 'Bearer error="invalid_token"',
-        },
-      ),
-    };
+    const reason = /** @type {{ reason?: string }} */ (err)?.reason ?? "error";
+    log("token refused", { reason, path: facts.path.slice(0, 255) });
+    return unauthorized(
+      "The token is invalid, expired or not for this org.",
+      'Bearer error="invalid_token"',
+    );
   }
+}
+
+/**
+ * @param {Parameters<typeof problem>} args
+ * @returns {Verdict}
+ */
+function refuse(...args) {
+  return { ok: false, ...problem(...args) };
+}
+
+/**
+ * 401 `invalid_token` with an RFC 6750 §3 challenge (no error code when no token was sent).
+ * @param {string} detail
+ * @param {string} challenge
+ */
+function unauthorized(detail, challenge) {
+  return refuse(401, "invalid_token", "Authentication required", detail, {
+    "www-authenticate": challenge,
+  });
 }
 
 /**
