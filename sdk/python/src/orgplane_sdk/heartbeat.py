@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -56,13 +57,16 @@ class HeartbeatRefused(Exception):
 
 
 def next_delay(interval: float, failures: int, accepted: bool, rng: random.Random) -> float:
-    """Seconds until the next heartbeat after ``failures`` failures in a row."""
-    if failures == 0:
-        base = interval
-    elif not accepted and FIRST_RETRY_SECONDS * 2 ** (failures - 1) < interval:
-        base = FIRST_RETRY_SECONDS * 2 ** (failures - 1)
-    else:
-        base = min(heartbeat_backoff_cap(interval), interval * 2 ** min(failures, 16))
+    """Seconds until the next heartbeat after ``failures`` failures in a row: the interval;
+    while failing, doubled per failure up to the contract's cap. Before any beat was
+    ``accepted``, failures are first retried after 0.5 s, 1 s, 2 s... while that is shorter
+    than the interval, then back off as if those fast retries had not been."""
+    if failures and not accepted:
+        fast = FIRST_RETRY_SECONDS * (1 << min(failures - 1, 16))
+        if fast < interval:
+            return fast * rng.uniform(1 - HEARTBEAT_JITTER, 1 + HEARTBEAT_JITTER)
+        failures -= max(0, math.ceil(math.log2(interval / FIRST_RETRY_SECONDS)))
+    base = min(heartbeat_backoff_cap(interval), interval * (1 << min(max(failures, 0), 16)))
     return base * rng.uniform(1 - HEARTBEAT_JITTER, 1 + HEARTBEAT_JITTER)
 
 
