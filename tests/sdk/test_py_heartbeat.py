@@ -5,6 +5,7 @@ replaced by one that records the delay (no test waits in real time)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Callable
 
@@ -150,3 +151,25 @@ async def test_a_garbled_answer_is_a_failure_and_changes_nothing() -> None:
     assert beats.interval == 5.0
     assert beats.accepted == 0
     assert beats.limits == {}
+
+
+async def test_a_control_plane_from_before_version_negotiation_gets_no_version() -> None:
+    # Such a control plane refuses unknown fields (a 400 naming the field); absent means 1.
+    cp = FakeControlPlane(signers=[])
+    refused: list[dict[str, object]] = []
+
+    def strict(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if "contract_version" in body:
+            refused.append(body)
+            problem = {"code": "validation_error", "detail": "unknown field `contract_version`"}
+            return httpx.Response(400, json=problem)
+        return cp.handler(request)
+
+    beats = sender(httpx.AsyncClient(transport=httpx.MockTransport(strict)))
+    await beats.beat()
+    await beats.beat()
+    assert len(refused) == 1
+    assert [b["seq"] for b in cp.heartbeats] == [1, 2]
+    assert all("contract_version" not in b for b in cp.heartbeats)
+    assert beats.accepted == 2

@@ -24,6 +24,12 @@ SDK=sdk/python
 
 log() { printf '==> %s\n' "$*"; }
 
+# One build at a time on this machine (test workers may all ask at once): the rest wait, then
+# find the image built.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/example-python.lock"
+flock 9
+
 if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   if [ "$BASE_IMAGE" = "orgplane-base:bookworm" ]; then
     bash scripts/build-images.sh none # makes only the base image
@@ -64,13 +70,14 @@ if [ ! -e "$deps/.complete" ]; then
   touch "$deps/.complete"
 fi
 
-context=dist/example-python-context
-rm -rf "$context" && mkdir -p "$context/wheels/sdk"
+mkdir -p dist
+context=$(mktemp -d dist/example-python-context.XXXXXX)
+trap 'rm -rf "$context"' EXIT
+mkdir -p "$context/wheels/sdk"
 cp -r "$deps/wheels" "$context/wheels/deps"
 "$UV" build -q --wheel --out-dir "$context/wheels/sdk" "$SDK"
 cp "$HERE/app.py" "$HERE/Dockerfile" "$context/"
 log "building $IMAGE"
 docker build -q --build-arg BASE_IMAGE="$BASE_IMAGE" \
   --label "org.orgplane.content-digest=$digest" -t "$IMAGE" "$context" >/dev/null
-rm -rf "$context"
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$IMAGE"

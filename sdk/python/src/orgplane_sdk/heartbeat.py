@@ -8,6 +8,8 @@ wait up to the contract's cap (:func:`~orgplane_sdk.contract.heartbeat_backoff_c
 the first heartbeat is accepted, retries start at 0.5 s so the org reaches ``running`` soon.
 The control plane answers ``409 contract_version_unsupported`` when it does not speak this
 SDK's contract version: that is a failure like any other, logged with the versions it supports.
+A control plane from before version negotiation refuses the unknown ``contract_version`` field
+(400): the heartbeat is sent again without it, and so are the next ones (absent means 1).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class HeartbeatSender:
         self.seq = self.failures = self.accepted = 0
         self._health, self._usage = health, usage
         self._http, self._owns_http = http, http is None
+        self._announce_version = True
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
@@ -125,13 +128,21 @@ class HeartbeatSender:
 
     async def beat(self) -> HeartbeatAnswer:
         """Send one heartbeat and adopt its answer; raises when it was not accepted."""
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
-        answer = await self._http.post(
-            self.url,
-            json=await self.body(),
-            headers={"Authorization": f"Bearer {self._credential}"},
-        )
+        body = await self.body()
+        if not self._announce_version:
+            del body["contract_version"]
+        answer = await self._post(body)
+        if (
+            answer.status_code == 400
+            and self._announce_version
+            and "contract_version" in answer.text
+        ):
+            # A control plane from before version negotiation refuses the unknown field; to it,
+            # an absent version means 1, which is what this SDK speaks.
+            self._announce_version = False
+            log.info("the control plane predates contract_version; not sending it")
+            del body["contract_version"]
+            answer = await self._post(body)
         try:
             data = answer.json()
         except ValueError:
@@ -144,6 +155,12 @@ class HeartbeatSender:
             raise HeartbeatRefused(f"control plane answered {answer.status_code} {code}{extra}")
         self._adopt(data)
         return data  # type: ignore[return-value]
+
+    async def _post(self, body: HeartbeatBody) -> httpx.Response:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        headers = {"Authorization": f"Bearer {self._credential}"}
+        return await self._http.post(self.url, json=body, headers=headers)
 
     def _adopt(self, answer: dict[str, Any]) -> None:
         self.accepted += 1
