@@ -185,6 +185,11 @@ class OrgInstance:
         """The plan limits in force (the last heartbeat answer's, else the environment's)."""
         return self.heartbeat.limits if self.heartbeat else self.config.limits
 
+    @property
+    def running(self) -> bool:
+        """Whether the heartbeat loop (or the first JWKS fetch) is running."""
+        return any(not task.done() for task in self._tasks)
+
     async def ready(self) -> bool:
         """Readiness: the app's health check says its database and Redis work."""
         db_ok, redis_ok = await self._health()
