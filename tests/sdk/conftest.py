@@ -1,4 +1,6 @@
-"""Fixtures of the SDK tests: the Python example's image, built once per session."""
+"""Fixtures of the SDK tests: a control-plane signing key and a fake control plane serving its
+JWKS and heartbeats (``tests/instance/helpers.py``), and the Python example's image, built once
+per session."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import subprocess
 
 import pytest
 
+from tests.instance.helpers import FakeControlPlane, Signer
 from tests.support.services import REPO, docker_available, need
 
 EXAMPLE_IMAGE = "orgplane-example-python:dev"
@@ -27,3 +30,15 @@ def example_python_image() -> str:
     tail = (done.stdout + done.stderr)[-2000:]
     need(f"the image {EXAMPLE_IMAGE} (build-image.sh failed: {tail})", done.returncode == 0)
     return EXAMPLE_IMAGE
+
+
+@pytest.fixture
+def signer() -> Signer:
+    """A signing key made by the control plane's own key code."""
+    return Signer()
+
+
+@pytest.fixture
+def cp(signer: Signer) -> FakeControlPlane:
+    """A fake control plane publishing ``signer`` in its JWKS."""
+    return FakeControlPlane(signers=[signer])

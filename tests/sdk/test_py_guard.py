@@ -52,16 +52,6 @@ def env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture
-def cp(signer: Signer) -> FakeControlPlane:
-    return FakeControlPlane(signers=[signer])
-
-
-@pytest.fixture
 async def org(tmp_path: Path, cp: FakeControlPlane) -> AsyncIterator[OrgInstance]:
     instance = OrgInstance.from_env(env(tmp_path), http=cp.client())
     yield instance

@@ -32,16 +32,6 @@ def verifier(cp: FakeControlPlane, **kw: Any) -> TokenVerifier:
     )
 
 
-@pytest.fixture
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture
-def cp(signer: Signer) -> FakeControlPlane:
-    return FakeControlPlane(signers=[signer])
-
-
 async def test_valid_tokens_verify_and_give_their_claims(
     cp: FakeControlPlane, signer: Signer
 ) -> None:
