@@ -49,6 +49,7 @@ def test_every_environment_variable_is_the_same() -> None:
         "TOKEN_TYP",
         "ALLOWED_ALGORITHMS",
         "ROLE_SCOPES",
+        "REVOCATION_FALLBACK_SECONDS",
     ],
 )
 def test_constants_are_the_same(name: str) -> None:
@@ -62,9 +63,11 @@ def test_the_probe_paths_are_the_instances() -> None:
 
 
 @pytest.mark.parametrize("org_id", ["0" * 32, "acme_1", "a-b"])
-def test_audience_and_namespace_are_spelled_the_same(org_id: str) -> None:
+def test_audience_namespace_and_revocation_names_are_spelled_the_same(org_id: str) -> None:
     assert sdk.org_audience(org_id) == ours.org_audience(org_id)
     assert sdk.redis_namespace(org_id) == ours.redis_namespace(org_id)
+    assert sdk.revocations_key(org_id) == ours.revocations_key(org_id)
+    assert sdk.revocations_channel(org_id) == ours.revocations_channel(org_id)
 
 
 @pytest.mark.parametrize("interval", [0.05, 1.0, 7.5, 10.0, 60.0, 3600.0])

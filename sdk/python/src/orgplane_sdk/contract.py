@@ -66,6 +66,23 @@ def redis_namespace(org_id: str) -> str:
     return f"org:{org_id}"
 
 
+def revocations_key(org_id: str) -> str:
+    """The org's revocation list: a Redis hash, field ``sub:<user id>`` or ``org`` -> unix
+    second T (that user's tokens, or all, with ``iat <= T`` are refused), ``jti:<jti>`` (that
+    token), ``kid:<kid>`` (every token that key signed)."""
+    return f"{redis_namespace(org_id)}:orgplane:revocations"
+
+
+def revocations_channel(org_id: str) -> str:
+    """Where each revocation is published as ``<field>=<value>``."""
+    return f"{redis_namespace(org_id)}:orgplane:revocations"
+
+
+#: While an instance with Redis cannot follow the revocation channel, it accepts only tokens
+#: issued within this many seconds.
+REVOCATION_FALLBACK_SECONDS: Final = 60
+
+
 def heartbeat_backoff_cap(interval: float) -> float:
     """The longest wait, before jitter, between failing heartbeat attempts."""
     return max(interval, min(MAX_HEARTBEAT_BACKOFF_SECONDS, 8 * interval))

@@ -145,11 +145,10 @@ class OrgInstance:
         self,
         config: InstanceConfig,
         *,
-        health: HealthCheck = all_healthy,
+        health: HealthCheck | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = config
-        self._health = health
         self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         self.verifier = TokenVerifier(
             jwks_url=config.jwks_url,
@@ -158,6 +157,14 @@ class OrgInstance:
             org_id=config.org_id,
             http=self._http,
         )
+        #: The org's Redis (``orgplane_sdk.redis.OrgRedis``) when the platform gives it one;
+        #: its revocation list is then followed, and refused tokens never reach the app.
+        self.redis: Any = None
+        self.revocations: Any = None
+        if config.redis_url:
+            self._follow_revocations()
+        health = health or (self._redis_health if self.redis is not None else all_healthy)
+        self._health = health
         self.guard: OrgGuard | None = None
         self.heartbeat: HeartbeatSender | None = None
         if config.control_plane_url:
@@ -175,6 +182,19 @@ class OrgInstance:
             )
         self._tasks: list[asyncio.Task[Any]] = []
 
+    def _follow_revocations(self) -> None:
+        try:
+            from orgplane_sdk.redis import OrgRedis, Revocations
+        except ImportError as exc:  # redis-py missing: the revocation list cannot be followed
+            raise ConfigError(
+                f"{Env.REDIS_URL} is set: install orgplane-instance-sdk[redis]"
+            ) from exc
+        self.redis = OrgRedis(self.config.redis_url, self.config.org_id)
+        self.revocations = Revocations(self.redis, on_key_retired=self.verifier.retire)
+
+    async def _redis_health(self) -> tuple[bool, bool]:
+        return True, bool(await self.redis.ping())
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> OrgInstance:
         """An instance configured by the ``ORGPLANE_*`` environment (:class:`InstanceConfig`)."""
@@ -187,7 +207,7 @@ class OrgInstance:
 
     @property
     def running(self) -> bool:
-        """Whether the heartbeat loop (or the first JWKS fetch) is running."""
+        """Whether the heartbeat loop (or the revocation follower, the first JWKS fetch) runs."""
         return any(not task.done() for task in self._tasks)
 
     async def ready(self) -> bool:
@@ -198,7 +218,11 @@ class OrgInstance:
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """``app`` behind the guard, with heartbeats running for the app's lifespan."""
         self.guard = OrgGuard(
-            app, verifier=self.verifier, allowed_hosts=self.config.allowed_hosts, ready=self.ready
+            app,
+            verifier=self.verifier,
+            allowed_hosts=self.config.allowed_hosts,
+            ready=self.ready,
+            revoked=self.revocations.refuses if self.revocations is not None else None,
         )
         guard = self.guard
 
@@ -218,6 +242,9 @@ class OrgInstance:
         if self.heartbeat is not None:
             task = asyncio.create_task(self.heartbeat.run(), name="orgplane-heartbeat")
             self._tasks.append(task)
+        if self.revocations is not None:
+            task = asyncio.create_task(self.revocations.run(), name="orgplane-revocations")
+            self._tasks.append(task)
 
     async def stop(self) -> None:
         """Stop the heartbeats and close the HTTP client."""
@@ -229,6 +256,8 @@ class OrgInstance:
         self._tasks.clear()
         await self.verifier.aclose()
         await self._http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def _lifespan(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app's lifespan with :meth:`start` and :meth:`stop` around it; serve the

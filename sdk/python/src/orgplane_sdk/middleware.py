@@ -10,7 +10,8 @@
   one of ``allowed_hosts`` is refused: 421 ``misdirected_request`` (a WebSocket: closed 1008).
 * Then a valid org token (``Authorization: Bearer``; a WebSocket may use the ``access_token``
   query parameter) is required: anything else is 401 ``invalid_token`` with
-  ``WWW-Authenticate`` (a WebSocket: closed 4401). The verified claims are put in
+  ``WWW-Authenticate`` (a WebSocket: closed 4401); so is a token the org's revocation list
+  names, when one is followed (``revoked``). The verified claims are put in
   ``scope["state"]["claims"]``, which Starlette and FastAPI show as ``request.state.claims``.
 
 Refusals are RFC 9457 problem+json documents with a stable ``code``.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -33,6 +34,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Ready = Callable[[], Awaitable[bool]]
+#: Whether verified claims name a revoked token (``orgplane_sdk.redis.Revocations.refuses``).
+Revoked = Callable[[Mapping[str, Any]], bool]
 
 log = logging.getLogger("orgplane_sdk.middleware")
 PROBLEM_TYPE_BASE = "https://orgplane.dev/problems/"
@@ -101,8 +104,9 @@ class OrgGuard:
         verifier: TokenVerifier,
         allowed_hosts: Iterable[str],
         ready: Ready = _always_ready,
+        revoked: Revoked | None = None,
     ) -> None:
-        self.app, self.verifier, self.ready = app, verifier, ready
+        self.app, self.verifier, self.ready, self.revoked = app, verifier, ready, revoked
         self.allowed_hosts = frozenset(normalize_host(h) for h in allowed_hosts if h.strip())
         #: Requests let through to the app since start (reported in heartbeats).
         self.requests = 0
@@ -127,6 +131,8 @@ class OrgGuard:
             if not token:
                 raise InvalidToken("no token")
             claims = await self.verifier.verify(token)
+            if self.revoked is not None and self.revoked(claims):
+                raise InvalidToken("revoked")
         except InvalidToken as exc:
             log.info("token refused: %s", exc)
             challenge = b'Bearer error="invalid_token"' if token else b"Bearer"

@@ -112,6 +112,8 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._inflight: asyncio.Task[None] | None = None
+        #: Keys retired in an emergency (a revocation names them): never used again.
+        self.retired: set[str] = set()
         #: JWKS requests made, successful or not.
         self.fetches = 0
         #: Why the last fetch failed ("" after a success).
@@ -154,7 +156,14 @@ class TokenVerifier:
             await asyncio.shield(self._fetch_once())
         return self.has_keys
 
+    def retire(self, kid: str) -> None:
+        """Refuse every token signed by ``kid`` from now on, whatever the JWKS says."""
+        self.retired.add(kid)
+        self._keys.pop(kid, None)
+
     async def _key(self, kid: str) -> jwt.PyJWK | None:
+        if kid in self.retired:
+            return None
         age = self._clock() - self._fetched_at
         if kid not in self._keys or age >= JWKS_MAX_AGE_SECONDS:
             await self.refresh()
@@ -179,7 +188,8 @@ class TokenVerifier:
                 answer = await self._http.get(self.jwks_url, headers={"Accept": "application/json"})
             if answer.status_code != 200 or len(answer.content) > MAX_JWKS_BYTES:
                 raise ValueError(f"JWKS answered {answer.status_code}, {len(answer.content)} B")
-            self._keys = signing_keys(answer.json())
+            keys = signing_keys(answer.json())
+            self._keys = {kid: key for kid, key in keys.items() if kid not in self.retired}
         except Exception as exc:  # down, slow or garbage: keep the keys we have
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             return
