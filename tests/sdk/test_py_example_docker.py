@@ -1,11 +1,13 @@
 """The Python SDK's example (sdk/python/example, FastAPI) as a real org instance: a control
 plane with the Docker provisioner runs it for an org from its image, it heartbeats until the org
 is ``running``, and it serves tokens of a real RFC 8693 exchange for its org (its claims, notes
-kept in its data directory) while refusing another org's token, no token and a foreign Host.
+kept in its data directory) while refusing another org's token, no token and a foreign Host;
+it stops gracefully on SIGTERM and its notes outlive the container.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,9 +16,10 @@ import httpx
 import pytest
 
 from control_plane.settings import Settings
-from provisioners.naming import MANAGED_BY_LABEL
+from provisioners.naming import MANAGED_BY_LABEL, ORG_ID_LABEL
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.support.live import FAST_RECONCILER, serve_control_plane
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -27,7 +30,7 @@ def db_backend() -> str:
 
 
 @pytest.fixture
-def docker_run(example_python_image: str) -> Iterator[dict[str, str]]:
+def docker_run(example_python_image: str) -> Iterator[dict[str, Any]]:
     """A network of this test's; on the way out, every container, volume and the network of
     its deployment id are removed, whatever happened."""
     import docker
@@ -38,6 +41,7 @@ def docker_run(example_python_image: str) -> Iterator[dict[str, str]]:
     network.reload()
     try:
         yield {
+            "client": client,
             "ORGPLANE_PROVISIONER": "docker",
             "ORGPLANE_DEPLOYMENT_ID": run_id,
             "ORGPLANE_INSTANCE_IMAGE": example_python_image,
@@ -56,7 +60,7 @@ def docker_run(example_python_image: str) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-async def platform(make_settings: Any, unused_tcp_port: int, docker_run: dict[str, str]) -> Any:
+async def platform(make_settings: Any, unused_tcp_port: int, docker_run: dict[str, Any]) -> Any:
     """The control plane on the host, reachable by the containers at the network's gateway."""
     port, gateway = unused_tcp_port, docker_run["gateway"]
     settings: Settings = make_settings(
@@ -69,11 +73,11 @@ async def platform(make_settings: Any, unused_tcp_port: int, docker_run: dict[st
         serve_control_plane(settings, port, also_on=[gateway]) as app,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api,
     ):
-        yield api, app
+        yield api, app, docker_run["client"]
 
 
 async def test_the_example_is_an_org_instance(platform: Any, example_python_image: str) -> None:
-    api, app = platform
+    api, app, docker_engine = platform
     admin = await admin_headers(app, api)
     for slug in ("acme", "beta"):
         made = await api.post("/api/v1/orgs", headers=admin, json={"name": slug, "slug": slug})
@@ -126,3 +130,30 @@ async def test_the_example_is_an_org_instance(platform: Any, example_python_imag
     beta_state = await wait_phase(api, admin, "beta", "running")
     async with httpx.AsyncClient(base_url=beta_state["endpoint"], timeout=30) as other:
         assert (await other.get("/api/v1/notes", headers=beta)).json() == {"items": []}
+
+    # SIGTERM stops it gracefully within the contract's 10 s (exit 0, not the engine's SIGKILL)
+    # and its notes outlive the container.
+    (container,) = docker_engine.containers.list(
+        all=True, filters={"label": [f"{ORG_ID_LABEL}={claims['org_id']}"]}
+    )
+    await asyncio.to_thread(container.stop, timeout=10)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0, container.logs(tail=20)
+    await asyncio.to_thread(container.start)
+
+    async def notes_again() -> list[Any] | None:
+        # Asked at the port the engine published this time (a restart publishes a new one).
+        container.reload()
+        ports = container.attrs["NetworkSettings"]["Ports"].get("8000/tcp") or []
+        if not ports:
+            return None
+        url = f"http://127.0.0.1:{ports[0]['HostPort']}"
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=5) as restarted:
+                answer = await restarted.get("/api/v1/notes", headers=acme)
+        except httpx.TransportError:
+            return None
+        return answer.json()["items"] if answer.status_code == 200 else None
+
+    kept = await eventually(notes_again, what="acme's notes after a restart", interval=0.2)
+    assert [n["text"] for n in kept] == ["hello"]

@@ -146,6 +146,35 @@ async def test_a_foreign_host_is_421_even_with_a_valid_token(
     assert answer.json()["code"] == "misdirected_request"
 
 
+@pytest.mark.parametrize("path", ["/api/x", "/healthz"])
+@pytest.mark.parametrize("host", ["127.0.0.1:abc", ":99999", "a b", "x:65536"])
+async def test_a_malformed_host_is_400_probes_included(
+    client: httpx.AsyncClient, signer: Signer, host: str, path: str
+) -> None:
+    answer = await client.get(path, headers={**bearer(signer.token(ORG)), "Host": host})
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid_host"
+
+
+async def test_several_host_headers_are_400(org: OrgInstance, signer: Signer) -> None:
+    sent: list[Message] = []
+    scope = {
+        "type": "http",
+        "path": "/healthz",
+        "headers": [(b"host", HOST.encode()), (b"host", b"evil.example")],
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await org.wrap(echo)(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["code"] == "invalid_host"
+
+
 async def test_probes_are_served_for_any_host_without_a_token(
     tmp_path: Path, cp: FakeControlPlane
 ) -> None:

@@ -2,11 +2,13 @@
 
 :class:`OrgGuard` wraps any ASGI app (FastAPI, Starlette, Django, Quart, a bare callable):
 
+* A ``Host`` header that is not a host with an optional port (0-65535), or several of them, is
+  refused first, probes included: 400 ``invalid_host`` (RFC 9112 §3.2).
 * ``/healthz`` and ``/readyz`` are passed to the app; when it answers them 404 (it has no such
   route) the guard answers them itself: ``/healthz`` 200, ``/readyz`` 200 when the ``ready``
   check passes, 503 ``not_ready`` otherwise. Probes skip the Host and token checks
   (orchestrators probe by address) and reveal no org data.
-* Every other request whose ``Host`` (port ignored, case-insensitive, one header only) is not
+* Every other request whose ``Host`` (port ignored, case-insensitive) is not
   one of ``allowed_hosts`` is refused: 421 ``misdirected_request`` (a WebSocket: closed 1008).
 * Then a valid org token (``Authorization: Bearer``; a WebSocket may use the ``access_token``
   query parameter) is required: anything else is 401 ``invalid_token`` with
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,10 +44,23 @@ log = logging.getLogger("orgplane_sdk.middleware")
 PROBLEM_TYPE_BASE = "https://orgplane.dev/problems/"
 WS_CLOSE_POLICY = 1008
 WS_CLOSE_UNAUTHORIZED = 4401
+#: RFC 3986's IP-literal or reg-name, then an optional port.
+_HOST = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::(?P<port>[0-9]*))?", re.ASCII
+)
 
 
 async def _always_ready() -> bool:
     return True
+
+
+def host_is_valid(raw: str) -> bool:
+    """Whether ``raw`` is ``uri-host [":" port]`` (RFC 9110 §7.2) with a port up to 65535."""
+    match = _HOST.fullmatch(raw)
+    if match is None:
+        return False
+    digits = (match.group("port") or "").lstrip("0")
+    return len(digits) <= 5 and int(digits or "0") <= 65535
 
 
 def normalize_host(value: str) -> str:
@@ -115,11 +131,17 @@ class OrgGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        hosts = _headers(scope, b"host")
+        if len(hosts) > 1 or not all(host_is_valid(h) for h in hosts):
+            await self._refuse(
+                scope, send, 400, "invalid_host", "Invalid request",
+                "The Host header is not a valid host and port.", ws_code=WS_CLOSE_POLICY,
+            )  # fmt: skip
+            return
         if scope["path"] in PROBE_PATHS and scope["type"] == "http":
             await self._probe(scope, receive, send)
             return
-        hosts = _headers(scope, b"host")
-        if len(hosts) != 1 or normalize_host(hosts[0]) not in self.allowed_hosts:
+        if not hosts or normalize_host(hosts[0]) not in self.allowed_hosts:
             log.warning("misdirected request refused: host %r", (hosts or [""])[0][:255])
             await self._refuse(
                 scope, send, 421, "misdirected_request", "Misdirected request",
