@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from orgplane_sdk import OrgInstance
+from orgplane_sdk import ConfigError, OrgInstance
 from pydantic import BaseModel, Field
 
 DB_PATH = "notes.db"
@@ -44,7 +44,10 @@ async def health() -> tuple[bool, bool]:
         return False, True
 
 
-org = OrgInstance.from_env(health=health)
+try:
+    org = OrgInstance.from_env(health=health)
+except ConfigError as exc:  # name every problem, start nothing
+    raise SystemExit(f"orgplane example: bad environment: {exc}") from None
 api = FastAPI(title="orgplane example org instance", openapi_url=None)
 
 
