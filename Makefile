@@ -11,12 +11,13 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt sdk/python/pyproject.toml
 	@test -d $(VENV) || $(PY) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip uv
 	@# Bytecode at install: with PYTHONDONTWRITEBYTECODE set (as on our machines) every process,
 	@# and the tests start hundreds, would otherwise compile each module it imports (~1 s CPU).
-	@VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --compile-bytecode -c constraints.txt -e '.[dev]'
+	@VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --compile-bytecode -c constraints.txt -e '.[dev]' \
+		-e 'sdk/python[redis]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install orgplane with its pinned dependencies
