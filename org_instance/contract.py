@@ -14,6 +14,9 @@ from __future__ import annotations
 import math
 from typing import Final, Literal, NotRequired, TypedDict
 
+#: The contract version this module describes. An instance sends it in every heartbeat
+#: (``contract_version``); the control plane answers the version it will speak with the
+#: instance, or ``409 contract_version_unsupported`` with the versions it supports.
 CONTRACT_VERSION: Final = 1
 
 
@@ -205,6 +208,8 @@ class HeartbeatBody(TypedDict):
     #: The ``config_version`` of the limits the instance runs with (a control plane that
     #: answers over Redis writes a new answer when it is behind).
     config_version: NotRequired[int]
+    #: The contract version the instance speaks (absent: 1).
+    contract_version: NotRequired[int]
 
 
 class PoolAssignment(TypedDict):
@@ -221,6 +226,8 @@ class HeartbeatAnswer(TypedDict):
     config_version: int
     interval: float
     limits: Limits
+    #: The contract version the control plane speaks with this instance.
+    contract_version: int
     #: ``"redis"``: send the next heartbeats to :func:`heartbeat_key` and read this answer from
     #: :func:`heartbeat_answer_key`; absent: keep posting to :data:`HEARTBEAT_PATH`.
     via: NotRequired[Literal["redis"]]

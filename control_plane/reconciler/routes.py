@@ -54,7 +54,11 @@ class InstanceOut(msgspec.Struct):
     endpoint: str
     provisioner: str
     image: str
+    #: The org's own image (platform admins choose it); empty: its plan's, or the default.
+    pinned_image: str
     version: str
+    #: The contract version the instance speaks (negotiated at its last heartbeat).
+    contract_version: int | None
     last_heartbeat_at: datetime | None
     started_at: datetime | None
     last_active_at: datetime | None
@@ -77,7 +81,9 @@ def _view(org: Org, instance: Instance | None, events: list[Any]) -> InstanceOut
         endpoint=inst.endpoint,
         provisioner=inst.provisioner,
         image=inst.image,
+        pinned_image=inst.pinned_image,
         version=inst.version,
+        contract_version=inst.contract_version,
         last_heartbeat_at=inst.last_heartbeat_at,
         started_at=inst.started_at,
         last_active_at=inst.last_active_at,
