@@ -11,7 +11,7 @@ records nothing). An image on the allow-list declares the versions it speaks
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -35,9 +35,11 @@ def supported_list() -> list[int]:
     return sorted(SUPPORTED_CONTRACT_VERSIONS)
 
 
-def unsupported(detail: str, *, code: str = "contract_version_unsupported") -> Conflict:
+def unsupported(
+    detail: str, *, code: str = "contract_version_unsupported", **extra: Any
+) -> Conflict:
     """A 409 problem naming the versions this control plane supports."""
-    return Conflict(detail, code=code, supported=supported_list())
+    return Conflict(detail, code=code, supported=supported_list(), **extra)
 
 
 def negotiate(version: int | None) -> int:
