@@ -196,9 +196,12 @@ class ProvisioningSettings(_Group):
     )
     allowed_images: list[str] = Field(
         default_factory=list,
-        description="Images platform admins may redeploy an org to, as a JSON list: a "
-        "repository (any tag of it) or `repository@sha256:<digest>` (that digest only). The "
-        "repository of `instance_image` is always allowed; tenants never choose an image.",
+        description="Images platform admins may give an org or a plan, as a JSON list: a "
+        "repository (any tag of it) or `repository@sha256:<digest>` (that digest only), "
+        "optionally followed by the org-instance contract versions its images speak, "
+        "`;contract=1,2` (none: version 1; an image that speaks no version this control plane "
+        "supports is refused). The repository of `instance_image` is always allowed; tenants "
+        "never choose an image.",
     )
     deployment_id: str = Field(
         "orgplane",
