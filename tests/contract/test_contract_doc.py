@@ -34,7 +34,7 @@ def test_the_numbers_are_the_codes() -> None:
         f"within **{docker_provisioner.STOP_TIMEOUT} s**",
         f"`HEARTBEAT_JITTER` = {contract.HEARTBEAT_JITTER}",
         f"`MAX_HEARTBEAT_BACKOFF_SECONDS` = {contract.MAX_HEARTBEAT_BACKOFF_SECONDS:g}",
-        f"min({contract.MAX_HEARTBEAT_BACKOFF_SECONDS:g}, 8 × interval)",
+        f"min({contract.MAX_HEARTBEAT_BACKOFF_SECONDS:g}, 8 \N{MULTIPLICATION SIGN} interval)",
         f"Default {contract.DEFAULT_HEARTBEAT_INTERVAL:g};",
         f"Default {contract.DEFAULT_PORT} (`DEFAULT_PORT`)",
         f"a refetch, at most one per {refetch:g} s",
@@ -55,7 +55,7 @@ def test_the_numbers_are_the_codes() -> None:
     for interval in (0.05, 1, 5, 10, 100):  # the formulas the page gives
         assert contract.heartbeat_backoff_cap(interval) == max(interval, min(60, 8 * interval))
         assert contract.heartbeat_key_ttl(interval) == max(2, math.ceil(3 * interval))
-    assert "expiry of `max(2, ceil(3 × interval))` seconds" in DOC
+    assert "expiry of `max(2, ceil(3 \N{MULTIPLICATION SIGN} interval))` seconds" in DOC
     assert verifier.MAX_CACHE_SECONDS == 86_400  # "capped at a day"
     local_grace = inspect.signature(LocalProvisioner).parameters["stop_timeout"].default
     assert f"`SIGKILL` after {local_grace:g} s" in DOC
