@@ -5,23 +5,26 @@ that speaks no supported version by the API and by the reconciler, and which ima
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
 
-from control_plane.db.models import AuditEvent, Instance, InstanceEvent, Org, PlanImage
+from control_plane.db.models import AuditEvent, Instance, InstanceEvent, Org, PlanImage, Spare
 from control_plane.reconciler.images import (
     contract_refusal,
     image_contracts,
     org_image,
     parse_entry,
 )
+from control_plane.reconciler.spares import assign_claimed_spare
 from control_plane.settings import ProvisioningSettings, Settings
+from provisioners.base import InstanceSpec
 from tests.reconciler.test_settings_effects import FAST, reconciling
 from tests.routing.helpers import add_org
-from tests.support.api import add_user, assert_problem, direct_db, login
+from tests.support.api import add_user, assert_problem, direct_db, login, runtime_of
 from tests.support.wait import eventually
 
 DIGEST = "sha256:" + "c" * 64
@@ -249,3 +252,28 @@ async def test_the_reconciler_deploys_the_plans_image_and_refuses_one_of_an_unsu
         assert [(a.org_id, a.outcome, a.detail["image"]) for a in audit] == [
             (refused, "denied", f"{V2}:1")
         ]
+
+
+async def test_a_warm_pool_spare_is_not_given_to_an_org_of_another_image(
+    client: AsyncTestClient[Any],
+) -> None:
+    """Spares run the default image: an org with its own (or its plan's) image starts cold."""
+    org_id = await add_org(client, "no-spare")
+    async with direct_db(client) as db:
+        db.add(
+            Spare(id=org_id, provisioner="local", state="claimed", endpoint="http://127.0.0.1:9")
+        )
+        await db.commit()
+        org = await db.get(Org, org_id)
+        assert org is not None
+        spec = InstanceSpec(org_id=org_id, slug="no-spare", instance_id="i", image=f"{V1}:3")
+        status = await assign_claimed_spare(
+            runtime_of(client), db, provisioner=SimpleNamespace(name="local"), org=org, spec=spec
+        )
+        await db.commit()
+        assert status is None  # the caller applies the org's own image, cold
+        assert await db.get(Spare, org_id) is None
+        events = (await db.exec(select(InstanceEvent).where(InstanceEvent.org_id == org_id))).all()
+    assert [(e.kind, e.message) for e in events] == [
+        ("pool.assign_failed", f"the org runs image {V1}:3, not the spares' default image")
+    ]
