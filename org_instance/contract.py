@@ -124,7 +124,8 @@ def heartbeat_answer_key(org_id: str) -> str:
 def revocations_key(org_id: str) -> str:
     """The org's revocation list, a Redis hash the control plane writes: field ``sub:<user
     id>`` or ``org`` -> unix second T (org tokens of that user, or all of them, with ``iat <=
-    T`` are refused), or ``jti:<jti>`` -> its ``exp`` (that token is refused). Each write is
+    T`` are refused), ``jti:<jti>`` -> its ``exp`` (that token is refused), or ``kid:<kid>`` ->
+    T (a signing key retired in an emergency: every token it signed is refused). Each write is
     also published on :func:`revocations_channel` as ``<field>=<value>``."""
     return f"{redis_namespace(org_id)}:orgplane:revocations"
 
