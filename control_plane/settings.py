@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from control_plane.contract.declarations import declared_versions, split_entry
+
 _PREFIX = "ORGPLANE_"
 
 
@@ -203,6 +205,18 @@ class ProvisioningSettings(_Group):
         "supports is refused). The repository of `instance_image` is always allowed; tenants "
         "never choose an image.",
     )
+
+    @field_validator("allowed_images")
+    @classmethod
+    def _declarations(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            _, declared = split_entry(entry)
+            if declared and declared_versions(declared) is None:
+                raise ValueError(
+                    f"{entry!r}: declare contract versions as `;contract=1` or `;contract=1,2`"
+                )
+        return value
+
     deployment_id: str = Field(
         "orgplane",
         description="Value of the `orgplane.managed-by` label on every backend object: two "

@@ -34,6 +34,7 @@ from typing import Final
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.contract.declarations import declared_versions, split_entry
 from control_plane.contract.versions import (
     IMPLIED_CONTRACT_VERSION,
     speaks_supported,
@@ -72,21 +73,16 @@ def parse_image(reference: str) -> ImageRef | None:
     return ImageRef(match["repository"], match["tag"] or "", match["digest"] or "")
 
 
-_CONTRACT: Final = re.compile(r"^contract=([1-9][0-9]{0,5}(?:,[1-9][0-9]{0,5})*)$")
-
-
 def parse_entry(entry: str) -> tuple[ImageRef, frozenset[int]] | None:
     """An allow-list entry's image and the contract versions it declares; None when invalid."""
-    reference, _, declared = entry.strip().partition(";")
-    image = parse_image(reference.strip())
+    reference, declared = split_entry(entry)
+    image = parse_image(reference)
     if image is None:
         return None
     if not declared:
         return image, frozenset({IMPLIED_CONTRACT_VERSION})
-    match = _CONTRACT.match(declared.strip())
-    if match is None:
-        return None
-    return image, frozenset(int(v) for v in match.group(1).split(","))
+    versions = declared_versions(declared)
+    return None if versions is None else (image, versions)
 
 
 def image_contracts(reference: str, settings: ProvisioningSettings) -> frozenset[int] | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from pydantic import ValidationError
 from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, Instance, InstanceEvent, Org, PlanImage, Spare
@@ -60,8 +61,8 @@ def test_allow_list_entries_declare_the_contract_versions_their_images_speak() -
     assert contract_refusal("docker.io/evil/x", provisioning) == ""  # not allowed: not its call
     for bad in (f"{V1};contract=", f"{V1};contract=0", f"{V1};contract=1;2", f"{V1};v=1"):
         assert parse_entry(bad) is None, bad
-        only_bad = ProvisioningSettings(instance_image="orgplane-instance:1", allowed_images=[bad])
-        assert image_contracts(f"{V1}:3", only_bad) is None  # an invalid entry admits nothing
+        with pytest.raises(ValidationError, match="declare contract versions as"):
+            ProvisioningSettings(allowed_images=[bad])  # the control plane does not start
     spaced = parse_entry(f" {V1}@{DIGEST} ; contract=3,1 ")
     assert spaced is not None
     assert (spaced[0].digest, spaced[1]) == (DIGEST, {1, 3})
