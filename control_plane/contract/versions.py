@@ -17,6 +17,7 @@ import msgspec
 
 from control_plane.errors import Conflict
 from org_instance.contract import CONTRACT_VERSION
+from org_instance.inbound import json_depth_exceeds
 
 #: The contract versions this control plane speaks.
 SUPPORTED_CONTRACT_VERSIONS: Final = frozenset({CONTRACT_VERSION})
@@ -58,7 +59,10 @@ def check_raw_heartbeat(raw: bytes) -> None:
 
     Read before the body is validated: a newer instance's body may carry fields this version
     does not know, and must be told the version is the problem, not the body. A body that is
-    not JSON, or whose version is not a positive integer, is left to validation (400)."""
+    not JSON, nested too deep for msgspec (which raises ``RecursionError``), or whose version
+    is not a positive integer, is left to validation (400)."""
+    if json_depth_exceeds(raw):
+        return
     try:
         version = msgspec.json.decode(raw, type=_Versioned).contract_version
     except (msgspec.DecodeError, msgspec.ValidationError):

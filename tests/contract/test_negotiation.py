@@ -65,6 +65,14 @@ async def test_an_unsupported_version_is_refused_409_before_the_body_and_changes
     for bad in (0, -1, 1.5, "two", [1], {"v": 1}):
         answer = await beat(client, credential, {**body(org_id, 1), "contract_version": bad})
         assert answer.status_code == 400, (bad, answer.text)
+    # Nested deeper than msgspec can decode (it raised RecursionError here, a 500): 400.
+    deep = b'{"contract_version": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    answer = await client.post(
+        HEARTBEAT_PATH,
+        content=deep,
+        headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
+    )
+    assert_problem(answer, 400, "malformed_body")
     await _nothing_recorded(client, org_id)
 
 
