@@ -61,8 +61,9 @@ k8s: $(STAMP) ## Build Kubernetes 1.20.2 from Debian's source once (cached in /v
 images: ## Build the control-plane, org-instance, Traefik and Redis images (offline; see scripts/build-images.sh)
 	scripts/build-images.sh
 
-docs: $(STAMP) ## Regenerate docs/configuration.md from the settings classes
+docs: $(STAMP) ## Regenerate docs/configuration.md and the contract's JSON Schemas (docs/contract/)
 	$(BIN)/orgplane config docs > docs/configuration.md
+	$(BIN)/orgplane contract schemas --out docs/contract >/dev/null
 
 lock: ## Re-pin constraints.txt from pyproject.toml (needs uv)
 	$(BIN)/uv pip compile pyproject.toml --extra dev -q -o constraints.txt

@@ -42,6 +42,7 @@ from control_plane.metrics import ROUTES as METRICS_ROUTES
 from control_plane.metrics import ControlPlaneMetrics, HTTPMetricsMiddleware
 from control_plane.openapi import components as openapi_components
 from control_plane.openapi import document as document_errors_and_security
+from control_plane.orgs.plan_images import ROUTES as PLAN_IMAGE_ROUTES
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
 from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
 from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *IDENTITY_ROUTES,
             *RECOVERY_ROUTES,
             *ORG_ROUTES,
+            *PLAN_IMAGE_ROUTES,
             *MEMBER_ROUTES,
             *AUDIT_ROUTES,
             *INSTANCE_ROUTES,

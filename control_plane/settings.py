@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from control_plane.contract.declarations import declared_versions, split_entry
+
 _PREFIX = "ORGPLANE_"
 
 
@@ -196,10 +198,25 @@ class ProvisioningSettings(_Group):
     )
     allowed_images: list[str] = Field(
         default_factory=list,
-        description="Images platform admins may redeploy an org to, as a JSON list: a "
-        "repository (any tag of it) or `repository@sha256:<digest>` (that digest only). The "
-        "repository of `instance_image` is always allowed; tenants never choose an image.",
+        description="Images platform admins may give an org or a plan, as a JSON list: a "
+        "repository (any tag of it) or `repository@sha256:<digest>` (that digest only), "
+        "optionally followed by the org-instance contract versions its images speak, "
+        "`;contract=1,2` (none: version 1; an image that speaks no version this control plane "
+        "supports is refused). The repository of `instance_image` is always allowed; tenants "
+        "never choose an image.",
     )
+
+    @field_validator("allowed_images")
+    @classmethod
+    def _declarations(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            _, declared = split_entry(entry)
+            if declared and declared_versions(declared) is None:
+                raise ValueError(
+                    f"{entry!r}: declare contract versions as `;contract=1` or `;contract=1,2`"
+                )
+        return value
+
     deployment_id: str = Field(
         "orgplane",
         description="Value of the `orgplane.managed-by` label on every backend object: two "

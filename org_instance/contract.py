@@ -14,6 +14,9 @@ from __future__ import annotations
 import math
 from typing import Final, Literal, NotRequired, TypedDict
 
+#: The contract version this module describes. An instance sends it in every heartbeat
+#: (``contract_version``); the control plane answers the version it will speak with the
+#: instance, or ``409 contract_version_unsupported`` with the versions it supports.
 CONTRACT_VERSION: Final = 1
 
 
@@ -121,7 +124,8 @@ def heartbeat_answer_key(org_id: str) -> str:
 def revocations_key(org_id: str) -> str:
     """The org's revocation list, a Redis hash the control plane writes: field ``sub:<user
     id>`` or ``org`` -> unix second T (org tokens of that user, or all of them, with ``iat <=
-    T`` are refused), or ``jti:<jti>`` -> its ``exp`` (that token is refused). Each write is
+    T`` are refused), ``jti:<jti>`` -> its ``exp`` (that token is refused), or ``kid:<kid>`` ->
+    T (a signing key retired in an emergency: every token it signed is refused). Each write is
     also published on :func:`revocations_channel` as ``<field>=<value>``."""
     return f"{redis_namespace(org_id)}:orgplane:revocations"
 
@@ -205,6 +209,8 @@ class HeartbeatBody(TypedDict):
     #: The ``config_version`` of the limits the instance runs with (a control plane that
     #: answers over Redis writes a new answer when it is behind).
     config_version: NotRequired[int]
+    #: The contract version the instance speaks (absent: 1).
+    contract_version: NotRequired[int]
 
 
 class PoolAssignment(TypedDict):
@@ -221,6 +227,8 @@ class HeartbeatAnswer(TypedDict):
     config_version: int
     interval: float
     limits: Limits
+    #: The contract version the control plane speaks with this instance.
+    contract_version: int
     #: ``"redis"``: send the next heartbeats to :func:`heartbeat_key` and read this answer from
     #: :func:`heartbeat_answer_key`; absent: keep posting to :data:`HEARTBEAT_PATH`.
     via: NotRequired[Literal["redis"]]

@@ -9,6 +9,11 @@ interval (:func:`first_beat_delay`), and only then backs off as usual. Each
 heartbeat carries the next sequence number, so the control plane can ignore replays and
 duplicates. The answer's limits and interval are adopted when they change.
 
+Every heartbeat names the contract version the instance speaks (``contract_version``); an
+answer must name the same one (an answer without it comes from a control plane older than the
+negotiation, which speaks version 1). A control plane that does not speak it answers ``409
+contract_version_unsupported``: logged as an error, and retried with backoff like any refusal.
+
 The first heartbeat of a run is always a ``POST``. When its answer says ``via: redis``, the
 next ones are written to :func:`~org_instance.contract.heartbeat_key` in the org's own Redis
 namespace, and the control plane's answer is read from
@@ -30,6 +35,7 @@ import httpx
 import structlog
 
 from org_instance.contract import (
+    CONTRACT_VERSION,
     HEARTBEAT_JITTER,
     HEARTBEAT_PATH,
     MAX_HEARTBEAT_BACKOFF_SECONDS,
@@ -94,6 +100,8 @@ class HeartbeatSender:
         self.accepted = 0
         #: Whether the last answer said ``via: redis`` (and this instance has Redis).
         self.via_redis = False
+        #: The contract version the control plane answered it speaks with this instance.
+        self.contract_version: int | None = None
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
@@ -118,6 +126,7 @@ class HeartbeatSender:
             "redis_ok": redis_ok,
             "usage": rt.usage.counters(),
             "config_version": rt.limits.config_version,
+            "contract_version": CONTRACT_VERSION,
         }
 
     async def beat(self) -> dict[str, Any]:
@@ -135,6 +144,12 @@ class HeartbeatSender:
         )
         if response.status_code != 200:
             code = _problem_code(response)
+            if code == "contract_version_unsupported":
+                log.error(
+                    "the control plane does not speak this instance's contract version",
+                    contract_version=CONTRACT_VERSION,
+                    supported=_supported(response),
+                )
             raise HeartbeatRefused(f"control plane answered {response.status_code} {code}")
         answer: dict[str, Any] = response.json()
         self._apply(answer)
@@ -162,6 +177,10 @@ class HeartbeatSender:
         return answer
 
     def _apply(self, answer: dict[str, Any]) -> None:
+        speaks = answer.get("contract_version", 1)  # a control plane from before negotiation
+        if speaks != CONTRACT_VERSION:
+            raise HeartbeatRefused(f"the control plane speaks contract version {speaks!r}")
+        self.contract_version = speaks
         self.via_redis = answer.get("via") == "redis" and self.runtime.redis is not None
         limits = self.runtime.limits
         if "limits" in answer and "config_version" in answer:
@@ -214,6 +233,14 @@ def _problem_code(response: httpx.Response) -> str:
         return str(response.json().get("code", ""))[:64]
     except ValueError:
         return ""
+
+
+def _supported(response: httpx.Response) -> list[int]:
+    try:
+        supported = response.json().get("supported", [])
+    except ValueError:
+        return []
+    return [v for v in supported if isinstance(v, int)][:16] if isinstance(supported, list) else []
 
 
 def _describe(exc: Exception) -> str:

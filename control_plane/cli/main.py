@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "control_plane.cli.session",
     "control_plane.cli.approval",
     "control_plane.cli.instance",
+    "control_plane.cli.contract",
 )
 
 

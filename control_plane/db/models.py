@@ -123,8 +123,14 @@ class Instance(SQLModel, table=True):
     phase: str = Field(default="pending", max_length=16)
     health: str = Field(default="unknown", max_length=16)
     reason: str = Field(default="", max_length=1000)
+    #: The image last applied (what runs).
     image: str = Field(default="", max_length=300)
+    #: The org's own image, chosen by a platform admin (``redeploy`` with ``image``): it
+    #: outranks its plan's image and the default (see ``control_plane/reconciler/images.py``).
+    pinned_image: str = Field(default="", max_length=300)
     version: str = Field(default="", max_length=64)
+    #: The contract version negotiated at the last written heartbeat; None before the first.
+    contract_version: int | None = None
     credential_hash: str = Field(default="", max_length=64)
     #: The credential and Redis URL encrypted with the deployment secret: the reconciler rebuilds
     #: the same spec on every pass, so ``apply`` stays idempotent.
@@ -259,6 +265,14 @@ class Feature(SQLModel, table=True):
     #: Plans that include the feature; empty: the built-in plan catalogue decides.
     plans: list[str] = _json_list()
     default: bool = False
+    updated_at: datetime = _ts()
+
+
+class PlanImage(SQLModel, table=True):
+    """The instance image of a plan's orgs (platform admins set it); no row: the default."""
+
+    plan: str = Field(primary_key=True, max_length=40)
+    image: str = Field(max_length=300)
     updated_at: datetime = _ts()
 
 

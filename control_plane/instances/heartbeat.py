@@ -42,6 +42,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
+from control_plane.contract.versions import IMPLIED_CONTRACT_VERSION
 from control_plane.db.models import Instance, InstanceEvent, Org, UsageSample, utcnow
 from control_plane.db.types import utc
 from control_plane.errors import NotFound, Unauthenticated
@@ -89,6 +90,12 @@ class HeartbeatIn(msgspec.Struct, forbid_unknown_fields=True):
     redis_ok: bool
     usage: UsageIn
     config_version: Counter | None = None
+    contract_version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+
+    @property
+    def speaks(self) -> int:
+        """The contract version the instance speaks (absent: the implied one)."""
+        return self.contract_version or IMPLIED_CONTRACT_VERSION
 
 
 def credential_org(credential: str) -> str | None:
@@ -161,6 +168,7 @@ class RowState:
     last_heartbeat_at: datetime | None
     health: str
     version: str
+    contract_version: int | None
 
     @classmethod
     def of(cls, instance: Instance) -> RowState:
@@ -171,6 +179,7 @@ class RowState:
             instance.last_heartbeat_at,
             instance.health,
             instance.version,
+            instance.contract_version,
         )
 
 
@@ -182,7 +191,8 @@ class Verdict:
     run: str = ""
     started: datetime | None = None
     same_run: bool = True
-    #: Something the row records moved (run, counters, gauges, health, version): write it.
+    #: Something the row records moved (run, counters, gauges, health, version, contract
+    #: version): write it.
     changed: bool = False
     #: Nothing moved but the row's last write is old enough to be refreshed.
     due: bool = False
@@ -201,6 +211,7 @@ class Verdict:
             "last_heartbeat_seq": body.seq,
             "version": body.version,
             "health": body.status,
+            "contract_version": body.speaks,
             "usage_reported": {
                 "run": self.run,
                 "started_at": self.started.isoformat() if self.started else "",
@@ -239,6 +250,7 @@ def judge(
         or any(baseline.get("counters", {}).get(k) != v for k, v in gauges.items())
         or state.health != body.status
         or state.version != body.version
+        or state.contract_version != body.speaks
     )
     last = state.last_heartbeat_at
     due = last is None or now - last >= timedelta(seconds=WRITE_EVERY_INTERVALS * interval)
@@ -332,16 +344,27 @@ class HeartbeatProcessor:
         return Outcome(accepted=True, wrote=True, new_run=not verdict.same_run)
 
     async def answer(
-        self, org: Org, outcome: Outcome, *, via_redis: bool = False
+        self, org: Org, outcome: Outcome, *, contract_version: int, via_redis: bool = False
     ) -> HeartbeatAnswer:
         """The configuration the instance must run with (no query for a root org)."""
         return await answer_for(
-            self.db, org, accepted=outcome.accepted, interval=self.interval, via_redis=via_redis
+            self.db,
+            org,
+            accepted=outcome.accepted,
+            interval=self.interval,
+            via_redis=via_redis,
+            contract_version=contract_version,
         )
 
 
 async def answer_for(
-    db: AsyncSession, org: Org, *, accepted: bool, interval: float, via_redis: bool
+    db: AsyncSession,
+    org: Org,
+    *,
+    accepted: bool,
+    interval: float,
+    via_redis: bool,
+    contract_version: int,
 ) -> HeartbeatAnswer:
     """The answer to a heartbeat of ``org``'s instance: its configuration, and ``via: redis``
     when its next heartbeats go to Redis (see :mod:`control_plane.instances.ingest`)."""
@@ -351,6 +374,7 @@ async def answer_for(
         "config_version": org.config_version,
         "interval": interval,
         "limits": Limits(**limits),  # type: ignore[typeddict-item]
+        "contract_version": contract_version,
     }
     if via_redis:
         answer["via"] = "redis"

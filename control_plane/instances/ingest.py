@@ -17,7 +17,9 @@ Redis lock reads every ``heartbeat_poll_seconds``:
    it is a string of at most :data:`MAX_HEARTBEAT_BYTES` (an org cannot make the control plane
    pull a huge or foreign-typed value);
 3. the values that differ from the last read are decoded and validated like a ``POST`` body
-   (the body's org must be the key's); their rows are read in one query per 1,000 and judged by
+   (the body's org must be the key's, its contract version one this control plane speaks:
+   else it is ignored, its answer key expires and the instance posts, to be answered 409);
+   their rows are read in one query per 1,000 and judged by
    :func:`~control_plane.instances.heartbeat.judge`, the rules of the HTTP path;
 4. quiet heartbeats write nothing; due ones (no change, row older than 1.5 intervals) are
    written in one ``executemany``; changed ones one by one, conditional on the ``seq`` the row
@@ -49,6 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 from sqlmodel import select as select_models
 
+from control_plane.contract.versions import speaks_supported
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.heartbeat import (
     HeartbeatIn,
@@ -108,6 +111,7 @@ _ROWS = select(
     col(Instance.last_heartbeat_at),
     col(Instance.health),
     col(Instance.version),
+    col(Instance.contract_version),
     col(Org.config_version),
 ).join(Org, col(Org.id) == col(Instance.org_id))
 _TABLE = Instance.__table__  # type: ignore[attr-defined]
@@ -137,6 +141,7 @@ _CHANGED = (
         last_heartbeat_seq=bindparam("b_seq"),
         version=bindparam("b_version"),
         health=bindparam("b_health"),
+        contract_version=bindparam("b_contract"),
         usage_reported=bindparam("b_usage", type_=_TABLE.c.usage_reported.type),
         updated_at=bindparam("b_now"),
         last_active_at=func.coalesce(
@@ -285,7 +290,7 @@ class RedisHeartbeats:
                 self.seen[org_id] = raw
                 report.new += 1
                 body = _decode(raw)
-                if body is None or body.org_id != org_id:
+                if body is None or body.org_id != org_id or not speaks_supported([body.speaks]):
                     report.invalid += 1
                     self._warn(org_id)
                     continue
@@ -310,19 +315,17 @@ class RedisHeartbeats:
         async with self.runtime.engine.begin() as conn:
             for i in range(0, len(ids), BATCH):
                 rows = await conn.execute(_ROWS.where(col(Instance.org_id).in_(ids[i : i + BATCH])))
-                for org_id, reported, seq, at, health, version, config_version in rows:
+                for org_id, reported, seq, at, health, version, contract, config in rows:
                     body = bodies[org_id]
                     verdict = judge(
-                        RowState(reported, seq, at, health, version),
+                        RowState(reported, seq, at, health, version, contract),
                         body,
                         now=now,
                         interval=self.interval,
                     )
                     if not (verdict.accepted and verdict.same_run):
                         continue  # a replay, or a run that did not register over HTTP
-                    behind = (
-                        body.config_version is not None and body.config_version != config_version
-                    )
+                    behind = body.config_version is not None and body.config_version != config
                     judged[org_id] = _Judged(body, verdict, seq, behind)
             usage = []
             for org_id, item in judged.items():
@@ -352,6 +355,7 @@ class RedisHeartbeats:
                 "b_seq": item.body.seq,
                 "b_version": values["version"],
                 "b_health": values["health"],
+                "b_contract": values["contract_version"],
                 "b_usage": values["usage_reported"],
                 "b_active": values.get("last_active_at"),
             },
@@ -373,7 +377,12 @@ class RedisHeartbeats:
             orgs = (await db.exec(select_models(Org).where(col(Org.id).in_(stale)))).all()
             answers = {
                 org.id: await answer_for(
-                    db, org, accepted=True, interval=self.interval, via_redis=True
+                    db,
+                    org,
+                    accepted=True,
+                    interval=self.interval,
+                    via_redis=True,
+                    contract_version=judged[org.id].body.speaks,
                 )
                 for org in orgs
             }

@@ -3,7 +3,9 @@
 Checks run in this order, each before any work the next needs: the credential's shape (401
 ``invalid_credential``), the sender's failed attempts (429 ``rate_limited`` after
 ``FAILURES_PER_MINUTE`` bad credentials from one address), the credential itself (401), the
-flood limit per instance (429, :mod:`control_plane.instances.gate`), the body (400), the body's
+flood limit per instance (429, :mod:`control_plane.instances.gate`), the contract version the
+body names (409 ``contract_version_unsupported``, :mod:`control_plane.contract.versions`;
+nothing is recorded), the body (400), the body's
 org against the credential's (403 ``org_mismatch``). Only authenticated attempts count against
 an org's allowance: anyone who knows an org id could otherwise use it up with bad credentials
 and keep the org's instance from registering. Replays answer 200 with
@@ -25,6 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from control_plane.audit.record import record
 from control_plane.auth import bearer_token
+from control_plane.contract.versions import check_raw_heartbeat, negotiate
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Forbidden, Unauthenticated
@@ -68,6 +71,8 @@ async def instance_guard(
     gate = await HeartbeatGate.open(runtime, org_id=org_id)
     gate.admit()
     await gate.save()  # counted even if the body turns out bad
+    if isinstance(connection, Request):  # before validation: a newer body may not validate
+        check_raw_heartbeat(await connection.body())
     # Loaded once here; the handler reuses them (a quiet heartbeat makes no other query).
     connection.state.instance, connection.state.instance_org = instance, org
     connection.state.heartbeat_gate = gate
@@ -95,6 +100,7 @@ async def heartbeat(
         )
         await db.commit()
         raise Forbidden("The heartbeat names another org.", code="org_mismatch")
+    speaks = negotiate(data.contract_version)  # the guard refused an unsupported one
     processor = HeartbeatProcessor(runtime, db)
     try:
         outcome = await processor.process(instance, data, gate)
@@ -107,7 +113,7 @@ async def heartbeat(
     if outcome.new_run:
         request.state[WAKE_RECONCILER] = True
     via_redis = outcome.accepted and data.redis_ok and uses_redis(runtime)
-    answer = await processor.answer(org, outcome, via_redis=via_redis)
+    answer = await processor.answer(org, outcome, contract_version=speaks, via_redis=via_redis)
     if via_redis and not await publish_answer(runtime, org.id, answer):
         del answer["via"]  # the instance would find no answer in Redis: keep it posting
     return answer

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.audit.record import record
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.instances.heartbeat import issue_instance_credential
 from control_plane.orgs.hierarchy import ancestor_hold
@@ -25,6 +26,7 @@ from control_plane.reconciler.admission import BUSY_PHASES, queue_position, queu
 from control_plane.reconciler.events import add_event, set_phase
 from control_plane.reconciler.faults import fault_point
 from control_plane.reconciler.hibernation import hibernation_step
+from control_plane.reconciler.images import contract_refusal
 from control_plane.reconciler.spares import (
     assign_claimed_spare,
 )
@@ -173,6 +175,10 @@ async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instanc
         await db.commit()
         fault_point("after_redis_user", org_slug=org.slug)
     spec = await build_spec(ctx.runtime, db, org=org, instance=instance)
+    refusal = contract_refusal(spec.image, ctx.runtime.settings.provisioning)
+    if refusal:
+        _refuse_image(db, org, instance, spec.image, refusal)
+        return
     fault_point("before_apply", org_slug=org.slug)
     # Before the assignment: a claimed spare sends its first heartbeat before it answers.
     launched_at = utcnow()
@@ -196,6 +202,26 @@ async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instanc
     instance.provisioner = ctx.provisioner.name or instance.provisioner
     add_event(db, org_id=org.id, kind="instance.applied", message=f"image {spec.image}")
     set_phase(db, org, "starting", "waiting for the first heartbeat")
+
+
+def _refuse_image(db: AsyncSession, org: Org, instance: Instance, image: str, refusal: str) -> None:
+    """Leave the backend alone: the image speaks no contract version this control plane
+    supports. The org's timeline and the audit log hear it once per refusal, not per retry."""
+    reason = f"not deployed: {refusal}"
+    if instance.last_error != reason:
+        add_event(db, org_id=org.id, kind="image.refused", message=reason)
+        record(
+            db,
+            action="instance.image_refused",
+            outcome="denied",
+            org_id=org.id,
+            target_type="instance",
+            target_id=org.id,
+            by="reconciler",
+            code="image_contract_unsupported",
+            image=image,
+        )
+    _failed(db, org, instance, reason)
 
 
 def _failed(db: AsyncSession, org: Org, instance: Instance, reason: str) -> None:

@@ -25,7 +25,7 @@ from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.reconciler.events import add_event, timeline
 from control_plane.reconciler.hibernation import apply_action
-from control_plane.reconciler.images import checked_image
+from control_plane.reconciler.images import checked_image, org_image
 from control_plane.reconciler.leases import claim, release
 from provisioners.errors import ProvisionerError
 
@@ -54,7 +54,11 @@ class InstanceOut(msgspec.Struct):
     endpoint: str
     provisioner: str
     image: str
+    #: The org's own image (platform admins choose it); empty: its plan's, or the default.
+    pinned_image: str
     version: str
+    #: The contract version the instance speaks (negotiated at its last heartbeat).
+    contract_version: int | None
     last_heartbeat_at: datetime | None
     started_at: datetime | None
     last_active_at: datetime | None
@@ -77,7 +81,9 @@ def _view(org: Org, instance: Instance | None, events: list[Any]) -> InstanceOut
         endpoint=inst.endpoint,
         provisioner=inst.provisioner,
         image=inst.image,
+        pinned_image=inst.pinned_image,
         version=inst.version,
+        contract_version=inst.contract_version,
         last_heartbeat_at=inst.last_heartbeat_at,
         started_at=inst.started_at,
         last_active_at=inst.last_active_at,
@@ -129,7 +135,11 @@ async def instance_action(
         if instance is None:
             raise Conflict("The org has no instance yet.", code="instance_not_provisioned")
         # data.image passed _check_redeploy: a platform admin chose it from the allow-list.
-        instance.image = data.image or runtime.settings.provisioning.instance_image
+        # Without one the org follows its plan's image, or the default.
+        instance.pinned_image = data.image or ""
+        instance.image = await org_image(
+            db, org=org, instance=instance, settings=runtime.settings.provisioning
+        )
         db.add(instance)
     elif data.action == "cancel":
         if org.phase not in ("pending", "provisioning", "starting", "failed"):
@@ -172,8 +182,9 @@ async def _check_redeploy(
 ) -> None:
     """Only platform admins redeploy, and only to an allowed image: the image is code the
     platform runs with the org's credentials. A refusal is audited (``outcome: denied``) in its
-    own transaction, then answered 403 ``platform_admin_required`` / ``image_not_allowed`` or
-    400 ``invalid_image`` (``image`` only goes with ``redeploy``)."""
+    own transaction, then answered 403 ``platform_admin_required`` / ``image_not_allowed``,
+    400 ``invalid_image`` (``image`` only goes with ``redeploy``) or 409
+    ``image_contract_unsupported`` (also an ``image.refused`` event on the org's timeline)."""
     try:
         if data.action != "redeploy":
             raise BadRequest(
@@ -199,6 +210,8 @@ async def _check_redeploy(
             code=refused.code,
             image=(data.image or "")[:300],
         )
+        if refused.code == "image_contract_unsupported":  # the org's people should see why
+            add_event(db, org_id=org.id, kind="image.refused", message=refused.detail)
         await db.commit()
         raise
 

@@ -129,6 +129,8 @@ async def assign_claimed_spare(
         return None
     if spare.provisioner != (provisioner.name or spare.provisioner):
         failure = f"the spare belongs to the {spare.provisioner} backend"
+    elif spec.image != runtime.settings.provisioning.instance_image:
+        failure = f"the org runs image {spec.image}, not the spares' default image"
     else:
         failure = await _post_assignment(runtime, spare, spec)
     await db.delete(spare)

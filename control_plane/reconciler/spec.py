@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane import __version__
 from control_plane.db.models import Instance, Org
 from control_plane.orgs.hierarchy import effective_limits
-from control_plane.reconciler.images import runnable_image
+from control_plane.reconciler.images import org_image
 from control_plane.routing.domains import routed_hostnames
 from control_plane.routing.hostnames import subdomain_of
 from control_plane.runtime import Runtime
@@ -74,7 +74,7 @@ async def build_spec(
         org_id=org.id,
         slug=org.slug,
         instance_id=instance.instance_id,
-        image=runnable_image(instance.image, settings.provisioning),
+        image=await org_image(db, org=org, instance=instance, settings=settings.provisioning),
         env=env,
         resources=PLAN_RESOURCES.get(org.plan, PLAN_RESOURCES["free"]),
         hostnames=hostnames,
