@@ -13,12 +13,6 @@ import pytest
 
 import org_instance.contract as ours
 
-#: Agreed for contract v1 in issue 25 (``contract_version`` in the heartbeat body and answer).
-#: Until orgplane's side of that change is in this checkout it is the only difference allowed;
-#: once org_instance/contract.py has the field, the sets below are compared exactly.
-AGREED = "contract_version"
-
-
 def env_names(cls: type) -> dict[str, str]:
     return {k: v for k, v in vars(cls).items() if k.isupper()}
 
@@ -79,14 +73,8 @@ def test_the_backoff_cap_is_the_same(interval: float) -> None:
     "name", ["Limits", "Actor", "OrgTokenClaims", "UsageCounters", "HeartbeatBody"]
 )
 def test_typed_dicts_have_the_same_keys(name: str) -> None:
-    required, optional = shape(getattr(ours, name))
-    if name == "HeartbeatBody" and AGREED not in required | optional:
-        optional |= {AGREED}
-    assert shape(getattr(sdk, name)) == (required, optional)
+    assert shape(getattr(sdk, name)) == shape(getattr(ours, name))
 
 
 def test_the_heartbeat_answer_has_the_same_keys() -> None:
-    required, optional = shape(ours.HeartbeatAnswer)
-    if AGREED not in required | optional:
-        required |= {AGREED}
-    assert shape(sdk.HeartbeatAnswer) == (required, optional)
+    assert shape(sdk.HeartbeatAnswer) == shape(ours.HeartbeatAnswer)
