@@ -55,8 +55,11 @@ class KitContainer:
         """Labels of the image the provisioner refuses to run (``traefik.*``, ``orgplane.*``)."""
         return reserved_image_labels(self.client.images.get(self.image).labels)
 
-    def start(self, *, org_id: str, slug: str, env: Mapping[str, str]) -> None:
-        """Create the volume and the container and start it."""
+    def start(
+        self, *, org_id: str, slug: str, env: Mapping[str, str], extra_network: str = ""
+    ) -> None:
+        """Create the volume and the container and start it (also on ``extra_network``, where
+        the Redis it is given may be)."""
         spec = InstanceSpec(
             org_id=org_id,
             slug=slug,
@@ -71,6 +74,8 @@ class KitContainer:
         kwargs["environment"][Env.INTERNAL_HOSTS] = self.name
         self.client.volumes.create(spec.data_volume, labels=kwargs["labels"])
         self.container = self.client.containers.create(**kwargs)
+        if extra_network:
+            self.client.networks.get(extra_network).connect(self.container)
         self.container.start()
 
     def endpoint(self) -> str:

@@ -55,9 +55,11 @@ def run_conformance(
     interval: float = DEFAULT_INTERVAL,
     outage: float = 8.0,
     start_timeout: float = 60.0,
+    first_beat_timeout: float = 20.0,
     stop_deadline: float = STOP_DEADLINE,
     redis_url: str = "",
     redis_host: str = "",
+    redis_network: str = "",
     jwks_host: str = "127.0.0.1",
     jwks_port: int = 0,
     cp_port: int = 0,
@@ -92,8 +94,10 @@ def run_conformance(
             interval=interval,
             outage=outage,
             start_timeout=start_timeout,
+            first_beat_timeout=first_beat_timeout,
             stop_deadline=stop_deadline,
             redis=RedisNamespace(redis_url, instance_host=redis_host) if redis_url else None,
+            redis_network=redis_network,
             cp_port=cp_port,
         )
     except Exception as exc:  # the report says what broke; the kit cleans up either way
@@ -118,8 +122,10 @@ def _run_image(
     interval: float,
     outage: float,
     start_timeout: float,
+    first_beat_timeout: float,
     stop_deadline: float,
     redis: RedisNamespace | None,
+    redis_network: str,
     cp_port: int,
 ) -> None:
     reserved = box.reserved_labels()
@@ -147,7 +153,7 @@ def _run_image(
             heartbeat_interval=START_INTERVAL,
         )
         since = time.monotonic()
-        box.start(org_id=org_id, slug=SLUG, env={**env, **env_extra})
+        box.start(org_id=org_id, slug=SLUG, env={**env, **env_extra}, extra_network=redis_network)
         target = Target(box.endpoint(), hostnames, box.name, path)
         with httpx.Client(timeout=5.0) as client:
             if check_probes(report, client, target, timeout=start_timeout):
@@ -161,7 +167,7 @@ def _run_image(
             org_id=org_id,
             instance_id=f"{box.name}-1",
             since=since,
-            first_timeout=start_timeout / 3,
+            first_timeout=first_beat_timeout,
         )
         if beating:
             check_backoff(report, cp, outage=outage)
