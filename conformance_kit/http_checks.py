@@ -111,11 +111,13 @@ def check_hosts(report: Report, client: httpx.Client, target: Target, signer: Si
     baseline = _status(client, target, host=target.host, token=token)
     own = [*target.hostnames, f"{target.host}:443", target.internal_host]
     answers = {host: _status(client, target, host=host, token=token) for host in own}
-    wrong = {h: s for h, s in answers.items() if s != baseline or s in (421, 400)}
+    served = isinstance(baseline, int) and baseline not in (400, 401, 403, 421) and baseline < 500
+    wrong = {h: s for h, s in answers.items() if s != baseline}
     report.add(
         "host.own",
-        "the org's hostnames and internal name are served (a port in Host is ignored)",
-        not wrong and isinstance(baseline, int),
+        "the org's hostnames and internal name are served to a valid token (a port in Host is "
+        "ignored)",
+        served and not wrong,
         f"GET {target.path} with a valid token: "
         + ", ".join(f"Host {h} -> {s}" for h, s in answers.items()),
     )
