@@ -72,7 +72,9 @@ def register(sub: Any) -> None:
         help="an admin Redis URL: the kit makes the org's ACL user and checks the namespace",
     )
     parser.add_argument(
-        "--redis-host", default="", help="the Redis host as the container reaches it"
+        "--redis-host",
+        default="",
+        help="HOST[:PORT] of that Redis as the container reaches it (default port 6379)",
     )
     parser.add_argument(
         "--redis-network",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 
@@ -20,13 +21,12 @@ from org_instance.contract import redis_namespace
 
 
 class RedisNamespace:
-    """The org's ACL user on the Redis at ``admin_url`` (reached by the instance at
-    ``instance_host``, default the admin URL's host)."""
+    """The org's ACL user on the Redis at ``admin_url``, which the instance reaches at
+    ``instance_host`` (``host`` or ``host:port``; default: where the admin URL points)."""
 
     def __init__(self, admin_url: str, *, instance_host: str = "") -> None:
         self.admin_url = admin_url
-        self.instance_host = instance_host or None
-        self.org_id = ""
+        self.instance_host = instance_host
 
     async def _with_admin(self, action: Any) -> Any:
         admin = Redis.from_url(self.admin_url, socket_timeout=5)
@@ -37,14 +37,18 @@ class RedisNamespace:
 
     def create_user(self, org_id: str) -> str:
         """Create the org's user (a fresh password); returns the instance's Redis URL."""
-        self.org_id = org_id
 
         async def create(admin: Redis) -> str:
             await admin.execute_command("ACL", "LOG", "RESET")  # type: ignore[no-untyped-call]
-            return await ensure_org_redis_user(admin, org_id=org_id, host=self.instance_host)
+            return await ensure_org_redis_user(admin, org_id=org_id)
 
         url: str = asyncio.run(self._with_admin(create))
-        return url
+        if not self.instance_host:
+            return url
+        parts = urlsplit(url)
+        where = self.instance_host if ":" in self.instance_host else f"{self.instance_host}:6379"
+        credentials = parts.netloc.rpartition("@")[0]
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{where}"))
 
     def check(self, report: Report, cp: FakeControlPlane, *, org_id: str) -> None:
         """``redis.namespace``: Redis is healthy for the instance and it touched nothing else."""
