@@ -3,12 +3,14 @@
 The kit makes the org's user exactly as the control plane does
 (:func:`control_plane.redis_acl.ensure_org_redis_user`), gives the instance its URL, and after
 the run reads the server's ``ACL LOG``: every key or channel the instance tried outside its
-namespace (or a command it may not run) is an entry there under its user name.
+namespace (or a command it may not run) is an entry there under its user name. The log is read,
+never reset (the server may be shared); entries older than the run are ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +29,7 @@ class RedisNamespace:
     def __init__(self, admin_url: str, *, instance_host: str = "") -> None:
         self.admin_url = admin_url
         self.instance_host = instance_host
+        self.created = time.monotonic()
 
     async def _with_admin(self, action: Any) -> Any:
         admin = Redis.from_url(self.admin_url, socket_timeout=5)
@@ -38,8 +41,9 @@ class RedisNamespace:
     def create_user(self, org_id: str) -> str:
         """Create the org's user (a fresh password); returns the instance's Redis URL."""
 
+        self.created = time.monotonic()
+
         async def create(admin: Redis) -> str:
-            await admin.execute_command("ACL", "LOG", "RESET")  # type: ignore[no-untyped-call]
             return await ensure_org_redis_user(admin, org_id=org_id)
 
         url: str = asyncio.run(self._with_admin(create))
@@ -56,7 +60,13 @@ class RedisNamespace:
 
         async def inspect(admin: Redis) -> tuple[list[Any], int]:
             log = await admin.execute_command("ACL", "LOG", "128")  # type: ignore[no-untyped-call]
-            ours = [entry for entry in log if _field(entry, "username") == user]
+            # This run's refusals: its user's, logged since the user was made.
+            age = time.monotonic() - self.created + 1
+            ours = [
+                entry
+                for entry in log
+                if _field(entry, "username") == user and float(_field(entry, "age-seconds")) <= age
+            ]
             keys = 0
             async for _ in admin.scan_iter(match=f"{redis_namespace(org_id)}:*", count=500):
                 keys += 1

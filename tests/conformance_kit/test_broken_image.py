@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from conformance_kit import run_conformance
-from tests.conformance_kit.test_instance_image import IMAGE_CLAUSES
+from tests.conformance_kit.conftest import ContainerRedis
+from tests.conformance_kit.test_instance_image import IMAGE_CLAUSES, WITH_REDIS
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -19,7 +20,10 @@ HEARTBEAT_CLAUSES = [c for c in IMAGE_CLAUSES if c.startswith("heartbeat.")] + [
 ]
 
 
-def test_accepting_another_orgs_token_fails_the_wrong_org_clause(broken_image: str) -> None:
+def test_another_orgs_token_and_a_key_outside_the_namespace_fail_their_clauses(
+    broken_image: str, container_redis: ContainerRedis
+) -> None:
+    """Two faults in one run (one container): each fails its own clause and nothing else."""
     run = subprocess.run(
         [
             sys.executable,
@@ -29,7 +33,13 @@ def test_accepting_another_orgs_token_fails_the_wrong_org_clause(broken_image: s
             "--image",
             broken_image,
             "--env",
-            "BROKEN_MODE=accept-any-org",
+            "BROKEN_MODE=accept-any-org,outside-namespace",
+            "--redis",
+            container_redis.admin_url,
+            "--redis-host",
+            container_redis.instance_host,
+            "--redis-network",
+            container_redis.network,
             "--json",
         ],
         capture_output=True,
@@ -40,12 +50,14 @@ def test_accepting_another_orgs_token_fails_the_wrong_org_clause(broken_image: s
     assert run.returncode == 1, run.stderr
     body = json.loads(run.stdout)
     assert body["ok"] is False
-    assert body["failed"] == ["tokens.wrong-org"], run.stdout
+    assert body["failed"] == ["tokens.wrong-org", "redis.namespace"], run.stdout
     wrong_org = next(r for r in body["results"] if r["clause"] == "tokens.wrong-org")
     assert "another org's token" in wrong_org["evidence"]
     assert wrong_org["evidence"].endswith("-> 200")
+    redis = next(r for r in body["results"] if r["clause"] == "redis.namespace")
+    assert "1 refusals in ACL LOG (key:broken-outside)" in redis["evidence"]
     # Everything else it does right is reported as such.
-    assert [r["clause"] for r in body["results"]] == IMAGE_CLAUSES
+    assert [r["clause"] for r in body["results"]] == WITH_REDIS
 
 
 def test_never_heartbeating_fails_the_heartbeat_clauses(broken_image: str) -> None:

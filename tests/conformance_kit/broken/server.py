@@ -4,9 +4,11 @@ It speaks the contract (probes, ES256 org tokens from the JWKS, the Host check, 
 backoff, a file in the data directory, SIGTERM) except where ``BROKEN_MODE`` says:
 
 * ``accept-any-org``: the token's audience is not checked, so another org's token is accepted;
-* ``no-heartbeat``: it never sends a heartbeat.
+* ``no-heartbeat``: it never sends a heartbeat;
+* ``outside-namespace``: given a Redis URL, it writes a key in its org's namespace and one
+  outside it (which the org's ACL user may not).
 
-Any other value (or none) breaks nothing.
+Modes combine, comma-separated; any other value (or none) breaks nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import json
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +30,7 @@ from pathlib import Path
 from ecdsa_p256 import verify
 
 ENV = os.environ
-MODE = ENV.get("BROKEN_MODE", "")
+MODES = set(ENV.get("BROKEN_MODE", "").split(","))
 LEEWAY = 30
 PROBES = ("/healthz", "/readyz")
 STARTED = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -95,7 +99,7 @@ def token_ok(token: str) -> bool:
             return False
         if claims["iss"] != ENV.get("ORGPLANE_ISSUER"):
             return False
-        if MODE != "accept-any-org" and claims["aud"] != ENV.get("ORGPLANE_AUDIENCE"):
+        if "accept-any-org" not in MODES and claims["aud"] != ENV.get("ORGPLANE_AUDIENCE"):
             return False
         return isinstance(claims["sub"], str)
     except (ValueError, KeyError, TypeError):
@@ -167,6 +171,27 @@ def heartbeats(stop: threading.Event) -> None:
         stop.wait(wait * random.uniform(0.9, 1.1))
 
 
+def use_redis(url: str, namespace: str) -> None:
+    """Write a key in the namespace (and, in ``outside-namespace`` mode, one outside it) over
+    RESP, as the org's user."""
+    parts = urllib.parse.urlsplit(url)
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    keys = [f"{namespace}:broken"] + (["broken-outside"] if "outside-namespace" in MODES else [])
+    commands = [("AUTH", user, password)] + [("SET", key, "1") for key in keys]
+    with socket.create_connection((parts.hostname, parts.port or 6379), timeout=5) as conn:
+        for command in commands:
+            words = [word.encode() for word in command]
+            frame = b"*%d\r\n" % len(words)
+            frame += b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in words)
+            conn.sendall(frame)
+            print(
+                f"redis {command[0]} {command[1] if command[0] == 'SET' else ''}:",
+                conn.recv(512).decode(errors="replace").strip(),
+                flush=True,
+            )
+
+
 def main() -> None:
     data = Path(ENV.get("ORGPLANE_DATA_DIR", "/data"))
     state = data / "broken-instance.json"
@@ -178,9 +203,11 @@ def main() -> None:
     server.daemon_threads = True
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    if MODE != "no-heartbeat":
+    if ENV.get("ORGPLANE_REDIS_URL"):
+        use_redis(ENV["ORGPLANE_REDIS_URL"], ENV["ORGPLANE_REDIS_NAMESPACE"])
+    if "no-heartbeat" not in MODES:
         threading.Thread(target=heartbeats, args=(stop,), daemon=True).start()
-    print(f"broken instance (mode {MODE or 'none'}) start {starts}", flush=True)
+    print(f"broken instance (mode {ENV.get('BROKEN_MODE') or 'none'}) start {starts}", flush=True)
     server.serve_forever()
     stop.set()
     server.server_close()
