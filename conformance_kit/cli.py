@@ -66,6 +66,18 @@ def register(sub: Any) -> None:
         help="seconds the kit answers heartbeats with 503 to watch the backoff",
     )
     parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the probes to answer 200 (at start and after the restart)",
+    )
+    parser.add_argument(
+        "--first-beat-timeout",
+        type=float,
+        default=20.0,
+        help="seconds to wait for the first heartbeat",
+    )
+    parser.add_argument(
         "--redis",
         default="",
         metavar="URL",
@@ -121,6 +133,8 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         hostnames=tuple(args.hostname),
         interval=args.interval,
         outage=args.outage,
+        start_timeout=args.start_timeout,
+        first_beat_timeout=args.first_beat_timeout,
         redis_url=args.redis,
         redis_host=args.redis_host,
         redis_network=args.redis_network,

@@ -19,6 +19,8 @@ from conformance_kit.report import Report
 from conformance_kit.schema import problems
 from org_instance.contract import HEARTBEAT_JITTER, HeartbeatBody, longest_heartbeat_gap
 
+#: The evidence of a heartbeat clause that could not be checked.
+NO_BEAT = "not checked: no heartbeat arrived (see heartbeat.arrival)"
 #: Scheduling and network slack on top of the jitter, in seconds.
 SLACK = 0.15
 
@@ -79,7 +81,7 @@ def check_heartbeats(
     )
     if not arrived:
         for clause in ("credential", "schema", "interval"):
-            report.add(f"heartbeat.{clause}", "see heartbeat.arrival", False, "no heartbeat")
+            report.add(f"heartbeat.{clause}", "see heartbeat.arrival", False, NO_BEAT)
         return False
     # The beats after the first accepted answer follow the answer's interval.
     start = len(beats)

@@ -9,7 +9,7 @@ import httpx
 
 from conformance_kit.container import KitContainer
 from conformance_kit.fake_cp import FakeControlPlane
-from conformance_kit.heartbeats import wait_for
+from conformance_kit.heartbeats import NO_BEAT, wait_for
 from conformance_kit.http_checks import wait_probe
 from conformance_kit.report import Report
 
@@ -48,7 +48,7 @@ def check_restart(
         f"{waited:.1f} s after the restart",
     )
     if not heartbeats:
-        report.add("restart.heartbeats", "see heartbeat.arrival", False, "no heartbeat")
+        report.add("restart.heartbeats", "see heartbeat.arrival", False, NO_BEAT)
         return
     again = wait_for(
         cp, lambda beats: any(b.at >= restarted and b.answered == 200 for b in beats), timeout

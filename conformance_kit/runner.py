@@ -11,7 +11,7 @@ import httpx
 
 from conformance_kit.container import KitContainer
 from conformance_kit.fake_cp import JWKS_PATH, FakeControlPlane
-from conformance_kit.heartbeats import check_backoff, check_heartbeats
+from conformance_kit.heartbeats import NO_BEAT, check_backoff, check_heartbeats
 from conformance_kit.http_checks import Target, check_hosts, check_probes, check_tokens
 from conformance_kit.lifecycle import STOP_DEADLINE, check_restart, check_stop
 from conformance_kit.redis_check import RedisNamespace
@@ -173,7 +173,7 @@ def _run_image(
             check_backoff(report, cp, outage=outage)
         else:
             for clause in ("backoff", "recovery"):
-                report.add(f"heartbeat.{clause}", "see heartbeat.arrival", False, "no heartbeat")
+                report.add(f"heartbeat.{clause}", "see heartbeat.arrival", False, NO_BEAT)
         if redis:
             redis.check(report, cp, org_id=org_id)
         check_restart(report, box, cp, timeout=start_timeout, heartbeats=beating)

@@ -3,6 +3,8 @@ control plane answers with a valid HeartbeatAnswer, its body check reads the con
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import jwt
 import pytest
@@ -15,6 +17,8 @@ from conformance_kit.signer import Signer
 from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer, org_audience
 from tests.conformance_kit.helpers import free_port_in_range
+from tests.conformance_kit.test_instance_image import WITH_REDIS
+from tests.support.services import REPO
 
 ISSUER = "http://kit.test"
 ORG = "org-a"
@@ -114,3 +118,10 @@ def test_a_report_is_ok_only_when_every_clause_ran_and_passed() -> None:
     assert report.failed == ["b.two"]
     assert "1/2 clauses passed; FAILED: b.two" in report.table()
     assert report.as_dict()["results"][1]["evidence"] == "got 200"
+
+
+def test_the_docs_table_every_clause_a_run_reports() -> None:
+    """docs/conformance.md lists the clauses of a run with Redis, in the order they run (the
+    order test_instance_image asserts of a real run)."""
+    text = (REPO / "docs" / "conformance.md").read_text()
+    assert re.findall(r"^\| `([a-z0-9.-]+)` \|", text, flags=re.MULTILINE) == WITH_REDIS
