@@ -86,23 +86,43 @@ def container_redis(docker_client: Any) -> Iterator[ContainerRedis]:
     password = secrets.token_hex(16)
     labels = {"orgplane.conformance": "1"}
     network = docker_client.networks.create(name, driver="bridge", labels=labels)
-    port = free_port_in_range()
-    container = docker_client.containers.run(
-        REDIS_IMAGE,
-        ["redis-server", "--bind", "0.0.0.0", "--requirepass", password, "--save", ""],
-        name=name,
-        labels=labels,
-        network=name,
-        ports={"6379/tcp": ("127.0.0.1", port)},
-        detach=True,
-    )
+    container = None
     try:
+        container, port = _start_redis(docker_client, name, password, labels)
         admin_url = f"redis://:{password}@127.0.0.1:{port}/0"
         wait_until(lambda: _pings(admin_url), what="the Redis container answering", timeout=60)
         yield ContainerRedis(admin_url=admin_url, network=name, instance_host=f"{name}:6379")
     finally:
-        container.remove(force=True)
+        if container is not None:
+            container.remove(force=True)
         network.remove()
+
+
+def _start_redis(client: Any, name: str, password: str, labels: dict[str, str]) -> Any:
+    """The Redis container, published on a port of the kit's range; a port the engine has
+    given another container meanwhile (it holds no socket a bind test would see) is tried
+    again with another."""
+    import docker
+
+    for _ in range(10):
+        port = free_port_in_range()
+        try:
+            container = client.containers.run(
+                REDIS_IMAGE,
+                ["redis-server", "--bind", "0.0.0.0", "--requirepass", password, "--save", ""],
+                name=name,
+                labels=labels,
+                network=name,
+                ports={"6379/tcp": ("127.0.0.1", port)},
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            if "already allocated" not in str(exc):
+                raise
+            client.containers.get(name).remove(force=True)
+            continue
+        return container, port
+    raise RuntimeError("no port of the kit's range could be published")
 
 
 def _pings(url: str) -> bool:

@@ -3,14 +3,17 @@ one another test of the machine may be about to bind."""
 
 from __future__ import annotations
 
+import random
 import socket
 
 PORTS = range(25100, 25900)
 
 
 def free_port_in_range(host: str = "127.0.0.1") -> int:
-    """A port of :data:`PORTS` nothing listens on at ``host`` now."""
-    for port in PORTS:
+    """A port of :data:`PORTS` nothing is bound to at ``host`` now, tried from a random place
+    so that two xdist workers asking at once seldom pick the same one."""
+    start = random.randrange(len(PORTS))
+    for port in [*PORTS[start:], *PORTS[:start]]:
         with socket.socket() as s:
             try:
                 s.bind((host, port))
