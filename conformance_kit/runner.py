@@ -26,7 +26,7 @@ SLUG = "conformance"
 DEFAULT_PATH = "/api/v1/me"
 DEFAULT_INTERVAL = 0.5
 #: The instance is started with this interval; the kit's answers then set the short one.
-START_INTERVAL = 1.0
+START_INTERVAL = 2.0
 AFTER_FAILURE = ("tokens", "host")
 
 

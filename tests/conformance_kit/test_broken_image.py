@@ -20,10 +20,12 @@ HEARTBEAT_CLAUSES = [c for c in IMAGE_CLAUSES if c.startswith("heartbeat.")] + [
 ]
 
 
-def test_another_orgs_token_and_a_key_outside_the_namespace_fail_their_clauses(
+def test_each_fault_fails_its_own_clauses_and_no_other(
     broken_image: str, container_redis: ContainerRedis
 ) -> None:
-    """Two faults in one run (one container): each fails its own clause and nothing else."""
+    """Three faults in one run (one container), each failing its own clauses: another org's
+    token accepted, a key outside the namespace, heartbeats at a fixed 1.5 s (the answer's
+    0.5 s ignored, no backoff)."""
     run = subprocess.run(
         [
             sys.executable,
@@ -33,7 +35,9 @@ def test_another_orgs_token_and_a_key_outside_the_namespace_fail_their_clauses(
             "--image",
             broken_image,
             "--env",
-            "BROKEN_MODE=accept-any-org,outside-namespace",
+            "BROKEN_MODE=accept-any-org,outside-namespace,fixed-interval",
+            "--env",
+            "ORGPLANE_HEARTBEAT_INTERVAL=1.5",
             "--redis",
             container_redis.admin_url,
             "--redis-host",
@@ -50,7 +54,13 @@ def test_another_orgs_token_and_a_key_outside_the_namespace_fail_their_clauses(
     assert run.returncode == 1, run.stderr
     body = json.loads(run.stdout)
     assert body["ok"] is False
-    assert body["failed"] == ["tokens.wrong-org", "redis.namespace"], run.stdout
+    assert body["failed"] == [
+        "tokens.wrong-org",
+        "heartbeat.interval",
+        "heartbeat.backoff",
+        "heartbeat.recovery",
+        "redis.namespace",
+    ], run.stdout
     wrong_org = next(r for r in body["results"] if r["clause"] == "tokens.wrong-org")
     assert "another org's token" in wrong_org["evidence"]
     assert wrong_org["evidence"].endswith("-> 200")

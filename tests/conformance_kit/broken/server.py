@@ -5,6 +5,8 @@ backoff, a file in the data directory, SIGTERM) except where ``BROKEN_MODE`` say
 
 * ``accept-any-org``: the token's audience is not checked, so another org's token is accepted;
 * ``no-heartbeat``: it never sends a heartbeat;
+* ``fixed-interval``: it beats every ``ORGPLANE_HEARTBEAT_INTERVAL`` whatever the control plane
+  answers, and does not back off while it is down;
 * ``outside-namespace``: given a Redis URL, it writes a key in its org's namespace and one
   outside it (which the org's ACL user may not).
 
@@ -137,7 +139,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def heartbeats(stop: threading.Event) -> None:
-    """POST a heartbeat every interval; on failure double the wait up to 8 intervals."""
+    """POST a heartbeat every interval; on failure double the wait up to 8 intervals (but see
+    ``fixed-interval``)."""
+    fixed = "fixed-interval" in MODES
     url = ENV["ORGPLANE_CONTROL_PLANE_URL"].rstrip("/") + "/api/v1/instances/heartbeat"
     interval, failures, seq = float(ENV.get("ORGPLANE_HEARTBEAT_INTERVAL", "10")), 0, 0
     while not stop.is_set():
@@ -163,10 +167,10 @@ def heartbeats(stop: threading.Event) -> None:
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as answer:
-                interval = float(json.load(answer).get("interval", interval))
-            failures = 0
+                answered = float(json.load(answer).get("interval", interval))
+            interval, failures = interval if fixed else answered, 0
         except (OSError, ValueError):
-            failures += 1
+            failures += 0 if fixed else 1
         wait = min(max(interval, 8 * interval), interval * 2**failures)
         stop.wait(wait * random.uniform(0.9, 1.1))
 
