@@ -16,9 +16,10 @@ from typing import Any
 
 from conformance_kit.fake_cp import Beat, FakeControlPlane
 from conformance_kit.report import Report
-from conformance_kit.schema import problems
+from conformance_kit.schema import problems, schema_in_use
 from org_instance.contract import HEARTBEAT_JITTER, HeartbeatBody, longest_heartbeat_gap
 
+BODY_SCHEMA = "heartbeat-body.schema.json"
 #: The evidence of a heartbeat clause that could not be checked.
 NO_BEAT = "not checked: no heartbeat arrived (see heartbeat.arrival)"
 #: Slack on top of the jitter, in seconds. A gap is measured between arrivals, and an instance
@@ -50,7 +51,7 @@ def _fmt(values: list[float]) -> str:
 
 def body_problems(beat: Beat, *, org_id: str, instance_id: str) -> str:
     """Why a heartbeat body breaks the contract ('' when it does not)."""
-    found = problems(HeartbeatBody, beat.body)
+    found = problems(HeartbeatBody, beat.body, schema=BODY_SCHEMA)
     if found:
         return found
     body: Any = beat.body
@@ -108,7 +109,9 @@ def check_heartbeats(
         "heartbeat.schema",
         "every body is a HeartbeatBody for this org and instance, seq strictly increasing",
         not problems and rising,
-        f"{len(beats)} bodies; "
+        f"{len(beats)} bodies checked against HeartbeatBody"
+        + (f" and {BODY_SCHEMA}" if schema_in_use(BODY_SCHEMA) else "")
+        + "; "
         + ("; ".join(problems[:3]) if problems else "all valid")
         + ("" if rising else f"; seq not increasing: {seqs[:10]}"),
     )

@@ -3,12 +3,15 @@ control plane answers with a valid HeartbeatAnswer, its body check reads the con
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 
+from conformance_kit import schema
 from conformance_kit.fake_cp import Beat, FakeControlPlane
 from conformance_kit.heartbeats import body_problems
 from conformance_kit.report import Report
@@ -75,7 +78,11 @@ def test_the_kit_control_plane_checks_the_credential_and_answers_the_contract() 
         unsupported = httpx.post(url, json=newer, headers={"Authorization": "Bearer right"})
         beats = cp.snapshot()
     assert good.status_code == 200
-    assert problems(HeartbeatAnswer, good.json()) == ""
+    answer = good.json()
+    assert answer["contract_version"] == 1
+    if "contract_version" not in HeartbeatAnswer.__annotations__:  # until issue 25's contract
+        del answer["contract_version"]
+    assert problems(HeartbeatAnswer, answer) == ""
     assert good.json()["interval"] == 0.5
     assert (bad.status_code, down.status_code) == (401, 503)
     assert unsupported.status_code == 409
@@ -106,6 +113,29 @@ def test_a_heartbeat_body_is_read_against_the_contract() -> None:
     assert check({k: v for k, v in body.items() if k != "usage"}) == "usage: Field required"
     assert "names org 'org-b'" in check({**body, "org_id": "org-b"})
     assert check(None) != ""
+    assert check({**body, "extra": 1}) == "extra: Extra inputs are not permitted"
+
+
+def test_bodies_are_checked_against_the_json_schema_when_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "answer.schema.json").write_text(
+        json.dumps({"type": "object", "properties": {"interval": {"maximum": 0.5}}})
+    )
+    monkeypatch.setattr(schema, "SCHEMA_DIR", tmp_path)
+    schema._schema_validator.cache_clear()
+    try:
+        answer = {"accepted": True, "config_version": 1, "interval": 0.5, "limits": {}}
+        assert schema.schema_in_use("answer.schema.json")
+        assert not schema.schema_in_use("absent.schema.json")
+        assert problems(HeartbeatAnswer, answer, schema="answer.schema.json") == ""
+        slow = {**answer, "interval": 2.0}
+        assert problems(HeartbeatAnswer, slow) == ""  # the TypedDict allows any number
+        assert problems(HeartbeatAnswer, slow, schema="answer.schema.json") == (
+            "interval: 2.0 is greater than the maximum of 0.5 (answer.schema.json)"
+        )
+    finally:
+        schema._schema_validator.cache_clear()
 
 
 def test_a_report_is_ok_only_when_every_clause_ran_and_passed() -> None:
