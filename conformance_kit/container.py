@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import docker
-from docker.errors import NotFound
+from docker.errors import ImageNotFound, NotFound
 
 from org_instance.contract import Env
 from provisioners.base import InstanceSpec, ProvisionerOptions
@@ -52,8 +52,13 @@ class KitContainer:
         return str(self.network.attrs["IPAM"]["Config"][0]["Gateway"])
 
     def reserved_labels(self) -> list[str]:
-        """Labels of the image the provisioner refuses to run (``traefik.*``, ``orgplane.*``)."""
-        return reserved_image_labels(self.client.images.get(self.image).labels)
+        """Labels of the image the provisioner refuses to run (``traefik.*``, ``orgplane.*``);
+        the image is pulled first when the engine does not have it, as the provisioner does."""
+        try:
+            found = self.client.images.get(self.image)
+        except ImageNotFound:
+            found = self.client.images.pull(self.image)
+        return reserved_image_labels(found.labels)
 
     def start(
         self, *, org_id: str, slug: str, env: Mapping[str, str], extra_network: str = ""

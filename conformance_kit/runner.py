@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import httpx
+from docker.errors import DockerException
 
 from conformance_kit.container import KitContainer
 from conformance_kit.fake_cp import JWKS_PATH, FakeControlPlane
@@ -82,7 +83,11 @@ def run_conformance(
         )
     run_id = secrets.token_hex(4)
     report = Report(target=f"image {image}")
-    box = KitContainer(run_id=run_id, image=image)
+    try:
+        box = KitContainer(run_id=run_id, image=image)
+    except DockerException as exc:
+        report.add("kit.run", "the kit can reach a Docker engine", False, f"{exc}"[:300])
+        return report
     try:
         _run_image(
             report,

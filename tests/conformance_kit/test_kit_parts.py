@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from conformance_kit import schema
+from conformance_kit import run_conformance, schema
 from conformance_kit.fake_cp import Beat, FakeControlPlane
 from conformance_kit.heartbeats import body_problems
 from conformance_kit.report import Report
@@ -155,3 +155,12 @@ def test_the_docs_table_every_clause_a_run_reports() -> None:
     order test_instance_image asserts of a real run)."""
     text = (REPO / "docs" / "conformance.md").read_text()
     assert re.findall(r"^\| `([a-z0-9.-]+)` \|", text, flags=re.MULTILINE) == WITH_REDIS
+
+
+def test_without_a_docker_engine_the_report_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    report = run_conformance(image="any:tag")
+    assert report.failed == ["kit.run"]
+    assert "No such file or directory" in report.results[0].evidence
