@@ -80,7 +80,7 @@ def check_heartbeats(
         "heartbeat.arrival",
         f"heartbeats reach {cp.base_url}/api/v1/instances/heartbeat once the instance is up",
         arrived,
-        f"first heartbeat after {beats[0].at - since:.1f} s"
+        f"first heartbeat {beats[0].at - since:.1f} s after the container started"
         if beats
         else f"no heartbeat within {first_timeout:g} s",
     )

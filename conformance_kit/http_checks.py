@@ -78,6 +78,18 @@ def check_probes(report: Report, client: httpx.Client, target: Target, *, timeou
     return up
 
 
+def check_http(
+    report: Report, client: httpx.Client, target: Target, signer: Signer, *, timeout: float
+) -> None:
+    """The probes, then (once they answer) the token and Host clauses."""
+    if check_probes(report, client, target, timeout=timeout):
+        check_tokens(report, client, target, signer)
+        check_hosts(report, client, target, signer)
+        return
+    for clause in ("tokens", "host"):
+        report.add(clause, "see probes", False, "not checked: the probes never answered 200")
+
+
 def check_tokens(report: Report, client: httpx.Client, target: Target, signer: Signer) -> None:
     """A valid org token is let through; every bad one, and none, is answered 401."""
     req = f"GET {target.path} (Host {target.host})"
@@ -98,10 +110,7 @@ def check_tokens(report: Report, client: httpx.Client, target: Target, signer: S
     for clause, (what, token) in signer.bad_tokens(other_org=f"{signer.org_id}-other").items():
         status = _status(client, target, host=target.host, token=token)
         report.add(
-            clause,
-            f"a token {what} is refused with 401",
-            status == 401,
-            f"{req} with a token {what} -> {status}",
+            clause, f"{what} is refused with 401", status == 401, f"{req} with {what} -> {status}"
         )
 
 

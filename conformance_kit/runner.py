@@ -13,7 +13,7 @@ from docker.errors import DockerException
 from conformance_kit.container import KitContainer
 from conformance_kit.fake_cp import JWKS_PATH, FakeControlPlane
 from conformance_kit.heartbeats import NO_BEAT, check_backoff, check_heartbeats
-from conformance_kit.http_checks import Target, check_hosts, check_probes, check_tokens
+from conformance_kit.http_checks import Target, check_http
 from conformance_kit.lifecycle import STOP_DEADLINE, check_restart, check_stop
 from conformance_kit.redis_check import RedisNamespace
 from conformance_kit.report import Report
@@ -28,7 +28,6 @@ DEFAULT_PATH = "/api/v1/me"
 DEFAULT_INTERVAL = 0.5
 #: The instance is started with this interval; the kit's answers then set the short one.
 START_INTERVAL = 2.0
-AFTER_FAILURE = ("tokens", "host")
 
 
 def url_env(
@@ -161,11 +160,7 @@ def _run_image(
         box.start(org_id=org_id, slug=SLUG, env={**env, **env_extra}, extra_network=redis_network)
         target = Target(box.endpoint(), hostnames, box.name, path)
         with httpx.Client(timeout=5.0) as client:
-            if check_probes(report, client, target, timeout=start_timeout):
-                check_tokens(report, client, target, signer)
-                check_hosts(report, client, target, signer)
-            else:
-                report.add("tokens", "see probes", False, "not checked: the instance never got up")
+            check_http(report, client, target, signer, timeout=start_timeout)
         beating = check_heartbeats(
             report,
             cp,
@@ -205,7 +200,5 @@ def _run_url(
         cp.jwks = signer.jwks()
         target = Target(url.rstrip("/"), hostnames, str(urlsplit(url).hostname), path)
         with httpx.Client(timeout=5.0) as client:
-            if check_probes(report, client, target, timeout=start_timeout):
-                check_tokens(report, client, target, signer)
-                check_hosts(report, client, target, signer)
+            check_http(report, client, target, signer, timeout=start_timeout)
     return report

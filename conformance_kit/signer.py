@@ -92,24 +92,30 @@ class Signer:
         )
         return {
             "tokens.forged": (
-                "signed by another key under the published kid",
+                "a token signed by another key under the published kid",
                 sign(self.claims(), forged_key, ttl=TOKEN_TTL)[0],
             ),
             "tokens.expired": (
-                f"exp {SKEW} s ago",
+                f"a token that expired {SKEW} s ago",
                 self.token(iat=now - 2 * SKEW, nbf=now - 2 * SKEW, exp=now - SKEW),
             ),
-            "tokens.not-yet-valid": (f"nbf {SKEW} s ahead", self.token(nbf=now + SKEW)),
+            "tokens.not-yet-valid": (
+                f"a token valid only in {SKEW} s (nbf)",
+                self.token(nbf=now + SKEW),
+            ),
             "tokens.wrong-org": (
                 f"another org's token (aud {org_audience(other_org)})",
                 self.token(aud=org_audience(other_org), org_id=other_org, org_slug="other-org"),
             ),
             "tokens.wrong-issuer": (
-                "iss of another control plane",
+                "a token of another issuer",
                 self.token(iss="https://not-the-control-plane.invalid"),
             ),
-            "tokens.alg-none": ("alg none, no signature", self._unsigned("none")),
-            "tokens.alg-hs256": ("alg HS256 keyed with the public key", self._unsigned("HS256")),
+            "tokens.alg-none": ("an unsigned token (alg none)", self._unsigned("none")),
+            "tokens.alg-hs256": (
+                "an HS256 token keyed with the public key",
+                self._unsigned("HS256"),
+            ),
         }
 
     def _unsigned(self, alg: str) -> str:
