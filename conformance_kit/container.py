@@ -10,6 +10,7 @@ labelled ``orgplane.conformance=1`` and ``orgplane.managed-by=opkit-<run>``, and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 import time
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import docker
-from docker.errors import ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 
 from org_instance.contract import Env
 from provisioners.base import InstanceSpec, ProvisionerOptions
@@ -26,6 +27,8 @@ from provisioners.docker.container_status import endpoint_of
 
 CONFORMANCE_LABEL = "orgplane.conformance"
 PREFIX = "opkit-"
+#: Seconds to wait for a crash-looping container's next exit.
+STOP_WAIT = 15
 
 
 class KitContainer:
@@ -92,6 +95,28 @@ class KitContainer:
         """The engine's state of the container (``running``, ``exited``...)."""
         self.container.reload()
         return str(self.container.status)
+
+    def not_running(self) -> str:
+        """Why the container does not keep running ('' when it does): it is not running, or the
+        engine has restarted it (a crash loop, caught between two crashes). A crashing one is
+        left stopped, so its exit status can be read."""
+        self.container.reload()
+        restarts = int(self.container.attrs.get("RestartCount") or 0)
+        if self.container.status == "running" and restarts == 0:
+            return ""
+        code: Any = (self.container.attrs.get("State") or {}).get("ExitCode")
+        if self.container.status == "running":  # between two crashes: wait for the next
+            try:
+                self.container.update(restart_policy={"Name": "no"})
+                code = self.container.wait(timeout=STOP_WAIT).get("StatusCode")
+            except APIError:  # it crashed meanwhile and is restarting: that exit is the one
+                self.container.reload()
+                code = (self.container.attrs.get("State") or {}).get("ExitCode")
+            except Exception:  # it runs on: restarted, and not crashed again
+                code = "none yet"
+        with contextlib.suppress(APIError):
+            self.container.stop(timeout=1)  # no more restarts
+        return f"the container stopped, restarted {restarts} times (last exit status {code})"
 
     def logs(self, tail: int = 20) -> str:
         """The last lines the container wrote."""

@@ -161,6 +161,10 @@ def _run_image(
         target = Target(box.endpoint(), hostnames, box.name, path)
         with httpx.Client(timeout=5.0) as client:
             check_http(report, client, target, signer, timeout=start_timeout)
+        stopped = box.not_running()
+        if stopped:  # nothing more to check, and no sense waiting for heartbeats
+            report.add("container.running", "the container keeps running", False, stopped)
+            return
         beating = check_heartbeats(
             report,
             cp,

@@ -80,3 +80,19 @@ def test_never_heartbeating_fails_the_heartbeat_clauses(broken_image: str) -> No
     assert f"FAILED: {', '.join(HEARTBEAT_CLAUSES)}" in table
     # The instance's log is attached to a failing report.
     assert "broken instance (mode no-heartbeat) start 2" in table
+
+
+def test_a_container_that_cannot_start_is_reported_with_its_log(broken_image: str) -> None:
+    report = run_conformance(
+        image=broken_image, env_extra={"BROKEN_MODE": "crash"}, start_timeout=5
+    )
+    assert report.failed == [
+        "probes.healthz",
+        "probes.readyz",
+        "tokens",
+        "host",
+        "container.running",
+    ]
+    stopped = report.results[-1].evidence
+    assert "last exit status 3" in stopped, report.table()
+    assert "broken instance: crashing on purpose" in report.table()

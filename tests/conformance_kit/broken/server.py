@@ -7,6 +7,7 @@ backoff, a file in the data directory, SIGTERM) except where ``BROKEN_MODE`` say
 * ``no-heartbeat``: it never sends a heartbeat;
 * ``fixed-interval``: it beats every ``ORGPLANE_HEARTBEAT_INTERVAL`` whatever the control plane
   answers, and does not back off while it is down;
+* ``crash``: it exits with status 3 as it starts;
 * ``outside-namespace``: given a Redis URL, it writes a key in its org's namespace and one
   outside it (which the org's ACL user may not).
 
@@ -197,6 +198,9 @@ def use_redis(url: str, namespace: str) -> None:
 
 
 def main() -> None:
+    if "crash" in MODES:
+        print("broken instance: crashing on purpose", flush=True)
+        sys.exit(3)
     data = Path(ENV.get("ORGPLANE_DATA_DIR", "/data"))
     state = data / "broken-instance.json"
     starts = json.loads(state.read_text())["starts"] + 1 if state.exists() else 1
