@@ -140,6 +140,7 @@ def _handler(cp: FakeControlPlane) -> type[BaseHTTPRequestHandler]:
                 problem = {"status": 409, "code": "contract_version_unsupported"}
                 self._send(409, {**problem, "supported": [CONTRACT_VERSION]}, PROBLEM)
             else:
-                self._send(status, {"status": status, "code": "unavailable"}, PROBLEM)
+                code = "unavailable" if status == 503 else "invalid_credential"
+                self._send(status, {"status": status, "code": code}, PROBLEM)
 
     return Handler

@@ -84,7 +84,8 @@ def test_the_kit_control_plane_checks_the_credential_and_answers_the_contract() 
         del answer["contract_version"]
     assert problems(HeartbeatAnswer, answer) == ""
     assert good.json()["interval"] == 0.5
-    assert (bad.status_code, down.status_code) == (401, 503)
+    assert (bad.status_code, bad.json()["code"]) == (401, "invalid_credential")
+    assert (down.status_code, down.json()["code"]) == (503, "unavailable")
     assert unsupported.status_code == 409
     assert unsupported.json()["code"] == "contract_version_unsupported"
     assert [b.credential_ok for b in beats] == [True, False, True, True]
