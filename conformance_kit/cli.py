@@ -78,6 +78,12 @@ def register(sub: Any) -> None:
         help="seconds to wait for the first heartbeat",
     )
     parser.add_argument(
+        "--stop-deadline",
+        type=float,
+        default=10.0,
+        help="seconds an instance may take to exit after SIGTERM (the contract's: 10)",
+    )
+    parser.add_argument(
         "--redis",
         default="",
         metavar="URL",
@@ -135,6 +141,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         outage=args.outage,
         start_timeout=args.start_timeout,
         first_beat_timeout=args.first_beat_timeout,
+        stop_deadline=args.stop_deadline,
         redis_url=args.redis,
         redis_host=args.redis_host,
         redis_network=args.redis_network,

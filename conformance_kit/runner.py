@@ -180,7 +180,14 @@ def _run_image(
                 report.add(f"heartbeat.{clause}", "see heartbeat.arrival", False, NO_BEAT)
         if redis:
             redis.check(report, cp, org_id=org_id)
-        check_restart(report, box, cp, timeout=start_timeout, heartbeats=beating)
+        check_restart(
+            report,
+            box,
+            cp,
+            timeout=start_timeout,
+            heartbeats=beating,
+            stop_deadline=stop_deadline,
+        )
         check_stop(report, box, deadline=stop_deadline)
 
 

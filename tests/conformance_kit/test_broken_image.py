@@ -23,9 +23,10 @@ HEARTBEAT_CLAUSES = [c for c in IMAGE_CLAUSES if c.startswith("heartbeat.")] + [
 def test_each_fault_fails_its_own_clauses_and_no_other(
     broken_image: str, container_redis: ContainerRedis
 ) -> None:
-    """Three faults in one run (one container), each failing its own clauses: another org's
-    token accepted, a key outside the namespace, heartbeats at a fixed 1.5 s (the answer's
-    0.5 s ignored, no backoff)."""
+    """Five faults in one run (one container), each failing its own clauses: another org's
+    token accepted, heartbeats at a fixed 1.5 s (the answer's 0.5 s ignored, no backoff), a
+    key outside the namespace, the data directory emptied at start, SIGTERM ignored (with a
+    3 s deadline, to keep the test short)."""
     run = subprocess.run(
         [
             sys.executable,
@@ -35,7 +36,9 @@ def test_each_fault_fails_its_own_clauses_and_no_other(
             "--image",
             broken_image,
             "--env",
-            "BROKEN_MODE=accept-any-org,outside-namespace,fixed-interval",
+            "BROKEN_MODE=accept-any-org,fixed-interval,outside-namespace,wipe-data,ignore-sigterm",
+            "--stop-deadline",
+            "3",
             "--env",
             "ORGPLANE_HEARTBEAT_INTERVAL=1.5",
             "--redis",
@@ -60,12 +63,16 @@ def test_each_fault_fails_its_own_clauses_and_no_other(
         "heartbeat.backoff",
         "heartbeat.recovery",
         "redis.namespace",
+        "restart.data-kept",
+        "stop.graceful",
     ], run.stdout
     wrong_org = next(r for r in body["results"] if r["clause"] == "tokens.wrong-org")
     assert "another org's token" in wrong_org["evidence"]
     assert wrong_org["evidence"].endswith("-> 200")
-    redis = next(r for r in body["results"] if r["clause"] == "redis.namespace")
-    assert "1 refusals in ACL LOG (key:broken-outside)" in redis["evidence"]
+    evidence = {r["clause"]: r["evidence"] for r in body["results"]}
+    assert "1 refusals in ACL LOG (key:broken-outside)" in evidence["redis.namespace"]
+    assert evidence["restart.data-kept"].startswith("marker LOST; 1 files of the instance before")
+    assert evidence["stop.graceful"] == "still running 3 s after SIGTERM (killed)"
     # Everything else it does right is reported as such.
     assert [r["clause"] for r in body["results"]] == WITH_REDIS
 

@@ -8,6 +8,8 @@ backoff, a file in the data directory, SIGTERM) except where ``BROKEN_MODE`` say
 * ``fixed-interval``: it beats every ``ORGPLANE_HEARTBEAT_INTERVAL`` whatever the control plane
   answers, and does not back off while it is down;
 * ``crash``: it exits with status 3 as it starts;
+* ``wipe-data``: it empties its data directory as it starts (a restart loses everything);
+* ``ignore-sigterm``: it sets no SIGTERM handler (as PID 1 the signal is then ignored);
 * ``outside-namespace``: given a Redis URL, it writes a key in its org's namespace and one
   outside it (which the org's ACL user may not).
 
@@ -202,6 +204,10 @@ def main() -> None:
         print("broken instance: crashing on purpose", flush=True)
         sys.exit(3)
     data = Path(ENV.get("ORGPLANE_DATA_DIR", "/data"))
+    if "wipe-data" in MODES:
+        for path in data.iterdir():
+            if path.is_file():
+                path.unlink()
     state = data / "broken-instance.json"
     starts = json.loads(state.read_text())["starts"] + 1 if state.exists() else 1
     state.write_text(json.dumps({"starts": starts}))
@@ -210,7 +216,8 @@ def main() -> None:
     )
     server.daemon_threads = True
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    if "ignore-sigterm" not in MODES:
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     if ENV.get("ORGPLANE_REDIS_URL"):
         use_redis(ENV["ORGPLANE_REDIS_URL"], ENV["ORGPLANE_REDIS_NAMESPACE"])
     if "no-heartbeat" not in MODES:
