@@ -24,7 +24,8 @@ def test_each_fault_fails_its_own_clauses_and_no_other(
     broken_image: str, container_redis: ContainerRedis
 ) -> None:
     """Five faults in one run (one container), each failing its own clauses: another org's
-    token accepted, heartbeats at a fixed 1.5 s (the answer's 0.5 s ignored, no backoff), a
+    token accepted, heartbeats at a fixed 1.2 s (the answer's 0.5 s ignored, no backoff through a 4 s
+    outage), a
     key outside the namespace, the data directory emptied at start, SIGTERM ignored (with a
     3 s deadline, to keep the test short)."""
     run = subprocess.run(
@@ -40,7 +41,9 @@ def test_each_fault_fails_its_own_clauses_and_no_other(
             "--stop-deadline",
             "3",
             "--env",
-            "ORGPLANE_HEARTBEAT_INTERVAL=1.5",
+            "ORGPLANE_HEARTBEAT_INTERVAL=1.2",
+            "--outage",
+            "4",
             "--redis",
             container_redis.admin_url,
             "--redis-host",
