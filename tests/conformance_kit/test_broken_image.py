@@ -24,10 +24,9 @@ def test_each_fault_fails_its_own_clauses_and_no_other(
     broken_image: str, container_redis: ContainerRedis
 ) -> None:
     """Five faults in one run (one container), each failing its own clauses: another org's
-    token accepted, heartbeats at a fixed 1.2 s (the answer's 0.5 s ignored, no backoff through a 4 s
-    outage), a
-    key outside the namespace, the data directory emptied at start, SIGTERM ignored (with a
-    3 s deadline, to keep the test short)."""
+    token accepted, heartbeats at a fixed 1.2 s (the answer's 0.5 s ignored, no backoff through
+    a 4 s outage), a key outside the namespace, the data directory emptied at start, SIGTERM
+    ignored (with a 3 s deadline, to keep the test short)."""
     run = subprocess.run(
         [
             sys.executable,
