@@ -13,6 +13,7 @@ import pytest
 
 import org_instance.contract as ours
 
+
 def env_names(cls: type) -> dict[str, str]:
     return {k: v for k, v in vars(cls).items() if k.isupper()}
 
