@@ -141,7 +141,13 @@ async def until_status(
     """Wait until Traefik answers ``url`` with ``status`` (it polls the endpoint every second)."""
 
     async def check() -> httpx.Response | None:
-        answer = await user.get(url, **kwargs)
+        try:
+            answer = await user.get(url, **kwargs)
+        except httpx.TransportError:
+            # While the route changes Traefik may still send the request to a container that is
+            # going away, and the connection ends without an answer (seen once under a CPU hog,
+            # for a deleted org): not the awaited status yet, so ask again.
+            return None
         return answer if answer.status_code == status else None
 
     try:
