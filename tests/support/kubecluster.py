@@ -10,7 +10,9 @@ data and exec roots, pid file and bridge (pods get addresses on it, reachable fr
 the runtime ``scripts/k8s/runc-nonegoom`` (this kind of VM's root lacks CAP_SYS_RESOURCE, which
 the kubelet's negative ``oom_score_adj`` needs). The images the pods run are copied into it from
 the default engine (``docker save | docker load``). Data volumes are static ``hostPath``
-PersistentVolumes. :func:`stop` ends exactly the processes :func:`start` started, by pid.
+PersistentVolumes. :func:`stop` ends exactly the processes :func:`start` started, by pid. The run
+folder records them as they start, and each :func:`start` first stops the leftovers of a killed
+session's cluster by those records (tests/support/kuberun.py).
 
 Set ``ORGPLANE_TEST_KUBECONFIG`` to use a cluster of your own instead (:func:`external`).
 
@@ -20,14 +22,12 @@ dockerd-for-kubelet.sh); Kubernetes is Apache-2.0 (The Kubernetes Authors).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import ipaddress
 import json
 import os
 import random
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -41,6 +41,7 @@ import httpx
 import yaml
 
 from provisioners.processes import free_port
+from tests.support import kuberun
 from tests.support.services import REPO
 from tests.support.wait import wait_until
 
@@ -293,6 +294,7 @@ class _Starter:
         )  # fmt: skip
         log.close()
         self.processes.append(proc)
+        kuberun.record(self.run, _names(self.processes), self.bridge)
         return proc
 
     def alive(self, proc: subprocess.Popen[bytes], name: str) -> None:
@@ -311,6 +313,7 @@ class _Starter:
             ["ip", "link", "set", self.bridge, "up"],
         ):
             subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        kuberun.record(self.run, _names(self.processes), self.bridge)
         root = self.run / "docker"
         (root / "data").mkdir(parents=True)
         (root / "daemon.json").write_text("{}")
@@ -525,7 +528,9 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
     """Start a one-node cluster (see the module docstring); ``images`` are copied into the
     kubelet's engine. On failure, whatever was started is stopped again."""
     began = time.monotonic()
-    run = Path(tempfile.mkdtemp(prefix="opk-", dir="/tmp"))  # short: sockets live under it
+    kuberun.stop_leftovers()  # a killed session's cluster would keep this one's pods from running
+    run = Path(tempfile.mkdtemp(prefix=kuberun.PREFIX, dir="/tmp"))  # short: sockets live under it
+    kuberun.write_owner(run)
     starter = _Starter(run)
     try:
         certs = run / "certs"
@@ -560,7 +565,8 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
         )
         cluster.namespace("default")
     except BaseException:
-        _teardown(run, _names(starter.processes), starter.bridge, None, starter.processes)
+        names, own = _names(starter.processes), _own(starter.processes)
+        kuberun.teardown(run, names, starter.bridge, None, own)
         raise
     cluster.processes = starter.processes
     cluster.pids = _names(starter.processes)
@@ -583,6 +589,10 @@ def external(kubeconfig: str) -> Cluster:
 
 def _names(processes: list[subprocess.Popen[bytes]]) -> dict[str, int]:
     return {Path(str(p.args[0])).name: p.pid for p in processes}  # type: ignore[index]
+
+
+def _own(processes: list[subprocess.Popen[bytes]]) -> dict[int, subprocess.Popen[bytes]]:
+    return {proc.pid: proc for proc in processes}
 
 
 #: Under xdist, the cluster of a session is shared by its workers through these files in the
@@ -620,60 +630,6 @@ def stop(cluster: Cluster) -> None:
     kubelet's volumes and remove the bridge and the run folder. An external cluster: nothing."""
     if cluster.run_dir is None:
         return
-    _teardown(cluster.run_dir, cluster.pids, cluster.bridge, cluster.engine, cluster.processes)
-
-
-def _teardown(
-    run: Path,
-    pids: dict[str, int],
-    bridge: str | None,
-    engine: str | None,
-    processes: list[subprocess.Popen[bytes]],
-) -> None:
-    own = {proc.pid: proc for proc in processes}
-    if "kubelet" in pids:
-        _end([pids["kubelet"]], own)
-    if engine is not None and "dockerd" in pids:
-        ids = subprocess.run(
-            ["docker", "-H", engine, "ps", "-aq"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        if ids:
-            subprocess.run(
-                ["docker", "-H", engine, "rm", "-f", *ids], capture_output=True, check=False
-            )
-    _end(list(pids.values()), own)
-    mounts = [
-        line.split()[1]
-        for line in Path("/proc/mounts").read_text().splitlines()
-        if line.split()[1].startswith(f"{run}/")
-    ]
-    for mount in sorted(mounts, reverse=True):
-        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
-    if bridge is not None:
-        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
-    # The engine's data root holds the unpacked images (thousands of files): removed in the
-    # background, so the session does not wait for it.
-    subprocess.Popen(["rm", "-rf", "--one-file-system", str(run)], start_new_session=True)
-
-
-def _gone(pid: int, own: dict[int, subprocess.Popen[bytes]]) -> bool:
-    if pid in own:
-        return own[pid].poll() is not None
-    try:  # another process's child (a worker that has exited): gone, or a zombie
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return state[state.rindex(")") + 2] == "Z"
-
-
-def _end(pids: list[int], own: dict[int, subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to each (its own session's group, by pid), then SIGKILL to any still running
-    after 5 s."""
-    for signum, seconds in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 15.0)):
-        running = [pid for pid in pids if not _gone(pid, own)]
-        for pid in running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signum)
-        deadline = time.monotonic() + seconds
-        while any(not _gone(pid, own) for pid in running) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    kuberun.teardown(
+        cluster.run_dir, cluster.pids, cluster.bridge, cluster.engine, _own(cluster.processes)
+    )

@@ -1,0 +1,173 @@
+"""The run folder of a test cluster (tests/support/kubecluster.py): its markers, stopping what
+it recorded, and finding the leftovers of a cluster whose test session was killed.
+
+Every process a cluster starts runs in a session of its own, so a test session killed before its
+teardown leaves them all running: the kubelet, its dockerd (and the pods on it), etcd and the
+API server. Such a leftover kubelet keeps managing the pod cgroups both kubelets share, and the
+next cluster on the host never gets its pods running. So each run folder (``/tmp/opk-*``)
+records, as it goes:
+
+- ``owner.json``: the test process that started the cluster and, under xdist, the controller
+  that stops it (pid and start time, so a reused pid is not taken for it);
+- ``pids.json``: each process started (name: pid) and the bridge made for the engine;
+
+and :func:`stop_leftovers`, at every cluster start, stops the clusters whose owners are all gone
+(only recorded pids whose command line names that run folder; then the pods' containers, the
+kubelet's mounts, the bridge, the folder). A folder without markers that still has a running
+engine (a cluster started by an older checkout) cannot be judged: the start fails at once,
+saying what to remove. A cluster whose owner is alive belongs to a running session: untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+OWNER = "owner.json"
+PIDS = "pids.json"
+PREFIX = "opk-"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), or None when there is no such
+    process (or only its zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _mentions(pid: int, run: Path) -> bool:
+    """Whether process ``pid`` is running with ``run`` in its command line (pid reuse check)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return _start_time(pid) is not None and str(run).encode() in argv
+
+
+def write_owner(run: Path) -> None:
+    """Record the test process (and the xdist controller it serves) as the cluster's owners."""
+    owners = [os.getpid()]
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        owners.append(os.getppid())
+    found = [{"pid": pid, "start": _start_time(pid)} for pid in owners]
+    (run / OWNER).write_text(json.dumps(found))
+
+
+def record(run: Path, pids: dict[str, int], bridge: str | None) -> None:
+    """Record what was started so far (rewritten after each start, so a kill at any point
+    leaves an accurate list)."""
+    (run / PIDS).write_text(json.dumps({"pids": pids, "bridge": bridge}))
+
+
+def _owned(run: Path) -> bool | None:
+    """Whether an owner of ``run`` is alive; None when the folder has no owner marker."""
+    try:
+        owners: list[dict[str, Any]] = json.loads((run / OWNER).read_text())
+    except (OSError, ValueError):
+        return None
+    return any(_start_time(int(o["pid"])) == o["start"] for o in owners)
+
+
+def stop_leftovers(parent: Path = Path("/tmp")) -> list[Path]:
+    """Stop the clusters under ``parent`` whose owners are gone (see the module docstring);
+    answers their run folders. Raises RuntimeError for a running cluster without markers."""
+    stopped = []
+    for run in sorted(parent.glob(f"{PREFIX}*")):
+        if not run.is_dir():
+            continue
+        owned = _owned(run)
+        if owned:
+            continue
+        if owned is None:
+            _unjudged(run)
+            continue
+        try:
+            recorded = json.loads((run / PIDS).read_text())
+        except (OSError, ValueError):
+            recorded = {"pids": {}, "bridge": None}
+        pids = {n: int(p) for n, p in recorded["pids"].items() if _mentions(int(p), run)}
+        sock = run / "docker" / "docker.sock"
+        engine = f"unix://{sock}" if "dockerd" in pids and sock.exists() else None
+        teardown(run, pids, recorded["bridge"], engine, {})
+        stopped.append(run)
+    return stopped
+
+
+def _unjudged(run: Path) -> None:
+    """A run folder without an owner marker: fail if its engine still runs (a cluster of an
+    older checkout, leaked or in use: nothing here can tell), else leave it alone."""
+    try:
+        pid = int((run / "docker" / "docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return
+    if _mentions(pid, run):
+        raise RuntimeError(
+            f"a Kubernetes test cluster without owner markers is still running in {run} "
+            f"(its dockerd is pid {pid}): two kubelets on one host kill each other's pods. If "
+            f"no other test session is using it, stop every process whose command line names "
+            f"{run} (kubelet first, then dockerd, etcd, kube-*), `umount -l` the mounts under "
+            f"{run}, delete its bridge (`ip link`, named opk...) and remove {run}"
+        )
+
+
+def _gone(pid: int, own: dict[int, subprocess.Popen[bytes]]) -> bool:
+    if pid in own:
+        return own[pid].poll() is not None
+    return _start_time(pid) is None  # another process's child: gone, or a zombie
+
+
+def end(pids: list[int], own: dict[int, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each (its own session's group, by pid), then SIGKILL to any still running
+    after 5 s."""
+    for signum, seconds in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 15.0)):
+        running = [pid for pid in pids if not _gone(pid, own)]
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signum)
+        deadline = time.monotonic() + seconds
+        while any(not _gone(pid, own) for pid in running) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def teardown(
+    run: Path,
+    pids: dict[str, int],
+    bridge: str | None,
+    engine: str | None,
+    own: dict[int, subprocess.Popen[bytes]],
+) -> None:
+    """Stop the kubelet, remove the pods' containers, stop the rest (all by pid), unmount the
+    kubelet's volumes, delete the bridge and (in the background) the run folder."""
+    if "kubelet" in pids:
+        end([pids["kubelet"]], own)
+    if engine is not None and "dockerd" in pids:
+        ids = subprocess.run(
+            ["docker", "-H", engine, "ps", "-aq"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if ids:
+            subprocess.run(
+                ["docker", "-H", engine, "rm", "-f", *ids], capture_output=True, check=False
+            )
+    end(list(pids.values()), own)
+    mounts = [
+        line.split()[1]
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if line.split()[1].startswith(f"{run}/")
+    ]
+    for mount in sorted(mounts, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+    if bridge is not None:
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+    # The engine's data root holds the unpacked images (thousands of files): removed in the
+    # background, so the session does not wait for it.
+    subprocess.Popen(["rm", "-rf", "--one-file-system", str(run)], start_new_session=True)
