@@ -84,6 +84,8 @@ class Cluster:
     engine: str | None = None
     run_dir: Path | None = None
     bridge: str | None = None
+    #: The host's address on that bridge: pods reach the host there (None for an external one).
+    gateway: str | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: What to stop, by name (kubelet, dockerd, ...): pid.
     pids: dict[str, int] = field(default_factory=dict)
@@ -99,6 +101,7 @@ class Cluster:
             "engine": self.engine,
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "bridge": self.bridge,
+            "gateway": self.gateway,
             "pids": self.pids,
             "started_in": self.started_in,
         }
@@ -112,6 +115,7 @@ class Cluster:
             engine=state["engine"],
             run_dir=Path(run_dir) if run_dir else None,
             bridge=state["bridge"],
+            gateway=state.get("gateway"),
             pids={str(k): int(v) for k, v in state["pids"].items()},
             started_in=float(state["started_in"]),
         )
@@ -178,6 +182,21 @@ class Cluster:
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
         self.traefik_crds = True
 
+    def load(self, *images: str) -> None:
+        """Copy those of ``images`` the kubelet's engine lacks into it (started clusters only:
+        an external one pulls its own)."""
+        if self.engine is None:
+            return
+        engine = self.engine
+        absent = tuple(
+            image
+            for image in images
+            if subprocess.run(
+                ["docker", "-H", engine, "image", "inspect", image], capture_output=True
+            ).returncode
+        )
+        copy_images(engine, absent)
+
     def api_client(self, *, impersonate: str | None = None, token: str | None = None) -> Any:
         """A ``kubernetes`` client as the admin, as ``impersonate`` (``system:serviceaccount:
         ns:name``), or with a bearer ``token`` (then no client certificate)."""
@@ -209,15 +228,17 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
-def _certificates(certs: Path) -> None:
-    """A CA, the API server's serving certificate, the admin's client certificate (group
+def _certificates(certs: Path, gateway: str) -> None:
+    """A CA, the API server's serving certificate (also for the host's address on the bridge,
+    where pods reach it through a relay), the admin's client certificate (group
     system:masters) and the service-account signing key pair."""
     certs.mkdir(parents=True)
     days = "2"
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
              "ca.crt", "-days", days, "-subj", "/CN=orgplane-test-ca", cwd=certs)  # fmt: skip
     (certs / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\n"
+        f"subjectAltName=IP:127.0.0.1,IP:{gateway},DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default.svc\n"
         "extendedKeyUsage=serverAuth\n"
     )
     (certs / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
@@ -282,6 +303,8 @@ class _Starter:
 
     def __init__(self, run: Path) -> None:
         self.run = run
+        #: The kubelet engine's bridge network; the host is its first address (the gateway).
+        self.net = _subnet()
         self.cluster: Cluster | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.bridge: str | None = None
@@ -304,7 +327,7 @@ class _Starter:
 
     def engine(self) -> str:
         """The kubelet's own dockerd on a bridge of its own; answers its socket URL."""
-        net = _subnet()
+        net = self.net
         self.bridge = f"opk{os.urandom(3).hex()}"
         gateway = f"{net.network_address + 1}/{net.prefixlen}"
         for argv in (
@@ -483,16 +506,7 @@ class _Starter:
             ["docker", "-H", engine, "load", "-q", "-i", str(CACHE / "pause.tar")],
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
-        if images:
-            save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-            load = subprocess.run(
-                ["docker", "-H", engine, "load", "-q"],
-                stdin=save.stdout, capture_output=True, check=False, timeout=300,
-            )  # fmt: skip
-            assert save.stdout is not None
-            save.stdout.close()
-            if save.wait(timeout=60) != 0 or load.returncode != 0:
-                raise RuntimeError(f"copying {images} to the kubelet engine: {load.stderr!r}")
+        copy_images(engine, images)
 
     def volumes(self, cluster: Cluster) -> None:
         docs = []
@@ -514,6 +528,21 @@ class _Starter:
                 }
             )
         cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs).encode())
+
+
+def copy_images(engine: str, images: tuple[str, ...]) -> None:
+    """Copy ``images`` from the default engine into the kubelet's (``docker save | load``)."""
+    if not images:
+        return
+    save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+    load = subprocess.run(
+        ["docker", "-H", engine, "load", "-q"],
+        stdin=save.stdout, capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert save.stdout is not None
+    save.stdout.close()
+    if save.wait(timeout=60) != 0 or load.returncode != 0:
+        raise RuntimeError(f"copying {images} to the kubelet engine: {load.stderr!r}")
 
 
 def _node_ready(cluster: Cluster) -> bool:
@@ -546,7 +575,7 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
 
         side = threading.Thread(target=engine_and_images, name="kubelet-engine")
         side.start()
-        _certificates(certs)
+        _certificates(certs, str(starter.net.network_address + 1))
         etcd = starter.etcd()
         server = starter.apiserver(etcd, certs)
         kubeconfig = run / "admin.kubeconfig"
@@ -571,6 +600,7 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
     cluster.processes = starter.processes
     cluster.pids = _names(starter.processes)
     cluster.bridge = starter.bridge
+    cluster.gateway = str(starter.net.network_address + 1)
     cluster.started_in = time.monotonic() - began
     return cluster
 
