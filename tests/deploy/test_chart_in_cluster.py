@@ -260,9 +260,12 @@ def _shows_running(
     control.wait_running([org], timeout=180, why=logs)
     body = control.instance(org)
     assert body["last_heartbeat_at"], body
-    pod = _pod(cluster, f"{ORG_ID_LABEL}={org.id}")
-    assert pod is not None
-    assert _ready(pod), pod
+    selector = f"{ORG_ID_LABEL}={org.id}"
+    try:
+        wait_until(lambda: _ready_pod(cluster, selector), what="the org's pod Ready", timeout=60)
+    except WaitTimeout as exc:
+        status = (_pod(cluster, selector) or {}).get("status")
+        raise WaitTimeout(f"{exc}; its status: {status}") from None
     deployment = yaml.safe_load(
         cluster.kubectl(
             "-n", NAMESPACE, "get", "deploy", "-l", f"{ORG_ID_LABEL}={org.id}", "-o", "yaml"
