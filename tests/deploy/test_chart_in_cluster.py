@@ -34,6 +34,7 @@ from provisioners.naming import ORG_ID_LABEL
 from provisioners.processes import free_port
 from tests.deploy.helm_chart import only, render
 from tests.e2e.api import ControlPlane, Org
+from tests.e2e.images import CONTROL_PLANE_IMAGE
 from tests.provisioners.harness import INSTANCE_IMAGE
 from tests.support.db import create_postgres_database, drop_postgres_database
 from tests.support.kubecluster import VERSION, Cluster
@@ -44,7 +45,6 @@ from tests.support.wait import WaitTimeout, wait_until
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.helm]
 
 NAMESPACE = "orgplane-in-cluster"
-CONTROL_PLANE_IMAGE = "orgplane-control-plane:dev"
 BASE_DOMAIN = "orgplane.example.com"
 ADMIN_EMAIL = f"admin@{BASE_DOMAIN}"
 HOOK = "helm.sh/hook"
@@ -78,11 +78,16 @@ def _redis(root: Path, gateway: str, password: str) -> tuple[subprocess.Popen[by
     return proc, port
 
 
+def _image(name: str) -> dict[str, str]:
+    repository, tag = name.rsplit(":", 1)
+    return {"repository": repository, "tag": tag}
+
+
 def _values(gateway: str, ports: dict[str, int], database: str, password: str) -> dict[str, Any]:
     url = make_url(database).set(host=gateway, port=ports["postgres"])
     return {
         "replicaCount": 1,
-        "image": {"repository": "orgplane-control-plane", "tag": "dev", "pullPolicy": "Never"},
+        "image": {**_image(CONTROL_PLANE_IMAGE), "pullPolicy": "Never"},
         "baseDomain": BASE_DOMAIN,
         "admin": {"email": ADMIN_EMAIL},
         "secrets": {
@@ -91,7 +96,7 @@ def _values(gateway: str, ports: dict[str, int], database: str, password: str) -
             "redisUrl": f"redis://orgplane:{password}@{gateway}:{ports['redis']}/0",
             "adminPassword": password,
         },
-        "provisioner": {"instanceImage": {"repository": "orgplane-instance", "tag": "dev"}},
+        "provisioner": {"instanceImage": _image(INSTANCE_IMAGE)},
         "expose": {"kind": "none"},
         "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
         "config": {

@@ -492,6 +492,7 @@ class _Starter:
                 f"--healthz-port={free_port()}",
                 "--fail-swap-on=false",
                 "--cgroup-driver=cgroupfs",
+                f"--cgroup-root={kuberun.cgroup_root(self.run)}",
                 "--image-gc-high-threshold=100",
                 "--image-gc-low-threshold=99",
                 "--eviction-hard=memory.available<100Mi,nodefs.available<1%,imagefs.available<1%",

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+CGROUPS = Path("/sys/fs/cgroup")
 OWNER = "owner.json"
 PIDS = "pids.json"
 PREFIX = "opk-"
@@ -120,6 +121,39 @@ def _unjudged(run: Path) -> None:
         )
 
 
+def _hierarchies() -> list[Path]:
+    """The cgroup v1 hierarchies mounted under /sys/fs/cgroup (the kubelet's cgroupfs driver)."""
+    mounts = (line.split() for line in Path("/proc/mounts").read_text().splitlines())
+    return [Path(m[1]) for m in mounts if m[2] == "cgroup" and Path(m[1]).parent == CGROUPS]
+
+
+def cgroup_root(run: Path) -> str:
+    """Make the cluster's own cgroup root (``/<run folder name>`` in every hierarchy) and answer
+    it for the kubelet's ``--cgroup-root``: pods then live under ``/<run>/kubepods``, where no
+    other kubelet on the host looks. (Under one shared ``/kubepods``, each kubelet removes the
+    pod cgroups it does not know, killing the other cluster's pods.)"""
+    for hierarchy in _hierarchies():
+        path = hierarchy / run.name
+        path.mkdir(exist_ok=True)
+        if hierarchy.name == "cpuset":  # a new cpuset has no CPUs or memory nodes until given
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                (path / name).write_text((hierarchy / name).read_text())
+    return f"/{run.name}"
+
+
+def _remove_cgroups(run: Path) -> None:
+    """Remove the cluster's cgroup root, deepest first (what still holds a process stays)."""
+    for hierarchy in _hierarchies():
+        root = hierarchy / run.name
+        if not root.is_dir():
+            continue
+        for path in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        with contextlib.suppress(OSError):
+            root.rmdir()
+
+
 def _gone(pid: int, own: dict[int, subprocess.Popen[bytes]]) -> bool:
     if pid in own:
         return own[pid].poll() is not None
@@ -168,6 +202,7 @@ def teardown(
         subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
     if bridge is not None:
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+    _remove_cgroups(run)
     # The engine's data root holds the unpacked images (thousands of files): removed in the
     # background, so the session does not wait for it.
     subprocess.Popen(["rm", "-rf", "--one-file-system", str(run)], start_new_session=True)

@@ -99,3 +99,20 @@ def test_a_running_engine_in_a_folder_without_markers_stops_the_start_with_what_
     assert "umount -l" in message
     assert str(stale) not in message
     assert dockerd.poll() is None
+
+
+def test_each_cluster_has_a_cgroup_root_of_its_own_removed_with_it(tmp_path: Path) -> None:
+    """Pods of two clusters on one host never share ``/kubepods`` (each kubelet kills the pod
+    cgroups it does not know there): each kubelet gets ``--cgroup-root=/<run folder name>``."""
+    run = _run_folder(tmp_path, f"cg{os.getpid()}")
+    root = kuberun.cgroup_root(run)
+    assert root == f"/{run.name}"
+    memory, cpuset = kuberun.CGROUPS / "memory" / run.name, kuberun.CGROUPS / "cpuset" / run.name
+    assert memory.is_dir()
+    assert (cpuset / "cpuset.cpus").read_text().strip()  # usable: CPUs given
+    (memory / "kubepods" / "burstable").mkdir(parents=True)  # as the kubelet makes them
+
+    kuberun.teardown(run, {}, None, None, {})
+
+    assert not memory.exists()
+    assert not cpuset.exists()
