@@ -121,10 +121,11 @@ def _unjudged(run: Path) -> None:
         )
 
 
-def _hierarchies() -> list[Path]:
-    """The cgroup v1 hierarchies mounted under /sys/fs/cgroup (the kubelet's cgroupfs driver)."""
+def _hierarchies(kinds: tuple[str, ...] = ("cgroup",)) -> list[Path]:
+    """The cgroup hierarchies of ``kinds`` mounted under /sys/fs/cgroup: v1 ones (the kubelet's
+    cgroupfs driver) by default; a hybrid host's cgroup2 one gets the pods' cgroups too."""
     mounts = (line.split() for line in Path("/proc/mounts").read_text().splitlines())
-    return [Path(m[1]) for m in mounts if m[2] == "cgroup" and Path(m[1]).parent == CGROUPS]
+    return [Path(m[1]) for m in mounts if m[2] in kinds and Path(m[1]).parent == CGROUPS]
 
 
 def cgroup_root(run: Path) -> str:
@@ -143,7 +144,7 @@ def cgroup_root(run: Path) -> str:
 
 def _remove_cgroups(run: Path) -> None:
     """Remove the cluster's cgroup root, deepest first (what still holds a process stays)."""
-    for hierarchy in _hierarchies():
+    for hierarchy in _hierarchies(("cgroup", "cgroup2")):
         root = hierarchy / run.name
         if not root.is_dir():
             continue

@@ -111,8 +111,14 @@ def test_each_cluster_has_a_cgroup_root_of_its_own_removed_with_it(tmp_path: Pat
     assert memory.is_dir()
     assert (cpuset / "cpuset.cpus").read_text().strip()  # usable: CPUs given
     (memory / "kubepods" / "burstable").mkdir(parents=True)  # as the kubelet makes them
+    # A hybrid host's cgroup2 hierarchy gets the pods' cgroups too (made by the runtime).
+    unified = kuberun.CGROUPS / "unified" / run.name
+    hybrid = unified.parent.is_dir()
+    if hybrid:
+        (unified / "kubepods").mkdir(parents=True)
 
     kuberun.teardown(run, {}, None, None, {})
 
     assert not memory.exists()
     assert not cpuset.exists()
+    assert not unified.exists()
