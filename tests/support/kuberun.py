@@ -3,9 +3,10 @@ it recorded, and finding the leftovers of a cluster whose test session was kille
 
 Every process a cluster starts runs in a session of its own, so a test session killed before its
 teardown leaves them all running: the kubelet, its dockerd (and the pods on it), etcd and the
-API server. Such a leftover kubelet keeps managing the pod cgroups both kubelets share, and the
-next cluster on the host never gets its pods running. So each run folder (``/tmp/opk-*``)
-records, as it goes:
+API server. Under one shared ``/kubepods`` cgroup such a leftover kubelet killed the next
+cluster's pods (each kubelet removes the pod cgroups it does not know), so each cluster now has a
+cgroup root of its own (:func:`cgroup_root`); and a leftover still holds memory, CPU and a
+bridge. So each run folder (``/tmp/opk-*``) records, as it goes:
 
 - ``owner.json``: the test process that started the cluster and, under xdist, the controller
   that stops it (pid and start time, so a reused pid is not taken for it);
@@ -13,9 +14,11 @@ records, as it goes:
 
 and :func:`stop_leftovers`, at every cluster start, stops the clusters whose owners are all gone
 (only recorded pids whose command line names that run folder; then the pods' containers, the
-kubelet's mounts, the bridge, the folder). A folder without markers that still has a running
-engine (a cluster started by an older checkout) cannot be judged: the start fails at once,
-saying what to remove. A cluster whose owner is alive belongs to a running session: untouched.
+kubelet's mounts, the bridge, its cgroups, the folder). A folder without markers that still
+has a running engine (a cluster started by an older checkout) cannot be judged, leaked or in
+use: it is left alone, with a warning saying what to remove if it is leaked (it shares no
+cgroup with the new cluster). A cluster whose owner is alive belongs to a running session:
+untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +85,7 @@ def _owned(run: Path) -> bool | None:
 
 def stop_leftovers(parent: Path = Path("/tmp")) -> list[Path]:
     """Stop the clusters under ``parent`` whose owners are gone (see the module docstring);
-    answers their run folders. Raises RuntimeError for a running cluster without markers."""
+    answers their run folders. Warns of a running cluster without markers."""
     stopped = []
     for run in sorted(parent.glob(f"{PREFIX}*")):
         if not run.is_dir():
@@ -105,19 +109,20 @@ def stop_leftovers(parent: Path = Path("/tmp")) -> list[Path]:
 
 
 def _unjudged(run: Path) -> None:
-    """A run folder without an owner marker: fail if its engine still runs (a cluster of an
-    older checkout, leaked or in use: nothing here can tell), else leave it alone."""
+    """A run folder without an owner marker: if its engine still runs (a cluster of an older
+    checkout, leaked or in use: nothing here can tell), say what to remove if it is leaked."""
     try:
         pid = int((run / "docker" / "docker.pid").read_text().strip())
     except (OSError, ValueError):
         return
     if _mentions(pid, run):
-        raise RuntimeError(
-            f"a Kubernetes test cluster without owner markers is still running in {run} "
-            f"(its dockerd is pid {pid}): two kubelets on one host kill each other's pods. If "
-            f"no other test session is using it, stop every process whose command line names "
-            f"{run} (kubelet first, then dockerd, etcd, kube-*), `umount -l` the mounts under "
-            f"{run}, delete its bridge (`ip link`, named opk...) and remove {run}"
+        warnings.warn(
+            f"a Kubernetes test cluster without owner markers (an older checkout's) is still "
+            f"running in {run} (its dockerd is pid {pid}); left alone, as it may be another "
+            f"session's. If no test session is using it, stop every process whose command line "
+            f"names {run} (kubelet first, then dockerd, etcd, kube-*), `umount -l` the mounts "
+            f"under {run}, delete its bridge (`ip link`, named opk...) and remove {run}",
+            stacklevel=3,
         )
 
 

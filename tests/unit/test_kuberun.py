@@ -1,7 +1,7 @@
 """A killed session's test cluster is found from its run folder's markers and stopped at the next
 cluster start (tests/support/kuberun.py), on stand-in processes and a real mount: only what the
-markers name, only when its owners are gone, and a folder without markers that still runs an
-engine stops the start with a message saying what to remove."""
+markers name, only when its owners are gone; a folder without markers that still runs an
+engine is left alone with a warning saying what to remove; each cluster's own cgroup root."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_a_cluster_whose_owners_are_gone_is_stopped_by_its_recorded_pids_and_unm
     assert live.exists()
 
 
-def test_a_running_engine_in_a_folder_without_markers_stops_the_start_with_what_to_remove(
+def test_a_running_engine_in_a_folder_without_markers_is_left_with_a_warning_of_what_to_remove(
     tmp_path: Path, spawn: list[subprocess.Popen[bytes]]
 ) -> None:
     run = _run_folder(tmp_path, "old")
@@ -90,10 +90,11 @@ def test_a_running_engine_in_a_folder_without_markers_stops_the_start_with_what_
     stale = _run_folder(tmp_path, "a-stale")
     (stale / "docker" / "docker.pid").write_text(f"{os.getpid()}\n")
 
-    with pytest.raises(RuntimeError) as raised:
-        kuberun.stop_leftovers(tmp_path)
+    with pytest.warns(UserWarning, match="without owner markers") as warned:
+        assert kuberun.stop_leftovers(tmp_path) == []
 
-    message = str(raised.value)
+    assert len(warned) == 1
+    message = str(warned[0].message)
     assert str(run) in message
     assert f"pid {dockerd.pid}" in message
     assert "umount -l" in message
