@@ -44,7 +44,7 @@ class Relay:
                 return
             try:
                 upstream = socket.create_connection(self.target(), timeout=10)
-            except (OSError, RuntimeError, ValueError):  # nothing there (yet)
+            except (OSError, LookupError, RuntimeError, ValueError):  # nothing there (yet)
                 client.close()
                 continue
             upstream.settimeout(None)
