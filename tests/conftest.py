@@ -231,28 +231,21 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kubeclust
     session from the binaries scripts/k8s/build.sh cached, and stopped at the end; or the
     cluster ``ORGPLANE_TEST_KUBECONFIG`` names. Missing binaries fail under CI, skip elsewhere.
     Under xdist the first worker that needs it starts it and the others use it
-    (``kubecluster.shared``); the controller stops it when the session ends. The control-plane
-    image, when built, is copied in at start too (beside the API server's start, and sharing
-    the instance image's layers), for tests/deploy/test_chart_in_cluster.py."""
+    (``kubecluster.shared``); the controller stops it when the session ends."""
     own = os.environ.get("ORGPLANE_TEST_KUBECONFIG")
     if own:
         yield kubecluster.external(own)
         return
     need(kubecluster.missing() or "", kubecluster.missing() is None)
     need("Docker", docker_available())
-    from tests.e2e.images import CONTROL_PLANE_IMAGE
     from tests.provisioners.harness import INSTANCE_IMAGE
 
-    def present(image: str) -> bool:
-        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-        return inspect.returncode == 0
-
-    need(f"the image {INSTANCE_IMAGE} (scripts/build-images.sh)", present(INSTANCE_IMAGE))
-    images = (INSTANCE_IMAGE, *([CONTROL_PLANE_IMAGE] if present(CONTROL_PLANE_IMAGE) else []))
+    present = subprocess.run(["docker", "image", "inspect", INSTANCE_IMAGE], capture_output=True)
+    need(f"the image {INSTANCE_IMAGE} (scripts/build-images.sh)", present.returncode == 0)
     if os.environ.get("PYTEST_XDIST_WORKER"):  # one cluster for every worker, stopped at the end
-        yield kubecluster.shared(tmp_path_factory.getbasetemp().parent, images=images)
+        yield kubecluster.shared(tmp_path_factory.getbasetemp().parent, images=(INSTANCE_IMAGE,))
         return
-    cluster = kubecluster.start(images=images)
+    cluster = kubecluster.start(images=(INSTANCE_IMAGE,))
     try:
         yield cluster
     finally:
