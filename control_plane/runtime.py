@@ -81,6 +81,8 @@ class Runtime:
     throttle: Throttle = field(default_factory=lambda: Throttle.build("", prefix=""))
     #: Access tokens ended before their expiry (logout), by ``jti`` (``tokens/revocation.py``).
     revoked: Store = field(default_factory=MemoryStore)
+    #: What Traefik's HTTP provider was served, for hibernation (``routing/handover.py``).
+    routing: Store = field(default_factory=MemoryStore)
     replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
     #: The provisioner backend, set by the app's lifespan (``provisioners.base.Provisioner``).
     provisioner: Any = None
@@ -124,6 +126,9 @@ class Runtime:
             rate_limits=_make_store(settings, "orgplane:ratelimit"),
             issuer=settings.server.base_url,
             revoked=_make_store(settings, "orgplane:revoked"),
+            routing=_make_store(
+                settings, f"orgplane:{settings.provisioning.deployment_id}:routing"
+            ),
             throttle=Throttle.build(
                 settings.store.redis_url,
                 prefix=f"orgplane:{settings.provisioning.deployment_id}:limits",

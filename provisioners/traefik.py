@@ -33,12 +33,17 @@ UNAVAILABLE_PATH: Final = "/org-unavailable"
 UNAVAILABLE_SERVICE: Final = "orgplane-unavailable"
 UNAVAILABLE_MIDDLEWARE: Final = "orgplane-unavailable-page"
 #: Path prefix of the control plane's wake endpoint, and the shared service and middleware that
-#: carry a hibernated org's requests there. The wake router's priority is below any rule's
-#: default (its length), so the org's own router wins as soon as it exists again.
+#: carry a hibernated org's requests there. A woken org's wake router has a priority below any
+#: rule's default (its length), so the org's own router wins as soon as it exists again; a
+#: hibernated org's is above any (Traefik keeps the priorities from 2**31 - 1000 up for its own
+#: routers), so it wins over the org's own router (Docker labels, an IngressRoute) while that
+#: still exists: hibernation stops the instance only once Traefik has this route
+#: (control_plane/routing/handover.py), so no request reaches a stopped instance.
 WAKE_PREFIX: Final = "/_orgplane/wake"
 WAKE_SERVICE: Final = "orgplane-wake"
 WAKE_MIDDLEWARE: Final = "orgplane-wake-prefix"
 WAKE_PRIORITY: Final = 1
+ASLEEP_PRIORITY: Final = 2**30
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
@@ -63,6 +68,8 @@ class Route:
     hostnames: tuple[str, ...]
     url: str | None = None
     wake: bool = False
+    #: Hibernated (not yet woken): the wake router takes precedence over the org's own router.
+    asleep: bool = False
 
 
 def router_name(*, slug: str, org_id: str) -> str:
@@ -223,9 +230,9 @@ def dynamic_config(
     plane) with the path replaced by :data:`UNAVAILABLE_PATH`, Host kept so the page can name the
     org. Routes with ``wake`` go to ``wake_url`` (default ``fallback_url``) under
     :data:`WAKE_PREFIX`, path and query kept, from a router named ``<name>-wake`` with priority
-    :data:`WAKE_PRIORITY`. Raises :class:`RouteError` if two routes claim one host: the caller's
-    data is then inconsistent, and Traefik keeps its last good configuration instead of guessing
-    an owner.
+    :data:`ASLEEP_PRIORITY` (``asleep``) or :data:`WAKE_PRIORITY`. Raises :class:`RouteError`
+    if two routes claim one host: the caller's data is then inconsistent, and Traefik keeps its
+    last good configuration instead of guessing an owner.
     """
     routers: dict[str, Any] = {}
     services: dict[str, Any] = {}
@@ -242,7 +249,9 @@ def dynamic_config(
         if route.url is None and route.wake:
             name = f"{name}-wake"
             router.update(
-                service=WAKE_SERVICE, middlewares=[WAKE_MIDDLEWARE], priority=WAKE_PRIORITY
+                service=WAKE_SERVICE,
+                middlewares=[WAKE_MIDDLEWARE],
+                priority=ASLEEP_PRIORITY if route.asleep else WAKE_PRIORITY,
             )
         elif route.url is None:
             router["service"] = UNAVAILABLE_SERVICE

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from litestar.stores.base import Store
 from sqlalchemy import and_, false, or_, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -28,6 +29,7 @@ from control_plane.audit.record import record
 from control_plane.db.models import Instance, Org, User, utcnow
 from control_plane.errors import Conflict, Forbidden
 from control_plane.reconciler.events import add_event, set_phase
+from control_plane.routing.handover import handed_over
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
 
@@ -110,11 +112,14 @@ async def hibernation_step(
     *,
     provisioner: Provisioner,
     hibernate_after: float,
+    routing: Store | None = None,
 ) -> bool:
     """The reconciler's hook for an org meant to run; True when it handled the org.
 
     Hibernated orgs are kept stopped (never restarted, never ``unhealthy``); a running org idle
-    for ``hibernate_after`` seconds is hibernated. Anything else is left to the caller.
+    for ``hibernate_after`` seconds is hibernated. Anything else is left to the caller. With the
+    ``routing`` store, the instance stops only once Traefik routes the org's hosts to the wake
+    endpoint (``control_plane/routing/handover.py``).
     """
     now = utcnow()
     if org.hibernated_at is None:
@@ -143,7 +148,7 @@ async def hibernation_step(
             by="reconciler",
             idle_seconds=hibernate_after,
         )
-    await _keep_stopped(db, org, instance, status, provisioner=provisioner)
+    await _keep_stopped(db, org, instance, status, provisioner=provisioner, routing=routing)
     return True
 
 
@@ -159,12 +164,16 @@ async def _keep_stopped(
     status: InstanceStatus | None,
     *,
     provisioner: Provisioner,
+    routing: Store | None,
 ) -> None:
     instance.observed_generation = org.generation
     if status is not None and status.state not in ("absent", "stopped"):
-        # Committed before the stop: routing already sends the org's hosts to the wake endpoint.
+        # Committed before the stop: routing sends the org's hosts to the wake endpoint, and
+        # the stop waits until Traefik does.
         set_phase(db, org, "stopping", "hibernating")
         await db.commit()
+        if routing is not None and not await handed_over(routing, org):
+            return  # ``stopping`` is not steady: the next pass looks again
         try:
             await provisioner.stop(org_id=org.id)
         except UnsupportedOperationError:

@@ -105,6 +105,7 @@ async def reconcile_org(
         status,
         provisioner=ctx.provisioner,
         hibernate_after=ctx.runtime.settings.provisioning.hibernate_after,
+        routing=ctx.runtime.routing,
     ):
         await _run(ctx, db, org, instance, status)
     instance.phase = org.phase

@@ -26,6 +26,7 @@ from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import NotFound, Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.reconciler.hibernation import wake_routed
+from control_plane.routing.handover import note_served
 from control_plane.routing.hostnames import (
     CUSTOM,
     InvalidHostname,
@@ -129,8 +130,16 @@ async def collect_routes(db: AsyncSession, *, base_domain: str) -> list[Route]:
         ):
             url = _instance_url(endpoint)
         wake = url is None and wake_routed(row, now=now)
+        sleeping = wake and row.hibernated_at is not None  # not woken yet
         routes.append(
-            Route(org_id=org_id, slug=row.slug, hostnames=tuple(hosts), url=url, wake=wake)
+            Route(
+                org_id=org_id,
+                slug=row.slug,
+                hostnames=tuple(hosts),
+                url=url,
+                wake=wake,
+                asleep=sleeping,
+            )
         )
     return routes
 
@@ -158,7 +167,7 @@ async def traefik_configuration(
     settings = runtime.settings
     check_routing_token(request, settings)
     routes = await collect_routes(db, base_domain=settings.provisioning.base_domain)
-    return dynamic_config(
+    answer = dynamic_config(
         routes,
         entrypoints=settings.routing.entrypoint_names,
         tls=settings.routing.tls,
@@ -166,6 +175,8 @@ async def traefik_configuration(
         fallback_url=fallback_url(settings),
         wake_url=settings.routing.wake_url.rstrip("/"),
     )
+    await note_served(runtime.routing, db, [r.org_id for r in routes if r.asleep])
+    return answer
 
 
 async def org_by_host(db: AsyncSession, *, host: str, base_domain: str) -> Org | None:

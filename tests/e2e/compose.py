@@ -23,6 +23,7 @@ from docker.errors import APIError, NotFound
 from provisioners.naming import MANAGED_BY_LABEL
 from provisioners.processes import free_port
 from tests.deploy.compose_file import COMPOSE_FILE, read_env_file
+from tests.e2e.images import CONTROL_PLANE_IMAGE
 from tests.support.services import need
 from tests.support.traefik import Traefik
 
@@ -84,6 +85,7 @@ class ComposeProject:
             CONTROL_PLANE_PORT=str(free_port()),
             TRAEFIK_IMAGE=TRAEFIK_IMAGE,
             REDIS_IMAGE=REDIS_IMAGE,
+            CONTROL_PLANE_IMAGE=CONTROL_PLANE_IMAGE,
         )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))

@@ -20,7 +20,11 @@ import docker
 from tests.support.services import REPO
 
 BASE_IMAGE = "orgplane-base:bookworm"
-CONTROL_PLANE_IMAGE = "orgplane-control-plane:dev"
+#: Another tag of the control plane (``ORGPLANE_TEST_CONTROL_PLANE_IMAGE``): one built from a
+#: branch, say, while the machine's ``:dev`` serves other checkouts.
+CONTROL_PLANE_IMAGE = os.environ.get(
+    "ORGPLANE_TEST_CONTROL_PLANE_IMAGE", "orgplane-control-plane:dev"
+)
 INSTANCE_IMAGE = "orgplane-instance:dev"
 #: glibc itself stays the image's: the loader must match the libc it loads.
 _GLIBC = re.compile(r"^(linux-vdso|ld-linux|libc\.|libm\.|libpthread\.|libdl\.|librt\.)")

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from control_plane.db.models import AuditEvent, InstanceEvent
 from control_plane.settings import Settings
-from provisioners.traefik import WAKE_PREFIX, WAKE_SERVICE, router_name
+from provisioners.traefik import ASLEEP_PRIORITY, WAKE_PREFIX, WAKE_SERVICE, router_name
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.routing.schemas import validate_dynamic
 from tests.support.live import FAST_RECONCILER, serve_control_plane
@@ -105,7 +105,7 @@ async def test_an_idle_org_hibernates_and_the_first_requests_wake_it_once(live: 
     assert still["phase"] == "hibernated"
     assert (await provisioner.status(org_id=org_id)).state == "stopped"
 
-    # Traefik sends its host to the wake endpoint, below the priority of any own route.
+    # Traefik sends its host to the wake endpoint, above the priority of any own route.
     config = (
         await http.get(
             "/api/v1/routing/traefik", headers={"Authorization": f"Bearer {ROUTING_TOKEN}"}
@@ -114,7 +114,7 @@ async def test_an_idle_org_hibernates_and_the_first_requests_wake_it_once(live: 
     validate_dynamic(config)
     router = config["http"]["routers"][router_name(slug="nap", org_id=org_id) + "-wake"]
     assert router["service"] == WAKE_SERVICE
-    assert router["priority"] < len(router["rule"])
+    assert router["priority"] == ASLEEP_PRIORITY
 
     # A browser gets the starting page; the org comes back with its data.
     page = await http.get(

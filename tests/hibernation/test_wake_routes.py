@@ -15,6 +15,7 @@ from sqlmodel import select
 from control_plane.db.models import AuditEvent, InstanceEvent, Org, utcnow
 from control_plane.settings import Settings
 from provisioners.traefik import (
+    ASLEEP_PRIORITY,
     UNAVAILABLE_SERVICE,
     WAKE_MIDDLEWARE,
     WAKE_PREFIX,
@@ -56,10 +57,11 @@ async def org_row(client: AsyncTestClient[Any], org_id: str) -> Org:
         return org
 
 
-def test_the_builder_gives_a_wake_route_a_low_priority_router() -> None:
+def test_the_builder_ranks_an_asleep_orgs_wake_router_high_and_a_woken_ones_low() -> None:
     routes = [
         Route(org_id="a" * 32, slug="acme", hostnames=("acme.example.net",), url="http://i:8000"),
         Route(org_id="b" * 32, slug="beta", hostnames=("beta.example.net", "b.example"), wake=True),
+        Route(org_id="c" * 32, slug="nap", hostnames=("nap.example.net",), wake=True, asleep=True),
     ]
     config = dynamic_config(
         routes,
@@ -80,7 +82,8 @@ def test_the_builder_gives_a_wake_route_a_low_priority_router() -> None:
     ]
     assert UNAVAILABLE_SERVICE not in http["services"]  # no org needs the unavailable page
     # Traefik's default priority is the rule's length: the org's own router (its container's
-    # labels, once it runs again) always outranks the wake router.
+    # labels, once it runs again) always outranks a woken org's wake router; an asleep org's
+    # wake router outranks the org's own router, which may still exist while it stops.
     labels = docker_labels(
         org_id="b" * 32,
         slug="beta",
@@ -94,6 +97,10 @@ def test_the_builder_gives_a_wake_route_a_low_priority_router() -> None:
     assert not any(k.endswith(".priority") for k in labels)
     assert router["priority"] < len(own_rule)
     assert router["priority"] < len(router["rule"])
+    asleep = http["routers"][router_name(slug="nap", org_id="c" * 32) + "-wake"]
+    assert asleep["service"] == WAKE_SERVICE
+    assert asleep["priority"] == ASLEEP_PRIORITY > 10 * len(own_rule)
+    assert ASLEEP_PRIORITY < 2**31 - 1000  # Traefik's own routers' range
 
 
 async def test_the_configuration_routes_hibernated_and_waking_orgs_to_wake(
@@ -116,7 +123,12 @@ async def test_the_configuration_routes_hibernated_and_waking_orgs_to_wake(
         router = routers[router_name(slug=slug, org_id=org_id) + "-wake"]
         assert router["service"] == WAKE_SERVICE
         assert re.findall(r"Host\(`([^`]+)`\)", router["rule"]) == [f"{slug}.{BASE_DOMAIN}"]
-        assert router["priority"] < len(router["rule"])
+    # Asleep: above the org's own router; woken: below it.
+    assert routers[router_name(slug="sleepy", org_id=sleepy) + "-wake"]["priority"] == (
+        ASLEEP_PRIORITY
+    )
+    woken = routers[router_name(slug="waking", org_id=waking) + "-wake"]
+    assert woken["priority"] < len(woken["rule"])
     for org_id, slug in ((fresh, "fresh"), (stopped, "held")):
         assert routers[router_name(slug=slug, org_id=org_id)]["service"] == UNAVAILABLE_SERVICE
     assert config["http"]["services"][WAKE_SERVICE]["loadBalancer"]["servers"] == [

@@ -10,7 +10,9 @@ data and exec roots, pid file and bridge (pods get addresses on it, reachable fr
 the runtime ``scripts/k8s/runc-nonegoom`` (this kind of VM's root lacks CAP_SYS_RESOURCE, which
 the kubelet's negative ``oom_score_adj`` needs). The images the pods run are copied into it from
 the default engine (``docker save | docker load``). Data volumes are static ``hostPath``
-PersistentVolumes. :func:`stop` ends exactly the processes :func:`start` started, by pid.
+PersistentVolumes. :func:`stop` ends exactly the processes :func:`start` started, by pid. The run
+folder records them as they start, and each :func:`start` first stops the leftovers of a killed
+session's cluster by those records (tests/support/kuberun.py).
 
 Set ``ORGPLANE_TEST_KUBECONFIG`` to use a cluster of your own instead (:func:`external`).
 
@@ -20,14 +22,12 @@ dockerd-for-kubelet.sh); Kubernetes is Apache-2.0 (The Kubernetes Authors).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import ipaddress
 import json
 import os
 import random
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -41,6 +41,7 @@ import httpx
 import yaml
 
 from provisioners.processes import free_port
+from tests.support import kuberun
 from tests.support.services import REPO
 from tests.support.wait import wait_until
 
@@ -83,6 +84,8 @@ class Cluster:
     engine: str | None = None
     run_dir: Path | None = None
     bridge: str | None = None
+    #: The host's address on that bridge: pods reach the host there (None for an external one).
+    gateway: str | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: What to stop, by name (kubelet, dockerd, ...): pid.
     pids: dict[str, int] = field(default_factory=dict)
@@ -98,6 +101,7 @@ class Cluster:
             "engine": self.engine,
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "bridge": self.bridge,
+            "gateway": self.gateway,
             "pids": self.pids,
             "started_in": self.started_in,
         }
@@ -111,6 +115,7 @@ class Cluster:
             engine=state["engine"],
             run_dir=Path(run_dir) if run_dir else None,
             bridge=state["bridge"],
+            gateway=state.get("gateway"),
             pids={str(k): int(v) for k, v in state["pids"].items()},
             started_in=float(state["started_in"]),
         )
@@ -177,6 +182,21 @@ class Cluster:
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
         self.traefik_crds = True
 
+    def load(self, *images: str) -> None:
+        """Copy those of ``images`` the kubelet's engine lacks into it (started clusters only:
+        an external one pulls its own)."""
+        if self.engine is None:
+            return
+        engine = self.engine
+        absent = tuple(
+            image
+            for image in images
+            if subprocess.run(
+                ["docker", "-H", engine, "image", "inspect", image], capture_output=True
+            ).returncode
+        )
+        copy_images(engine, absent)
+
     def api_client(self, *, impersonate: str | None = None, token: str | None = None) -> Any:
         """A ``kubernetes`` client as the admin, as ``impersonate`` (``system:serviceaccount:
         ns:name``), or with a bearer ``token`` (then no client certificate)."""
@@ -208,15 +228,17 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
-def _certificates(certs: Path) -> None:
-    """A CA, the API server's serving certificate, the admin's client certificate (group
+def _certificates(certs: Path, gateway: str) -> None:
+    """A CA, the API server's serving certificate (also for the host's address on the bridge,
+    where pods reach it through a relay), the admin's client certificate (group
     system:masters) and the service-account signing key pair."""
     certs.mkdir(parents=True)
     days = "2"
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
              "ca.crt", "-days", days, "-subj", "/CN=orgplane-test-ca", cwd=certs)  # fmt: skip
     (certs / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\n"
+        f"subjectAltName=IP:127.0.0.1,IP:{gateway},DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default.svc\n"
         "extendedKeyUsage=serverAuth\n"
     )
     (certs / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
@@ -281,6 +303,8 @@ class _Starter:
 
     def __init__(self, run: Path) -> None:
         self.run = run
+        #: The kubelet engine's bridge network; the host is its first address (the gateway).
+        self.net = _subnet()
         self.cluster: Cluster | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.bridge: str | None = None
@@ -293,6 +317,7 @@ class _Starter:
         )  # fmt: skip
         log.close()
         self.processes.append(proc)
+        kuberun.record(self.run, _names(self.processes), self.bridge)
         return proc
 
     def alive(self, proc: subprocess.Popen[bytes], name: str) -> None:
@@ -302,7 +327,7 @@ class _Starter:
 
     def engine(self) -> str:
         """The kubelet's own dockerd on a bridge of its own; answers its socket URL."""
-        net = _subnet()
+        net = self.net
         self.bridge = f"opk{os.urandom(3).hex()}"
         gateway = f"{net.network_address + 1}/{net.prefixlen}"
         for argv in (
@@ -311,6 +336,7 @@ class _Starter:
             ["ip", "link", "set", self.bridge, "up"],
         ):
             subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        kuberun.record(self.run, _names(self.processes), self.bridge)
         root = self.run / "docker"
         (root / "data").mkdir(parents=True)
         (root / "daemon.json").write_text("{}")
@@ -466,6 +492,7 @@ class _Starter:
                 f"--healthz-port={free_port()}",
                 "--fail-swap-on=false",
                 "--cgroup-driver=cgroupfs",
+                f"--cgroup-root={kuberun.cgroup_root(self.run)}",
                 "--image-gc-high-threshold=100",
                 "--image-gc-low-threshold=99",
                 "--eviction-hard=memory.available<100Mi,nodefs.available<1%,imagefs.available<1%",
@@ -480,16 +507,7 @@ class _Starter:
             ["docker", "-H", engine, "load", "-q", "-i", str(CACHE / "pause.tar")],
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
-        if images:
-            save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-            load = subprocess.run(
-                ["docker", "-H", engine, "load", "-q"],
-                stdin=save.stdout, capture_output=True, check=False, timeout=300,
-            )  # fmt: skip
-            assert save.stdout is not None
-            save.stdout.close()
-            if save.wait(timeout=60) != 0 or load.returncode != 0:
-                raise RuntimeError(f"copying {images} to the kubelet engine: {load.stderr!r}")
+        copy_images(engine, images)
 
     def volumes(self, cluster: Cluster) -> None:
         docs = []
@@ -513,6 +531,21 @@ class _Starter:
         cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs).encode())
 
 
+def copy_images(engine: str, images: tuple[str, ...]) -> None:
+    """Copy ``images`` from the default engine into the kubelet's (``docker save | load``)."""
+    if not images:
+        return
+    save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+    load = subprocess.run(
+        ["docker", "-H", engine, "load", "-q"],
+        stdin=save.stdout, capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert save.stdout is not None
+    save.stdout.close()
+    if save.wait(timeout=60) != 0 or load.returncode != 0:
+        raise RuntimeError(f"copying {images} to the kubelet engine: {load.stderr!r}")
+
+
 def _node_ready(cluster: Cluster) -> bool:
     out = cluster.kubectl(
         "get", "node", NODE, "-o",
@@ -525,7 +558,9 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
     """Start a one-node cluster (see the module docstring); ``images`` are copied into the
     kubelet's engine. On failure, whatever was started is stopped again."""
     began = time.monotonic()
-    run = Path(tempfile.mkdtemp(prefix="opk-", dir="/tmp"))  # short: sockets live under it
+    kuberun.stop_leftovers()  # a killed session's cluster would keep this one's pods from running
+    run = Path(tempfile.mkdtemp(prefix=kuberun.PREFIX, dir="/tmp"))  # short: sockets live under it
+    kuberun.write_owner(run)
     starter = _Starter(run)
     try:
         certs = run / "certs"
@@ -541,7 +576,7 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
 
         side = threading.Thread(target=engine_and_images, name="kubelet-engine")
         side.start()
-        _certificates(certs)
+        _certificates(certs, str(starter.net.network_address + 1))
         etcd = starter.etcd()
         server = starter.apiserver(etcd, certs)
         kubeconfig = run / "admin.kubeconfig"
@@ -560,11 +595,13 @@ def start(images: tuple[str, ...] = ()) -> Cluster:
         )
         cluster.namespace("default")
     except BaseException:
-        _teardown(run, _names(starter.processes), starter.bridge, None, starter.processes)
+        names, own = _names(starter.processes), _own(starter.processes)
+        kuberun.teardown(run, names, starter.bridge, None, own)
         raise
     cluster.processes = starter.processes
     cluster.pids = _names(starter.processes)
     cluster.bridge = starter.bridge
+    cluster.gateway = str(starter.net.network_address + 1)
     cluster.started_in = time.monotonic() - began
     return cluster
 
@@ -583,6 +620,10 @@ def external(kubeconfig: str) -> Cluster:
 
 def _names(processes: list[subprocess.Popen[bytes]]) -> dict[str, int]:
     return {Path(str(p.args[0])).name: p.pid for p in processes}  # type: ignore[index]
+
+
+def _own(processes: list[subprocess.Popen[bytes]]) -> dict[int, subprocess.Popen[bytes]]:
+    return {proc.pid: proc for proc in processes}
 
 
 #: Under xdist, the cluster of a session is shared by its workers through these files in the
@@ -620,60 +661,6 @@ def stop(cluster: Cluster) -> None:
     kubelet's volumes and remove the bridge and the run folder. An external cluster: nothing."""
     if cluster.run_dir is None:
         return
-    _teardown(cluster.run_dir, cluster.pids, cluster.bridge, cluster.engine, cluster.processes)
-
-
-def _teardown(
-    run: Path,
-    pids: dict[str, int],
-    bridge: str | None,
-    engine: str | None,
-    processes: list[subprocess.Popen[bytes]],
-) -> None:
-    own = {proc.pid: proc for proc in processes}
-    if "kubelet" in pids:
-        _end([pids["kubelet"]], own)
-    if engine is not None and "dockerd" in pids:
-        ids = subprocess.run(
-            ["docker", "-H", engine, "ps", "-aq"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        if ids:
-            subprocess.run(
-                ["docker", "-H", engine, "rm", "-f", *ids], capture_output=True, check=False
-            )
-    _end(list(pids.values()), own)
-    mounts = [
-        line.split()[1]
-        for line in Path("/proc/mounts").read_text().splitlines()
-        if line.split()[1].startswith(f"{run}/")
-    ]
-    for mount in sorted(mounts, reverse=True):
-        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
-    if bridge is not None:
-        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
-    # The engine's data root holds the unpacked images (thousands of files): removed in the
-    # background, so the session does not wait for it.
-    subprocess.Popen(["rm", "-rf", "--one-file-system", str(run)], start_new_session=True)
-
-
-def _gone(pid: int, own: dict[int, subprocess.Popen[bytes]]) -> bool:
-    if pid in own:
-        return own[pid].poll() is not None
-    try:  # another process's child (a worker that has exited): gone, or a zombie
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return state[state.rindex(")") + 2] == "Z"
-
-
-def _end(pids: list[int], own: dict[int, subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to each (its own session's group, by pid), then SIGKILL to any still running
-    after 5 s."""
-    for signum, seconds in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 15.0)):
-        running = [pid for pid in pids if not _gone(pid, own)]
-        for pid in running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signum)
-        deadline = time.monotonic() + seconds
-        while any(not _gone(pid, own) for pid in running) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    kuberun.teardown(
+        cluster.run_dir, cluster.pids, cluster.bridge, cluster.engine, _own(cluster.processes)
+    )
