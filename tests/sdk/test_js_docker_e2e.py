@@ -14,7 +14,6 @@ One test function, so the platform starts once even when xdist spreads tests ove
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,15 +26,13 @@ import jwt
 import pytest
 
 from tests.e2e.api import ControlPlane, Org
-from tests.e2e.images import CONTROL_PLANE_IMAGE, build_images, missing_images
 from tests.e2e.platform import ADMIN_EMAIL, BASE_DOMAIN, PUBLIC_URL, DockerPlatform
-from tests.support.services import REPO, docker_available, need
+from tests.sdk.conftest import EXAMPLE_JS_IMAGE as EXAMPLE_IMAGE
+from tests.support.services import need
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-EXAMPLE_IMAGE = "orgplane-example-js:dev"
-BUILD_SCRIPT = REPO / "sdk" / "js" / "example" / "build-image.sh"
 RUNNING_TIMEOUT = 90.0
 #: The contract's deadline between SIGTERM and the end of an instance.
 STOP_DEADLINE = 10.0
@@ -52,27 +49,6 @@ class ExamplePlatform(DockerPlatform):
             "ORGPLANE_INSTANCE_IMAGE": EXAMPLE_IMAGE,
             "ORGPLANE_WARM_POOL_SIZE": "0",
         }
-
-
-@pytest.fixture(scope="session")
-def example_js_image() -> Iterator[Any]:
-    """A Docker client, with the control-plane image and the example's image built (once per
-    session; ``build-image.sh`` reuses Docker's layer cache)."""
-    need("Docker", docker_available())
-    need("node and npm (to build the example's node_modules)", bool(shutil.which("npm")))
-    import docker
-
-    client = docker.from_env(timeout=120)
-    try:
-        if missing_images(client, (CONTROL_PLANE_IMAGE,)):
-            build_images("control-plane")
-        done = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=600, check=False
-        )
-        assert done.returncode == 0, f"build-image.sh failed:\n{done.stdout}\n{done.stderr}"
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
