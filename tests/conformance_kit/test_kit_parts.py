@@ -80,8 +80,6 @@ def test_the_kit_control_plane_checks_the_credential_and_answers_the_contract() 
     assert good.status_code == 200
     answer = good.json()
     assert answer["contract_version"] == 1
-    if "contract_version" not in HeartbeatAnswer.__annotations__:  # until issue 25's contract
-        del answer["contract_version"]
     assert problems(HeartbeatAnswer, answer) == ""
     assert good.json()["interval"] == 0.5
     assert (bad.status_code, bad.json()["code"]) == (401, "invalid_credential")
@@ -126,7 +124,13 @@ def test_bodies_are_checked_against_the_json_schema_when_there(
     monkeypatch.setattr(schema, "SCHEMA_DIR", tmp_path)
     schema._schema_validator.cache_clear()
     try:
-        answer = {"accepted": True, "config_version": 1, "interval": 0.5, "limits": {}}
+        answer = {
+            "accepted": True,
+            "config_version": 1,
+            "interval": 0.5,
+            "limits": {},
+            "contract_version": 1,
+        }
         assert schema.schema_in_use("answer.schema.json")
         assert not schema.schema_in_use("absent.schema.json")
         assert problems(HeartbeatAnswer, answer, schema="answer.schema.json") == ""
