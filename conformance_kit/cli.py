@@ -8,7 +8,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from conformance_kit.runner import DEFAULT_INTERVAL, DEFAULT_PATH, run_conformance, url_env
+from conformance_kit.defaults import DEFAULT_INTERVAL, DEFAULT_PATH
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -114,6 +114,8 @@ def register(sub: Any) -> None:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     """Run the kit; 0 when every clause passed, 1 otherwise, 2 for unusable arguments."""
+    from conformance_kit.runner import run_conformance, url_env  # heavy: only when it runs
+
     if args.url:
         if not args.jwks_port or not args.org_id:
             print("orgplane: --url needs --org-id and --jwks-port", file=sys.stderr)

@@ -11,6 +11,7 @@ import httpx
 from docker.errors import DockerException
 
 from conformance_kit.container import KitContainer
+from conformance_kit.defaults import DEFAULT_INTERVAL, DEFAULT_PATH
 from conformance_kit.fake_cp import JWKS_PATH, FakeControlPlane
 from conformance_kit.heartbeats import NO_BEAT, check_backoff, check_heartbeats
 from conformance_kit.http_checks import Target, check_http
@@ -22,10 +23,6 @@ from org_instance.contract import Env, org_audience
 from provisioners.base import instance_env
 
 SLUG = "conformance"
-#: The path the token and Host clauses request: an org route of orgplane's own instance; any
-#: path other than the probes must want an org token.
-DEFAULT_PATH = "/api/v1/me"
-DEFAULT_INTERVAL = 0.5
 #: The instance is started with this interval; the kit's answers then set the short one.
 START_INTERVAL = 2.0
 
