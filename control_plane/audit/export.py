@@ -24,11 +24,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Request, get
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -85,7 +87,28 @@ ENCODERS: Final[dict[str, Callable[[Sequence[AuditEvent], bool], bytes]]] = {
 }
 
 
+@dataclass
+class ExportOperation(Operation):
+    """The export's OpenAPI operation: its 200 is JSON lines or CSV, as ``format`` asks."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            text = Schema(type=OpenAPIType.STRING)
+            ok.content = {
+                media.split(";")[0]: OpenAPIMediaType(schema=text) for media in FORMATS.values()
+            }
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """``moment``, a time without an offset read as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def _window(since: datetime | None, until: datetime | None) -> list[Any]:
+    since, until = _utc(since), _utc(until)
     conditions: list[Any] = []
     if since is not None:
         conditions.append(col(AuditEvent.at) >= since)
@@ -159,7 +182,11 @@ async def _rows(
             last, first = batch[-1].id or 0, False
 
 
-@get("/api/v1/orgs/{org_ref:str}/audit/export", tags=["audit"])
+@get(
+    "/api/v1/orgs/{org_ref:str}/audit/export",
+    tags=["audit"],
+    operation_class=ExportOperation,
+)
 async def export_audit(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],

@@ -260,6 +260,10 @@ async def test_export_window_keeps_events_in_since_until(
     assert answer.status_code == 200, answer.text
     (only,) = [json.loads(line) for line in answer.text.splitlines()]
     assert only["at"].startswith("2026-01-02")
+    # A time without an offset is UTC (comparing it with one that has an offset was a 500).
+    mixed = {"since": "2026-01-02T00:00:00", "until": times[2].isoformat()}
+    answer = await client.get(_export_url(org_id), headers=owner, params=mixed)
+    assert [json.loads(line)["id"] for line in answer.text.splitlines()] == [only["id"]]
     backwards = {"since": times[2].isoformat(), "until": times[1].isoformat()}
     refused = await client.get(_export_url(org_id), headers=owner, params=backwards)
     assert_problem(refused, 400, "invalid_window")
@@ -294,3 +298,10 @@ async def test_export_refusals(client: AsyncTestClient[Any], admin: dict[str, st
     exported = (await _events(client, team_id, "audit.export"))[-1]
     assert exported.outcome == "success"
     assert "staff" in exported.detail
+
+
+async def test_export_document_declares_both_formats(client: AsyncTestClient[Any]) -> None:
+    document = (await client.get("/api/schema/openapi.json")).json()
+    operation = document["paths"]["/api/v1/orgs/{org_ref}/audit/export"]["get"]
+    assert set(operation["responses"]["200"]["content"]) == {"application/x-ndjson", "text/csv"}
+    assert {"400", "403", "404"} <= set(operation["responses"])
