@@ -160,7 +160,7 @@ async def _audit(
     await db.commit()
 
 
-async def _rows(
+async def encoded_batches(
     sessions: async_sessionmaker[AsyncSession],
     org_id: str,
     *,
@@ -218,7 +218,9 @@ async def export_audit(
     await _audit(db, request, principal, access, through_id=through, **detail)
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     filename = f"audit-{org.slug}-{stamp}.{format}"
-    rows = _rows(runtime.readers, org.id, through=through, window=window, encode=ENCODERS[format])
+    rows = encoded_batches(
+        runtime.readers, org.id, through=through, window=window, encode=ENCODERS[format]
+    )
     return Stream(
         rows,
         media_type=FORMATS[format],
