@@ -6,7 +6,8 @@ or ``format=csv`` (a header row, then one row per event; ``detail`` as JSON text
 
 Who: org admins and owners (admins of an ancestor too) of an org whose effective features
 include ``audit_export`` (403 ``feature_not_in_plan`` otherwise), and platform admins for any
-org whatever its plan (they read every event through ``GET /api/v1/audit`` already). Members
+org whatever its plan and access-approval setting (they read every event through
+``GET /api/v1/audit`` already: the log is the platform's record, not the org's data). Members
 get 403 ``admin_required``; an org the caller cannot see is 404. A refusal in a visible org is
 audited ``audit.export`` with outcome ``denied``; an export is audited before its first byte,
 and is a snapshot: it holds the events up to the last one recorded before the export's own.

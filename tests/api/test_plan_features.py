@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+from openapi_spec_validator import validate
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import col, select
@@ -334,6 +335,7 @@ async def test_export_refusals(client: AsyncTestClient[Any], admin: dict[str, st
 
 async def test_export_document_declares_both_formats(client: AsyncTestClient[Any]) -> None:
     document = (await client.get("/api/schema/openapi.json")).json()
+    validate(document)
     operation = document["paths"]["/api/v1/orgs/{org_ref}/audit/export"]["get"]
     assert set(operation["responses"]["200"]["content"]) == {"application/x-ndjson", "text/csv"}
     assert {"400", "403", "404"} <= set(operation["responses"])
