@@ -4,18 +4,22 @@ Platform admins read every event. Org admins (and owners, and admins of a parent
 events of the orgs they administer: with ``org_id``, that org's (404 if they cannot see it, 403
 if they are only a member); without, those of all their orgs. Events with no org (logins,
 user administration) are for platform admins only.
+
+One org's whole log, as a file, is ``GET /api/v1/orgs/{org}/audit/export``
+(:mod:`control_plane.audit.export`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
 from litestar import get
 from litestar.params import FromQuery, QueryParameter
 from sqlmodel import col, select
 
+from control_plane.audit.export import export_audit
+from control_plane.audit.schemas import AuditEventOut, event_out
 from control_plane.db.models import AuditEvent
 from control_plane.deps import DB, Caller
 from control_plane.errors import BadRequest, Forbidden
@@ -23,36 +27,6 @@ from control_plane.orgs.access import caller_roles, org_access, rank
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
 
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]
-
-
-class AuditEventOut(msgspec.Struct):
-    id: int
-    at: datetime
-    action: str
-    outcome: str
-    actor_id: str | None
-    actor_email: str
-    org_id: str | None
-    target_type: str
-    target_id: str
-    ip: str
-    detail: dict[str, Any]
-
-
-def _out(event: AuditEvent) -> AuditEventOut:
-    return AuditEventOut(
-        id=event.id or 0,
-        at=event.at,
-        action=event.action,
-        outcome=event.outcome,
-        actor_id=event.actor_id,
-        actor_email=event.actor_email,
-        org_id=event.org_id,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        ip=event.ip,
-        detail=event.detail,
-    )
 
 
 def _cursor_id(cursor: str) -> int:
@@ -110,7 +84,7 @@ async def list_events(
     rows = list((await db.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit + 1))).all())
     more, rows = len(rows) > limit, rows[:limit]
     nxt = encode_cursor(str(rows[-1].id)) if more else None
-    return Page([_out(e) for e in rows], nxt)
+    return Page([event_out(e) for e in rows], nxt)
 
 
-ROUTES = [list_events]
+ROUTES = [list_events, export_audit]

@@ -6,11 +6,12 @@ Every plan here sets every key, so a child's quota can always be carved out of i
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from control_plane.errors import BadRequest
+from control_plane.errors import BadRequest, Forbidden
 from org_instance.contract import Limits
 
 GIB: Final = 1024**3
@@ -98,6 +99,22 @@ def plan_named(name: str) -> Plan:
             field="plan",
         )
     return plan
+
+
+def require_feature(enabled: Collection[str], key: str, *, to: str) -> None:
+    """403 ``feature_not_in_plan`` (naming ``feature``) unless ``key`` is among ``enabled``.
+
+    ``enabled`` is the org's *effective* features (``orgs.hierarchy.effective_features`` with
+    no user): its plan, its and its ancestors' overrides and the catalogue's rules, the set the
+    org API shows. So a platform admin grants a feature to one org with an override, or takes
+    it from everyone with a disabled rule, and the gate follows.
+    """
+    if key not in enabled:
+        raise Forbidden(
+            f"This org's plan does not include {key!r}, needed to {to}.",
+            code="feature_not_in_plan",
+            feature=key,
+        )
 
 
 def check_overrides(*, features: dict[str, bool], limits: dict[str, int]) -> None:

@@ -10,6 +10,12 @@ no obstacle to its org claiming the name again) and housekeeping deletes it.
 Who may see or change an org's domains follows the orgs' access rules
 (:mod:`control_plane.orgs.access`): members read, admins and owners (direct or of an ancestor)
 write, platform admins do both; an org the caller cannot see is a 404.
+
+Adding a custom domain needs the ``custom_domains`` feature among the org's effective features
+(:func:`control_plane.orgs.plans.require_feature`): 403 ``feature_not_in_plan`` otherwise,
+audited ``domain.added`` with outcome ``denied``, nothing stored. An org that loses the feature
+(a plan change, an override) keeps the domains it has: they go on being routed and verified,
+can be removed, and no new one can be added.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Domain, Org, utcnow
-from control_plane.errors import BadRequest, Conflict, NotFound
+from control_plane.errors import BadRequest, Conflict, NotFound, ProblemError
 from control_plane.orgs.access import org_access
+from control_plane.orgs.hierarchy import effective_features
+from control_plane.orgs.plans import require_feature
 from control_plane.routing.hostnames import (
     CUSTOM,
     SUBDOMAIN,
@@ -136,10 +144,13 @@ async def add_custom_domain(
 ) -> Domain:
     """Claim ``hostname`` for ``org`` as a pending custom domain, and commit.
 
-    Refused when another org has it verified (409 ``hostname_taken``); other orgs' pending
-    claims do not stand in the way. The (org, hostname) unique constraint settles one org's
-    concurrent claims: one insert commits, the others answer 409 ``domain_exists``.
+    Refused (403 ``feature_not_in_plan``, audited as denied) when the org's effective features
+    lack ``custom_domains``. Refused when another org has it verified (409 ``hostname_taken``);
+    other orgs' pending claims do not stand in the way. The (org, hostname) unique constraint
+    settles one org's concurrent claims: one insert commits, the others answer 409
+    ``domain_exists``.
     """
+    await _require_custom_domains(db, org=org, principal=principal, ip=ip)
     canonical = canonical_hostname(hostname)
     # Read now: after a lost race the rollback expires every object of the session.
     conflict = {"org_id": org.id, "slug": org.slug, "hostname": canonical}
@@ -185,6 +196,30 @@ async def add_custom_domain(
         log.info("hostname claimed concurrently by another request", hostname=canonical)
         raise Conflict("This org already has this hostname.", code="domain_exists") from None
     return domain
+
+
+async def _require_custom_domains(
+    db: AsyncSession, *, org: Org, principal: Principal, ip: str
+) -> None:
+    """Pass when the org has ``custom_domains``; else audit the refusal (in its own
+    transaction: nothing else was written yet) and raise 403 ``feature_not_in_plan``."""
+    try:
+        require_feature(await effective_features(db, org), "custom_domains", to="add a domain")
+    except ProblemError as refused:
+        record(
+            db,
+            action="domain.added",
+            outcome="denied",
+            actor=principal.user,
+            org_id=org.id,
+            target_type="org",
+            target_id=org.id,
+            ip=ip,
+            code=refused.code,
+            plan=org.plan,
+        )
+        await db.commit()
+        raise
 
 
 async def _report_conflict(db: AsyncSession, data: dict[str, str]) -> None:

@@ -47,8 +47,8 @@ async def _events(client: AsyncTestClient[Any], event_type: str) -> list[dict[st
 async def test_api_changes_write_their_events(
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
-    acme = await make_org(client, "acme", phase="running")
-    await make_org(client, "rival", phase="running")
+    acme = await make_org(client, "acme", phase="running", plan="team")
+    await make_org(client, "rival", phase="running", plan="team")
 
     assert (await client.post("/api/v1/orgs/acme/suspend", headers=admin)).status_code == 202
     (suspended,) = await _events(client, "org.suspended")

@@ -177,6 +177,7 @@ async def test_staff_without_approval_get_nothing(
         "acme",
         members={owner_id: "owner", member_id: "member"},
         require_access_approval=True,
+        plan="team",  # it holds a custom domain
     )
     owner, staff = (
         await login(client, "owner@acme.test"),

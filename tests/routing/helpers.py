@@ -60,9 +60,12 @@ async def add_org(
     endpoint: str = "",
     **fields: Any,
 ) -> str:
-    """An org straight in the database, its subdomain claimed; ``members``: user id -> role."""
+    """An org straight in the database, its subdomain claimed; ``members``: user id -> role.
+
+    On the ``team`` plan unless ``fields`` say otherwise: adding custom domains needs the
+    ``custom_domains`` feature, which ``free`` lacks."""
     async with direct_db(client) as db:
-        org = Org(slug=slug, phase=phase, **{"name": slug.title(), **fields})
+        org = Org(slug=slug, phase=phase, **{"name": slug.title(), "plan": "team", **fields})
         db.add(org)
         await db.flush()
         await claim_subdomain(db, org=org, base_domain=BASE_DOMAIN)

@@ -173,7 +173,7 @@ async def test_orgs_through_traefik(edge: Any) -> None:
     ids: dict[str, str] = {}
     for slug in SLUGS:
         made = await api.post(
-            "/api/v1/orgs", headers=admin, json={"name": slug.title(), "slug": slug}
+            "/api/v1/orgs", headers=admin, json={"name": slug.title(), "slug": slug, "plan": "team"}
         )
         assert made.status_code == 202, made.text
         ids[slug] = made.json()["id"]
