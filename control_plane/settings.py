@@ -162,6 +162,7 @@ class TokenSettings(_Group):
     personal_token_max_days: int = Field(
         366,
         ge=1,
+        le=36_500,
         description="The longest lifetime (days) a personal access token may be given; every "
         "token must expire.",
     )
