@@ -84,8 +84,10 @@ def test_create_list_and_revoke(
     code, out, err = run(capsys, "tokens", "create", "ci", "--org", "acme", "--scope", "org:read")
     assert code == 0, err
     token = out.strip()
-    assert token.startswith("opat_") and "\n" not in token
-    assert "shown only this once" in err and token not in err
+    assert token.startswith("opat_")
+    assert "\n" not in token
+    assert "shown only this once" in err
+    assert token not in err
     assert _exchange(plane, token, "acme").json()["scope"] == "org:read"
     assert _exchange(plane, token, "beta").json()["error"] == "invalid_target"
 
