@@ -160,6 +160,16 @@ async def usable_personal_token(
     return (await db.exec(query)).first()
 
 
+async def revoke_by_secret(db: AsyncSession, secret: str) -> PersonalToken | None:
+    """Revoke the usable token whose secret is ``secret`` (RFC 7009: whoever holds a token may
+    end it, as for a leaked one); the row, or None. Does not commit."""
+    row = await usable_personal_token(db, secret)
+    if row is not None:
+        row.revoked_at = utcnow()
+        db.add(row)
+    return row
+
+
 async def note_use(db: AsyncSession, token: PersonalToken, *, now: datetime | None = None) -> None:
     """Set ``last_used_at``, unless it was set less than :data:`LAST_USED_GRANULARITY` ago
     (one conditional UPDATE; commits)."""

@@ -156,3 +156,23 @@ async def _reset_password(client: AsyncTestClient[Any], user_id: str) -> None:
         json={"token": link, "new_password": "a new long password"},
     )
     assert answer.status_code == 200, answer.text
+
+
+async def test_whoever_holds_a_token_revokes_it_at_the_revocation_endpoint(
+    client: AsyncTestClient[Any],
+) -> None:
+    """RFC 7009: a leaked token is ended by presenting it, without its owner's login."""
+    user_id = await add_user(client, "lea@example.com")
+    await make_org(client, "acme", members={user_id: "member"}, plan="team")
+    made = await new_token(client, await login(client, "lea@example.com"))
+    for _ in range(2):  # the second time it is unknown: the same empty answer
+        answer = await client.post("/oauth/revoke", data={"token": made["token"]})
+        assert (answer.status_code, answer.json()) == (200, {})
+    refused = await exchange_personal(client, made["token"], audience="org:acme")
+    assert refused.json()["orgplane_code"] == "personal_token_invalid"
+    async with direct_db(client) as db:
+        events = (
+            await db.exec(select(AuditEvent).where(col(AuditEvent.actor_id) == user_id))
+        ).all()
+    revoked = [e for e in events if e.action == "personal_token.revoke"]
+    assert [(e.target_id, e.detail["via"]) for e in revoked] == [(made["id"], "oauth_revoke")]
