@@ -88,8 +88,10 @@ async def create_personal_token(
     max_days: int,
 ) -> tuple[PersonalToken, str]:
     """A new token row (added, not committed) and the secret, which is never stored."""
-    if not name.strip():
-        raise BadRequest("Give the token a name.", code="invalid_name", field="name")
+    if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BadRequest(
+            "Give the token a name, without control characters.", code="invalid_name", field="name"
+        )
     if expires_in_days > max_days:
         raise BadRequest(
             f"A personal access token lives at most {max_days} days.",

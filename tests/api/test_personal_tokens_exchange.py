@@ -185,7 +185,7 @@ async def test_bad_requests_are_problems_and_create_nothing(
     if body["orgs"] == ["OTHER"]:  # an org that exists, of another user
         full["orgs"] = [other_org]
     assert_problem(await client.post(TOKENS, headers=headers, json=full), 400, code)
-    for name in ("", " ", "x" * 101):
+    for name in ("", " ", "x" * 101, "a\x00b", "line\nbreak"):
         named = {**full, "name": name, "orgs": "all", "scopes": ["org:read"], "expires_in_days": 1}
         assert_problem(await client.post(TOKENS, headers=headers, json=named), 400)
     async with direct_db(client) as db:
