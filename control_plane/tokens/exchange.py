@@ -19,8 +19,10 @@ role there (:mod:`control_plane.identity.personal_tokens`).
 Cost: the subject token's signature, then one indexed query (org by slug or id, joined with the
 user and their membership, with the feature catalogue as a JSON column: its access rules may
 name this user); a verified custom domain adds one, and an org below a parent adds the walk up
-its ancestors (at most ``MAX_DEPTH``) for inherited roles and features. The queries run outside
-a transaction (``Runtime.readers``): they need no common snapshot.
+its ancestors (at most ``MAX_DEPTH``) for inherited roles and features. A personal access
+token costs its lookup by hash (one indexed query) instead of the signature check, and at most
+once a minute an UPDATE of its last use. The queries run outside a transaction
+(``Runtime.readers``): they need no common snapshot.
 """
 
 from __future__ import annotations
