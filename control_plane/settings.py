@@ -159,6 +159,13 @@ class TokenSettings(_Group):
     access_token_ttl: int = Field(900, description="Control-plane access token lifetime (s).")
     org_token_ttl: int = Field(300, description="Org token lifetime (s).")
     refresh_token_ttl: int = Field(30 * 86400, description="Refresh token lifetime (s).")
+    personal_token_max_days: int = Field(
+        366,
+        ge=1,
+        le=36_500,
+        description="The longest lifetime (days) a personal access token may be given; every "
+        "token must expire.",
+    )
     jwks_cache_seconds: int = Field(300, description="Cache-Control max-age of the JWKS.")
     key_rotation_days: int = Field(
         30, description="Rotate the signing key automatically once it is this old (0: never)."

@@ -450,3 +450,23 @@ class UserDevice(SQLModel, table=True):
     user_agent: str = Field(default="", max_length=300)
     network: str = Field(default="", max_length=64)
     first_seen_at: datetime = _ts()
+
+
+class PersonalToken(SQLModel, table=True):
+    """A personal access token (``opat_…``) a user made for scripts: named, limited to some
+    orgs and scopes, expiring; stored as a SHA-256 hash (control_plane.identity.personal_tokens).
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=32)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(unique=True, max_length=64)
+    #: Scopes the token may carry into an org token (a subset of the role scopes).
+    scopes: list[str] = _json_list()
+    #: True: every org the user is a member of, now or later; else only ``org_ids``.
+    all_orgs: bool = False
+    org_ids: list[str] = _json_list()
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)

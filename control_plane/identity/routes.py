@@ -17,6 +17,7 @@ from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.devices import note_device
+from control_plane.identity.personal_token_routes import ROUTES as PERSONAL_TOKEN_ROUTES
 from control_plane.identity.ratelimit import Limit
 from control_plane.identity.recovery import send_verification
 from control_plane.identity.schemas import (
@@ -295,4 +296,5 @@ ROUTES = [
     admin_create_user,
     get_user,
     update_user,
+    *PERSONAL_TOKEN_ROUTES,
 ]

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
-from control_plane.db.models import RefreshToken, User, new_id, utcnow
+from control_plane.db.models import PersonalToken, RefreshToken, User, new_id, utcnow
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import hash_secret, new_secret
 from control_plane.tokens.jws import sign
@@ -154,9 +154,13 @@ async def revoke_family_of(db: AsyncSession, digest: str) -> tuple[str, str] | N
 
 
 async def revoke_user_tokens(db: AsyncSession, user_id: str) -> None:
-    """Revoke every refresh token of a user (password change, disable)."""
-    await db.exec(
-        update(RefreshToken)
-        .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
-    )
+    """Revoke every refresh token and every personal access token of a user (password change,
+    password reset, disable): ending all of a user's sessions leaves no script access behind,
+    since whoever knew the old password could have made a personal access token with it."""
+    now = utcnow()
+    for table in (RefreshToken, PersonalToken):
+        await db.exec(
+            update(table)
+            .where(col(table.user_id) == user_id, col(table.revoked_at).is_(None))
+            .values(revoked_at=now)
+        )

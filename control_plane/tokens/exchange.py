@@ -1,6 +1,7 @@
 """Org switching by OAuth 2.0 Token Exchange (RFC 8693): an access token in, an org token out.
 
-The caller presents their control-plane access token and names one org, by
+The caller presents their control-plane access token (or a personal access token, see below)
+and names one org, by
 ``audience=org:<slug>`` (or ``org:<id>``, or the org's audience URN) or by
 ``resource=<URL of the org instance>`` (``https://{slug}.{base_domain}/...`` or a verified
 custom domain). Membership, role, features and the org's state are read from the database at
@@ -10,11 +11,18 @@ One answer covers "no such org" and "not yours" (``invalid_target``), so the end
 reveal which orgs exist. A platform admin who is not a member enters through
 :mod:`control_plane.tokens.support_access`.
 
+A personal access token (``opat_…``, sent with ``subject_token_type`` either
+``PERSONAL_TOKEN_TYPE`` or the access-token type) enters only the orgs it was made for, whose
+features include ``api_access``, never as staff, with its scopes intersected with the user's
+role there (:mod:`control_plane.identity.personal_tokens`).
+
 Cost: the subject token's signature, then one indexed query (org by slug or id, joined with the
 user and their membership, with the feature catalogue as a JSON column: its access rules may
 name this user); a verified custom domain adds one, and an org below a parent adds the walk up
-its ancestors (at most ``MAX_DEPTH``) for inherited roles and features. The queries run outside
-a transaction (``Runtime.readers``): they need no common snapshot.
+its ancestors (at most ``MAX_DEPTH``) for inherited roles and features. A personal access
+token costs its lookup by hash (one indexed query) instead of the signature check, and at most
+once a minute an UPDATE of its last use. The queries run outside a transaction
+(``Runtime.readers``): they need no common snapshot.
 """
 
 from __future__ import annotations
@@ -29,13 +37,25 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import verify_access_token
-from control_plane.db.models import Domain, Feature, Membership, Org, User, utcnow
+from control_plane.db.models import Domain, Feature, Membership, Org, PersonalToken, User, utcnow
 from control_plane.features.rules import catalogue_column, catalogue_from
+from control_plane.identity.personal_tokens import PREFIX as PERSONAL_PREFIX
+from control_plane.identity.personal_tokens import (
+    check_entry,
+    note_use,
+    token_scopes,
+    usable_personal_token,
+)
 from control_plane.orgs.access import org_role
 from control_plane.orgs.hierarchy import ancestor_hold, effective_features, live_orgs
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import CLIENT_ID
-from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, OAuthError
+from control_plane.tokens.grants import (
+    ACCESS_TOKEN_TYPE,
+    JWT_TOKEN_TYPE,
+    PERSONAL_TOKEN_TYPE,
+    OAuthError,
+)
 from control_plane.tokens.jws import InvalidToken, sign
 from control_plane.tokens.revocation import session_current, token_denied
 from control_plane.tokens.support_access import (
@@ -87,26 +107,51 @@ class ExchangedToken:
 
 
 def _issued_type(request: ExchangeRequest) -> str:
-    if request.subject_token_type != ACCESS_TOKEN_TYPE:
-        raise OAuthError("invalid_request", f"subject_token_type must be {ACCESS_TOKEN_TYPE}.")
+    if request.subject_token_type not in (ACCESS_TOKEN_TYPE, PERSONAL_TOKEN_TYPE):
+        raise OAuthError(
+            "invalid_request",
+            f"subject_token_type must be {ACCESS_TOKEN_TYPE} (or {PERSONAL_TOKEN_TYPE}).",
+        )
     requested = request.requested_token_type or ACCESS_TOKEN_TYPE
     if requested not in (ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE):
         raise OAuthError("invalid_request", "requested_token_type must be an access_token or jwt.")
     return requested
 
 
-async def _subject(runtime: Runtime, db: AsyncSession, token: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Subject:
+    """Who exchanges: the claims of an access token, or a personal access token."""
+
+    user_id: str
+    claims: dict[str, Any] | None = None
+    personal: PersonalToken | None = None
+
+
+async def _subject(runtime: Runtime, db: AsyncSession, request: ExchangeRequest) -> _Subject:
+    token = request.subject_token
+    if request.subject_token_type == PERSONAL_TOKEN_TYPE or token.startswith(PERSONAL_PREFIX + "_"):
+        personal = await usable_personal_token(db, token)
+        if personal is None:
+            raise _bad_subject(personal=True)
+        return _Subject(personal.user_id, personal=personal)
     try:
         claims = await verify_access_token(token, runtime=runtime, db=db)
     except InvalidToken:
         raise _bad_subject() from None
     if await token_denied(runtime.revoked, claims):
         raise _bad_subject()
-    return claims
+    return _Subject(claims["sub"], claims=claims)
 
 
-def _bad_subject() -> OAuthError:
-    # RFC 8693 §2.2.2: an invalid subject_token is answered with invalid_request.
+def _bad_subject(*, personal: bool = False) -> OAuthError:
+    # RFC 8693 §2.2.2: an invalid subject_token is answered with invalid_request (a personal
+    # access token too: unknown, revoked and expired ones get one answer).
+    if personal:
+        return OAuthError(
+            "invalid_request",
+            "The subject_token (a personal access token) is unknown, revoked or expired.",
+            orgplane_code="personal_token_invalid",
+        )
     return OAuthError("invalid_request", "The subject_token is invalid or expired.")
 
 
@@ -219,13 +264,18 @@ async def _refuse_unusable(db: AsyncSession, org: Org) -> None:
         raise OAuthError("invalid_target", f"The org is suspended: {held}.")
 
 
-def _scope(role: str, requested: str | None) -> str:
-    allowed = ROLE_SCOPES.get(role, ())
+def _scope(allowed: tuple[str, ...], requested: str | None, *, personal: bool) -> str:
+    if not allowed:  # only a personal access token narrows a role's scopes to nothing
+        raise OAuthError(
+            "invalid_scope",
+            "This personal access token carries none of the scopes your role allows here.",
+        )
     if not requested:
         return " ".join(allowed)
     wanted = set(requested.split())
     if not wanted <= set(allowed):
-        raise OAuthError("invalid_scope", f"Your role allows at most: {' '.join(allowed)}.")
+        who = "This personal access token and your role allow" if personal else "Your role allows"
+        raise OAuthError("invalid_scope", f"{who} at most: {' '.join(allowed)}.")
     return " ".join(s for s in allowed if s in wanted)
 
 
@@ -234,16 +284,20 @@ async def exchange_token(
 ) -> ExchangedToken:
     """Issue an org token for the subject of ``request``; raises :class:`OAuthError`."""
     issued_type = _issued_type(request)
-    subject = await _subject(runtime, db, request.subject_token)
-    loaded = await _load(db, ref=await target_ref(runtime, db, request), user_id=subject["sub"])
+    subject = await _subject(runtime, db, request)
+    personal = subject.personal
+    loaded = await _load(db, ref=await target_ref(runtime, db, request), user_id=subject.user_id)
     org, user, direct_role = loaded.org, loaded.user, loaded.role
-    if user.disabled or not session_current(subject, user):
-        raise _bad_subject()
+    if user.disabled or (subject.claims is not None and not session_current(subject.claims, user)):
+        raise _bad_subject(personal=personal is not None)
     # A root org's role is the membership's; below a parent, admins of ancestors count too.
     role = direct_role if org.parent_id is None else await org_role(db, user, org)
-    if role is None and not user.is_platform_admin:
-        raise OAuthError("invalid_target", NO_SUCH_ORG)
+    if role is None and (personal is not None or not user.is_platform_admin):
+        raise OAuthError("invalid_target", NO_SUCH_ORG)  # no staff entry with a personal token
     await _refuse_unusable(db, org)
+    features = await effective_features(db, org, user_id=user.id, catalogue=loaded.catalogue)
+    if personal is not None:
+        check_entry(personal, org.id, features)
     staff_reason, approval = None, None
     if role is None:
         try:
@@ -254,7 +308,10 @@ async def exchange_token(
             error = "invalid_request" if exc.code == "reason_required" else "invalid_target"
             raise OAuthError(error, exc.message, orgplane_code=exc.code) from None
         role = STAFF_ROLE
-    scope = _scope(role, request.scope)
+    allowed = ROLE_SCOPES.get(role, ())
+    if personal is not None:
+        allowed = token_scopes(personal, role)
+    scope = _scope(allowed, request.scope, personal=personal is not None)
     claims: dict[str, Any] = {
         "iss": runtime.issuer,
         "sub": user.id,
@@ -265,7 +322,7 @@ async def exchange_token(
         "org_slug": org.slug,
         "org_role": role,
         "plan": org.plan,
-        "features": await effective_features(db, org, user_id=user.id, catalogue=loaded.catalogue),
+        "features": features,
     }
     if staff_reason is not None:
         claims["act"] = {"sub": user.id, "email": user.email}
@@ -282,4 +339,6 @@ async def exchange_token(
             ip=request.ip,
         )
         await db.commit()
+    if personal is not None:
+        await note_use(db, personal)
     return ExchangedToken(token, issued_type, ttl, scope, full)

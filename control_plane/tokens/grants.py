@@ -18,6 +18,9 @@ REFRESH_TOKEN_GRANT: Final = "refresh_token"
 TOKEN_EXCHANGE_GRANT: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
+#: A personal access token (``opat_…``) as the subject of a token exchange. Sending one with
+#: ``ACCESS_TOKEN_TYPE`` works too: to RFC 8693 it is an (opaque) access token of this server.
+PERSONAL_TOKEN_TYPE: Final = "urn:orgplane:params:oauth:token-type:personal-access-token"
 #: Form field in which a platform admin states why they enter an org they are not a member of.
 REASON_PARAM: Final = "orgplane_reason"
 

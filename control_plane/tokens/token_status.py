@@ -2,7 +2,8 @@
 
 ``POST /oauth/revoke`` (form: ``token``, ``token_type_hint``): whoever holds a token may end
 it. A refresh token revokes its whole family (the login); a control-plane access token or an
-org token is denied by ``jti`` until it expires (``tokens/revocation.py``). The answer is 200
+org token is denied by ``jti`` until it expires (``tokens/revocation.py``); a personal access
+token is revoked (``identity/personal_tokens.py``). The answer is 200
 with an empty JSON object whatever the token was (RFC 7009 §2.2: an unknown or invalid token is
 not an error, so the endpoint reveals nothing). Clients are public, as at the token endpoint.
 
@@ -31,6 +32,8 @@ from control_plane.auth import bearer_token, verify_access_token
 from control_plane.db.models import RefreshToken, User, utcnow
 from control_plane.deps import RuntimeDep
 from control_plane.identity.client_ip import client_ip
+from control_plane.identity.personal_tokens import PREFIX as PERSONAL_PREFIX
+from control_plane.identity.personal_tokens import revoke_by_secret
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import CLIENT_ID, REFRESH_PREFIX, revoke_family_of
@@ -84,10 +87,18 @@ async def revoke_endpoint(request: Request[Any, Any, Any], runtime: RuntimeDep) 
         token = params.require("token")
     except OAuthError as exc:
         return _answer(exc.body(), exc.status, **exc.headers)
+    action, detail = "auth.revoke", {}
     async with runtime.sessions() as db:
         if token.startswith(REFRESH_PREFIX + "_"):
             family = await revoke_family_of(db, hash_secret(token)) if len(token) <= 200 else None
             user_id = family[1] if family else None
+        elif token.startswith(PERSONAL_PREFIX + "_"):
+            personal = await revoke_by_secret(db, token)
+            user_id = personal.user_id if personal else None
+            if personal is not None:
+                action = "personal_token.revoke"
+                detail = {"target_type": "personal_token", "target_id": personal.id,
+                          "name": personal.name, "via": "oauth_revoke"}  # fmt: skip
         else:
             claims = await our_jwt(runtime, db, token)
             if claims is not None:
@@ -100,7 +111,7 @@ async def revoke_endpoint(request: Request[Any, Any, Any], runtime: RuntimeDep) 
             user_id = str(claims["sub"]) if claims else None
         user = await db.get(User, user_id) if user_id else None
         if user is not None:
-            record(db, action="auth.revoke", actor=user, ip=client_ip(request))
+            record(db, action=action, actor=user, ip=client_ip(request), **detail)
         await db.commit()
     return _answer({})
 

@@ -1,0 +1,128 @@
+"""``orgplane tokens create|list|revoke`` in-process against the control-plane app: the CLI's
+HTTP client is the app's test client, so no server process or port is needed (the CLI's HTTP
+behaviour against a real process is tests/cli/test_cli_session.py's subject)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.app import create_app
+from control_plane.cli import session as cli_session
+from control_plane.cli.main import main
+from control_plane.db.models import Membership, Org
+from control_plane.identity.users import create_user
+from control_plane.settings import Settings
+from control_plane.tokens.grants import PERSONAL_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
+from tests.support.api import PASSWORD
+
+pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])
+URL = "http://127.0.0.1:8080"
+
+
+async def _seed(db_url: str) -> None:
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    async with AsyncSession(engine, expire_on_commit=False) as db:
+        dev = await create_user(db, email="dev@example.com", password=PASSWORD)
+        for slug, plan in (("acme", "team"), ("beta", "team")):
+            org = Org(slug=slug, name=slug.title(), plan=plan)
+            db.add(org)
+            await db.flush()
+            db.add(Membership(user_id=dev.id, org_id=org.id, role="owner"))
+        await db.commit()
+    await engine.dispose()
+
+
+@pytest.fixture
+def plane(
+    settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[TestClient[Any]]:
+    """The app, seeded, and the CLI's HTTP client pointed at it; the CLI logged in."""
+    asyncio.run(_seed(database_url))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with TestClient(create_app(settings), base_url=URL) as client:
+        fake = SimpleNamespace(Client=lambda **_: client, TransportError=httpx.TransportError)
+        monkeypatch.setattr(cli_session, "httpx", fake)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+        assert main(["login", "--url", URL, "--email", "dev@example.com", "--password-stdin"]) == 0
+        yield client
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def _exchange(client: TestClient[Any], token: str, slug: str) -> httpx.Response:
+    form = {
+        "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token": token,
+        "subject_token_type": PERSONAL_TOKEN_TYPE,
+        "audience": f"org:{slug}",
+    }
+    return client.post("/oauth/token", data=form)
+
+
+def test_create_list_and_revoke(
+    plane: TestClient[Any], capsys: pytest.CaptureFixture[str], db_backend: str
+) -> None:
+    code, out, err = run(capsys, "tokens", "create", "ci", "--org", "acme", "--scope", "org:read")
+    assert code == 0, err
+    token = out.strip()
+    assert token.startswith("opat_")
+    assert "\n" not in token
+    assert "shown only this once" in err
+    assert token not in err
+    assert _exchange(plane, token, "acme").json()["scope"] == "org:read"
+    assert _exchange(plane, token, "beta").json()["error"] == "invalid_target"
+
+    code, out, _ = run(capsys, "tokens", "list")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["ID", "NAME", "ORGS", "SCOPES"]
+    token_id, name, orgs, scopes = row.split()[:4]
+    assert (name, orgs, scopes) == ("ci", "acme", "org:read")
+    assert token not in out
+    assert "never" not in row  # the exchange above used it
+
+    code, out, _ = run(capsys, "tokens", "revoke", token_id)
+    assert (code, out) == (0, f"revoked {token_id}\n")
+    assert _exchange(plane, token, "acme").json()["error"] == "invalid_request"
+    assert run(capsys, "tokens", "list")[1] == "you have no personal access tokens\n"
+    code, _, err = run(capsys, "tokens", "revoke", token_id)
+    assert (code, err) == (1, "orgplane: No such personal access token.\n")
+
+
+def test_all_orgs_and_clear_failures(
+    plane: TestClient[Any], capsys: pytest.CaptureFixture[str], db_backend: str
+) -> None:
+    code, out, _ = run(capsys, "tokens", "create", "all", "--all-orgs", "--days", "7")
+    assert code == 0
+    token = out.strip()
+    for slug in ("acme", "beta"):
+        assert _exchange(plane, token, slug).json()["scope"] == "org:read org:write"
+    assert "(all)" in run(capsys, "tokens", "list")[1]
+    code, _, err = run(capsys, "tokens", "create", "x")
+    assert (code, err) == (
+        1,
+        "orgplane: name the orgs with --org SLUG (repeatable), or give --all-orgs\n",
+    )
+    code, _, err = run(capsys, "tokens", "create", "x", "--org", "nope")
+    assert (code, err) == (1, "orgplane: unknown org or not yours: nope\n")
+    code, _, err = run(capsys, "tokens", "create", "x", "--all-orgs", "--days", "9999")
+    assert (code, err) == (1, "orgplane: A personal access token lives at most 366 days.\n")
