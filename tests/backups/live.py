@@ -3,6 +3,7 @@ reading and writing an org's data through its instance's API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +85,21 @@ async def wait_serving(live: Live, slug: str, timeout: float = 60.0) -> None:
 
 
 __all__ = ["Live", "admin_headers", "new_org", "read_data", "wait_phase", "write_data"]
+
+
+async def set_limits(
+    live: Live, slug: str, limits: dict[str, int], *, quota: Callable[[Any], bool]
+) -> None:
+    """Set the org's limit overrides and wait until its instance's storage quota passes
+    ``quota``: limits reach an instance with its next heartbeat's answer, not with the PATCH."""
+    patched = await live.http.patch(
+        f"/api/v1/orgs/{slug}", headers=live.admin, json={"limits": limits}
+    )
+    assert patched.is_success, patched.text
+
+    async def enforced() -> bool:
+        async with await instance_client(live, slug) as inst:
+            usage = await inst.get("/api/v1/usage")
+            return quota(usage.json()["limits"].get("max_storage_bytes"))
+
+    await eventually(enforced, what=f"{slug}'s instance enforcing {limits}", timeout=60)

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from control_plane.backups.instance_api import internal_token
 from control_plane.db.models import Org
 from org_instance.backup.protocol import BACKUP_PATH, RESTORE_PATH, SCOPE_BACKUP
-from tests.backups.live import Live, instance_client, new_org, read_data, write_data
+from tests.backups.live import Live, instance_client, new_org, read_data, set_limits, write_data
 from tests.reconciler.test_lifecycle_local import org_token
 from tests.support.api import assert_problem
 
@@ -75,8 +75,7 @@ async def test_restore_into_another_org_and_export_import(live: Live) -> None:
     assert_problem(garbage, 422, "invalid_archive")
     # Over the target's storage quota, counted on the files' real bytes (3,600 here): 413 (the
     # code before issue 21's fix imported it: 200).
-    small = {"limits": {"max_storage_bytes": 1000}}
-    assert (await live.http.patch("/api/v1/orgs/gamma", headers=live.admin, json=small)).is_success
+    await set_limits(live, "gamma", {"max_storage_bytes": 1000}, quota=lambda q: q == 1000)
     too_big = await live.http.post(
         "/api/v1/orgs/gamma/import",
         headers=live.admin,
@@ -84,8 +83,7 @@ async def test_restore_into_another_org_and_export_import(live: Live) -> None:
         content=exported.content,
     )
     assert_problem(too_big, 413, "storage_quota_exceeded")
-    unset = {"limits": {}}
-    assert (await live.http.patch("/api/v1/orgs/gamma", headers=live.admin, json=unset)).is_success
+    await set_limits(live, "gamma", {}, quota=lambda q: q != 1000)  # the plan's quota again
     imported = await live.http.post(
         "/api/v1/orgs/gamma/import",
         headers=live.admin,
