@@ -137,11 +137,6 @@ async def _run(
         await _provision(ctx, db, org, instance)
         return
     assert status is not None
-    if status.endpoint and status.endpoint != instance.endpoint:
-        # The backend's word on where the instance answers now: a container restarted outside
-        # the reconciler (by an operator, or its engine's restart policy) is published on a new
-        # host port, and probes, backups and logs must follow it.
-        instance.endpoint = status.endpoint
     # A heartbeat of this run is the instance's own word that it is ready: it outranks a
     # backend health check that has not run yet (Docker's first comes after a full interval).
     fresh = heartbeat_fresh(ctx, instance, now)

@@ -62,14 +62,12 @@ class RecordingProvisioner(Provisioner):
         #: Called with the spec inside each apply (while the reconciler holds the org's lease).
         self.on_apply: Callable[[InstanceSpec], Awaitable[None]] | None = None
         self.state: InstanceState = "running"
-        #: Where the backend reports its instances (a restarted container may move).
-        self.endpoint = "http://127.0.0.1:9"
 
     def _status(self, spec: InstanceSpec) -> InstanceStatus:
         return InstanceStatus(
             org_id=spec.org_id,
             state=self.state,
-            endpoint=self.endpoint,
+            endpoint="http://127.0.0.1:9",
             image=spec.image,
             instance_id=spec.instance_id,
             fingerprint=spec.fingerprint(),
