@@ -176,3 +176,20 @@ async def test_whoever_holds_a_token_revokes_it_at_the_revocation_endpoint(
         ).all()
     revoked = [e for e in events if e.action == "personal_token.revoke"]
     assert [(e.target_id, e.detail["via"]) for e in revoked] == [(made["id"], "oauth_revoke")]
+
+
+async def test_the_longest_lifetime_is_the_setting(make_settings: Any) -> None:
+    """ORGPLANE_PERSONAL_TOKEN_MAX_DAYS bounds ``expires_in_days``: over it is 400
+    ``expiry_too_long`` and nothing is made; at it, the token is made."""
+    from control_plane.app import create_app
+
+    settings = make_settings(ORGPLANE_PERSONAL_TOKEN_MAX_DAYS="7")
+    async with AsyncTestClient(create_app(settings), base_url="http://127.0.0.1:8080") as client:
+        await add_user(client, "pat-days@example.com")
+        headers = await login(client, "pat-days@example.com")
+        body = {"name": "ci", "orgs": "all", "scopes": ["org:read"], "expires_in_days": 8}
+        too_long = await client.post("/api/v1/me/tokens", headers=headers, json=body)
+        assert_problem(too_long, 400, "expiry_too_long")
+        assert (await client.get("/api/v1/me/tokens", headers=headers)).json()["items"] == []
+        made = await new_token(client, headers, days=7)
+        assert made["token"].startswith("opat_")

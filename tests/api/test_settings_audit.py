@@ -143,6 +143,7 @@ OBSERVED_IN = {
     "ORGPLANE_MAIL_MAX_ATTEMPTS": "tests/api/test_mail_delivery.py",
     "ORGPLANE_MAIL_RETRY_SECONDS": "tests/api/test_mail_delivery.py",
     "ORGPLANE_PASSWORD_RESET_TTL": "tests/api/test_password_reset.py",
+    "ORGPLANE_PERSONAL_TOKEN_MAX_DAYS": "tests/api/test_personal_tokens.py",
     "ORGPLANE_EMAIL_VERIFICATION_TTL": "tests/api/test_email_verification.py",
 }
 

@@ -142,7 +142,7 @@ async def test_a_redeploy_to_an_image_of_an_unsupported_version_is_refused_and_s
     client: AsyncTestClient[Any],
 ) -> None:
     await add_user(client, "root@example.com", admin=True)
-    org_id = await add_org(client, "redeploy-v2", endpoint="http://127.0.0.1:9")
+    org_id = await add_org(client, "redeploy-v2", endpoint="http://127.0.0.1:9", plan="free")
     root = await login(client, "root@example.com")
     url = f"/api/v1/orgs/{org_id}/instance/actions"
     before = (await client.get(f"/api/v1/orgs/{org_id}/instance", headers=root)).json()

@@ -68,8 +68,16 @@ class ComposeProject:
         )
 
     def write_env(self) -> None:
-        """compose/.env as a user fills it in, with this run's names and ports."""
+        """compose/.env as a user fills it in, with this run's names, ports and subnet."""
         env = read_env_file()
+        octet = free_subnet_octet()
+        env.update(
+            # Not compose's default 172.30.0.0/16: Docker hands out 172.17-31.0.0/16 to the
+            # networks other tests make at the same time, and one of them took 172.30 once.
+            ORGPLANE_NETWORK_SUBNET=f"10.213.{octet}.0/24",
+            ORGPLANE_NETWORK_IP_RANGE=f"10.213.{octet}.128/25",
+            TRAEFIK_ADDRESS=f"10.213.{octet}.2",
+        )
         env.update(
             ORGPLANE_SECRET_KEY=secrets.token_hex(32),
             REDIS_PASSWORD=secrets.token_hex(16),
@@ -148,3 +156,22 @@ def _ignore_missing(remove: Any, **kwargs: Any) -> None:
     except APIError as exc:  # 409: removal already in progress
         if exc.status_code != 409:
             raise
+
+
+def free_subnet_octet() -> int:
+    """A third octet N such that no Docker network uses 10.213.N.0/24 now (outside the pools
+    Docker allocates from by default, 172.17-31.0.0/16 and 192.168.0.0/16)."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        taken = {
+            config.get("Subnet", "")
+            for network in client.networks.list()
+            for config in (network.attrs.get("IPAM") or {}).get("Config") or []
+        }
+    finally:
+        client.close()
+    free = [n for n in range(1, 255) if f"10.213.{n}.0/24" not in taken]
+    assert free, "every 10.213.N.0/24 is taken by a Docker network"
+    return secrets.choice(free)
