@@ -84,7 +84,7 @@ async def test_service_discovery_lists_serving_instances(make_settings: Any) -> 
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             assert_problem(await client.get(url, headers=headers), 401, "invalid_routing_token")
         acme = await add_org(client, "acme", endpoint="http://10.1.0.7:8000", plan="pro")
-        bare = await add_org(client, "bare", endpoint="127.0.0.1:8001")
+        bare = await add_org(client, "bare", endpoint="127.0.0.1:8001", plan="free")
         await add_org(client, "asleep", endpoint="http://10.1.0.8:8000", phase="hibernated")
         await add_org(client, "held", endpoint="http://10.1.0.9:8000", suspended=True)
         await add_org(client, "nowhere")
