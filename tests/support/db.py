@@ -91,7 +91,7 @@ class LaterDrops:
     """Test databases dropped by a background thread, several at a time.
 
     PostgreSQL 15's ``DROP DATABASE`` forces a checkpoint and waits for it
-    (``pg_stat_bgwriter.checkpoints_req`` grows by one per drop): 2-3 s on the CI machine, during
+    (``pg_stat_bgwriter.checkpoints_req`` grows by one per drop): 1-3 s on the CI machine, during
     which the test's worker did nothing else. Handed to this thread, the drop no longer holds the
     worker, and the drops that wait here together share their checkpoints. ``close`` drops what
     is left and raises if any drop failed.
