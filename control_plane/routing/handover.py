@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 import httpx
+import structlog
 from litestar.stores.base import Store
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -50,6 +51,7 @@ ACK_HEADER: Final = "X-Orgplane-Handover-Ack"
 #: Seconds one probe through Traefik may take.
 PROBE_TIMEOUT: Final = 2.0
 _POLLED = "polled"
+log = structlog.get_logger(__name__)
 _KEEP: Final = 600  # seconds a served note is kept (well past HANDOVER_BOUND)
 
 
@@ -138,7 +140,10 @@ def traefik_probe(*, secret: str, proxy_url: str, host_of: Callable[[Org], str])
         except httpx.HTTPError:
             return False
         ack = probe_ack(secret, token).encode()
-        return hmac.compare_digest(answer.headers.get(ACK_HEADER, "").encode(), ack)
+        seen = hmac.compare_digest(answer.headers.get(ACK_HEADER, "").encode(), ack)
+        if seen:
+            log.info("wake route confirmed through the proxy", org_id=org.id, host=headers["Host"])
+        return seen
 
     return probe
 
