@@ -198,5 +198,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     document_errors_and_security(app.routes)
     # Before routing and the error handlers, which build ``request.url`` from the Host; nosniff
     # around everything, so answers made before routing (400 invalid_host, 404, 405) carry it.
-    app.asgi_handler = NoSniffMiddleware(HostSyntaxCheck(NoWebSockets(app.asgi_handler)))
+    inner: Any = NoWebSockets(app.asgi_handler)
+    if settings.routing.embedded_routing:  # `orgplane up`: this port also answers org hosts
+        from control_plane.routing.embedded import EmbeddedRouter
+
+        router = EmbeddedRouter(inner, litestar=app, settings=settings)
+        app.on_shutdown.append(router.aclose)
+        inner = router
+    app.asgi_handler = NoSniffMiddleware(HostSyntaxCheck(inner))
     return app

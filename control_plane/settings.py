@@ -375,6 +375,13 @@ class RoutingSettings(_Group):
         "built-in names and every label of its own hosts: public, fallback, wake, instance "
         "URLs).",
     )
+    embedded_routing: bool = Field(
+        False,
+        description="Embedded mode only (`orgplane up` turns it on): the control plane's own "
+        "port also answers `{slug}.{base_domain}:port` by proxying to that org's local "
+        "instance, as Traefik does in production, and the UI's org URLs use that port. "
+        "Refused in production mode.",
+    )
     wake_hold_timeout: float = Field(
         30.0,
         description="Seconds the wake endpoint holds an API request to a waking org before it "
@@ -497,6 +504,8 @@ class Settings:
         self.fleet = FleetSettings()
 
         self.mail = MailSettings()
+        if self.routing.embedded_routing and self.server.mode != "embedded":
+            raise ValueError("ORGPLANE_EMBEDDED_ROUTING is for embedded mode only")
 
     @property
     def groups(self) -> dict[str, BaseSettings]:

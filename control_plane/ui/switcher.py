@@ -42,6 +42,8 @@ def org_origin(settings: Settings, label: str) -> str:
     scheme = "https" if settings.routing.tls else "http"
     host = f"{label}.{settings.provisioning.base_domain.strip('.')}"
     port = settings.routing.org_url_port
+    if not port and settings.routing.embedded_routing:
+        port = settings.server.port  # the control plane's own port routes org hosts
     default = 443 if scheme == "https" else 80
     return f"{scheme}://{host}{f':{port}' if port and port != default else ''}"
 
