@@ -21,7 +21,7 @@ TOKENS = "/api/v1/me/tokens"
 DEFAULT_SCOPES = ("org:read", "org:write")
 
 
-class _Api:
+class UserApi:
     """The logged-in user's calls to the control plane, with its failures as CLI errors."""
 
     def __init__(self) -> None:
@@ -44,7 +44,7 @@ class _Api:
         return items
 
 
-def _org_ids(api: _Api, refs: list[str]) -> list[str]:
+def _org_ids(api: UserApi, refs: list[str]) -> list[str]:
     orgs = api.my_orgs()
     ids = []
     for ref in refs:
@@ -59,7 +59,7 @@ def cmd_create(args: argparse.Namespace) -> None:
     """Make a token; print it once."""
     if bool(args.org) == bool(args.all_orgs):
         raise CliError("name the orgs with --org SLUG (repeatable), or give --all-orgs")
-    api = _Api()
+    api = UserApi()
     orgs: list[str] | str = "all" if args.all_orgs else _org_ids(api, args.org)
     body = {
         "name": args.name,
@@ -78,7 +78,7 @@ def cmd_create(args: argparse.Namespace) -> None:
 
 def cmd_list(_: argparse.Namespace) -> None:
     """My tokens (never their secrets)."""
-    api = _Api()
+    api = UserApi()
     items = api.call("GET", TOKENS).get("items", [])
     if not items:
         print("you have no personal access tokens")
@@ -98,7 +98,7 @@ def cmd_list(_: argparse.Namespace) -> None:
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     """Revoke a token by id."""
-    _Api().call("DELETE", f"{TOKENS}/{args.id}")
+    UserApi().call("DELETE", f"{TOKENS}/{args.id}")
     print(f"revoked {args.id}")
 
 

@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from control_plane.errors import ProblemError
+from control_plane.routing.org_urls import org_origin
 from control_plane.settings import Settings
 from control_plane.ui import (
     admin_pages,
@@ -109,7 +110,7 @@ def _csrf_config(settings: Settings) -> CSRFConfig:
 
 def ui_setup(settings: Settings) -> UISetup:
     """The UI's routes, templates and CSRF protection for ``settings``."""
-    middleware = UIResponseMiddleware(org_origins=switcher.org_origin(settings, "*"))
+    middleware = UIResponseMiddleware(org_origins=org_origin(settings, "*"))
     pages = Router(
         path="/ui",
         route_handlers=[
