@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -488,6 +488,35 @@ class MailSettings(_Group):
         return bool(self.smtp_host)
 
 
+_WORD = r"^[^\x00-\x1f<>&\"`]*$"  # plain words: no control characters, markup or backticks
+
+
+def _word(default: str, description: str, *, required: bool = True) -> Any:
+    """A field holding the platform's word for something (1-40 plain characters)."""
+    return Field(
+        default, min_length=int(required), max_length=40, pattern=_WORD, description=description
+    )
+
+
+class TenantSettings(_Group):
+    """The platform's word for the tenant unit: UI, emails, CLI output, API descriptions."""
+
+    # API paths and field names keep `org` (`/api/v1/orgs`, `org_id`) whatever the word.
+
+    tenant_singular: str = _word(
+        "Organization", "Singular, capitalised as at the start of a sentence (`Workspace`)."
+    )
+    tenant_plural: str = _word(
+        "Organizations", "Plural, capitalised as at the start of a sentence (`Workspaces`)."
+    )
+    tenant_placeholder: str = _word(
+        "", "Placeholder of the create form's name field; empty: `<singular> name`.", required=False
+    )
+    tenant_column: str = _word(
+        "", "Header of the column naming the tenant in tables; empty: the singular.", required=False
+    )
+
+
 class Settings:
     """All settings groups, read once from the environment."""
 
@@ -504,6 +533,7 @@ class Settings:
         self.fleet = FleetSettings()
 
         self.mail = MailSettings()
+        self.tenant = TenantSettings()
         if self.routing.embedded_routing and self.server.mode != "embedded":
             raise ValueError("ORGPLANE_EMBEDDED_ROUTING is for embedded mode only")
 
@@ -522,6 +552,7 @@ class Settings:
             "backup": self.backup,
             "fleet": self.fleet,
             "mail": self.mail,
+            "tenant": self.tenant,
         }
 
     @property
@@ -556,6 +587,7 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     BackupSettings,
     FleetSettings,
     MailSettings,
+    TenantSettings,
 )
 
 

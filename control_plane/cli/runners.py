@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from control_plane.cli.main import CliError
-from control_plane.cli.session import one_at_a_time, org_token
+from control_plane.cli.session import no_current_org, one_at_a_time, org_token
 from control_plane.cli.tokens import UserApi
 
 RUNNERS = "/api/v1/runners"
@@ -45,8 +45,8 @@ class OrgInstance:
         api = UserApi()
         slug = api.session.current_org
         if not slug:
-            raise CliError("no current org; run `orgplane switch SLUG` first")
-        self.slug = slug
+            raise no_current_org(api.session)
+        self.slug, self.tenant = slug, api.session.tenant
         found = next((o for o in api.my_orgs() if o.get("slug") == slug), None)
         if found is None or not found.get("url"):
             raise CliError(f"the control plane gives no URL for {slug}; run `orgplane orgs`")
@@ -69,7 +69,8 @@ class OrgInstance:
             body = {}
         if answer.status_code >= 400:
             detail = body.get("detail") if isinstance(body, dict) else None
-            raise CliError(f"{self.slug}: {detail or f'HTTP {answer.status_code}'}")
+            reason = self.tenant.reword(str(detail)) if detail else f"HTTP {answer.status_code}"
+            raise CliError(f"{self.slug}: {reason}")
         return body
 
 

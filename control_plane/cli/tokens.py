@@ -36,7 +36,9 @@ class UserApi:
         body = answer.json() if answer.content else {}
         if answer.status_code >= 400:
             detail = body.get("detail") if isinstance(body, dict) else None
-            raise CliError(detail or f"the control plane answered HTTP {answer.status_code}")
+            if detail:
+                raise CliError(self.session.tenant.reword(str(detail)))
+            raise CliError(f"the control plane answered HTTP {answer.status_code}")
         return body
 
     def my_orgs(self) -> list[dict[str, Any]]:
@@ -50,16 +52,17 @@ def _org_ids(api: UserApi, refs: list[str]) -> list[str]:
     for ref in refs:
         found = next((o["id"] for o in orgs if ref in (o.get("id"), o.get("slug"))), None)
         if found is None:
-            raise CliError(f"unknown org or not yours: {ref}")
+            raise CliError(f"unknown {api.session.tenant.one} or not yours: {ref}")
         ids.append(found)
     return ids
 
 
 def cmd_create(args: argparse.Namespace) -> None:
     """Make a token; print it once."""
-    if bool(args.org) == bool(args.all_orgs):
-        raise CliError("name the orgs with --org SLUG (repeatable), or give --all-orgs")
     api = UserApi()
+    if bool(args.org) == bool(args.all_orgs):
+        many = api.session.tenant.many
+        raise CliError(f"name the {many} with --org SLUG (repeatable), or give --all-orgs")
     orgs: list[str] | str = "all" if args.all_orgs else _org_ids(api, args.org)
     body = {
         "name": args.name,
@@ -84,7 +87,8 @@ def cmd_list(_: argparse.Namespace) -> None:
         print("you have no personal access tokens")
         return
     slugs = {o["id"]: o["slug"] for o in api.my_orgs()}
-    print(f"{'ID':<32}  {'NAME':<20} {'ORGS':<20} {'SCOPES':<28} {'EXPIRES':<10}  LAST USED")
+    column = api.session.tenant.plural.upper()[:20]
+    print(f"{'ID':<32}  {'NAME':<20} {column:<20} {'SCOPES':<28} {'EXPIRES':<10}  LAST USED")
     for item in items:
         orgs = item["orgs"]
         where = "(all)" if orgs == "all" else ",".join(slugs.get(i, i) for i in orgs)

@@ -49,6 +49,7 @@ from control_plane.ui.session import (
     on_login_required,
     provide_viewer,
 )
+from control_plane.words import tenant_words
 
 HERE = Path(__file__).parent
 #: Paths the CSRF check skips: Bearer/JSON clients, the token endpoint, probes.
@@ -87,11 +88,14 @@ def on_problem_page(request: Request[Any, Any, Any], exc: ProblemError) -> Respo
     )
 
 
-def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
+def _template_config(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
     environment.filters.update(FILTERS)
+    words = tenant_words(settings)  # the platform's word for an org
+    environment.globals["tenant"] = words
+    environment.filters["reword"] = words.reword  # messages written with "org"
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 
 
@@ -141,6 +145,6 @@ def ui_setup(settings: Settings) -> UISetup:
     )
     return UISetup(
         route_handlers=[root, pages, static],
-        template_config=_template_config(),
+        template_config=_template_config(settings),
         csrf_config=_csrf_config(settings),
     )

@@ -8,20 +8,17 @@ event loop; ``XDG_CONFIG_HOME`` is in tmp.
 
 from __future__ import annotations
 
-import asyncio
-import io
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from control_plane.cli.main import main
 from control_plane.cli.runners import loopback_for_localhost
 from control_plane.identity.users import create_user
 from tests.reconciler.test_lifecycle_local import admin_headers, wait_phase
 from tests.support.api import PASSWORD
+from tests.support.cli import run_cli as cli
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 
 pytestmark = pytest.mark.slow
@@ -67,21 +64,6 @@ async def platform(
         yield f"http://127.0.0.1:{port}", port
 
 
-async def cli(
-    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
-) -> tuple[int, str, str]:
-    """Run ``orgplane argv`` in a thread; (exit code, stdout, stderr)."""
-    if stdin:
-        sys.stdin = io.StringIO(stdin)
-    try:
-        code = await asyncio.to_thread(main, list(argv))
-    finally:
-        sys.stdin = sys.__stdin__
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
 async def login_as(capsys: pytest.CaptureFixture[str], url: str, email: str) -> None:
     code, _, err = await cli(
         capsys, "login", "--url", url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n"
@@ -106,7 +88,10 @@ async def test_register_list_revoke_in_the_current_org(
     url, port = platform
     await login_as(capsys, url, "dev@example.com")
     code, _, err = await cli(capsys, "runner", "list")
-    assert (code, err) == (1, "orgplane: no current org; run `orgplane switch SLUG` first\n")
+    assert (code, err) == (
+        1,
+        "orgplane: no current organization; run `orgplane switch SLUG` first\n",
+    )
     assert (await cli(capsys, "switch", "acme"))[0] == 0
 
     code, out, err = await cli(capsys, "runner", "register", "build-1", "--label", "linux")
@@ -139,7 +124,10 @@ async def test_register_list_revoke_in_the_current_org(
     assert code == 0
     assert "build-1" in out
     code, _, err = await cli(capsys, "runner", "revoke", runner_id)
-    assert (code, err) == (1, "orgplane: acme: Only the org's owners and admins may do this.\n")
+    assert (code, err) == (
+        1,
+        "orgplane: acme: Only the organization's owners and admins may do this.\n",
+    )
     assert await beat(port, token) == 200
 
     await login_as(capsys, url, "dev@example.com")

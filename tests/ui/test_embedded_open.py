@@ -89,10 +89,10 @@ async def test_open_from_make_run_reaches_the_instance(platform: Any, browser: A
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(re.compile(r"/ui/(orgs)?$"))
 
-    await page.get_by_role("link", name="New org").click()
+    await page.get_by_role("link", name="New organization").click()
     await page.get_by_label("Name").fill("Acme Corp")
     await page.get_by_label("Slug").fill("acme")
-    await page.get_by_role("button", name="Create org").click()
+    await page.get_by_role("button", name="Create organization").click()
     await page.wait_for_url(re.compile(r"/ui/orgs/acme\?done=created$"))
     await expect(page.locator("#phase-badge")).to_have_text("running", timeout=120_000)
 
