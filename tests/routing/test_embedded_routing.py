@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import update
+from sqlmodel import col
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from control_plane.app import create_app
+from control_plane.db.models import Instance, Org
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
+from tests.support.api import direct_db
 from tests.support.live import FAST_RECONCILER, serve_control_plane
+from tests.support.orgs import make_org, user
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.slow
@@ -151,11 +157,11 @@ async def test_org_hosts_on_the_control_planes_port(embedded: Any) -> None:
     gone = await api.delete("/api/v1/orgs/acme", params={"confirm": "acme"}, headers=admin)
     assert gone.status_code == 202, gone.text
 
-    async def refused() -> httpx.Response | None:
+    async def deleted() -> httpx.Response | None:
         after = await api.get("/api/v1/sessions", headers=at("acme", port))
         return after if after.status_code == 404 else None
 
-    after = await eventually(refused, what="acme's host refused once deleted", interval=0.5)
+    after = await eventually(deleted, what="acme's host refused once deleted", interval=0.5)
     assert after.json()["code"] == "unknown_host"
 
 
@@ -164,6 +170,25 @@ async def test_without_the_setting_org_hosts_reach_the_control_plane(make_settin
     async with AsyncTestClient(app, base_url="http://127.0.0.1:8080") as client:
         answer = await client.get("/healthz", headers={"Host": "acme.localhost:8080"})
     assert answer.json() == {"status": "ok"}  # the control plane's own route, not a proxy
+
+
+async def test_an_instance_that_does_not_answer_is_a_502(make_settings: Any) -> None:
+    """A fault injected in the data: the org runs, by its row, at a port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    app = create_app(make_settings(ORGPLANE_EMBEDDED_ROUTING="true"))
+    async with AsyncTestClient(app, base_url="http://127.0.0.1:8080") as client:
+        admin = await user(client, "root@example.com", admin=True)
+        org = await make_org(client, admin, "acme")
+        async with direct_db(client) as db:
+            await db.exec(update(Org).where(col(Org.id) == org["id"]).values(phase="running"))
+            db.add(Instance(org_id=org["id"], provisioner="local", endpoint=f"127.0.0.1:{closed}"))
+            await db.commit()
+        answer = await client.get("/api/v1/me", headers={"Host": "acme.localhost:8080"})
+    assert answer.status_code == 502
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "instance_unreachable"
 
 
 def test_production_mode_refuses_embedded_routing(make_settings: Any) -> None:
