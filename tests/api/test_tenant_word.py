@@ -109,7 +109,8 @@ async def test_workspace_everywhere_a_person_reads(
 
     # The UI's pages.
     await ui_login(http, "ops@example.com")
-    for path in ("/ui/", "/ui/orgs", "/ui/orgs/new", "/ui/orgs/acme", "/ui/admin/audit"):
+    pages = ("/ui/", "/ui/orgs", "/ui/orgs/new", "/ui/orgs/acme", "/ui/orgs/acme/members")
+    for path in (*pages, "/ui/admin/audit", "/ui/admin/users", "/ui/invites/accept"):
         page = await http.get(path)
         assert page.status_code == 200, (path, page.text)
         assert_says_workspace(visible_text(page.text), path)

@@ -69,6 +69,11 @@ async def test_org_hosts_on_the_control_planes_port(embedded: Any) -> None:
             "/api/v1/orgs", headers=admin, json={"name": slug.title(), "slug": slug, "plan": "team"}
         )
         assert made.status_code == 202, made.text
+    mine = (await api.get("/api/v1/me/orgs", headers=admin)).json()["items"]
+    assert {o["slug"]: o["url"] for o in mine} == {
+        "acme": f"http://acme.localhost:{port}/",  # this port answers them
+        "beta": f"http://beta.localhost:{port}/",
+    }
     bearer = {}
     for slug in ("acme", "beta"):
         await wait_phase(api, admin, slug, "running")
@@ -169,7 +174,11 @@ async def test_without_the_setting_org_hosts_reach_the_control_plane(make_settin
     app = create_app(make_settings())
     async with AsyncTestClient(app, base_url="http://127.0.0.1:8080") as client:
         answer = await client.get("/healthz", headers={"Host": "acme.localhost:8080"})
+        admin = await user(client, "root@example.com", admin=True)
+        await make_org(client, admin, "acme")
+        mine = (await client.get("/api/v1/me/orgs", headers=admin)).json()["items"]
     assert answer.json() == {"status": "ok"}  # the control plane's own route, not a proxy
+    assert [o["url"] for o in mine] == ["http://acme.localhost/"]  # the edge's port, 80
 
 
 async def test_an_instance_that_does_not_answer_is_a_502(make_settings: Any) -> None:
