@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -369,11 +369,25 @@ class RoutingSettings(_Group):
         description="URL Traefik reaches the control plane at to wake hibernated orgs (the "
         "`orgplane-wake` service); empty means the fallback URL.",
     )
+    proxy_url: str = Field(
+        "",
+        description="URL the control plane reaches Traefik's entry point at (for example "
+        "`http://traefik`): before a hibernating org's instance stops, a probe for its host "
+        "through Traefik confirms its requests go to the wake endpoint. Empty: the stop waits "
+        "2.5 s after Traefik fetched that route, which a heavily loaded host can outlast.",
+    )
     reserved_slugs: list[str] = Field(
         default_factory=list,
         description="More org slugs the platform keeps for itself, as a JSON list (besides the "
         "built-in names and every label of its own hosts: public, fallback, wake, instance "
         "URLs).",
+    )
+    embedded_routing: bool = Field(
+        False,
+        description="Embedded mode only (`orgplane up` turns it on): the control plane's own "
+        "port also answers `{slug}.{base_domain}:port` by proxying to that org's local "
+        "instance, as Traefik does in production, and the UI's org URLs use that port. "
+        "Refused in production mode.",
     )
     wake_hold_timeout: float = Field(
         30.0,
@@ -481,6 +495,35 @@ class MailSettings(_Group):
         return bool(self.smtp_host)
 
 
+_WORD = r"^[^\x00-\x1f<>&\"`]*$"  # plain words: no control characters, markup or backticks
+
+
+def _word(default: str, description: str, *, required: bool = True) -> Any:
+    """A field holding the platform's word for something (1-40 plain characters)."""
+    return Field(
+        default, min_length=int(required), max_length=40, pattern=_WORD, description=description
+    )
+
+
+class TenantSettings(_Group):
+    """The platform's word for the tenant unit: UI, emails, CLI output, API descriptions."""
+
+    # API paths and field names keep `org` (`/api/v1/orgs`, `org_id`) whatever the word.
+
+    tenant_singular: str = _word(
+        "Organization", "Singular, capitalised as at the start of a sentence (`Workspace`)."
+    )
+    tenant_plural: str = _word(
+        "Organizations", "Plural, capitalised as at the start of a sentence (`Workspaces`)."
+    )
+    tenant_placeholder: str = _word(
+        "", "Placeholder of the create form's name field; empty: `<singular> name`.", required=False
+    )
+    tenant_column: str = _word(
+        "", "Header of the column naming the tenant in tables; empty: the singular.", required=False
+    )
+
+
 class Settings:
     """All settings groups, read once from the environment."""
 
@@ -497,6 +540,9 @@ class Settings:
         self.fleet = FleetSettings()
 
         self.mail = MailSettings()
+        self.tenant = TenantSettings()
+        if self.routing.embedded_routing and self.server.mode != "embedded":
+            raise ValueError("ORGPLANE_EMBEDDED_ROUTING is for embedded mode only")
 
     @property
     def groups(self) -> dict[str, BaseSettings]:
@@ -513,6 +559,7 @@ class Settings:
             "backup": self.backup,
             "fleet": self.fleet,
             "mail": self.mail,
+            "tenant": self.tenant,
         }
 
     @property
@@ -547,6 +594,7 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     BackupSettings,
     FleetSettings,
     MailSettings,
+    TenantSettings,
 )
 
 
@@ -562,7 +610,7 @@ def render_docs() -> str:
     for cls in GROUP_CLASSES:
         lines += [f"## {cls.__doc__}", "", "| variable | default | meaning |", "|---|---|---|"]
         for name, field in cls.model_fields.items():
-            default = field.default
+            default = field.get_default(call_default_factory=True)
             if isinstance(default, SecretStr):
                 default = ""
             shown = f"`{default}`" if default not in ("", None) else "(empty)"
