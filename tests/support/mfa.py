@@ -13,7 +13,7 @@ from typing import Any
 import pyotp
 from litestar.testing import AsyncTestClient
 
-from tests.support.api import PASSWORD
+from tests.support.api import PASSWORD, login
 
 TOTP = "/api/v1/me/mfa/totp"
 STEP = 30
@@ -63,3 +63,14 @@ async def login_answer(
     """The answer of ``POST /api/v1/auth/login`` (unchecked)."""
     body = {"email": email, "password": password, **({"otp": otp} if otp else {})}
     return await client.post("/api/v1/auth/login", json=body)
+
+
+async def mfa_login_body(client: AsyncTestClient[Any], email: str) -> dict[str, Any]:
+    """The login answer of a sign-in with a second factor: TOTP turned on for ``email`` (which
+    signs in with :data:`PASSWORD`), then a login with a code."""
+    enrolled = await enable_mfa(client, await login(client, email))
+    steady_step()
+    answer = await login_answer(client, email, code(enrolled.secret))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
