@@ -83,9 +83,10 @@ async def login_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db:
             request, runtime, db, data.get("email", ""), data.get("password", "")
         )
     except (Unauthenticated, TooManyRequests) as exc:
-        if exc.code == "mfa_required":
-            user = await find_by_email(db, normalize_email(data.get("email", "")))
-            assert user is not None  # mfa_required comes only with the right password
+        # mfa_required comes only with the right password: ask for the code on a second page.
+        email = normalize_email(data.get("email", ""))
+        user = await find_by_email(db, email) if exc.code == "mfa_required" else None
+        if user is not None:
             pending = Pending(user.id, user.session_version, target)
             answer = page("login_otp.html", errors=errors)
             answer.cookies.append(pending_cookie(runtime.settings, pending, secure=secure))

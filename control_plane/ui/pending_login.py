@@ -77,8 +77,8 @@ def read_pending(settings: Settings, value: str | None) -> Pending | None:
         return None
     try:
         payload = json.loads(_pending_box(resolve_secret(settings)).decrypt(value))
-    except ValueError:
+        pending = Pending(str(payload["sub"]), int(payload["sv"]), str(payload["next"]))
+        expired = int(payload["exp"]) < time.time()
+    except (ValueError, KeyError, TypeError):  # only our own payloads decrypt; be strict anyway
         return None
-    if not isinstance(payload, dict) or int(payload.get("exp", 0)) < time.time():
-        return None
-    return Pending(str(payload["sub"]), int(payload["sv"]), str(payload["next"]))
+    return None if expired else pending

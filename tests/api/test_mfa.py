@@ -189,3 +189,29 @@ async def test_turning_mfa_off_needs_the_password_and_a_code(
         assert not (await db.exec(select(RecoveryCode))).all()
         disabled = select(AuditEvent).where(col(AuditEvent.action) == "mfa.totp_disabled")
         assert len((await db.exec(disabled)).all()) == 1
+
+
+async def test_bad_input_is_a_problem_and_changes_nothing(client: AsyncTestClient[Any]) -> None:
+    user_id = await add_user(client, "ivy@example.com")
+    headers = await login(client, "ivy@example.com")
+    for body in ({}, {"password": 5}, {"password": "correct horse battery", "extra": 1}):
+        assert_problem(await client.post(TOTP, headers=headers, json=body), 400)
+    early = await client.post(f"{TOTP}/confirm", headers=headers, json={"code": "123456"})
+    assert_problem(early, 409, "mfa_not_started")
+    long = await client.post(f"{TOTP}/confirm", headers=headers, json={"code": "1" * 65})
+    assert_problem(long, 400)
+    assert_problem(await client.request("DELETE", TOTP, headers=headers), 400)
+    off = {"password": "correct horse battery", "code": "123456"}
+    not_on = await client.request("DELETE", TOTP, headers=headers, json=off)
+    assert_problem(not_on, 409, "mfa_not_enabled")
+    unknown = "/api/v1/orgs/nope/mfa-requirement"
+    assert_problem(await client.put(unknown, headers=headers, json={"required": True}), 404)
+    for otp in ("1" * 65, 123456, ""):
+        body = {"email": "ivy@example.com", "password": "correct horse battery", "otp": otp}
+        assert_problem(await client.post("/api/v1/auth/login", json=body), 400)
+    assert_problem(await client.post(TOTP, json={"password": "x"}), 401)
+    async with direct_db(client) as db:
+        user = await db.get(User, user_id)
+        assert user is not None
+        assert (user.totp_secret_enc, user.totp_enabled_at) == ("", None)
+        assert not (await db.exec(select(RecoveryCode))).all()
