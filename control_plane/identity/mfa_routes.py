@@ -3,7 +3,8 @@
     POST   /api/v1/me/mfa/totp          {password}          a new secret, shown once
     POST   /api/v1/me/mfa/totp/confirm  {code}              MFA on; 10 recovery codes, shown once
     DELETE /api/v1/me/mfa/totp          {password, code}    MFA off (a TOTP or a recovery code)
-    PUT    /api/v1/orgs/{org_id}/mfa-requirement {required} org admins and owners, staff
+    PUT    /api/v1/orgs/{org_id}/mfa-requirement {required} org admins and owners, staff,
+                                                        signed in with a second factor
 
 Secrets and codes are only in the answers that make them (``Cache-Control: no-store``); audit
 events name what happened, never a secret or a code. See :mod:`control_plane.identity.mfa`.
@@ -21,7 +22,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from control_plane.audit.record import record
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Conflict
+from control_plane.errors import Conflict, Forbidden
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import recheck
 from control_plane.identity.mfa import (
@@ -32,6 +33,7 @@ from control_plane.identity.mfa import (
 )
 from control_plane.identity.schemas import OneTimeCode, Password, Strict
 from control_plane.orgs.access import org_access
+from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -154,9 +156,15 @@ async def put_mfa_requirement(
     db: DB,
 ) -> MfaRequirement:
     """Switch whether members and staff need a sign-in with a second factor to enter the org
-    (org admins and owners, and platform admins); audited as ``org.require_mfa``."""
+    (org admins and owners, and platform admins, each signed in with a second factor: who
+    has none cannot lock themselves out, nor weaken the org); audited as ``org.require_mfa``."""
     access = await org_access(db, principal, org_id)
     access.require("admin", to="change whether the org requires MFA")
+    if SECOND_FACTOR not in subject_amr(principal.claims, None):
+        raise Forbidden(
+            "Sign in with a second factor to change whether the org requires one.",
+            code="mfa_required",
+        )
     org = access.org
     if org.require_mfa != data.required:
         org.require_mfa = data.required

@@ -51,7 +51,12 @@ async def test_an_org_that_requires_mfa_refuses_a_password_only_sign_in(
     member_headers = await login(client, "mem@example.com")
     denied = await client.put(url, headers=member_headers, json={"required": True})
     assert_problem(denied, 403)
-    admin_headers = await login(client, "adm@example.com")
+    # An admin needs a sign-in with a second factor to switch it (or lock themselves out).
+    password_only = await login(client, "adm@example.com")
+    refused = await client.put(url, headers=password_only, json={"required": True})
+    assert_problem(refused, 403, "mfa_required")
+    admin_body = await mfa_login_body(client, "adm@example.com")
+    admin_headers = {"Authorization": f"Bearer {admin_body['access_token']}"}
     switched = await client.put(url, headers=admin_headers, json={"required": True})
     assert switched.status_code == 200, switched.text
     assert switched.json()["require_mfa"] is True
