@@ -168,12 +168,19 @@ async def recheck(
 ) -> None:
     """Re-authenticate a signed-in user for a sensitive change: the password (401
     ``invalid_credentials``) and, when ``otp`` is given, a second factor (401 ``invalid_otp``),
-    counted by the login limits like a sign-in (a stolen session cannot guess on)."""
-    counts = login_counts(runtime, client_ip(request), normalize_email(user.email))
+    counted by the login limits like a sign-in (a stolen session cannot guess on); a failure
+    is audited as ``auth.reauth``."""
+    ip = client_ip(request)
+    counts = login_counts(runtime, ip, normalize_email(user.email))
     await runtime.throttle.acquire(*counts)
+    failure = None
     if not verify_password(password, user.password_hash):
-        raise Unauthenticated("The password is not correct.", code="invalid_credentials")
-    if otp is not None and await spend_factor(db, runtime.settings, user, otp) is None:
-        raise Unauthenticated(BAD_OTP, code="invalid_otp")
+        failure = Unauthenticated("The password is not correct.", code="invalid_credentials")
+    elif otp is not None and await spend_factor(db, runtime.settings, user, otp) is None:
+        failure = Unauthenticated(BAD_OTP, code="invalid_otp")
+    if failure is not None:
+        record(db, action="auth.reauth", outcome="failure", actor=user, ip=ip, reason=failure.code)
+        await db.commit()
+        raise failure
     for limit, key in counts:
         await runtime.throttle.release(limit, key)

@@ -189,6 +189,9 @@ async def test_turning_mfa_off_needs_the_password_and_a_code(
         assert not (await db.exec(select(RecoveryCode))).all()
         disabled = select(AuditEvent).where(col(AuditEvent.action) == "mfa.totp_disabled")
         assert len((await db.exec(disabled)).all()) == 1
+        failed = select(AuditEvent).where(col(AuditEvent.action) == "auth.reauth")
+        reasons = sorted(e.detail["reason"] for e in (await db.exec(failed)).all())
+        assert reasons == ["invalid_credentials", "invalid_otp"]
 
 
 async def test_bad_input_is_a_problem_and_changes_nothing(client: AsyncTestClient[Any]) -> None:
