@@ -4,11 +4,15 @@ sessions and orgs read as password-only and not requiring MFA; and it goes down 
 from __future__ import annotations
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from control_plane.db.migrate import _config, current_revision, upgrade
+from control_plane.db.migrate import _config, current_revision, head_revision, upgrade
+
+#: The revision 0010_mfa follows (whatever the chain it is merged into).
+BELOW = str(ScriptDirectory.from_config(_config()).get_revision("0010_mfa").down_revision)
 
 
 async def _downgrade(url: str, revision: str) -> None:
@@ -19,7 +23,7 @@ async def _downgrade(url: str, revision: str) -> None:
 
 
 async def test_upgrade_fills_existing_rows_and_downgrade_removes_it(database_url: str) -> None:
-    await _downgrade(database_url, "0008_personal_tokens")
+    await _downgrade(database_url, BELOW)
     engine = create_async_engine(database_url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
@@ -39,7 +43,7 @@ async def test_upgrade_fills_existing_rows_and_downgrade_removes_it(database_url
                 )
             )
         await upgrade(engine)
-        assert await current_revision(engine) == "0010_mfa"
+        assert await current_revision(engine) == head_revision()
         async with engine.connect() as conn:
             user = (
                 await conn.execute(
@@ -52,10 +56,10 @@ async def test_upgrade_fills_existing_rows_and_downgrade_removes_it(database_url
         assert (amr, codes) == ("pwd", 0)
     finally:
         await engine.dispose()
-    await _downgrade(database_url, "0008_personal_tokens")
+    await _downgrade(database_url, BELOW)
     engine = create_async_engine(database_url, poolclass=NullPool)
     try:
-        assert await current_revision(engine) == "0008_personal_tokens"
+        assert await current_revision(engine) == BELOW
         async with engine.connect() as conn:
             columns = (await conn.execute(text("SELECT * FROM refreshtoken"))).keys()
         assert "amr" not in columns
