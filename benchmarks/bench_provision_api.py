@@ -66,7 +66,8 @@ HEARTBEAT_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEARTBEAT", "10")
 RECONCILE_INTERVAL = os.environ.get("BENCH_PROVISION_API_RECONCILE", "2")
 #: ``ORGPLANE_DOCKER_HEALTH_INTERVAL`` of the run; empty: the product's default (no check).
 HEALTH_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEALTH_INTERVAL", "")
-IMAGE = "orgplane-instance:dev"
+#: The instance image; the same variable as the Docker tests' (``tests/provisioners/harness.py``).
+IMAGE = os.environ.get("ORGPLANE_TEST_INSTANCE_IMAGE", "orgplane-instance:dev")
 TEST_RUN_LABEL = "orgplane.test-run"
 POLL = 0.02
 BURST_POLL = 0.1
@@ -191,6 +192,19 @@ class _Admin:
         return bool(answer.json().get("last_heartbeat_at"))
 
 
+@contextlib.asynccontextmanager
+async def admin_session(settings: Settings, sockets: list[socket.socket]) -> AsyncIterator[_Admin]:
+    """The control plane served on ``sockets`` and its platform admin, logged in over HTTP."""
+    base = f"http://127.0.0.1:{settings.server.port}"
+    async with (
+        _control_plane(settings, sockets),
+        httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) as http,
+    ):
+        admin = _Admin(http)
+        await admin.login()
+        yield admin
+
+
 async def _one_after_another(admin: _Admin, prefix: str, count: int) -> list[float]:
     """Seconds from each ``POST`` answer to its first heartbeat, orgs created in turn."""
     timings = []
@@ -242,13 +256,7 @@ def _summary(backend: str, timings: list[float], targets: bool) -> list[Result]:
 
 
 async def _drive(settings: Settings, sockets: list[socket.socket], backend: str) -> list[Result]:
-    base = f"http://127.0.0.1:{settings.server.port}"
-    async with (
-        _control_plane(settings, sockets),
-        httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) as http,
-    ):
-        admin = _Admin(http)
-        await admin.login()
+    async with admin_session(settings, sockets) as admin:
         results = _summary(
             backend, await _one_after_another(admin, "seq", ORGS), backend == "docker"
         )
