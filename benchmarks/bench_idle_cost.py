@@ -11,7 +11,8 @@ measures):
 * **instances**: CPU time (``utime + stime``, reaped children too) of each instance's process,
   read from this host's ``/proc`` (the image's entry point is the container's one process);
 * **engine, per container**: the ``containerd-shim`` that runs each of the run's containers
-  (the instance's parent) and the ``docker-proxy`` publishing its port;
+  (the instance's parent), and the ``docker-proxy`` publishing its port (the benchmark
+  publishes ports, as ``provision_api`` does; compose does not);
 * **engine daemons**: ``dockerd`` and ``containerd``, whole-host figures: on a shared machine
   they include other users' containers, so the per-org share is an upper bound;
 * **control plane**: this process's CPU time (the control plane and this benchmark's client,
@@ -39,6 +40,7 @@ from pathlib import Path
 
 from benchmarks import Result, rss_bytes
 from benchmarks.bench_provision_api import (
+    TEST_RUN_LABEL,
     _Admin,
     _at_once,
     _bench_docker,
@@ -51,6 +53,10 @@ ORGS = min(200, int(os.environ.get("BENCH_IDLE_ORGS", "50")))
 BURST = max(1, int(os.environ.get("BENCH_IDLE_BURST", "10")))
 SETTLE = float(os.environ.get("BENCH_IDLE_SETTLE", "20"))
 WINDOW = float(os.environ.get("BENCH_IDLE_WINDOW", "60"))
+#: ``1``: a Redis container on the run's network, as compose deploys (heartbeats and revocations
+#: over Redis, each org its own ACL user); its server's CPU counts too.
+REDIS = os.environ.get("BENCH_IDLE_REDIS", "") == "1"
+REDIS_IMAGE = os.environ.get("BENCH_IDLE_REDIS_IMAGE", "orgplane-redis:dev")
 #: Left out of ``make bench`` unless named (see ``benchmarks/__main__.py``).
 SLOW = "50 Docker instances started, then a minute of idling: about three minutes"
 CPU_TARGET = 0.1  # % of one core per idle org, all parts together
@@ -86,14 +92,36 @@ def _processes() -> dict[int, tuple[str, int, str]]:
     return found
 
 
+def _redis(run_id: str, network: str) -> dict[str, str]:
+    """Start Redis on the run's network (labelled with the run); the settings that use it."""
+    import docker
+
+    client = docker.from_env(timeout=60)
+    try:
+        container = client.containers.run(
+            REDIS_IMAGE,
+            ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+            detach=True,
+            network=network,
+            labels={TEST_RUN_LABEL: run_id},
+        )
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    finally:
+        client.close()
+    return {"REDIS_URL": f"redis://{address}:6379/0"}
+
+
 def _groups(run_id: str) -> dict[str, list[int]]:
     """The pids whose CPU the window measures: the run's instances, their shims and port
-    proxies, and the engine's daemons."""
+    proxies, the engine's daemons and (with :data:`REDIS`) the Redis server."""
     import docker
 
     client = docker.from_env(timeout=60)
     try:
         containers = _run_containers(client, run_id)
+        selector: dict[str, str | list[str] | bool] = {"label": [f"{TEST_RUN_LABEL}={run_id}"]}
+        redis = [int(c.attrs["State"]["Pid"]) for c in client.containers.list(filters=selector)]
         instances = [int(c.attrs["State"]["Pid"]) for c in containers]
         addresses = {
             net["IPAddress"]
@@ -111,7 +139,13 @@ def _groups(run_id: str) -> dict[str, list[int]]:
         if comm == "docker-proxy" and any(f" {ip} " in f"{cmdline} " for ip in addresses)
     ]
     daemons = [pid for pid, (comm, _, _) in table.items() if comm in DAEMONS]
-    return {"instances": instances, "shims": shims + proxies, "daemons": daemons}
+    return {
+        "instances": instances,
+        "shims": shims,
+        "proxies": proxies,
+        "daemons": daemons,
+        "redis": redis,
+    }
 
 
 def _memory(pids: list[int]) -> tuple[float, float]:
@@ -156,12 +190,17 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
         rss, uss = await asyncio.to_thread(_memory, groups["instances"])
     share = {name: 100.0 * seconds / (elapsed * ORGS) for name, seconds in spent.items()}
     total = sum(share.values())
+    how = "Redis" if REDIS else "HTTP"
     return [
-        Result(f"docker: {ORGS} orgs provisioned, all running", provisioned, "s"),
+        Result(
+            f"docker: {ORGS} orgs provisioned ({how} heartbeats), all running", provisioned, "s"
+        ),
         Result(f"idle CPU per org ({ORGS} orgs, {WINDOW:g} s): instance", share["instances"], "%"),
-        Result("idle CPU per org: engine (its shim and port proxy)", share["shims"], "%"),
+        Result("idle CPU per org: engine, the container's shim", share["shims"], "%"),
+        Result("idle CPU per org: engine, docker-proxy of its port", share["proxies"], "%"),
         Result("idle CPU per org: dockerd + containerd (whole host)", share["daemons"], "%"),
         Result("idle CPU per org: control plane", share["control plane"], "%"),
+        Result("idle CPU per org: Redis server", share["redis"], "%"),
         Result(
             "idle CPU per org: total",
             total,
@@ -176,7 +215,7 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
 
 def run() -> list[Result]:
     """Provision, idle, measure; see the module docstring."""
-    results: list[Result] = asyncio.run(_bench_docker(_drive))
+    results: list[Result] = asyncio.run(_bench_docker(_drive, services=_redis if REDIS else None))
     return results
 
 

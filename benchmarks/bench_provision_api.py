@@ -459,8 +459,15 @@ def _network_gateway(run_id: str) -> tuple[str, str]:
         client.close()
 
 
-async def _bench_docker(drive: Drive | None = None, **extra: str) -> list[Result]:
-    """As :func:`_bench_local`, on the docker backend."""
+async def _bench_docker(
+    drive: Drive | None = None,
+    *,
+    services: Callable[[str, str], dict[str, str]] | None = None,
+    **extra: str,
+) -> list[Result]:
+    """As :func:`_bench_local`, on the docker backend. ``services(run_id, network)``, run once
+    the run's network exists, may start more containers there (labelled with the run, so the
+    sweep removes them) and answers more settings."""
     missing = await asyncio.to_thread(_docker_missing)
     if missing:
         return [Result.skip("docker", missing)]
@@ -471,6 +478,8 @@ async def _bench_docker(drive: Drive | None = None, **extra: str) -> list[Result
             network, gateway = await asyncio.to_thread(_network_gateway, run_id)
             port = _free_port()
             sockets = [_listen("127.0.0.1", port), _listen(gateway, port)]
+            if services is not None:
+                extra = {**extra, **await asyncio.to_thread(services, run_id, network)}
             settings = _settings(
                 run_id,
                 Path(tmp),
