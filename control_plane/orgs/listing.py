@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, false, func, or_
+from sqlalchemy import ColumnElement, false, func, or_, text, union
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -40,6 +40,18 @@ LOOKUP_SIZE: Final = 20
 MAX_LOOKUP_IDS: Final = 100
 
 
+async def _plan_for_the_fragment(db: AsyncSession) -> None:
+    """On PostgreSQL, plan this transaction's search for its own fragment.
+
+    The fragment is a bind parameter of a prepared statement, and after five runs PostgreSQL
+    may settle on a generic plan made without knowing it: one that walks the slug index and
+    tests every org, as it cannot tell that the trigram indexes (migration 0011) find a rare
+    fragment's few orgs at once. Measured at 100,000 orgs: the same lookup read 1 org row per
+    request in one run and 115,000 in the next (docs/scaling.md)."""
+    if db.get_bind().dialect.name == "postgresql":
+        await db.exec(text("SET LOCAL plan_cache_mode = force_custom_plan"))  # type: ignore[call-overload]
+
+
 def _matches(fragment: str) -> ColumnElement[bool]:
     needle = fragment.strip().lower()
     if "\x00" in needle:  # no name holds one; SQLite's LIKE would stop reading at it
@@ -59,10 +71,19 @@ async def _scope(
     if not principal.is_platform_admin:
         # The direct memberships as a subquery, not as one bind parameter per org (a member of
         # 1,000 orgs would compile and send 1,000 of them on every page); orgs managed from
-        # above are the ones ``caller_roles`` raised to admin.
-        direct = select(Membership.org_id).where(col(Membership.user_id) == principal.user.id)
+        # above are the ones ``caller_roles`` raised to admin. Joined, not ``IN (...) OR IN
+        # (...)`` in the filter: that walked every org in slug order testing each, so a member
+        # of a few orgs among 100,000 made every page read all 100,000 (docs/scaling.md).
+        visible: Any = select(col(Membership.org_id).label("id")).where(
+            col(Membership.user_id) == principal.user.id
+        )
         managed = [org_id for org_id, role in roles.items() if rank(role) >= rank("admin")]
-        query = query.where(or_(col(Org.id).in_(direct), col(Org.id).in_(managed)))
+        if managed:
+            visible = union(
+                visible, select(col(Org.id).label("id")).where(col(Org.id).in_(managed))
+            )
+        ids = visible.subquery()
+        query = query.join(ids, ids.c.id == col(Org.id))
     return query, roles
 
 
@@ -91,6 +112,7 @@ async def list_orgs(
         query = query.where(col(Org.parent_id) == parent.id)
     if q:
         query = query.where(_matches(q))
+        await _plan_for_the_fragment(db)
     query = after(query, col(Org.slug), col(Org.id), cursor).limit(limit + 1)
     rows = list((await db.exec(query)).all())
     more, rows = len(rows) > limit, rows[:limit]
@@ -120,5 +142,6 @@ async def lookup_orgs(
         return [_item(found[i]) for i in dict.fromkeys(wanted) if i in found]
     if q:
         query = query.where(_matches(q))
+        await _plan_for_the_fragment(db)
     rows = (await db.exec(query.order_by(col(Org.slug)).limit(LOOKUP_SIZE))).all()
     return [_item(org) for org in rows]
