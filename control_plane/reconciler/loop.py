@@ -1,6 +1,7 @@
 """The reconciler loop every control-plane replica runs.
 
-A pass (1) finalises orgs whose deletion window has passed, (2) lists what the backend runs, in
+A pass (1) finalises orgs whose deletion window has passed and takes a step of every staged
+rollout it can lease (``control_plane.fleet.engine``), (2) lists what the backend runs, in
 one call, (3) picks the orgs that need work — changed since last observed, not in a steady
 phase, missing heartbeats, or drifted from what the backend reports — and reconciles each under
 a lease, several at once, and (4) removes backend objects labelled as ours whose org is gone
@@ -23,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.backups.schedule import run_due_backups
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.fleet.engine import drive_rollouts
 from control_plane.orgs.lifecycle import finalize_due_deletions
 from control_plane.reconciler.admission import busy_slots, queued_reason
 from control_plane.reconciler.hibernation import due_condition
@@ -112,6 +114,11 @@ class Reconciler:
             await finalize_due_deletions(db)
             await db.commit()
             await self._housekeeping(db)
+        try:
+            if await drive_rollouts(self.ctx.runtime):
+                self.wake()
+        except Exception as exc:
+            log_job_failure("rollouts step failed", exc)
         if not full:
             org_ids, _ = await self._candidates(None)
             report.selected = len(org_ids)
