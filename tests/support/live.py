@@ -39,10 +39,12 @@ def _listen(host: str, port: int) -> socket.socket:
 
 @asynccontextmanager
 async def serve_control_plane(
-    settings: Settings, port: int, *, also_on: Sequence[str] = ()
+    settings: Settings, port: int, *, also_on: Sequence[str] = (), keep_instances: bool = False
 ) -> AsyncIterator[Any]:
     """Serve ``create_app(settings)`` on 127.0.0.1:``port`` (and on the addresses ``also_on``,
-    such as a Docker network's gateway, for containers of the test); yields the app."""
+    such as a Docker network's gateway, for containers of the test); yields the app.
+    ``keep_instances``: leave the instances running on the way out (a control-plane restart:
+    the next one on the same database and data directory takes them over)."""
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -73,7 +75,7 @@ async def serve_control_plane(
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(other, timeout=15)
         runtime = app.state.runtime
-        for status in await runtime.provisioner.list():
+        for status in [] if keep_instances else await runtime.provisioner.list():
             await runtime.provisioner.remove(org_id=status.org_id, keep_data=False)
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
