@@ -1,0 +1,114 @@
+"""``orgplane versions`` and ``orgplane rollouts`` in-process against the control-plane app
+(the CLI's HTTP client is the app's test client, as in tests/cli/test_cli_tokens.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from control_plane.app import create_app
+from control_plane.cli import session as cli_session
+from control_plane.cli.main import main
+from control_plane.db.models import Instance, Org
+from control_plane.identity.users import create_user
+from control_plane.settings import Settings
+from tests.support.api import PASSWORD
+
+pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])
+URL = "http://127.0.0.1:8080"
+OLD, NEW = "orgplane-instance:old", "orgplane-instance:new"
+
+
+async def _seed(db_url: str) -> None:
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    async with AsyncSession(engine, expire_on_commit=False) as db:
+        await create_user(db, email="ops@example.com", password=PASSWORD, is_platform_admin=True)
+        for n in range(4):
+            org = Org(slug=f"fleet-{n}", name=f"Fleet {n}", plan="team")
+            db.add(org)
+            await db.flush()
+            db.add(Instance(org_id=org.id, provisioner="local", image=OLD))
+        await db.commit()
+    await engine.dispose()
+
+
+@pytest.fixture
+def plane(
+    settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[TestClient[Any]]:
+    asyncio.run(_seed(database_url))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with TestClient(create_app(settings), base_url=URL) as client:
+        fake = SimpleNamespace(Client=lambda **_: client, TransportError=httpx.TransportError)
+        monkeypatch.setattr(cli_session, "httpx", fake)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+        assert main(["login", "--url", URL, "--email", "ops@example.com", "--password-stdin"]) == 0
+        yield client
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_versions_and_rollouts_from_the_cli(
+    plane: TestClient[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "versions", "add", "old", OLD)[0] == 0
+    code, out, _ = run(capsys, "versions", "add", "new", NEW, "--notes", "faster")
+    assert (code, out.startswith("registered new")) == (0, True)
+    code, _, err = run(capsys, "versions", "add", "evil", "evil.example/x:1")
+    assert code == 1
+    assert "allow-list" in err
+    listed = run(capsys, "versions", "list")[1]
+    assert "old" in listed
+    assert "4 orgs" in listed
+    assert "faster" in listed
+    assert "4 orgs" in run(capsys, "versions", "fleet")[1]
+    assert run(capsys, "versions", "org", "fleet-1")[1].startswith("old  orgplane-instance:old")
+
+    code, _, err = run(capsys, "rollouts", "create", "--to", "nope")
+    assert (code, "No version 'nope'" in err) == (1, True)
+    code, _, err = run(capsys, "rollouts", "create", "--to", "new", "--waves", "50%,10%")
+    assert (code, "cumulative" in err) == (1, True)
+    code, out, _ = run(
+        capsys,
+        "rollouts",
+        "create",
+        "--to",
+        "new",
+        "--from",
+        "old",
+        "--orgs",
+        "fleet-0,fleet-2",
+        "--waves",
+        "1,100%",
+    )
+    assert code == 0
+    rollout_id = out.split()[0]
+    assert "2 queued" in out
+    shown = run(capsys, "rollouts", "show", rollout_id)[1]
+    assert "fleet-0" in shown
+    assert "fleet-2" in shown
+    assert "fleet-1" not in shown
+    assert "paused" in run(capsys, "rollouts", "pause", rollout_id, "--reason", "wait")[1]
+    assert "running" in run(capsys, "rollouts", "resume", rollout_id)[1]
+    assert "rolling_back" in run(capsys, "rollouts", "rollback", rollout_id)[1]
+    code, _, err = run(capsys, "rollouts", "pause", rollout_id)
+    assert (code, "cannot pause" in err) == (1, True)
+    assert rollout_id in run(capsys, "rollouts", "list")[1]
