@@ -4,30 +4,23 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.app import create_app
-from control_plane.cli import session as cli_session
-from control_plane.cli.main import main
 from control_plane.db.models import Instance, Org
 from control_plane.identity.users import create_user
 from control_plane.settings import Settings
 from tests.support.api import PASSWORD
+from tests.support.cli import logged_in_cli, run
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])
-URL = "http://127.0.0.1:8080"
 OLD, NEW = "orgplane-instance:old", "orgplane-instance:new"
 
 
@@ -48,22 +41,10 @@ async def _seed(db_url: str) -> None:
 def plane(
     settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[TestClient[Any]]:
+    """The app, seeded, and the CLI's HTTP client pointed at it; the CLI logged in."""
     asyncio.run(_seed(database_url))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    with TestClient(create_app(settings), base_url=URL) as client:
-        fake = SimpleNamespace(Client=lambda **_: client, TransportError=httpx.TransportError)
-        monkeypatch.setattr(cli_session, "httpx", fake)
-        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
-        assert main(["login", "--url", URL, "--email", "ops@example.com", "--password-stdin"]) == 0
+    with logged_in_cli(settings, monkeypatch, tmp_path, "ops@example.com") as client:
         yield client
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def test_versions_and_rollouts_from_the_cli(
