@@ -16,6 +16,7 @@ from control_plane.db.models import AuditEvent, Instance
 from control_plane.errors import BadRequest
 from control_plane.fleet.plan import wave_sizes
 from control_plane.fleet.windows import in_window
+from control_plane.metrics import fleet_families
 from tests.support.api import assert_problem, direct_db
 from tests.support.orgs import make_org, user
 
@@ -198,6 +199,13 @@ async def test_a_rollout_is_planned_in_waves_with_skips_visible(
     assert sorted(waves) == [0] + [1] * 4 + [2] * 4  # 1, then up to ceil(4.5) = 5, then all 9
     skipped = [o for o in detail["orgs"] if o["state"] == "skipped"]
     assert [(o["slug"], o["reason"]) for o in skipped] == [("org0", f"pinned to {V1}")]
+    async with direct_db(client) as db:
+        families = await fleet_families(db, heartbeat_interval=10)
+    (progress,) = [f for f in families if f.name == "orgplane_rollout_orgs"]
+    assert {(s.labels["rollout_state"], s.labels["state"]): s.value for s in progress.samples} == {
+        ("running", "queued"): 9,
+        ("running", "skipped"): 1,
+    }
     again = await client.post("/api/v1/rollouts", headers=admin, json=body)
     assert_problem(again, 409, "rollout_active")
     assert_problem(
