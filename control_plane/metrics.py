@@ -7,8 +7,9 @@ Two kinds of series:
   build apps side by side). Under ``orgplane serve --workers N`` the CLI sets
   ``PROMETHEUS_MULTIPROC_DIR`` and prometheus-client writes every value to files there; a scrape
   answered by any worker then sums all workers (:func:`exposition`).
-* **Fleet series** (orgs by phase and version, heartbeat lag, rollout progress) describe the database, which every
-  replica shares, so they are read at scrape time and never stored in a process.
+* **Fleet series** (orgs by phase and version, heartbeat lag, rollout progress) describe the
+  database, which every replica shares, so they are read at scrape time and never stored in a
+  process.
 
 Labels are bounded: HTTP series carry the route *template* (``/api/v1/orgs/{org_id}``), never
 a raw path, and no org or user id; token refusals carry the OAuth error code.
