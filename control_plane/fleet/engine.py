@@ -44,6 +44,8 @@ log = structlog.get_logger("orgplane.rollouts")
 
 ACTIVE = ("running", "paused", "rolling_back")
 WINDOW_WAIT = "waiting for its maintenance window"
+#: Phases of an org that is not meant to run now: a rollout skips it (visibly).
+ASLEEP = ("stopping", "stopped", "hibernated", "deleting", "deleted")
 
 
 async def claim_rollout(db: AsyncSession, *, rollout_id: str, owner: str, seconds: float) -> bool:
@@ -184,8 +186,9 @@ async def _step(runtime: Runtime, db: AsyncSession, rollout_id: str) -> bool:
 async def _due_starts(
     db: AsyncSession, rollout: Rollout, rows: list[RolloutOrg], wave: list[RolloutOrg]
 ) -> list[int]:
-    """The queued orgs of the wave to start now: within the concurrency cap, inside their
-    maintenance window; an org pinned or not running meanwhile is skipped, visibly."""
+    """The queued orgs of the wave to start now: within the concurrency cap, running, inside
+    their maintenance window; an org pinned, stopped, suspended or hibernated meanwhile is
+    skipped, visibly (a starting or unhealthy one waits)."""
     slots = rollout.max_concurrent - sum(row.state in IN_FLIGHT for row in rows)
     starts: list[int] = []
     now = utcnow()
@@ -200,18 +203,24 @@ async def _due_starts(
             skip = "deleted"
         elif instance.pinned_image:
             skip = f"pinned to {instance.pinned_image}"
-        elif org.phase != "running":
-            skip = f"not running ({org.phase})"
+        elif org.phase in ASLEEP or org.suspended or org.desired_state != "running":
+            skip = f"not running ({'suspended' if org.suspended else org.phase})"
         if skip:
             row.state, row.reason, row.finished_at = "skipped", skip, now
             db.add(row)
             note(db, rollout, row, "skipped", skip)
             continue
-        if not in_window(await db.get(MaintenanceWindow, row.org_id), now):
-            if row.reason != WINDOW_WAIT:
-                row.reason = WINDOW_WAIT
+        assert org is not None
+        wait = ""
+        if org.phase != "running":  # starting, unhealthy, ...: it may be running soon
+            wait = f"waiting for the org to run (it is {org.phase})"
+        elif not in_window(await db.get(MaintenanceWindow, row.org_id), now):
+            wait = WINDOW_WAIT
+        if wait:
+            if row.reason != wait:
+                row.reason = wait
                 db.add(row)
-                note(db, rollout, row, "waiting", WINDOW_WAIT)
+                note(db, rollout, row, "waiting", wait)
             continue
         assert row.id is not None
         starts.append(row.id)

@@ -170,8 +170,8 @@ async def test_rollouts_over_20_docker_orgs(start: Any, docker_world: dict[str, 
         done = await wait_rollout(
             live, good["id"], lambda r: r["state"] == "finished", "v2 everywhere", timeout=600
         )
-        assert done["counts"] == {"upgraded": ORGS}
         detail = await rollout(live, good["id"])
+        assert done["counts"] == {"upgraded": ORGS}, [o for o in detail["orgs"] if o["reason"]]
         assert sorted(o["wave"] for o in detail["orgs"]) == [0] + [1] * 4 + [2] * 15
         for slug in slugs:
             assert (await org_version(live, slug))["reported_version"] == "v2"
