@@ -8,6 +8,7 @@ wrong state 409 ``rollout_state``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -85,8 +86,8 @@ class RolloutOut(msgspec.Struct):
     failure_threshold: float
     on_older_schema: str
     counts: dict[str, int]
-    created_at: str
-    finished_at: str | None
+    created_at: datetime
+    finished_at: datetime | None
     orgs: list[RolloutOrgOut] | None = None
 
 
@@ -127,8 +128,8 @@ async def _out(db: DB, rollout: Rollout, *, with_orgs: bool) -> RolloutOut:
         failure_threshold=rollout.failure_threshold,
         on_older_schema=rollout.on_older_schema,
         counts=counts,
-        created_at=rollout.created_at.isoformat(),
-        finished_at=rollout.finished_at.isoformat() if rollout.finished_at else None,
+        created_at=rollout.created_at,
+        finished_at=rollout.finished_at,
         orgs=orgs,
     )
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -50,7 +51,7 @@ class VersionOut(msgspec.Struct):
     digest: str
     notes: str
     schema_version: int
-    created_at: str
+    created_at: datetime
     orgs: int
 
 
@@ -86,7 +87,7 @@ def _out(row: InstanceVersion, orgs: int) -> VersionOut:
         digest=row.digest,
         notes=row.notes,
         schema_version=row.schema_version,
-        created_at=row.created_at.isoformat(),
+        created_at=row.created_at,
         orgs=orgs,
     )
 
