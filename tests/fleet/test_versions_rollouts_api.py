@@ -19,6 +19,7 @@ from control_plane.fleet.windows import in_window
 from control_plane.metrics import fleet_families
 from tests.support.api import assert_problem, direct_db
 from tests.support.orgs import make_org, user
+from tests.ui.forms import ui_login
 
 V1 = "orgplane-instance:1.0"
 V2 = "orgplane-instance:2.0"
@@ -226,6 +227,10 @@ async def test_a_rollout_is_planned_in_waves_with_skips_visible(
     )
     timeline = (await client.get("/api/v1/orgs/org0/instance", headers=admin)).json()["events"]
     assert any(e["kind"] == "rollout.skipped" for e in timeline)
+    await ui_login(client, "root@example.com")
+    page = (await client.get("/ui/orgs/org0")).text
+    assert f'id="image">{V1} <span class="muted">(pinned; rollouts skip it)' in page
+    assert f'id="image">{V1}</dd>' in (await client.get("/ui/orgs/org1")).text
 
 
 def test_wave_sizes_are_cumulative() -> None:
