@@ -231,6 +231,11 @@ async def test_a_rollout_is_planned_in_waves_with_skips_visible(
     page = (await client.get("/ui/orgs/org0")).text
     assert f'id="image">{V1} <span class="muted">(pinned; rollouts skip it)' in page
     assert f'id="image">{V1}</dd>' in (await client.get("/ui/orgs/org1")).text
+    dashboard = (await client.get("/ui/")).text
+    attention = dashboard.split('id="attention"')[1].split("</section>")[0]
+    assert "Paused rollouts" in attention
+    assert rollout["id"] in attention
+    assert "lunch" in attention
 
 
 def test_wave_sizes_are_cumulative() -> None:
