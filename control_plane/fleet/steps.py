@@ -17,6 +17,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
+from sqlalchemy import or_, update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
@@ -78,17 +80,39 @@ async def runs(db: AsyncSession, org_id: str, image: str) -> bool:
     return not name or instance.version == name
 
 
+async def _claim_start(db: AsyncSession, row_id: int, *, seconds: float) -> bool:
+    """Mark a queued org started, unless another replica started it within ``seconds`` (a
+    start that died mid-backup leaves the org queued; it is started again after that). The
+    database's row count decides. Commits."""
+    now = utcnow()
+    result = await db.exec(
+        update(RolloutOrg)
+        .where(
+            col(RolloutOrg.id) == row_id,
+            col(RolloutOrg.state) == "queued",
+            or_(
+                col(RolloutOrg.started_at).is_(None),
+                col(RolloutOrg.started_at) < now - timedelta(seconds=seconds),
+            ),
+        )
+        .values(started_at=now)
+    )
+    await db.commit()
+    return bool(result.rowcount == 1)
+
+
 async def start_upgrade(
     runtime: Runtime, rollout: Rollout, row_id: int, to: InstanceVersion
 ) -> None:
     """Back the org up, then move it to ``to`` (its own transaction). A failed backup fails
     the org's upgrade with nothing changed."""
     async with runtime.sessions() as db:
+        if not await _claim_start(db, row_id, seconds=runtime.settings.provisioning.lease_seconds):
+            return
         row = await db.get(RolloutOrg, row_id)
         org = await db.get(Org, row.org_id) if row is not None else None
-        if row is None or org is None or row.state != "queued":
+        if row is None or org is None:
             return
-        row.started_at = utcnow()
         try:
             backup = await take_backup(
                 runtime, db, org=org, kind="pre_upgrade", created_by=f"rollout:{rollout.id}"

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Instance, utcnow
 from control_plane.fleet.engine import claim_rollout, drive_rollouts
+from control_plane.fleet.steps import _claim_start
 from tests.support.api import direct_db, runtime_of
 from tests.support.orgs import make_org
 
@@ -72,4 +73,12 @@ async def test_a_rollout_is_stepped_only_under_its_lease(
         row = await db.get(Rollout, rollout_id)
         assert row is not None
         assert (row.lease_owner, row.state) == ("", "running")
+        # Two replicas starting one org: the first start wins until it is stale.
+        first = (
+            await db.exec(select(RolloutOrg.id).where(col(RolloutOrg.rollout_id) == rollout_id))
+        ).first()
+        assert first is not None
+        assert await _claim_start(db, first, seconds=60)
+        assert not await _claim_start(db, first, seconds=60)
+        assert await _claim_start(db, first, seconds=0)  # a start that died is taken over
     await engine.dispose()
