@@ -369,6 +369,13 @@ class RoutingSettings(_Group):
         description="URL Traefik reaches the control plane at to wake hibernated orgs (the "
         "`orgplane-wake` service); empty means the fallback URL.",
     )
+    proxy_url: str = Field(
+        "",
+        description="URL the control plane reaches Traefik's entry point at (for example "
+        "`http://traefik`): before a hibernating org's instance stops, a probe for its host "
+        "through Traefik confirms its requests go to the wake endpoint. Empty: the stop waits "
+        "2.5 s after Traefik fetched that route, which a heavily loaded host can outlast.",
+    )
     reserved_slugs: list[str] = Field(
         default_factory=list,
         description="More org slugs the platform keeps for itself, as a JSON list (besides the "
@@ -562,7 +569,7 @@ def render_docs() -> str:
     for cls in GROUP_CLASSES:
         lines += [f"## {cls.__doc__}", "", "| variable | default | meaning |", "|---|---|---|"]
         for name, field in cls.model_fields.items():
-            default = field.default
+            default = field.get_default(call_default_factory=True)
             if isinstance(default, SecretStr):
                 default = ""
             shown = f"`{default}`" if default not in ("", None) else "(empty)"

