@@ -3,8 +3,11 @@
 Instance versions and staged rollouts (control_plane/fleet, docs/rollouts.md). Existing orgs
 get no assigned image, so nothing they run changes.
 
+It follows 0011_org_search (merged first, itself after 0008): a database already at 0011 takes
+this one next.
+
 Revision ID: 0009_fleet_rollouts
-Revises: 0008_personal_tokens
+Revises: 0011_org_search
 """
 
 from collections.abc import Sequence
@@ -14,7 +17,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0009_fleet_rollouts"
-down_revision: str | None = "0008_personal_tokens"
+down_revision: str | None = "0011_org_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
