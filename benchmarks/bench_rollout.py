@@ -10,7 +10,9 @@ org in waves ``BENCH_ROLLOUT_WAVES`` (default ``1,5%,25%,100%``) at most
 ``BENCH_ROLLOUT_CONCURRENCY`` (default 8) at a time. Each org's upgrade is a pre-upgrade backup
 through its instance's API, a restart on the new version and the health gate (its heartbeat
 reporting ``v2``). The rollout is polled every 0.25 s: a wave's time runs from the previous
-wave's end (or the rollout's creation) to the poll that first shows the next wave.
+wave's end (or the rollout's creation) to the poll that first shows the next wave. Also the
+distribution of one org's upgrade, from its start (the backup) to passing the gate, as the
+rollout's rows record it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import os
 import socket
 import time
+from datetime import datetime
 
 import httpx
 
@@ -96,6 +99,13 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
         if state != "finished":
             raise RuntimeError(f"the rollout ended {state}: {got['reason']} {got['counts']}")
         sizes = [sum(o["wave"] == n for o in got["orgs"]) for n in range(waves)]
+        upgrades = [
+            (
+                datetime.fromisoformat(o["finished_at"]) - datetime.fromisoformat(o["started_at"])
+            ).total_seconds()
+            for o in got["orgs"]
+            if o["state"] == "upgraded"
+        ]
     results = []
     previous = started
     for n, (end, size) in enumerate(zip(ends, sizes, strict=True)):
@@ -122,6 +132,9 @@ async def _drive(settings: Settings, sockets: list[socket.socket], backend: str)
         )
     )
     results.append(Result(f"local: {ORGS} orgs, pace", ORGS / total * 60, "orgs/min"))
+    results.append(
+        Result.distribution("local: one org's upgrade (backup, restart, gate)", upgrades, "s")
+    )
     return results
 
 

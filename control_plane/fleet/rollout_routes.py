@@ -69,6 +69,8 @@ class RolloutOrgOut(msgspec.Struct):
     reason: str
     from_image: str
     backup_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 class RolloutOut(msgspec.Struct):
@@ -109,7 +111,15 @@ async def _out(db: DB, rollout: Rollout, *, with_orgs: bool) -> RolloutOut:
         )
         orgs = [
             RolloutOrgOut(
-                r.org_id, slug, r.wave, r.state, r.reason, r.from_image, r.backup_id or None
+                org_id=r.org_id,
+                slug=slug,
+                wave=r.wave,
+                state=r.state,
+                reason=r.reason,
+                from_image=r.from_image,
+                backup_id=r.backup_id or None,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
             )
             for r, slug in (await db.exec(query)).all()
         ]

@@ -1,10 +1,10 @@
 """The reconciler loop every control-plane replica runs.
 
-A pass (1) finalises orgs whose deletion window has passed and takes a step of every staged
-rollout it can lease (``control_plane.fleet.engine``), (2) lists what the backend runs, in
+A pass (1) finalises orgs whose deletion window has passed, (2) lists what the backend runs, in
 one call, (3) picks the orgs that need work — changed since last observed, not in a steady
 phase, missing heartbeats, or drifted from what the backend reports — and reconciles each under
-a lease, several at once, and (4) removes backend objects labelled as ours whose org is gone
+a lease, several at once, then takes a step of every staged rollout it can lease
+(``control_plane.fleet.engine``), and (4) removes backend objects labelled as ours whose org is gone
 after a grace period. Work is proportional to what changed, not to the number of orgs.
 """
 
@@ -110,15 +110,11 @@ class Reconciler:
             await finalize_due_deletions(db)
             await db.commit()
         await self._housekeeping()
-        try:
-            if await drive_rollouts(self.ctx.runtime):
-                self.wake()
-        except Exception as exc:
-            log_job_failure("rollouts step failed", exc)
         if not full:
             org_ids, _ = await self._candidates(None)
             report.selected = len(org_ids)
             await self._reconcile_all(org_ids, None, report)
+            await self._rollouts()
             return report
         listed_at = utcnow()
         try:
@@ -131,6 +127,7 @@ class Reconciler:
         org_ids, known = await self._candidates(observed)
         report.selected = len(org_ids)
         await self._reconcile_all(org_ids, observed, report)
+        await self._rollouts()
         try:  # after the orgs: a new org never waits for spares to start
             await self.pool.maintain(observed=observed, listed_at=listed_at)
         except Exception as exc:
@@ -138,6 +135,15 @@ class Reconciler:
         if observed is not None:
             await self._remove_orphans(observed, known, report)
         return report
+
+    async def _rollouts(self) -> None:
+        """A step of every staged rollout this replica can lease, after the orgs (so an org this
+        pass saw running passes its gate now); a step that moved an org starts the next pass."""
+        try:
+            if await drive_rollouts(self.ctx.runtime):
+                self.wake()
+        except Exception as exc:
+            log_job_failure("rollouts step failed", exc)
 
     async def _reconcile_all(
         self, org_ids: list[str], observed: dict[str, InstanceStatus] | None, report: PassReport
