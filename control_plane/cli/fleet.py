@@ -52,6 +52,16 @@ def cmd_versions_org(args: argparse.Namespace) -> None:
     print(f"{body['version'] or '-'}  {body['image']}  reported {body['reported_version']}{pinned}")
 
 
+def cmd_versions_pin(args: argparse.Namespace) -> None:
+    """Pin an org to a version (a redeploy with its image; rollouts skip the org), or unpin."""
+    api = Api()
+    body: dict[str, Any] = {"action": "redeploy"}
+    if args.version:
+        body["image"] = api.call("GET", f"/api/v1/versions/{args.version}")["image"]
+    api.call("POST", f"/api/v1/orgs/{args.org}/instance/actions", json=body)
+    print(f"{args.org} pinned to {args.version}" if args.version else f"{args.org} unpinned")
+
+
 def _target(args: argparse.Namespace) -> dict[str, Any]:
     if args.plan:
         return {"kind": "plan", "plan": args.plan}
@@ -130,6 +140,13 @@ def register(sub: Any) -> None:
     org = vcmd.add_parser("org", help="the version an org runs")
     org.add_argument("org")
     org.set_defaults(func=one_at_a_time(cmd_versions_org))
+    pin = vcmd.add_parser("pin", help="pin an org to a version (rollouts skip it)")
+    pin.add_argument("org")
+    pin.add_argument("version")
+    pin.set_defaults(func=one_at_a_time(cmd_versions_pin))
+    unpin = vcmd.add_parser("unpin", help="let rollouts move the org again")
+    unpin.add_argument("org")
+    unpin.set_defaults(func=one_at_a_time(cmd_versions_pin), version="")
 
     rollouts = sub.add_parser("rollouts", help="staged rollouts (platform admins)")
     rcmd = rollouts.add_subparsers(dest="rollouts_command", required=True, metavar="COMMAND")

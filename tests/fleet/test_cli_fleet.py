@@ -63,6 +63,10 @@ def test_versions_and_rollouts_from_the_cli(
     assert "4 orgs" in run(capsys, "versions", "fleet")[1]
     assert run(capsys, "versions", "org", "fleet-1")[1].startswith("old  orgplane-instance:old")
 
+    assert run(capsys, "versions", "pin", "fleet-3", "old")[1].strip() == "fleet-3 pinned to old"
+    assert "(pinned to orgplane-instance:old)" in run(capsys, "versions", "org", "fleet-3")[1]
+    code, _, err = run(capsys, "versions", "pin", "fleet-3", "nope")
+    assert (code, "No such instance version" in err) == (1, True)
     code, _, err = run(capsys, "rollouts", "create", "--to", "nope")
     assert (code, "No version 'nope'" in err) == (1, True)
     code, _, err = run(capsys, "rollouts", "create", "--to", "new", "--waves", "50%,10%")
@@ -76,20 +80,24 @@ def test_versions_and_rollouts_from_the_cli(
         "--from",
         "old",
         "--orgs",
-        "fleet-0,fleet-2",
+        "fleet-0,fleet-2,fleet-3",
         "--waves",
         "1,100%",
     )
     assert code == 0
     rollout_id = out.split()[0]
     assert "2 queued" in out
+    assert "1 skipped" in out
     shown = run(capsys, "rollouts", "show", rollout_id)[1]
     assert "fleet-0" in shown
     assert "fleet-2" in shown
     assert "fleet-1" not in shown
+    assert "pinned to orgplane-instance:old" in shown  # fleet-3, visibly skipped
     assert "paused" in run(capsys, "rollouts", "pause", rollout_id, "--reason", "wait")[1]
     assert "running" in run(capsys, "rollouts", "resume", rollout_id)[1]
     assert "rolling_back" in run(capsys, "rollouts", "rollback", rollout_id)[1]
     code, _, err = run(capsys, "rollouts", "pause", rollout_id)
     assert (code, "cannot pause" in err) == (1, True)
     assert rollout_id in run(capsys, "rollouts", "list")[1]
+    assert run(capsys, "versions", "unpin", "fleet-3")[1].strip() == "fleet-3 unpinned"
+    assert "(pinned" not in run(capsys, "versions", "org", "fleet-3")[1]
