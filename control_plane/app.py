@@ -61,6 +61,9 @@ from control_plane.ui import ui_setup
 from control_plane.usage.routes import ROUTES as USAGE_ROUTES
 from control_plane.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from control_plane.webhooks.worker import webhook_worker
+from control_plane.wording import ROUTES as WORD_ROUTES
+from control_plane.wording import describe_operations, reworded_schemes
+from control_plane.words import tenant_words
 from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
 from org_instance.ws_refusals import NoWebSockets
 
@@ -149,6 +152,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(fmt=settings.server.log_format, level=settings.server.log_level)
     ui = ui_setup(settings)
+    words = tenant_words(settings)
+    schemes = openapi_components()
+    schemes.security_schemes = reworded_schemes(schemes.security_schemes or {}, words)
     app = Litestar(
         route_handlers=[
             healthz,
@@ -175,6 +181,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *VERSION_ROUTES,
             *ROLLOUT_ROUTES,
             *WINDOW_ROUTES,
+            *WORD_ROUTES,
             *ui.route_handlers,
         ],
         template_config=ui.template_config,
@@ -192,17 +199,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="orgplane control plane",
+            description=f"{words.plural}, their members, instances and tokens. API paths and "
+            "field names say `org` (`/api/v1/orgs`, `org_id`) whatever the platform calls them.",
             version=__version__,
             path="/api/schema",
             render_plugins=[ScalarRenderPlugin()],
-            components=openapi_components(),
+            components=schemes,
         ),
         logging_config=None,
         debug=False,
     )
     app.state.metrics = ControlPlaneMetrics()
     document_errors_and_security(app.routes)
+    describe_operations(app.routes, words)
     # Before routing and the error handlers, which build ``request.url`` from the Host; nosniff
     # around everything, so answers made before routing (400 invalid_host, 404, 405) carry it.
-    app.asgi_handler = NoSniffMiddleware(HostSyntaxCheck(NoWebSockets(app.asgi_handler)))
+    inner: Any = NoWebSockets(app.asgi_handler)
+    if settings.routing.embedded_routing:  # `orgplane up`: this port also answers org hosts
+        from control_plane.routing.embedded import EmbeddedRouter
+
+        router = EmbeddedRouter(inner, litestar=app, settings=settings)
+        app.on_shutdown.append(router.aclose)
+        inner = router
+    app.asgi_handler = NoSniffMiddleware(HostSyntaxCheck(inner))
     return app

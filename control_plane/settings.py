@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -382,6 +382,13 @@ class RoutingSettings(_Group):
         "built-in names and every label of its own hosts: public, fallback, wake, instance "
         "URLs).",
     )
+    embedded_routing: bool = Field(
+        False,
+        description="Embedded mode only (`orgplane up` turns it on): the control plane's own "
+        "port also answers `{slug}.{base_domain}:port` by proxying to that org's local "
+        "instance, as Traefik does in production, and the UI's org URLs use that port. "
+        "Refused in production mode.",
+    )
     wake_hold_timeout: float = Field(
         30.0,
         description="Seconds the wake endpoint holds an API request to a waking org before it "
@@ -488,6 +495,35 @@ class MailSettings(_Group):
         return bool(self.smtp_host)
 
 
+_WORD = r"^[^\x00-\x1f<>&\"`]*$"  # plain words: no control characters, markup or backticks
+
+
+def _word(default: str, description: str, *, required: bool = True) -> Any:
+    """A field holding the platform's word for something (1-40 plain characters)."""
+    return Field(
+        default, min_length=int(required), max_length=40, pattern=_WORD, description=description
+    )
+
+
+class TenantSettings(_Group):
+    """The platform's word for the tenant unit: UI, emails, CLI output, API descriptions."""
+
+    # API paths and field names keep `org` (`/api/v1/orgs`, `org_id`) whatever the word.
+
+    tenant_singular: str = _word(
+        "Organization", "Singular, capitalised as at the start of a sentence (`Workspace`)."
+    )
+    tenant_plural: str = _word(
+        "Organizations", "Plural, capitalised as at the start of a sentence (`Workspaces`)."
+    )
+    tenant_placeholder: str = _word(
+        "", "Placeholder of the create form's name field; empty: `<singular> name`.", required=False
+    )
+    tenant_column: str = _word(
+        "", "Header of the column naming the tenant in tables; empty: the singular.", required=False
+    )
+
+
 class Settings:
     """All settings groups, read once from the environment."""
 
@@ -504,6 +540,9 @@ class Settings:
         self.fleet = FleetSettings()
 
         self.mail = MailSettings()
+        self.tenant = TenantSettings()
+        if self.routing.embedded_routing and self.server.mode != "embedded":
+            raise ValueError("ORGPLANE_EMBEDDED_ROUTING is for embedded mode only")
 
     @property
     def groups(self) -> dict[str, BaseSettings]:
@@ -520,6 +559,7 @@ class Settings:
             "backup": self.backup,
             "fleet": self.fleet,
             "mail": self.mail,
+            "tenant": self.tenant,
         }
 
     @property
@@ -554,6 +594,7 @@ GROUP_CLASSES: tuple[type[_Group], ...] = (
     BackupSettings,
     FleetSettings,
     MailSettings,
+    TenantSettings,
 )
 
 

@@ -11,18 +11,19 @@ from control_plane.cli.main import CliError
 from control_plane.cli.session import EXPIRED_LOGIN, ControlPlane, access_token, one_at_a_time
 
 
-def _answer(answer: Any, slug: str, url: str) -> dict[str, Any]:
+def _answer(answer: Any, slug: str, session: Session) -> dict[str, Any]:
     if answer.status_code == 401:
-        raise CliError(EXPIRED_LOGIN.format(url=url))
+        raise CliError(EXPIRED_LOGIN.format(url=session.url))
     if answer.status_code == 404:
-        raise CliError(f"unknown org or no access: {slug}")
+        raise CliError(f"unknown {session.tenant.one} or no access: {slug}")
     try:
         body = answer.json()
     except ValueError:
         body = {}
     if answer.status_code != 200 or not isinstance(body, dict):
         detail = body.get("detail") if isinstance(body, dict) else None
-        raise CliError(f"cannot change {slug}: {detail or f'HTTP {answer.status_code}'}")
+        reason = session.tenant.reword(str(detail)) if detail else f"HTTP {answer.status_code}"
+        raise CliError(f"cannot change {slug}: {reason}")
     return body
 
 
@@ -41,7 +42,7 @@ def cmd_access_approval(args: argparse.Namespace) -> None:
             headers=headers,
             json={"required": args.state == "on"},
         )
-    body = _answer(answer, slug, session.url)
+    body = _answer(answer, slug, session)
     state = "on" if body.get("require_access_approval") else "off"
     print(f"{slug}: staff need an approved access request: {state}")
 

@@ -14,10 +14,11 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from control_plane.cli.main import CliError
+from control_plane.words import TenantWords
 
 
 def credentials_path() -> Path:
@@ -38,6 +39,17 @@ class Session:
     current_org: str | None = None
     org_token: str = ""
     org_token_expires_at: float = 0.0
+    #: The platform's word for an org (``GET /api/v1/platform/words`` at login); empty: default.
+    words: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tenant(self) -> TenantWords:
+        """How the CLI names an org in what it prints."""
+        known = {k: v for k, v in self.words.items() if k in TenantWords.__dataclass_fields__}
+        try:
+            return TenantWords(**known)
+        except TypeError:
+            return TenantWords()
 
     @classmethod
     def load(cls) -> Session:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from control_plane.cli.session import one_at_a_time
-from control_plane.cli.tokens import _Api as Api
+from control_plane.cli.tokens import UserApi as Api
 
 
 def _waves(text: str) -> list[int | str]:

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "control_plane.cli.keys",
     "control_plane.cli.session",
     "control_plane.cli.tokens",
+    "control_plane.cli.runners",
     "control_plane.cli.approval",
     "control_plane.cli.instance",
     "control_plane.cli.contract",

@@ -107,6 +107,11 @@ def cmd_up(_: argparse.Namespace) -> None:
     """Embedded mode: migrate, make sure an admin exists, print how to log in, serve."""
     from control_plane.cli.admin import ensure_embedded_admin
 
+    if os.environ.get("ORGPLANE_MODE", "embedded") != "embedded":
+        raise SystemExit("orgplane up runs the embedded mode; use `orgplane serve` in production")
+    # No Traefik here: the control plane's own port answers the orgs' hosts.
+    os.environ.setdefault("ORGPLANE_EMBEDDED_ROUTING", "true")
+    get_settings.cache_clear()
     settings = get_settings()
     if settings.server.mode != "embedded":
         raise SystemExit("orgplane up runs the embedded mode; use `orgplane serve` in production")
@@ -121,5 +126,8 @@ def cmd_up(_: argparse.Namespace) -> None:
         print(f"Log in as {email} with the password in ORGPLANE_ADMIN_PASSWORD.")
     else:
         print(f"Log in as {email} (the admin exists already).")
+    if settings.routing.embedded_routing:
+        origin = f"http://{{slug}}.{settings.provisioning.base_domain}:{settings.server.port}"
+        print(f"Orgs are reached at {origin}/ (this same port)")
     print(f"API docs: {url}/api/schema\n", flush=True)
     _run_server()

@@ -63,6 +63,26 @@ class ControlPlane:
         return answer.status_code, _json(answer)
 
 
+def platform_words(plane: ControlPlane) -> dict[str, str]:
+    """The platform's word for an org; {} (the default words) from a control plane without it."""
+    answer = plane.call("GET", "/api/v1/platform/words")
+    if answer.status_code != 200:
+        return {}
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {k: v for k, v in body.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def no_current_org(session: Session) -> CliError:
+    """The error of a command that needs a current org."""
+    one = session.tenant.one
+    return CliError(f"no current {one}; run `orgplane switch SLUG` first")
+
+
 def _json(answer: httpx.Response) -> dict[str, Any]:
     try:
         body = answer.json()
@@ -104,14 +124,15 @@ def _exchange(session: Session, plane: ControlPlane, slug: str) -> dict[str, Any
     error, detail = body.get("error"), body.get("error_description", "")
     if error == "invalid_target":
         if detail.startswith("No such org"):
-            raise CliError(f"unknown org or no access: {slug}")
-        raise CliError(f"cannot enter {slug}: {detail}")
+            raise CliError(f"unknown {session.tenant.one} or no access: {slug}")
+        raise CliError(f"cannot enter {slug}: {session.tenant.reword(detail)}")
     if error == "invalid_request" and "subject_token" in detail:
         # The access token was refused (user disabled, key retired early): log in again.
         session.access_token, session.access_expires_at = "", 0.0
         session.save()
         raise CliError(EXPIRED_LOGIN.format(url=session.url))
-    raise CliError(f"switching to {slug} failed: {detail or error or status}")
+    reason = session.tenant.reword(str(detail or error or status))
+    raise CliError(f"switching to {slug} failed: {reason}")
 
 
 def org_token(session: Session, plane: ControlPlane, slug: str) -> str:
@@ -155,6 +176,7 @@ def cmd_login(args: argparse.Namespace) -> None:
         refresh_token=body["refresh_token"],
         access_token=body["access_token"],
         access_expires_at=time.time() + int(body["expires_in"]),
+        words=platform_words(plane),
     ).save()
     print(f"logged in to {plane.url} as {email.strip().lower()}")
 
@@ -167,14 +189,14 @@ def cmd_orgs(_: argparse.Namespace) -> None:
     answer = plane.call("GET", "/api/v1/me/orgs", headers=headers)
     if answer.status_code == 404:
         raise CliError(
-            "this control plane does not list orgs (GET /api/v1/me/orgs is "
+            f"this control plane does not list {session.tenant.many} (GET /api/v1/me/orgs is "
             "missing); use `orgplane switch SLUG` with a slug you know"
         )
     if answer.status_code == 401:
         raise CliError(EXPIRED_LOGIN.format(url=session.url))
     items = _json(answer).get("items", [])
     if not items:
-        print("you belong to no org yet")
+        print(f"you belong to no {session.tenant.one} yet")
     for org in items:
         mark = "*" if org.get("slug") == session.current_org else " "
         state = " (suspended)" if org.get("suspended") else ""
@@ -197,7 +219,7 @@ def cmd_token(_: argparse.Namespace) -> None:
     """Print a valid org token for the current org."""
     session = Session.load()
     if not session.current_org:
-        raise CliError("no current org; run `orgplane switch SLUG` first")
+        raise no_current_org(session)
     print(org_token(session, ControlPlane(session.url), session.current_org))
 
 
@@ -213,7 +235,7 @@ def cmd_whoami(_: argparse.Namespace) -> None:
     me = _json(answer)
     staff = " (platform admin)" if me.get("is_platform_admin") else ""
     print(f"{me.get('email')}{staff} at {session.url}")
-    print(f"current org: {session.current_org or '(none)'}")
+    print(f"current {session.tenant.one}: {session.current_org or '(none)'}")
 
 
 def cmd_logout(_: argparse.Namespace) -> None:

@@ -21,7 +21,7 @@ TOKENS = "/api/v1/me/tokens"
 DEFAULT_SCOPES = ("org:read", "org:write")
 
 
-class _Api:
+class UserApi:
     """The logged-in user's calls to the control plane, with its failures as CLI errors."""
 
     def __init__(self) -> None:
@@ -36,7 +36,9 @@ class _Api:
         body = answer.json() if answer.content else {}
         if answer.status_code >= 400:
             detail = body.get("detail") if isinstance(body, dict) else None
-            raise CliError(detail or f"the control plane answered HTTP {answer.status_code}")
+            if detail:
+                raise CliError(self.session.tenant.reword(str(detail)))
+            raise CliError(f"the control plane answered HTTP {answer.status_code}")
         return body
 
     def my_orgs(self) -> list[dict[str, Any]]:
@@ -44,22 +46,23 @@ class _Api:
         return items
 
 
-def _org_ids(api: _Api, refs: list[str]) -> list[str]:
+def _org_ids(api: UserApi, refs: list[str]) -> list[str]:
     orgs = api.my_orgs()
     ids = []
     for ref in refs:
         found = next((o["id"] for o in orgs if ref in (o.get("id"), o.get("slug"))), None)
         if found is None:
-            raise CliError(f"unknown org or not yours: {ref}")
+            raise CliError(f"unknown {api.session.tenant.one} or not yours: {ref}")
         ids.append(found)
     return ids
 
 
 def cmd_create(args: argparse.Namespace) -> None:
     """Make a token; print it once."""
+    api = UserApi()
     if bool(args.org) == bool(args.all_orgs):
-        raise CliError("name the orgs with --org SLUG (repeatable), or give --all-orgs")
-    api = _Api()
+        many = api.session.tenant.many
+        raise CliError(f"name the {many} with --org SLUG (repeatable), or give --all-orgs")
     orgs: list[str] | str = "all" if args.all_orgs else _org_ids(api, args.org)
     body = {
         "name": args.name,
@@ -78,13 +81,14 @@ def cmd_create(args: argparse.Namespace) -> None:
 
 def cmd_list(_: argparse.Namespace) -> None:
     """My tokens (never their secrets)."""
-    api = _Api()
+    api = UserApi()
     items = api.call("GET", TOKENS).get("items", [])
     if not items:
         print("you have no personal access tokens")
         return
     slugs = {o["id"]: o["slug"] for o in api.my_orgs()}
-    print(f"{'ID':<32}  {'NAME':<20} {'ORGS':<20} {'SCOPES':<28} {'EXPIRES':<10}  LAST USED")
+    column = api.session.tenant.plural.upper()[:20]
+    print(f"{'ID':<32}  {'NAME':<20} {column:<20} {'SCOPES':<28} {'EXPIRES':<10}  LAST USED")
     for item in items:
         orgs = item["orgs"]
         where = "(all)" if orgs == "all" else ",".join(slugs.get(i, i) for i in orgs)
@@ -98,7 +102,7 @@ def cmd_list(_: argparse.Namespace) -> None:
 
 def cmd_revoke(args: argparse.Namespace) -> None:
     """Revoke a token by id."""
-    _Api().call("DELETE", f"{TOKENS}/{args.id}")
+    UserApi().call("DELETE", f"{TOKENS}/{args.id}")
     print(f"revoked {args.id}")
 
 

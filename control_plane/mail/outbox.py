@@ -20,6 +20,7 @@ from control_plane.mail.messages import DEFAULT_LOCALE, build_message
 from control_plane.runtime import resolve_secret
 from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
+from control_plane.words import tenant_words
 
 #: The process's sender (``MailSender``), woken when an outbox row is committed; set by the app.
 _senders: list[Any] = []
@@ -82,6 +83,7 @@ def enqueue(
         locale=locale,
         platform="orgplane",
         base_url=settings.server.base_url,
+        tenant=tenant_words(settings),
         **context,
     )
     row = OutboxMail(

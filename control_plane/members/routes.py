@@ -32,6 +32,7 @@ from control_plane.members.service import (
 )
 from control_plane.orgs.access import caller_roles, org_access, rank
 from control_plane.pagination import Page
+from control_plane.routing.org_urls import org_url
 from control_plane.tokens.org_revocation import revoke_user_in_org
 
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
@@ -125,8 +126,9 @@ async def remove(
 
 
 @get("/api/v1/me/orgs", tags=["members"])
-async def my_orgs(principal: Caller, db: DB) -> MyOrgs:
-    """Every live org the caller belongs to or manages from a parent, with their role."""
+async def my_orgs(principal: Caller, db: DB, runtime: RuntimeDep) -> MyOrgs:
+    """Every live org the caller belongs to or manages from a parent, with their role and the
+    URL of its instance."""
     roles = await caller_roles(db, principal.user)
     orgs = (
         await db.exec(select(Org).where(col(Org.id).in_(list(roles))).order_by(col(Org.slug)))
@@ -141,6 +143,7 @@ async def my_orgs(principal: Caller, db: DB) -> MyOrgs:
                 phase=o.phase,
                 parent_id=o.parent_id,
                 suspended=o.suspended,
+                url=org_url(runtime.settings, o.slug),
             )
             for o in orgs
         ]

@@ -44,6 +44,8 @@ class MyOrgOut(msgspec.Struct):
     phase: str
     parent_id: str | None
     suspended: bool
+    #: Where the org's instance is reached (``{scheme}://{slug}.{base_domain}[:port]/``).
+    url: str = ""
 
 
 class MyOrgs(msgspec.Struct):

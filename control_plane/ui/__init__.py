@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from control_plane.errors import ProblemError
+from control_plane.routing.org_urls import org_origin
 from control_plane.settings import Settings
 from control_plane.ui import (
     admin_pages,
@@ -48,6 +49,7 @@ from control_plane.ui.session import (
     on_login_required,
     provide_viewer,
 )
+from control_plane.words import tenant_words
 
 HERE = Path(__file__).parent
 #: Paths the CSRF check skips: Bearer/JSON clients, the token endpoint, probes.
@@ -86,11 +88,14 @@ def on_problem_page(request: Request[Any, Any, Any], exc: ProblemError) -> Respo
     )
 
 
-def _template_config() -> TemplateConfig[JinjaTemplateEngine]:
+def _template_config(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
     environment.filters.update(FILTERS)
+    words = tenant_words(settings)  # the platform's word for an org
+    environment.globals["tenant"] = words
+    environment.filters["reword"] = words.reword  # messages written with "org"
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 
 
@@ -109,7 +114,7 @@ def _csrf_config(settings: Settings) -> CSRFConfig:
 
 def ui_setup(settings: Settings) -> UISetup:
     """The UI's routes, templates and CSRF protection for ``settings``."""
-    middleware = UIResponseMiddleware(org_origins=switcher.org_origin(settings, "*"))
+    middleware = UIResponseMiddleware(org_origins=org_origin(settings, "*"))
     pages = Router(
         path="/ui",
         route_handlers=[
@@ -140,6 +145,6 @@ def ui_setup(settings: Settings) -> UISetup:
     )
     return UISetup(
         route_handlers=[root, pages, static],
-        template_config=_template_config(),
+        template_config=_template_config(settings),
         csrf_config=_csrf_config(settings),
     )

@@ -24,26 +24,12 @@ from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.members.invites import accept_invite
 from control_plane.orgs.access import caller_roles, org_access
-from control_plane.settings import Settings
+from control_plane.routing.org_urls import org_url
 from control_plane.tokens.exchange import ExchangeRequest, exchange_token
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, OAuthError
 from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
 from control_plane.ui.org_pages import Done
 from control_plane.ui.session import Viewer, viewer_token
-
-
-def org_url(settings: Settings, slug: str) -> str:
-    """Where an org's instance is reached: ``{scheme}://{slug}.{base_domain}[:port]/``."""
-    return org_origin(settings, slug) + "/"
-
-
-def org_origin(settings: Settings, label: str) -> str:
-    """``{scheme}://{label}.{base_domain}[:port]``; ``label="*"`` gives every org's origin."""
-    scheme = "https" if settings.routing.tls else "http"
-    host = f"{label}.{settings.provisioning.base_domain.strip('.')}"
-    port = settings.routing.org_url_port
-    default = 443 if scheme == "https" else 80
-    return f"{scheme}://{host}{f':{port}' if port and port != default else ''}"
 
 
 async def my_orgs_context(db: AsyncSession, viewer: Principal) -> dict[str, Any]:

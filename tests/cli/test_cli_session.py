@@ -122,9 +122,12 @@ def test_login_switch_token_and_logout(
 
     code, out, _ = run(capsys, "whoami")
     assert code == 0
-    assert out.splitlines() == [f"dev@example.com at {url}", "current org: (none)"]
+    assert out.splitlines() == [f"dev@example.com at {url}", "current organization: (none)"]
     code, _, err = run(capsys, "token")
-    assert (code, err) == (1, "orgplane: no current org; run `orgplane switch SLUG` first\n")
+    assert (code, err) == (
+        1,
+        "orgplane: no current organization; run `orgplane switch SLUG` first\n",
+    )
     code, out, _ = run(capsys, "orgs")
     assert code == 0
     assert [line.split()[:2] for line in out.splitlines()] == [
@@ -200,12 +203,12 @@ def test_failures_have_clear_messages(
     assert login(capsys, monkeypatch, url)[0] == 0
     for slug in ("nope", "gamma"):
         code, _, err = run(capsys, "switch", slug)
-        assert (code, err) == (1, f"orgplane: unknown org or no access: {slug}\n")
+        assert (code, err) == (1, f"orgplane: unknown organization or no access: {slug}\n")
 
     _write(server["db_url"], update(Org).where(Org.slug == "beta").values(suspended=True))
     try:
         code, _, err = run(capsys, "switch", "beta")
-        assert (code, err) == (1, "orgplane: cannot enter beta: The org is suspended.\n")
+        assert (code, err) == (1, "orgplane: cannot enter beta: The organization is suspended.\n")
     finally:
         _write(server["db_url"], update(Org).where(Org.slug == "beta").values(suspended=False))
 
@@ -252,8 +255,8 @@ def test_owners_switch_the_staff_approval_gate(
     code, _, err = run(capsys, "access-approval", "beta", "on")  # a member, not an owner
     assert (code, err) == (
         1,
-        "orgplane: cannot change beta: Only the org's owners decide whether staff need an "
-        "approval.\n",
+        "orgplane: cannot change beta: Only the organization's owners decide whether staff "
+        "need an approval.\n",
     )
     code, _, err = run(capsys, "access-approval", "gamma", "on")
-    assert (code, err) == (1, "orgplane: unknown org or no access: gamma\n")
+    assert (code, err) == (1, "orgplane: unknown organization or no access: gamma\n")

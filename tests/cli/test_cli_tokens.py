@@ -75,7 +75,7 @@ def test_create_list_and_revoke(
     code, out, _ = run(capsys, "tokens", "list")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[:4] == ["ID", "NAME", "ORGS", "SCOPES"]
+    assert header.split()[:4] == ["ID", "NAME", "ORGANIZATIONS", "SCOPES"]
     token_id, name, orgs, scopes = row.split()[:4]
     assert (name, orgs, scopes) == ("ci", "acme", "org:read")
     assert token not in out
@@ -101,9 +101,9 @@ def test_all_orgs_and_clear_failures(
     code, _, err = run(capsys, "tokens", "create", "x")
     assert (code, err) == (
         1,
-        "orgplane: name the orgs with --org SLUG (repeatable), or give --all-orgs\n",
+        "orgplane: name the organizations with --org SLUG (repeatable), or give --all-orgs\n",
     )
     code, _, err = run(capsys, "tokens", "create", "x", "--org", "nope")
-    assert (code, err) == (1, "orgplane: unknown org or not yours: nope\n")
+    assert (code, err) == (1, "orgplane: unknown organization or not yours: nope\n")
     code, _, err = run(capsys, "tokens", "create", "x", "--all-orgs", "--days", "9999")
     assert (code, err) == (1, "orgplane: A personal access token lives at most 366 days.\n")

@@ -7,34 +7,25 @@ answered 401.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.instance.processes import child_env, free_port, stop, wait_http
-from tests.support.services import REPO
+from tests.instance.processes import free_port, stop, wait_http
+from tests.support.up import start_up
 
 EMAIL, PASSWORD = "first.admin@example.com", "a-long-admin-password-42"
 
 
 def test_up_creates_the_configured_admin(tmp_path: Path) -> None:
     port = free_port()
-    env = child_env(
+    proc = start_up(
+        tmp_path / "up.log",
         ORGPLANE_DATA_DIR=str(tmp_path / "data"),
         ORGPLANE_PORT=str(port),
         ORGPLANE_RECONCILER_ENABLED="false",
         ORGPLANE_ADMIN_EMAIL=EMAIL,
         ORGPLANE_ADMIN_PASSWORD=PASSWORD,
-    )
-    out = (tmp_path / "up.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "control_plane.cli.main", "up"],
-        cwd=REPO,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
     )
     try:
         url = f"http://127.0.0.1:{port}"

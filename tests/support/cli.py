@@ -1,8 +1,14 @@
-"""The CLI in-process against the control-plane app: its HTTP client is the app's test
-client, so no server process or port is needed."""
+"""Running the ``orgplane`` CLI in-process.
+
+* :func:`run_cli`: from an async test whose event loop serves the control plane: in a thread
+  (its HTTP calls are synchronous), output captured by ``capsys``.
+* :func:`logged_in_cli` and :func:`run`: against the control-plane app through its test client
+  (no server process or port), the CLI logged in.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 from collections.abc import Iterator
@@ -22,6 +28,20 @@ from control_plane.settings import Settings
 from tests.support.api import PASSWORD
 
 URL = "http://127.0.0.1:8080"
+
+
+async def run_cli(
+    capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
+) -> tuple[int, str, str]:
+    """``orgplane argv`` with ``stdin``: (exit code, stdout, stderr); never a traceback."""
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code = await asyncio.to_thread(main, list(argv))
+    finally:
+        sys.stdin = sys.__stdin__
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
 
 
 @contextmanager

@@ -111,14 +111,14 @@ async def test_admin_and_member_flows(live: tuple[str, Any], browser: Any) -> No
     await shot(admin, "01-dashboard-empty")
 
     # Create an org; a wrong slug first shows the API's message next to the field.
-    await admin.get_by_role("link", name="New org").click()
+    await admin.get_by_role("link", name="New organization").click()
     await admin.get_by_label("Name").fill("Acme Corp")
     await admin.get_by_label("Slug").fill("Acme Corp!")
-    await admin.get_by_role("button", name="Create org").click()
+    await admin.get_by_role("button", name="Create organization").click()
     await expect(admin.locator("#e-slug")).to_be_visible()
     await shot(admin, "02-create-org-error")
     await admin.get_by_label("Slug").fill("acme")
-    await admin.get_by_role("button", name="Create org").click()
+    await admin.get_by_role("button", name="Create organization").click()
     await admin.wait_for_url(re.compile(r"/ui/orgs/acme\?done=created$"))
 
     # The live refresh shows the local instance reach running without a reload.
@@ -180,22 +180,22 @@ async def test_admin_and_member_flows(live: tuple[str, Any], browser: Any) -> No
 
     # Delete, cancel within the window, then delete for real.
     await admin.get_by_label(re.compile("Type acme to confirm")).last.fill("acme")
-    await admin.get_by_role("button", name="Delete org").click()
+    await admin.get_by_role("button", name="Delete organization").click()
     await expect(admin.get_by_role("heading", name="Pending deletion")).to_be_visible()
     await expect(admin.locator("#countdown")).to_have_text(re.compile(r"^in \d+ s$"))
     await shot(admin, "08-pending-deletion")
     await admin.get_by_role("button", name="Cancel deletion").click()
     await expect(admin.get_by_text("Deletion cancelled.")).to_be_visible()
-    await expect(admin.get_by_role("button", name="Delete org")).to_be_visible()
+    await expect(admin.get_by_role("button", name="Delete organization")).to_be_visible()
     org, _ = await org_row(app, "acme")
     assert org is not None
     assert org.delete_after is None
     assert org.desired_state == "running"
 
     await admin.get_by_label(re.compile("Type acme to confirm")).last.fill("acme")
-    await admin.get_by_role("button", name="Delete org").click()
+    await admin.get_by_role("button", name="Delete organization").click()
     await expect(admin.locator("#live-note")).to_have_text(
-        "This org no longer exists.", timeout=GRACE_SECONDS * 1000 + 30_000
+        "This organization no longer exists.", timeout=GRACE_SECONDS * 1000 + 30_000
     )
     provisioner = app.state.runtime.provisioner
 
@@ -204,7 +204,7 @@ async def test_admin_and_member_flows(live: tuple[str, Any], browser: Any) -> No
 
     await eventually(no_instance_left, what="the org's instance removed", interval=0.3)
     await admin.goto("/ui/")
-    await expect(admin.get_by_text("No orgs match.")).to_be_visible()
+    await expect(admin.get_by_text("No organizations match.")).to_be_visible()
 
     # The audit log shows the whole story.
     await admin.goto("/ui/admin/audit?action=org.*")
@@ -230,7 +230,7 @@ async def test_admin_pages_and_escaping(live: tuple[str, Any], browser: Any) -> 
     await admin.goto("/ui/orgs/new")
     await admin.get_by_label("Name").fill("<script>alert(1)</script>")
     await admin.get_by_label("Slug").fill("evil")
-    await admin.get_by_role("button", name="Create org").click()
+    await admin.get_by_role("button", name="Create organization").click()
     await expect(admin.get_by_role("heading", level=1)).to_contain_text("<script>alert(1)</script>")
     await admin.goto("/ui/")
     await expect(admin.get_by_role("link", name="<script>alert(1)</script>")).to_be_visible()

@@ -130,7 +130,7 @@ async def test_expired_session_is_refreshed_transparently(client: Client) -> Non
     client.cookies.set("orgplane_session", "not-a-token")
     page = await client.get("/ui/orgs")
     assert page.status_code == 200
-    assert "My orgs" in page.text
+    assert "My organizations" in page.text
     set_cookies = page.headers.get_list("set-cookie")
     assert any(c.startswith("orgplane_session=ey") for c in set_cookies)
     assert client.cookies.get("orgplane_refresh") != old_refresh
@@ -220,7 +220,7 @@ async def test_dashboard_counts_phases_and_draws_usage(client: Client) -> None:
     assert "acme, last 24 h: 42 requests" in page.text
     assert '<span class="badge info">pending</span> <strong>1</strong>' in page.text
     filtered = await client.get("/ui/?phase=running")
-    assert "No orgs match." in filtered.text
+    assert "No organizations match." in filtered.text
     detail = await client.get("/ui/orgs/acme?range=7d")
     assert "Requests per hour, last 168 h: 42 requests in total" in detail.text
 

@@ -21,7 +21,8 @@
         return schedule();
       }
       if (answer.status === 404) {
-        text(document.getElementById("live-note"), "This org no longer exists.");
+        const note = document.getElementById("live-note");
+        text(note, note ? note.dataset.gone : "");
         return;
       }
       if (!answer.ok) { return; }
