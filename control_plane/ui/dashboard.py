@@ -1,6 +1,6 @@
 """The platform dashboard: what needs attention first (paused rollouts, unhealthy and failed
-orgs, failed webhook deliveries, failed backups), then every org with its phase, health, plan,
-members and usage."""
+orgs, failed webhook deliveries, failed backups), then orgs per phase and per version (image),
+then every org with its phase, health, plan, members and usage."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from control_plane.db.models import (
 )
 from control_plane.deps import DB
 from control_plane.errors import ProblemError
+from control_plane.fleet.registry import fleet_counts
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.orgs.listing import PHASES, list_orgs
 from control_plane.orgs.plans import PLANS
@@ -148,6 +149,7 @@ async def dashboard(
         next_cursor=next_cursor,
         notice=notice_of(done),
         attention=await attention(db),
+        versions=[c for c in await fleet_counts(db) if c.image],
     )
 
 

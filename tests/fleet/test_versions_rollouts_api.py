@@ -233,6 +233,9 @@ async def test_a_rollout_is_planned_in_waves_with_skips_visible(
     assert f'id="image">{V1}</dd>' in (await client.get("/ui/orgs/org1")).text
     dashboard = (await client.get("/ui/")).text
     attention = dashboard.split('id="attention"')[1].split("</section>")[0]
+    versions = dashboard.split('id="versions"')[1].split("</ul>")[0]
+    assert f'<strong>10</strong> 1.0 <span class="mono muted">{V1}</span>' in versions
+    assert f'<strong>0</strong> 2.0 <span class="mono muted">{V2}</span>' in versions
     assert "Paused rollouts" in attention
     assert rollout["id"] in attention
     assert "lunch" in attention
