@@ -18,10 +18,14 @@ import os
 import socket
 import time
 
-import httpx
-
 from benchmarks import Result, percentiles
-from benchmarks.bench_provision_api import POLL, _Admin, _bench_docker, _bench_local, _control_plane
+from benchmarks.bench_provision_api import (
+    POLL,
+    _Admin,
+    _bench_docker,
+    _bench_local,
+    admin_session,
+)
 from control_plane.settings import Settings
 
 BURST = int(os.environ.get("BENCH_POOL_BURST", "4"))
@@ -59,13 +63,7 @@ async def _burst(admin: _Admin, prefix: str) -> list[float]:
 
 
 async def _drive(settings: Settings, sockets: list[socket.socket], backend: str) -> list[Result]:
-    base = f"http://127.0.0.1:{settings.server.port}"
-    async with (
-        _control_plane(settings, sockets),
-        httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) as http,
-    ):
-        admin = _Admin(http)
-        await admin.login()
+    async with admin_session(settings, sockets) as admin:
         timings: list[float] = []
         for round_no in range(ROUNDS):
             await _pool_full(admin)

@@ -66,7 +66,8 @@ HEARTBEAT_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEARTBEAT", "10")
 RECONCILE_INTERVAL = os.environ.get("BENCH_PROVISION_API_RECONCILE", "2")
 #: ``ORGPLANE_DOCKER_HEALTH_INTERVAL`` of the run; empty: the product's default (no check).
 HEALTH_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEALTH_INTERVAL", "")
-IMAGE = "orgplane-instance:dev"
+#: The instance image; the same variable as the Docker tests' (``tests/provisioners/harness.py``).
+IMAGE = os.environ.get("ORGPLANE_TEST_INSTANCE_IMAGE", "orgplane-instance:dev")
 TEST_RUN_LABEL = "orgplane.test-run"
 POLL = 0.02
 BURST_POLL = 0.1
@@ -191,6 +192,19 @@ class _Admin:
         return bool(answer.json().get("last_heartbeat_at"))
 
 
+@contextlib.asynccontextmanager
+async def admin_session(settings: Settings, sockets: list[socket.socket]) -> AsyncIterator[_Admin]:
+    """The control plane served on ``sockets`` and its platform admin, logged in over HTTP."""
+    base = f"http://127.0.0.1:{settings.server.port}"
+    async with (
+        _control_plane(settings, sockets),
+        httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) as http,
+    ):
+        admin = _Admin(http)
+        await admin.login()
+        yield admin
+
+
 async def _one_after_another(admin: _Admin, prefix: str, count: int) -> list[float]:
     """Seconds from each ``POST`` answer to its first heartbeat, orgs created in turn."""
     timings = []
@@ -242,13 +256,7 @@ def _summary(backend: str, timings: list[float], targets: bool) -> list[Result]:
 
 
 async def _drive(settings: Settings, sockets: list[socket.socket], backend: str) -> list[Result]:
-    base = f"http://127.0.0.1:{settings.server.port}"
-    async with (
-        _control_plane(settings, sockets),
-        httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) as http,
-    ):
-        admin = _Admin(http)
-        await admin.login()
+    async with admin_session(settings, sockets) as admin:
         results = _summary(
             backend, await _one_after_another(admin, "seq", ORGS), backend == "docker"
         )
@@ -451,8 +459,15 @@ def _network_gateway(run_id: str) -> tuple[str, str]:
         client.close()
 
 
-async def _bench_docker(drive: Drive | None = None, **extra: str) -> list[Result]:
-    """As :func:`_bench_local`, on the docker backend."""
+async def _bench_docker(
+    drive: Drive | None = None,
+    *,
+    services: Callable[[str, str], dict[str, str]] | None = None,
+    **extra: str,
+) -> list[Result]:
+    """As :func:`_bench_local`, on the docker backend. ``services(run_id, network)``, run once
+    the run's network exists, may start more containers there (labelled with the run, so the
+    sweep removes them) and answers more settings."""
     missing = await asyncio.to_thread(_docker_missing)
     if missing:
         return [Result.skip("docker", missing)]
@@ -463,6 +478,8 @@ async def _bench_docker(drive: Drive | None = None, **extra: str) -> list[Result
             network, gateway = await asyncio.to_thread(_network_gateway, run_id)
             port = _free_port()
             sockets = [_listen("127.0.0.1", port), _listen(gateway, port)]
+            if services is not None:
+                extra = {**extra, **await asyncio.to_thread(services, run_id, network)}
             settings = _settings(
                 run_id,
                 Path(tmp),

@@ -57,7 +57,10 @@ def after(
     """``query`` ordered by (primary, tiebreak), starting after ``cursor``."""
     if cursor:
         first, second = decode_cursor(cursor, 2)
-        cond: ColumnElement[bool] = or_(primary > first, (primary == first) & (tiebreak > second))
+        # ``primary >= first`` on its own: an index on ``primary`` starts the scan there. The
+        # equivalent ``primary > first OR (primary = first AND ...)`` alone is only a filter,
+        # and a page at 90% of 100,000 orgs read the 90,000 rows before it (docs/scaling.md).
+        cond: ColumnElement[bool] = (primary >= first) & or_(primary > first, tiebreak > second)
         query = query.where(cond)
     return query.order_by(primary, tiebreak)
 
@@ -73,9 +76,7 @@ def newest_first(query: Q, created: Any, tiebreak: Any, cursor: str | None) -> Q
             raise BadRequest(
                 "The cursor is not valid.", code="invalid_cursor", field="cursor"
             ) from None
-        cond: ColumnElement[bool] = or_(
-            created < moment, (created == moment) & (tiebreak < last_id)
-        )
+        cond: ColumnElement[bool] = (created <= moment) & or_(created < moment, tiebreak < last_id)
         query = cast(Any, query).where(cond)
     return cast(Q, cast(Any, query).order_by(created.desc(), tiebreak.desc()))
 

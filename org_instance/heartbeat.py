@@ -110,10 +110,13 @@ class HeartbeatSender:
         """Where heartbeats go."""
         return self.runtime.config.control_plane_url + HEARTBEAT_PATH
 
-    async def body(self) -> HeartbeatBody:
-        """The next heartbeat (its ``seq`` is one more than the last)."""
+    async def body(self, *, redis_ok: bool | None = None) -> HeartbeatBody:
+        """The next heartbeat (its ``seq`` is one more than the last); Redis is pinged unless
+        ``redis_ok`` is given."""
         rt = self.runtime
-        db_ok, redis_ok = await rt.db.ping(), await rt.redis_ok()
+        db_ok = await rt.db.ping()
+        if redis_ok is None:
+            redis_ok = await rt.redis_ok()
         self.seq += 1
         return {
             "org_id": rt.config.org_id,
@@ -131,12 +134,16 @@ class HeartbeatSender:
 
     async def beat(self) -> dict[str, Any]:
         """Send one heartbeat (to Redis or by POST) and apply the answer; raises on failure."""
-        body = await self.body()
         if self.via_redis:
+            # No PING of its own: the heartbeat's SET and GET are the check, and a failure
+            # marks the body it then posts.
+            body = await self.body(redis_ok=True)
             left = await self._beat_redis(body)
             if left is not None:
                 self._apply(left)
                 return left
+        else:
+            body = await self.body()
         response = await self.http.post(
             self.url,
             json=body,
@@ -156,7 +163,8 @@ class HeartbeatSender:
         return answer
 
     async def _beat_redis(self, body: HeartbeatBody) -> dict[str, Any] | None:
-        """Leave ``body`` in Redis and read the control plane's answer; None to post instead."""
+        """Leave ``body`` in Redis and read the control plane's answer; None to post instead
+        (when Redis failed, ``body`` then says so)."""
         org_id, redis = self.runtime.config.org_id, self.runtime.redis
         try:
             async with asyncio.timeout(5), redis.pipeline(transaction=False) as pipe:
@@ -168,6 +176,7 @@ class HeartbeatSender:
             answer = json.loads(raw) if raw else None
         except Exception as exc:  # Redis away or the answer unreadable: post this one
             log.warning("heartbeat to Redis failed; posting it", error=_describe(exc))
+            body["redis_ok"], body["status"] = False, "degraded"
             if self.runtime.metrics is not None:
                 self.runtime.metrics.redis_error("heartbeat")
             return None

@@ -31,8 +31,12 @@ from org_instance.contract import (
 )
 
 log = structlog.get_logger("orgplane.instance.revocations")
-#: Seconds between liveness checks of Redis while no revocation arrives.
-PING_SECONDS = 2.0
+#: Seconds without a revocation after which Redis is pinged: how long a Redis that went silent
+#: without closing the connection (a partition) can go unnoticed, besides the client's 5 s
+#: socket timeout. A closed connection is noticed at once, since the follower waits on it
+#: (until 2026-12 it polled every 0.5 s and pinged every 2 s, most of an idle instance's CPU
+#: with Redis; docs/performance.md).
+PING_SECONDS = 15.0
 MAX_BACKOFF = 5.0
 
 
@@ -136,13 +140,14 @@ class Revocations:
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _listen(self, pubsub: Any) -> None:
-        quiet_since = time.monotonic()
+        """Apply each entry published on the channel, waiting for it without polling: a Redis
+        that closes the connection ends the wait at once; one that goes silent is found by a
+        ``PING`` after :data:`PING_SECONDS` without a message (it raises within the client's
+        socket timeout)."""
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-            if message is not None and message.get("type") == "message":
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PING_SECONDS)
+            if message is None:
+                await self.redis.ping()
+            elif message.get("type") == "message":
                 field, _, value = bytes(message["data"]).partition(b"=")
                 self.apply(field, value)
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > PING_SECONDS:
-                await self.redis.ping()  # a dead Redis raises here, not only on a message
-                quiet_since = time.monotonic()

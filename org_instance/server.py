@@ -108,16 +108,15 @@ def _build(
 
 
 def _serve(app: Any, *, host: str, port: int) -> None:
-    import uvicorn
-
     from org_instance.http_protocol import HTTP_PROTOCOL
+    from org_instance.quiet_server import serve
     from org_instance.ws_handshake import WS_PROTOCOL
 
-    uvicorn.run(
+    # uvicorn.run's options, on a server without uvicorn's 0.1 s tick (quiet_server).
+    serve(
         app,
         host=host,
         port=port,
-        workers=1,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from control_plane.app import create_app
 from control_plane.db.engine import make_engine
 from control_plane.db.migrate import upgrade
 from control_plane.security import passwords
 from control_plane.settings import Settings
 from tests.support import kubecluster, logscan
 from tests.support.api import add_user, login
-from tests.support.db import create_postgres_database, create_template, drop_postgres_database
+from tests.support.apps import lent_app
+from tests.support.db import LaterDrops, create_postgres_database, create_template
 from tests.support.services import docker_available, need, postgres_available
 
 TEST_SECRET = "test-deployment-secret-not-for-production"
@@ -118,6 +118,16 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def later_drops() -> Iterator[LaterDrops]:
+    """Drops the tests' PostgreSQL databases in the background (tests/support/db.py)."""
+    drops = LaterDrops()
+    try:
+        yield drops
+    finally:
+        drops.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_backend(request: pytest.FixtureRequest) -> str:
     """Each API test runs on SQLite and on PostgreSQL."""
@@ -126,7 +136,11 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def database_url(
-    db_backend: str, tmp_path: Path, postgres_template: str | None, sqlite_template: Path
+    db_backend: str,
+    tmp_path: Path,
+    postgres_template: str | None,
+    sqlite_template: Path,
+    later_drops: LaterDrops,
 ) -> AsyncIterator[str]:
     """A fresh, migrated database of the requested backend."""
     if db_backend == "sqlite":
@@ -139,7 +153,7 @@ async def database_url(
     try:
         yield url
     finally:
-        await drop_postgres_database(name)
+        later_drops.drop(name)
 
 
 def settings_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
@@ -183,10 +197,12 @@ def settings(make_settings: Any) -> Settings:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
-    """An HTTP client bound to a running control-plane app."""
-    app = create_app(settings)
-    async with AsyncTestClient(app, base_url="http://127.0.0.1:8080") as test_client:
-        yield test_client
+    """An HTTP client bound to a running control-plane app: built for ``settings`` or, when
+    only the database, data directory and deployment id differ, one this worker built before,
+    with a fresh runtime and state (tests/support/apps.py)."""
+    with lent_app(settings) as app:
+        async with AsyncTestClient(app, base_url="http://127.0.0.1:8080") as test_client:
+            yield test_client
 
 
 @pytest.fixture

@@ -163,8 +163,14 @@ def cmd_login(args: argparse.Namespace) -> None:
     """Log in with email and password; keep the refresh token."""
     plane = ControlPlane(args.url)
     email, password = _read_credentials(args)
-    answer = plane.call("POST", "/api/v1/auth/login", json={"email": email, "password": password})
+    form = {"email": email, "password": password, **({"otp": args.otp} if args.otp else {})}
+    answer = plane.call("POST", "/api/v1/auth/login", json=form)
     body = _json(answer)
+    if answer.status_code == 401 and body.get("code") == "mfa_required":
+        # The password was right; the account has two-factor authentication on.
+        form["otp"] = input("One-time code: ").strip()
+        answer = plane.call("POST", "/api/v1/auth/login", json=form)
+        body = _json(answer)
     if answer.status_code == 429:
         retry = answer.headers.get("retry-after", "a few")
         raise CliError(f"too many login attempts; try again in {retry} seconds")
@@ -267,6 +273,11 @@ def register(sub: Any) -> None:
         "--password-stdin",
         action="store_true",
         help="read the password from standard input instead of prompting",
+    )
+    login.add_argument(
+        "--otp",
+        help="the one-time code (TOTP or recovery code) of an account with two-factor "
+        "authentication (prompted when needed if missing)",
     )
     login.set_defaults(func=one_at_a_time(cmd_login))
     sub.add_parser("orgs", help="my orgs and roles").set_defaults(func=one_at_a_time(cmd_orgs))

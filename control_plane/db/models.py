@@ -53,6 +53,12 @@ class User(SQLModel, table=True):
     #: When the user proved the email is theirs (a verification or reset link); accounts made
     #: by a platform admin or at bootstrap are verified when made. None: not verified yet.
     email_verified_at: datetime | None = _ts(nullable=True)
+    #: The TOTP secret (RFC 6238), encrypted with the deployment secret; "" without one. It is
+    #: a second factor only once confirmed (``totp_enabled_at``): control_plane/identity/mfa.py.
+    totp_secret_enc: str = Field(default="", max_length=500)
+    totp_enabled_at: datetime | None = _ts(nullable=True)
+    #: The last TOTP time step accepted: a code is usable once (replays are refused).
+    totp_last_step: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -74,6 +80,8 @@ class Org(SQLModel, table=True):
     deletion_locked: bool = False
     delete_after: datetime | None = _ts(nullable=True)
     require_access_approval: bool = False
+    #: Members (and staff) enter the org only with a sign-in that used a second factor.
+    require_mfa: bool = False
     #: Bumped on every change an instance must pick up (limits, features, plan).
     config_version: int = 1
     #: Bumped on every change of desired state; the reconciler records what it observed.
@@ -223,6 +231,9 @@ class RefreshToken(SQLModel, table=True):
     expires_at: datetime = _ts()
     used_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+    #: How the sign-in of this family was authenticated (RFC 8176 ``amr``, space-separated):
+    #: refreshed access tokens carry it on.
+    amr: str = Field(default="pwd", max_length=40)
 
 
 class AccessRequest(SQLModel, table=True):
@@ -473,6 +484,19 @@ class PersonalToken(SQLModel, table=True):
     expires_at: datetime = _ts()
     last_used_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+    #: ``amr`` of the session the token was made in: "pwd otp" lets it enter orgs that
+    #: require MFA (docs/identity.md).
+    amr: str = Field(default="pwd", max_length=40)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use MFA recovery code, stored as a SHA-256 hash bound to its user."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=32)
+    code_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
 
 
 # The fleet's tables live in their own module; importing it here registers them with the rest.

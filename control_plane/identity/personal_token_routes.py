@@ -26,6 +26,7 @@ from control_plane.identity.personal_tokens import (
 )
 from control_plane.identity.schemas import Strict
 from control_plane.pagination import Page
+from control_plane.tokens.mfa_gate import subject_amr
 
 OrgId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Scope = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
@@ -90,6 +91,7 @@ async def create_token(
         scopes=data.scopes,
         expires_in_days=data.expires_in_days,
         max_days=runtime.settings.tokens.personal_token_max_days,
+        amr=" ".join(subject_amr(principal.claims, None)),
     )
     record(
         db,
@@ -102,6 +104,7 @@ async def create_token(
         scopes=row.scopes,
         orgs=ALL_ORGS if row.all_orgs else row.org_ids,
         expires_at=row.expires_at.isoformat(),
+        amr=row.amr,
     )
     await db.commit()
     view = PersonalTokenOut.of(row, row.created_at)

@@ -15,6 +15,10 @@ What a token can do (docs/identity.md, docs/tokens.md):
   ``ORGPLANE_PERSONAL_TOKEN_MAX_DAYS``), and with every other session of the user: a password
   change, a password reset and an admin disabling the account revoke it
   (:func:`control_plane.tokens.access.revoke_user_tokens`).
+* It **enters an org that requires MFA** only if it was made in a session signed in with a
+  second factor (it keeps that session's ``amr``): the person proved both factors when making
+  it, as for any session; a token made before turning MFA on, or from a password-only session,
+  does not (:mod:`control_plane.tokens.mfa_gate`).
 """
 
 from __future__ import annotations
@@ -86,8 +90,10 @@ async def create_personal_token(
     scopes: list[str],
     expires_in_days: int,
     max_days: int,
+    amr: str = "pwd",
 ) -> tuple[PersonalToken, str]:
-    """A new token row (added, not committed) and the secret, which is never stored."""
+    """A new token row (added, not committed) and the secret, which is never stored; ``amr``
+    is how the session making it was authenticated (it decides MFA-requiring orgs)."""
     if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise BadRequest(
             "Give the token a name, without control characters.", code="invalid_name", field="name"
@@ -122,6 +128,7 @@ async def create_personal_token(
         org_ids=org_ids,
         created_at=now,
         expires_at=now + timedelta(days=expires_in_days),
+        amr=amr,
     )
     db.add(row)
     return row, secret

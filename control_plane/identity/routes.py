@@ -8,7 +8,6 @@ from litestar import Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import SESSION_COOKIE, require_platform_admin
@@ -16,9 +15,9 @@ from control_plane.db.models import User, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from control_plane.identity.client_ip import client_ip
-from control_plane.identity.devices import note_device
+from control_plane.identity.login import authenticate_password
+from control_plane.identity.mfa_routes import ROUTES as MFA_ROUTES
 from control_plane.identity.personal_token_routes import ROUTES as PERSONAL_TOKEN_ROUTES
-from control_plane.identity.ratelimit import Limit
 from control_plane.identity.recovery import send_verification
 from control_plane.identity.schemas import (
     ChangePasswordBody,
@@ -30,73 +29,25 @@ from control_plane.identity.schemas import (
     UpdateUserBody,
     UserOut,
 )
-from control_plane.identity.users import create_user, find_by_email, normalize_email, set_password
+from control_plane.identity.users import create_user, normalize_email, set_password
 from control_plane.mail.outbox import require_mail
 from control_plane.members.invites import usable_invite
 from control_plane.pagination import Page, after, check_limit, encode_cursor
-from control_plane.runtime import Runtime
-from control_plane.security.passwords import dummy_hash, verify_password
+from control_plane.security.passwords import verify_password
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of, revoke_user_tokens
 from control_plane.tokens.org_revocation import revoke_user_everywhere
 from control_plane.tokens.revocation import deny_access_token
-
-BAD_LOGIN = "The email or password is not correct."
-
-
-def login_limits(runtime: Runtime) -> tuple[Limit, Limit, Limit]:
-    """Failed logins allowed per (email, client IP), per client IP and per email.
-
-    The tight limit is on the pair (OWASP's authentication cheat sheet: throttle failures per
-    account, but a count per account alone lets anyone lock an account out). The per-IP limit
-    stops one client spraying many accounts; the looser per-email limit stops a distributed
-    attack, and only one spread over many IPs can reach it (docs/security.md).
-    """
-    sec = runtime.settings.security
-    window = sec.login_rate_window
-    return (
-        Limit("login-pair", sec.login_rate_limit, window),
-        Limit("login-ip", sec.login_rate_limit_ip, window),
-        Limit("login-email", sec.login_rate_limit_account, window),
-    )
-
-
-async def authenticate_password(
-    request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, email: str, password: str
-) -> User:
-    """The user these credentials belong to; the same 401 for any failure, rate limited.
-
-    The attempt is counted before the password is checked, in one atomic increment per limit,
-    so concurrent attempts (on any replica) cannot all pass a check made before their failures
-    are counted. A success gives its count back, and clears the pair's failures.
-    """
-    ip, norm = client_ip(request), normalize_email(email)
-    account = hash_secret(norm)
-    pair, per_ip, per_account = login_limits(runtime)
-    counts = ((pair, f"{account}:{ip}"), (per_ip, ip), (per_account, account))
-    await runtime.throttle.acquire(*counts)
-    user = await find_by_email(db, norm)
-    ok = verify_password(password, user.password_hash if user else dummy_hash())
-    if user is None or not ok or user.disabled:
-        record(db, action="auth.login", outcome="failure", actor_email=norm, ip=ip)
-        await db.commit()
-        raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
-    await runtime.throttle.clear(*counts[0])
-    for limit, key in counts[1:]:
-        await runtime.throttle.release(limit, key)
-    record(db, action="auth.login", actor=user, ip=ip)
-    agent = request.headers.get("user-agent", "")
-    await note_device(db, runtime.settings, user=user, ip=ip, user_agent=agent)
-    return user
 
 
 @post("/api/v1/auth/login", status_code=HTTP_200_OK, tags=["identity"])
 async def login(
     request: Request[Any, Any, Any], data: JSONBody[LoginBody], runtime: RuntimeDep, db: DB
 ) -> TokenAnswer:
-    """Exchange email and password for an access token and a refresh token."""
-    user = await authenticate_password(request, runtime, db, data.email, data.password)
-    pair = await login_tokens(runtime, db, user)
+    """Exchange email and password (and a one-time code, with MFA on) for an access token and
+    a refresh token."""
+    sign_in = await authenticate_password(request, runtime, db, data.email, data.password, data.otp)
+    pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)
     return TokenAnswer(pair.access_token, "Bearer", pair.expires_in, pair.refresh_token)
 
 
@@ -297,4 +248,5 @@ ROUTES = [
     get_user,
     update_user,
     *PERSONAL_TOKEN_ROUTES,
+    *MFA_ROUTES,
 ]

@@ -18,9 +18,14 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True):
     """Bodies refuse fields they do not know."""
 
 
+OneTimeCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
 class LoginBody(Strict):
     email: Email
     password: Password
+    #: With MFA on: the current TOTP code, or a recovery code.
+    otp: OneTimeCode | None = None
 
 
 class SignupBody(Strict):
@@ -69,6 +74,8 @@ class UserOut(msgspec.Struct):
     created_at: datetime
     #: False for an account that signed up and has not followed its verification link yet.
     email_verified: bool = True
+    #: Whether the user signs in with a second factor (TOTP).
+    mfa_enabled: bool = False
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -81,6 +88,7 @@ class UserOut(msgspec.Struct):
             disabled=user.disabled,
             created_at=user.created_at,
             email_verified=user.email_verified_at is not None,
+            mfa_enabled=user.totp_enabled_at is not None,
         )
 
 

@@ -40,8 +40,8 @@ LOOKUP_SIZE: Final = 20
 MAX_LOOKUP_IDS: Final = 100
 
 
-def _matches(text: str) -> ColumnElement[bool]:
-    needle = text.strip().lower()
+def _matches(fragment: str) -> ColumnElement[bool]:
+    needle = fragment.strip().lower()
     if "\x00" in needle:  # no name holds one; SQLite's LIKE would stop reading at it
         return false()
     return or_(

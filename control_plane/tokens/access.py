@@ -18,6 +18,8 @@ from control_plane.tokens.jws import sign
 
 CLIENT_ID = "orgplane"
 REFRESH_PREFIX = "opr"
+#: RFC 8176 ``amr`` of a sign-in with a password alone.
+PASSWORD_ONLY: tuple[str, ...] = ("pwd",)
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,16 @@ class TokenPair:
 
 
 async def issue_access_token(
-    runtime: Runtime, db: AsyncSession, user: User, *, session_id: str | None = None
+    runtime: Runtime,
+    db: AsyncSession,
+    user: User,
+    *,
+    session_id: str | None = None,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> str:
     """A signed access token for ``user`` with ``aud`` = the control plane; ``sid`` names the
-    sign-in (refresh-token family) it belongs to, which the UI binds its CSRF token to."""
+    sign-in (refresh-token family) it belongs to, which the UI binds its CSRF token to, and
+    ``amr`` (RFC 8176) how that sign-in was authenticated: ``["pwd"]`` or ``["pwd", "otp"]``."""
     key = await runtime.keyring.signing_key(db)
     claims: dict[str, Any] = {
         "iss": runtime.issuer,
@@ -45,6 +53,7 @@ async def issue_access_token(
         "scope": "openid orgplane",
         "token_use": "access",
         "sv": user.session_version,
+        "amr": list(amr),
     }
     if session_id:
         claims["sid"] = session_id
@@ -53,7 +62,7 @@ async def issue_access_token(
 
 
 def _new_refresh(
-    runtime: Runtime, user_id: str, family_id: str, parent: str | None
+    runtime: Runtime, user_id: str, family_id: str, parent: str | None, amr: str
 ) -> tuple[str, RefreshToken]:
     value = new_secret(REFRESH_PREFIX)
     row = RefreshToken(
@@ -61,17 +70,21 @@ def _new_refresh(
         user_id=user_id,
         token_hash=hash_secret(value),
         parent_id=parent,
+        amr=amr,
         expires_at=utcnow() + timedelta(seconds=runtime.settings.tokens.refresh_token_ttl),
     )
     return value, row
 
 
-async def login_tokens(runtime: Runtime, db: AsyncSession, user: User) -> TokenPair:
-    """A fresh access token and a refresh token starting a new family; commits."""
+async def login_tokens(
+    runtime: Runtime, db: AsyncSession, user: User, *, amr: tuple[str, ...] = PASSWORD_ONLY
+) -> TokenPair:
+    """A fresh access token and a refresh token starting a new family (which keeps ``amr``
+    across refreshes); commits."""
     family_id = new_id()
-    value, row = _new_refresh(runtime, user.id, family_id, None)
+    value, row = _new_refresh(runtime, user.id, family_id, None, " ".join(amr))
     db.add(row)
-    access = await issue_access_token(runtime, db, user, session_id=family_id)
+    access = await issue_access_token(runtime, db, user, session_id=family_id, amr=amr)
     await db.commit()
     return TokenPair(access, runtime.settings.tokens.access_token_ttl, value, family_id)
 
@@ -101,7 +114,12 @@ async def rotate_refresh(
             col(RefreshToken.expires_at) > now,
         )
         .values(used_at=now)
-        .returning(col(RefreshToken.id), col(RefreshToken.family_id), col(RefreshToken.user_id))
+        .returning(
+            col(RefreshToken.id),
+            col(RefreshToken.family_id),
+            col(RefreshToken.user_id),
+            col(RefreshToken.amr),
+        )
     )
     won = spent.first()
     if won is None:
@@ -118,14 +136,15 @@ async def rotate_refresh(
             )
         await db.commit()
         raise RefreshRefused("refresh token invalid, expired or already used")
-    row_id, family_id, user_id = won
+    row_id, family_id, user_id, amr = won
     user = await db.get(User, user_id)
     if user is None or user.disabled:
         await db.rollback()
         raise RefreshRefused("user disabled")
-    value, row = _new_refresh(runtime, user_id, family_id, row_id)
+    value, row = _new_refresh(runtime, user_id, family_id, row_id, amr)
     db.add(row)
-    access = await issue_access_token(runtime, db, user, session_id=family_id)
+    methods = tuple(amr.split()) or PASSWORD_ONLY
+    access = await issue_access_token(runtime, db, user, session_id=family_id, amr=methods)
     await db.commit()
     return user, TokenPair(access, runtime.settings.tokens.access_token_ttl, value, family_id)
 

@@ -57,6 +57,7 @@ from control_plane.tokens.grants import (
     OAuthError,
 )
 from control_plane.tokens.jws import InvalidToken, sign
+from control_plane.tokens.mfa_gate import check_mfa, subject_amr
 from control_plane.tokens.revocation import session_current, token_denied
 from control_plane.tokens.support_access import (
     SupportAccessRefused,
@@ -298,6 +299,8 @@ async def exchange_token(
     features = await effective_features(db, org, user_id=user.id, catalogue=loaded.catalogue)
     if personal is not None:
         check_entry(personal, org.id, features)
+    amr = subject_amr(subject.claims, personal)
+    check_mfa(org, amr, staff=role is None)
     staff_reason, approval = None, None
     if role is None:
         try:
@@ -323,6 +326,7 @@ async def exchange_token(
         "org_role": role,
         "plan": org.plan,
         "features": features,
+        "amr": amr,
     }
     if staff_reason is not None:
         claims["act"] = {"sub": user.id, "email": user.email}

@@ -18,11 +18,14 @@ from control_plane.db.models import User
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError, TooManyRequests, Unauthenticated
 from control_plane.identity.client_ip import client_ip
-from control_plane.identity.routes import authenticate_password, change_password
+from control_plane.identity.login import authenticate_password, authenticate_second_step
+from control_plane.identity.routes import change_password
 from control_plane.identity.schemas import ChangePasswordBody
+from control_plane.identity.users import find_by_email, normalize_email
 from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of
 from control_plane.tokens.jws import InvalidToken
+from control_plane.tokens.mfa_gate import subject_amr
 from control_plane.tokens.org_revocation import revoke_user_everywhere
 from control_plane.tokens.revocation import deny_access_token
 from control_plane.ui.csrf import check_bound
@@ -35,6 +38,13 @@ from control_plane.ui.forms import (
     safe_next,
     start_over,
 )
+from control_plane.ui.pending_login import (
+    PENDING_COOKIE,
+    Pending,
+    cleared_pending,
+    pending_cookie,
+    read_pending,
+)
 from control_plane.ui.session import (
     REFRESH_COOKIE,
     Viewer,
@@ -43,6 +53,7 @@ from control_plane.ui.session import (
     session_cookies,
 )
 
+EXPIRED = "Your sign-in was not finished in time; start again."
 NextPath = Annotated[str | None, QueryParameter(name="next", max_length=500)]
 Done = Annotated[str | None, QueryParameter(max_length=40)]
 
@@ -61,23 +72,56 @@ def login_page(next_path: NextPath = None, done: Done = None) -> Template:
 
 @post("/login")
 async def login_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB) -> Any:
-    """Check the credentials, set the session cookies and go where the user wanted."""
+    """Check the credentials, set the session cookies and go where the user wanted; with MFA
+    on, ask for the one-time code first (the password is not carried to that step)."""
     data = await form_data(request)
     target = safe_next(data.get("next"))
     errors = FormErrors()
+    secure = cookie_secure(runtime, request.url.scheme)
     try:
-        user = await authenticate_password(
+        sign_in = await authenticate_password(
             request, runtime, db, data.get("email", ""), data.get("password", "")
         )
     except (Unauthenticated, TooManyRequests) as exc:
+        # mfa_required comes only with the right password: ask for the code on a second page.
+        email = normalize_email(data.get("email", ""))
+        user = await find_by_email(db, email) if exc.code == "mfa_required" else None
+        if user is not None:
+            pending = Pending(user.id, user.session_version, target)
+            answer = page("login_otp.html", errors=errors)
+            answer.cookies.append(pending_cookie(runtime.settings, pending, secure=secure))
+            return answer
         errors.general = exc.detail
         status = 429 if isinstance(exc, TooManyRequests) else 401
         return page(
             "login.html", status, next_path=target, errors=errors, email=data.get("email", "")
         )
-    pair = await login_tokens(runtime, db, user)
-    secure = cookie_secure(runtime, request.url.scheme)
+    pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)
     return Redirect(target, status_code=303, cookies=session_cookies(runtime, pair, secure=secure))
+
+
+@post("/login/otp")
+async def login_otp_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db: DB) -> Any:
+    """The second step: check the one-time code of the pending sign-in."""
+    data = await form_data(request)
+    secure = cookie_secure(runtime, request.url.scheme)
+    pending = read_pending(runtime.settings, request.cookies.get(PENDING_COOKIE))
+    user = await db.get(User, pending.user_id) if pending is not None else None
+    errors = FormErrors()
+    if pending is None or user is None or user.session_version != pending.session_version:
+        errors.general = EXPIRED
+        answer = page("login.html", 401, next_path="/ui/", errors=errors, email="")
+        answer.cookies.append(cleared_pending(secure=secure))
+        return answer
+    try:
+        sign_in = await authenticate_second_step(request, runtime, db, user, data.get("otp", ""))
+    except (Unauthenticated, TooManyRequests) as exc:
+        errors.fields["otp"] = exc.detail
+        status = 429 if isinstance(exc, TooManyRequests) else 401
+        return page("login_otp.html", status, errors=errors)
+    pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)
+    cookies = [*session_cookies(runtime, pair, secure=secure), cleared_pending(secure=secure)]
+    return Redirect(pending.next_path, status_code=303, cookies=cookies)
 
 
 @post("/logout")
@@ -143,7 +187,8 @@ async def password_submit(
                 errors.add_problem(exc)
     if errors:
         return page("password.html", 400, me=viewer.user, errors=errors, notice="")
-    pair = await login_tokens(runtime, db, viewer.user)
+    amr = tuple(subject_amr(viewer.claims, None))  # the new session is the same sign-in
+    pair = await login_tokens(runtime, db, viewer.user, amr=amr)
     secure = cookie_secure(runtime, request.url.scheme)
     response: Response[Any] = Redirect(
         "/ui/account/password?done=password_changed", status_code=303
@@ -152,4 +197,4 @@ async def password_submit(
     return response
 
 
-ROUTES = [login_page, login_submit, logout_submit, password_page, password_submit]
+ROUTES = [login_page, login_submit, login_otp_submit, logout_submit, password_page, password_submit]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import docker
 import requests
@@ -23,6 +24,7 @@ from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, Provisi
 from provisioners.docker.container_spec import container_kwargs, volume_labels
 from provisioners.docker.container_status import inspect_attrs, settled, status_of
 from provisioners.docker.engine import check_image, explain, off_loop, pull
+from provisioners.docker.watch import EngineWatch
 from provisioners.errors import (
     PermanentProvisionerError,
     RetryableProvisionerError,
@@ -36,7 +38,28 @@ from provisioners.naming import (
     is_ours,
 )
 
+P = ParamSpec("P")
+T = TypeVar("T")
 STOP_TIMEOUT = 10
+#: Seconds a listing is reused while the engine reports no change (:mod:`.watch`).
+LIST_MAX_AGE = 30.0
+
+
+def _changes_engine(
+    method: Callable[Concatenate[DockerProvisioner, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[DockerProvisioner, P], Coroutine[Any, Any, T]]:
+    """A method that changes containers or volumes: the next listing asks the engine again
+    (marked before and after, so a listing that ran meanwhile is not reused either)."""
+
+    @functools.wraps(method)
+    async def changing(self: DockerProvisioner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self._watch.changed()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._watch.changed()
+
+    return changing
 
 
 class DockerProvisioner(Provisioner):
@@ -55,6 +78,7 @@ class DockerProvisioner(Provisioner):
         self._client = client
         self._owns_client = client is None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._watch = EngineWatch(max_age=LIST_MAX_AGE)
 
     async def _docker(self) -> docker.DockerClient:
         if self._client is None:
@@ -84,6 +108,7 @@ class DockerProvisioner(Provisioner):
 
     # -- the interface -------------------------------------------------------------------------
 
+    @_changes_engine
     async def apply(self, *, spec: InstanceSpec) -> InstanceStatus:
         """See :meth:`Provisioner.apply`."""
         async with self._locks.setdefault(spec.org_id, asyncio.Lock()):
@@ -114,6 +139,7 @@ class DockerProvisioner(Provisioner):
         volumes = await self._volumes(org_id)
         return self._data_only(org_id, [v.name for v in volumes]) if volumes else None
 
+    @_changes_engine
     async def remove(self, *, org_id: str, keep_data: bool) -> None:
         """See :meth:`Provisioner.remove`."""
         async with self._locks.setdefault(org_id, asyncio.Lock()):
@@ -132,7 +158,21 @@ class DockerProvisioner(Provisioner):
                     ) from exc
 
     async def list(self) -> builtins.list[InstanceStatus]:
-        """See :meth:`Provisioner.list`: containers of ours, then volumes without one."""
+        """See :meth:`Provisioner.list`: containers of ours, then volumes without one. The last
+        listing is answered again while the engine reports no change and every instance in it
+        had settled (:mod:`.watch`)."""
+        await asyncio.to_thread(self._watch.ensure_started, await self._docker())
+        reused = self._watch.reuse()
+        if reused is not None:
+            return reused
+        try:
+            statuses = await self._list_now()
+        except BaseException:
+            self._watch.changed()
+            raise
+        return self._watch.keep(statuses)
+
+    async def _list_now(self) -> builtins.list[InstanceStatus]:
         first: dict[str, Container] = {}
         for container in await self._listed():
             first.setdefault(container.labels[ORG_ID_LABEL], container)
@@ -148,11 +188,13 @@ class DockerProvisioner(Provisioner):
             statuses[org_id] = self._data_only(org_id, names)
         return [statuses[org_id] for org_id in sorted(statuses)]
 
+    @_changes_engine
     async def stop(self, *, org_id: str) -> None:
         """Stop the container; its volume and the container itself stay."""
         for container in await self._containers(check_org_id(org_id)):
             await off_loop(container.stop, timeout=STOP_TIMEOUT)
 
+    @_changes_engine
     async def restart(self, *, org_id: str) -> InstanceStatus:
         """Restart the container in place."""
         containers = await self._containers(check_org_id(org_id))
@@ -191,7 +233,8 @@ class DockerProvisioner(Provisioner):
             raise RetryableProvisionerError(f"Docker log stream broke: {exc}") from exc
 
     async def close(self) -> None:
-        """Close the SDK client if this provisioner made it."""
+        """Stop following the engine's events; close the SDK client if this provisioner made it."""
+        await asyncio.to_thread(self._watch.close)
         if self._client is not None and self._owns_client:
             await asyncio.to_thread(self._client.close)
             self._client = None

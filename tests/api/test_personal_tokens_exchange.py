@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from control_plane.db.models import PersonalToken
 from tests.support.api import add_user, assert_problem, direct_db, login
+from tests.support.mfa import mfa_login_body
 from tests.support.tokens import exchange, make_org
 from tests.support.tokens_personal import TOKENS, exchange_personal, new_token
 
@@ -123,16 +124,15 @@ async def test_a_platform_admin_does_not_enter_as_staff_with_a_personal_token(
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
     await make_org(client, "acme", plan="enterprise")
-    made = await new_token(client, admin, orgs="all")
+    # Signed in with a second factor, as support access needs; the token keeps that ``amr``.
+    body = await mfa_login_body(client, "root@example.com")
+    made = await new_token(client, {"Authorization": f"Bearer {body['access_token']}"})
     answer = await exchange_personal(
         client, made["token"], audience="org:acme", orgplane_reason="ticket 42"
     )
     assert _refusal(answer, "invalid_target").startswith("No such org")
     staff = await exchange(
-        client,
-        admin["Authorization"].removeprefix("Bearer "),
-        audience="org:acme",
-        orgplane_reason="ticket 42",
+        client, body["access_token"], audience="org:acme", orgplane_reason="ticket 42"
     )
     assert staff.status_code == 200, staff.text
 

@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from control_plane.db.models import AccessRequest, Org, utcnow
 from tests.support.api import add_user, assert_problem, direct_db
+from tests.support.mfa import mfa_login_body
 from tests.support.tokens import exchange, login_body, make_org
 
 REASON = "ticket 4711: login loop"
@@ -33,7 +34,8 @@ async def _people(client: AsyncTestClient[Any], **org_fields: Any) -> dict[str, 
         **org_fields,
     )
     people: dict[str, Any] = {"org_id": org_id, "staff_id": staff}
-    people["staff"] = await login_body(client, "staff@orgplane.test")
+    # Support access needs a sign-in with a second factor.
+    people["staff"] = await mfa_login_body(client, "staff@orgplane.test")
     for name in ids:
         people[name] = await login_body(client, f"{name}@acme.test")
     return people

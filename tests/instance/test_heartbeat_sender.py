@@ -6,20 +6,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from org_instance.app import create_app
-from org_instance.contract import HeartbeatBody
+from org_instance.contract import HeartbeatBody, heartbeat_answer_key, heartbeat_key
 from org_instance.heartbeat import HeartbeatSender, backoff_delay, first_beat_delay
 from tests.instance.conftest import runtime_of
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
+from tests.instance.processes import free_port
 from tests.support.api import assert_problem
 from tests.support.faults import cancel_once_entered, hide_the_cancel
+from tests.support.services import REDIS_URL, need, redis_available
 from tests.support.wait import eventually
 
 CP_URL = "http://cp.test"
@@ -179,3 +183,44 @@ async def test_a_cancelled_sender_stops_when_the_client_hides_the_cancel(
         sender.entered, sender.quietly = asyncio.Event(), quietly
         await cancel_once_entered(asyncio.create_task(sender.run()), sender.entered)
         assert sender.failures == 0  # a stop, not a failed beat
+
+
+async def test_a_heartbeat_over_redis_is_its_own_check_of_redis(
+    make_instance: Any, cp: FakeControlPlane
+) -> None:
+    """Over Redis the heartbeat's SET and GET check Redis: no PING of its own (one round trip
+    per org and interval fewer). When they fail, the heartbeat it posts instead says Redis is
+    not ok. Failed on the old code: every heartbeat pinged Redis first."""
+    need("Redis", redis_available())
+    async with make_instance(control_plane_url="", redis_url=REDIS_URL) as client:
+        runtime = runtime_of(client)
+        org_id = runtime.config.org_id
+        runtime.config = dataclasses.replace(runtime.config, control_plane_url=CP_URL)
+        pings: list[int] = []
+        checked = runtime.redis_ok
+
+        async def counted() -> bool:
+            pings.append(1)
+            return await checked()
+
+        runtime.redis_ok = counted  # type: ignore[method-assign]
+        admin = Redis.from_url(REDIS_URL)
+        try:
+            answer = {**cp.answer, "via": "redis", "contract_version": 1, "accepted": True}
+            await admin.set(heartbeat_answer_key(org_id), json.dumps(answer), ex=30)
+            sender = HeartbeatSender(runtime=runtime, http=cp.client())
+            sender.via_redis = True
+            await sender.beat()
+            assert pings == []
+            left = json.loads(await admin.get(heartbeat_key(org_id)) or b"{}")
+            assert left["seq"] == 1
+            assert left["redis_ok"] is True
+            assert not cp.heartbeats
+            runtime.redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")  # Redis away
+            await sender.beat()
+            (posted,) = cp.heartbeats
+            assert posted["redis_ok"] is False
+            assert posted["status"] == "degraded"
+        finally:
+            await admin.delete(heartbeat_key(org_id), heartbeat_answer_key(org_id))
+            await admin.aclose()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from litestar.exceptions import WebSocketDisconnect
@@ -158,3 +159,29 @@ def test_an_emergency_key_retirement_is_honoured_at_once(
             assert closed.value.code == 4401
         new = _token(signer, org_id, "u3", age=0)  # signed after the retirement
         assert client.get("/api/v1/me", headers=bearer(new)).status_code == 401
+
+
+def test_a_dropped_channel_is_noticed_at_once_and_followed_again(
+    tmp_path: Path, signer: Signer, cp: FakeControlPlane, org_redis: tuple[str, str]
+) -> None:
+    """The follower waits on the channel instead of polling it: a connection Redis closes ends
+    that wait (degrading to fresh tokens only), and the follower subscribes again and catches
+    up on what was revoked meanwhile."""
+    org_id, url = org_redis
+    app = create_app(instance_config(tmp_path, org_id=org_id, redis_url=url), http=cp.client())
+    with TestClient(app, base_url="http://acme.orgplane.test") as client:
+        revocations = app.state.instance.revocations
+        _until(lambda: revocations.live)
+        dropped: list[float] = []
+        revocations.on_redis_error = lambda: dropped.append(time.monotonic())
+        user = str(urlsplit(url).username)
+        killed_at = time.monotonic()
+        assert _admin_call(lambda admin: admin.client_kill_filter(user=user)) >= 1
+        _until(lambda: bool(dropped))
+        # Noticed by the waiting read itself, long before the 15 s ping would have.
+        assert dropped[0] - killed_at < 2.0
+        _until(lambda: revocations.live)
+        token = _token(signer, org_id, "u-later")
+        assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+        _revoke(org_id, "sub:u-later")
+        _until(lambda: client.get("/api/v1/me", headers=bearer(token)).status_code == 401)

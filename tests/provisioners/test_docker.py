@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import io
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,9 +34,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.usefixtures("doc
 
 
 @pytest.fixture
-def provisioner(docker_client: Any, instance_image: str, run_id: str) -> DockerProvisioner:
+async def provisioner(
+    docker_client: Any, instance_image: str, run_id: str
+) -> AsyncIterator[DockerProvisioner]:
     options = ProvisionerOptions(deployment_id=run_id, docker_publish_ports=True)
-    return DockerProvisioner(options=options, client=docker_client)
+    provisioner = DockerProvisioner(options=options, client=docker_client)
+    yield provisioner
+    await provisioner.close()  # stops following the engine's events (the client is shared)
 
 
 async def test_the_container_is_hardened(
@@ -251,3 +256,36 @@ async def test_a_settled_containers_list_entry_gives_the_same_status_as_its_insp
     assert not settled({**summary, "State": "exited", "Status": "Exited (0) 1 second ago"})
     listed = {s.org_id: s for s in await provisioner.list()}
     assert listed[spec.org_id].endpoint == from_inspect.endpoint
+
+
+async def test_an_unchanged_fleet_is_not_listed_again_until_the_engine_reports_a_change(
+    provisioner: DockerProvisioner, docker_client: Any, run_id: str, monkeypatch: Any
+) -> None:
+    """The reconciler lists every instance each pass (2 s): an idle fleet is answered from the
+    last listing while the engine's event stream reports nothing, and a container removed by
+    hand shows at the next pass. Failed on the old code: every list() asked the engine."""
+    spec = make_spec(run_id=run_id)
+    await provisioner.apply(spec=spec)
+    asked: list[int] = []
+    real = docker_client.api.containers
+    monkeypatch.setattr(
+        docker_client.api, "containers", lambda *a, **k: asked.append(1) or real(*a, **k)
+    )
+
+    async def listed_without_asking() -> bool:
+        first = await provisioner.list()
+        before = len(asked)
+        again = await provisioner.list()
+        return len(asked) == before and again == first
+
+    await eventually(listed_without_asking, what="a listing answered again", timeout=10)
+    (running,) = await provisioner.list()
+    assert running.org_id == spec.org_id
+    assert running.state == "running"
+    docker_client.containers.get(running.handle["container_id"]).remove(force=True)
+
+    async def gone() -> bool:
+        statuses = {s.org_id: s for s in await provisioner.list()}
+        return statuses[spec.org_id].state == "absent"  # its volume is left
+
+    await eventually(gone, what="the removal seen", timeout=10)

@@ -16,10 +16,10 @@ from typing import Any
 
 import uvicorn
 
-from control_plane.app import create_app
 from control_plane.settings import Settings
 from org_instance.http_protocol import HTTP_PROTOCOL
 from org_instance.ws_handshake import WS_PROTOCOL
+from tests.support.apps import lent_app
 from tests.support.wait import eventually
 
 #: A reconciler and heartbeats fast enough for a test to watch an org reach ``running``.
@@ -42,10 +42,19 @@ async def serve_control_plane(
     settings: Settings, port: int, *, also_on: Sequence[str] = (), keep_instances: bool = False
 ) -> AsyncIterator[Any]:
     """Serve ``create_app(settings)`` on 127.0.0.1:``port`` (and on the addresses ``also_on``,
-    such as a Docker network's gateway, for containers of the test); yields the app.
+    such as a Docker network's gateway, for containers of the test); yields the app. The app
+    may be one built before for the same settings (tests/support/apps.py).
     ``keep_instances``: leave the instances running on the way out (a control-plane restart:
     the next one on the same database and data directory takes them over)."""
-    app = create_app(settings)
+    with lent_app(settings) as app:
+        async with _serve(app, port, also_on, keep_instances) as served:
+            yield served
+
+
+@asynccontextmanager
+async def _serve(
+    app: Any, port: int, also_on: Sequence[str], keep_instances: bool
+) -> AsyncIterator[Any]:
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -3,8 +3,8 @@
 Instance versions and staged rollouts (control_plane/fleet, docs/rollouts.md). Existing orgs
 get no assigned image, so nothing they run changes.
 
-It follows 0011_org_search (merged first, itself after 0008): a database already at 0011 takes
-this one next.
+It follows 0011_org_search (merged first, after 0010_mfa and 0008): a database already at 0011
+takes this one next.
 
 Revision ID: 0009_fleet_rollouts
 Revises: 0011_org_search

@@ -8,7 +8,7 @@ few orgs contain read every row (120 ms). GIN trigram indexes answer it in under
 migration goes on without the indexes and says so; search stays correct, only slower.
 
 Revision ID: 0011_org_search
-Revises: 0008_personal_tokens
+Revises: 0010_mfa
 """
 
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ import structlog
 from alembic import op
 
 revision: str = "0011_org_search"
-down_revision: str | None = "0008_personal_tokens"
+down_revision: str | None = "0010_mfa"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

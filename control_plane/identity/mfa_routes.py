@@ -1,0 +1,187 @@
+"""Two-factor authentication (TOTP) of one's own account, and an org's MFA requirement.
+
+    POST   /api/v1/me/mfa/totp          {password}          a new secret, shown once
+    POST   /api/v1/me/mfa/totp/confirm  {code}              MFA on; 10 recovery codes, shown once
+    DELETE /api/v1/me/mfa/totp          {password, code}    MFA off (a TOTP or a recovery code)
+    PUT    /api/v1/orgs/{org_id}/mfa-requirement {required} org admins and owners, staff,
+                                                        signed in with a second factor
+
+Secrets and codes are only in the answers that make them (``Cache-Control: no-store``); audit
+events name what happened, never a secret or a code. See :mod:`control_plane.identity.mfa`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, post, put
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from control_plane.audit.record import record
+from control_plane.db.models import utcnow
+from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.errors import Conflict, Forbidden
+from control_plane.identity.client_ip import client_ip
+from control_plane.identity.login import recheck
+from control_plane.identity.mfa import (
+    begin_enrolment,
+    confirm_enrolment,
+    disable_mfa,
+    mfa_enabled,
+)
+from control_plane.identity.schemas import OneTimeCode, Password, Strict
+from control_plane.orgs.access import org_access
+from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class EnrolBody(Strict):
+    password: Password
+
+
+class ConfirmBody(Strict):
+    code: OneTimeCode
+
+
+class DisableBody(Strict):
+    password: Password
+    #: The current TOTP code, or a recovery code.
+    code: OneTimeCode
+
+
+class Enrolment(msgspec.Struct):
+    #: The base32 secret, for typing into an authenticator app: shown once.
+    secret: str
+    #: The same as an ``otpauth://totp/...`` URI (for a QR code): shown once.
+    otpauth_uri: str
+
+
+class RecoveryCodes(msgspec.Struct):
+    #: Single-use codes for when the authenticator is lost: shown once, stored hashed.
+    recovery_codes: list[str]
+
+
+class MfaRequirementBody(Strict):
+    required: bool
+
+
+class MfaRequirement(msgspec.Struct):
+    org_id: str
+    require_mfa: bool
+
+
+@post("/api/v1/me/mfa/totp", status_code=HTTP_201_CREATED, tags=["identity"])
+async def enrol_totp(
+    request: Request[Any, Any, Any],
+    data: JSONBody[EnrolBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Response[Enrolment]:
+    """Start TOTP enrolment (re-authenticating with the password): a new secret, shown once.
+    It becomes a second factor with ``POST /api/v1/me/mfa/totp/confirm``."""
+    user = principal.user
+    await recheck(request, runtime, db, user, data.password)
+    secret, uri = begin_enrolment(runtime.settings, user)
+    db.add(user)
+    record(
+        db,
+        action="mfa.totp_started",
+        actor=user,
+        target_type="user",
+        target_id=user.id,
+        ip=client_ip(request),
+    )
+    await db.commit()
+    return Response(Enrolment(secret, uri), status_code=HTTP_201_CREATED, headers=NO_STORE)
+
+
+@post("/api/v1/me/mfa/totp/confirm", status_code=HTTP_200_OK, tags=["identity"])
+async def confirm_totp(
+    request: Request[Any, Any, Any],
+    data: JSONBody[ConfirmBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Response[RecoveryCodes]:
+    """Turn MFA on with the authenticator's current code; answers the recovery codes once."""
+    user = principal.user
+    codes = await confirm_enrolment(db, runtime.settings, user, data.code)
+    record(
+        db,
+        action="mfa.totp_enabled",
+        actor=user,
+        target_type="user",
+        target_id=user.id,
+        ip=client_ip(request),
+    )
+    await db.commit()
+    return Response(RecoveryCodes(codes), headers=NO_STORE)
+
+
+@delete("/api/v1/me/mfa/totp", status_code=HTTP_204_NO_CONTENT, tags=["identity"])
+async def disable_totp(
+    request: Request[Any, Any, Any],
+    data: JSONBody[DisableBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> None:
+    """Turn MFA off: the password and a current code (or a recovery code) are needed."""
+    user = principal.user
+    if not mfa_enabled(user):
+        raise Conflict("Two-factor authentication is not on.", code="mfa_not_enabled")
+    await recheck(request, runtime, db, user, data.password, data.code)
+    await disable_mfa(db, user)
+    record(
+        db,
+        action="mfa.totp_disabled",
+        actor=user,
+        target_type="user",
+        target_id=user.id,
+        ip=client_ip(request),
+    )
+    await db.commit()
+
+
+@put("/api/v1/orgs/{org_id:str}/mfa-requirement", tags=["identity"])
+async def put_mfa_requirement(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[str],
+    data: JSONBody[MfaRequirementBody],
+    principal: Caller,
+    db: DB,
+) -> MfaRequirement:
+    """Switch whether members and staff need a sign-in with a second factor to enter the org
+    (org admins and owners, and platform admins, each signed in with a second factor: who
+    has none cannot lock themselves out, nor weaken the org); audited as ``org.require_mfa``."""
+    access = await org_access(db, principal, org_id)
+    access.require("admin", to="change whether the org requires MFA")
+    if SECOND_FACTOR not in subject_amr(principal.claims, None):
+        raise Forbidden(
+            "Sign in with a second factor to change whether the org requires one.",
+            code="mfa_required",
+        )
+    org = access.org
+    if org.require_mfa != data.required:
+        org.require_mfa = data.required
+        org.updated_at = utcnow()
+        db.add(org)
+        record(
+            db,
+            action="org.require_mfa",
+            actor=principal.user,
+            org_id=org.id,
+            target_type="org",
+            target_id=org.id,
+            ip=client_ip(request),
+            required=data.required,
+        )
+    await db.commit()
+    return MfaRequirement(org.id, org.require_mfa)
+
+
+ROUTES = [enrol_totp, confirm_totp, disable_totp, put_mfa_requirement]

@@ -1,0 +1,49 @@
+"""Entering an org with a second factor: orgs that require MFA, and staff support access.
+
+The subject token says how its sign-in was authenticated (RFC 8176 ``amr``): an access token
+in its ``amr`` claim (kept across refreshes), a personal access token in what the session it
+was made in carried. Without ``otp`` there, the exchange refuses
+
+* any entry into an org with ``require_mfa`` (``orgplane_code`` ``mfa_required``), and
+* every staff entry (``staff_mfa_required``): support access acts as an admin in someone
+  else's org, so it always needs the stronger sign-in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from control_plane.db.models import Org, PersonalToken
+from control_plane.tokens.grants import OAuthError
+
+SECOND_FACTOR: Final = "otp"
+
+
+def subject_amr(claims: dict[str, Any] | None, personal: PersonalToken | None) -> list[str]:
+    """The ``amr`` values of the exchange's subject token (``["pwd"]`` when it names none)."""
+    if personal is not None:
+        return personal.amr.split() or ["pwd"]
+    amr = (claims or {}).get("amr")
+    if isinstance(amr, list) and all(isinstance(m, str) for m in amr) and amr:
+        return list(amr)
+    return ["pwd"]
+
+
+def check_mfa(org: Org, amr: list[str], *, staff: bool) -> None:
+    """Refuse an entry that needs a second factor the subject's sign-in did not use."""
+    if SECOND_FACTOR in amr:
+        return
+    if staff:
+        raise OAuthError(
+            "invalid_target",
+            "Support access needs a sign-in with a second factor: turn on two-factor "
+            "authentication (POST /api/v1/me/mfa/totp) and sign in with a one-time code.",
+            orgplane_code="staff_mfa_required",
+        )
+    if org.require_mfa:
+        raise OAuthError(
+            "invalid_target",
+            "This org requires two-factor authentication: sign in with a one-time code "
+            "(turn it on with POST /api/v1/me/mfa/totp first).",
+            orgplane_code="mfa_required",
+        )
