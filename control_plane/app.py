@@ -31,6 +31,9 @@ from control_plane.db.engine import private_sqlite_files
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.errors import ProblemError
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
+from control_plane.fleet.rollout_routes import ROUTES as ROLLOUT_ROUTES
+from control_plane.fleet.version_routes import ROUTES as VERSION_ROUTES
+from control_plane.fleet.windows import ROUTES as WINDOW_ROUTES
 from control_plane.identity.recovery_routes import ROUTES as RECOVERY_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
 from control_plane.instances.log_routes import ROUTES as INSTANCE_LOG_ROUTES
@@ -175,6 +178,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *TRANSFER_ROUTES,
             *METRICS_ROUTES,
             *WEBHOOK_ROUTES,
+            *VERSION_ROUTES,
+            *ROLLOUT_ROUTES,
+            *WINDOW_ROUTES,
             *WORD_ROUTES,
             *ui.route_handlers,
         ],

@@ -7,8 +7,9 @@ Two kinds of series:
   build apps side by side). Under ``orgplane serve --workers N`` the CLI sets
   ``PROMETHEUS_MULTIPROC_DIR`` and prometheus-client writes every value to files there; a scrape
   answered by any worker then sums all workers (:func:`exposition`).
-* **Fleet series** (orgs by phase and version, heartbeat lag) describe the database, which every
-  replica shares, so they are read at scrape time and never stored in a process.
+* **Fleet series** (orgs by phase and version, heartbeat lag, rollout progress) describe the
+  database, which every replica shares, so they are read at scrape time and never stored in a
+  process.
 
 Labels are bounded: HTTP series carry the route *template* (``/api/v1/orgs/{org_id}``), never
 a raw path, and no org or user id; token refusals carry the OAuth error code.
@@ -44,6 +45,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import bearer_token
+from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Unauthenticated
@@ -197,7 +199,25 @@ async def fleet_families(db: AsyncSession, *, heartbeat_interval: float) -> list
         "orgplane_heartbeat_interval_seconds", "The heartbeat interval instances are given."
     )
     interval.add_metric([], heartbeat_interval)
-    return [by_phase, by_version, lag, interval]
+    return [by_phase, by_version, lag, interval, await _rollout_progress(db)]
+
+
+async def _rollout_progress(db: AsyncSession) -> Metric:
+    """Orgs of active rollouts (running, paused, rolling back) by their step."""
+    progress = GaugeMetricFamily(
+        "orgplane_rollout_orgs",
+        "Orgs of active staged rollouts by their state (queued, upgrading, upgraded, ...).",
+        labels=["rollout_state", "state"],
+    )
+    query = (
+        columns(col(Rollout.state), col(RolloutOrg.state), func.count())
+        .join(Rollout, col(Rollout.id) == col(RolloutOrg.rollout_id))
+        .where(col(Rollout.state).in_(("running", "paused", "rolling_back")))
+        .group_by(col(Rollout.state), col(RolloutOrg.state))
+    )
+    for rollout_state, state, count in (await db.exec(query)).all():  # type: ignore[call-overload]
+        progress.add_metric([rollout_state, state], count)
+    return progress
 
 
 def exposition(metrics: ControlPlaneMetrics, fleet: list[Metric]) -> bytes:

@@ -34,7 +34,7 @@ from org_instance.backup.protocol import SCOPE_BACKUP, SCOPE_RESTORE
 
 log = structlog.get_logger("orgplane.backups")
 
-KINDS: Final = ("manual", "scheduled", "import", "pre_restore")
+KINDS: Final = ("manual", "scheduled", "import", "pre_restore", "pre_upgrade")
 
 
 class BackupCorrupt(ProblemError):

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "control_plane.cli.approval",
     "control_plane.cli.instance",
     "control_plane.cli.contract",
+    "control_plane.cli.fleet",
     # The conformance kit is a package of its own on top of the platform (docs/conformance.md).
     "conformance_kit.cli",
 )

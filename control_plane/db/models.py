@@ -137,6 +137,9 @@ class Instance(SQLModel, table=True):
     #: outranks its plan's image and the default (see ``control_plane/reconciler/images.py``).
     pinned_image: str = Field(default="", max_length=300)
     version: str = Field(default="", max_length=64)
+    #: The image a rollout moved the org to (``control_plane.fleet``): below ``pinned_image``,
+    #: above the plan's image and the default.
+    assigned_image: str = Field(default="", max_length=300)
     #: The contract version negotiated at the last written heartbeat; None before the first.
     contract_version: int | None = None
     credential_hash: str = Field(default="", max_length=64)
@@ -341,7 +344,7 @@ class Backup(SQLModel, table=True):
     )
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     org_id: str = Field(foreign_key="org.id", max_length=32)
-    #: manual, scheduled, import or pre_restore.
+    #: manual, scheduled, import, pre_restore or pre_upgrade (a rollout's, control_plane.fleet).
     kind: str = Field(max_length=16)
     #: running, ready or failed.
     status: str = Field(default="running", max_length=16)
@@ -494,3 +497,7 @@ class RecoveryCode(SQLModel, table=True):
     code_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _ts()
     used_at: datetime | None = _ts(nullable=True)
+
+
+# The fleet's tables live in their own module; importing it here registers them with the rest.
+from control_plane.db import fleet_models as fleet_models  # noqa: E402

@@ -4,6 +4,10 @@
 reaches that step, as a crash would; ``ORGPLANE_FAULT_ORG=<slug>`` narrows it to one org, so a
 test knows which operation the crash interrupted. The crash tests restart the control plane
 without it and check that the next pass converges. Never set it in production.
+
+``ORGPLANE_FAULT_BROKEN_VERSION=<version name>`` makes every instance of that registered
+version unable to report: it starts with a credential the control plane refuses, so it never
+sends an accepted heartbeat (the staged-rollout tests' broken version on the local backend).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import structlog
 
 FAULT_ENV = "ORGPLANE_FAULT_EXIT_AT"
 FAULT_ORG_ENV = "ORGPLANE_FAULT_ORG"
+BROKEN_VERSION_ENV = "ORGPLANE_FAULT_BROKEN_VERSION"
 FAULT_EXIT_CODE = 86
 STEPS = (
     "after_claim",
@@ -38,3 +43,8 @@ def fault_point(step: str, *, org_slug: str) -> None:
         return
     log.warning("fault hook: exiting", step=step, org_slug=org_slug)
     os._exit(FAULT_EXIT_CODE)
+
+
+def broken_version(version: str) -> bool:
+    """Whether the fault hook names ``version`` (a registered version's name) as broken."""
+    return bool(version) and os.environ.get(BROKEN_VERSION_ENV) == version

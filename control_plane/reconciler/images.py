@@ -17,8 +17,9 @@ declaration counts. An image that speaks none of the versions this control plane
 but never set nor deployed.
 
 Which image an org runs: its own (``Instance.pinned_image``, set by a platform admin's
-``redeploy``), else its plan's (``PlanImage``), else ``ORGPLANE_INSTANCE_IMAGE``; each only if
-the allow-list still admits it (:func:`chosen_image`).
+``redeploy``), else the one a rollout moved it to (``Instance.assigned_image``, see
+``control_plane.fleet``), else its plan's (``PlanImage``), else ``ORGPLANE_INSTANCE_IMAGE``;
+each only if the allow-list still admits it (:func:`chosen_image`).
 
 :func:`checked_image` is the API's check (400 ``invalid_image`` / 403 ``image_not_allowed`` /
 409 ``image_contract_unsupported``); :func:`runnable_image` and :func:`chosen_image` are the
@@ -151,10 +152,12 @@ def checked_image(reference: str, settings: ProvisioningSettings) -> str:
     return reference
 
 
-def chosen_image(pinned: str, plan_image: str, settings: ProvisioningSettings) -> str:
-    """The image an org runs: its own, else its plan's, else the default; an image the
-    allow-list no longer admits is skipped."""
-    for candidate in (pinned, plan_image):
+def chosen_image(
+    pinned: str, plan_image: str, settings: ProvisioningSettings, *, assigned: str = ""
+) -> str:
+    """The image an org runs: its own, else the one a rollout assigned, else its plan's, else
+    the default; an image the allow-list no longer admits is skipped."""
+    for candidate in (pinned, assigned, plan_image):
         if candidate and image_allowed(candidate, settings):
             return candidate
     return settings.instance_image
@@ -165,7 +168,12 @@ async def org_image(
 ) -> str:
     """The image ``org``'s instance runs (:func:`chosen_image` with its plan's image)."""
     plan = await db.get(PlanImage, org.plan)
-    return chosen_image(instance.pinned_image, plan.image if plan else "", settings)
+    return chosen_image(
+        instance.pinned_image,
+        plan.image if plan else "",
+        settings,
+        assigned=instance.assigned_image,
+    )
 
 
 def runnable_image(stored: str, settings: ProvisioningSettings) -> str:

@@ -3,7 +3,8 @@
 A pass (1) finalises orgs whose deletion window has passed, (2) lists what the backend runs, in
 one call, (3) picks the orgs that need work — changed since last observed, not in a steady
 phase, missing heartbeats, or drifted from what the backend reports — and reconciles each under
-a lease, several at once, and (4) removes backend objects labelled as ours whose org is gone
+a lease, several at once, then takes a step of every staged rollout it can lease
+(``control_plane.fleet.engine``), and (4) removes backend objects labelled as ours whose org is gone
 after a grace period. Work is proportional to what changed, not to the number of orgs.
 """
 
@@ -22,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.fleet.engine import drive_rollouts
 from control_plane.orgs.lifecycle import finalize_due_deletions
 from control_plane.reconciler.admission import busy_slots, queued_reason
 from control_plane.reconciler.hibernation import due_condition
@@ -112,6 +114,7 @@ class Reconciler:
             org_ids, _ = await self._candidates(None)
             report.selected = len(org_ids)
             await self._reconcile_all(org_ids, None, report)
+            await self._rollouts()
             return report
         listed_at = utcnow()
         try:
@@ -124,6 +127,7 @@ class Reconciler:
         org_ids, known = await self._candidates(observed)
         report.selected = len(org_ids)
         await self._reconcile_all(org_ids, observed, report)
+        await self._rollouts()
         try:  # after the orgs: a new org never waits for spares to start
             await self.pool.maintain(observed=observed, listed_at=listed_at)
         except Exception as exc:
@@ -131,6 +135,15 @@ class Reconciler:
         if observed is not None:
             await self._remove_orphans(observed, known, report)
         return report
+
+    async def _rollouts(self) -> None:
+        """A step of every staged rollout this replica can lease, after the orgs (so an org this
+        pass saw running passes its gate now); a step that moved an org starts the next pass."""
+        try:
+            if await drive_rollouts(self.ctx.runtime):
+                self.wake()
+        except Exception as exc:
+            log_job_failure("rollouts step failed", exc)
 
     async def _reconcile_all(
         self, org_ids: list[str], observed: dict[str, InstanceStatus] | None, report: PassReport

@@ -13,7 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane import __version__
 from control_plane.db.models import Instance, Org
+from control_plane.fleet.registry import version_name
 from control_plane.orgs.hierarchy import effective_limits
+from control_plane.reconciler.faults import broken_version
 from control_plane.reconciler.images import org_image
 from control_plane.routing.domains import routed_hostnames
 from control_plane.routing.hostnames import subdomain_of
@@ -57,6 +59,10 @@ async def build_spec(
     subdomain = subdomain_of(org.slug, settings.provisioning.base_domain)
     hostnames = tuple(sorted(set(await routed_hostnames(db, org=org, subdomain=subdomain))))
     limits = await effective_limits(db, org)
+    image = await org_image(db, org=org, instance=instance, settings=settings.provisioning)
+    version = await version_name(db, image)
+    if broken_version(version):
+        credential = "fault-hook-broken-version"
     env = instance_env(
         org_id=org.id,
         slug=org.slug,
@@ -68,13 +74,13 @@ async def build_spec(
         hostnames=hostnames,
         heartbeat_interval=settings.provisioning.heartbeat_interval,
         limits=limits,
-        version=__version__,
+        version=version or __version__,
     )
     return InstanceSpec(
         org_id=org.id,
         slug=org.slug,
         instance_id=instance.instance_id,
-        image=await org_image(db, org=org, instance=instance, settings=settings.provisioning),
+        image=image,
         env=env,
         resources=PLAN_RESOURCES.get(org.plan, PLAN_RESOURCES["free"]),
         hostnames=hostnames,

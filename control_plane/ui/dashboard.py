@@ -1,6 +1,6 @@
-"""The platform dashboard: what needs attention first (unhealthy and failed orgs, failed
-webhook deliveries, failed backups), then every org with its phase, health, plan, members and
-usage."""
+"""The platform dashboard: what needs attention first (paused rollouts, unhealthy and failed
+orgs, failed webhook deliveries, failed backups), then orgs per phase and per version (image),
+then every org with its phase, health, plan, members and usage."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.db.fleet_models import Rollout
 from control_plane.db.models import (
     Backup,
     Instance,
@@ -25,6 +26,7 @@ from control_plane.db.models import (
 )
 from control_plane.deps import DB
 from control_plane.errors import ProblemError
+from control_plane.fleet.registry import fleet_counts
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.orgs.listing import PHASES, list_orgs
 from control_plane.orgs.plans import PLANS
@@ -62,8 +64,8 @@ async def instances_of(db: AsyncSession, org_ids: list[str]) -> dict[str, Instan
 
 
 async def attention(db: AsyncSession) -> dict[str, list[Any]]:
-    """What an operator should look at first: live orgs that are unhealthy or failed (longest
-    in that state first), and webhook deliveries and backups that failed in the last
+    """What an operator should look at first: paused rollouts, live orgs that are unhealthy or
+    failed (longest in that state first), and webhook deliveries and backups that failed in the last
     :data:`ATTENTION_DAYS` days (newest first)."""
     since = utcnow() - timedelta(days=ATTENTION_DAYS)
     troubled = (
@@ -86,7 +88,9 @@ async def attention(db: AsyncSession) -> dict[str, list[Any]]:
         .order_by(col(Backup.created_at).desc())
         .limit(ATTENTION_ITEMS)
     )
+    paused = select(Rollout).where(col(Rollout.state) == "paused").limit(ATTENTION_ITEMS)
     return {
+        "rollouts": list((await db.exec(paused)).all()),
         "orgs": list((await db.exec(troubled)).all()),
         "deliveries": [{"delivery": d, "url": url} for d, url in (await db.exec(deliveries)).all()],
         "backups": [{"backup": b, "slug": slug} for b, slug in (await db.exec(backups)).all()],
@@ -145,6 +149,7 @@ async def dashboard(
         next_cursor=next_cursor,
         notice=notice_of(done),
         attention=await attention(db),
+        versions=[c for c in await fleet_counts(db) if c.image],
     )
 
 

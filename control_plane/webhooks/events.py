@@ -19,6 +19,8 @@ EVENT_TYPES: Final = {
     "hostname.conflict": "a hostname claim met a hostname another org owns",
     "backup.failed": "a backup of an org failed",
     "security.signal": "a burst of refused token exchanges or forged tokens",
+    "rollout.paused": "a staged rollout paused itself (too many failed upgrades in a wave)",
+    "rollout.finished": "a staged rollout finished (every org moved) or was rolled back",
 }
 
 

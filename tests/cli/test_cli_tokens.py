@@ -5,11 +5,8 @@ behaviour against a real process is tests/cli/test_cli_session.py's subject)."""
 from __future__ import annotations
 
 import asyncio
-import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -19,17 +16,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.app import create_app
-from control_plane.cli import session as cli_session
-from control_plane.cli.main import main
 from control_plane.db.models import Membership, Org
 from control_plane.identity.users import create_user
 from control_plane.settings import Settings
 from control_plane.tokens.grants import PERSONAL_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 from tests.support.api import PASSWORD
+from tests.support.cli import logged_in_cli, run
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])
-URL = "http://127.0.0.1:8080"
 
 
 async def _seed(db_url: str) -> None:
@@ -51,21 +45,8 @@ def plane(
 ) -> Iterator[TestClient[Any]]:
     """The app, seeded, and the CLI's HTTP client pointed at it; the CLI logged in."""
     asyncio.run(_seed(database_url))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    with TestClient(create_app(settings), base_url=URL) as client:
-        fake = SimpleNamespace(Client=lambda **_: client, TransportError=httpx.TransportError)
-        monkeypatch.setattr(cli_session, "httpx", fake)
-        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
-        assert main(["login", "--url", URL, "--email", "dev@example.com", "--password-stdin"]) == 0
+    with logged_in_cli(settings, monkeypatch, tmp_path, "dev@example.com") as client:
         yield client
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def _exchange(client: TestClient[Any], token: str, slug: str) -> httpx.Response:

@@ -39,18 +39,22 @@ def _listen(host: str, port: int) -> socket.socket:
 
 @asynccontextmanager
 async def serve_control_plane(
-    settings: Settings, port: int, *, also_on: Sequence[str] = ()
+    settings: Settings, port: int, *, also_on: Sequence[str] = (), keep_instances: bool = False
 ) -> AsyncIterator[Any]:
     """Serve ``create_app(settings)`` on 127.0.0.1:``port`` (and on the addresses ``also_on``,
     such as a Docker network's gateway, for containers of the test); yields the app. The app
-    may be one built before for the same settings (tests/support/apps.py)."""
+    may be one built before for the same settings (tests/support/apps.py).
+    ``keep_instances``: leave the instances running on the way out (a control-plane restart:
+    the next one on the same database and data directory takes them over)."""
     with lent_app(settings) as app:
-        async with _serve(app, port, also_on) as served:
+        async with _serve(app, port, also_on, keep_instances) as served:
             yield served
 
 
 @asynccontextmanager
-async def _serve(app: Any, port: int, also_on: Sequence[str]) -> AsyncIterator[Any]:
+async def _serve(
+    app: Any, port: int, also_on: Sequence[str], keep_instances: bool
+) -> AsyncIterator[Any]:
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -80,7 +84,7 @@ async def _serve(app: Any, port: int, also_on: Sequence[str]) -> AsyncIterator[A
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(other, timeout=15)
         runtime = app.state.runtime
-        for status in await runtime.provisioner.list():
+        for status in [] if keep_instances else await runtime.provisioner.list():
             await runtime.provisioner.remove(org_id=status.org_id, keep_data=False)
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)

@@ -1,0 +1,2 @@
+"""Operating the fleet: instance versions (``registry``), per-org maintenance windows
+(``windows``) and staged rollouts (``plan``, ``engine``); see docs/rollouts.md."""
