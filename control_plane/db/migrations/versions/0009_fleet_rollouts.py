@@ -7,7 +7,7 @@ It follows 0011_org_search (merged first, after 0010_mfa and 0008): a database a
 takes this one next.
 
 Revision ID: 0009_fleet_rollouts
-Revises: 0011_org_search
+Revises: 0008_personal_tokens
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0009_fleet_rollouts"
-down_revision: str | None = "0011_org_search"
+down_revision: str | None = "0008_personal_tokens"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,7 +4,7 @@
 Existing sessions and personal access tokens were made with a password only (``amr`` "pwd").
 
 Revision ID: 0010_mfa
-Revises: 0008_personal_tokens
+Revises: 0009_fleet_rollouts
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0010_mfa"
-down_revision: str | None = "0008_personal_tokens"
+down_revision: str | None = "0009_fleet_rollouts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
