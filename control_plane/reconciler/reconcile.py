@@ -54,13 +54,17 @@ class Context:
     redis_host: str = ""  # host instances reach Redis at, when it differs from ours
     #: When this replica began hearing heartbeats: silence before it is not evidence.
     watching_since: datetime = field(default_factory=utcnow)
-    #: Sees through Traefik that a hibernating org's hosts reach the wake endpoint.
+    #: Sees through Traefik that a hibernating org's hosts reach the wake endpoint (made on
+    #: first use when ``ORGPLANE_PROXY_URL`` is set: :func:`probe_of`).
     handover_probe: Probe | None = None
 
-    def __post_init__(self) -> None:
-        if self.handover_probe is None and self.runtime.settings.routing.proxy_url:
-            secret = resolve_secret(self.runtime.settings)
-            self.handover_probe = handover_probe(self.runtime.settings, secret=secret)
+
+def probe_of(ctx: Context) -> Probe | None:
+    """The context's hibernation handover probe, if the proxy's URL is set."""
+    settings = ctx.runtime.settings
+    if ctx.handover_probe is None and settings.routing.proxy_url:
+        ctx.handover_probe = handover_probe(settings, secret=resolve_secret(settings))
+    return ctx.handover_probe
 
 
 def desired_state(org: Org, *, held: str = "") -> str:
@@ -114,7 +118,7 @@ async def reconcile_org(
         provisioner=ctx.provisioner,
         hibernate_after=ctx.runtime.settings.provisioning.hibernate_after,
         routing=ctx.runtime.routing,
-        probe=ctx.handover_probe,
+        probe=probe_of(ctx),
     ):
         await _run(ctx, db, org, instance, status)
     instance.phase = org.phase

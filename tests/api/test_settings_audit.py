@@ -41,6 +41,8 @@ from tests.support.services import REPO
 from tests.support.tokens import exchange, login_body, make_org
 
 OBSERVED_HERE = {
+    "ORGPLANE_TENANT_PLACEHOLDER": "test_tenant_placeholder_and_column",
+    "ORGPLANE_TENANT_COLUMN": "test_tenant_placeholder_and_column",
     "ORGPLANE_MAX_BODY_BYTES": "test_max_body_bytes",
     "ORGPLANE_LOGIN_RATE_LIMIT": "test_login_rate_limit_and_window",
     "ORGPLANE_LOGIN_RATE_WINDOW": "test_login_rate_limit_and_window",
@@ -114,6 +116,10 @@ OBSERVED_IN = {
     "ORGPLANE_ROUTING_FALLBACK_URL": "tests/hibernation/test_wake_routes.py",
     "ORGPLANE_ORG_URL_PORT": "tests/ui/test_browser.py",
     "ORGPLANE_WAKE_URL": "tests/hibernation/test_wake_routes.py",
+    "ORGPLANE_PROXY_URL": "tests/hibernation/test_handover_traefik.py",
+    "ORGPLANE_EMBEDDED_ROUTING": "tests/routing/test_embedded_routing.py",
+    "ORGPLANE_TENANT_SINGULAR": "tests/api/test_tenant_word.py",
+    "ORGPLANE_TENANT_PLURAL": "tests/api/test_tenant_word.py",
     "ORGPLANE_WAKE_HOLD_TIMEOUT": "tests/hibernation/test_wake_routes.py",
     "ORGPLANE_BACKUP_INTERVAL": "tests/backups/test_interrupted_and_scheduled.py",
     "ORGPLANE_BACKUP_KEEP": "tests/backups/test_interrupted_and_scheduled.py",
@@ -173,6 +179,15 @@ def claims(token: str) -> dict[str, Any]:
 
 async def app_client(make_settings: Any, **env: str) -> AsyncTestClient[Any]:
     return AsyncTestClient(create_app(make_settings(**env)), base_url="http://127.0.0.1:8080")
+
+
+async def test_tenant_placeholder_and_column(make_settings: Any) -> None:
+    env = {"ORGPLANE_TENANT_PLACEHOLDER": "acme-eu", "ORGPLANE_TENANT_COLUMN": "Tenant"}
+    async with await app_client(make_settings, **env) as client:
+        words = (await client.get("/api/v1/platform/words")).json()
+    assert words["placeholder"] == "acme-eu"
+    assert words["column"] == "Tenant"
+    assert words["singular"] == "Organization"  # the others keep their defaults
 
 
 async def test_max_body_bytes(make_settings: Any) -> None:
