@@ -37,6 +37,7 @@ from control_plane.routing.hostnames import InvalidHostname, canonical_hostname
 from control_plane.routing.traefik import org_by_host, serves_instance
 from control_plane.routing.wake import answers_for
 from control_plane.settings import Settings
+from control_plane.store_errors import UNAVAILABLE_RETRY_AFTER, store_outage
 from org_instance.errors import send_problem
 from provisioners.traefik import UNAVAILABLE_PATH, WAKE_PREFIX
 
@@ -73,7 +74,13 @@ class EmbeddedRouter:
         if not host:
             await self.app(scope, receive, send)
             return
-        endpoint, wake = await self._decide(host)
+        try:
+            endpoint, wake = await self._decide(host)
+        except Exception as exc:
+            if store_outage(exc) != "database":
+                raise
+            await self._database_unavailable(scope, send, host=host, error=exc)
+            return
         if endpoint:
             if scope["type"] == ScopeType.WEBSOCKET:
                 await relay_websocket(scope, receive, send, endpoint=endpoint, host=host)
@@ -87,6 +94,25 @@ class EmbeddedRouter:
         if not wake:
             inner["query_string"] = b""
         await self.app(inner, receive, send)
+
+    async def _database_unavailable(
+        self, scope: Scope, send: Send, *, host: str, error: Exception
+    ) -> None:
+        """The org cannot be looked up: 503, as the API answers a database outage."""
+        log.warning(
+            "embedded routing: database unavailable", host=host, exc_type=type(error).__name__
+        )
+        if scope["type"] == ScopeType.WEBSOCKET:
+            await send({"type": "websocket.close", "code": 1013, "reason": "try again later"})
+            return
+        await send_problem(
+            send,
+            status=503,
+            code="database_unavailable",
+            title="Service unavailable",
+            detail="The database cannot be reached right now. Try again shortly.",
+            headers=((b"retry-after", str(UNAVAILABLE_RETRY_AFTER).encode()),),
+        )
 
     async def _decide(self, host: str) -> tuple[str, bool]:
         """(the instance's URL when it serves, else ''; whether the wake endpoint answers)."""

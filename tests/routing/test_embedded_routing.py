@@ -19,14 +19,16 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from control_plane.app import create_app
+from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Instance, Org
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
-from tests.support.api import direct_db
+from tests.support.api import direct_db, runtime_of
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.orgs import make_org, user
 from tests.support.wait import eventually
@@ -206,3 +208,24 @@ def test_production_mode_refuses_embedded_routing(make_settings: Any) -> None:
             ORGPLANE_MODE="production",
             ORGPLANE_EMBEDDED_ROUTING="true",
         )
+
+
+async def test_a_database_outage_is_a_503_problem(make_settings: Any) -> None:
+    """A fault injected: the org lookup's database is a port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    app = create_app(make_settings(ORGPLANE_EMBEDDED_ROUTING="true"))
+    async with AsyncTestClient(app, base_url="http://127.0.0.1:8080") as client:
+        runtime = runtime_of(client)
+        gone = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/x")
+        kept, runtime.sessions = runtime.sessions, make_sessionmaker(gone)
+        try:
+            answer = await client.get("/api/v1/me", headers={"Host": "acme.localhost:8080"})
+        finally:
+            runtime.sessions = kept
+            await gone.dispose()
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "database_unavailable"
+    assert answer.headers["retry-after"] == "5"
