@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from provisioners.naming import MANAGED_BY_LABEL
 from tests.backups.live import Live, admin_headers, read_data, wait_serving, write_data
 from tests.fleet.rollout_live import create_rollout, org_version, rollout, wait_rollout
+from tests.support.docker_run import gateway_of, run_network
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import docker_available, need
 
@@ -63,25 +63,17 @@ def docker_world() -> Iterator[dict[str, str]]:
             rm=True,
             labels={"orgplane.test": "wt-rollout"},
         )
-        network = client.networks.create(
-            f"orgplane-{run_id}", driver="bridge", labels={"orgplane.test": "wt-rollout"}
-        )
-        network.reload()
+        labels = {"orgplane.test": "wt-rollout"}
         try:
-            yield {
-                "run_id": run_id,
-                "good": good,
-                "broken": broken,
-                "network": str(network.name),
-                "gateway": str(network.attrs["IPAM"]["Config"][0]["Gateway"]),
-            }
+            with run_network(client, run_id, name=f"orgplane-{run_id}", labels=labels) as network:
+                yield {
+                    "run_id": run_id,
+                    "good": good,
+                    "broken": broken,
+                    "network": str(network.name),
+                    "gateway": gateway_of(network),
+                }
         finally:
-            managed = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
-            for container in client.containers.list(all=True, filters=managed):
-                container.remove(force=True)
-            for volume in client.volumes.list(filters=managed):
-                volume.remove(force=True)
-            network.remove()
             for tag in (good, broken):
                 client.images.remove(tag, noprune=False)
     finally:

@@ -23,9 +23,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from control_plane.settings import Settings
-from provisioners.naming import MANAGED_BY_LABEL
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.routing.helpers import ZoneResolver
+from tests.support.docker_run import gateway_of, run_network
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import docker_available, need
 from tests.support.traefik import Traefik, http_provider_flags, run_traefik, through
@@ -64,26 +64,16 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
             client.images.get(INSTANCE_IMAGE)
         except docker.errors.ImageNotFound:
             need(f"the image {INSTANCE_IMAGE} (scripts/build-images.sh)", False)
-        network = client.networks.create(
-            f"orgplane-{run_id}", driver="bridge", labels={TEST_RUN_LABEL: run_id}
-        )
-        network.reload()
-        try:
+        labels = {TEST_RUN_LABEL: run_id}
+        with run_network(client, run_id, name=f"orgplane-{run_id}", labels=labels) as network:
             yield {
                 "ORGPLANE_PROVISIONER": "docker",
                 "ORGPLANE_DEPLOYMENT_ID": run_id,
                 "ORGPLANE_INSTANCE_IMAGE": INSTANCE_IMAGE,
                 "ORGPLANE_DOCKER_NETWORK": str(network.name),
                 "ORGPLANE_DOCKER_PUBLISH_PORTS": "true",
-                "gateway": str(network.attrs["IPAM"]["Config"][0]["Gateway"]),
+                "gateway": gateway_of(network),
             }
-        finally:
-            managed = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
-            for container in client.containers.list(all=True, filters=managed):
-                container.remove(force=True)
-            for volume in client.volumes.list(filters=managed):
-                volume.remove(force=True)
-            network.remove()
     finally:
         client.close()
 

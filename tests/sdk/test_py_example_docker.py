@@ -18,6 +18,7 @@ import pytest
 from control_plane.settings import Settings
 from provisioners.naming import MANAGED_BY_LABEL, ORG_ID_LABEL
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
+from tests.support.docker_run import gateway_of, run_network
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.wait import eventually
 
@@ -37,25 +38,19 @@ def docker_run(example_python_image: str) -> Iterator[dict[str, Any]]:
 
     run_id = f"opsdkpy-{uuid.uuid4().hex[:8]}"
     client = docker.from_env(timeout=120)
-    network = client.networks.create(run_id, driver="bridge", labels={MANAGED_BY_LABEL: run_id})
-    network.reload()
     try:
-        yield {
-            "client": client,
-            "ORGPLANE_PROVISIONER": "docker",
-            "ORGPLANE_DEPLOYMENT_ID": run_id,
-            "ORGPLANE_INSTANCE_IMAGE": example_python_image,
-            "ORGPLANE_DOCKER_NETWORK": str(network.name),
-            "ORGPLANE_DOCKER_PUBLISH_PORTS": "true",
-            "gateway": str(network.attrs["IPAM"]["Config"][0]["Gateway"]),
-        }
+        labels = {MANAGED_BY_LABEL: run_id}
+        with run_network(client, run_id, name=run_id, labels=labels) as network:
+            yield {
+                "client": client,
+                "ORGPLANE_PROVISIONER": "docker",
+                "ORGPLANE_DEPLOYMENT_ID": run_id,
+                "ORGPLANE_INSTANCE_IMAGE": example_python_image,
+                "ORGPLANE_DOCKER_NETWORK": str(network.name),
+                "ORGPLANE_DOCKER_PUBLISH_PORTS": "true",
+                "gateway": gateway_of(network),
+            }
     finally:
-        managed = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
-        for container in client.containers.list(all=True, filters=managed):
-            container.remove(force=True)
-        for volume in client.volumes.list(filters=managed):
-            volume.remove(force=True)
-        network.remove()
         client.close()
 
 
