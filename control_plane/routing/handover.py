@@ -49,7 +49,7 @@ HANDOVER_BOUND: Final = timedelta(seconds=30)
 PROBE_HEADER: Final = "X-Orgplane-Handover"
 ACK_HEADER: Final = "X-Orgplane-Handover-Ack"
 #: Seconds one probe through Traefik may take.
-PROBE_TIMEOUT: Final = 2.0
+PROBE_TIMEOUT: Final = 5.0
 _POLLED = "polled"
 log = structlog.get_logger(__name__)
 _KEEP: Final = 600  # seconds a served note is kept (well past HANDOVER_BOUND)
@@ -137,12 +137,15 @@ def traefik_probe(*, secret: str, proxy_url: str, host_of: Callable[[Org], str])
         try:
             async with httpx.AsyncClient(verify=False, timeout=PROBE_TIMEOUT) as client:  # noqa: S501
                 answer = await client.get(f"{proxy_url.rstrip('/')}/", headers=headers)
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            log.info("wake route not confirmed yet", org_id=org.id, error=type(exc).__name__)
             return False
         ack = probe_ack(secret, token).encode()
         seen = hmac.compare_digest(answer.headers.get(ACK_HEADER, "").encode(), ack)
         if seen:
             log.info("wake route confirmed through the proxy", org_id=org.id, host=headers["Host"])
+        else:
+            log.info("wake route not confirmed yet", org_id=org.id, status=answer.status_code)
         return seen
 
     return probe

@@ -130,7 +130,12 @@ async def test_compose_up_through_traefik(project: ComposeProject) -> None:
         await eventually(hibernated, what="acme hibernated", timeout=60, interval=0.1)
         # Stopped after the control plane's probe through Traefik reached the wake endpoint
         # (ORGPLANE_PROXY_URL of compose.yaml), not after a guessed delay.
-        assert "wake route confirmed through the proxy" in project.logs("control-plane", tail=500)
+        handover = [
+            line
+            for line in project.logs("control-plane", tail=2000).splitlines()
+            if "wake route" in line or "hibernat" in line
+        ]
+        assert any("wake route confirmed through the proxy" in line for line in handover), handover
         started = time.monotonic()
         woken = await user.get(sessions, headers=org, follow_redirects=True, timeout=60)
         took = time.monotonic() - started
