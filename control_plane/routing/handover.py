@@ -84,13 +84,18 @@ Probe = Callable[[Org], Awaitable[bool]]
 
 async def handed_over(store: Store, org: Org, *, probe: Probe | None = None) -> bool:
     """Whether the hibernating ``org``'s instance may stop: Traefik has applied the wake route
-    (seen by ``probe`` when given, else estimated), or nothing polls the HTTP provider, or
-    :data:`HANDOVER_BOUND` has passed."""
+    (seen by ``probe`` when given, else estimated), or :data:`HANDOVER_BOUND` has passed.
+
+    Without a probe, it may also stop at once when nothing polled the HTTP provider lately (no
+    Traefik in front). With one, a Traefik is declared (``ORGPLANE_PROXY_URL``), and a quiet
+    spell of its HTTP provider (starting up, or backing off after errors while the control plane
+    was not answering yet) is a reason to wait, not to stop: stopping then left the org's host
+    routed to a stopped container."""
     now = utcnow()
-    if await store.get(_POLLED) is None:
-        return True
     began = org.hibernated_at or now
     if now - began >= HANDOVER_BOUND:
+        return True
+    if probe is None and await store.get(_POLLED) is None:
         return True
     served = await store.get(_served_key(org.id, began))
     if served is None:

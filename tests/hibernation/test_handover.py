@@ -139,3 +139,21 @@ async def test_the_wake_endpoint_acknowledges_only_this_hibernations_probe(
     assert handover.ACK_HEADER.lower() not in {k.lower() for k in other.headers}
     assert other.status_code == 503  # the starting page: the request woke the org
     assert (await org(client, nap)).hibernated_at is None
+
+
+async def test_with_a_probe_a_quiet_http_provider_is_waited_for(
+    client: AsyncTestClient[Any],
+) -> None:
+    """A declared Traefik that has not polled lately (starting, or backing off) is waited for,
+    up to the bound; without a probe, no poll means no Traefik, and the stop is at once."""
+    store = runtime_of(client).routing
+
+    async def probe(row: Org) -> bool:
+        raise AssertionError("probed before Traefik fetched the wake route")
+
+    nap = await org(client, await add_org(client, "nap", phase="stopping", hibernated_at=utcnow()))
+    assert await handover.handed_over(store, nap)
+    assert not await handover.handed_over(store, nap, probe=probe)
+    late = utcnow() - handover.HANDOVER_BOUND - timedelta(seconds=1)
+    stuck = await org(client, await add_org(client, "stuck", phase="stopping", hibernated_at=late))
+    assert await handover.handed_over(store, stuck, probe=probe)
