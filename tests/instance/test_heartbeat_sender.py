@@ -193,9 +193,16 @@ async def test_a_heartbeat_over_redis_is_its_own_check_of_redis(
     not ok. Failed on the old code: every heartbeat pinged Redis first."""
     need("Redis", redis_available())
     async with make_instance(control_plane_url="", redis_url=REDIS_URL) as client:
-        runtime = runtime_of(client)
-        org_id = runtime.config.org_id
-        runtime.config = dataclasses.replace(runtime.config, control_plane_url=CP_URL)
+        shared = runtime_of(client)
+        org_id = shared.config.org_id
+        # The sender's own runtime, with a Redis client of this test's event loop: the app's
+        # own client may already hold connections of the loop its start-up ran on.
+        runtime = dataclasses.replace(
+            shared,
+            config=dataclasses.replace(shared.config, control_plane_url=CP_URL),
+            redis=Redis.from_url(REDIS_URL),
+        )
+        mine = runtime.redis
         pings: list[int] = []
         checked = runtime.redis_ok
 
@@ -224,3 +231,4 @@ async def test_a_heartbeat_over_redis_is_its_own_check_of_redis(
         finally:
             await admin.delete(heartbeat_key(org_id), heartbeat_answer_key(org_id))
             await admin.aclose()
+            await mine.aclose()
