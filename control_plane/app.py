@@ -53,7 +53,7 @@ from control_plane.reconciler.service import provisioning, wake_after_org_write
 from control_plane.redis_acl import OPEN_DEFAULT_USER, default_user_open
 from control_plane.routing.routes import ROUTES as ROUTING_ROUTES
 from control_plane.routing.wake import ROUTES as WAKE_ROUTES
-from control_plane.runtime import Runtime
+from control_plane.runtime import Runtime, RuntimeDep
 from control_plane.security.headers import NoSniffMiddleware
 from control_plane.settings import Settings, get_settings
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
@@ -76,7 +76,7 @@ async def provide_runtime(state: State) -> Runtime:
     return runtime
 
 
-async def provide_db(runtime: NamedDependency[Runtime]) -> AsyncIterator[AsyncSession]:
+async def provide_db(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """Dependency: a database session for one request, rolled back if left uncommitted."""
     async with runtime.sessions() as session:
         yield session
@@ -89,9 +89,7 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(
-    db: NamedDependency[AsyncSession], runtime: NamedDependency[Runtime]
-) -> dict[str, str]:
+async def readyz(db: NamedDependency[AsyncSession], runtime: RuntimeDep) -> dict[str, str]:
     """Readiness: the database answers and, in production with per-org Redis users, Redis's
     ``default`` user is not open (503 ``redis_default_user_open`` otherwise). ``mail`` says
     whether email can be sent (not a condition of readiness: a platform without SMTP serves,

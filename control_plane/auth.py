@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.db.models import User
 from control_plane.errors import Forbidden, Unauthenticated
 from control_plane.logs import bind_request
-from control_plane.runtime import Runtime
+from control_plane.runtime import Runtime, RuntimeDep
 from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
 from control_plane.tokens.revocation import token_usable
 from control_plane.webhooks.signals import claimed_subject, count_refusal
@@ -61,7 +61,7 @@ async def verify_access_token(token: str, *, runtime: Runtime, db: AsyncSession)
 
 async def provide_principal(
     request: Request[Any, Any, Any],
-    runtime: NamedDependency[Runtime],
+    runtime: RuntimeDep,
     db: NamedDependency[AsyncSession],
 ) -> Principal:
     """Dependency: the authenticated caller, or 401 ``invalid_token``.

@@ -12,8 +12,9 @@ from litestar.di import NamedDependency
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
-from control_plane.runtime import Runtime
+from control_plane.runtime import RuntimeDep
 
 DB: TypeAlias = NamedDependency[AsyncSession]
 Caller: TypeAlias = NamedDependency[Principal]
-RuntimeDep: TypeAlias = NamedDependency[Runtime]
+
+__all__ = ["DB", "Caller", "RuntimeDep"]

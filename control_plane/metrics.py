@@ -47,6 +47,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.auth import bearer_token
 from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
@@ -184,11 +185,11 @@ async def fleet_families(db: AsyncSession, *, heartbeat_interval: float) -> list
         labels=["version"],
     )
     running = columns(col(Instance.version), func.count()).join(Org, col(Org.id) == Instance.org_id)
-    running = running.where(col(Org.phase) == "running").group_by(col(Instance.version))
+    running = running.where(col(Org.phase) == OrgPhase.RUNNING).group_by(col(Instance.version))
     for version, count in (await db.exec(running)).all():  # type: ignore[call-overload]
         by_version.add_metric([version or "unknown"], count)
     oldest = columns(func.min(Instance.last_heartbeat_at)).join(Org, col(Org.id) == Instance.org_id)
-    oldest = oldest.where(col(Org.phase) == "running")
+    oldest = oldest.where(col(Org.phase) == OrgPhase.RUNNING)
     last = (await db.exec(oldest)).one()[0]  # type: ignore[call-overload]
     lag = GaugeMetricFamily(
         "orgplane_heartbeat_lag_max_seconds",

@@ -10,9 +10,10 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import structlog
+from litestar.params import Dependency
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -23,6 +24,13 @@ from control_plane.identity.ratelimit import Throttle
 from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
 from control_plane.tokens.keys import KeyRing
+
+if TYPE_CHECKING:  # set by the app's lifespan; importing them here would cycle or cost start-up
+    from redis.asyncio import Redis
+
+    from control_plane.mail.sender import MailSender
+    from control_plane.metrics import ControlPlaneMetrics
+    from provisioners.base import Provisioner
 
 log = structlog.get_logger("orgplane.runtime")
 
@@ -84,17 +92,17 @@ class Runtime:
     #: What Traefik's HTTP provider was served, for hibernation (``routing/handover.py``).
     routing: Store = field(default_factory=MemoryStore)
     replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
-    #: The provisioner backend, set by the app's lifespan (``provisioners.base.Provisioner``).
-    provisioner: Any = None
-    #: Admin connection to the Redis that holds the org namespaces (``redis.asyncio.Redis``),
-    #: set by the app's lifespan when org instances have their own Redis users.
-    redis_admin: Any = None
-    #: This app's Prometheus series (``control_plane.metrics.ControlPlaneMetrics``), set by
-    #: the app's lifespan; None in a runtime built without an app.
-    metrics: Any = None
-    #: This process's outbox sender (``control_plane.mail.sender.MailSender``), set by the
-    #: app's lifespan when an SMTP server is configured.
-    mailer: Any = None
+    #: The provisioner backend, set by the app's lifespan; None in a runtime built without one.
+    provisioner: Provisioner | None = None
+    #: Admin connection to the Redis that holds the org namespaces, set by the app's lifespan
+    #: when org instances have their own Redis users.
+    redis_admin: Redis | None = None
+    #: This app's Prometheus series, set by the app's lifespan; None in a runtime built
+    #: without an app.
+    metrics: ControlPlaneMetrics | None = None
+    #: This process's outbox sender, set by the app's lifespan when an SMTP server is
+    #: configured.
+    mailer: MailSender | None = None
 
     @property
     def audience(self) -> str:
@@ -144,3 +152,9 @@ class Runtime:
 #: Set on ``request.state`` by a handler whose effect a reconcile pass should see at once
 #: (read by ``reconciler.service.wake_after_org_write``).
 WAKE_RECONCILER = "wake_reconciler"
+
+
+#: How handlers and dependencies receive the runtime (by the parameter name ``runtime``). It is
+#: this process's own object, so Litestar does not validate it: with validation, msgspec would
+#: resolve the annotations of every field, the lifespan-set ones included, on each request.
+RuntimeDep: TypeAlias = Annotated[Runtime, Dependency(skip_validation=True)]

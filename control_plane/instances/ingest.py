@@ -182,6 +182,8 @@ async def publish_answer(runtime: Runtime, org_id: str, answer: Any) -> bool:
     """Leave ``answer`` in the org's answer key when a replica reads heartbeats (the lock is
     held); False, with nothing written, when none does or Redis failed."""
     redis = runtime.redis_admin
+    if redis is None:
+        return False
     try:
         if not await redis.exists(reader_lock(runtime)):
             return False

@@ -116,7 +116,7 @@ async def open_log(
             code="provisioner_unavailable",
             status=503,
         ) from exc
-    if status is None or status.state == "absent":
+    if provisioner is None or status is None or status.state == "absent":
         raise Conflict("The org has no instance.", code="instance_not_provisioned")
     try:
         lines: AsyncIterator[str] = provisioner.logs(

@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Feature, Org
+from control_plane.db.phases import DesiredState
 from control_plane.errors import BadRequest, Conflict
 from control_plane.features.rules import Subject, enabled_features, load_catalogue
 from control_plane.orgs.plans import DEFAULT_PLAN, PLANS
@@ -31,12 +32,12 @@ MAX_DEPTH = 5
 
 def live_orgs() -> ColumnElement[bool]:
     """SQL condition: the org is not deleted (deleted orgs vanish from every answer)."""
-    return and_(col(Org.desired_state) != "deleted", col(Org.deleted_at).is_(None))
+    return and_(col(Org.desired_state) != DesiredState.DELETED, col(Org.deleted_at).is_(None))
 
 
 def is_live(org: Org) -> bool:
     """The org is not deleted (nor finalized for deletion)."""
-    return org.desired_state != "deleted" and org.deleted_at is None
+    return org.desired_state != DesiredState.DELETED and org.deleted_at is None
 
 
 async def ancestors(db: AsyncSession, org: Org) -> list[Org]:

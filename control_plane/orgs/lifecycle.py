@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Membership, Org, User, utcnow
+from control_plane.db.phases import DesiredState
 from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.mail.outbox import enqueue
 from control_plane.orgs.access import OrgAccess, governs
@@ -72,7 +73,7 @@ async def set_suspended(
     await _require_governor(db, principal, org, "suspend or resume this org")
     if org.suspended != suspended:
         org.suspended = suspended
-        org.desired_state = "stopped" if suspended else "running"
+        org.desired_state = (DesiredState.STOPPED if suspended else DesiredState.RUNNING).value
         _bump(org)
         db.add(org)
         await _bump_descendants(db, org)
@@ -234,11 +235,13 @@ async def finalize_due_deletions(db: AsyncSession) -> list[str]:
         .where(
             col(Org.delete_after).is_not(None),
             col(Org.delete_after) <= now,
-            col(Org.desired_state) != "deleted",
+            col(Org.desired_state) != DesiredState.DELETED,
             col(Org.deleted_at).is_(None),
             col(Org.deletion_locked).is_(False),
         )
-        .values(desired_state="deleted", generation=col(Org.generation) + 1, updated_at=now)
+        .values(
+            desired_state=DesiredState.DELETED, generation=col(Org.generation) + 1, updated_at=now
+        )
         # Refresh loaded rows by primary key: evaluating the WHERE in Python would compare
         # SQLite's naive timestamps with aware ones.
         .execution_options(synchronize_session="fetch")

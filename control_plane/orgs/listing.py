@@ -11,6 +11,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from control_plane.auth import Principal
 from control_plane.db.models import Membership, Org
+from control_plane.db.phases import OrgPhase
 from control_plane.errors import BadRequest
 from control_plane.features.rules import load_catalogue
 from control_plane.orgs.access import caller_roles, rank, visible_org
@@ -21,21 +22,7 @@ from control_plane.orgs.service import org_out
 from control_plane.pagination import Page, after, check_limit, encode_cursor
 
 #: Phases of the org lifecycle (docs/architecture.md); filters accept only these.
-PHASES: Final = frozenset(
-    {
-        "pending",
-        "provisioning",
-        "starting",
-        "running",
-        "unhealthy",
-        "hibernated",
-        "stopping",
-        "stopped",
-        "deleting",
-        "deleted",
-        "failed",
-    }
-)
+PHASES: Final = frozenset(OrgPhase)
 LOOKUP_SIZE: Final = 20
 MAX_LOOKUP_IDS: Final = 100
 

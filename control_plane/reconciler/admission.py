@@ -16,9 +16,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org
+from control_plane.db.phases import BUSY, OrgPhase
 from control_plane.reconciler.spares import claimed_spares, warming_spares
-
-BUSY_PHASES = ("provisioning", "starting")
 
 
 def queued_reason(position: int) -> str:
@@ -28,14 +27,14 @@ def queued_reason(position: int) -> str:
 
 def _busy() -> Any:
     """SQL: slots held now (see the module docstring)."""
-    ready = (col(Org.phase) == "starting") & (
+    ready = (col(Org.phase) == OrgPhase.STARTING) & (
         col(Instance.last_heartbeat_at) >= col(Instance.started_at)
     )
     orgs = (
         select(func.count())
         .select_from(Org)
         .join(Instance, col(Instance.org_id) == col(Org.id), isouter=True)
-        .where(col(Org.phase).in_(BUSY_PHASES), ~func.coalesce(ready, False))
+        .where(col(Org.phase).in_(BUSY), ~func.coalesce(ready, False))
         .scalar_subquery()
     )
     return orgs + warming_spares()
@@ -55,7 +54,7 @@ async def queue_position(db: AsyncSession, org: Org, *, limit: int) -> int | Non
         select(func.count())
         .select_from(Org)
         .where(
-            col(Org.phase) == "pending",
+            col(Org.phase) == OrgPhase.PENDING,
             col(Org.created_at) < org.created_at,
             col(Org.deleted_at).is_(None),
             col(Org.id) != org.id,

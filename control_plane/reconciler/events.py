@@ -6,13 +6,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import InstanceEvent, Org
+from control_plane.db.phases import OrgPhase
 from control_plane.webhooks.events import emit, org_data
 
 #: Phases whose start is a webhook event.
 PHASE_EVENTS = {
-    "unhealthy": "instance.unhealthy",
-    "failed": "instance.failed",
-    "deleted": "org.deleted",
+    OrgPhase.UNHEALTHY: "instance.unhealthy",
+    OrgPhase.FAILED: "instance.failed",
+    OrgPhase.DELETED: "org.deleted",
 }
 
 
@@ -22,7 +23,7 @@ def add_event(db: AsyncSession, *, org_id: str, kind: str, message: str = "") ->
 
 
 def set_phase(
-    db: AsyncSession, org: Org, phase: str, reason: str = "", *, event: bool = True
+    db: AsyncSession, org: Org, phase: OrgPhase, reason: str = "", *, event: bool = True
 ) -> None:
     """Move the org to ``phase`` with ``reason``; a change is also a timeline event (a change of
     the reason alone is not, with ``event=False``), and entering a phase of
@@ -30,7 +31,7 @@ def set_phase(
     changed = org.phase != phase
     if changed or (event and org.reason != reason):
         add_event(db, org_id=org.id, kind=f"phase.{phase}", message=reason)
-    org.phase, org.reason = phase, reason[:500]
+    org.phase, org.reason = phase.value, reason[:500]
     db.add(org)
     if changed and phase in PHASE_EVENTS:
         emit(db, PHASE_EVENTS[phase], org_data(org))

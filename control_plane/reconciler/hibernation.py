@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Instance, Org, User, utcnow
+from control_plane.db.phases import SERVING, DesiredState, OrgPhase
 from control_plane.errors import Conflict, Forbidden
 from control_plane.reconciler.events import add_event, set_phase
 from control_plane.routing.handover import Probe, handed_over
@@ -35,9 +36,8 @@ from provisioners.errors import ProvisionerError, UnsupportedOperationError
 
 log = structlog.get_logger("orgplane.reconciler")
 
-HIBERNATED = "hibernated"
 #: Phases of an org on its way back from hibernation; the wake endpoint answers for them.
-WAKING_PHASES = (HIBERNATED, "pending", "provisioning", "starting")
+WAKING_PHASES = (OrgPhase.HIBERNATED, OrgPhase.PENDING, OrgPhase.PROVISIONING, OrgPhase.STARTING)
 #: How long after a wake the wake endpoint still answers for the org: requests that reach it
 #: while the proxy has not yet picked up the org's own route are redirected, not refused.
 WAKE_WINDOW = timedelta(minutes=10)
@@ -65,7 +65,7 @@ def due_condition(*, hibernate_after: float, now: datetime) -> ColumnElement[boo
         return false()
     cutoff = now - timedelta(seconds=hibernate_after)
     return and_(
-        col(Org.phase) == "running",
+        col(Org.phase) == OrgPhase.RUNNING,
         col(Org.hibernated_at).is_(None),
         or_(
             col(Instance.last_active_at) < cutoff,
@@ -76,7 +76,7 @@ def due_condition(*, hibernate_after: float, now: datetime) -> ColumnElement[boo
 
 def asleep(*, hibernated_at: datetime | None, desired_state: str, suspended: bool) -> bool:
     """Hibernated and meant to run: the first request wakes it."""
-    return hibernated_at is not None and desired_state == "running" and not suspended
+    return hibernated_at is not None and desired_state == DesiredState.RUNNING and not suspended
 
 
 def waking(
@@ -89,7 +89,12 @@ def waking(
     now: datetime,
 ) -> bool:
     """Woken recently and not serving yet: its hosts still go to the wake endpoint."""
-    if hibernated_at is not None or woken_at is None or suspended or desired_state != "running":
+    if (
+        hibernated_at is not None
+        or woken_at is None
+        or suspended
+        or desired_state != DesiredState.RUNNING
+    ):
         return False
     return phase in WAKING_PHASES and now - woken_at <= WAKE_WINDOW
 
@@ -131,7 +136,7 @@ async def hibernation_step(
             hibernate_after=hibernate_after,
         )
         serving = status is not None and status.state == "running"
-        if not (org.phase == "running" and serving and idle):
+        if not (org.phase == OrgPhase.RUNNING and serving and idle):
             return False
         org.hibernated_at = now
         add_event(
@@ -174,7 +179,7 @@ async def _keep_stopped(
     if status is not None and status.state not in ("absent", "stopped"):
         # Committed before the stop: routing sends the org's hosts to the wake endpoint, and
         # the stop waits until Traefik does.
-        set_phase(db, org, "stopping", "hibernating")
+        set_phase(db, org, OrgPhase.STOPPING, "hibernating")
         await db.commit()
         if routing is not None and not await handed_over(routing, org, probe=probe):
             return  # ``stopping`` is not steady: the next pass looks again
@@ -186,7 +191,7 @@ async def _keep_stopped(
             add_event(db, org_id=org.id, kind="instance.stop_failed", message=str(exc))
             log.warning("hibernation stop failed", org_id=org.id, error=str(exc))
             return  # ``stopping`` is not steady: the next pass tries again
-    set_phase(db, org, HIBERNATED, "no recent requests; the next request wakes it")
+    set_phase(db, org, OrgPhase.HIBERNATED, "no recent requests; the next request wakes it")
 
 
 async def wake(
@@ -234,6 +239,6 @@ def apply_action(org: Org, *, action: str, platform_admin: bool) -> None:
         return
     if not platform_admin:
         raise Forbidden("Only platform admins hibernate an org.", code="platform_admin_required")
-    if org.hibernated_at is not None or org.phase not in ("running", "unhealthy"):
+    if org.hibernated_at is not None or org.phase not in SERVING:
         raise Conflict("Only a running org can be hibernated.", code="instance_not_running")
     org.hibernated_at = utcnow()

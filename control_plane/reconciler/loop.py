@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.db.phases import STEADY, DesiredState, OrgPhase
 from control_plane.fleet.engine import drive_rollouts
 from control_plane.orgs.lifecycle import finalize_due_deletions
 from control_plane.reconciler.admission import busy_slots, queued_reason
@@ -37,7 +38,6 @@ from provisioners.errors import ProvisionerError
 
 log = structlog.get_logger("orgplane.reconciler")
 
-STEADY = ("running", "stopped", "hibernated")
 MAX_PER_PASS = 500
 HOUSEKEEPING_EVERY = 60.0
 
@@ -199,7 +199,7 @@ class Reconciler:
                             col(Instance.org_id).is_(None),
                             col(Instance.observed_generation) != col(Org.generation),
                             col(Org.phase).not_in(STEADY),
-                            (col(Org.phase) == "running")
+                            (col(Org.phase) == OrgPhase.RUNNING)
                             & (col(Instance.last_heartbeat_at) < stale),
                             due_condition(
                                 hibernate_after=settings.provisioning.hibernate_after,
@@ -213,7 +213,7 @@ class Reconciler:
             queued = [
                 org_id
                 for org_id, phase, desired, instance in changed_rows
-                if phase == "pending" and desired == "running" and instance
+                if phase == OrgPhase.PENDING and desired == DesiredState.RUNNING and instance
             ]
             skip: set[str] = set()
             if observed is None:
@@ -234,8 +234,8 @@ class Reconciler:
             for org_id, phase in rows:
                 seen = observed.get(org_id)
                 running = seen is not None and seen.state in ("running", "starting", "creating")
-                asleep = phase in ("stopped", "hibernated")
-                if (phase == "running" and not running) or (asleep and running):
+                asleep = phase in (OrgPhase.STOPPED, OrgPhase.HIBERNATED)
+                if (phase == OrgPhase.RUNNING and not running) or (asleep and running):
                     changed.add(org_id)
         return sorted(changed)[:MAX_PER_PASS], known
 
@@ -249,8 +249,8 @@ class Reconciler:
             select(Org.id)
             .join(Instance, col(Instance.org_id) == col(Org.id))
             .where(
-                col(Org.phase) == "starting",
-                col(Org.desired_state) == "running",
+                col(Org.phase) == OrgPhase.STARTING,
+                col(Org.desired_state) == DesiredState.RUNNING,
                 col(Instance.observed_generation) == col(Org.generation),
                 or_(
                     col(Instance.last_heartbeat_at).is_(None),
@@ -335,7 +335,7 @@ async def _refresh_queue(db: AsyncSession, waiting: list[str]) -> None:
         update(table)
         .where(
             table.c.id == bindparam("b_id"),
-            table.c.phase == "pending",
+            table.c.phase == OrgPhase.PENDING,
             table.c.reason != reason,
         )
         .values(reason=reason),

@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import Org, PoolLease, Spare, utcnow
+from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.reconciler.admission import busy_slots
 from control_plane.reconciler.spares import new_pool_secret, spare_spec
@@ -224,7 +225,7 @@ class WarmPool:
         waiting = await db.exec(
             select(func.count())
             .select_from(Org)
-            .where(col(Org.phase) == "pending", col(Org.deleted_at).is_(None))
+            .where(col(Org.phase) == OrgPhase.PENDING, col(Org.deleted_at).is_(None))
         )
         if int(waiting.one()):
             return  # orgs waiting for a slot come first

@@ -20,9 +20,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.db.phases import BUSY, SERVING, DesiredState, OrgPhase
 from control_plane.instances.heartbeat import issue_instance_credential
 from control_plane.orgs.hierarchy import ancestor_hold
-from control_plane.reconciler.admission import BUSY_PHASES, queue_position, queued_reason
+from control_plane.reconciler.admission import queue_position, queued_reason
 from control_plane.reconciler.events import add_event, set_phase
 from control_plane.reconciler.faults import fault_point
 from control_plane.reconciler.hibernation import hibernation_step
@@ -67,13 +68,13 @@ def probe_of(ctx: Context) -> Probe | None:
     return ctx.handover_probe
 
 
-def desired_state(org: Org, *, held: str = "") -> str:
-    """``running``, ``stopped`` or ``deleted``; ``held``: why an ancestor holds the org back."""
-    if org.desired_state == "deleted":
-        return "deleted"
-    if org.suspended or held or org.desired_state == "stopped":
-        return "stopped"
-    return "running"
+def desired_state(org: Org, *, held: str = "") -> DesiredState:
+    """What the reconciler converges on; ``held``: why an ancestor holds the org back."""
+    if org.desired_state == DesiredState.DELETED:
+        return DesiredState.DELETED
+    if org.suspended or held or org.desired_state == DesiredState.STOPPED:
+        return DesiredState.STOPPED
+    return DesiredState.RUNNING
 
 
 def heartbeat_fresh(ctx: Context, instance: Instance, now: datetime) -> bool:
@@ -106,9 +107,9 @@ async def reconcile_org(
     assert status is None or isinstance(status, InstanceStatus)
     held = await ancestor_hold(db, org)
     desired = desired_state(org, held=held)
-    if desired == "deleted":
+    if desired == DesiredState.DELETED:
         await _delete(ctx, db, org, instance)
-    elif desired == "stopped":
+    elif desired == DesiredState.STOPPED:
         await _stop(ctx, db, org, instance, status, held=held)
     elif not await hibernation_step(
         db,
@@ -142,10 +143,16 @@ async def _run(
         if next_try is not None and now < next_try:
             return
         limit = ctx.runtime.settings.provisioning.max_concurrent_provisioning
-        position = None if org.phase in BUSY_PHASES else await queue_position(db, org, limit=limit)
+        position = None if org.phase in BUSY else await queue_position(db, org, limit=limit)
         if position is not None:
             # Moving up the queue is not a timeline event; starting to wait is.
-            set_phase(db, org, "pending", queued_reason(position), event=org.phase != "pending")
+            set_phase(
+                db,
+                org,
+                OrgPhase.PENDING,
+                queued_reason(position),
+                event=org.phase != OrgPhase.PENDING,
+            )
             return
         await _provision(ctx, db, org, instance)
         return
@@ -154,12 +161,12 @@ async def _run(
     # backend health check that has not run yet (Docker's first comes after a full interval).
     fresh = heartbeat_fresh(ctx, instance, now)
     if status.state == "creating" or (status.state == "starting" and not fresh):
-        set_phase(db, org, "starting", status.message or "the instance is starting")
+        set_phase(db, org, OrgPhase.STARTING, status.message or "the instance is starting")
     elif fresh:
         instance.health, instance.attempts = "ok", 0
-        set_phase(db, org, "running")
+        set_phase(db, org, OrgPhase.RUNNING)
         fault_point("after_running", org_slug=org.slug)
-    elif org.phase in ("running", "unhealthy"):
+    elif org.phase in SERVING:
         await _unhealthy(ctx, db, org, instance, now)
     else:
         started = instance.started_at or now
@@ -167,12 +174,12 @@ async def _run(
             _failed(db, org, instance, "no heartbeat arrived within the start timeout")
             await _restart(ctx, db, org)
         else:
-            set_phase(db, org, "starting", "waiting for the first heartbeat")
+            set_phase(db, org, OrgPhase.STARTING, "waiting for the first heartbeat")
 
 
 async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instance) -> None:
     box = ctx.runtime.box
-    set_phase(db, org, "provisioning", "creating the instance")
+    set_phase(db, org, OrgPhase.PROVISIONING, "creating the instance")
     await db.commit()
     if not instance.credential_enc:
         credential = await issue_instance_credential(db, org_id=org.id)
@@ -215,7 +222,7 @@ async def _provision(ctx: Context, db: AsyncSession, org: Org, instance: Instanc
     instance.started_at = launched_at if assigned else utcnow()
     instance.provisioner = ctx.provisioner.name or instance.provisioner
     add_event(db, org_id=org.id, kind="instance.applied", message=f"image {spec.image}")
-    set_phase(db, org, "starting", "waiting for the first heartbeat")
+    set_phase(db, org, OrgPhase.STARTING, "waiting for the first heartbeat")
 
 
 def _refuse_image(db: AsyncSession, org: Org, instance: Instance, image: str, refusal: str) -> None:
@@ -243,7 +250,7 @@ def _failed(db: AsyncSession, org: Org, instance: Instance, reason: str) -> None
     delay = min(2.0**instance.attempts, MAX_BACKOFF)
     instance.next_attempt_at = utcnow() + timedelta(seconds=delay)
     instance.last_error = reason[:2000]
-    set_phase(db, org, "failed", f"{reason} (retry {instance.attempts} in {delay:.0f}s)")
+    set_phase(db, org, OrgPhase.FAILED, f"{reason} (retry {instance.attempts} in {delay:.0f}s)")
     log.warning("provisioning failed", org_id=org.id, reason=reason, attempt=instance.attempts)
 
 
@@ -264,7 +271,7 @@ async def _unhealthy(
     seen = instance.last_heartbeat_at or instance.started_at or now
     silent = (now - seen).total_seconds()
     instance.health = "stale"
-    set_phase(db, org, "unhealthy", f"no heartbeat for {silent:.0f}s")
+    set_phase(db, org, OrgPhase.UNHEALTHY, f"no heartbeat for {silent:.0f}s")
     if _silent_for(ctx, seen, now) > ctx.runtime.settings.provisioning.unhealthy_restart_after:
         await _restart(ctx, db, org)
         instance.started_at = utcnow()
@@ -291,19 +298,19 @@ async def _stop(
 ) -> None:
     reason = "suspended" if org.suspended else (held or "stopped on request")
     if status is not None and status.state not in ("absent", "stopped"):
-        set_phase(db, org, "stopping", reason)
+        set_phase(db, org, OrgPhase.STOPPING, reason)
         await db.commit()
         try:
             await ctx.provisioner.stop(org_id=org.id)
         except UnsupportedOperationError:
             await ctx.provisioner.remove(org_id=org.id, keep_data=True)
     instance.observed_generation = org.generation
-    set_phase(db, org, "stopped", reason)
+    set_phase(db, org, OrgPhase.STOPPED, reason)
 
 
 async def _delete(ctx: Context, db: AsyncSession, org: Org, instance: Instance) -> None:
     # Route first: an org that is not running has no route, so the phase change removes it.
-    set_phase(db, org, "deleting", "removing the route, the instance and its data")
+    set_phase(db, org, OrgPhase.DELETING, "removing the route, the instance and its data")
     await db.commit()
     fault_point("before_remove", org_slug=org.slug)
     await ctx.provisioner.remove(org_id=org.id, keep_data=False)
@@ -315,4 +322,4 @@ async def _delete(ctx: Context, db: AsyncSession, org: Org, instance: Instance) 
     instance.credential_hash = instance.credential_enc = instance.redis_url_enc = ""
     instance.endpoint = ""
     org.deleted_at = utcnow()
-    set_phase(db, org, "deleted", "")
+    set_phase(db, org, OrgPhase.DELETED, "")

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org
+from control_plane.db.phases import DesiredState
 from control_plane.redis_acl import (
     RedisAclError,
     delete_org_redis_user,
@@ -38,7 +39,7 @@ async def restore_lost_redis_users(
             .where(
                 col(Instance.redis_url_enc) != "",
                 col(Org.deleted_at).is_(None),
-                col(Org.desired_state) != "deleted",
+                col(Org.desired_state) != DesiredState.DELETED,
             )
         )
     ).all()
@@ -64,4 +65,4 @@ async def _still_live(db: AsyncSession, org_id: str) -> bool:
     # Read committed (PostgreSQL) and pysqlite's autocommit reads: this sees a deletion that
     # committed after the list was read.
     org = await db.get(Org, org_id, populate_existing=True)
-    return org is not None and org.deleted_at is None and org.desired_state != "deleted"
+    return org is not None and org.deleted_at is None and org.desired_state != DesiredState.DELETED

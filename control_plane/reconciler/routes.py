@@ -15,10 +15,12 @@ import msgspec
 from litestar import Request, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.db.phases import SERVING, DesiredState, OrgPhase
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import BadRequest, Conflict, Forbidden, ProblemError
 from control_plane.identity.client_ip import client_ip
@@ -27,6 +29,7 @@ from control_plane.reconciler.events import add_event, timeline
 from control_plane.reconciler.hibernation import apply_action
 from control_plane.reconciler.images import checked_image, org_image
 from control_plane.reconciler.leases import claim, release
+from control_plane.runtime import Runtime
 from provisioners.errors import ProvisionerError
 
 Action = Literal["restart", "stop", "start", "redeploy", "cancel", "wake", "hibernate"]
@@ -127,7 +130,9 @@ async def instance_action(
     if data.action == "restart":
         await _restart_now(runtime, db, org, instance)
     elif data.action in ("stop", "start"):
-        org.desired_state = "stopped" if data.action == "stop" else "running"
+        org.desired_state = (
+            DesiredState.STOPPED if data.action == "stop" else DesiredState.RUNNING
+        ).value
         org.hibernated_at = None if data.action == "start" else org.hibernated_at
     elif data.action in ("wake", "hibernate"):
         apply_action(org, action=data.action, platform_admin=principal.is_platform_admin)
@@ -142,9 +147,14 @@ async def instance_action(
         )
         db.add(instance)
     elif data.action == "cancel":
-        if org.phase not in ("pending", "provisioning", "starting", "failed"):
+        if org.phase not in (
+            OrgPhase.PENDING,
+            OrgPhase.PROVISIONING,
+            OrgPhase.STARTING,
+            OrgPhase.FAILED,
+        ):
             raise Conflict("There is no pending operation to cancel.", code="nothing_to_cancel")
-        org.desired_state = "stopped"
+        org.desired_state = DesiredState.STOPPED.value
     if data.action != "restart":
         org.generation += 1
         org.updated_at = utcnow()
@@ -216,9 +226,11 @@ async def _check_redeploy(
         raise
 
 
-async def _restart_now(runtime: Any, db: Any, org: Org, instance: Instance | None) -> None:
-    provisioner = getattr(runtime, "provisioner", None)
-    if instance is None or provisioner is None or org.phase not in ("running", "unhealthy"):
+async def _restart_now(
+    runtime: Runtime, db: AsyncSession, org: Org, instance: Instance | None
+) -> None:
+    provisioner = runtime.provisioner
+    if instance is None or provisioner is None or org.phase not in SERVING:
         raise Conflict("Only a running instance can be restarted.", code="instance_not_running")
     owner = f"api-{runtime.replica_id}"
     if not await claim(db, org_id=org.id, owner=owner, seconds=60):

@@ -35,6 +35,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Org, utcnow
+from control_plane.db.phases import OrgPhase
 from control_plane.routing.hostnames import subdomain_of
 from control_plane.settings import Settings
 
@@ -67,7 +68,7 @@ async def note_served(store: Store, db: AsyncSession, asleep: Sequence[str]) -> 
     if not asleep:
         return
     stopping = select(Org.id, Org.hibernated_at).where(
-        col(Org.phase) == "stopping", col(Org.hibernated_at).is_not(None)
+        col(Org.phase) == OrgPhase.STOPPING, col(Org.hibernated_at).is_not(None)
     )
     wanted = set(asleep)
     for org_id, hibernated_at in (await db.exec(stopping)).all():

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Domain, Org, utcnow
+from control_plane.db.phases import OrgPhase
 from control_plane.errors import BadRequest, Conflict
 from control_plane.orgs.hierarchy import is_live
 from control_plane.settings import get_settings
@@ -105,7 +106,7 @@ def is_within(hostname: str, parent: str) -> bool:
 
 def org_is_gone(org: Org) -> bool:
     """A deleted org (as the orgs API sees it): it owns no hostnames and gets no routes."""
-    return not is_live(org) or org.phase == "deleted"
+    return not is_live(org) or org.phase == OrgPhase.DELETED
 
 
 async def _owner_of(db: AsyncSession, hostname: str) -> tuple[Domain, Org | None] | None:

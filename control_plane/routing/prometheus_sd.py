@@ -18,6 +18,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org
+from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.routing.traefik import check_routing_token, serves_instance
@@ -43,7 +44,7 @@ async def target_groups(db: AsyncSession) -> list[dict[str, Any]]:
             col(Instance.version),
         )
         .join(Instance, col(Instance.org_id) == col(Org.id))
-        .where(live_orgs(), col(Org.phase) == "running")
+        .where(live_orgs(), col(Org.phase) == OrgPhase.RUNNING)
         .order_by(col(Org.slug))
     )
     groups = []

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import bearer_token
 from control_plane.db.models import Domain, Instance, Org, utcnow
+from control_plane.db.phases import DesiredState, OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import NotFound, Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
@@ -52,16 +53,24 @@ _SITUATIONS: dict[str, tuple[str, int]] = {
 def serves_instance(*, phase: str, desired_state: str, suspended: bool, endpoint: str) -> bool:
     """Whether an org's hosts go to its instance: running, meant to run, not suspended, and
     the instance has an endpoint."""
-    return phase == "running" and desired_state == "running" and not suspended and bool(endpoint)
+    return (
+        phase == OrgPhase.RUNNING
+        and desired_state == DesiredState.RUNNING
+        and not suspended
+        and bool(endpoint)
+    )
 
 
 def situation(org: Org) -> str:
     """Why an org's hosts go to the unavailable page: a key of ``_SITUATIONS``."""
     if org.suspended:
         return "suspended"
-    if org.phase == "deleting":
+    if org.phase == OrgPhase.DELETING:
         return "deleting"
-    if org.phase in ("stopping", "stopped", "hibernated") or org.desired_state != "running":
+    if (
+        org.phase in (OrgPhase.STOPPING, OrgPhase.STOPPED, OrgPhase.HIBERNATED)
+        or org.desired_state != DesiredState.RUNNING
+    ):
         return "hibernated"
     return "starting"
 
@@ -89,7 +98,7 @@ async def collect_routes(db: AsyncSession, *, base_domain: str) -> list[Route]:
             col(Org.woken_at),
         )
         .outerjoin(Instance, col(Instance.org_id) == col(Org.id))
-        .where(live_orgs(), col(Org.phase) != "deleted")
+        .where(live_orgs(), col(Org.phase) != OrgPhase.DELETED)
         .order_by(col(Org.slug))
     )
     rows = (await db.exec(query)).all()  # type: ignore[call-overload]

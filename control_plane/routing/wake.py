@@ -35,6 +35,7 @@ from litestar.enums import HttpMethod
 from sqlmodel import select
 
 from control_plane.db.models import Org, utcnow
+from control_plane.db.phases import OrgPhase
 from control_plane.deps import RuntimeDep
 from control_plane.errors import NotFound, ProblemError
 from control_plane.identity.client_ip import client_ip
@@ -82,7 +83,7 @@ def answers_for(org: Org, *, now: Any) -> bool:
     if wake_routed(org, now=now):
         return True
     woken = org.woken_at
-    return org.phase == "running" and woken is not None and now - woken <= WAKE_WINDOW
+    return org.phase == OrgPhase.RUNNING and woken is not None and now - woken <= WAKE_WINDOW
 
 
 def split_host(host: str) -> tuple[str, str]:
@@ -141,7 +142,7 @@ async def wait_until_running(runtime: Runtime, *, org_id: str, seconds: float) -
             while True:
                 async with runtime.sessions() as db:
                     query = select(Org.phase).where(Org.id == org_id)
-                    if (await db.exec(query)).first() == "running":
+                    if (await db.exec(query)).first() == OrgPhase.RUNNING:
                         return True
                 await asyncio.sleep(POLL_SECONDS)
     return False
@@ -169,12 +170,12 @@ async def wake_org(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Resp
         if org is None or not answers_for(org, now=utcnow()):
             raise NotFound("No hibernated org is reached at this address.", code="unknown_org")
         probed = request.headers.get(handover.PROBE_HEADER)
-        if probed is not None and org.phase == "stopping":
+        if probed is not None and org.phase == OrgPhase.STOPPING:
             secret = resolve_secret(settings)
             if handover.is_probe(secret, org, probed):
                 ack = {handover.ACK_HEADER: handover.probe_ack(secret, probed)}
                 return Response(b"", status_code=204, headers=ack)
-        org_id, name, was_running = org.id, org.name or org.slug, org.phase == "running"
+        org_id, name, was_running = org.id, org.name or org.slug, org.phase == OrgPhase.RUNNING
         if org.hibernated_at is not None:
             by = f"a request to {split_host(host)[0]}"
             if await wake(db, org_id=org_id, by=by, ip=client_ip(request)):

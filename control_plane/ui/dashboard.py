@@ -24,6 +24,7 @@ from control_plane.db.models import (
     WebhookEndpoint,
     utcnow,
 )
+from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB
 from control_plane.errors import ProblemError
 from control_plane.fleet.registry import fleet_counts
@@ -70,7 +71,7 @@ async def attention(db: AsyncSession) -> dict[str, list[Any]]:
     since = utcnow() - timedelta(days=ATTENTION_DAYS)
     troubled = (
         select(Org)
-        .where(live_orgs(), col(Org.phase).in_(("unhealthy", "failed")))
+        .where(live_orgs(), col(Org.phase).in_((OrgPhase.UNHEALTHY, OrgPhase.FAILED)))
         .order_by(col(Org.updated_at))
         .limit(ATTENTION_ITEMS)
     )
@@ -142,7 +143,7 @@ async def dashboard(
         me=viewer.user,
         rows=rows,
         counts=await phase_counts(db),
-        phases=sorted(PHASES - {"deleted"}),
+        phases=sorted(PHASES - {OrgPhase.DELETED}),
         plans=list(PLANS),
         filters=filters,
         error=error,

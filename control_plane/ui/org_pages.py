@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
 from control_plane.db.models import Instance
+from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
@@ -145,7 +146,11 @@ async def org_detail(
     admins, the instance's last log lines (a read of its log, audited like the API's)."""
     access = await org_access(db, viewer, org_ref)
     context = await detail_context(db, viewer, access, hours=RANGE_HOURS[range_])
-    if access.has("admin") and access.org.phase in ("running", "unhealthy", "starting"):
+    if access.has("admin") and access.org.phase in (
+        OrgPhase.RUNNING,
+        OrgPhase.UNHEALTHY,
+        OrgPhase.STARTING,
+    ):
         context["logs"], context["logs_note"] = await recent_lines(
             runtime, db, viewer, access, tail=PANEL_LINES, ip=client_ip(request)
         )

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.auth import SESSION_COOKIE, Principal, verify_access_token
 from control_plane.db.models import User
 from control_plane.errors import problem_response
-from control_plane.runtime import Runtime
+from control_plane.runtime import Runtime, RuntimeDep
 from control_plane.security.challenge import bearer_challenge
 from control_plane.tokens.access import RefreshRefused, TokenPair, rotate_refresh
 from control_plane.tokens.jws import InvalidToken
@@ -137,7 +137,7 @@ async def _principal(token: str, runtime: Runtime, db: AsyncSession) -> Principa
 
 async def provide_viewer(
     request: Request[Any, Any, Any],
-    runtime: NamedDependency[Runtime],
+    runtime: RuntimeDep,
     db: NamedDependency[AsyncSession],
 ) -> Principal:
     """Dependency: the signed-in user of a UI request, refreshing an expired access token."""
