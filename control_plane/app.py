@@ -22,6 +22,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane import __version__
+from control_plane.actor import provide_actor
 from control_plane.audit.routes import ROUTES as AUDIT_ROUTES
 from control_plane.auth import provide_principal
 from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "runtime": Provide(provide_runtime),
             "db": Provide(provide_db),
             "principal": Provide(provide_principal),
+            "actor": Provide(provide_actor),
         },
         lifespan=[_lifespan(settings)],
         after_response=wake_after_org_write,

@@ -16,24 +16,14 @@ from typing import Annotated
 
 from litestar import get
 from litestar.params import FromQuery, QueryParameter
-from sqlmodel import col, select
 
 from control_plane.audit.export import export_audit
-from control_plane.audit.schemas import AuditEventOut, event_out
-from control_plane.db.models import AuditEvent
+from control_plane.audit.query import events_page
+from control_plane.audit.schemas import AuditEventOut
 from control_plane.deps import DB, Caller
-from control_plane.errors import BadRequest, Forbidden
-from control_plane.orgs.access import caller_roles, org_access, rank
-from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
+from control_plane.pagination import Page
 
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]
-
-
-def _cursor_id(cursor: str) -> int:
-    (last,) = decode_cursor(cursor, 1)
-    if not (last.isascii() and last.isdigit() and len(last) <= 18):
-        raise BadRequest("The cursor is not valid.", code="invalid_cursor", field="cursor")
-    return int(last)
 
 
 @get("/api/v1/audit", tags=["audit"])
@@ -50,41 +40,17 @@ async def list_events(
 ) -> Page[AuditEventOut]:
     """Audit events, newest first, filtered by org, actor, action (``org.*`` for a prefix)
     and time (``since`` inclusive, ``until`` exclusive)."""
-    check_limit(limit)
-    query = select(AuditEvent)
-    if not principal.is_platform_admin:
-        if org_id is not None:
-            access = await org_access(db, principal, org_id)
-            access.require("admin", to="read its audit log")
-            scope = [access.org.id]
-        else:
-            roles = await caller_roles(db, principal.user)
-            scope = [oid for oid, role in roles.items() if rank(role) >= rank("admin")]
-            if not scope:
-                raise Forbidden(
-                    "Only org admins and platform admins read the audit log.", code="admin_required"
-                )
-        query = query.where(col(AuditEvent.org_id).in_(scope))
-    elif org_id is not None:
-        query = query.where(col(AuditEvent.org_id) == org_id)
-    if actor_id is not None:
-        query = query.where(col(AuditEvent.actor_id) == actor_id)
-    if action is not None:
-        query = query.where(
-            col(AuditEvent.action).startswith(action[:-1], autoescape=True)
-            if action.endswith("*")
-            else col(AuditEvent.action) == action
-        )
-    if since is not None:
-        query = query.where(col(AuditEvent.at) >= since)
-    if until is not None:
-        query = query.where(col(AuditEvent.at) < until)
-    if cursor:
-        query = query.where(col(AuditEvent.id) < _cursor_id(cursor))
-    rows = list((await db.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit + 1))).all())
-    more, rows = len(rows) > limit, rows[:limit]
-    nxt = encode_cursor(str(rows[-1].id)) if more else None
-    return Page([event_out(e) for e in rows], nxt)
+    return await events_page(
+        db,
+        principal,
+        org_id=org_id,
+        actor_id=actor_id,
+        action=action,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 ROUTES = [list_events, export_audit]

@@ -12,18 +12,17 @@ from litestar import Request, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
-from control_plane.auth import require_platform_admin
-from control_plane.db.models import User
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Conflict, NotFound, Unauthenticated
+from control_plane.errors import Conflict, Unauthenticated
+from control_plane.identity.admin import admin_send_reset
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.recovery import (
     complete_reset,
     confirm_email,
     mail_request_counts,
     request_reset,
-    send_reset,
     send_verification,
 )
 from control_plane.identity.schemas import (
@@ -127,29 +126,11 @@ async def change_email(
     "/api/v1/users/{user_id:str}/password-reset", status_code=HTTP_202_ACCEPTED, tags=["identity"]
 )
 async def admin_password_reset(
-    request: Request[Any, Any, Any],
-    user_id: FromPath[str],
-    principal: Caller,
-    runtime: RuntimeDep,
-    db: DB,
+    user_id: FromPath[str], actor: ActorDep, runtime: RuntimeDep, db: DB
 ) -> dict[str, str]:
     """Mail a user a password-reset link (platform admins; audited). The password stays until
     the user follows the link."""
-    require_platform_admin(principal)
-    user = await db.get(User, user_id)
-    if user is None or user.disabled:
-        raise NotFound("No active user matches.", code="user_not_found")
-    require_mail(runtime.settings)
-    send_reset(db, runtime.settings, user, by_admin=True)
-    record(
-        db,
-        action="user.password_reset_sent",
-        actor=principal.user,
-        target_type="user",
-        target_id=user.id,
-        ip=client_ip(request),
-    )
-    await db.commit()
+    await admin_send_reset(db, runtime, actor, user_id)
     return {"status": "reset_link_sent"}
 
 

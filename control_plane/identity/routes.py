@@ -7,13 +7,15 @@ from typing import Any
 from litestar import Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
-from sqlmodel import col, select
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.auth import SESSION_COOKIE, require_platform_admin
-from control_plane.db.models import User, utcnow
+from control_plane.db.models import User
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from control_plane.errors import Forbidden, NotFound
+from control_plane.identity.account import change_own_password
+from control_plane.identity.admin import admin_create, admin_update, users_page
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import authenticate_password
 from control_plane.identity.mfa_routes import ROUTES as MFA_ROUTES
@@ -29,13 +31,12 @@ from control_plane.identity.schemas import (
     UpdateUserBody,
     UserOut,
 )
-from control_plane.identity.users import create_user, normalize_email, set_password
+from control_plane.identity.users import create_user
 from control_plane.mail.outbox import require_mail
 from control_plane.members.invites import usable_invite
-from control_plane.pagination import Page, after, check_limit, encode_cursor
-from control_plane.security.passwords import verify_password
+from control_plane.pagination import Page
 from control_plane.security.secrets import hash_secret
-from control_plane.tokens.access import login_tokens, revoke_family_of, revoke_user_tokens
+from control_plane.tokens.access import login_tokens, revoke_family_of
 from control_plane.tokens.org_revocation import revoke_user_everywhere
 from control_plane.tokens.revocation import deny_access_token
 
@@ -109,30 +110,10 @@ async def me(principal: Caller) -> UserOut:
 
 @post("/api/v1/me/password", status_code=HTTP_200_OK, tags=["identity"])
 async def change_password(
-    request: Request[Any, Any, Any],
-    data: JSONBody[ChangePasswordBody],
-    principal: Caller,
-    db: DB,
-    runtime: RuntimeDep,
+    data: JSONBody[ChangePasswordBody], actor: ActorDep, db: DB, runtime: RuntimeDep
 ) -> dict[str, str]:
     """Change one's own password; every refresh token of the user is revoked."""
-    user = principal.user
-    if not verify_password(data.current_password, user.password_hash):
-        raise Unauthenticated("The current password is not correct.", code="invalid_credentials")
-    set_password(user, data.new_password)
-    user.session_version += 1  # every access token issued so far stops working
-    db.add(user)
-    await revoke_user_tokens(db, user.id)
-    record(
-        db,
-        action="user.password_changed",
-        actor=user,
-        target_type="user",
-        target_id=user.id,
-        ip=client_ip(request),
-    )
-    await db.commit()
-    await revoke_user_everywhere(runtime, db, user)
+    await change_own_password(db, runtime, actor, data)
     return {"status": "password_changed"}
 
 
@@ -145,41 +126,13 @@ async def list_users(
     q: FromQuery[str | None] = None,
 ) -> Page[UserOut]:
     """Every user (platform admins only), by email, keyset-paginated."""
-    require_platform_admin(principal)
-    query = select(User)
-    if q:
-        query = query.where(col(User.email).contains(normalize_email(q)))
-    query = after(query, col(User.email), col(User.id), cursor).limit(check_limit(limit) + 1)
-    rows = list((await db.exec(query)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor(rows[-1].email, rows[-1].id) if more else None
-    return Page([UserOut.of(u) for u in rows], nxt)
+    return await users_page(db, principal, limit=limit, cursor=cursor, q=q)
 
 
 @post("/api/v1/users", status_code=HTTP_201_CREATED, tags=["identity"])
-async def admin_create_user(
-    request: Request[Any, Any, Any], data: JSONBody[CreateUserBody], principal: Caller, db: DB
-) -> UserOut:
+async def admin_create_user(data: JSONBody[CreateUserBody], actor: ActorDep, db: DB) -> UserOut:
     """Create a user (platform admins only)."""
-    require_platform_admin(principal)
-    user = await create_user(
-        db,
-        email=data.email,
-        password=data.password,
-        name=data.name,
-        is_platform_admin=data.is_platform_admin,
-    )
-    record(
-        db,
-        action="user.create",
-        actor=principal.user,
-        target_type="user",
-        target_id=user.id,
-        ip=client_ip(request),
-    )
-    await db.commit()
-    return UserOut.of(user)
+    return UserOut.of(await admin_create(db, actor, data))
 
 
 @get("/api/v1/users/{user_id:str}", tags=["identity"])
@@ -195,46 +148,14 @@ async def get_user(user_id: FromPath[str], principal: Caller, db: DB) -> UserOut
 
 @patch("/api/v1/users/{user_id:str}", tags=["identity"])
 async def update_user(
-    request: Request[Any, Any, Any],
     user_id: FromPath[str],
     data: JSONBody[UpdateUserBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> UserOut:
     """Rename, disable or enable a user, or change staff rights (platform admins only)."""
-    require_platform_admin(principal)
-    user = await db.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.", code="user_not_found")
-    if user.id == principal.user.id and (data.disabled or data.is_platform_admin is False):
-        raise Conflict(
-            "You cannot disable yourself or drop your own staff rights.", code="self_lockout"
-        )
-    if data.name is not None:
-        user.name = data.name.strip()
-    if data.disabled is not None:
-        user.disabled = data.disabled
-        if data.disabled:
-            await revoke_user_tokens(db, user.id)
-    if data.is_platform_admin is not None:
-        user.is_platform_admin = data.is_platform_admin
-    user.updated_at = utcnow()
-    db.add(user)
-    record(
-        db,
-        action="user.update",
-        actor=principal.user,
-        target_type="user",
-        target_id=user.id,
-        ip=client_ip(request),
-        changes=data.__struct_fields__
-        and {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None},
-    )
-    await db.commit()
-    if data.disabled or data.is_platform_admin is False:
-        await revoke_user_everywhere(runtime, db, user)
-    return UserOut.of(user)
+    return UserOut.of(await admin_update(db, runtime, actor, user_id, data))
 
 
 ROUTES = [

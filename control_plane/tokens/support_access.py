@@ -18,10 +18,11 @@ from typing import Final
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.actor import Actor
 from control_plane.audit.record import record
 from control_plane.db.models import AccessRequest, AuditEvent, Org, User, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound
-from control_plane.orgs.access import approved_request
+from control_plane.orgs.access import OrgAccess, approved_request
 from control_plane.pagination import (
     check_limit,
     decode_cursor,
@@ -29,6 +30,8 @@ from control_plane.pagination import (
     newest_first,
     timestamp_cursor,
 )
+from control_plane.runtime import Runtime
+from control_plane.tokens.org_revocation import revoke_user_in_org
 
 MIN_REASON: Final = 8
 MAX_REASON: Final = 500
@@ -168,6 +171,39 @@ async def file_request(
     )
     await db.commit()
     return request
+
+
+def require_owner(access: OrgAccess) -> None:
+    """Only the org's owners decide its access requests."""
+    if access.role != "owner":
+        raise Forbidden("Only the org's owners decide access requests.", code="owner_required")
+
+
+async def owner_decides(
+    db: AsyncSession,
+    runtime: Runtime,
+    actor: Actor,
+    access: OrgAccess,
+    *,
+    request_id: str,
+    approve: bool,
+) -> tuple[AccessRequest, str]:
+    """An owner of ``access.org`` approves or rejects a request (rejecting an approval revokes
+    it, and the staff member's org tokens with it): the request and the staff member's email."""
+    require_owner(access)
+    decided = await decide_request(
+        db,
+        org=access.org,
+        request_id=request_id,
+        owner=actor.user,
+        approve=approve,
+        ttl_seconds=runtime.settings.tokens.access_approval_ttl,
+        ip=actor.ip,
+    )
+    if decided.status == "revoked":  # the staff member's org tokens end with the approval
+        await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=decided.staff_user_id)
+    staff = await db.get(User, decided.staff_user_id)
+    return decided, staff.email if staff else ""
 
 
 async def decide_request(

@@ -20,8 +20,10 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.db.models import AccessRequest, AuditEvent, User, utcnow
+from control_plane.actor import Actor, ActorDep
+from control_plane.db.models import AccessRequest, AuditEvent, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, Forbidden
 from control_plane.identity.client_ip import client_ip
@@ -29,13 +31,13 @@ from control_plane.orgs.access import OrgAccess, org_access
 from control_plane.orgs.schemas import OrgOut
 from control_plane.orgs.service import org_out
 from control_plane.pagination import Page
-from control_plane.tokens.org_revocation import revoke_user_in_org
+from control_plane.runtime import Runtime
 from control_plane.tokens.support_access import (
     MAX_REASON,
-    decide_request,
     file_request,
     list_access_events,
     list_requests,
+    owner_decides,
     set_access_approval,
     shown_status,
 )
@@ -107,11 +109,6 @@ def _require_admin_or_staff(access: OrgAccess) -> None:
         )
 
 
-def _require_owner(access: OrgAccess) -> None:
-    if access.role != "owner":
-        raise Forbidden("Only the org's owners decide access requests.", code="owner_required")
-
-
 @post(f"{BASE}/access-requests", status_code=HTTP_201_CREATED, tags=["support access"])
 async def create_access_request(
     request: Request[Any, Any, Any],
@@ -152,29 +149,13 @@ async def get_access_requests(
 
 
 async def _decide(
-    request: Request[Any, Any, Any],
-    org_id: str,
-    request_id: str,
-    approve: bool,
-    principal: Caller,
-    runtime: RuntimeDep,
-    db: DB,
+    org_id: str, request_id: str, approve: bool, actor: Actor, runtime: Runtime, db: AsyncSession
 ) -> AccessRequestOut:
-    access = await org_access(db, principal, org_id)
-    _require_owner(access)
-    decided = await decide_request(
-        db,
-        org=access.org,
-        request_id=request_id,
-        owner=principal.user,
-        approve=approve,
-        ttl_seconds=runtime.settings.tokens.access_approval_ttl,
-        ip=client_ip(request),
+    access = await org_access(db, actor.principal, org_id)
+    decided, staff_email = await owner_decides(
+        db, runtime, actor, access, request_id=request_id, approve=approve
     )
-    if decided.status == "revoked":  # the staff member's org tokens end with the approval
-        await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=decided.staff_user_id)
-    staff = await db.get(User, decided.staff_user_id)
-    return AccessRequestOut.of(decided, staff.email if staff else "")
+    return AccessRequestOut.of(decided, staff_email)
 
 
 @post(
@@ -183,15 +164,10 @@ async def _decide(
     tags=["support access"],
 )
 async def approve_access_request(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
-    request_id: FromPath[str],
-    principal: Caller,
-    runtime: RuntimeDep,
-    db: DB,
+    org_id: FromPath[str], request_id: FromPath[str], actor: ActorDep, runtime: RuntimeDep, db: DB
 ) -> AccessRequestOut:
     """An owner lets the staff member in for ``access_approval_ttl`` seconds."""
-    return await _decide(request, org_id, request_id, True, principal, runtime, db)
+    return await _decide(org_id, request_id, True, actor, runtime, db)
 
 
 @post(
@@ -200,15 +176,10 @@ async def approve_access_request(
     tags=["support access"],
 )
 async def reject_access_request(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
-    request_id: FromPath[str],
-    principal: Caller,
-    runtime: RuntimeDep,
-    db: DB,
+    org_id: FromPath[str], request_id: FromPath[str], actor: ActorDep, runtime: RuntimeDep, db: DB
 ) -> AccessRequestOut:
     """An owner refuses a pending request, or revokes an approval before it ends."""
-    return await _decide(request, org_id, request_id, False, principal, runtime, db)
+    return await _decide(org_id, request_id, False, actor, runtime, db)
 
 
 @get(f"{BASE}/access-events", tags=["support access"])

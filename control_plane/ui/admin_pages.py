@@ -1,7 +1,7 @@
 """Platform administration: users, the audit log and the signing keys.
 
-The pages call the identity, audit and key API handlers' own functions, so the access rules
-(platform admins only; org admins see their orgs' audit events) are exactly the API's.
+The pages call the same services as the identity, audit and key APIs, so the access rules
+(platform admins only; org admins see their orgs' audit events) and audit records are the API's.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from litestar import Request, get, post
 from litestar.params import FromPath, QueryParameter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.routes import list_events
+from control_plane.actor import Actor
+from control_plane.audit.query import events_page
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.types import utc
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import BadRequest, ProblemError
-from control_plane.identity.recovery_routes import admin_password_reset
-from control_plane.identity.routes import admin_create_user, list_users, update_user
+from control_plane.identity import admin
 from control_plane.identity.schemas import CreateUserBody, UpdateUserBody
 from control_plane.orgs.access import find_live_org
-from control_plane.tokens.key_routes import get_keys, post_rotate
+from control_plane.tokens.key_admin import keys_of, start_rotation
 from control_plane.ui.forms import (
     FormErrors,
     back_to,
@@ -46,7 +46,7 @@ async def users_context(
     mail_on: bool = False,
 ) -> dict[str, Any]:
     """One page of users (``mail_on``: offer to send reset links)."""
-    listed = await list_users.fn(principal=viewer, db=db, limit=50, cursor=cursor, q=q)
+    listed = await admin.users_page(db, viewer, limit=50, cursor=cursor, q=q)
     return {
         "me": viewer.user,
         "users": listed.items,
@@ -92,7 +92,7 @@ async def user_create_submit(request: Request[Any, Any, Any], viewer: Viewer, db
     )
     if body is not None:
         try:
-            await admin_create_user.fn(request=request, data=body, principal=viewer, db=db)
+            await admin.admin_create(db, Actor.of(request, viewer), body)
         except ProblemError as exc:
             await start_over(db, viewer)
             errors.add_problem(exc)
@@ -115,13 +115,12 @@ async def user_status_submit(
     require_platform_admin(viewer)
     data = await form_data(request)
     try:
-        await update_user.fn(
-            request=request,
-            user_id=user_id,
-            principal=viewer,
-            db=db,
-            runtime=runtime,
-            data=UpdateUserBody(disabled=data.get("disabled") == "true"),
+        await admin.admin_update(
+            db,
+            runtime,
+            Actor.of(request, viewer),
+            user_id,
+            UpdateUserBody(disabled=data.get("disabled") == "true"),
         )
     except ProblemError as exc:
         await start_over(db, viewer)
@@ -142,9 +141,7 @@ async def user_reset_submit(
     """Mail a user a password-reset link (audited)."""
     require_platform_admin(viewer)
     try:
-        await admin_password_reset.fn(
-            request=request, user_id=user_id, principal=viewer, runtime=runtime, db=db
-        )
+        await admin.admin_send_reset(db, runtime, Actor.of(request, viewer), user_id)
     except ProblemError as exc:
         await start_over(db, viewer)
         context = await users_context(db, viewer, q=None, cursor=None, mail_on=True)
@@ -180,11 +177,10 @@ async def audit_page(
         if org:
             found = await find_live_org(db, org)
             org_id = found.id if found else org
-        listed = await list_events.fn(
-            principal=viewer,
-            db=db,
+        listed = await events_page(
+            db,
+            viewer,
             org_id=org_id,
-            actor_id=None,
             action=action or None,
             since=_day(since, "since"),
             until=_day(until, "until"),
@@ -207,7 +203,7 @@ async def audit_page(
 @get("/admin/keys")
 async def keys_page(viewer: Viewer, db: DB, done: Text = None) -> Any:
     """Signing keys and their states, with a rotate button."""
-    keys = await get_keys.fn(principal=viewer, db=db)
+    keys = await keys_of(db, viewer)
     return page("keys.html", me=viewer.user, keys=keys, notice=notice_of(done), error="")
 
 
@@ -217,10 +213,10 @@ async def rotate_submit(
 ) -> Any:
     """Start a key rotation."""
     try:
-        await post_rotate.fn(request=request, principal=viewer, runtime=runtime, db=db)
+        await start_rotation(runtime, db, Actor.of(request, viewer))
     except ProblemError as exc:
         await start_over(db, viewer)
-        keys = await get_keys.fn(principal=viewer, db=db)
+        keys = await keys_of(db, viewer)
         return page("keys.html", exc.status, me=viewer.user, keys=keys, notice="", error=exc.detail)
     return back_to("/ui/admin/keys", "key_rotated")
 

@@ -12,14 +12,15 @@ from litestar import Request, Response, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
+from control_plane.actor import Actor
 from control_plane.audit.record import record
 from control_plane.auth import SESSION_COOKIE, verify_access_token
 from control_plane.db.models import User
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError, TooManyRequests, Unauthenticated
+from control_plane.identity.account import change_own_password
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import authenticate_password, authenticate_second_step
-from control_plane.identity.routes import change_password
 from control_plane.identity.schemas import ChangePasswordBody
 from control_plane.identity.users import find_by_email, normalize_email
 from control_plane.security.secrets import hash_secret
@@ -174,9 +175,7 @@ async def password_submit(
     )
     if body is not None:
         try:
-            await change_password.fn(
-                request=request, data=body, principal=viewer, db=db, runtime=runtime
-            )
+            await change_own_password(db, runtime, Actor.of(request, viewer), body)
         except ProblemError as exc:
             await start_over(db, viewer)
             if exc.code == "invalid_credentials":

@@ -12,6 +12,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.actor import Actor
 from control_plane.auth import Principal
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, RuntimeDep
@@ -26,8 +27,12 @@ from control_plane.members.service import (
 )
 from control_plane.orgs.access import ROLES, OrgAccess, org_access, rank
 from control_plane.tokens.org_revocation import revoke_user_in_org
-from control_plane.tokens.support_access import list_requests, set_access_approval, shown_status
-from control_plane.tokens.support_routes import approve_access_request, reject_access_request
+from control_plane.tokens.support_access import (
+    list_requests,
+    owner_decides,
+    set_access_approval,
+    shown_status,
+)
 from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
 from control_plane.ui.org_pages import Done
 from control_plane.ui.session import Viewer
@@ -214,17 +219,16 @@ async def access_request_submit(
 ) -> Any:
     """An owner approves or rejects (or revokes) a staff member's support-access request."""
     access = await org_access(db, viewer, org_ref)
-    handler = {"approve": approve_access_request, "reject": reject_access_request}.get(decision)
     try:
-        if handler is None:
+        if decision not in ("approve", "reject"):
             raise BadRequest("Approve or reject.", code="invalid_decision")
-        await handler.fn(
-            request=request,
-            org_id=access.org.id,
+        await owner_decides(
+            db,
+            runtime,
+            Actor.of(request, viewer),
+            access,
             request_id=request_id,
-            principal=viewer,
-            runtime=runtime,
-            db=db,
+            approve=decision == "approve",
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc)

@@ -11,12 +11,13 @@ from typing import Any, Literal
 from litestar import Request, post
 from litestar.params import FromPath
 
+from control_plane.actor import Actor
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.orgs.lifecycle import cancel_deletion, request_deletion
-from control_plane.reconciler.routes import ActionBody, instance_action
+from control_plane.reconciler.actions import ActionBody, act_on_instance, nudge
 from control_plane.ui.forms import back_to, form_data, page, start_over
 from control_plane.ui.org_pages import detail_context, wake_reconciler
 from control_plane.ui.session import Viewer
@@ -55,16 +56,12 @@ async def instance_action_submit(
             db, viewer, org_ref, f"Type the org's slug to {action} its instance.", 400
         )
     try:
-        await instance_action.fn(
-            request=request,
-            org_ref=access.org.id,
-            data=ActionBody(action=action),
-            principal=viewer,
-            db=db,
-            runtime=runtime,
+        await act_on_instance(
+            db, runtime, Actor.of(request, viewer), access, ActionBody(action=action)
         )
     except ProblemError as exc:
         return await _refused(db, viewer, org_ref, exc.detail, exc.status)
+    nudge(request.app.state)
     return back_to(f"/ui/orgs/{access.org.slug}", "action_requested")
 
 

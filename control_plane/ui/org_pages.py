@@ -20,7 +20,7 @@ from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
-from control_plane.instances.log_routes import recent_lines
+from control_plane.instances.logs import recent_lines
 from control_plane.members.invites import invite_out, invites_page
 from control_plane.members.service import members_page
 from control_plane.orgs.access import OrgAccess, governs, org_access
