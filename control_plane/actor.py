@@ -8,10 +8,11 @@ the API and the pages run the same service code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from litestar import Request
-from litestar.params import Dependency
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
 
 from control_plane.auth import Principal
 from control_plane.db.models import User
@@ -41,4 +42,4 @@ async def provide_actor(request: Request[Any, Any, Any], principal: Caller) -> A
 
 
 #: Built by :func:`provide_actor` from values already checked, so not validated again.
-ActorDep: TypeAlias = Annotated[Actor, Dependency(skip_validation=True)]
+ActorDep: TypeAlias = NamedDependency[SkipValidation[Actor]]

@@ -10,10 +10,11 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import structlog
-from litestar.params import Dependency
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -157,4 +158,4 @@ WAKE_RECONCILER = "wake_reconciler"
 #: How handlers and dependencies receive the runtime (by the parameter name ``runtime``). It is
 #: this process's own object, so Litestar does not validate it: with validation, msgspec would
 #: resolve the annotations of every field, the lifespan-set ones included, on each request.
-RuntimeDep: TypeAlias = Annotated[Runtime, Dependency(skip_validation=True)]
+RuntimeDep: TypeAlias = NamedDependency[SkipValidation[Runtime]]
