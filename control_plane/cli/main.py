@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "control_plane.cli.instance",
     "control_plane.cli.contract",
     "control_plane.cli.fleet",
+    "control_plane.cli.backups",
     # The conformance kit is a package of its own on top of the platform (docs/conformance.md).
     "conformance_kit.cli",
 )

@@ -361,6 +361,26 @@ class Backup(SQLModel, table=True):
     error: str = Field(default="", max_length=2000)
 
 
+class BackupKey(SQLModel, table=True):
+    """An org's backup data key, wrapped by the platform key (``control_plane.backups.keys``).
+
+    Shredding empties ``wrapped_key`` and sets ``shredded_at``: every copy of the org's
+    archives becomes unreadable. ``legal_hold`` (platform admins only) keeps a deleted org's
+    backups past their retention and blocks the shred.
+    """
+
+    __tablename__ = "backup_key"
+    org_id: str = Field(foreign_key="org.id", primary_key=True, max_length=32)
+    #: ``<platform key id>:<base64 of the wrapped data key>``; "" once shredded or before the
+    #: first backup of an org held without one.
+    wrapped_key: str = Field(default="", max_length=200)
+    created_at: datetime = _ts()
+    shredded_at: datetime | None = _ts(nullable=True)
+    legal_hold: bool = False
+    legal_hold_reason: str = Field(default="", max_length=500)
+    legal_hold_changed_at: datetime | None = _ts(nullable=True)
+
+
 class WebhookEndpoint(SQLModel, table=True):
     """An operator's receiver of platform events (``control_plane.webhooks``). Its signing
     secret is kept encrypted (it must be read back to sign) and is shown once, at creation."""
