@@ -23,12 +23,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.backups.service import (
-    check_stored,
     delete_backup,
+    open_stored,
     restore_into,
-    store_of,
     take_backup,
 )
+from control_plane.backups.store import read_chunks
 from control_plane.db.models import Backup, Org
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, NotFound, ProblemError
@@ -206,13 +206,13 @@ async def download_backup(
     row = await _backup_of(db, org, backup_id)
     if row.status != "ready":
         raise Conflict("The backup is not complete.", code="backup_not_ready")
-    # Checked whole before the first byte goes out: a damaged archive is a problem answer,
-    # not a download cut short.
-    key = await check_stored(runtime, row)
+    # Opened (the key, the file, its first chunk) before the answer starts; each later chunk
+    # is authenticated as it is read, so a damaged archive cuts the download short.
+    reader = await open_stored(runtime, row)
     digest = base64.b64encode(bytes.fromhex(row.sha256)).decode()
     name = f"{org.slug}-{row.created_at:%Y%m%dT%H%M%SZ}-{row.id[:8]}.tar.gz"
     return Stream(
-        store_of(runtime).chunks(org_id=row.org_id, backup_id=row.id, data_key=key),
+        read_chunks(reader),
         media_type="application/gzip",
         headers={
             SHA256_HEADER: row.sha256,

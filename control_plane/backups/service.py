@@ -12,7 +12,7 @@ the archive to the target's instance, which verifies every entry again before it
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -145,6 +145,20 @@ async def archive_key(runtime: Runtime, backup: Backup) -> bytes | None:
     """The data key that reads ``backup``'s archive (410 ``backup_key_shredded`` once it was
     shredded; None for an org that never had one: only plaintext archives can be read)."""
     return await data_key(runtime, backup.org_id, create=False)
+
+
+async def open_stored(runtime: Runtime, backup: Backup) -> BinaryIO:
+    """The backup's plaintext archive, decrypted as it is read; 422 ``backup_corrupt`` when it
+    is missing or its first chunk does not decrypt (a later damaged chunk raises
+    ``ArchiveUnreadable`` from the read)."""
+    key = await archive_key(runtime, backup)
+    try:
+        return await asyncio.to_thread(
+            store_of(runtime).open, org_id=backup.org_id, backup_id=backup.id, data_key=key
+        )
+    except (FileNotFoundError, ArchiveUnreadable) as exc:
+        log.error("stored backup unreadable", backup_id=backup.id, error=str(exc))
+        raise BackupCorrupt("The stored archive is missing or does not decrypt.") from None
 
 
 async def check_stored(runtime: Runtime, backup: Backup) -> bytes | None:

@@ -47,6 +47,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+async def read_chunks(reader: BinaryIO) -> AsyncIterator[bytes]:
+    """``reader`` in chunks, read off the event loop; closed at the end."""
+    try:
+        while chunk := await asyncio.to_thread(reader.read, CHUNK):
+            yield chunk
+    finally:
+        await asyncio.to_thread(reader.close)
+
+
 class BackupStore:
     """Archives on a directory (see the module docstring)."""
 
@@ -91,11 +100,8 @@ class BackupStore:
         reader = await asyncio.to_thread(
             self.open, org_id=org_id, backup_id=backup_id, data_key=data_key
         )
-        try:
-            while chunk := await asyncio.to_thread(reader.read, CHUNK):
-                yield chunk
-        finally:
-            await asyncio.to_thread(reader.close)
+        async for chunk in read_chunks(reader):
+            yield chunk
 
     async def save(
         self,
