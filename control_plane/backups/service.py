@@ -26,7 +26,7 @@ from control_plane.backups.instance_api import (
     send_restore,
 )
 from control_plane.backups.keys import data_key
-from control_plane.backups.store import BackupStore, store_root
+from control_plane.backups.store import BackupStore, store_for
 from control_plane.db.models import Backup, Org, utcnow
 from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
@@ -57,8 +57,7 @@ def archive_refused(exc: ArchiveError, *, prefix: str) -> ProblemError:
 
 def store_of(runtime: Runtime) -> BackupStore:
     """The backup store the settings name."""
-    backup = runtime.settings.backup
-    return BackupStore(store_root(runtime.settings), read_plaintext=backup.backup_read_plaintext)
+    return store_for(runtime.settings)
 
 
 async def _fail(runtime: Runtime, row_id: str, org_id: str, error: BaseException) -> str:

@@ -39,6 +39,12 @@ def store_root(settings: Settings) -> Path:
     return Path(configured) if configured else settings.server.data_dir / "backups"
 
 
+def store_for(settings: Settings) -> BackupStore:
+    """The backup store the settings name."""
+    backup = settings.backup
+    return BackupStore(store_root(settings), read_plaintext=backup.backup_read_plaintext)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -139,15 +139,3 @@ async def test_the_stored_file_is_unreadable_without_its_orgs_key(tmp_path: Path
     shutil.copyfile(store.path(org_id=ORG, backup_id=BACKUP), moved)
     with pytest.raises(ArchiveUnreadable):
         store.sha256(org_id=OTHER_ORG, backup_id=BACKUP, data_key=key)
-
-
-def test_plaintext_archives_from_before_are_read_only_with_the_flag(tmp_path: Path) -> None:
-    legacy = BackupStore(tmp_path).legacy_path(org_id=ORG, backup_id=BACKUP)
-    legacy.parent.mkdir()
-    legacy.write_bytes(b"old plaintext archive")
-    assert BackupStore(tmp_path).sha256(org_id=ORG, backup_id=BACKUP, data_key=None) is None
-    allowed = BackupStore(tmp_path, read_plaintext=True)
-    digest = hashlib.sha256(b"old plaintext archive").hexdigest()
-    assert allowed.sha256(org_id=ORG, backup_id=BACKUP, data_key=None) == digest
-    allowed.delete(org_id=ORG, backup_id=BACKUP)
-    assert not legacy.exists()
