@@ -11,10 +11,9 @@ import argparse
 import asyncio
 from typing import Any
 
-from control_plane.cli.main import CliError
+from control_plane.cli.main import CliError, migrated_runtime
 from control_plane.cli.session import one_at_a_time
 from control_plane.cli.tokens import UserApi as Api
-from control_plane.settings import get_settings
 
 
 def _show(view: dict[str, Any]) -> str:
@@ -43,35 +42,21 @@ def cmd_shred(args: argparse.Namespace) -> None:
 async def _rewrap() -> int:
     from control_plane.audit.record import record
     from control_plane.backups.keys import rewrap_keys
-    from control_plane.db.migrate import DatabaseNotMigrated, ensure_migrated
-    from control_plane.runtime import ConfigurationError, Runtime
 
-    try:
-        runtime = Runtime.build(get_settings())
-    except ConfigurationError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        await ensure_migrated(runtime.engine)
-        async with runtime.sessions() as db:
-            try:
-                count = await rewrap_keys(runtime, db)
-            except ValueError as exc:  # a key no configured platform key unwraps
-                raise CliError(
-                    f"{exc}; list the old key in ORGPLANE_BACKUP_PREVIOUS_KEYS"
-                ) from None
-            record(
-                db,
-                action="backup.keys_rewrapped",
-                actor_email="cli",
-                target_type="backup_key",
-                rewrapped=count,
-            )
-            await db.commit()
-            return count
-    except DatabaseNotMigrated as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        await runtime.close()
+    async with migrated_runtime() as runtime, runtime.sessions() as db:
+        try:
+            count = await rewrap_keys(runtime, db)
+        except ValueError as exc:  # a key no configured platform key unwraps
+            raise CliError(f"{exc}; list the old key in ORGPLANE_BACKUP_PREVIOUS_KEYS") from None
+        record(
+            db,
+            action="backup.keys_rewrapped",
+            actor_email="cli",
+            target_type="backup_key",
+            rewrapped=count,
+        )
+        await db.commit()
+        return count
 
 
 def cmd_rewrap(_: argparse.Namespace) -> None:
