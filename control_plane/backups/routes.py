@@ -241,6 +241,15 @@ async def remove_backup(
     )
 
 
+async def _retained_for_staff(db: AsyncSession, principal: Principal, org_id: str) -> bool:
+    """Whether ``org_id`` is a deleted org whose backups a platform admin may still restore
+    (during its retention, docs/backups.md; a shredded one answers 410 later)."""
+    if not principal.is_platform_admin:
+        return False
+    org = await db.get(Org, org_id)
+    return org is not None and (org.deleted_at is not None or org.desired_state == "deleted")
+
+
 async def _source_backup(db: AsyncSession, principal: Principal, target: Org, ref: str) -> Backup:
     row = await db.get(Backup, ref) if len(ref) <= 64 else None
     if row is None:
@@ -249,7 +258,8 @@ async def _source_backup(db: AsyncSession, principal: Principal, target: Org, re
         try:  # moving data between orgs needs admin rights on the source too
             await admin_org(db, principal, row.org_id, to="restore its backups elsewhere")
         except NotFound:
-            raise _not_found() from None
+            if not await _retained_for_staff(db, principal, row.org_id):
+                raise _not_found() from None
     return row
 
 
