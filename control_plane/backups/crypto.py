@@ -88,10 +88,10 @@ class PlatformKeys:
         kek = self._keks.get(kek_id)
         if kek is None:
             raise ArchiveUnreadable(f"the platform key {kek_id} is not configured")
-        raw = base64.b64decode(body)
         try:
+            raw = base64.b64decode(body, validate=True)
             return AESGCM(kek).decrypt(raw[:12], raw[12:], org_id.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: not base64, or too short to hold a tag
             raise ArchiveUnreadable("the data key does not unwrap") from None
 
 

@@ -12,6 +12,7 @@ the archive to the target's instance, which verifies every entry again before it
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from typing import Any, BinaryIO, Final
 
 import structlog
@@ -193,7 +194,8 @@ async def restore_into(
     size = backup.size_bytes
     endpoint = await running_endpoint(db, target)
     await db.commit()  # the pool's connection goes back while the archive uploads
-    answer = await send_restore(endpoint=endpoint, token=token, chunks=chunks, size=size)
+    async with aclosing(chunks):  # the file is closed even when the instance stops reading
+        answer = await send_restore(endpoint=endpoint, token=token, chunks=chunks, size=size)
     log.info("restored", backup_id=backup.id, org_id=target.id, source_org_id=backup.org_id)
     return pre, answer
 

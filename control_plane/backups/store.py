@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,7 +53,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-async def read_chunks(reader: BinaryIO) -> AsyncIterator[bytes]:
+async def read_chunks(reader: BinaryIO) -> AsyncGenerator[bytes, None]:
     """``reader`` in chunks, read off the event loop; closed at the end."""
     try:
         while chunk := await asyncio.to_thread(reader.read, CHUNK):
@@ -101,7 +101,7 @@ class BackupStore:
 
     async def chunks(
         self, *, org_id: str, backup_id: str, data_key: bytes | None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The plaintext archive in chunks, read and decrypted off the event loop."""
         reader = await asyncio.to_thread(
             self.open, org_id=org_id, backup_id=backup_id, data_key=data_key

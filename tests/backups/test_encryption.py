@@ -102,6 +102,9 @@ def test_data_keys_wrap_under_the_platform_key_and_its_predecessors() -> None:
     assert data_key.hex() not in wrapped
     with pytest.raises(ArchiveUnreadable):
         old.unwrap(wrapped, org_id=OTHER_ORG)  # bound to its org
+    for damaged in (wrapped[:-8], wrapped + "!", wrapped.split(":")[0] + ":", "no id"):
+        with pytest.raises(ArchiveUnreadable):
+            old.unwrap(damaged, org_id=ORG)
     new = PlatformKeys("new backup key")
     with pytest.raises(ArchiveUnreadable):
         new.unwrap(wrapped, org_id=ORG)
