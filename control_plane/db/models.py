@@ -349,7 +349,7 @@ class Backup(SQLModel, table=True):
     #: running, ready or failed.
     status: str = Field(default="running", max_length=16)
     size_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    #: SHA-256 (hex) of the stored archive file.
+    #: SHA-256 (hex) of the plaintext archive (the store keeps it encrypted, docs/backups.md).
     sha256: str = Field(default="", max_length=64)
     #: The archive's manifest without its per-file entries (see org_instance.backup.manifest).
     manifest: dict[str, Any] = _json()
