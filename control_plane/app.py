@@ -25,6 +25,7 @@ from control_plane import __version__
 from control_plane.actor import provide_actor
 from control_plane.audit.routes import ROUTES as AUDIT_ROUTES
 from control_plane.auth import provide_principal
+from control_plane.backups.key_routes import ROUTES as BACKUP_KEY_ROUTES
 from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
 from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *FEATURE_ROUTES,
             *USAGE_ROUTES,
             *BACKUP_ROUTES,
+            *BACKUP_KEY_ROUTES,
             *TRANSFER_ROUTES,
             *METRICS_ROUTES,
             *WEBHOOK_ROUTES,

@@ -93,8 +93,9 @@ SIGNUP = "/api/v1/auth/signup"
 #: A password-reset request answers 403 ``mail_not_configured`` on a platform without SMTP.
 MAIL_RESET = "/api/v1/auth/password-reset"
 #: Backup routes talk to the org's instance: 409 while it is busy or the backup not ready (reads
-#: too), 422 for an archive or confirmation refused.
-BACKUP_PARTS = ("/backups", "/export", "/import", "/restore")
+#: too), 422 for an archive or confirmation refused. With the backup-key routes (legal hold,
+#: shredding), 410 once the org's backups were shredded.
+BACKUP_PARTS = ("/backups", "/export", "/import", "/restore", "/backup-key")
 #: Reads that need the org's instance: 409 when it has none (or its backend cannot serve them).
 INSTANCE_READS = ("/instance/logs",)
 
@@ -133,8 +134,12 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
     if path.endswith(INSTANCE_READS):
         errors[409] = problem_spec("The org has no instance, or its backend cannot read logs.")
     if any(part in path for part in BACKUP_PARTS):
-        errors[409] = problem_spec("The instance is busy, or the backup is not ready.")
-        errors[422] = problem_spec("The archive, backup or confirmation is refused.")
+        errors[409] = problem_spec(
+            "The instance is busy, the backup is not ready, the org is under legal hold or not "
+            "deleted (shredding)."
+        )
+        errors[410] = problem_spec("The org's backups were shredded (`backup_key_shredded`).")
+        errors[422] = problem_spec("The archive, backup, reason or confirmation is refused.")
     if path in ONE_TIME_LINKS:
         errors[410] = problem_spec("The link was used already, or has expired.")
     if path in RATE_LIMITED:

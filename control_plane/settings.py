@@ -416,6 +416,28 @@ class BackupSettings(_Group):
     backup_max_bytes: int = Field(
         10 * 1024**3, description="Largest backup archive stored, downloaded from or imported."
     )
+    backup_key: SecretStr = Field(
+        SecretStr(""),
+        description="Platform key that wraps each org's backup data key; empty means derived "
+        "from ORGPLANE_SECRET_KEY. Changing it needs the old value in "
+        "ORGPLANE_BACKUP_PREVIOUS_KEYS until `orgplane backups rewrap` has run.",
+    )
+    backup_previous_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated earlier platform keys (earlier ORGPLANE_BACKUP_KEY or "
+        "ORGPLANE_SECRET_KEY values) that still unwrap data keys, during a rotation.",
+    )
+    backup_read_plaintext: bool = Field(
+        False,
+        description="Also read archives stored unencrypted before backups were encrypted "
+        "(off: they count as missing).",
+    )
+    backup_retention_after_delete: int = Field(
+        30 * 86400,
+        ge=0,
+        description="Seconds a deleted org's backups are kept; then they are deleted and its "
+        "data key is shredded, unless the org is under legal hold.",
+    )
 
 
 class FleetSettings(_Group):

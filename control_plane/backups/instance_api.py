@@ -9,10 +9,8 @@ org token, so an instance refuses a token minted for another org.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Final
 
 import httpx
@@ -35,7 +33,6 @@ from org_instance.contract import org_audience
 log = structlog.get_logger("orgplane.backups")
 
 INTERNAL_TOKEN_TTL: Final = 60
-CHUNK: Final = 1024 * 1024
 TIMEOUT: Final = httpx.Timeout(30.0, read=900.0)
 
 
@@ -125,23 +122,16 @@ async def backup_stream(*, endpoint: str, token: str) -> AsyncIterator[httpx.Res
         ) from None
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(path.open, "rb")
-    try:
-        while chunk := await asyncio.to_thread(handle.read, CHUNK):
-            yield chunk
-    finally:
-        await asyncio.to_thread(handle.close)
-
-
-async def send_restore(*, endpoint: str, token: str, archive: Path) -> dict[str, Any]:
-    """Send ``archive`` to ``POST /internal/restore``; the instance's answer on success."""
-    size = (await asyncio.to_thread(archive.stat)).st_size
+async def send_restore(
+    *, endpoint: str, token: str, chunks: AsyncIterator[bytes], size: int
+) -> dict[str, Any]:
+    """Send the archive (``size`` bytes, as ``chunks``) to ``POST /internal/restore``; the
+    instance's answer on success."""
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http:
             response = await http.post(
                 endpoint + RESTORE_PATH,
-                content=_file_chunks(archive),
+                content=chunks,
                 headers={
                     "Authorization": f"Bearer {token}",
                     "Content-Type": "application/gzip",

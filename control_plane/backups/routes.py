@@ -15,14 +15,20 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import File
+from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import Principal
-from control_plane.backups.service import delete_backup, restore_into, store_of, take_backup
+from control_plane.backups.service import (
+    delete_backup,
+    open_stored,
+    restore_into,
+    take_backup,
+)
+from control_plane.backups.store import read_chunks
 from control_plane.db.models import Backup, Org
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, NotFound, ProblemError
@@ -193,19 +199,27 @@ async def download_backup(
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
-) -> File:
-    """The archive; its SHA-256 is in ``X-Orgplane-Backup-Sha256`` and ``Repr-Digest``."""
+) -> Stream:
+    """The archive, decrypted; its SHA-256 is in ``X-Orgplane-Backup-Sha256`` and
+    ``Repr-Digest``."""
     org = await admin_org(db, principal, org_ref, to="download its backups")
     row = await _backup_of(db, org, backup_id)
     if row.status != "ready":
         raise Conflict("The backup is not complete.", code="backup_not_ready")
+    # Opened (the key, the file, its first chunk) before the answer starts; each later chunk
+    # is authenticated as it is read, so a damaged archive cuts the download short.
+    reader = await open_stored(runtime, row)
     digest = base64.b64encode(bytes.fromhex(row.sha256)).decode()
-    return File(
-        path=store_of(runtime).path(org_id=row.org_id, backup_id=row.id),
-        filename=f"{org.slug}-{row.created_at:%Y%m%dT%H%M%SZ}-{row.id[:8]}.tar.gz",
+    name = f"{org.slug}-{row.created_at:%Y%m%dT%H%M%SZ}-{row.id[:8]}.tar.gz"
+    return Stream(
+        read_chunks(reader),
         media_type="application/gzip",
-        content_disposition_type="attachment",
-        headers={SHA256_HEADER: row.sha256, "Repr-Digest": f"sha-256=:{digest}:"},
+        headers={
+            SHA256_HEADER: row.sha256,
+            "Repr-Digest": f"sha-256=:{digest}:",
+            "Content-Length": str(row.size_bytes),
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
     )
 
 
@@ -227,6 +241,15 @@ async def remove_backup(
     )
 
 
+async def _retained_for_staff(db: AsyncSession, principal: Principal, org_id: str) -> bool:
+    """Whether ``org_id`` is a deleted org whose backups a platform admin may still restore
+    (during its retention, docs/backups.md; a shredded one answers 410 later)."""
+    if not principal.is_platform_admin:
+        return False
+    org = await db.get(Org, org_id)
+    return org is not None and (org.deleted_at is not None or org.desired_state == "deleted")
+
+
 async def _source_backup(db: AsyncSession, principal: Principal, target: Org, ref: str) -> Backup:
     row = await db.get(Backup, ref) if len(ref) <= 64 else None
     if row is None:
@@ -235,7 +258,8 @@ async def _source_backup(db: AsyncSession, principal: Principal, target: Org, re
         try:  # moving data between orgs needs admin rights on the source too
             await admin_org(db, principal, row.org_id, to="restore its backups elsewhere")
         except NotFound:
-            raise _not_found() from None
+            if not await _retained_for_staff(db, principal, row.org_id):
+                raise _not_found() from None
     return row
 
 

@@ -12,19 +12,22 @@ the archive to the target's instance, which verifies every entry again before it
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from contextlib import aclosing
+from typing import Any, BinaryIO, Final
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.backups.crypto import ArchiveUnreadable
 from control_plane.backups.instance_api import (
     backup_stream,
     internal_token,
     running_endpoint,
     send_restore,
 )
-from control_plane.backups.store import BackupStore, store_root
+from control_plane.backups.keys import data_key
+from control_plane.backups.store import BackupStore, store_for
 from control_plane.db.models import Backup, Org, utcnow
 from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
@@ -55,7 +58,7 @@ def archive_refused(exc: ArchiveError, *, prefix: str) -> ProblemError:
 
 def store_of(runtime: Runtime) -> BackupStore:
     """The backup store the settings name."""
-    return BackupStore(store_root(runtime.settings))
+    return store_for(runtime.settings)
 
 
 async def _fail(runtime: Runtime, row_id: str, org_id: str, error: BaseException) -> str:
@@ -73,11 +76,11 @@ async def _fail(runtime: Runtime, row_id: str, org_id: str, error: BaseException
     return message
 
 
-async def _finish(db: AsyncSession, row: Backup, store: BackupStore, size: int, sha: str) -> None:
-    path = store.path(org_id=row.org_id, backup_id=row.id)
-
+async def _finish(
+    db: AsyncSession, row: Backup, store: BackupStore, key: bytes, size: int, sha: str
+) -> None:
     def manifest_of() -> dict[str, Any]:
-        with path.open("rb") as raw:
+        with store.open(org_id=row.org_id, backup_id=row.id, data_key=key) as raw:
             return peek_manifest(raw).summary()
 
     row.manifest = await asyncio.to_thread(manifest_of)
@@ -108,14 +111,17 @@ async def take_backup(
     try:
         token = await internal_token(runtime, db, org=org, scope=SCOPE_BACKUP)
         await db.commit()  # the pool's connection goes back while the archive streams
+        key = await data_key(runtime, org_id, create=True)
+        assert key is not None  # made when missing
         async with backup_stream(endpoint=endpoint, token=token) as response:
             size, sha = await store.save(
-                org_id=org.id,
-                backup_id=row.id,
+                org_id=org_id,
+                backup_id=row_id,
                 chunks=response.aiter_raw(),
                 max_bytes=runtime.settings.backup.backup_max_bytes,
+                data_key=key,
             )
-        await _finish(db, row, store, size, sha)
+        await _finish(db, row, store, key, size, sha)
     except (Exception, asyncio.CancelledError) as exc:
         if isinstance(exc, SQLAlchemyError):
             await db.rollback()
@@ -135,18 +141,45 @@ def _count(runtime: Runtime, kind: str, outcome: str) -> None:
         runtime.metrics.backups.labels(kind, outcome).inc()
 
 
-async def check_stored(runtime: Runtime, backup: Backup) -> None:
-    """422 ``backup_corrupt`` unless the stored file is there and matches the row's sha256."""
+async def archive_key(runtime: Runtime, backup: Backup) -> bytes | None:
+    """The data key that reads ``backup``'s archive (410 ``backup_key_shredded`` once it was
+    shredded; None for an org that never had one: only plaintext archives can be read)."""
+    return await data_key(runtime, backup.org_id, create=False)
+
+
+async def open_stored(runtime: Runtime, backup: Backup) -> BinaryIO:
+    """The backup's plaintext archive, decrypted as it is read; 422 ``backup_corrupt`` when it
+    is missing or its first chunk does not decrypt (a later damaged chunk raises
+    ``ArchiveUnreadable`` from the read)."""
+    key = await archive_key(runtime, backup)
+    try:
+        return await asyncio.to_thread(
+            store_of(runtime).open, org_id=backup.org_id, backup_id=backup.id, data_key=key
+        )
+    except (FileNotFoundError, ArchiveUnreadable) as exc:
+        log.error("stored backup unreadable", backup_id=backup.id, error=str(exc))
+        raise BackupCorrupt("The stored archive is missing or does not decrypt.") from None
+
+
+async def check_stored(runtime: Runtime, backup: Backup) -> bytes | None:
+    """422 ``backup_corrupt`` unless the stored file is there, decrypts and matches the row's
+    sha256; returns the key that reads it."""
     if backup.status != "ready":
         raise BackupCorrupt("Only a completed backup can be restored.", code="backup_not_ready")
-    actual = await asyncio.to_thread(
-        store_of(runtime).sha256, org_id=backup.org_id, backup_id=backup.id
-    )
+    key = await archive_key(runtime, backup)
+    try:
+        actual = await asyncio.to_thread(
+            store_of(runtime).sha256, org_id=backup.org_id, backup_id=backup.id, data_key=key
+        )
+    except ArchiveUnreadable as exc:
+        log.error("stored backup does not decrypt", backup_id=backup.id, error=str(exc))
+        actual = None
     if actual != backup.sha256:
         log.error("stored backup does not match its checksum", backup_id=backup.id)
         raise BackupCorrupt(
             "The stored archive is missing or does not match its checksum; nothing was changed."
         )
+    return key
 
 
 async def restore_into(
@@ -154,13 +187,15 @@ async def restore_into(
 ) -> tuple[Backup, dict[str, Any]]:
     """Restore ``backup`` into ``target``; returns the pre-restore backup and the answer."""
     await running_endpoint(db, target)
-    await check_stored(runtime, backup)
+    key = await check_stored(runtime, backup)
     pre = await take_backup(runtime, db, org=target, kind="pre_restore", created_by=actor_id)
     token = await internal_token(runtime, db, org=target, scope=SCOPE_RESTORE)
-    archive = store_of(runtime).path(org_id=backup.org_id, backup_id=backup.id)
+    chunks = store_of(runtime).chunks(org_id=backup.org_id, backup_id=backup.id, data_key=key)
+    size = backup.size_bytes
     endpoint = await running_endpoint(db, target)
     await db.commit()  # the pool's connection goes back while the archive uploads
-    answer = await send_restore(endpoint=endpoint, token=token, archive=archive)
+    async with aclosing(chunks):  # the file is closed even when the instance stops reading
+        answer = await send_restore(endpoint=endpoint, token=token, chunks=chunks, size=size)
     log.info("restored", backup_id=backup.id, org_id=target.id, source_org_id=backup.org_id)
     return pre, answer
 

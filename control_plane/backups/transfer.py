@@ -19,6 +19,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from control_plane.backups.instance_api import backup_stream, internal_token, running_endpoint
+from control_plane.backups.keys import data_key
 from control_plane.backups.routes import (
     RestoreOut,
     admin_org,
@@ -83,19 +84,21 @@ async def import_org(
     row = Backup(org_id=org.id, kind="import", created_by=principal.user.id)
     db.add(row)
     await db.commit()
-    path = store.path(org_id=org.id, backup_id=row.id)
+    org_id, row_id = org.id, row.id
     try:
+        key = await data_key(runtime, org_id, create=True)
+        assert key is not None  # made when missing
         size, sha = await store.save(
-            org_id=org.id, backup_id=row.id, chunks=request.stream(), max_bytes=limit
+            org_id=org_id, backup_id=row_id, chunks=request.stream(), max_bytes=limit, data_key=key
         )
 
         def verify() -> dict[str, Any]:
-            with path.open("rb") as raw:
+            with store.open(org_id=org_id, backup_id=row_id, data_key=key) as raw:
                 return read_archive(raw, max_bytes=limit, storage_quota=quota).summary()
 
         row.manifest = await asyncio.to_thread(verify)
     except (Exception, asyncio.CancelledError) as exc:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await asyncio.to_thread(store.delete, org_id=org_id, backup_id=row_id)
         row.status, row.completed_at, row.error = "failed", utcnow(), str(exc)[:2000]
         db.add(row)
         await db.commit()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 COMMAND_MODULES = (
     "control_plane.cli.server",
@@ -22,6 +24,7 @@ COMMAND_MODULES = (
     "control_plane.cli.instance",
     "control_plane.cli.contract",
     "control_plane.cli.fleet",
+    "control_plane.cli.backups",
     # The conformance kit is a package of its own on top of the platform (docs/conformance.md).
     "conformance_kit.cli",
 )
@@ -29,6 +32,28 @@ COMMAND_MODULES = (
 
 class CliError(Exception):
     """A failure the user can act on; printed without a traceback, exit code 1."""
+
+
+@asynccontextmanager
+async def migrated_runtime() -> AsyncIterator[Any]:
+    """A ``Runtime`` on the configured database once it is migrated (:class:`CliError` when
+    the settings are incomplete or the database is not migrated); closed afterwards."""
+    from control_plane.db.migrate import DatabaseNotMigrated, ensure_migrated
+    from control_plane.runtime import ConfigurationError, Runtime
+    from control_plane.settings import get_settings
+
+    try:
+        runtime = Runtime.build(get_settings())
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        try:
+            await ensure_migrated(runtime.engine)
+        except DatabaseNotMigrated as exc:
+            raise CliError(str(exc)) from None
+        yield runtime
+    finally:
+        await runtime.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -349,7 +349,7 @@ class Backup(SQLModel, table=True):
     #: running, ready or failed.
     status: str = Field(default="running", max_length=16)
     size_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    #: SHA-256 (hex) of the stored archive file.
+    #: SHA-256 (hex) of the plaintext archive (the store keeps it encrypted, docs/backups.md).
     sha256: str = Field(default="", max_length=64)
     #: The archive's manifest without its per-file entries (see org_instance.backup.manifest).
     manifest: dict[str, Any] = _json()
@@ -359,6 +359,26 @@ class Backup(SQLModel, table=True):
     #: The user id of who asked, or "scheduler".
     created_by: str = Field(default="", max_length=64)
     error: str = Field(default="", max_length=2000)
+
+
+class BackupKey(SQLModel, table=True):
+    """An org's backup data key, wrapped by the platform key (``control_plane.backups.keys``).
+
+    Shredding empties ``wrapped_key`` and sets ``shredded_at``: every copy of the org's
+    archives becomes unreadable. ``legal_hold`` (platform admins only) keeps a deleted org's
+    backups past their retention and blocks the shred.
+    """
+
+    __tablename__ = "backup_key"
+    org_id: str = Field(foreign_key="org.id", primary_key=True, max_length=32)
+    #: ``<platform key id>:<base64 of the wrapped data key>``; "" once shredded or before the
+    #: first backup of an org held without one.
+    wrapped_key: str = Field(default="", max_length=200)
+    created_at: datetime = _ts()
+    shredded_at: datetime | None = _ts(nullable=True)
+    legal_hold: bool = False
+    legal_hold_reason: str = Field(default="", max_length=500)
+    legal_hold_changed_at: datetime | None = _ts(nullable=True)
 
 
 class WebhookEndpoint(SQLModel, table=True):

@@ -15,6 +15,7 @@ from typing import Final
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.backups.retention import expire_deleted_orgs
 from control_plane.backups.schedule import run_due_backups
 from control_plane.reconciler.reconcile import Context
 from control_plane.reconciler.redis_users import restore_lost_redis_users
@@ -53,6 +54,10 @@ async def _take_scheduled_backups(ctx: Context, db: AsyncSession) -> None:
     await run_due_backups(ctx.runtime, db)
 
 
+async def _expire_deleted_org_backups(ctx: Context, db: AsyncSession) -> None:
+    await expire_deleted_orgs(ctx.runtime, db)
+
+
 #: In order; each job commits its own work.
 JOBS: Final[dict[str, Job]] = {
     "expired domain claims": _drop_expired_claims,
@@ -60,6 +65,7 @@ JOBS: Final[dict[str, Job]] = {
     "signing key rotation": _rotate_signing_key,
     "org Redis users": _restore_redis_users,
     "scheduled backups": _take_scheduled_backups,
+    "deleted orgs' backups past retention": _expire_deleted_org_backups,
 }
 
 

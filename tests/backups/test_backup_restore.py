@@ -34,7 +34,7 @@ async def test_backup_change_restore_brings_the_data_back(live: Live) -> None:
     assert backup["manifest"]["org_id"] == org_id
     assert backup["manifest"]["entries"] == 2  # the database and one file
 
-    # The download is the stored archive: its bytes hash to the header and the row.
+    # The download is the stored archive, decrypted: its bytes hash to the header and the row.
     got = await live.http.get(
         f"/api/v1/orgs/alpha/backups/{backup['id']}/archive", headers=live.admin
     )
@@ -42,6 +42,13 @@ async def test_backup_change_restore_brings_the_data_back(live: Live) -> None:
     digest = hashlib.sha256(got.content).hexdigest()
     assert digest == got.headers["x-orgplane-backup-sha256"] == backup["sha256"]
     assert len(got.content) == backup["size_bytes"]
+    assert got.content.startswith(b"\x1f\x8b")  # gzip
+    # At rest it is encrypted: neither the gzip stream nor a piece of it is in the file.
+    stored = store_of(live.app.state.runtime).path(org_id=org_id, backup_id=backup["id"])
+    on_disk = stored.read_bytes()
+    assert not on_disk.startswith(b"\x1f\x8b")
+    assert got.content[:64] not in on_disk
+    assert got.content[-64:] not in on_disk
 
     await write_data(live, "alpha", title="after", file_body=b"second")
     changed = await read_data(live, "alpha")

@@ -80,7 +80,7 @@ async def test_scheduled_backups_keep_the_newest(start_live: StartLive) -> None:
             f"{org_id}:{int((base + 60 * step) // 60)}" for step in (2, 3)
         ]
         stored = sorted(p.name for p in (store_of(runtime).root / org_id).iterdir())
-        assert stored == sorted(f"{r.id}.tar.gz" for r in rows)
+        assert stored == sorted(f"{r.id}.tar.gz.enc" for r in rows)
         assert all(r.status == "ready" and r.created_by == "scheduler" for r in rows)
 
 

@@ -12,6 +12,7 @@ from org_instance.backup.protocol import BACKUP_PATH, RESTORE_PATH, SCOPE_BACKUP
 from tests.backups.live import Live, instance_client, new_org, read_data, set_limits, write_data
 from tests.reconciler.test_lifecycle_local import org_token
 from tests.support.api import assert_problem
+from tests.support.wait import eventually
 
 DATA = (["moving"], {"moving.bin": b"tenant data " * 300})
 
@@ -164,3 +165,37 @@ async def test_instance_internal_routes_take_only_the_control_planes_token(live:
             assert_problem(await inst.get(path, headers=headers), 403, "wrong_token_kind")
         assert (await inst.post(BACKUP_PATH, headers=headers)).status_code == 200
         assert_problem(await inst.post(RESTORE_PATH, headers=headers), 403, "control_plane_only")
+
+
+async def test_a_platform_admin_restores_a_deleted_orgs_backup_during_retention(
+    live: Live,
+) -> None:
+    """A deleted org's backups are kept for its retention: a platform admin can restore one into
+    another org; the deleted org's former owner cannot."""
+    await new_org(live, "alpha")
+    await new_org(live, "beta")
+    await write_data(live, "alpha", title="moving", file_body=b"tenant data " * 300)
+    backup = (await live.http.post("/api/v1/orgs/alpha/backups", headers=live.admin)).json()
+    owner = await _login(live, "owner@example.com")
+    await _add(live, "alpha", "owner@example.com", "owner")
+    await _add(live, "beta", "owner@example.com", "owner")
+
+    async with live.app.state.runtime.sessions() as db:
+        org = (await db.exec(select(Org).where(col(Org.slug) == "alpha"))).one()
+        org.desired_state, org.generation = "deleted", org.generation + 1
+        db.add(org)
+        await db.commit()
+        org_id = org.id
+
+    async def deleted() -> bool:
+        async with live.app.state.runtime.sessions() as db:
+            row = await db.get(Org, org_id)
+            return row is not None and row.deleted_at is not None
+
+    await eventually(deleted, what="alpha deleted by the reconciler", timeout=60)
+    body = {"backup_id": backup["id"], "confirm": "beta"}
+    refused = await live.http.post("/api/v1/orgs/beta/restore", headers=owner, json=body)
+    assert_problem(refused, 404, "backup_not_found")
+    restored = await live.http.post("/api/v1/orgs/beta/restore", headers=live.admin, json=body)
+    assert restored.status_code == 200, restored.text
+    assert await read_data(live, "beta") == DATA

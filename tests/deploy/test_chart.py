@@ -211,6 +211,45 @@ def test_existing_secret_replaces_the_chart_secret() -> None:
 
 
 @pytest.mark.helm
+def test_backups_live_on_one_claim_every_replica_mounts() -> None:
+    """Never the pod's emptyDir: a backup one replica took is there for the others, and for
+    the pods after a rollout; the claim outlives ``helm uninstall``."""
+    objects = render(VALUES["default"])
+    deployment = only(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    claim = only(objects, "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "backups"]
+    assert volume == {
+        "name": "backups",
+        "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]},
+    }
+    mounts = {m["name"]: m["mountPath"] for m in _container(deployment)["volumeMounts"]}
+    config = only(objects, "ConfigMap")["data"]
+    assert config["ORGPLANE_BACKUP_DIR"] == mounts["backups"] == "/backups"
+    assert not config["ORGPLANE_BACKUP_DIR"].startswith(config["ORGPLANE_DATA_DIR"])
+    assert "emptyDir" not in volume
+
+    sets = ("backups.existingClaim=nfs-backups", "backups.accessModes[0]=ReadWriteOnce")
+    existing = render(VALUES["default"], sets=sets)
+    assert of_kind(existing, "PersistentVolumeClaim") == []
+    pod = only(existing, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "backups"]
+    assert volume["persistentVolumeClaim"]["claimName"] == "nfs-backups"
+
+    single = render(VALUES["default"], sets=("backups.accessModes[0]=ReadWriteOnce",))
+    assert only(single, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # Replicas forced onto different nodes cannot share a ReadWriteOnce claim.
+    error = render_error(
+        VALUES["default"],
+        sets=("backups.accessModes[0]=ReadWriteOnce", "podAntiAffinity=hard"),
+    )
+    assert "ReadWriteMany" in error
+    assert "backups" in render_error(VALUES["default"], sets=("backups.accessModes[0]=Sometimes",))
+
+
+@pytest.mark.helm
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_secret_values_appear_only_in_secrets(values: Path) -> None:
     for obj in render(values):

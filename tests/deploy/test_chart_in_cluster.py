@@ -98,6 +98,8 @@ def _values(gateway: str, ports: dict[str, int], database: str, password: str) -
         },
         "provisioner": {"instanceImage": _image(INSTANCE_IMAGE)},
         "expose": {"kind": "none"},
+        # The test cluster's volumes are static 1 GiB ReadWriteOnce hostPaths; one replica.
+        "backups": {"accessModes": ["ReadWriteOnce"], "size": "1Gi"},
         "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
         "config": {
             "ORGPLANE_INSTANCE_CONTROL_PLANE_URL": f"http://{gateway}:{ports['control']}",

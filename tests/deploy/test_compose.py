@@ -158,6 +158,15 @@ def test_services_are_locked_down_and_only_traefik_is_public() -> None:
     assert services["traefik"]["ports"] == ["80:80", "443:443"]
 
 
+def test_backups_live_on_a_named_volume_of_their_own() -> None:
+    project = load()
+    assert "control-plane-backups" in project["volumes"]
+    for name in ("control-plane", "migrate"):
+        service = project["services"][name]
+        assert environment(service)["ORGPLANE_BACKUP_DIR"] == "/backups"
+        assert "control-plane-backups:/backups" in service["volumes"]
+
+
 def test_the_docker_api_proxy_is_optional_and_out_of_org_reach() -> None:
     project = load()
     proxy = project["services"]["docker-socket-proxy"]

@@ -58,6 +58,10 @@ app.kubernetes.io/component: control-plane
 {{- end }}
 
 {{/* The Secret the control plane reads its ORGPLANE_* secrets from. */}}
+{{- define "orgplane.backupsClaim" -}}
+{{- default (printf "%s-backups" (include "orgplane.fullname" .)) .Values.backups.existingClaim }}
+{{- end }}
+
 {{- define "orgplane.secretName" -}}
 {{- default (include "orgplane.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
