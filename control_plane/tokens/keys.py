@@ -58,6 +58,7 @@ _ALGORITHMS: dict[str, Any] = {
 def _public_jwk(key: PrivateKey, *, kid: str, alg: str) -> dict[str, Any]:
     algo: Any = _ALGORITHMS[alg]
     jwk: dict[str, Any] = algo.to_jwk(key.public_key(), as_dict=True)
+    jwk.pop("key_ops", None)  # RFC 7517 §4.3: not together with "use" (PyJWT adds it for RSA)
     jwk.update(kid=kid, alg=alg, use="sig")
     return jwk
 
