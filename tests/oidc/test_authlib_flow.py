@@ -42,7 +42,9 @@ async def live(make_settings: Any, unused_tcp_port: int) -> AsyncIterator[dict[s
     base = f"http://127.0.0.1:{unused_tcp_port}"
     async with serve_control_plane(settings, unused_tcp_port) as app:
         async with app.state.runtime.sessions() as db:
-            await create_user(db, email="ops@example.com", password=PASSWORD, is_platform_admin=True)
+            await create_user(
+                db, email="ops@example.com", password=PASSWORD, is_platform_admin=True
+            )
             ann = await create_user(db, email="ann@example.com", password=PASSWORD, name="Ann")
             await db.commit()
         async with httpx.AsyncClient(base_url=base, timeout=30) as browser:
@@ -146,7 +148,8 @@ async def test_public_third_party_client_after_consent(live: dict[str, Any]) -> 
         meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
     )
     page = await follow_to_client(live["browser"], url)
-    assert page.status_code == 200 and "Allow Wiki?" in page.text, page.text
+    assert page.status_code == 200, page.text
+    assert "Allow Wiki?" in page.text
     # The consent page lets its form answer with a redirect to the client, and nowhere else.
     policy = page.headers["content-security-policy"]
     assert "form-action 'self' http://127.0.0.1:47401" in policy

@@ -45,18 +45,23 @@ async def test_secret_shown_once_stored_hashed_and_audited(
     assert created.headers["cache-control"] == "no-store"
     body = created.json()
     secret = body["client_secret"]
-    assert secret.startswith("ocs_") and len(secret) > 40
-    assert body["scopes"] == ["openid", "profile", "email"] and body["first_party"] is False
+    assert secret.startswith("ocs_")
+    assert len(secret) > 40
+    assert body["scopes"] == ["openid", "profile", "email"]
+    assert body["first_party"] is False
     listed = (await client.get("/api/v1/oauth/clients", headers=admin)).json()
     assert [c["client_id"] for c in listed["items"]] == [body["client_id"]]
     assert "client_secret" not in listed["items"][0]
     async with direct_db(client) as db:
         row = await db.get(OAuthClient, body["client_id"])
         events = (await db.exec(select(AuditEvent))).all()
-    assert row is not None and row.secret_hash and secret not in row.secret_hash
+    assert row is not None
+    assert row.secret_hash
+    assert secret not in row.secret_hash
     assert "oauth_client.create" in [e.action for e in events]
     dumped = json.dumps([e.detail for e in events])
-    assert secret not in dumped and row.secret_hash not in dumped
+    assert secret not in dumped
+    assert row.secret_hash not in dumped
 
 
 async def test_bad_registrations_are_refused_and_change_nothing(
@@ -117,7 +122,8 @@ async def test_deleting_a_client_ends_its_codes_and_tokens(
                 )
             )
         ).all()
-    assert left == [] and unused
+    assert left == []
+    assert unused
 
 
 async def test_id_token_key_comes_with_the_first_client_and_rotates(
@@ -153,4 +159,5 @@ async def test_id_token_key_comes_with_the_first_client_and_rotates(
         ring.invalidate()
         signing = await ring.signing_key(db, alg="RS256", now=utcnow())
         platform = await ring.signing_key(db, now=utcnow())
-    assert signing.alg == "RS256" and platform.alg == "ES256"
+    assert signing.alg == "RS256"
+    assert platform.alg == "ES256"

@@ -60,7 +60,8 @@ def assert_oauth_error(answer: Any, status: int, error: str) -> None:
     assert answer.status_code == status, answer.text
     body = answer.json()
     assert body["error"] == error, body
-    assert "access_token" not in body and "id_token" not in body
+    assert "access_token" not in body
+    assert "id_token" not in body
     assert answer.headers["cache-control"] == "no-store"
 
 
@@ -86,7 +87,8 @@ async def test_unregistered_redirect_uri_is_shown_never_redirected(
         assert "location" not in answer.headers
         assert "return address it did not register" in answer.text
     unknown = await follow_to_client(client, authorize_url("oc-nobody", pkce[1]))
-    assert unknown.status_code == 400 and "not registered" in unknown.text
+    assert unknown.status_code == 400
+    assert "not registered" in unknown.text
     assert "location" not in unknown.headers
     assert await codes(client) == []
 
@@ -109,7 +111,8 @@ async def test_pkce_is_required_and_s256_only(
     for name, url in cases.items():
         params = callback_params(await follow_to_client(client, url))
         assert params["error"] == "invalid_request", name
-        assert params["state"] == "st-1" and "code" not in params, name
+        assert params["state"] == "st-1", name
+        assert "code" not in params, name
     wrong_type = authorize_url(created["client_id"], pkce[1], response_type="token")
     params = callback_params(await follow_to_client(client, wrong_type))
     assert params["error"] == "unsupported_response_type"
@@ -129,7 +132,8 @@ async def test_wrong_verifier_burns_the_code(
     # The right verifier comes too late: the first wrong try spent the code.
     assert_oauth_error(await redeem(client, created, code, pkce[0]), 400, "invalid_grant")
     [row] = await codes(client)
-    assert row.used_at is not None and row.issued_jti == ""
+    assert row.used_at is not None
+    assert row.issued_jti == ""
 
 
 async def test_public_client_without_verifier_gets_nothing(
@@ -158,7 +162,9 @@ async def test_wrong_client_secret_and_wrong_client(
     assert_oauth_error(await redeem(client, created, code, pkce[0]), 400, "invalid_grant")
     # A failed client authentication spends nothing: a fresh code survives a wrong secret.
     code = await get_code(client, created["client_id"], pkce[1])
-    assert_oauth_error(await redeem(client, created, code, pkce[0], secret=""), 401, "invalid_client")
+    assert_oauth_error(
+        await redeem(client, created, code, pkce[0], secret=""), 401, "invalid_client"
+    )
     assert (await redeem(client, created, code, pkce[0])).status_code == 200
 
 
@@ -202,15 +208,15 @@ async def test_expired_code(
     code = await get_code(client, created["client_id"], pkce[1])
     [row] = await codes(client)
     assert row.expires_at - row.created_at == timedelta(seconds=60)
-    assert row.code_hash != code and code not in row.code_hash  # stored hashed
+    assert row.code_hash != code
+    assert code not in row.code_hash
     async with direct_db(client) as db:
-        await db.exec(
-            update(AuthorizationCode).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
+        await db.exec(update(AuthorizationCode).values(expires_at=utcnow() - timedelta(seconds=1)))
         await db.commit()
     assert_oauth_error(await redeem(client, created, code, pkce[0]), 400, "invalid_grant")
     [row] = await codes(client)
-    assert row.used_at is None and row.issued_jti == ""
+    assert row.used_at is None
+    assert row.issued_jti == ""
 
 
 async def test_signed_out_user_signs_in_and_comes_back(
@@ -219,10 +225,12 @@ async def test_signed_out_user_signs_in_and_comes_back(
     created = await register_client(client, admin)
     client.cookies.clear()
     answer = await follow_to_client(client, authorize_url(created["client_id"], pkce[1]))
-    assert answer.status_code == 200 and 'name="password"' in answer.text
+    assert answer.status_code == 200
+    assert 'name="password"' in answer.text
     assert await codes(client) == []
     wanted = re.search(r'name="next" value="([^"]+)"', answer.text)
-    assert wanted and wanted.group(1).startswith("/ui/oauth/authorize?client_id=")
+    assert wanted
+    assert wanted.group(1).startswith("/ui/oauth/authorize?client_id=")
     token = re.search(r'name="_csrf_token" value="([^"]+)"', answer.text)
     assert token
     await add_user(client, "bob@example.com")
