@@ -11,8 +11,8 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+from control_plane.cli.database import on_database
 from control_plane.cli.main import CliError
-from control_plane.settings import get_settings
 
 
 def register(sub: Any) -> None:
@@ -37,30 +37,21 @@ def _when(moment: datetime | None) -> str:
 
 
 async def _with_runtime(action: str, kid: str = "") -> Any:
-    from control_plane.db.migrate import DatabaseNotMigrated, ensure_migrated
-    from control_plane.runtime import ConfigurationError, Runtime
     from control_plane.tokens.rotation import KeyNotFound, RotationPending, list_keys, rotate_keys
 
-    try:
-        runtime = Runtime.build(get_settings())
-    except ConfigurationError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        await ensure_migrated(runtime.engine)
-        async with runtime.sessions() as db:
+    async def work(runtime: Any, db: Any) -> Any:
+        try:
             if action == "rotate":
                 return await rotate_keys(runtime, db, actor_email="cli", reason="orgplane keys")
             if action == "retire":
                 return await _retire(runtime, db, kid)
             return await list_keys(db)
-    except DatabaseNotMigrated as exc:
-        raise CliError(str(exc)) from None
-    except RotationPending as exc:
-        raise CliError(f"a rotation is under way: {exc}") from None
-    except KeyNotFound:
-        raise CliError(f"no published signing key has the kid {kid}") from None
-    finally:
-        await runtime.close()
+        except RotationPending as exc:
+            raise CliError(f"a rotation is under way: {exc}") from None
+        except KeyNotFound:
+            raise CliError(f"no published signing key has the kid {kid}") from None
+
+    return await on_database(work)
 
 
 async def _retire(runtime: Any, db: Any, kid: str) -> Any:

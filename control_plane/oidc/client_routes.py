@@ -13,21 +13,14 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from sqlalchemy import delete as sql_delete
-from sqlmodel import col
 
-from control_plane.audit.record import record
 from control_plane.auth import require_platform_admin
-from control_plane.db.models import AuthorizationCode, OAuthClient
+from control_plane.db.models import OAuthClient
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.schemas import Strict
-from control_plane.oidc.clients import (
-    ClientType,
-    list_clients,
-    new_client,
-    require_client,
-)
+from control_plane.oidc.clients import ClientType, list_clients
+from control_plane.oidc.registry import Actor, delete_client, register_client
 from control_plane.pagination import Page
 
 RedirectUri = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
@@ -90,30 +83,16 @@ async def create_client(
     """Register a client (platform admins); a confidential client's secret is in this answer
     and never shown again."""
     require_platform_admin(principal)
-    row, secret = new_client(
+    row, secret = await register_client(
+        runtime,
+        db,
         name=data.name,
         client_type=data.type,
         redirect_uris=data.redirect_uris,
         scopes=data.scopes,
         first_party=data.first_party,
-        created_by=principal.user.id,
+        actor=Actor(user=principal.user, ip=client_ip(request)),
     )
-    db.add(row)
-    record(
-        db,
-        action="oauth_client.create",
-        actor=principal.user,
-        target_type="oauth_client",
-        target_id=row.id,
-        ip=client_ip(request),
-        name=row.name,
-        type=row.client_type,
-        redirect_uris=row.redirect_uris,
-        scopes=row.scopes,
-        first_party=row.first_party,
-    )
-    await db.commit()
-    await runtime.keyring.ensure_id_token_key(db)
     answer = CreatedClient(**msgspec.structs.asdict(ClientOut.of(row)), client_secret=secret)
     return Response(answer, status_code=HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -126,25 +105,13 @@ async def get_clients(principal: Caller, db: DB) -> Page[ClientOut]:
 
 
 @delete("/api/v1/oauth/clients/{client_id:str}", status_code=HTTP_204_NO_CONTENT, tags=["oauth"])
-async def delete_client(
+async def delete_client_route(
     request: Request[Any, Any, Any], client_id: FromPath[str], principal: Caller, db: DB
 ) -> None:
     """Delete a client (platform admins): its codes and the access tokens it holds stop
     working at once (userinfo looks the client up)."""
     require_platform_admin(principal)
-    row = await require_client(db, client_id)
-    await db.exec(sql_delete(AuthorizationCode).where(col(AuthorizationCode.client_id) == row.id))
-    await db.delete(row)
-    record(
-        db,
-        action="oauth_client.delete",
-        actor=principal.user,
-        target_type="oauth_client",
-        target_id=row.id,
-        ip=client_ip(request),
-        name=row.name,
-    )
-    await db.commit()
+    await delete_client(db, client_id, actor=Actor(user=principal.user, ip=client_ip(request)))
 
 
-ROUTES = [create_client, get_clients, delete_client]
+ROUTES = [create_client, get_clients, delete_client_route]
