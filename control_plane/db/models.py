@@ -533,6 +533,8 @@ class AuthorizationCode(SQLModel, table=True):
     #: The sign-in (refresh-token family) and how it was authenticated (``amr``).
     session_id: str = Field(default="", max_length=32)
     amr: str = Field(default="pwd", max_length=40)
+    #: The user's ``session_version`` at approval: a password change in between voids the code.
+    session_version: int = 1
     auth_time: datetime = _ts()
     created_at: datetime = _ts()
     expires_at: datetime = _ts()

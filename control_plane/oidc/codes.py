@@ -79,6 +79,7 @@ async def issue_code(db: AsyncSession, *, user: User, grant: Grant) -> str:
             code_challenge=grant.code_challenge,
             session_id=grant.session_id,
             amr=grant.amr,
+            session_version=user.session_version,
             auth_time=grant.auth_time,
             created_at=now,
             expires_at=now + timedelta(seconds=CODE_TTL),

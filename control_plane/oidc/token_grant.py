@@ -165,7 +165,8 @@ async def authorization_code_grant(
             "not match it.",
         ) from None
     user = await db.get(User, row.user_id)
-    if user is None or user.disabled:
+    if user is None or user.disabled or user.session_version != row.session_version:
+        # Disabled, or the password changed (every session ended) since the approval.
         await db.commit()  # the code stays spent
         raise OAuthError("invalid_grant", "The user of this code cannot sign in.")
     return await _tokens(runtime, db, row, user)

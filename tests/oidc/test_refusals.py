@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from control_plane.db.models import AuditEvent, AuthorizationCode, utcnow
+from control_plane.db.models import AuditEvent, AuthorizationCode, User, utcnow
 from tests.support.api import PASSWORD, add_user, direct_db
 from tests.support.oidc import REDIRECT_URI, callback_params, follow_to_client, register_client
 
@@ -245,3 +245,61 @@ async def test_signed_out_user_signs_in_and_comes_back(
     assert callback_params(back)["state"] == "st-1"
     [row] = await codes(client)
     assert row.client_id == created["client_id"]
+
+
+async def test_password_change_voids_an_unredeemed_code(
+    client: Client, admin: dict[str, str], signed_in: str, pkce: tuple[str, str]
+) -> None:
+    created = await register_client(client, admin)
+    code = await get_code(client, created["client_id"], pkce[1])
+    async with direct_db(client) as db:
+        user = await db.get(User, signed_in)
+        assert user is not None
+        user.session_version += 1  # what a password change or reset does
+        db.add(user)
+        await db.commit()
+    assert_oauth_error(await redeem(client, created, code, pkce[0]), 400, "invalid_grant")
+
+
+async def test_consent_needs_the_forms_csrf_token(
+    client: Client, admin: dict[str, str], signed_in: str, pkce: tuple[str, str]
+) -> None:
+    created = await register_client(client, admin, first_party=False)
+    page = await follow_to_client(client, authorize_url(created["client_id"], pkce[1]))
+    assert page.status_code == 200, page.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    fields = {k: html.unescape(v) for k, v in fields.items() if k != "_csrf_token"}
+    forged = await client.post(
+        "/ui/oauth/authorize", data={**fields, "decision": "allow"}, follow_redirects=False
+    )
+    assert forged.status_code == 403, forged.text
+    other_site = await client.post(
+        "/ui/oauth/authorize",
+        data={**fields, "decision": "allow"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert other_site.status_code == 403, other_site.text
+    assert await codes(client) == []
+
+
+async def test_client_secret_post_and_not_both_methods(
+    client: Client, admin: dict[str, str], signed_in: str, pkce: tuple[str, str]
+) -> None:
+    created = await register_client(client, admin)
+    code = await get_code(client, created["client_id"], pkce[1])
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce[0],
+        "client_id": created["client_id"],
+        "client_secret": created["client_secret"],
+    }
+    both = await client.post(
+        "/oauth/token", data=form, auth=(created["client_id"], created["client_secret"])
+    )
+    assert_oauth_error(both, 400, "invalid_request")
+    posted = await client.post("/oauth/token", data=form)
+    assert posted.status_code == 200, posted.text
+    assert set(posted.json()) == {"access_token", "token_type", "expires_in", "scope", "id_token"}

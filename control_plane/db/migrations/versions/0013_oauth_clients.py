@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("code_challenge", _text(128), nullable=False),
         sa.Column("session_id", _text(32), nullable=False),
         sa.Column("amr", _text(40), nullable=False),
+        sa.Column("session_version", sa.Integer(), nullable=False),
         sa.Column("auth_time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
