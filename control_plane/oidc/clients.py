@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import OAuthClient, new_id
 from control_plane.errors import BadRequest, NotFound
+from control_plane.orgs.service import checked_name
 from control_plane.security.secrets import hash_secret, new_secret, secret_matches
 
 SECRET_PREFIX: Final = "ocs"
@@ -34,7 +35,14 @@ class ClientType(StrEnum):
 
 def check_redirect_uri(uri: str) -> str:
     """``uri`` if it may be registered: absolute, no fragment (RFC 6749 §3.1.2), https, or
-    http on a loopback host (RFC 8252 §7.3, for native apps and tests); else 400."""
+    http on a loopback host (RFC 8252 §7.3, for native apps and tests), no spaces or control
+    characters; else 400 ``invalid_redirect_uri``."""
+    if any(ord(c) <= 32 or ord(c) == 127 for c in uri):  # spaces and control characters
+        raise BadRequest(
+            "A redirect URI holds no spaces or control characters.",
+            code="invalid_redirect_uri",
+            field="redirect_uris",
+        )
     parts = urlsplit(uri)
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
     allowed = parts.scheme == "https" or (parts.scheme == "http" and loopback)
@@ -73,7 +81,7 @@ def new_client(
     secret = new_secret(SECRET_PREFIX) if client_type is ClientType.CONFIDENTIAL else None
     row = OAuthClient(
         id=f"oc-{new_id()[:20]}",
-        name=name,
+        name=checked_name(name),
         client_type=client_type.value,
         secret_hash=hash_secret(secret) if secret else "",
         redirect_uris=list(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris)),

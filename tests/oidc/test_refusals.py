@@ -303,3 +303,30 @@ async def test_client_secret_post_and_not_both_methods(
     posted = await client.post("/oauth/token", data=form)
     assert posted.status_code == 200, posted.text
     assert set(posted.json()) == {"access_token", "token_type", "expires_in", "scope", "id_token"}
+
+
+async def test_text_the_database_cannot_store_is_refused_not_a_server_error(
+    client: Client, admin: dict[str, str], signed_in: str, pkce: tuple[str, str]
+) -> None:
+    created = await register_client(client, admin)
+    nul = "a\x00b"
+    page = await follow_to_client(client, authorize_url(nul, pkce[1]))
+    assert page.status_code == 400, page.text
+    redeemed = await client.post(
+        "/oauth/token",
+        data={"grant_type": "authorization_code", "code": "occ_" + nul, "client_id": nul},
+    )
+    assert 400 <= redeemed.status_code < 500, redeemed.text
+    bad_state = authorize_url(created["client_id"], pkce[1], state=nul, nonce=nul)
+    answer = await follow_to_client(client, bad_state)
+    assert 300 <= answer.status_code < 500, answer.text
+    gone = await client.delete("/api/v1/oauth/clients/a%00b", headers=admin)
+    assert 400 <= gone.status_code < 500, gone.text
+    for body, code in (
+        ({"name": nul, "type": "public", "redirect_uris": [REDIRECT_URI]}, "invalid_name"),
+        ({"name": "W", "type": "public", "redirect_uris": [REDIRECT_URI + nul]}, None),
+        ({"name": "W", "type": "public", "redirect_uris": [REDIRECT_URI + " x"]}, None),
+    ):
+        registered = await client.post("/api/v1/oauth/clients", json=body, headers=admin)
+        assert registered.status_code == 400, registered.text
+        assert registered.json()["code"] == (code or "invalid_redirect_uri")
