@@ -5,8 +5,10 @@ UI's session applies: its cookies (the refresh cookie is scoped to ``/ui``, so a
 access token is renewed without a new sign-in), its login redirect that comes back with the
 whole request, its CSRF protection of the consent form, its security headers. Third-party
 clients get a consent page every time (nothing is remembered); first-party clients get the
-code at once. The consent page widens ``form-action`` to the client's redirect origin: the
-browser checks the redirect a form answers with against it.
+code at once (unless ``prompt=consent``). ``prompt=none`` never shows a page: it answers
+``login_required`` or ``consent_required`` instead. The consent page widens ``form-action``
+to the client's redirect origin: the browser checks the redirect a form answers with against
+it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from control_plane.auth import Principal
 from control_plane.deps import DB, RuntimeDep
 from control_plane.identity.client_ip import client_ip
 from control_plane.oidc.authorize_request import (
+    MAX_STATE,
     AuthRequest,
     RedirectedError,
     ShownError,
@@ -34,7 +37,7 @@ from control_plane.runtime import Runtime
 from control_plane.tokens.discovery import AUTHORIZE_PATH
 from control_plane.tokens.mfa_gate import subject_amr
 from control_plane.ui.forms import page
-from control_plane.ui.session import CONTENT_SECURITY_POLICY, provide_viewer
+from control_plane.ui.session import CONTENT_SECURITY_POLICY, LoginRequired, provide_viewer
 
 PAGE_PATH: Final = "/ui/oauth/authorize"
 #: What each scope lets the client read, for the consent page.
@@ -82,7 +85,7 @@ async def _checked(
         uri = values["redirect_uri"][0]
         state = values.get("state", [None])[0]
         params = {"error": exc.error, "error_description": exc.description}
-        if state and len(state) <= 500:
+        if state and len(state) <= MAX_STATE:
             params["state"] = state
         params["iss"] = request.app.state.runtime.issuer
         return Redirect(redirect_with(uri, params), status_code=303)
@@ -135,9 +138,16 @@ async def authorize_page(request: Request[Any, Any, Any], runtime: RuntimeDep, d
     checked = await _checked(request, db, dict(request.query_params.dict()))
     if not isinstance(checked, AuthRequest):
         return checked
-    viewer = await provide_viewer(request, runtime, db)  # LoginRequired: sign in, come back
-    if checked.client.first_party:
+    try:
+        viewer = await provide_viewer(request, runtime, db)
+    except LoginRequired:
+        if "none" in checked.prompt:  # silent sign-in asked: no page may be shown
+            return _back(checked, runtime, {"error": "login_required"})
+        raise  # the UI's handler: sign in, come back
+    if checked.client.first_party and "consent" not in checked.prompt:
         return await _code(request, runtime, db, checked, viewer)
+    if "none" in checked.prompt:
+        return _back(checked, runtime, {"error": "consent_required"})
     return _consent(checked, viewer)
 
 

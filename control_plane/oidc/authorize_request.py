@@ -24,16 +24,10 @@ from control_plane.oidc.codes import CHALLENGE
 
 #: Longest ``state`` and ``nonce`` taken (each ends up in a URL or a token).
 MAX_STATE: Final = 500
-PARAMS: Final = (
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-)
+#: ``prompt`` values (OpenID Connect Core §3.1.2.1) this server acts on; ``login`` is refused
+#: with ``login_required`` (the spec's answer when re-authentication cannot be forced) and
+#: ``select_account`` is ignored (a browser holds one control-plane session).
+PROMPTS: Final = frozenset({"none", "consent", "login", "select_account"})
 
 
 class ShownError(Exception):
@@ -63,6 +57,7 @@ class AuthRequest:
     state: str | None
     nonce: str
     code_challenge: str
+    prompt: frozenset[str] = frozenset()
 
     def hidden_fields(self) -> dict[str, str]:
         """The request as form fields, for the consent form to post back."""
@@ -138,6 +133,11 @@ async def parse_request(db: AsyncSession, get_all: Callable[[str], list[str]]) -
     state, nonce = _single(get_all, "state"), _single(get_all, "nonce")
     if len(state or "") > MAX_STATE or len(nonce or "") > MAX_STATE:
         raise RedirectedError("invalid_request", f"state and nonce are at most {MAX_STATE} long.")
+    prompt = frozenset((_single(get_all, "prompt") or "").split())
+    if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
+        raise RedirectedError("invalid_request", "prompt is none alone, or consent.")
+    if "login" in prompt:
+        raise RedirectedError("login_required", "Fresh sign-in on request is not supported.")
     return AuthRequest(
         client=client,
         redirect_uri=redirect_uri,
@@ -145,4 +145,5 @@ async def parse_request(db: AsyncSession, get_all: Callable[[str], list[str]]) -
         state=state,
         nonce=nonce or "",
         code_challenge=challenge,
+        prompt=prompt,
     )

@@ -17,7 +17,13 @@ from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, AuthorizationCode, User, utcnow
 from tests.support.api import PASSWORD, add_user, direct_db
-from tests.support.oidc import REDIRECT_URI, callback_params, follow_to_client, register_client
+from tests.support.oidc import (
+    REDIRECT_URI,
+    callback_params,
+    follow_to_client,
+    register_client,
+    ui_sign_in,
+)
 
 Client = AsyncTestClient[Any]
 
@@ -330,3 +336,29 @@ async def test_text_the_database_cannot_store_is_refused_not_a_server_error(
         registered = await client.post("/api/v1/oauth/clients", json=body, headers=admin)
         assert registered.status_code == 400, registered.text
         assert registered.json()["code"] == (code or "invalid_redirect_uri")
+
+
+async def test_prompt(client: Client, admin: dict[str, str], pkce: tuple[str, str]) -> None:
+    first = await register_client(client, admin, first_party=True)
+    third = await register_client(client, admin, first_party=False)
+
+    async def answer(created: dict[str, Any], prompt: str) -> Any:
+        url = authorize_url(created["client_id"], pkce[1], prompt=prompt)
+        return await follow_to_client(client, url)
+
+    async def error(created: dict[str, Any], prompt: str) -> str | None:
+        return callback_params(await answer(created, prompt)).get("error")
+
+    # Signed out: prompt=none never shows the sign-in page.
+    assert await error(first, "none") == "login_required"
+    await add_user(client, "ann@example.com")
+    await ui_sign_in(client, "ann@example.com")
+    assert "code" in callback_params(await answer(first, "none"))
+    assert await error(third, "none") == "consent_required"
+    consent_page = await answer(first, "consent")
+    assert consent_page.status_code == 200, consent_page.text
+    assert "Allow Wiki?" in consent_page.text
+    assert await error(first, "login") == "login_required"
+    assert await error(first, "none consent") == "invalid_request"
+    assert await error(first, "bogus") == "invalid_request"
+    assert "code" in callback_params(await answer(first, "select_account"))
