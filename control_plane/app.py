@@ -45,6 +45,8 @@ from control_plane.mail.sender import sending
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
 from control_plane.metrics import ROUTES as METRICS_ROUTES
 from control_plane.metrics import ControlPlaneMetrics, HTTPMetricsMiddleware
+from control_plane.oidc.authorize_pages import PAGE_ROUTES as AUTHORIZE_PAGES
+from control_plane.oidc.routes import ROUTES as OIDC_ROUTES
 from control_plane.openapi import components as openapi_components
 from control_plane.openapi import document as document_errors_and_security
 from control_plane.orgs.plan_images import ROUTES as PLAN_IMAGE_ROUTES
@@ -151,7 +153,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """A control-plane app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     configure_logging(fmt=settings.server.log_format, level=settings.server.log_level)
-    ui = ui_setup(settings)
+    ui = ui_setup(settings, extra_pages=AUTHORIZE_PAGES)
     words = tenant_words(settings)
     schemes = openapi_components()
     schemes.security_schemes = reworded_schemes(schemes.security_schemes or {}, words)
@@ -170,6 +172,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *LIFECYCLE_ROUTES,
             *POOL_ROUTES,
             *TOKEN_ROUTES,
+            *OIDC_ROUTES,
             *ROUTING_ROUTES,
             *WAKE_ROUTES,
             *FEATURE_ROUTES,

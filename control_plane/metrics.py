@@ -58,7 +58,9 @@ MEDIA_TYPE = "text/plain; version=0.0.4"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PASS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-TOKEN_GRANTS = frozenset({"refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"})
+TOKEN_GRANTS = frozenset(
+    {"refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange", "authorization_code"}
+)
 
 
 def multiprocess_dir() -> str:

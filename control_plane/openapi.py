@@ -69,6 +69,7 @@ OWN_CREDENTIAL = {
     "/api/v1/routing/prometheus": "routingToken",
     "/metrics": "metricsToken",
     "/oauth/introspect": "bearerAuth",
+    "/oauth/userinfo": "bearerAuth",  # a client's access token (control_plane.oidc.userinfo)
 }
 
 

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "control_plane.cli.server",
     "control_plane.cli.admin",
     "control_plane.cli.keys",
+    "control_plane.cli.oauth_clients",
     "control_plane.cli.session",
     "control_plane.cli.tokens",
     "control_plane.cli.runners",

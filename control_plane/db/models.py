@@ -519,5 +519,49 @@ class RecoveryCode(SQLModel, table=True):
     used_at: datetime | None = _ts(nullable=True)
 
 
+class OAuthClient(SQLModel, table=True):
+    """A client registered by a platform admin for the authorization-code flow
+    (control_plane.oidc): confidential clients authenticate with a secret stored as a SHA-256
+    hash; public ones with PKCE alone. Redirect URIs are matched exactly."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=100)
+    #: ``confidential`` or ``public``.
+    client_type: str = Field(max_length=20)
+    secret_hash: str = Field(default="", max_length=64)
+    redirect_uris: list[str] = _json_list()
+    #: First-party clients (the platform's own) skip the consent page.
+    first_party: bool = False
+    scopes: list[str] = _json_list()
+    created_by: str = Field(default="", max_length=32)
+    created_at: datetime = _ts()
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """A single-use authorization code, stored as a SHA-256 hash and bound to its client,
+    redirect URI and PKCE challenge; ``issued_jti`` names the access token it bought, which a
+    replay of the code revokes."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    code_hash: str = Field(unique=True, max_length=64)
+    client_id: str = Field(max_length=64, index=True)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=32)
+    redirect_uri: str = Field(max_length=2000)
+    scope: str = Field(max_length=500)
+    nonce: str = Field(default="", max_length=500)
+    code_challenge: str = Field(max_length=128)
+    #: The sign-in (refresh-token family) and how it was authenticated (``amr``).
+    session_id: str = Field(default="", max_length=32)
+    amr: str = Field(default="pwd", max_length=40)
+    #: The user's ``session_version`` at approval: a password change in between voids the code.
+    session_version: int = 1
+    auth_time: datetime = _ts()
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+    issued_jti: str = Field(default="", max_length=64)
+    issued_exp: int = 0
+
+
 # The fleet's tables live in their own module; importing it here registers them with the rest.
 from control_plane.db import fleet_models as fleet_models  # noqa: E402

@@ -1,11 +1,10 @@
 """Discovery: ``/.well-known/jwks.json`` and the authorization-server metadata (RFC 8414).
 
-Any standard client finds the issuer, the signing keys and the token endpoint at
-``/.well-known/oauth-authorization-server``. ``/.well-known/openid-configuration`` is not
-served: OpenID Connect Discovery requires an authorization endpoint and ID tokens, which this
-server does not have yet; a document claiming them would mislead OIDC clients. The JWKS carries
-public members only and may be cached for ``jwks_cache_seconds``: rotation publishes a new key
-at least that long before it signs.
+Any standard client finds the issuer, the signing keys and the endpoints at
+``/.well-known/oauth-authorization-server``; OpenID Connect clients read the same document,
+with the OIDC fields added, at ``/.well-known/openid-configuration``
+(:mod:`control_plane.oidc.discovery`). The JWKS carries public members only and may be cached
+for ``jwks_cache_seconds``: rotation publishes a new key at least that long before it signs.
 """
 
 from __future__ import annotations
@@ -22,6 +21,9 @@ JWKS_PATH = "/.well-known/jwks.json"
 TOKEN_PATH = "/oauth/token"
 REVOCATION_PATH = "/oauth/revoke"
 INTROSPECTION_PATH = "/oauth/introspect"
+AUTHORIZE_PATH = "/oauth/authorize"
+USERINFO_PATH = "/oauth/userinfo"
+AUTHORIZATION_CODE_GRANT = "authorization_code"
 
 
 def _cached(body: dict[str, Any], seconds: int) -> Response[dict[str, Any]]:
@@ -34,19 +36,33 @@ def server_metadata(runtime: Runtime) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "jwks_uri": issuer + JWKS_PATH,
+        "authorization_endpoint": issuer + AUTHORIZE_PATH,
         "token_endpoint": issuer + TOKEN_PATH,
         "revocation_endpoint": issuer + REVOCATION_PATH,
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint": issuer + INTROSPECTION_PATH,
         # RFC 7662 wants the caller authorized: a control-plane access token (Bearer).
         "introspection_endpoint_auth_methods_supported": ["bearer"],
-        "grant_types_supported": [REFRESH_TOKEN_GRANT, TOKEN_EXCHANGE_GRANT],
-        # Public clients only: the CLI and the UI hold no client secret.
-        "token_endpoint_auth_methods_supported": ["none"],
-        # RFC 8414 requires a non-empty list; with no authorization endpoint (users log in with
-        # POST /api/v1/auth/login) "none" is the only true one. No ID tokens, so no OIDC fields.
-        "response_types_supported": ["none"],
+        "grant_types_supported": [
+            AUTHORIZATION_CODE_GRANT,
+            REFRESH_TOKEN_GRANT,
+            TOKEN_EXCHANGE_GRANT,
+        ],
+        # "none": the CLI, the UI and public registered clients (PKCE); secrets: confidential
+        # registered clients (authorization_code only).
+        "token_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
         "scopes_supported": [
+            "openid",
+            "profile",
+            "email",
             "orgplane",
             "org:read",
             "org:write",

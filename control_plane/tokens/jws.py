@@ -26,12 +26,15 @@ class InvalidToken(Exception):
     """The token is malformed, forged, expired or meant for someone else."""
 
 
-def sign(claims: dict[str, Any], key: LoadedKey, *, ttl: int) -> tuple[str, dict[str, Any]]:
-    """A signed JWT with ``iat``/``nbf``/``exp``/``jti`` added; returns it and its claims."""
+def sign(
+    claims: dict[str, Any], key: LoadedKey, *, ttl: int, typ: str = TOKEN_TYP
+) -> tuple[str, dict[str, Any]]:
+    """A signed JWT with ``iat``/``nbf``/``exp``/``jti`` added; returns it and its claims.
+    ``typ``: ``at+jwt`` (RFC 9068) for access and org tokens, ``JWT`` for ID tokens."""
     now = int(time.time())
     full = {"iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex, **claims}
     token = jwt.encode(
-        full, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": TOKEN_TYP}
+        full, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": typ}
     )
     return token, full
 

@@ -23,14 +23,19 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import SigningKey, new_id, utcnow
 from control_plane.security.secrets import SecretBox
 
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+#: The algorithm of ID tokens (control_plane.oidc): OpenID Connect requires providers to offer
+#: RS256. Its keys live beside the platform's own, exist once a first OAuth client is
+#: registered, and rotate with them; they sign nothing else, and the platform's verifiers
+#: (``org_instance.contract.ALLOWED_ALGORITHMS``) never accept them.
+ID_TOKEN_ALG = "RS256"
 
 
 def _generate(alg: str) -> PrivateKey:
@@ -38,12 +43,22 @@ def _generate(alg: str) -> PrivateKey:
         return ec.generate_private_key(ec.SECP256R1())
     if alg == "EdDSA":
         return ed25519.Ed25519PrivateKey.generate()
+    if alg == ID_TOKEN_ALG:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     raise ValueError(f"unsupported signing algorithm {alg!r}")
 
 
+_ALGORITHMS: dict[str, Any] = {
+    "ES256": jwt.algorithms.ECAlgorithm,
+    "EdDSA": jwt.algorithms.OKPAlgorithm,
+    ID_TOKEN_ALG: jwt.algorithms.RSAAlgorithm,
+}
+
+
 def _public_jwk(key: PrivateKey, *, kid: str, alg: str) -> dict[str, Any]:
-    algo: Any = jwt.algorithms.ECAlgorithm if alg == "ES256" else jwt.algorithms.OKPAlgorithm
+    algo: Any = _ALGORITHMS[alg]
     jwk: dict[str, Any] = algo.to_jwk(key.public_key(), as_dict=True)
+    jwk.pop("key_ops", None)  # RFC 7517 §4.3: not together with "use" (PyJWT adds it for RSA)
     jwk.update(kid=kid, alg=alg, use="sig")
     return jwk
 
@@ -103,6 +118,11 @@ class KeyRecord:
             retire_after=row.retire_after,
             expires_at=row.expires_at,
         )
+
+
+def is_id_token_key(key: KeyRecord) -> bool:
+    """Whether ``key`` signs ID tokens (and nothing else)."""
+    return key.alg == ID_TOKEN_ALG
 
 
 def is_published(key: KeyRecord, now: datetime) -> bool:
@@ -172,16 +192,39 @@ class KeyRing:
         """Create a first key when there is none that can sign (bootstrap; no token exists)."""
         now = utcnow()
         self.invalidate()
-        if not any(can_sign(k, now) for k in await self.rows(session)):
+        rows = await self.rows(session)
+        if not any(can_sign(k, now) and not is_id_token_key(k) for k in rows):
             session.add(create_key(self.box, alg=self.alg))
             await session.commit()
             self.invalidate()
 
-    async def signing_key(self, session: AsyncSession, *, now: datetime | None = None) -> LoadedKey:
-        """The newest key that may sign now."""
+    async def ensure_id_token_key(self, session: AsyncSession) -> None:
+        """Create an ID-token key (:data:`ID_TOKEN_ALG`) unless one signs or will; commits.
+
+        It signs at once: no ID token was issued before it, so no verifier holds a JWKS it
+        should have been in (clients fetch the JWKS on a kid they do not know)."""
+        now = utcnow()
+
+        def live(rows: list[KeyRecord]) -> bool:
+            states = ("pending", "signing", "retiring")
+            return any(is_id_token_key(k) and key_state(k, now) in states for k in rows)
+
+        if live(await self.rows(session)):  # the cached rows: no query on the hot path
+            return
+        self.invalidate()
+        if not live(await self.rows(session)):
+            session.add(create_key(self.box, alg=ID_TOKEN_ALG))
+            await session.commit()
+            self.invalidate()
+
+    async def signing_key(
+        self, session: AsyncSession, *, now: datetime | None = None, alg: str | None = None
+    ) -> LoadedKey:
+        """The newest key that may sign now: of ``alg``, or by default any of the platform's
+        own (a key of another algorithm than the setting's signs until its rotation)."""
         now = now or utcnow()
         for row in await self.rows(session):
-            if can_sign(row, now):
+            if is_id_token_key(row) == (alg == ID_TOKEN_ALG) and can_sign(row, now):
                 return self._decrypt(row)
         self.invalidate()
         raise RuntimeError("no signing key can sign now; run `orgplane keys rotate`")
@@ -225,7 +268,9 @@ class KeyRing:
         if loaded is None:
             pem = self.box.decrypt(row.private_key_enc)
             private = serialization.load_pem_private_key(pem, password=None)
-            assert isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
+            assert isinstance(
+                private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+            )
             loaded = LoadedKey(kid=row.kid, alg=row.alg, private_key=private)
             self._decrypted[row.kid] = loaded
         return loaded

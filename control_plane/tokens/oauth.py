@@ -4,13 +4,16 @@ Form-encoded requests, JSON answers with ``Cache-Control: no-store``; errors are
 JSON (:mod:`control_plane.tokens.grants`), not problem+json, so standard clients understand
 them. Grants:
 
+* ``authorization_code``: a registered client redeems a code of ``/oauth/authorize`` for an
+  access token and an ID token (:mod:`control_plane.oidc.token_grant`, which authenticates
+  the client);
 * ``refresh_token``: spend a refresh token for a new access token and a new refresh token;
   presenting a spent one revokes its whole family.
 * ``urn:ietf:params:oauth:grant-type:token-exchange``: an access token for an org token
   (:mod:`control_plane.tokens.exchange`).
 
-Clients are public (``token_endpoint_auth_methods_supported: ["none"]``): a ``client_id`` may
-be sent and must then be ``orgplane``; client credentials are refused with ``invalid_client``.
+For the other two grants the client is the platform's own public one: a ``client_id`` may be
+sent and must then be ``orgplane``; client credentials are refused with ``invalid_client``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.deps import RuntimeDep
 from control_plane.identity.client_ip import client_ip
+from control_plane.oidc.token_grant import AUTHORIZATION_CODE_GRANT, authorization_code_grant
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import CLIENT_ID, RefreshRefused, rotate_refresh
 from control_plane.tokens.discovery import TOKEN_PATH
@@ -114,12 +118,16 @@ def _check_client(request: Request[Any, Any, Any], params: Params) -> None:
         )
 
 
-async def oauth_params(request: Request[Any, Any, Any]) -> Params:
+async def oauth_params(request: Request[Any, Any, Any], *, own_client: bool = True) -> Params:
+    """The request's form parameters; with ``own_client``, checked to come from the
+    platform's own public client (the registered clients of the authorization-code grant
+    authenticate in :mod:`control_plane.oidc.token_grant`)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != FORM:
         raise OAuthError("invalid_request", f"Send the parameters as {FORM}.")
     params = Params(await request.form())
-    _check_client(request, params)
+    if own_client:
+        _check_client(request, params)
     return params
 
 
@@ -158,7 +166,8 @@ async def _exchange(
 async def token_endpoint(
     request: Request[Any, Any, Any], runtime: RuntimeDep
 ) -> Response[dict[str, Any]]:
-    """Refresh a login, or exchange an access token for an org token (RFC 6749, RFC 8693).
+    """Redeem an authorization code, refresh a login, or exchange an access token for an org
+    token (RFC 6749, RFC 8693).
 
     A refresh spends a token, so it runs in a transaction. An exchange only reads (a staff
     entry adds one audit row, a single statement), so it runs outside one: the org switch is
@@ -166,16 +175,24 @@ async def token_endpoint(
     """
     grant = ""
     try:
-        params = await oauth_params(request)
+        params = await oauth_params(request, own_client=False)
         grant = params.require("grant_type")
-        if grant == REFRESH_TOKEN_GRANT:
+        if grant == AUTHORIZATION_CODE_GRANT:
+            async with runtime.sessions() as db:
+                body = await authorization_code_grant(request, runtime, db, params)
+        elif grant == REFRESH_TOKEN_GRANT:
+            _check_client(request, params)
             async with runtime.sessions() as db:
                 body = await _refresh(runtime, db, params)
         elif grant == TOKEN_EXCHANGE_GRANT:
+            _check_client(request, params)
             async with runtime.readers() as db:
                 body = await _exchange(request, runtime, db, params)
         else:
-            raise OAuthError("unsupported_grant_type", "Use refresh_token or token exchange.")
+            raise OAuthError(
+                "unsupported_grant_type",
+                "Use authorization_code, refresh_token or token exchange.",
+            )
     except OAuthError as exc:
         if runtime.metrics is not None:
             runtime.metrics.token_request(grant, refused=exc.error)

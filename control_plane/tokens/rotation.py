@@ -22,9 +22,11 @@ from control_plane.audit.record import record
 from control_plane.db.models import SigningKey, User, utcnow
 from control_plane.runtime import Runtime
 from control_plane.tokens.keys import (
+    ID_TOKEN_ALG,
     KeyRecord,
     can_sign,
     create_key,
+    is_id_token_key,
     key_state,
     load_records,
     rotation_times,
@@ -122,6 +124,8 @@ async def rotate_keys(
         raise RotationPending(_first_pending(await load_records(db), now) or keys[0])
     new = create_key(runtime.box, alg=runtime.settings.tokens.signing_alg, active_from=starts)
     db.add(new)
+    if any(is_id_token_key(k) for k in keys if k.kid in signing):  # ID-token keys rotate too
+        db.add(create_key(runtime.box, alg=ID_TOKEN_ALG, active_from=starts))
     record(
         db,
         action="signing_key.rotate",
@@ -175,7 +179,9 @@ async def rotate_if_due(runtime: Runtime, db: AsyncSession, *, now: datetime | N
     keys = await load_records(db)
     if _first_pending(keys, now) is not None:
         return False
-    newest = max((k.active_from for k in keys if can_sign(k, now)), default=None)
+    newest = max(
+        (k.active_from for k in keys if can_sign(k, now) and not is_id_token_key(k)), default=None
+    )
     if newest is not None and newest + timedelta(days=days) > now:
         return False
     try:
@@ -216,7 +222,9 @@ async def retire_key_now(
         .where(col(SigningKey.kid) == kid)
         .values(retire_after=now, expires_at=now)
     )
-    others = [k for k in keys if k.kid != kid]
+    # Its replacement is of its own kind: a platform key for a platform key, an ID-token key
+    # for an ID-token key.
+    others = [k for k in keys if k.kid != kid and is_id_token_key(k) == is_id_token_key(target)]
     if not any(can_sign(k, now) for k in others):
         pending = sorted((k for k in others if k.active_from > now), key=lambda k: k.active_from)
         if pending:
@@ -226,9 +234,8 @@ async def retire_key_now(
                 .values(active_from=now)
             )
         else:
-            db.add(
-                create_key(runtime.box, alg=runtime.settings.tokens.signing_alg, active_from=now)
-            )
+            alg = target.alg if is_id_token_key(target) else runtime.settings.tokens.signing_alg
+            db.add(create_key(runtime.box, alg=alg, active_from=now))
     record(
         db,
         action="signing_key.retire_now",

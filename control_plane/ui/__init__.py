@@ -8,6 +8,7 @@ with an ``Origin`` check: :mod:`control_plane.ui.csrf`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,10 @@ def _csrf_config(settings: Settings) -> CSRFConfig:
     )
 
 
-def ui_setup(settings: Settings) -> UISetup:
-    """The UI's routes, templates and CSRF protection for ``settings``."""
+def ui_setup(settings: Settings, *, extra_pages: Sequence[Any] = ()) -> UISetup:
+    """The UI's routes, templates and CSRF protection for ``settings``; ``extra_pages`` are
+    other features' pages served under ``/ui`` with the UI's session (the OpenID provider's
+    sign-in and consent pages)."""
     middleware = UIResponseMiddleware(org_origins=org_origin(settings, "*"))
     pages = Router(
         path="/ui",
@@ -126,6 +129,7 @@ def ui_setup(settings: Settings) -> UISetup:
             *member_pages.ROUTES,
             *switcher.ROUTES,
             *admin_pages.ROUTES,
+            *extra_pages,
         ],
         dependencies={"viewer": Provide(provide_viewer)},
         guards=[same_origin],

@@ -55,7 +55,7 @@ from control_plane.ui.session import (
 )
 
 EXPIRED = "Your sign-in was not finished in time; start again."
-NextPath = Annotated[str | None, QueryParameter(name="next", max_length=500)]
+NextPath = Annotated[str | None, QueryParameter(name="next", max_length=2048)]
 Done = Annotated[str | None, QueryParameter(max_length=40)]
 
 

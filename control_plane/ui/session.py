@@ -36,6 +36,7 @@ NEW_PAIR: Final = "ui_new_pair"
 CLEAR_SESSION: Final = "ui_clear_session"
 ACCESS_TOKEN: Final = "ui_access_token"
 
+CSP: Final = b"content-security-policy"
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -50,7 +51,7 @@ def security_headers(*, org_origins: str) -> list[tuple[bytes, bytes]]:
     """
     policy = CONTENT_SECURITY_POLICY + (f" {org_origins}" if org_origins else "")
     return [
-        (b"content-security-policy", policy.encode()),
+        (CSP, policy.encode()),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"same-origin"),
         (b"x-frame-options", b"DENY"),
@@ -201,7 +202,10 @@ class UIResponseMiddleware(ASGIMiddleware):
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.extend(self.headers)
+                # A page that sets its own policy (the consent page widens form-action to the
+                # client's redirect origin) keeps it; the other headers are always added.
+                own_policy = any(name.lower() == b"content-security-policy" for name, _ in headers)
+                headers.extend(h for h in self.headers if not (own_policy and h[0] == CSP))
                 pair = scope.get("state", {}).get(NEW_PAIR)
                 if pair is not None:
                     runtime = scope["litestar_app"].state.runtime

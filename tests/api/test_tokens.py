@@ -19,23 +19,38 @@ ISSUER = "http://127.0.0.1:8080"
 async def test_discovery_names_issuer_jwks_and_token_endpoint(
     client: AsyncTestClient[Any],
 ) -> None:
-    # OpenID Connect Discovery is not published until it can be met (docs/tokens.md).
-    assert (await client.get("/.well-known/openid-configuration")).status_code == 404
-    for path in ("/.well-known/oauth-authorization-server",):
-        answer = await client.get(path)
-        assert answer.status_code == 200, answer.text
-        meta = answer.json()
+    oauth = (await client.get("/.well-known/oauth-authorization-server")).json()
+    answer = await client.get("/.well-known/openid-configuration")
+    assert answer.status_code == 200, answer.text
+    oidc = answer.json()
+    # The OpenID document is the RFC 8414 one with the OpenID fields added: they never disagree.
+    assert {k: v for k, v in oidc.items() if k in oauth and k != "claims_supported"} == {
+        k: v for k, v in oauth.items() if k != "claims_supported"
+    }
+    assert set(oauth["claims_supported"]) < set(oidc["claims_supported"])
+    for meta in (oauth, oidc):
         assert meta["issuer"] == ISSUER
         assert meta["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
         assert meta["token_endpoint"] == f"{ISSUER}/oauth/token"
+        assert meta["authorization_endpoint"] == f"{ISSUER}/oauth/authorize"
         assert set(meta["grant_types_supported"]) == {
+            "authorization_code",
             "refresh_token",
             "urn:ietf:params:oauth:grant-type:token-exchange",
         }
-        assert meta["token_endpoint_auth_methods_supported"] == ["none"]
-        # No ID tokens and no client JWTs: nothing claims either.
-        assert "id_token_signing_alg_values_supported" not in meta
+        assert meta["response_types_supported"] == ["code"]
+        assert meta["code_challenge_methods_supported"] == ["S256"]
+        assert meta["token_endpoint_auth_methods_supported"] == [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ]
+        # No client JWTs: nothing claims them.
         assert "token_endpoint_auth_signing_alg_values_supported" not in meta
+    assert "id_token_signing_alg_values_supported" not in oauth
+    assert oidc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert oidc["userinfo_endpoint"] == f"{ISSUER}/oauth/userinfo"
+    assert oidc["subject_types_supported"] == ["public"]
 
 
 async def test_jwks_is_public_cacheable_and_verifies_the_login_token(

@@ -2,8 +2,9 @@
 
 Seen failing before: authlib's ``validate()`` raised ``"response_types_supported" is required``
 (the list was empty); ``/.well-known/openid-configuration`` answered 200 without the
-``authorization_endpoint`` OpenID Connect Discovery requires; control-plane 401s carried no
-``WWW-Authenticate`` at all.
+``authorization_endpoint`` OpenID Connect Discovery requires (it is served again since the
+control plane is an OpenID provider, and authlib's OpenID metadata model validates it, RS256
+included); control-plane 401s carried no ``WWW-Authenticate`` at all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import httpx
 import pytest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -34,7 +36,7 @@ def test_rfc8414_metadata_validates_with_authlib(platform: Platform) -> None:
     metadata = AuthorizationServerMetadata(answer.json())
     metadata.validate()
     assert metadata.issuer == platform.cp.url
-    assert "authorization_endpoint" not in metadata
+    assert metadata["authorization_endpoint"] == platform.cp.url + "/oauth/authorize"
 
 
 def test_rfc8414_metadata_leads_to_keys_that_verify_an_access_token(platform: Platform) -> None:
@@ -44,11 +46,14 @@ def test_rfc8414_metadata_leads_to_keys_that_verify_an_access_token(platform: Pl
     assert token.claims["iss"] == metadata["issuer"]
 
 
-def test_openid_configuration_is_not_published_until_it_can_be_met(platform: Platform) -> None:
-    """OIDC Discovery needs authorization_endpoint and ID tokens; we have neither (404)."""
+def test_openid_configuration_validates_with_authlib(platform: Platform) -> None:
+    """OpenID Connect Discovery 1.0 §3, as authlib's model checks it (RS256 must be offered)."""
     answer = httpx.get(platform.cp.url + "/.well-known/openid-configuration")
-    assert answer.status_code == 404
-    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.status_code == 200, answer.text
+    metadata = OpenIDProviderMetadata(answer.json())
+    metadata.validate()
+    assert metadata["issuer"] == platform.cp.url
+    assert "RS256" in metadata["id_token_signing_alg_values_supported"]
 
 
 def operations(platform: Platform) -> list[tuple[str, str]]:
