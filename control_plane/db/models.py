@@ -499,5 +499,7 @@ class RecoveryCode(SQLModel, table=True):
     used_at: datetime | None = _ts(nullable=True)
 
 
-# The fleet's tables live in their own module; importing it here registers them with the rest.
+# The fleet's and branding's tables live in their own modules; importing them here registers
+# them with the rest.
+from control_plane.db import branding_models as branding_models  # noqa: E402
 from control_plane.db import fleet_models as fleet_models  # noqa: E402
