@@ -17,6 +17,7 @@ from control_plane.branding.schemas import BrandingOut, OwnBranding, ResolvedBra
 from control_plane.db.branding_models import OrgBranding
 from control_plane.db.models import Org
 from control_plane.orgs.hierarchy import ancestors
+from org_instance.contract import Branding
 
 #: Where logos are served (``GET``, public: the URL names the logo by its SHA-256).
 LOGO_PATH: Final = "/api/v1/branding/logos"
@@ -80,6 +81,18 @@ async def resolve_branding(db: AsyncSession, org: Org, *, base_url: str = "") ->
         own=own_branding(rows.get(org.id), base_url=base_url),
         resolved=resolved,
         sources=sources,
+    )
+
+
+async def instance_branding(db: AsyncSession, org: Org, *, base_url: str) -> Branding:
+    """The branding in force as the heartbeat answer hands it to the org's instance."""
+    resolved = (await resolve_branding(db, org, base_url=base_url)).resolved
+    return Branding(
+        display_name=resolved.display_name,
+        primary_color=resolved.primary_color,
+        text_color=resolved.text_color,
+        contact_email=resolved.contact_email,
+        logo_url=resolved.logo_url,
     )
 
 
