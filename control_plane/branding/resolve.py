@@ -96,6 +96,12 @@ async def instance_branding(db: AsyncSession, org: Org, *, base_url: str) -> Bra
     )
 
 
-async def display_names(db: AsyncSession, orgs: list[Org]) -> dict[str, str]:
-    """Each org's display name in force (own, an ancestor's, else its name)."""
-    return {org.id: (await resolve_branding(db, org)).resolved.display_name for org in orgs}
+async def display_name(db: AsyncSession, org: Org) -> str:
+    """The org's display name in force (its own, an ancestor's, else its name): what emails
+    call it."""
+    return (await resolve_branding(db, org)).resolved.display_name
+
+
+async def resolved_for(db: AsyncSession, orgs: list[Org]) -> dict[str, ResolvedBranding]:
+    """The branding in force of each org, by id (the UI's org list)."""
+    return {org.id: (await resolve_branding(db, org)).resolved for org in orgs}
