@@ -148,3 +148,12 @@ async def delete_logo(
     row.logo_sha256 = row.logo_content_type = ""
     await _commit_change(db, principal, access, row, ip=ip, changed=["logo"], logo_sha256="")
     return True
+
+
+async def forget_branding(db: AsyncSession, *, org_id: str) -> None:
+    """Remove a deleted org's branding and logo (its logo URL stops answering); in the
+    caller's transaction."""
+    for model in (OrgLogo, OrgBranding):
+        row = await db.get(model, org_id)
+        if row is not None:
+            await db.delete(row)

@@ -40,6 +40,7 @@ async def live(request: pytest.FixtureRequest, make_settings: Any) -> Any:
     settings = make_settings(
         **FAST_RECONCILER,
         **extra,
+        ORGPLANE_DELETION_GRACE_SECONDS="1",
         ORGPLANE_PORT=str(port),
         ORGPLANE_PUBLIC_URL=f"http://127.0.0.1:{port}",
         ORGPLANE_DEPLOYMENT_ID=f"t-{uuid.uuid4().hex[:8]}",
@@ -103,3 +104,20 @@ async def test_the_instance_answers_the_branding_in_force(live: Any) -> None:
             return branding == {**expected, "primary_color": "#ffcc00", "text_color": "#111111"}
 
         await eventually(own_colour, what="the child's own colour on the instance", interval=0.2)
+
+    # A deleted org's branding goes with it: its own logo's URL stops answering.
+    image = io.BytesIO()
+    Image.new("RGB", (3, 3), (250, 0, 0)).save(image, format="PNG")
+    child_logo = await http.put("/api/v1/orgs/bcorp-eng/branding/logo", headers=headers,
+                                content=image.getvalue())  # fmt: skip
+    child_url = child_logo.json()["own"]["logo_url"]
+    assert (await http.get(child_url)).status_code == 200
+    gone = await http.delete("/api/v1/orgs/bcorp-eng", params={"confirm": "bcorp-eng"},
+                             headers=headers)  # fmt: skip
+    assert gone.status_code == 202, gone.text
+
+    async def forgotten() -> bool:
+        return (await http.get(child_url)).status_code == 404
+
+    await eventually(forgotten, what="the deleted org's logo gone", interval=0.3)
+    assert (await http.get(expected["logo_url"])).status_code == 200  # the parent's stays
