@@ -8,6 +8,7 @@ that stops script and every load, should an SVG ever get past the allow-list.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from litestar import Request, Response, delete, get, put
@@ -26,6 +27,7 @@ from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 
 BASE = "/api/v1/orgs/{org_ref:str}/branding"
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 #: A logo may draw itself and nothing else: no script, no fetch, no navigation, no form.
 LOGO_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 LOGO_HEADERS: Final = {
@@ -93,8 +95,10 @@ async def remove_logo(
 @get(LOGO_PATH + "/{sha256:str}", tags=["branding"])
 async def logo(sha256: FromPath[str], db: DB) -> Response[bytes]:
     """A stored logo by its SHA-256 (public)."""
+    if not _SHA256.fullmatch(sha256):
+        raise NotFound("No such logo.", code="logo_not_found")
     stored = (
-        await db.exec(select(OrgLogo).where(col(OrgLogo.sha256) == sha256.lower()).limit(1))
+        await db.exec(select(OrgLogo).where(col(OrgLogo.sha256) == sha256).limit(1))
     ).first()
     if stored is None:
         raise NotFound("No such logo.", code="logo_not_found")

@@ -190,6 +190,8 @@ async def test_logos_are_served_with_their_type_nosniff_and_a_csp_that_stops_scr
         await client.delete("/api/v1/orgs/corp/branding/logo", headers=admin)
     ).status_code == 204
     assert_problem(await client.get(url), 404, "logo_not_found")
+    for odd in ("x", "A" * 64, "a%00" * 32, "..%2F" * 20):
+        assert_problem(await client.get(f"/api/v1/branding/logos/{odd}"), 404)
     assert (await client.get("/api/v1/orgs/corp/branding", headers=admin)).json()["own"][
         "logo_url"
     ] is None
