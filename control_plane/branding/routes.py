@@ -97,9 +97,7 @@ async def logo(sha256: FromPath[str], db: DB) -> Response[bytes]:
     """A stored logo by its SHA-256 (public)."""
     if not _SHA256.fullmatch(sha256):
         raise NotFound("No such logo.", code="logo_not_found")
-    stored = (
-        await db.exec(select(OrgLogo).where(col(OrgLogo.sha256) == sha256).limit(1))
-    ).first()
+    stored = (await db.exec(select(OrgLogo).where(col(OrgLogo.sha256) == sha256).limit(1))).first()
     if stored is None:
         raise NotFound("No such logo.", code="logo_not_found")
     return Response(stored.data, media_type=stored.content_type, headers=LOGO_HEADERS)
