@@ -12,14 +12,8 @@ from sqlmodel import col, select
 from control_plane.db.branding_models import OrgBranding, OrgLogo
 from control_plane.db.models import AuditEvent
 from tests.support.api import assert_problem, direct_db
+from tests.support.images import image_bytes
 from tests.support.orgs import add_member, make_org, user
-
-
-def png(width: int = 8, height: int = 8, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
-    """A real PNG image."""
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(out, format="PNG")
-    return out.getvalue()
 
 
 async def branding_rows(client: AsyncTestClient[Any]) -> list[tuple[Any, ...]]:
@@ -61,7 +55,7 @@ async def test_children_inherit_branding_value_by_value_and_see_where_it_came_fr
     assert put.status_code == 200, put.text
     assert put.json()["own"]["primary_color"] == "#ffcc00"
     assert put.json()["resolved"]["text_color"] == "#111111"  # dark text on yellow
-    logo = await client.put("/api/v1/orgs/corp/branding/logo", headers=alice, content=png())
+    logo = await client.put("/api/v1/orgs/corp/branding/logo", headers=alice, content=image_bytes())
     assert logo.status_code == 200, logo.text
     logo_url = logo.json()["resolved"]["logo_url"]
 
@@ -124,7 +118,7 @@ async def test_members_read_branding_but_only_admins_change_it(
                                json={"display_name": "Mine"})  # fmt: skip
     assert_problem(refused, 403, "admin_required")
     assert_problem(await client.put("/api/v1/orgs/corp/branding/logo", headers=bob,
-                                    content=png()), 403, "admin_required")  # fmt: skip
+                                    content=image_bytes()), 403, "admin_required")  # fmt: skip
     hidden = await client.get("/api/v1/orgs/corp/branding", headers=outsider)
     assert_problem(hidden, 404, "org_not_found")
     assert await branding_rows(client) == before
@@ -168,9 +162,8 @@ async def test_logos_are_served_with_their_type_nosniff_and_a_csp_that_stops_scr
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
     await make_org(client, admin, "corp")
-    webp = io.BytesIO()
-    Image.new("RGB", (4, 4), (0, 0, 255)).save(webp, format="WEBP")
-    for data, kind in ((png(), "image/png"), (webp.getvalue(), "image/webp")):
+    webp = image_bytes((4, 4), (0, 0, 255), fmt="WEBP")
+    for data, kind in ((image_bytes(), "image/png"), (webp, "image/webp")):
         # The declared type is ignored: the content decides.
         up = await client.put("/api/v1/orgs/corp/branding/logo", headers={
             **admin, "content-type": "text/html"}, content=data)  # fmt: skip

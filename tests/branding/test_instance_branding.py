@@ -8,15 +8,14 @@ and over Redis (the answer left in the org's namespace) when Redis is there.
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
+from tests.support.images import image_bytes
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import REDIS_URL, need, redis_available
 from tests.support.wait import eventually
@@ -52,12 +51,6 @@ async def live(request: pytest.FixtureRequest, make_settings: Any) -> Any:
         yield http, app
 
 
-def _png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (6, 6), (0, 120, 200)).save(out, format="PNG")
-    return out.getvalue()
-
-
 async def test_the_instance_answers_the_branding_in_force(live: Any) -> None:
     http, app = live
     headers = await admin_headers(app, http)
@@ -77,7 +70,11 @@ async def test_the_instance_answers_the_branding_in_force(live: Any) -> None:
             "display_name": "Corp Inc.", "primary_color": "#003366",
             "contact_email": "help@corp.example"})  # fmt: skip
         assert put.status_code == 200, put.text
-        logo = await http.put("/api/v1/orgs/bcorp/branding/logo", headers=headers, content=_png())
+        logo = await http.put(
+            "/api/v1/orgs/bcorp/branding/logo",
+            headers=headers,
+            content=image_bytes((6, 6), (0, 120, 200)),
+        )
         assert logo.status_code == 200, logo.text
         expected = {
             "display_name": "Corp Inc.",
@@ -106,10 +103,8 @@ async def test_the_instance_answers_the_branding_in_force(live: Any) -> None:
         await eventually(own_colour, what="the child's own colour on the instance", interval=0.2)
 
     # A deleted org's branding goes with it: its own logo's URL stops answering.
-    image = io.BytesIO()
-    Image.new("RGB", (3, 3), (250, 0, 0)).save(image, format="PNG")
     child_logo = await http.put("/api/v1/orgs/bcorp-eng/branding/logo", headers=headers,
-                                content=image.getvalue())  # fmt: skip
+                                content=image_bytes((3, 3), (250, 0, 0)))  # fmt: skip
     child_url = child_logo.json()["own"]["logo_url"]
     assert (await http.get(child_url)).status_code == 200
     gone = await http.delete("/api/v1/orgs/bcorp-eng", params={"confirm": "bcorp-eng"},

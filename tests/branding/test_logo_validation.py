@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL import Image
 
 from control_plane.branding.logo import MAX_LOGO_BYTES, MAX_SIDE, validated_logo
 from control_plane.errors import ProblemError
+from tests.support.images import image_bytes
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
 GOOD_SVG = (
@@ -85,14 +83,8 @@ def test_what_is_not_a_png_webp_or_svg_is_refused(data: bytes, code: str) -> Non
     assert (refused.value.status, refused.value.code) == (400, code)
 
 
-def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size).save(out, format="PNG")
-    return out.getvalue()
-
-
 def test_a_png_with_a_payload_after_it_is_re_encoded_without_it() -> None:
-    polyglot = _png((4, 4)) + b"<html><script>alert(1)</script></html>"
+    polyglot = image_bytes((4, 4)) + b"<html><script>alert(1)</script></html>"
     logo = validated_logo(polyglot)
     assert logo.content_type == "image/png"
     assert b"script" not in logo.data
@@ -104,9 +96,9 @@ def test_size_and_dimensions_are_bounded() -> None:
         validated_logo(b"\x89PNG\r\n\x1a\n" + b"\0" * MAX_LOGO_BYTES)
     assert (big.value.status, big.value.code) == (413, "logo_too_large")
     # A small file that would decode to 81 million pixels is refused from its header.
-    bomb = _png((9_000, 9_000), mode="1")
+    bomb = image_bytes((9_000, 9_000), mode="1")
     assert len(bomb) < MAX_LOGO_BYTES
     with pytest.raises(ProblemError) as wide:
         validated_logo(bomb)
     assert (wide.value.status, wide.value.code) == (400, "logo_dimensions_too_large")
-    assert validated_logo(_png((MAX_SIDE, 1))).width == MAX_SIDE
+    assert validated_logo(image_bytes((MAX_SIDE, 1))).width == MAX_SIDE

@@ -3,23 +3,16 @@ and colour in force; admins change them through forms; bad input is shown, nothi
 
 from __future__ import annotations
 
-import io
 import re
 from typing import Any
 
 from litestar.testing import AsyncTestClient
-from PIL import Image
 
 from tests.support.api import add_user, login
+from tests.support.images import image_bytes
 from tests.ui.forms import csrf_token, submit, ui_login
 
 Client = AsyncTestClient[Any]
-
-
-def _png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), (10, 200, 90)).save(out, format="PNG")
-    return out.getvalue()
 
 
 async def test_the_switcher_and_the_org_page_show_the_branding_in_force(client: Client) -> None:
@@ -41,7 +34,7 @@ async def test_the_switcher_and_the_org_page_show_the_branding_in_force(client: 
     uploaded = await client.post(
         "/ui/orgs/acme/branding/logo",
         data={"_csrf_token": token, "op": "upload"},
-        files={"logo": ("logo.png", _png(), "image/png")},
+        files={"logo": ("logo.png", image_bytes(), "image/png")},
         follow_redirects=False,
     )
     assert uploaded.status_code == 303, uploaded.text
