@@ -20,6 +20,7 @@ from control_plane.branding.logo import MAX_LOGO_BYTES, LogoTooLarge, too_large_
 from control_plane.branding.resolve import LOGO_PATH, resolve_branding
 from control_plane.branding.schemas import BrandingBody, BrandingOut
 from control_plane.branding.service import delete_logo, put_branding, put_logo
+from control_plane.branding.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.db.branding_models import OrgLogo
 from control_plane.deps import DB, Caller
 from control_plane.errors import NotFound
@@ -103,4 +104,4 @@ async def logo(sha256: FromPath[str], db: DB) -> Response[bytes]:
     return Response(stored.data, media_type=stored.content_type, headers=LOGO_HEADERS)
 
 
-ROUTES = [read_branding, replace_branding, upload_logo, remove_logo, logo]
+ROUTES = [read_branding, replace_branding, upload_logo, remove_logo, logo, *TRANSFER_ROUTES]

@@ -28,7 +28,8 @@ from control_plane.identity.users import checked_email
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.service import bump_config
 
-_FIELDS = ("display_name", "primary_color", "contact_email", "meta")
+#: The org's own values a ``PUT`` replaces (``meta``: the metadata column).
+VALUE_FIELDS = ("display_name", "primary_color", "contact_email", "meta")
 
 
 def checked_metadata(meta: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def _contact(email: str | None) -> str | None:
                          code="invalid_email", field="contact_email") from None  # fmt: skip
 
 
-def _checked(body: BrandingBody) -> dict[str, Any]:
+def checked_values(body: BrandingBody) -> dict[str, Any]:
     color = body.primary_color
     return {
         "display_name": _display_name(body.display_name),
@@ -75,7 +76,7 @@ def _checked(body: BrandingBody) -> dict[str, Any]:
     }
 
 
-async def _row(db: AsyncSession, org_id: str) -> OrgBranding:
+async def branding_row(db: AsyncSession, org_id: str) -> OrgBranding:
     return await db.get(OrgBranding, org_id) or OrgBranding(org_id=org_id)
 
 
@@ -84,18 +85,18 @@ async def put_branding(
 ) -> bool:
     """Replace the org's own branding values; True when something changed."""
     access.require("admin", to="change its branding")
-    wanted = _checked(body)
-    row = await _row(db, access.org.id)
-    changed = [name for name in _FIELDS if getattr(row, name) != wanted[name]]
+    wanted = checked_values(body)
+    row = await branding_row(db, access.org.id)
+    changed = [name for name in VALUE_FIELDS if getattr(row, name) != wanted[name]]
     if not changed:
         return False
     for name in changed:
         setattr(row, name, wanted[name])
-    await _commit_change(db, principal, access, row, ip=ip, changed=changed)
+    await commit_change(db, principal, access, row, ip=ip, changed=changed)
     return True
 
 
-async def _commit_change(
+async def commit_change(
     db: AsyncSession,
     principal: Principal,
     access: OrgAccess,
@@ -105,6 +106,8 @@ async def _commit_change(
     changed: list[str],
     **detail: Any,
 ) -> None:
+    """Write ``row``, bump the config of the org and its descendants, audit
+    ``org.branding.update`` naming the ``changed`` fields, and commit."""
     row.updated_at = access.org.updated_at = utcnow()
     db.add(row)
     await bump_config(db, access.org)
@@ -115,6 +118,28 @@ async def _commit_change(
     await db.commit()
 
 
+async def store_logo(db: AsyncSession, row: OrgBranding, logo: Logo) -> None:
+    """Put a validated ``logo`` in ``org_logo`` (replacing the org's) and name it in ``row``;
+    in the caller's transaction."""
+    stored = await db.get(OrgLogo, row.org_id) or OrgLogo(
+        org_id=row.org_id, sha256="", content_type="", data=b""
+    )
+    stored.sha256, stored.content_type, stored.data = logo.sha256, logo.content_type, logo.data
+    stored.width, stored.height, stored.created_at = logo.width, logo.height, utcnow()
+    db.add(stored)
+    row.logo_sha256, row.logo_content_type = logo.sha256, logo.content_type
+
+
+async def drop_logo(db: AsyncSession, row: OrgBranding) -> bool:
+    """Remove the org's own logo, in the caller's transaction; False when it had none."""
+    stored = await db.get(OrgLogo, row.org_id)
+    if stored is None:
+        return False
+    await db.delete(stored)
+    row.logo_sha256 = row.logo_content_type = ""
+    return True
+
+
 async def put_logo(
     db: AsyncSession, *, principal: Principal, access: OrgAccess, data: bytes, ip: str
 ) -> Logo:
@@ -122,15 +147,9 @@ async def put_logo(
     refused."""
     access.require("admin", to="change its branding")
     logo = await asyncio.to_thread(validated_logo, data)
-    stored = await db.get(OrgLogo, access.org.id) or OrgLogo(
-        org_id=access.org.id, sha256="", content_type="", data=b""
-    )
-    stored.sha256, stored.content_type, stored.data = logo.sha256, logo.content_type, logo.data
-    stored.width, stored.height, stored.created_at = logo.width, logo.height, utcnow()
-    db.add(stored)
-    row = await _row(db, access.org.id)
-    row.logo_sha256, row.logo_content_type = logo.sha256, logo.content_type
-    await _commit_change(db, principal, access, row, ip=ip, changed=["logo"],
+    row = await branding_row(db, access.org.id)
+    await store_logo(db, row, logo)
+    await commit_change(db, principal, access, row, ip=ip, changed=["logo"],
                          logo_sha256=logo.sha256, logo_type=logo.content_type)  # fmt: skip
     return logo
 
@@ -140,13 +159,10 @@ async def delete_logo(
 ) -> bool:
     """Remove the org's own logo (it inherits its parent's again); False when it had none."""
     access.require("admin", to="change its branding")
-    stored = await db.get(OrgLogo, access.org.id)
-    if stored is None:
+    row = await branding_row(db, access.org.id)
+    if not await drop_logo(db, row):
         return False
-    await db.delete(stored)
-    row = await _row(db, access.org.id)
-    row.logo_sha256 = row.logo_content_type = ""
-    await _commit_change(db, principal, access, row, ip=ip, changed=["logo"], logo_sha256="")
+    await commit_change(db, principal, access, row, ip=ip, changed=["logo"], logo_sha256="")
     return True
 
 
