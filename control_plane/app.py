@@ -29,6 +29,7 @@ from control_plane.backups.key_routes import ROUTES as BACKUP_KEY_ROUTES
 from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
 from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
+from control_plane.branding.routes import ROUTES as BRANDING_ROUTES
 from control_plane.db.engine import private_sqlite_files
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.errors import ProblemError
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *IDENTITY_ROUTES,
             *RECOVERY_ROUTES,
             *ORG_ROUTES,
+            *BRANDING_ROUTES,
             *PLAN_IMAGE_ROUTES,
             *MEMBER_ROUTES,
             *AUDIT_ROUTES,

@@ -95,7 +95,8 @@ SIGNUP = "/api/v1/auth/signup"
 MAIL_RESET = "/api/v1/auth/password-reset"
 #: Backup routes talk to the org's instance: 409 while it is busy or the backup not ready (reads
 #: too), 422 for an archive or confirmation refused. With the backup-key routes (legal hold,
-#: shredding), 410 once the org's backups were shredded.
+#: shredding), 410 once the org's backups were shredded. (Branding export/import is not one:
+#: its document is the control plane's own.)
 BACKUP_PARTS = ("/backups", "/export", "/import", "/restore", "/backup-key")
 #: Reads that need the org's instance: 409 when it has none (or its backend cannot serve them).
 INSTANCE_READS = ("/instance/logs",)
@@ -134,7 +135,7 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
         errors[413] = problem_spec("The body is larger than ORGPLANE_MAX_BODY_BYTES.")
     if path.endswith(INSTANCE_READS):
         errors[409] = problem_spec("The org has no instance, or its backend cannot read logs.")
-    if any(part in path for part in BACKUP_PARTS):
+    if any(part in path for part in BACKUP_PARTS) and "/branding/" not in path:
         errors[409] = problem_spec(
             "The instance is busy, the backup is not ready, the org is under legal hold or not "
             "deleted (shredding)."

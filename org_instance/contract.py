@@ -220,6 +220,21 @@ class PoolAssignment(TypedDict):
     env: dict[str, str]
 
 
+class Branding(TypedDict):
+    """The org's branding in force (each value its own or inherited from a parent org), for
+    the instance to show: ``/api/v1/me`` answers it."""
+
+    #: The org's display name (its name when none is set).
+    display_name: str
+    #: ``#rrggbb``, or None when no org up the tree sets one.
+    primary_color: str | None
+    #: ``#ffffff`` or ``#111111``: whichever contrasts more with ``primary_color`` (WCAG).
+    text_color: str | None
+    contact_email: str | None
+    #: An absolute URL on the control plane (public, named by the logo's SHA-256).
+    logo_url: str | None
+
+
 class HeartbeatAnswer(TypedDict):
     """The control plane's answer to a heartbeat."""
 
@@ -232,3 +247,6 @@ class HeartbeatAnswer(TypedDict):
     #: ``"redis"``: send the next heartbeats to :func:`heartbeat_key` and read this answer from
     #: :func:`heartbeat_answer_key`; absent: keep posting to :data:`HEARTBEAT_PATH`.
     via: NotRequired[Literal["redis"]]
+    #: The org's branding; sent when the instance's ``config_version`` is behind (a change of
+    #: branding bumps it): adopt it with ``config_version``. Absent: keep what you have.
+    branding: NotRequired[Branding]

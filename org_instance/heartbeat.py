@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import structlog
 
+from org_instance.branding import checked_branding
 from org_instance.contract import (
     CONTRACT_VERSION,
     HEARTBEAT_JITTER,
@@ -196,11 +197,21 @@ class HeartbeatSender:
             version = int(answer["config_version"])
             if limits.apply(answer["limits"], config_version=version):
                 log.info("limits updated", config_version=version, limits=limits.values)
+        if "branding" in answer:
+            self._adopt_branding(answer["branding"])
         interval = answer.get("interval")
         if isinstance(interval, int | float) and MIN_INTERVAL <= interval <= MAX_INTERVAL:
             self.interval = float(interval)
         if answer.get("accepted"):
             self.accepted += 1
+
+    def _adopt_branding(self, raw: Any) -> None:
+        branding = checked_branding(raw)
+        if branding is None:
+            log.warning("branding in the heartbeat answer ignored: not the contract's shape")
+        elif branding != self.runtime.branding:
+            self.runtime.branding = branding
+            log.info("branding updated", display_name=branding["display_name"])
 
     async def run(self) -> None:
         """Beat until cancelled; never raises."""

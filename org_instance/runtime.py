@@ -17,7 +17,7 @@ from litestar.channels import ChannelsPlugin
 from litestar.stores.base import Store
 
 from org_instance.config import LIMIT_KEYS, InstanceConfig, check_limits
-from org_instance.contract import Limits, UsageCounters
+from org_instance.contract import Branding, Limits, UsageCounters
 from org_instance.crypto import SettingsBox
 from org_instance.db import Database
 from org_instance.errors import Forbidden, TooManyRequests
@@ -142,6 +142,8 @@ class InstanceRuntime:
     revocations: Any = None
     #: Prometheus series (``org_instance.metrics.InstanceMetrics``).
     metrics: Any = None
+    #: The org's branding from the last heartbeat answer that carried it (None before).
+    branding: Branding | None = None
 
     @property
     def files_dir(self) -> Any:

@@ -42,6 +42,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
+from control_plane.branding.resolve import instance_branding
 from control_plane.contract.versions import IMPLIED_CONTRACT_VERSION
 from control_plane.db.models import Instance, InstanceEvent, Org, UsageSample, utcnow
 from control_plane.db.types import utc
@@ -344,9 +345,17 @@ class HeartbeatProcessor:
         return Outcome(accepted=True, wrote=True, new_run=not verdict.same_run)
 
     async def answer(
-        self, org: Org, outcome: Outcome, *, contract_version: int, via_redis: bool = False
+        self,
+        org: Org,
+        outcome: Outcome,
+        *,
+        contract_version: int,
+        via_redis: bool = False,
+        behind: bool = True,
     ) -> HeartbeatAnswer:
-        """The configuration the instance must run with (no query for a root org)."""
+        """The configuration the instance must run with (no query for a root org whose
+        instance is not ``behind``: branding is resolved only for one that is)."""
+        base_url = self.runtime.settings.server.base_url
         return await answer_for(
             self.db,
             org,
@@ -354,6 +363,7 @@ class HeartbeatProcessor:
             interval=self.interval,
             via_redis=via_redis,
             contract_version=contract_version,
+            branding_base_url=base_url if behind else None,
         )
 
 
@@ -365,9 +375,12 @@ async def answer_for(
     interval: float,
     via_redis: bool,
     contract_version: int,
+    branding_base_url: str | None = None,
 ) -> HeartbeatAnswer:
     """The answer to a heartbeat of ``org``'s instance: its configuration, and ``via: redis``
-    when its next heartbeats go to Redis (see :mod:`control_plane.instances.ingest`)."""
+    when its next heartbeats go to Redis (see :mod:`control_plane.instances.ingest`).
+    ``branding_base_url``: include the org's branding, its logo URL under that base (None:
+    leave it out, for an instance that already runs the current ``config_version``)."""
     limits = await effective_limits(db, org) if org.parent_id else own_quota(org)
     answer: HeartbeatAnswer = {
         "accepted": accepted,
@@ -378,4 +391,6 @@ async def answer_for(
     }
     if via_redis:
         answer["via"] = "redis"
+    if branding_base_url is not None:
+        answer["branding"] = await instance_branding(db, org, base_url=branding_base_url)
     return answer

@@ -385,6 +385,7 @@ class RedisHeartbeats:
                     interval=self.interval,
                     via_redis=True,
                     contract_version=judged[org.id].body.speaks,
+                    branding_base_url=self.runtime.settings.server.base_url,
                 )
                 for org in orgs
             }

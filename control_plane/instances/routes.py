@@ -113,7 +113,10 @@ async def heartbeat(
     if outcome.new_run:
         request.state[WAKE_RECONCILER] = True
     via_redis = outcome.accepted and data.redis_ok and uses_redis(runtime)
-    answer = await processor.answer(org, outcome, contract_version=speaks, via_redis=via_redis)
+    behind = data.config_version != org.config_version
+    answer = await processor.answer(
+        org, outcome, contract_version=speaks, via_redis=via_redis, behind=behind
+    )
     if via_redis and not await publish_answer(runtime, org.id, answer):
         del answer["via"]  # the instance would find no answer in Redis: keep it posting
     return answer

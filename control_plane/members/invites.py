@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import Principal
+from control_plane.branding.resolve import display_name
 from control_plane.db.models import Invite, Membership, Org, User, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound, ProblemError
 from control_plane.identity.users import checked_email, find_by_email, require_verified
@@ -83,7 +84,7 @@ def invite_link(settings: Settings, token: str) -> str:
     return f"{settings.server.base_url}/ui/invites/accept#token={token}"
 
 
-def _mail_invite(
+async def _mail_invite(
     db: AsyncSession,
     settings: Settings | None,
     principal: Principal,
@@ -99,7 +100,7 @@ def _mail_invite(
         kind="invite",
         to=invite.email,
         inviter=principal.user.name or principal.user.email,
-        org_name=org.name,
+        org_name=await display_name(db, org),
         role=invite.role,
         link=invite_link(settings, token),
         expires_at=invite.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
@@ -172,7 +173,7 @@ async def create_invite(
         email=email,
         role=role,
     )
-    _mail_invite(db, mail, principal, invite, org, token)
+    await _mail_invite(db, mail, principal, invite, org, token)
     await db.commit()
     return invite, token
 
@@ -253,7 +254,7 @@ async def resend_invite(
         target_id=invite.id,
         ip=ip,
     )
-    _mail_invite(db, mail, principal, invite, access.org, token)
+    await _mail_invite(db, mail, principal, invite, access.org, token)
     await db.commit()
     return invite, token
 

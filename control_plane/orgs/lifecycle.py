@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.auth import Principal
+from control_plane.branding.resolve import display_name
 from control_plane.db.models import Membership, Org, User, utcnow
 from control_plane.db.phases import DesiredState
 from control_plane.errors import BadRequest, Conflict, Forbidden
@@ -150,6 +151,7 @@ async def _mail_owners(db: AsyncSession, settings: Settings, org: Org, *, actor:
         .where(col(Membership.org_id) == org.id, col(Membership.role) == "owner")
     )
     when = org.delete_after.strftime("%Y-%m-%d %H:%M UTC") if org.delete_after else ""
+    name = await display_name(db, org)
     for email in owners.all():
         enqueue(
             db,
@@ -157,7 +159,7 @@ async def _mail_owners(db: AsyncSession, settings: Settings, org: Org, *, actor:
             kind="org_deletion",
             to=email,
             actor=actor.name or actor.email,
-            org_name=org.name,
+            org_name=name,
             org_slug=org.slug,
             delete_after=when,
             link=f"{settings.server.base_url}/ui/orgs/{org.slug}",

@@ -259,7 +259,7 @@ async def update_org(
     terms = {t: getattr(org, t) for t in _TERMS if getattr(org, t) != before[t]}
     if terms:
         await _check_changed_terms(db, principal, org)
-        await _bump_config(db, org)
+        await bump_config(db, org)
     if not (changes or terms):
         return org
     org.updated_at = utcnow()
@@ -281,7 +281,9 @@ async def _check_changed_terms(db: AsyncSession, principal: Principal, org: Org)
     await check_quota(db, org, parent_limits=await effective_limits(db, org))
 
 
-async def _bump_config(db: AsyncSession, org: Org) -> None:
+async def bump_config(db: AsyncSession, org: Org) -> None:
+    """Bump ``config_version`` of ``org`` and of every descendant (their effective values
+    follow it), so each instance picks the change up at its next heartbeat."""
     org.config_version += 1
     below = await descendant_ids(db, [org.id])
     if below:

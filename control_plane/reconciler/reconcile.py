@@ -19,6 +19,7 @@ import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
+from control_plane.branding.service import forget_branding
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import BUSY, SERVING, DesiredState, OrgPhase
 from control_plane.instances.heartbeat import issue_instance_credential
@@ -319,6 +320,7 @@ async def _delete(ctx: Context, db: AsyncSession, org: Org, instance: Instance) 
         await delete_org_redis_user(ctx.redis_admin, org_id=org.id)
         fault_point("after_redis_delete", org_slug=org.slug)
     await release_domains(db, org_id=org.id)
+    await forget_branding(db, org_id=org.id)
     instance.credential_hash = instance.credential_enc = instance.redis_url_enc = ""
     instance.endpoint = ""
     org.deleted_at = utcnow()

@@ -28,6 +28,7 @@ from control_plane.settings import Settings
 from control_plane.ui import (
     admin_pages,
     auth_pages,
+    branding_pages,
     dashboard,
     member_pages,
     org_actions,
@@ -126,6 +127,7 @@ def ui_setup(settings: Settings, *, extra_pages: Sequence[Any] = ()) -> UISetup:
             *dashboard.ROUTES,
             *org_pages.ROUTES,
             *org_actions.ROUTES,
+            *branding_pages.ROUTES,
             *member_pages.ROUTES,
             *switcher.ROUTES,
             *admin_pages.ROUTES,

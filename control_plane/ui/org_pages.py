@@ -15,6 +15,7 @@ from litestar.response import Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
+from control_plane.branding.resolve import resolve_branding
 from control_plane.db.models import Instance
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
@@ -113,6 +114,7 @@ async def detail_context(
     return {
         "me": viewer.user,
         "org": await org_out(db, org, access.role),
+        "branding": await resolve_branding(db, org),
         "access": access,
         "instance": await db.get(Instance, org.id),
         "events": await timeline(db, org_id=org.id, limit=30),

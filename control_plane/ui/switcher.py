@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
+from control_plane.branding.resolve import resolved_for
 from control_plane.db.models import Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
@@ -33,12 +34,16 @@ from control_plane.ui.session import Viewer, viewer_token
 
 
 async def my_orgs_context(db: AsyncSession, viewer: Principal) -> dict[str, Any]:
-    """The viewer's orgs with their role, by slug."""
+    """The viewer's orgs with their role, by slug, and the branding each shows."""
     roles = await caller_roles(db, viewer.user)
     orgs = (
         await db.exec(select(Org).where(col(Org.id).in_(list(roles))).order_by(col(Org.slug)))
     ).all()
-    return {"me": viewer.user, "orgs": [(org, roles[org.id]) for org in orgs]}
+    return {
+        "me": viewer.user,
+        "orgs": [(org, roles[org.id]) for org in orgs],
+        "brandings": await resolved_for(db, list(orgs)),
+    }
 
 
 @get("/orgs")

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import get
 
+from org_instance.branding import default_branding
 from org_instance.deps import Caller, Instance
 from org_instance.workspace.files import stored_bytes
 
@@ -26,12 +27,14 @@ def _counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 @get("/api/v1/me", tags=["usage"])
 async def whoami(caller: Caller, instance: Instance) -> dict[str, Any]:
-    """The caller as this instance sees them."""
+    """The caller as this instance sees them, and the org's branding (from the control
+    plane; the org's slug as its name until the first heartbeat answer brings it)."""
     return {
         "sub": caller.sub,
         "role": caller.role,
         "org_id": instance.config.org_id,
         "org_slug": instance.config.org_slug,
+        "branding": instance.branding or default_branding(instance.config.org_slug),
     }
 
 

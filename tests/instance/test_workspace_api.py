@@ -290,7 +290,20 @@ async def test_storage_quota_refuses_uploads_and_leaves_nothing_behind(
 async def test_usage_and_me(instance: AsyncTestClient[Any], signer: Signer, org_id: str) -> None:
     who = member(signer, org_id, "owner", "user-o")
     me = (await instance.get("/api/v1/me", headers=who)).json()
-    assert me == {"sub": "user-o", "role": "owner", "org_id": org_id, "org_slug": "acme"}
+    assert me == {
+        "sub": "user-o",
+        "role": "owner",
+        "org_id": org_id,
+        "org_slug": "acme",
+        # Before a heartbeat answer brings the org's branding: its slug, nothing else.
+        "branding": {
+            "display_name": "acme",
+            "primary_color": None,
+            "text_color": None,
+            "contact_email": None,
+            "logo_url": None,
+        },
+    }
     sid = (await instance.post("/api/v1/sessions", headers=who, json={})).json()["id"]
     await instance.post(f"/api/v1/sessions/{sid}/messages", headers=who, json={"body": "hi"})
     usage = (await instance.get("/api/v1/usage", headers=who)).json()
