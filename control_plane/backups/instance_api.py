@@ -18,6 +18,7 @@ import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org
+from control_plane.db.phases import OrgPhase
 from control_plane.errors import Conflict, ProblemError
 from control_plane.logs import forwarded_request_id
 from control_plane.runtime import Runtime
@@ -70,7 +71,11 @@ async def internal_token(runtime: Runtime, db: AsyncSession, *, org: Org, scope:
 async def running_endpoint(db: AsyncSession, org: Org) -> str:
     """The URL of ``org``'s instance, or 409 ``instance_not_running``."""
     instance = await db.get(Instance, org.id)
-    if org.phase not in ("running", "unhealthy") or instance is None or not instance.endpoint:
+    if (
+        org.phase not in (OrgPhase.RUNNING, OrgPhase.UNHEALTHY)
+        or instance is None
+        or not instance.endpoint
+    ):
         raise Conflict(
             "The org's instance is not running; start it first.", code="instance_not_running"
         )

@@ -21,6 +21,7 @@ from control_plane.audit.record import record
 from control_plane.backups.keys import SHREDDED, LegalHoldActive, shred_key
 from control_plane.backups.service import store_of
 from control_plane.db.models import Backup, BackupKey, Org, User, utcnow
+from control_plane.db.phases import DesiredState
 from control_plane.errors import Conflict
 from control_plane.runtime import Runtime
 
@@ -44,7 +45,7 @@ async def shred_org_backups(
 
     409 ``org_not_deleted`` for an org that is not deleted, 409 ``legal_hold`` under hold.
     """
-    if org.deleted_at is None and org.desired_state != "deleted":
+    if org.deleted_at is None and org.desired_state != DesiredState.DELETED:
         raise Conflict("Only a deleted org's backups can be shredded.", code="org_not_deleted")
     org_id = org.id
     count = len((await db.exec(select(Backup.id).where(col(Backup.org_id) == org_id))).all())

@@ -30,6 +30,7 @@ from control_plane.backups.service import (
 )
 from control_plane.backups.store import read_chunks
 from control_plane.db.models import Backup, Org
+from control_plane.db.phases import DesiredState
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, NotFound, ProblemError
 from control_plane.identity.client_ip import client_ip
@@ -247,7 +248,9 @@ async def _retained_for_staff(db: AsyncSession, principal: Principal, org_id: st
     if not principal.is_platform_admin:
         return False
     org = await db.get(Org, org_id)
-    return org is not None and (org.deleted_at is not None or org.desired_state == "deleted")
+    return org is not None and (
+        org.deleted_at is not None or org.desired_state == DesiredState.DELETED
+    )
 
 
 async def _source_backup(db: AsyncSession, principal: Principal, target: Org, ref: str) -> Backup:

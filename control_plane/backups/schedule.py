@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.backups.service import delete_backup, take_backup
 from control_plane.db.models import Backup, Instance, Org
+from control_plane.db.phases import OrgPhase
 from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
 
@@ -41,7 +42,7 @@ async def _due_org_ids(db: AsyncSession, *, interval: int, now: float) -> list[s
             .join(Instance, col(Instance.org_id) == col(Org.id))
             .where(
                 col(Org.deleted_at).is_(None),
-                col(Org.phase) == "running",
+                col(Org.phase) == OrgPhase.RUNNING,
                 col(Instance.endpoint) != "",
             )
             .order_by(col(Org.id))
