@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from control_plane.cli.main import CliError
-from control_plane.settings import get_settings
 
 
 def register(sub: Any) -> None:
@@ -39,6 +38,7 @@ def _when(moment: datetime | None) -> str:
 async def _with_runtime(action: str, kid: str = "") -> Any:
     from control_plane.db.migrate import DatabaseNotMigrated, ensure_migrated
     from control_plane.runtime import ConfigurationError, Runtime
+    from control_plane.settings import get_settings
     from control_plane.tokens.rotation import KeyNotFound, RotationPending, list_keys, rotate_keys
 
     try:
