@@ -7,11 +7,7 @@ The check runs in a fresh interpreter: the test process has imported everything 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
-from tests.instance.processes import child_env
+from tests.instance.processes import fresh_python
 
 NEVER_FOR_THE_PARSER = (
     "control_plane.settings",
@@ -28,22 +24,13 @@ NEVER_FOR_THE_PARSER = (
 
 
 def test_the_parser_loads_no_settings_database_or_app() -> None:
-    code = textwrap.dedent(
-        """
+    code = """
         import sys
         from control_plane.cli.main import build_parser
 
         assert build_parser().parse_args(["orgs"]).command == "orgs"
         print(" ".join(m for m in sys.argv[1:] if m in sys.modules))
         """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, *NEVER_FOR_THE_PARSER],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = fresh_python(code, *NEVER_FOR_THE_PARSER)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == []

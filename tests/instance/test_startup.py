@@ -11,24 +11,16 @@ import importlib.util
 import json
 import subprocess
 import sys
-import textwrap
 import uuid
 from pathlib import Path
 
 from tests.instance.helpers import ISSUER, Signer
-from tests.instance.processes import child_env, free_port, stop
+from tests.instance.processes import child_env, free_port, fresh_python, stop
 from tests.support.wait import wait_http
 
 
 def _run(code: str, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = fresh_python(code, *args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
