@@ -71,7 +71,7 @@ class SettingsBox:
 
     def decrypt(self, ciphertext: str) -> str:
         """The plaintext; ValueError when the value was written under another credential."""
-        from cryptography.fernet import InvalidToken
+        from cryptography.fernet import InvalidToken  # at first use, as in _fernet
 
         fernet = self._fernet
         try:
