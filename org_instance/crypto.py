@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from cryptography.fernet import Fernet
 
 RUNNER_TOKEN_PREFIX = "ort"
+#: Loaded by the first secret setting (:attr:`SettingsBox._fernet`), not at start.
+FIRST_USE_MODULES = ("cryptography.fernet", "cryptography.hazmat.primitives.kdf.hkdf")
 
 
 def hash_secret(value: str) -> str:

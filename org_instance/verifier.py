@@ -51,6 +51,8 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.
 _TYPS = (TOKEN_TYP, f"application/{TOKEN_TYP}")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_REMEMBERED = 1024
+#: Loaded by the first token to verify (:func:`load_key`), not at start.
+FIRST_TOKEN_MODULES = ("jwt", "org_instance.jws")
 
 
 class InvalidToken(Exception):

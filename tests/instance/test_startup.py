@@ -44,6 +44,27 @@ def test_the_app_and_server_import_without_the_modules_a_start_never_uses() -> N
     )
 
 
+def test_a_warm_spare_loads_what_its_first_token_needs(tmp_path: Path) -> None:
+    # A cold start leaves PyJWT and cryptography to the first token; a spare, claimed to be
+    # used at once, loads them while nobody waits.
+    _run(
+        """
+        import sys
+        from pathlib import Path
+        from org_instance import server
+        from org_instance.app import create_app
+        from org_instance.pool import PoolConfig
+        from org_instance.pool_app import warm_up
+
+        server.skip_unused_optional_modules()
+        assert "jwt" not in sys.modules and "cryptography" not in sys.modules
+        warm_up(create_app, PoolConfig(secret="s" * 32, data_dir=Path(sys.argv[1])))
+        assert "org_instance.jws" in sys.modules and "cryptography.fernet" in sys.modules
+        """,
+        str(tmp_path),
+    )
+
+
 def test_cryptography_loads_at_the_first_token_not_at_start(tmp_path: Path) -> None:
     signer = Signer()
     org_id = uuid.uuid4().hex
