@@ -38,7 +38,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks import Result, rss_bytes
+from benchmarks import Result, rss_bytes, uss_bytes
 from benchmarks.bench_provision_api import (
     TEST_RUN_LABEL,
     _Admin,
@@ -153,11 +153,7 @@ def _memory(pids: list[int]) -> tuple[float, float]:
     rss, uss = [], []
     for pid in pids:
         rss.append(rss_bytes(pid) / 1e6)
-        private = 0
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                private += int(line.split()[1]) * 1024
-        uss.append(private / 1e6)
+        uss.append(uss_bytes(pid) / 1e6)
     return statistics.median(rss), statistics.median(uss)
 
 

@@ -9,7 +9,8 @@
   the worst case, as on a development machine that never wrote its bytecode).
   Besides wall-clock time, the CPU time the process used until it was ready (``/proc``
   utime + stime): on a shared machine the wall clock mostly measures waiting for a core, the
-  CPU time is what the start costs.
+  CPU time is what the start costs. ``BENCH_INSTANCE_UNCOMPILED_STARTS`` (default: as many)
+  sets the starts without bytecode; 0 leaves them out.
 * Throughput: one instance (one uvicorn worker), ``GET /api/v1/sessions?limit=20`` with a
   Bearer org token, 20 sessions in the database. A bounded load of
   ``BENCH_INSTANCE_REQUESTS`` (default 5,000) requests from 16 concurrent keep-alive
@@ -18,7 +19,9 @@
   time during the load gives requests per CPU-second, the figure that does not depend on how
   busy the machine is. The client reuses its token, as clients do: the verifier checks its
   signature once and remembers it (see ``org_instance/verifier.py``).
-* Idle RSS of that instance after the load, once it has been idle for a second.
+* Idle RSS of that instance after the load, once it has been idle for a second; and the RSS and
+  USS (private pages) of each compiled cold start, one second after its first heartbeat, before
+  any request (what an org that nobody uses costs).
 
 The stand-in control plane is a stdlib HTTP server on 127.0.0.1 serving the JWKS and
 answering heartbeats. All traffic stays on loopback.
@@ -39,7 +42,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks import Result, rss_bytes
+from benchmarks import Result, rss_bytes, uss_bytes
 from benchmarks.instance_loopback import (
     Connection,
     StandInControlPlane,
@@ -49,6 +52,7 @@ from benchmarks.instance_loopback import (
 )
 
 STARTS = int(os.environ.get("BENCH_INSTANCE_STARTS", "10"))
+UNCOMPILED_STARTS = int(os.environ.get("BENCH_INSTANCE_UNCOMPILED_STARTS", str(STARTS)))
 REQUESTS = int(os.environ.get("BENCH_INSTANCE_REQUESTS", "5000"))
 TICKS = os.sysconf("SC_CLK_TCK")
 CONCURRENCY = 16
@@ -135,18 +139,28 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _cold_starts(
-    cp: StandInControlPlane, root: Path, *, pycache: Path | None
-) -> tuple[list[float], list[float], list[float]]:
-    ready, cpu, beats = [], [], []
+    cp: StandInControlPlane, root: Path, *, pycache: Path | None, starts: int = STARTS
+) -> dict[str, list[float]]:
+    """Per start: s and CPU s to ready, s to first beat; compiled: CPU s at the first beat,
+    and RSS and USS (MiB) one second later."""
+    figures: dict[str, list[float]] = {k: [] for k in ("ready", "cpu", "beat", "beat_cpu")}
+    figures.update(rss=[], uss=[])
     if pycache is not None:  # one discarded start compiles the bytecode
         _stop(_start(cp, root, pycache=pycache)[0])
-    for _ in range(STARTS):
+    for _ in range(starts):
         proc, _, _, to_ready, cpu_to_ready, to_beat = _start(cp, root, pycache=pycache)
-        _stop(proc)
-        ready.append(to_ready)
-        cpu.append(cpu_to_ready)
-        beats.append(to_beat)
-    return ready, cpu, beats
+        try:
+            if pycache is not None:
+                figures["beat_cpu"].append(_cpu_seconds(proc.pid))
+                time.sleep(1.0)
+                figures["rss"].append(rss_bytes(proc.pid) / 2**20)
+                figures["uss"].append(uss_bytes(proc.pid) / 2**20)
+        finally:
+            _stop(proc)
+        figures["ready"].append(to_ready)
+        figures["cpu"].append(cpu_to_ready)
+        figures["beat"].append(to_beat)
+    return figures
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -200,8 +214,8 @@ def run() -> list[Result]:
     cp = StandInControlPlane()
     try:
         with cp.running():
-            warm_ready, warm_cpu, warm_beat = _cold_starts(cp, root / "warm", pycache=pycache)
-            cold_ready, cold_cpu, _ = _cold_starts(cp, root / "cold", pycache=None)
+            warm = _cold_starts(cp, root / "warm", pycache=pycache)
+            cold = _cold_starts(cp, root / "cold", pycache=None, starts=UNCOMPILED_STARTS)
             proc, org_id, port, *_ = _start(cp, root / "load", pycache=pycache)
             try:
                 load = asyncio.run(_load(port, proc.pid, cp.token(org_id)))
@@ -211,8 +225,24 @@ def run() -> list[Result]:
                 _stop(proc)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    cpu = statistics.median(warm_cpu)
+    cpu = statistics.median(warm["cpu"])
     loaded, sequential = load["loaded"], load["sequential"]
+    uncompiled = (
+        []
+        if not UNCOMPILED_STARTS
+        else [
+            Result(
+                "cold start to ready, no bytecode: CPU time (median)",
+                statistics.median(cold["cpu"]) * 1000,
+                "ms",
+            ),
+            Result(
+                "cold start to ready, no bytecode: wall clock (median)",
+                statistics.median(cold["ready"]) * 1000,
+                "ms",
+            ),
+        ]
+    )
     return [
         Result(
             "cold start to ready, compiled: CPU time (median)",
@@ -223,25 +253,23 @@ def run() -> list[Result]:
         ),
         Result(
             "cold start to ready, compiled: wall clock (median)",
-            statistics.median(warm_ready) * 1000,
+            statistics.median(warm["ready"]) * 1000,
             "ms",
         ),
-        Result("cold start to ready, compiled: wall clock (min)", min(warm_ready) * 1000, "ms"),
+        Result("cold start to ready, compiled: wall clock (min)", min(warm["ready"]) * 1000, "ms"),
         Result(
             "cold start to first heartbeat, compiled: wall (median)",
-            statistics.median(warm_beat) * 1000,
+            statistics.median(warm["beat"]) * 1000,
             "ms",
         ),
         Result(
-            "cold start to ready, no bytecode: CPU time (median)",
-            statistics.median(cold_cpu) * 1000,
+            "cold start to first heartbeat, compiled: CPU time (median)",
+            statistics.median(warm["beat_cpu"]) * 1000,
             "ms",
         ),
-        Result(
-            "cold start to ready, no bytecode: wall clock (median)",
-            statistics.median(cold_ready) * 1000,
-            "ms",
-        ),
+        Result("fresh idle instance RSS (median)", statistics.median(warm["rss"]), "MiB"),
+        Result("fresh idle instance USS (median)", statistics.median(warm["uss"]), "MiB"),
+        *uncompiled,
         Result(f"authorized GET, {CONCURRENCY} connections", load["rps"], "req/s"),
         Result("authorized GET, server CPU per request", load["cpu_per_request_ms"], "ms"),
         Result("authorized GET per server CPU-second", 1000 / load["cpu_per_request_ms"], "req/s"),

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from control_plane.settings import Settings
+if TYPE_CHECKING:  # the CLI reads the words at login without loading the settings (pydantic)
+    from control_plane.settings import Settings
 
 _CODE = re.compile(r"(`+[^`]*`+)")
 _ORG = re.compile(r"(?:\b([Aa]n?) )?(?<![\w/{.:-])([Oo])rg(s?)(?![\w/}_]|[.:-]\w)")

@@ -11,12 +11,15 @@ import base64
 import hashlib
 import hmac
 import secrets
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 RUNNER_TOKEN_PREFIX = "ort"
+#: Loaded by the first secret setting (:attr:`SettingsBox._fernet`), not at start.
+FIRST_USE_MODULES = ("cryptography.fernet", "cryptography.hazmat.primitives.kdf.hkdf")
 
 
 def hash_secret(value: str) -> str:
@@ -46,13 +49,23 @@ class SettingsBox:
     """Authenticated encryption of secret setting values for one org."""
 
     def __init__(self, *, credential: str, org_id: str) -> None:
+        self._credential, self._org_id = credential, org_id
+
+    @cached_property
+    def _fernet(self) -> Fernet:
+        # Made at the first secret setting, not at start: cryptography is ~10 MB resident and
+        # 45-75 ms of CPU to import, which an instance that never sees one need not pay.
+        from cryptography.fernet import Fernet
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         key = HKDF(
             algorithm=hashes.SHA256(),
             length=32,
-            salt=org_id.encode(),
+            salt=self._org_id.encode(),
             info=b"orgplane instance secret settings v1",
-        ).derive(credential.encode())
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        ).derive(self._credential.encode())
+        return Fernet(base64.urlsafe_b64encode(key))
 
     def encrypt(self, plaintext: str) -> str:
         """Ciphertext of ``plaintext`` as text."""
@@ -60,7 +73,10 @@ class SettingsBox:
 
     def decrypt(self, ciphertext: str) -> str:
         """The plaintext; ValueError when the value was written under another credential."""
+        from cryptography.fernet import InvalidToken  # at first use, as in _fernet
+
+        fernet = self._fernet
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            return fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
             raise ValueError("cannot decrypt: written under another instance credential") from exc

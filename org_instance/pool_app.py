@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -25,6 +26,7 @@ import structlog
 
 from org_instance import contract
 from org_instance.config import ConfigError, InstanceConfig
+from org_instance.crypto import FIRST_USE_MODULES
 from org_instance.errors import PROBLEM_JSON, problem_body
 from org_instance.pool import (
     PoolConfig,
@@ -33,6 +35,7 @@ from org_instance.pool import (
     remove_assignment,
     write_assignment,
 )
+from org_instance.verifier import FIRST_TOKEN_MODULES
 
 log = structlog.get_logger("orgplane.instance")
 
@@ -144,7 +147,12 @@ def _bearer(scope: Scope) -> str:
 def warm_up(build: Callable[[InstanceConfig], Any], config: PoolConfig) -> None:
     """Build an org app once and throw it away: the first build in a process pays for lazy
     imports and one-off set-up (seconds on a busy host), later ones a fraction. Nothing is
-    opened or contacted: the database, Redis and the JWKS are only reached by the lifespan."""
+    opened or contacted: the database, Redis and the JWKS are only reached by the lifespan.
+
+    A spare also loads what an org's first token and first secret setting need (PyJWT and
+    cryptography, which a cold start leaves out): a claimed spare is used at once."""
+    for module in (*FIRST_TOKEN_MODULES, *FIRST_USE_MODULES):
+        importlib.import_module(module)
     build(
         InstanceConfig(
             org_id=config.org_id or "warm-up",

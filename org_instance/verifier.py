@@ -29,13 +29,14 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import jwt
 
 from org_instance.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
-from org_instance.jws import JWT
+
+if TYPE_CHECKING:
+    import jwt
 
 MAX_TOKEN_BYTES = 8192
 MAX_JWKS_BYTES = 65_536
@@ -50,6 +51,8 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.
 _TYPS = (TOKEN_TYP, f"application/{TOKEN_TYP}")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_REMEMBERED = 1024
+#: Loaded by the first token to verify (:func:`load_key`), not at start.
+FIRST_TOKEN_MODULES = ("jwt", "org_instance.jws")
 
 
 class InvalidToken(Exception):
@@ -75,8 +78,11 @@ def cache_seconds(cache_control: str | None) -> float:
     return min(float(match.group(1)), MAX_CACHE_SECONDS)
 
 
-def parse_jwks(document: bytes) -> dict[str, jwt.PyJWK]:
-    """Usable signing keys by kid; entries that are not allowlisted signing keys are skipped."""
+def select_jwks_entries(document: bytes) -> dict[str, dict[str, Any]]:
+    """The JWKS entries that may be signing keys, by kid: public, allowlisted, ``use`` "sig".
+
+    Their key material is not read here (see :func:`load_key`); ValueError for a document
+    that is not a JWKS at all."""
     try:
         data = json.loads(document)
     except ValueError as exc:
@@ -84,7 +90,7 @@ def parse_jwks(document: bytes) -> dict[str, jwt.PyJWK]:
     entries = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ValueError("JWKS has no key list")
-    keys: dict[str, jwt.PyJWK] = {}
+    selected: dict[str, dict[str, Any]] = {}
     for entry in entries[:MAX_KEYS]:
         if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
             continue
@@ -93,11 +99,26 @@ def parse_jwks(document: bytes) -> dict[str, jwt.PyJWK]:
             continue
         if "d" in entry:  # a private key published by mistake is not trusted either
             continue
-        try:
-            keys[kid] = jwt.PyJWK(entry, algorithm=alg)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            continue
-    return keys
+        selected[kid] = entry
+    return selected
+
+
+def load_key(entry: dict[str, Any]) -> jwt.PyJWK | None:
+    """The key of a selected JWKS entry, or None when its key material is unusable."""
+    # PyJWT loads cryptography (~10 MB resident, 45-75 ms of CPU measured at start-up): an
+    # instance pays that at its first token, not at start (benchmarks/bench_instance.py).
+    import jwt
+
+    try:
+        return jwt.PyJWK(entry, algorithm=entry["alg"])
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        return None
+
+
+def parse_jwks(document: bytes) -> dict[str, jwt.PyJWK]:
+    """Usable signing keys by kid; entries that are not allowlisted signing keys are skipped."""
+    keys = {kid: load_key(entry) for kid, entry in select_jwks_entries(document).items()}
+    return {kid: key for kid, key in keys.items() if key is not None}
 
 
 def kid_of(token: str) -> str:
@@ -137,7 +158,9 @@ class JWKSVerifier:
         self._clock = clock
         self._http = http
         self._owns_http = http is None
-        self._keys: dict[str, jwt.PyJWK] = {}
+        #: Signing-key entries of the last good JWKS, by kid; each loaded when first needed.
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._keys: dict[str, jwt.PyJWK | None] = {}
         self._fresh_until = float("-inf")
         self._last_fetch = float("-inf")
         self._inflight: asyncio.Task[None] | None = None
@@ -153,8 +176,17 @@ class JWKSVerifier:
 
     @property
     def known_kids(self) -> frozenset[str]:
-        """Key ids currently cached."""
-        return frozenset(self._keys)
+        """Key ids currently cached (whose key material loads)."""
+        return frozenset(kid for kid in self._entries if self._loaded(kid) is not None)
+
+    def _loaded(self, kid: str) -> jwt.PyJWK | None:
+        """The key ``kid`` of the cached JWKS, loaded on first use (None if absent or unusable)."""
+        if kid not in self._keys:
+            entry = self._entries.get(kid)
+            if entry is None:
+                return None
+            self._keys[kid] = load_key(entry)
+        return self._keys[kid]
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid org token for this org; raises :class:`InvalidToken`."""
@@ -174,11 +206,14 @@ class JWKSVerifier:
     def retire(self, kid: str) -> None:
         """Refuse every token signed by ``kid`` from now on, remembered ones included."""
         self._retired.add(kid)
+        self._entries.pop(kid, None)
         self._keys.pop(kid, None)
         for token in [t for t in self._verified if kid_of(t) == kid]:
             del self._verified[token]
 
     async def _verify_fully(self, token: str) -> dict[str, Any]:
+        from org_instance.jws import JWT  # loaded with the first key (see load_key)
+
         kid, alg = self._check_header(token)
         if kid in self._retired:
             raise InvalidToken("retired key")
@@ -242,14 +277,14 @@ class JWKSVerifier:
             self._start_fetch()
 
     async def _key_for(self, kid: str) -> jwt.PyJWK | None:
-        key = self._keys.get(kid)
+        key = self._loaded(kid)
         if key is not None:
             self._revalidate_if_stale()
             return key
         now = self._clock()
         if now - self._last_fetch >= self.refetch_interval or self._inflight is not None:
             await asyncio.shield(self._start_fetch())
-        return self._keys.get(kid)
+        return self._loaded(kid)
 
     def _start_fetch(self) -> asyncio.Task[None]:
         """The one JWKS fetch in flight, started if none is (concurrent misses share it)."""
@@ -263,16 +298,17 @@ class JWKSVerifier:
         self._inflight = None
 
     async def refresh(self) -> bool:
-        """Fetch the JWKS now unless the refetch interval forbids it; True if keys are cached."""
+        """Fetch the JWKS now unless the refetch interval forbids it; True if the cached JWKS
+        lists signing keys (their key material is read when a token first needs it)."""
         if self._clock() - self._last_fetch >= self.refetch_interval or self._inflight:
             await asyncio.shield(self._start_fetch())
-        return bool(self._keys)
+        return bool(self._entries)
 
     async def _fetch(self) -> None:
         self.fetches += 1
         try:
             document, max_age = await self._download()
-            keys = parse_jwks(document)
+            entries = select_jwks_entries(document)
         except Exception as exc:  # down, slow or garbage: keep serving the cached keys
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             return
@@ -280,7 +316,8 @@ class JWKSVerifier:
         if document != self._jwks_document:
             self._verified.clear()  # a withdrawn key must not live on in remembered tokens
             self._jwks_document = document
-        self._keys = {kid: key for kid, key in keys.items() if kid not in self._retired}
+            self._keys = {}
+        self._entries = {kid: e for kid, e in entries.items() if kid not in self._retired}
         self._fresh_until = self._clock() + max(max_age, self.refetch_interval)
 
     async def _download(self) -> tuple[bytes, float]:

@@ -7,10 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from sqlmodel import select
-
 from control_plane.cli.main import CliError
-from control_plane.settings import get_settings
 
 EMBEDDED_ADMIN = "admin@orgplane.localhost"
 
@@ -43,6 +40,7 @@ async def _create(email: str, password: str, name: str) -> str:
     from control_plane.db.migrate import ensure_migrated
     from control_plane.errors import ProblemError
     from control_plane.identity.users import create_user
+    from control_plane.settings import get_settings
 
     engine = make_engine(get_settings().database_url)
     try:
@@ -88,9 +86,12 @@ def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None, b
     ``admin@orgplane.localhost``) with ``ORGPLANE_ADMIN_PASSWORD``; only without that password is
     ``one_time_password`` used (and returned, to be shown once).
     """
+    from sqlmodel import select
+
     from control_plane.db.engine import make_engine, make_sessionmaker
     from control_plane.db.models import User
     from control_plane.identity.users import create_user
+    from control_plane.settings import get_settings
 
     settings = get_settings()
     configured = settings.security.admin_password.get_secret_value()
@@ -121,6 +122,7 @@ async def _reset_password(email: str) -> str:
     from control_plane.identity.recovery import send_reset
     from control_plane.identity.users import find_by_email
     from control_plane.mail.outbox import require_mail
+    from control_plane.settings import get_settings
 
     settings = get_settings()
     try:

@@ -1,7 +1,10 @@
 """``orgplane``: run, migrate and administer the platform.
 
 Each command group lives in its own module under ``control_plane.cli`` and registers its
-sub-commands through a ``register(subparsers)`` function listed in ``COMMAND_MODULES``.
+sub-commands through a ``register(subparsers)`` function listed in ``COMMAND_MODULES``. Those
+modules import the settings, the database layers and the app inside the commands that use
+them, so building the parser stays light (``orgplane --help``: 0.28 CPU-s instead of 0.86;
+``tests/cli/test_cli_imports.py``).
 """
 
 from __future__ import annotations

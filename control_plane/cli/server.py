@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from control_plane.settings import get_settings, render_docs
-
 #: prometheus-client's variable (``control_plane.metrics.MULTIPROC_ENV``; not imported here, so
 #: the CLI does not load prometheus-client before the variable is set).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -31,7 +29,14 @@ def register(sub: Any) -> None:
     config = sub.add_parser("config", help="settings")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     docs = config_sub.add_parser("docs", help="print docs/configuration.md")
-    docs.set_defaults(func=lambda _: print(render_docs()))
+    docs.set_defaults(func=cmd_config_docs)
+
+
+def cmd_config_docs(_: argparse.Namespace) -> None:
+    """Print docs/configuration.md."""
+    from control_plane.settings import render_docs
+
+    print(render_docs())
 
 
 @contextmanager
@@ -56,6 +61,7 @@ def _shared_metrics(workers: int) -> Iterator[None]:
 def _run_server(workers: int = 1) -> None:
     import uvicorn
 
+    from control_plane.settings import get_settings
     from org_instance.http_protocol import HTTP_PROTOCOL
     from org_instance.ws_handshake import WS_PROTOCOL
 
@@ -87,6 +93,7 @@ def cmd_migrate(_: argparse.Namespace) -> None:
     """Bring the database to the newest migration."""
     from control_plane.db.engine import make_engine
     from control_plane.db.migrate import current_revision, upgrade
+    from control_plane.settings import get_settings
 
     settings = get_settings()
 
@@ -106,6 +113,7 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 def cmd_up(_: argparse.Namespace) -> None:
     """Embedded mode: migrate, make sure an admin exists, print how to log in, serve."""
     from control_plane.cli.admin import ensure_embedded_admin
+    from control_plane.settings import get_settings
 
     if os.environ.get("ORGPLANE_MODE", "embedded") != "embedded":
         raise SystemExit("orgplane up runs the embedded mode; use `orgplane serve` in production")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,19 @@ def child_env(**values: str) -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(PYTHONPYCACHEPREFIX=str(PYCACHE), PYTHONUNBUFFERED="1", **values)
     return env
+
+
+def fresh_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``code`` (dedented) run by a fresh interpreter with ``args``: for what a process loads,
+    which the test process, having imported everything already, cannot show."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
