@@ -12,7 +12,8 @@ Litestar derives operations from the route handlers; this module adds what it ca
   which of them it takes.
 
 Which operations need a caller is read from the handlers: those taking the ``principal``
-dependency. ``tests/conformance/test_openapi.py`` checks the document against the live answers.
+dependency, or ``actor`` or ``access``, which depend on it. ``tests/conformance/test_openapi.py``
+checks the document against the live answers.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ MAIL_RESET = "/api/v1/auth/password-reset"
 #: shredding), 410 once the org's backups were shredded. (Branding export/import is not one:
 #: its document is the control plane's own.)
 BACKUP_PARTS = ("/backups", "/export", "/import", "/restore", "/backup-key")
+#: Dependencies that need an authenticated caller: ``actor`` and ``access`` depend on
+#: ``principal`` (control_plane/actor.py, control_plane/orgs/guards.py).
+AUTHENTICATED = frozenset({"principal", "actor", "access"})
 #: Reads that need the org's instance: 409 when it has none (or its backend cannot serve them).
 INSTANCE_READS = ("/instance/logs",)
 
@@ -110,7 +114,7 @@ def components() -> Components:
 def _security(handler: HTTPRouteHandler, path: str) -> list[dict[str, list[str]]] | None:
     if path in OWN_CREDENTIAL:
         return [{OWN_CREDENTIAL[path]: []}]
-    if "principal" not in handler.parsed_fn_signature.parameters:
+    if not AUTHENTICATED & set(handler.parsed_fn_signature.parameters):
         return None
     if handler.http_methods <= SAFE_METHODS:
         return [{"bearerAuth": []}, {"sessionCookie": []}]
