@@ -14,7 +14,7 @@ import httpx
 from sqlmodel import col, select
 
 from control_plane.db.fleet_models import RolloutOrg
-from tests.backups.live import Live, admin_headers
+from tests.backups.live import Live, admin_headers, read_data, wait_serving, write_data
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.wait import WaitTimeout, eventually
 
@@ -49,15 +49,38 @@ def starter(make_settings: Any, port: int, tmp_path: Path) -> Starter:
     return start
 
 
-async def register_versions(live: Live) -> str:
-    """v1 (the image orgs run now), v2 and v3; returns v1's image."""
-    v1 = live.app.state.runtime.settings.provisioning.instance_image
-    for name, image in (("v1", v1), ("v2", V2), ("v3", V3)):
+async def add_versions(live: Live, images: dict[str, str]) -> None:
+    """Register each version name's image."""
+    for name, image in images.items():
         made = await live.http.post(
             "/api/v1/versions", headers=live.admin, json={"name": name, "image": image}
         )
         assert made.status_code == 201, made.text
-    return str(v1)
+
+
+async def register_versions(live: Live) -> str:
+    """v1 (the image orgs run now), v2 and v3; returns v1's image."""
+    v1 = str(live.app.state.runtime.settings.provisioning.instance_image)
+    await add_versions(live, {"v1": v1, "v2": V2, "v3": V3})
+    return v1
+
+
+async def orgs_with_data(
+    live: Live, slugs: list[str], *, timeout: float, repeat: int
+) -> dict[str, Any]:
+    """Create the orgs, wait until each serves, write data into each (a record and a file of
+    its slug ``repeat`` times); answers what each org reads back."""
+    for slug in slugs:
+        created = await live.http.post(
+            "/api/v1/orgs", headers=live.admin, json={"name": slug, "slug": slug}
+        )
+        assert created.status_code == 202, created.text
+    expected: dict[str, Any] = {}
+    for slug in slugs:
+        await wait_serving(live, slug, timeout=timeout)
+        await write_data(live, slug, title=f"{slug}-data", file_body=slug.encode() * repeat)
+        expected[slug] = await read_data(live, slug)
+    return expected
 
 
 async def create_rollout(live: Live, **body: Any) -> dict[str, Any]:

@@ -19,8 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backups.live import Live, admin_headers, read_data, wait_serving, write_data
-from tests.fleet.rollout_live import create_rollout, org_version, rollout, wait_rollout
+from tests.backups.live import Live, admin_headers, read_data, wait_serving
+from tests.fleet.rollout_live import (
+    add_versions,
+    create_rollout,
+    org_version,
+    orgs_with_data,
+    rollout,
+    wait_rollout,
+)
 from tests.support.docker_run import gateway_of, run_network
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import docker_available, need
@@ -119,26 +126,12 @@ def start(
 
 async def test_rollouts_over_20_docker_orgs(start: Any, docker_world: dict[str, str]) -> None:
     slugs = [f"fleet-{n:02d}" for n in range(ORGS)]
-    expected: dict[str, Any] = {}
     async with start(keep_instances=True) as live:
-        for name, image in (
-            ("v1", INSTANCE_IMAGE),
-            ("v2", docker_world["good"]),
-            ("v3", docker_world["broken"]),
-        ):
-            made = await live.http.post(
-                "/api/v1/versions", headers=live.admin, json={"name": name, "image": image}
-            )
-            assert made.status_code == 201, made.text
-        for slug in slugs:
-            created = await live.http.post(
-                "/api/v1/orgs", headers=live.admin, json={"name": slug, "slug": slug}
-            )
-            assert created.status_code == 202, created.text
-        for slug in slugs:
-            await wait_serving(live, slug, timeout=300)
-            await write_data(live, slug, title=f"{slug}-data", file_body=slug.encode() * 1000)
-            expected[slug] = await read_data(live, slug)
+        await add_versions(
+            live,
+            {"v1": INSTANCE_IMAGE, "v2": docker_world["good"], "v3": docker_world["broken"]},
+        )
+        expected = await orgs_with_data(live, slugs, timeout=300, repeat=1000)
         good = await create_rollout(
             live,
             to_version="v2",
