@@ -118,6 +118,31 @@ async def wait_rollout(
         raise WaitTimeout(f"{exc}; the rollout: {last}") from None
 
 
+async def broken_rollout_rolled_back(
+    live: Live, *, orgs: int, timeout: float, **body: Any
+) -> dict[str, Any]:
+    """Create a rollout (``body``) of a version that never passes the gate, in waves ``[1,
+    "100%"]``: wait until it paused with its first org failed (rolled back at once) and the
+    others queued, roll it back, wait until it is rolled back; answers it then."""
+    bad = await create_rollout(live, target={"kind": "all"}, waves=[1, "100%"], **body)
+    paused = await wait_rollout(
+        live,
+        bad["id"],
+        lambda r: r["state"] == "paused" and r["counts"].get("failed") == 1,
+        "the broken version paused, its first org rolled back",
+        timeout=timeout,
+    )
+    assert paused["counts"] == {"failed": 1, "queued": orgs - 1}
+    assert "1 of 1 orgs failed" in paused["reason"]
+    back = await live.http.post(f"/api/v1/rollouts/{bad['id']}/rollback", headers=live.admin)
+    assert back.status_code == 200, back.text
+    gone = await wait_rollout(
+        live, bad["id"], lambda r: r["state"] == "rolled_back", "the rollback", timeout=timeout
+    )
+    assert gone["counts"] == {"failed": 1, "cancelled": orgs - 1}
+    return gone
+
+
 async def org_version(live: Live, slug: str) -> dict[str, Any]:
     body: dict[str, Any] = (
         await live.http.get(f"/api/v1/orgs/{slug}/version", headers=live.admin)

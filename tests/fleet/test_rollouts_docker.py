@@ -22,6 +22,7 @@ import pytest
 from tests.backups.live import Live, admin_headers, read_data, wait_serving
 from tests.fleet.rollout_live import (
     add_versions,
+    broken_rollout_rolled_back,
     create_rollout,
     org_version,
     orgs_with_data,
@@ -163,28 +164,14 @@ async def test_rollouts_over_20_docker_orgs(start: Any, docker_world: dict[str, 
         fleet = (await live.http.get("/api/v1/fleet/versions", headers=live.admin)).json()["items"]
         assert {r["version"]: r["orgs"] for r in fleet}["v2"] == ORGS
 
-        bad = await create_rollout(
+        await broken_rollout_rolled_back(
             live,
+            orgs=ORGS,
+            timeout=300,
             to_version="v3",
             from_version="v2",
-            target={"kind": "all"},
-            waves=[1, "100%"],
             max_concurrent=4,
             health_deadline_seconds=30,
-        )
-        paused = await wait_rollout(
-            live,
-            bad["id"],
-            lambda r: r["state"] == "paused" and r["counts"].get("failed") == 1,
-            "v3 paused",
-            timeout=300,
-        )
-        assert paused["counts"] == {"failed": 1, "queued": ORGS - 1}
-        assert "1 of 1 orgs failed" in paused["reason"]
-        back = await live.http.post(f"/api/v1/rollouts/{bad['id']}/rollback", headers=live.admin)
-        assert back.status_code == 200, back.text
-        await wait_rollout(
-            live, bad["id"], lambda r: r["state"] == "rolled_back", "the rollback", timeout=300
         )
         for slug in slugs:
             await wait_serving(live, slug, timeout=120)
