@@ -81,9 +81,10 @@ def scratch_postgres_sync() -> Iterator[str]:
 
 
 @contextmanager
-def production_settings(url: str) -> Iterator[Settings]:
+def production_settings(url: str, **extra: str) -> Iterator[Settings]:
     """Settings of a production-mode control plane on ``url`` with the reconciler off, built
-    from a clean ``ORGPLANE_*`` environment that is put back afterwards."""
+    from a clean ``ORGPLANE_*`` environment (plus ``extra`` variables) that is put back
+    afterwards."""
     saved = dict(os.environ)
     for key in [k for k in os.environ if k.startswith("ORGPLANE_")]:
         del os.environ[key]
@@ -93,6 +94,7 @@ def production_settings(url: str) -> Iterator[Settings]:
         ORGPLANE_SECRET_KEY="benchmark-deployment-secret-0123456789",
         ORGPLANE_RECONCILER_ENABLED="false",
         ORGPLANE_LOG_LEVEL="WARNING",
+        **extra,
     )
     try:
         yield Settings()

@@ -78,6 +78,9 @@ class RolloutOrg(SQLModel, table=True):
     state: str = Field(default="queued", max_length=16)
     #: The image the org ran before (what a rollback returns it to).
     from_image: str = Field(default="", max_length=300)
+    #: ``Instance.assigned_image`` before the upgrade ("" = it followed its plan's image), put
+    #: back by a rollback; None on rows made before it was recorded (then ``from_image``).
+    from_assigned_image: str | None = Field(default=None, max_length=300)
     backup_id: str = Field(default="", max_length=32)
     #: After a failed upgrade: whether the org's rollback is done.
     reverted: bool = False

@@ -13,22 +13,21 @@ the queued orgs and takes every upgraded one back.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.fleet_models import InstanceVersion, MaintenanceWindow, Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.fleet.lease import claim_rollout, release_rollout, renewed_lease
 from control_plane.fleet.steps import (
     DONE,
     FAILED,
     IN_FLIGHT,
-    assign,
+    assign_back,
     begin_revert,
     check_revert,
     check_upgrade,
@@ -48,25 +47,6 @@ WINDOW_WAIT = "waiting for its maintenance window"
 ASLEEP = ("stopping", "stopped", "hibernated", "deleting", "deleted")
 
 
-async def claim_rollout(db: AsyncSession, *, rollout_id: str, owner: str, seconds: float) -> bool:
-    """Take or renew the rollout's lease for ``owner``; True when held. Commits."""
-    now = utcnow()
-    result = await db.exec(
-        update(Rollout)
-        .where(
-            col(Rollout.id) == rollout_id,
-            or_(
-                col(Rollout.lease_owner).in_(("", owner)),
-                col(Rollout.lease_expires_at) < now,
-                col(Rollout.lease_expires_at).is_(None),
-            ),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
-    )
-    await db.commit()
-    return bool(result.rowcount == 1)
-
-
 async def drive_rollouts(runtime: Runtime) -> bool:
     """One step of every active rollout this replica can lease; True when an org was moved
     (the reconciler then passes again at once)."""
@@ -74,23 +54,21 @@ async def drive_rollouts(runtime: Runtime) -> bool:
         ids = (await db.exec(select(Rollout.id).where(col(Rollout.state).in_(ACTIVE)))).all()
     moved = False
     owner = runtime.replica_id
+    seconds = runtime.settings.provisioning.lease_seconds
     for rollout_id in ids:
         async with runtime.sessions() as db:
-            seconds = runtime.settings.provisioning.lease_seconds
             if not await claim_rollout(db, rollout_id=rollout_id, owner=owner, seconds=seconds):
                 continue
             try:
-                moved = await _step(runtime, db, rollout_id) or moved
+                async with renewed_lease(
+                    runtime, rollout_id=rollout_id, owner=owner, seconds=seconds
+                ):
+                    moved = await _step(runtime, db, rollout_id) or moved
             except Exception as exc:
                 await db.rollback()
                 log_job_failure("rollout step failed", exc, rollout_id=rollout_id)
             finally:
-                await db.exec(
-                    update(Rollout)
-                    .where(col(Rollout.id) == rollout_id, col(Rollout.lease_owner) == owner)
-                    .values(lease_owner="", lease_expires_at=None)
-                )
-                await db.commit()
+                await release_rollout(db, rollout_id=rollout_id, owner=owner)
     return moved
 
 
@@ -244,7 +222,7 @@ async def _roll_back(
         elif row.state in ("upgrading", "upgraded") and begin_revert(
             db, rollout, row, lowers_schema=lowers(row)
         ):
-            await assign(db, row.org_id, row.from_image)
+            await assign_back(db, row)
             moved = True
     if not any(row.state in (*IN_FLIGHT, "upgraded", "queued") for row in rows):
         back = sum(row.state == "rolled_back" for row in rows)

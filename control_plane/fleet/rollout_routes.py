@@ -2,8 +2,9 @@
 
 Bad input is a 400 problem with a stable code and writes nothing: ``unknown_version``,
 ``same_version``, ``invalid_target``, ``unknown_plan``, ``unknown_org``, ``empty_target``,
-``invalid_wave_spec``; a second active rollout is 409 ``rollout_active``, an action in the
-wrong state 409 ``rollout_state``.
+``invalid_wave_spec``; a rollout over an org that an active rollout holds is 409
+``rollout_active`` (``control_plane.fleet.overlap``), an action in the wrong state 409
+``rollout_state``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from control_plane.db.fleet_models import InstanceVersion, Rollout, RolloutOrg
 from control_plane.db.models import Org, new_id, utcnow
 from control_plane.deps import DB, Caller
 from control_plane.errors import BadRequest, Conflict, NotFound
-from control_plane.fleet.engine import ACTIVE
+from control_plane.fleet.overlap import refuse_overlap, serialise_creation
 from control_plane.fleet.plan import add_rows, plan_orgs, wave_sizes
 from control_plane.fleet.registry import find_version
 from control_plane.fleet.steps import FAILED
@@ -184,13 +185,10 @@ async def create_rollout(
             "from_version and to_version are the same.", code="same_version", field="from_version"
         )
     wave_sizes(data.waves, 1)  # the spec's own shape, before any org is looked at
-    active = await db.exec(select(Rollout.id).where(col(Rollout.state).in_(ACTIVE)))
-    if active.first() is not None:
-        raise Conflict(
-            "Another rollout is active; finish, or roll it back, first.", code="rollout_active"
-        )
+    await serialise_creation(db)
     rollout_id = new_id()
     planned = await plan_orgs(db, rollout_id=rollout_id, target=target, to=to, source=source)
+    await refuse_overlap(db, [org.id for org, _ in planned.moved])
     sizes = wave_sizes(data.waves, len(planned.moved))
     rollout = Rollout(
         id=rollout_id,

@@ -28,6 +28,7 @@ from control_plane.db.models import Backup, Instance, Org, utcnow
 from control_plane.errors import ProblemError
 from control_plane.fleet.registry import version_name
 from control_plane.reconciler.events import add_event
+from control_plane.reconciler.images import org_image
 from control_plane.runtime import Runtime
 
 log = structlog.get_logger("orgplane.rollouts")
@@ -63,6 +64,23 @@ async def assign(db: AsyncSession, org_id: str, image: str) -> None:
     org.updated_at = utcnow()
     db.add(instance)
     db.add(org)
+
+
+async def assign_back(db: AsyncSession, row: RolloutOrg) -> None:
+    """Put back the org's assignment from before its upgrade: none (it follows its plan's image
+    again) or the image an earlier rollout assigned; the previous image on rows made before the
+    assignment was recorded."""
+    previous = row.from_image if row.from_assigned_image is None else row.from_assigned_image
+    await assign(db, row.org_id, previous)
+
+
+async def image_back(runtime: Runtime, db: AsyncSession, row: RolloutOrg) -> str:
+    """The image the org runs once its assignment is put back (the plan's image may have
+    changed since the upgrade)."""
+    org, instance = await db.get(Org, row.org_id), await db.get(Instance, row.org_id)
+    if org is None or instance is None:
+        return row.from_image
+    return await org_image(db, org=org, instance=instance, settings=runtime.settings.provisioning)
 
 
 async def runs(db: AsyncSession, org_id: str, image: str) -> bool:
@@ -128,6 +146,8 @@ async def start_upgrade(
             await db.commit()
             return
         row.backup_id = backup.id
+        instance = await db.get(Instance, row.org_id)
+        row.from_assigned_image = instance.assigned_image if instance is not None else None
         await assign(db, row.org_id, to.image)
         row.state, row.reason = "upgrading", ""
         row.deadline_at = utcnow() + timedelta(seconds=rollout.health_deadline_seconds)
@@ -152,7 +172,7 @@ async def check_upgrade(
             f"not running {to.name} within {rollout.health_deadline_seconds}s ({seen}); "
             "rolling back"
         )[:1000]
-        await assign(db, row.org_id, row.from_image)
+        await assign_back(db, row)
         note(db, rollout, row, "failing", row.reason)
     db.add(row)
 
@@ -181,9 +201,11 @@ def begin_revert(
 async def check_revert(
     runtime: Runtime, db: AsyncSession, rollout: Rollout, row: RolloutOrg, *, lowers_schema: bool
 ) -> None:
-    """Once the org runs its previous image again: restore the pre-upgrade snapshot when the
-    schema went back, then ``failed`` (a failed upgrade) or ``rolled_back``."""
-    if not await runs(db, row.org_id, row.from_image):
+    """Once the org runs its previous image again (the one its previous assignment chooses):
+    restore the pre-upgrade snapshot when the schema went back, then ``failed`` (a failed
+    upgrade) or ``rolled_back``."""
+    back = await image_back(runtime, db, row)
+    if not await runs(db, row.org_id, back):
         return
     if lowers_schema and row.backup_id:
         backup, org = await db.get(Backup, row.backup_id), await db.get(Org, row.org_id)
@@ -202,6 +224,6 @@ async def check_revert(
     final = "failed" if row.state == "failing" else "rolled_back"
     row.state, row.reverted, row.finished_at = final, True, utcnow()
     if final == "rolled_back":
-        row.reason = f"runs {row.from_image} again"
+        row.reason = f"runs {back} again"
     db.add(row)
-    note(db, rollout, row, final, f"back on {row.from_image}")
+    note(db, rollout, row, final, f"back on {back}")

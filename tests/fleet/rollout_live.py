@@ -14,7 +14,7 @@ import httpx
 from sqlmodel import col, select
 
 from control_plane.db.fleet_models import RolloutOrg
-from tests.backups.live import Live, admin_headers
+from tests.backups.live import Live, admin_headers, read_data, wait_serving, write_data
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.wait import WaitTimeout, eventually
 
@@ -49,15 +49,38 @@ def starter(make_settings: Any, port: int, tmp_path: Path) -> Starter:
     return start
 
 
-async def register_versions(live: Live) -> str:
-    """v1 (the image orgs run now), v2 and v3; returns v1's image."""
-    v1 = live.app.state.runtime.settings.provisioning.instance_image
-    for name, image in (("v1", v1), ("v2", V2), ("v3", V3)):
+async def add_versions(live: Live, images: dict[str, str]) -> None:
+    """Register each version name's image."""
+    for name, image in images.items():
         made = await live.http.post(
             "/api/v1/versions", headers=live.admin, json={"name": name, "image": image}
         )
         assert made.status_code == 201, made.text
-    return str(v1)
+
+
+async def register_versions(live: Live) -> str:
+    """v1 (the image orgs run now), v2 and v3; returns v1's image."""
+    v1 = str(live.app.state.runtime.settings.provisioning.instance_image)
+    await add_versions(live, {"v1": v1, "v2": V2, "v3": V3})
+    return v1
+
+
+async def orgs_with_data(
+    live: Live, slugs: list[str], *, timeout: float, repeat: int
+) -> dict[str, Any]:
+    """Create the orgs, wait until each serves, write data into each (a record and a file of
+    its slug ``repeat`` times); answers what each org reads back."""
+    for slug in slugs:
+        created = await live.http.post(
+            "/api/v1/orgs", headers=live.admin, json={"name": slug, "slug": slug}
+        )
+        assert created.status_code == 202, created.text
+    expected: dict[str, Any] = {}
+    for slug in slugs:
+        await wait_serving(live, slug, timeout=timeout)
+        await write_data(live, slug, title=f"{slug}-data", file_body=slug.encode() * repeat)
+        expected[slug] = await read_data(live, slug)
+    return expected
 
 
 async def create_rollout(live: Live, **body: Any) -> dict[str, Any]:
@@ -93,6 +116,31 @@ async def wait_rollout(
         return await eventually(reached, what=what, timeout=timeout, interval=0.3)
     except WaitTimeout as exc:
         raise WaitTimeout(f"{exc}; the rollout: {last}") from None
+
+
+async def broken_rollout_rolled_back(
+    live: Live, *, orgs: int, timeout: float, **body: Any
+) -> dict[str, Any]:
+    """Create a rollout (``body``) of a version that never passes the gate, in waves ``[1,
+    "100%"]``: wait until it paused with its first org failed (rolled back at once) and the
+    others queued, roll it back, wait until it is rolled back; answers it then."""
+    bad = await create_rollout(live, target={"kind": "all"}, waves=[1, "100%"], **body)
+    paused = await wait_rollout(
+        live,
+        bad["id"],
+        lambda r: r["state"] == "paused" and r["counts"].get("failed") == 1,
+        "the broken version paused, its first org rolled back",
+        timeout=timeout,
+    )
+    assert paused["counts"] == {"failed": 1, "queued": orgs - 1}
+    assert "1 of 1 orgs failed" in paused["reason"]
+    back = await live.http.post(f"/api/v1/rollouts/{bad['id']}/rollback", headers=live.admin)
+    assert back.status_code == 200, back.text
+    gone = await wait_rollout(
+        live, bad["id"], lambda r: r["state"] == "rolled_back", "the rollback", timeout=timeout
+    )
+    assert gone["counts"] == {"failed": 1, "cancelled": orgs - 1}
+    return gone
 
 
 async def org_version(live: Live, slug: str) -> dict[str, Any]:

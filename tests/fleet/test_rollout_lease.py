@@ -14,7 +14,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Instance, utcnow
-from control_plane.fleet.engine import claim_rollout, drive_rollouts
+from control_plane.fleet.engine import drive_rollouts
+from control_plane.fleet.lease import claim_rollout
 from control_plane.fleet.steps import _claim_start
 from tests.support.api import direct_db, runtime_of
 from tests.support.orgs import make_org

@@ -19,8 +19,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backups.live import Live, admin_headers, read_data, wait_serving, write_data
-from tests.fleet.rollout_live import create_rollout, org_version, rollout, wait_rollout
+from tests.backups.live import Live, admin_headers, read_data, wait_serving
+from tests.fleet.rollout_live import (
+    add_versions,
+    broken_rollout_rolled_back,
+    create_rollout,
+    org_version,
+    orgs_with_data,
+    rollout,
+    wait_rollout,
+)
 from tests.support.docker_run import gateway_of, run_network
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import docker_available, need
@@ -119,26 +127,12 @@ def start(
 
 async def test_rollouts_over_20_docker_orgs(start: Any, docker_world: dict[str, str]) -> None:
     slugs = [f"fleet-{n:02d}" for n in range(ORGS)]
-    expected: dict[str, Any] = {}
     async with start(keep_instances=True) as live:
-        for name, image in (
-            ("v1", INSTANCE_IMAGE),
-            ("v2", docker_world["good"]),
-            ("v3", docker_world["broken"]),
-        ):
-            made = await live.http.post(
-                "/api/v1/versions", headers=live.admin, json={"name": name, "image": image}
-            )
-            assert made.status_code == 201, made.text
-        for slug in slugs:
-            created = await live.http.post(
-                "/api/v1/orgs", headers=live.admin, json={"name": slug, "slug": slug}
-            )
-            assert created.status_code == 202, created.text
-        for slug in slugs:
-            await wait_serving(live, slug, timeout=300)
-            await write_data(live, slug, title=f"{slug}-data", file_body=slug.encode() * 1000)
-            expected[slug] = await read_data(live, slug)
+        await add_versions(
+            live,
+            {"v1": INSTANCE_IMAGE, "v2": docker_world["good"], "v3": docker_world["broken"]},
+        )
+        expected = await orgs_with_data(live, slugs, timeout=300, repeat=1000)
         good = await create_rollout(
             live,
             to_version="v2",
@@ -170,28 +164,14 @@ async def test_rollouts_over_20_docker_orgs(start: Any, docker_world: dict[str, 
         fleet = (await live.http.get("/api/v1/fleet/versions", headers=live.admin)).json()["items"]
         assert {r["version"]: r["orgs"] for r in fleet}["v2"] == ORGS
 
-        bad = await create_rollout(
+        await broken_rollout_rolled_back(
             live,
+            orgs=ORGS,
+            timeout=300,
             to_version="v3",
             from_version="v2",
-            target={"kind": "all"},
-            waves=[1, "100%"],
             max_concurrent=4,
             health_deadline_seconds=30,
-        )
-        paused = await wait_rollout(
-            live,
-            bad["id"],
-            lambda r: r["state"] == "paused" and r["counts"].get("failed") == 1,
-            "v3 paused",
-            timeout=300,
-        )
-        assert paused["counts"] == {"failed": 1, "queued": ORGS - 1}
-        assert "1 of 1 orgs failed" in paused["reason"]
-        back = await live.http.post(f"/api/v1/rollouts/{bad['id']}/rollback", headers=live.admin)
-        assert back.status_code == 200, back.text
-        await wait_rollout(
-            live, bad["id"], lambda r: r["state"] == "rolled_back", "the rollback", timeout=300
         )
         for slug in slugs:
             await wait_serving(live, slug, timeout=120)

@@ -159,7 +159,10 @@ async def test_broken_version_pauses_and_rollback_keeps_data(
             live, made["id"], lambda r: r["state"] == "rolled_back", "the rollback"
         )
         assert done["counts"] == {"rolled_back": 1, "cancelled": 2}
-        assert (await org_version(live, first))["reported_version"] == "v1"
+        back_on = await org_version(live, first)
+        assert back_on["reported_version"] == "v1"
+        # Back to exactly its previous assignment: none, so it follows the default image again.
+        assert back_on["assigned_image"] is None
         for slug in later:
             await open_window(live, slug)
 
@@ -190,7 +193,8 @@ async def test_broken_version_pauses_and_rollback_keeps_data(
         for slug in slugs:
             await wait_serving(live, slug)
             assert await read_data(live, slug) == expected[slug], slug
-            assert (await org_version(live, slug))["image"] == v1
+            version = await org_version(live, slug)
+            assert (version["image"], version["assigned_image"]) == (v1, None)
 
 
 async def test_a_restart_mid_rollout_resumes(start: Starter) -> None:

@@ -277,3 +277,47 @@ async def test_maintenance_window_api(client: AsyncTestClient[Any], admin: dict[
     assert (await client.get(path, headers=admin)).json() == good
     assert (await client.delete(path, headers=admin)).status_code == 204
     assert_problem(await client.get(path, headers=admin), 404, "no_maintenance_window")
+
+
+async def test_rollouts_over_disjoint_orgs_run_side_by_side(
+    client: AsyncTestClient[Any], admin: dict[str, str]
+) -> None:
+    await _register(client, admin, "1.0", V1)
+    await _register(client, admin, "2.0", V2)
+    await _register(client, admin, "3.0", "orgplane-instance:3.0")
+    for n in range(4):
+        org = await make_org(client, admin, f"side{n}")
+        await _deployed(client, org["id"], V1)
+
+    async def create(version: str, *slugs: str) -> Any:
+        target = {"kind": "orgs", "orgs": list(slugs)} if slugs else {"kind": "all"}
+        body = {"to_version": version, "target": target}
+        return await client.post("/api/v1/rollouts", headers=admin, json=body)
+
+    first = await create("2.0", "side0", "side1")
+    assert first.status_code == 201, first.text
+    beside = await create("3.0", "side2", "side3")  # other orgs: it runs beside the first
+    assert beside.status_code == 201, beside.text
+    ids = sorted([first.json()["id"], beside.json()["id"]])
+    before = await _counts(client)
+    overlap = assert_problem(await create("2.0", "side3", "side1"), 409, "rollout_active")
+    assert (overlap["orgs"], overlap["rollouts"]) == (["side1", "side3"], ids)
+    assert assert_problem(await create("3.0"), 409, "rollout_active")["orgs"] == [
+        f"side{n}" for n in range(4)
+    ]
+    assert await _counts(client) == before  # a refusal writes nothing
+    listed = (await client.get("/api/v1/rollouts", headers=admin)).json()["items"]
+    assert {r["id"]: r["state"] for r in listed} == dict.fromkeys(ids, "running")
+    # An org its active rollout is done with (a failed upgrade, rolled back) is free again.
+    detail = (await client.get(f"/api/v1/rollouts/{first.json()['id']}", headers=admin)).json()
+    done = detail["orgs"][0]
+    async with direct_db(client) as db:
+        query = select(RolloutOrg).where(
+            RolloutOrg.rollout_id == detail["id"], RolloutOrg.org_id == done["org_id"]
+        )
+        row = (await db.exec(query)).one()
+        row.state = "failed"
+        db.add(row)
+        await db.commit()
+    again = await create("3.0", done["slug"])
+    assert again.status_code == 201, again.text

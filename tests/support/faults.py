@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+T = TypeVar("T")
 
 
 async def hide_the_cancel(entered: asyncio.Event, *, quietly: bool) -> None:
@@ -26,3 +30,17 @@ async def cancel_once_entered(loop: asyncio.Task[None], entered: asyncio.Event) 
     done, _ = await asyncio.wait({loop}, timeout=5)
     assert done, "the loop went on after it was cancelled"
     assert loop.cancelled()
+
+
+def held(
+    real: Callable[..., Awaitable[T]], *, entered: asyncio.Event, release: asyncio.Event
+) -> Callable[..., Awaitable[T]]:
+    """``real``, made slow: each call sets ``entered``, waits (at most 120 s) until the test
+    sets ``release``, then runs ``real`` (a long backup or restore, on cue)."""
+
+    async def slow(*args: Any, **kwargs: Any) -> T:
+        entered.set()
+        await asyncio.wait_for(release.wait(), timeout=120)
+        return await real(*args, **kwargs)
+
+    return slow
