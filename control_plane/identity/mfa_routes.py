@@ -3,7 +3,7 @@
     POST   /api/v1/me/mfa/totp          {password}          a new secret, shown once
     POST   /api/v1/me/mfa/totp/confirm  {code}              MFA on; 10 recovery codes, shown once
     DELETE /api/v1/me/mfa/totp          {password, code}    MFA off (a TOTP or a recovery code)
-    PUT    /api/v1/orgs/{org_id}/mfa-requirement {required} org admins and owners, staff,
+    PUT    /api/v1/orgs/{org_ref}/mfa-requirement {required} org admins and owners, staff,
                                                         signed in with a second factor
 
 Secrets and codes are only in the answers that make them (``Cache-Control: no-store``); audit
@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.audit.record import record
@@ -32,7 +32,7 @@ from control_plane.identity.mfa import (
     mfa_enabled,
 )
 from control_plane.identity.schemas import OneTimeCode, Password, Strict
-from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -147,19 +147,21 @@ async def disable_totp(
     await db.commit()
 
 
-@put("/api/v1/orgs/{org_id:str}/mfa-requirement", tags=["identity"])
+@put(
+    "/api/v1/orgs/{org_ref:str}/mfa-requirement",
+    tags=["identity"],
+    opt=needs_role("admin", to="change whether the org requires MFA"),
+)
 async def put_mfa_requirement(
     request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     data: JSONBody[MfaRequirementBody],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
 ) -> MfaRequirement:
     """Switch whether members and staff need a sign-in with a second factor to enter the org
     (org admins and owners, and platform admins, each signed in with a second factor: who
     has none cannot lock themselves out, nor weaken the org); audited as ``org.require_mfa``."""
-    access = await org_access(db, principal, org_id)
-    access.require("admin", to="change whether the org requires MFA")
     if SECOND_FACTOR not in subject_amr(principal.claims, None):
         raise Forbidden(
             "Sign in with a second factor to change whether the org requires one.",

@@ -26,24 +26,23 @@ from control_plane.members.schemas import (
     InviteOut,
     InviteWithToken,
 )
-from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.pagination import Page
 
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
 Status = Literal["pending", "accepted", "revoked", "expired"]
 
 
-@post("/api/v1/orgs/{org_id:str}/invites", status_code=HTTP_201_CREATED, tags=["invites"])
+@post("/api/v1/orgs/{org_ref:str}/invites", status_code=HTTP_201_CREATED, tags=["invites"])
 async def create(
     request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     data: JSONBody[CreateInviteBody],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> InviteWithToken:
     """Invite an email with a role; the answer carries the token, shown this once only."""
-    access = await org_access(db, principal, org_id)
     invite, token = await create_invite(
         db,
         principal=principal,
@@ -57,35 +56,35 @@ async def create(
     return invite_with_token(invite, token, mailed=runtime.settings.mail.enabled)
 
 
-@get("/api/v1/orgs/{org_id:str}/invites", tags=["invites"])
+@get(
+    "/api/v1/orgs/{org_ref:str}/invites",
+    tags=["invites"],
+    opt=needs_role("admin", to="see invites"),
+)
 async def list_invites(
-    org_id: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
     db: DB,
     limit: FromQuery[int] = 50,
     cursor: Cursor = None,
     status: FromQuery[Status | None] = None,
 ) -> Page[InviteOut]:
     """The org's invites (org admins), by email; ``?status=`` filters."""
-    access = await org_access(db, principal, org_id)
-    access.require("admin", to="see invites")
     return await invites_page(db, access.org, limit=limit, cursor=cursor, status=status)
 
 
 @post(
-    "/api/v1/orgs/{org_id:str}/invites/{invite_id:str}/revoke",
+    "/api/v1/orgs/{org_ref:str}/invites/{invite_id:str}/revoke",
     status_code=HTTP_200_OK,
     tags=["invites"],
 )
 async def revoke(
     request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     invite_id: FromPath[str],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
 ) -> InviteOut:
     """Revoke an invite that was not accepted; its token stops working."""
-    access = await org_access(db, principal, org_id)
     invite = await revoke_invite(
         db, principal=principal, access=access, invite_id=invite_id, ip=client_ip(request)
     )
@@ -93,20 +92,19 @@ async def revoke(
 
 
 @post(
-    "/api/v1/orgs/{org_id:str}/invites/{invite_id:str}/resend",
+    "/api/v1/orgs/{org_ref:str}/invites/{invite_id:str}/resend",
     status_code=HTTP_200_OK,
     tags=["invites"],
 )
 async def resend(
     request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     invite_id: FromPath[str],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> InviteWithToken:
     """A new token (shown once) and a new expiry; the previous token stops working."""
-    access = await org_access(db, principal, org_id)
     invite, token = await resend_invite(
         db,
         principal=principal,
