@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 
+from control_plane.actor import ActorDep
 from control_plane.branding.logo import MAX_LOGO_BYTES, LogoTooLarge, too_large_detail
 from control_plane.branding.resolve import LOGO_PATH, resolve_branding
 from control_plane.branding.schemas import BrandingBody, BrandingOut
@@ -48,14 +49,13 @@ async def read_branding(access: OrgAccessDep, db: DB) -> BrandingOut:
 
 @put(BASE, tags=["branding"])
 async def replace_branding(
-    request: Request[Any, Any, Any],
     data: JSONBody[BrandingBody],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> BrandingOut:
     """Replace the org's own values (org admins and owners); ``null`` inherits."""
-    await put_branding(db, principal=principal, access=access, body=data, ip=client_ip(request))
+    await put_branding(db, principal=actor.principal, access=access, body=data, ip=actor.ip)
     return await resolve_branding(db, access.org)
 
 
@@ -86,11 +86,9 @@ async def upload_logo(
 
 
 @delete(BASE + "/logo", tags=["branding"], status_code=HTTP_204_NO_CONTENT)
-async def remove_logo(
-    request: Request[Any, Any, Any], access: OrgAccessDep, principal: Caller, db: DB
-) -> None:
+async def remove_logo(access: OrgAccessDep, actor: ActorDep, db: DB) -> None:
     """Remove the org's own logo (it shows its parent's again, if any)."""
-    await delete_logo(db, principal=principal, access=access, ip=client_ip(request))
+    await delete_logo(db, principal=actor.principal, access=access, ip=actor.ip)
 
 
 @get(LOGO_PATH + "/{sha256:str}", tags=["branding"])

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final, Literal
 
-from litestar import Request, get, put
+from litestar import get, put
 from litestar.params import JSONBody
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.actor import ActorDep
 from control_plane.auth import Principal
 from control_plane.branding.logo import validated_logo
 from control_plane.branding.resolve import resolve_branding
@@ -30,8 +31,7 @@ from control_plane.branding.service import (
     store_logo,
 )
 from control_plane.db.branding_models import OrgBranding, OrgLogo
-from control_plane.deps import DB, Caller
-from control_plane.identity.client_ip import client_ip
+from control_plane.deps import DB
 from control_plane.identity.schemas import Strict
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.guards import OrgAccessDep, needs_role
@@ -102,14 +102,13 @@ async def export_branding(access: OrgAccessDep, db: DB) -> BrandingDocument:
 
 @put(BASE + "/import", tags=["branding"], request_max_body_size=1024 * 1024)
 async def import_branding_route(
-    request: Request[Any, Any, Any],
     data: JSONBody[BrandingDocument],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> BrandingOut:
     """Replace the org's own branding and logo with an exported document's (org admins)."""
-    await import_branding(db, principal=principal, access=access, doc=data, ip=client_ip(request))
+    await import_branding(db, principal=actor.principal, access=access, doc=data, ip=actor.ip)
     return await resolve_branding(db, access.org)
 
 

@@ -19,6 +19,7 @@ from litestar import Request, Response, delete, post, put
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
@@ -101,14 +102,13 @@ async def enrol_totp(
 
 @post("/api/v1/me/mfa/totp/confirm", status_code=HTTP_200_OK, tags=["identity"])
 async def confirm_totp(
-    request: Request[Any, Any, Any],
     data: JSONBody[ConfirmBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> Response[RecoveryCodes]:
     """Turn MFA on with the authenticator's current code; answers the recovery codes once."""
-    user = principal.user
+    user = actor.user
     codes = await confirm_enrolment(db, runtime.settings, user, data.code)
     record(
         db,
@@ -116,7 +116,7 @@ async def confirm_totp(
         actor=user,
         target_type="user",
         target_id=user.id,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     await db.commit()
     return Response(RecoveryCodes(codes), headers=NO_STORE)
@@ -153,16 +153,15 @@ async def disable_totp(
     opt=needs_role("admin", to="change whether the org requires MFA"),
 )
 async def put_mfa_requirement(
-    request: Request[Any, Any, Any],
     data: JSONBody[MfaRequirementBody],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> MfaRequirement:
     """Switch whether members and staff need a sign-in with a second factor to enter the org
     (org admins and owners, and platform admins, each signed in with a second factor: who
     has none cannot lock themselves out, nor weaken the org); audited as ``org.require_mfa``."""
-    if SECOND_FACTOR not in subject_amr(principal.claims, None):
+    if SECOND_FACTOR not in subject_amr(actor.principal.claims, None):
         raise Forbidden(
             "Sign in with a second factor to change whether the org requires one.",
             code="mfa_required",
@@ -175,11 +174,11 @@ async def put_mfa_requirement(
         record(
             db,
             action="org.require_mfa",
-            actor=principal.user,
+            actor=actor.user,
             org_id=org.id,
             target_type="org",
             target_id=org.id,
-            ip=client_ip(request),
+            ip=actor.ip,
             required=data.required,
         )
     await db.commit()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
+from control_plane.actor import ActorDep
+from control_plane.deps import DB, RuntimeDep
 from control_plane.members.invites import (
     accept_invite,
     create_invite,
@@ -35,22 +35,21 @@ Status = Literal["pending", "accepted", "revoked", "expired"]
 
 @post("/api/v1/orgs/{org_ref:str}/invites", status_code=HTTP_201_CREATED, tags=["invites"])
 async def create(
-    request: Request[Any, Any, Any],
     data: JSONBody[CreateInviteBody],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> InviteWithToken:
     """Invite an email with a role; the answer carries the token, shown this once only."""
     invite, token = await create_invite(
         db,
-        principal=principal,
+        principal=actor.principal,
         access=access,
         email=data.email,
         role=data.role,
         ttl_days=runtime.settings.security.invite_ttl_days,
-        ip=client_ip(request),
+        ip=actor.ip,
         mail=runtime.settings,
     )
     return invite_with_token(invite, token, mailed=runtime.settings.mail.enabled)
@@ -78,15 +77,14 @@ async def list_invites(
     tags=["invites"],
 )
 async def revoke(
-    request: Request[Any, Any, Any],
     invite_id: FromPath[str],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> InviteOut:
     """Revoke an invite that was not accepted; its token stops working."""
     invite = await revoke_invite(
-        db, principal=principal, access=access, invite_id=invite_id, ip=client_ip(request)
+        db, principal=actor.principal, access=access, invite_id=invite_id, ip=actor.ip
     )
     return invite_out(invite)
 
@@ -97,21 +95,20 @@ async def revoke(
     tags=["invites"],
 )
 async def resend(
-    request: Request[Any, Any, Any],
     invite_id: FromPath[str],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> InviteWithToken:
     """A new token (shown once) and a new expiry; the previous token stops working."""
     invite, token = await resend_invite(
         db,
-        principal=principal,
+        principal=actor.principal,
         access=access,
         invite_id=invite_id,
         ttl_days=runtime.settings.security.invite_ttl_days,
-        ip=client_ip(request),
+        ip=actor.ip,
         mail=runtime.settings,
     )
     return invite_with_token(invite, token, mailed=runtime.settings.mail.enabled)
@@ -119,15 +116,12 @@ async def resend(
 
 @post("/api/v1/invites/accept", status_code=HTTP_200_OK, tags=["invites"])
 async def accept(
-    request: Request[Any, Any, Any],
     data: JSONBody[AcceptInviteBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> AcceptedInvite:
     """Accept an invite sent to the caller's email; the token is spent."""
-    org, membership = await accept_invite(
-        db, user=principal.user, token=data.token, ip=client_ip(request)
-    )
+    org, membership = await accept_invite(db, user=actor.user, token=data.token, ip=actor.ip)
     await db.commit()
     return AcceptedInvite(org_id=org.id, org_slug=org.slug, role=membership.role)
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 
+from control_plane.actor import ActorDep
 from control_plane.db.models import Org, User
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import NotFound
-from control_plane.identity.client_ip import client_ip
 from control_plane.members.invite_routes import INVITE_ROUTES
 from control_plane.members.schemas import (
     AddMemberBody,
@@ -61,16 +61,15 @@ async def list_members(
     opt=needs_role("admin", to="manage members"),
 )
 async def add(
-    request: Request[Any, Any, Any],
     data: JSONBody[AddMemberBody],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> MemberOut:
     """Add an existing user with a role (org admins; the owner role only by owners)."""
     user = await user_to_add(db, email=data.email, user_id=data.user_id)
     membership = await add_member(
-        db, principal=principal, access=access, user=user, role=data.role, ip=client_ip(request)
+        db, principal=actor.principal, access=access, user=user, role=data.role, ip=actor.ip
     )
     return member_out(membership, user)
 
@@ -81,11 +80,10 @@ async def add(
     opt=needs_role("admin", to="manage members"),
 )
 async def update_role(
-    request: Request[Any, Any, Any],
     user_id: FromPath[str],
     data: JSONBody[ChangeRoleBody],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> MemberOut:
@@ -93,11 +91,11 @@ async def update_role(
     derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
     membership = await change_role(
         db,
-        principal=principal,
+        principal=actor.principal,
         access=access,
         user_id=user_id,
         role=data.role,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     user = await db.get(User, user_id)
     if user is None:  # only if the user row vanished in between
@@ -115,18 +113,15 @@ async def update_role(
     tags=["members"],
 )
 async def remove(
-    request: Request[Any, Any, Any],
     user_id: FromPath[str],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> None:
     """Remove a member (org admins), or leave the org (oneself)."""
     derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
-    await remove_member(
-        db, principal=principal, access=access, user_id=user_id, ip=client_ip(request)
-    )
+    await remove_member(db, principal=actor.principal, access=access, user_id=user_id, ip=actor.ip)
     also = [m.org_id for m in derived]
     await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
 

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
-from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
+from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.pagination import Page
 from control_plane.routing.domains import (
@@ -76,10 +76,9 @@ def resolver_of(runtime: Runtime) -> TxtResolver:
     opt=needs_role("admin", to="manage its domains"),
 )
 async def add_domain(
-    request: Request[Any, Any, Any],
     access: OrgAccessDep,
     data: JSONBody[AddDomainBody],
-    principal: Caller,
+    actor: ActorDep,
     runtime: RuntimeDep,
     db: DB,
 ) -> DomainOut:
@@ -92,8 +91,8 @@ async def add_domain(
         base_domain=runtime.settings.provisioning.base_domain,
         reserved=platform_hosts(runtime.settings),
         claim_ttl=claim_ttl(runtime.settings),
-        principal=principal,
-        ip=client_ip(request),
+        principal=actor.principal,
+        ip=actor.ip,
     )
     return DomainOut.of(domain)
 
@@ -116,10 +115,9 @@ async def get_domains(access: OrgAccessDep, db: DB) -> Page[DomainOut]:
     tags=["domains"],
 )
 async def verify_domain(
-    request: Request[Any, Any, Any],
     access: OrgAccessDep,
     domain_id: FromPath[str],
-    principal: Caller,
+    actor: ActorDep,
     runtime: RuntimeDep,
     db: DB,
 ) -> VerifyAnswer:
@@ -136,19 +134,19 @@ async def verify_domain(
         org=org,
         result=result,
         claim_ttl=claim_ttl(runtime.settings),
-        actor=principal.user,
-        ip=client_ip(request),
+        actor=actor.user,
+        ip=actor.ip,
     )
     if not changed and result is not CheckResult.VERIFIED:
         record(
             db,
             action="domain.verify",
             outcome="failure",
-            actor=principal.user,
+            actor=actor.user,
             org_id=org.id,
             target_type="domain",
             target_id=domain.id,
-            ip=client_ip(request),
+            ip=actor.ip,
             hostname=domain.hostname,
             result=str(result),
         )
@@ -163,18 +161,15 @@ async def verify_domain(
     tags=["domains"],
 )
 async def remove_domain(
-    request: Request[Any, Any, Any],
     access: OrgAccessDep,
     domain_id: FromPath[str],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> None:
     """Remove a custom domain: it stops being routed and another org may claim it."""
     org = access.org
     domain = await domain_of(db, org=org, domain_id=domain_id)
-    await remove_custom_domain(
-        db, org=org, domain=domain, principal=principal, ip=client_ip(request)
-    )
+    await remove_custom_domain(db, org=org, domain=domain, principal=actor.principal, ip=actor.ip)
 
 
 ROUTES: list[Any] = [

@@ -17,16 +17,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post, put
+from litestar import get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor, ActorDep
 from control_plane.db.models import AccessRequest, AuditEvent, utcnow
-from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Conflict, Forbidden
-from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.schemas import OrgOut
@@ -112,10 +111,9 @@ def _require_admin_or_staff(access: OrgAccess) -> None:
 
 @post(f"{BASE}/access-requests", status_code=HTTP_201_CREATED, tags=["support access"])
 async def create_access_request(
-    request: Request[Any, Any, Any],
     data: JSONBody[AccessRequestBody],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> AccessRequestOut:
     """A platform admin asks an org's owners for support access, stating why."""
@@ -128,9 +126,9 @@ async def create_access_request(
             "You are a member of this org; no access request is needed.", code="already_member"
         )
     created = await file_request(
-        db, org=access.org, staff=principal.user, reason=data.reason, ip=client_ip(request)
+        db, org=access.org, staff=actor.user, reason=data.reason, ip=actor.ip
     )
-    return AccessRequestOut.of(created, principal.user.email)
+    return AccessRequestOut.of(created, actor.user.email)
 
 
 @get(f"{BASE}/access-requests", tags=["support access"])
@@ -211,10 +209,9 @@ class AccessApprovalBody(msgspec.Struct, forbid_unknown_fields=True):
 
 @put(f"{BASE}/access-approval", tags=["support access"])
 async def put_access_approval(
-    request: Request[Any, Any, Any],
     data: JSONBody[AccessApprovalBody],
     access: OrgAccessDep,
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> OrgOut:
     """An owner switches whether staff need an approved request to enter the org."""
@@ -222,9 +219,9 @@ async def put_access_approval(
         db,
         org=access.org,
         role=access.role,
-        owner=principal.user,
+        owner=actor.user,
         required=data.required,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     return await org_out(db, org, access.role)
 
