@@ -50,6 +50,7 @@ from control_plane.oidc.authorize_pages import PAGE_ROUTES as AUTHORIZE_PAGES
 from control_plane.oidc.routes import ROUTES as OIDC_ROUTES
 from control_plane.openapi import components as openapi_components
 from control_plane.openapi import document as document_errors_and_security
+from control_plane.orgs.guards import provide_org_access
 from control_plane.orgs.plan_images import ROUTES as PLAN_IMAGE_ROUTES
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
 from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db": Provide(provide_db),
             "principal": Provide(provide_principal),
             "actor": Provide(provide_actor),
+            "access": Provide(provide_org_access),
         },
         lifespan=[_lifespan(settings)],
         after_response=wake_after_org_write,

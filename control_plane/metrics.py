@@ -11,7 +11,7 @@ Two kinds of series:
   database, which every replica shares, so they are read at scrape time and never stored in a
   process.
 
-Labels are bounded: HTTP series carry the route *template* (``/api/v1/orgs/{org_id}``), never
+Labels are bounded: HTTP series carry the route *template* (``/api/v1/orgs/{org_ref}``), never
 a raw path, and no org or user id; token refusals carry the OAuth error code.
 
 Litestar's own ``PrometheusMiddleware`` is not used: it keeps its metrics in a class-wide dict on

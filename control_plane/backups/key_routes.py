@@ -8,13 +8,14 @@ id, since a deleted org (the usual subject) has given up its slug. Every change 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, get, post, put
+from litestar import get, post, put
 from litestar.params import FromPath, JSONBody
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.auth import require_platform_admin
 from control_plane.backups.keys import SHREDDED, set_legal_hold
@@ -22,7 +23,6 @@ from control_plane.backups.retention import shred_org_backups
 from control_plane.db.models import BackupKey, Org
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import ProblemError
-from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_not_found
 from control_plane.runtime import Runtime
 
@@ -92,16 +92,15 @@ async def get_backup_key(
 
 @put(BASE + "/legal-hold", tags=["backups"])
 async def put_legal_hold(
-    request: Request[Any, Any, Any],
     org_id: FromPath[str],
     data: JSONBody[LegalHoldBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> BackupKeyOut:
     """Set or release the legal hold: while set, the org's backups outlive its retention and
     its key cannot be shredded."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     org = await _org(db, org_id)
     if data.hold and not data.reason.strip():
         raise ProblemError("Say why the backups are held.", status=422, code="reason_required")
@@ -109,11 +108,11 @@ async def put_legal_hold(
     record(
         db,
         action="backup.legal_hold_set" if data.hold else "backup.legal_hold_released",
-        actor=principal.user,
+        actor=actor.user,
         org_id=org.id,
         target_type="org",
         target_id=org.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         reason=data.reason,
     )
     await db.commit()
@@ -122,16 +121,15 @@ async def put_legal_hold(
 
 @post(BASE + "/shred", status_code=200, tags=["backups"])
 async def shred_backup_key(
-    request: Request[Any, Any, Any],
     org_id: FromPath[str],
     data: JSONBody[ShredBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> BackupKeyOut:
     """Shred a deleted org's backups now, before its retention ends: its data key is
     destroyed (every copy of its archives becomes unreadable), then the archives removed."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     org = await _org(db, org_id)
     if data.confirm != org.id:
         raise ProblemError(
@@ -139,9 +137,7 @@ async def shred_backup_key(
             status=422,
             code="confirmation_required",
         )
-    await shred_org_backups(
-        runtime, db, org=org, reason="admin", actor=principal.user, ip=client_ip(request)
-    )
+    await shred_org_backups(runtime, db, org=org, reason="admin", actor=actor.user, ip=actor.ip)
     return key_view(runtime, org, await db.get(BackupKey, org.id))
 
 

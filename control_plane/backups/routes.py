@@ -35,6 +35,7 @@ from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import Conflict, NotFound, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.pagination import Page, check_limit, newest_first, timestamp_cursor
 from control_plane.reconciler.events import add_event
 
@@ -141,16 +142,21 @@ async def _backup_of(db: AsyncSession, org: Org, backup_id: str) -> Backup:
     return row
 
 
-@post(BASE + "/backups", status_code=HTTP_201_CREATED, tags=["backups"])
+@post(
+    BASE + "/backups",
+    status_code=HTTP_201_CREATED,
+    tags=["backups"],
+    opt=needs_role("admin", to="back up its data"),
+)
 async def create_backup(
     request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> BackupOut:
     """Take a backup of the org's data now (the instance must be running)."""
-    org = await admin_org(db, principal, org_ref, to="back up its data")
+    org = access.org
     row = await take_backup(runtime, db, org=org, kind="manual", created_by=principal.user.id)
     await audit(
         db,
@@ -164,16 +170,15 @@ async def create_backup(
     return backup_out(row)
 
 
-@get(BASE + "/backups", tags=["backups"])
+@get(BASE + "/backups", tags=["backups"], opt=needs_role("admin", to="see its backups"))
 async def list_backups(
-    org_ref: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
     db: DB,
     limit: FromQuery[int] = 50,
     cursor: FromQuery[str] = "",
 ) -> Page[BackupOut]:
     """The org's backups, newest first, one page at a time."""
-    org = await admin_org(db, principal, org_ref, to="see its backups")
+    org = access.org
     query = select(Backup).where(col(Backup.org_id) == org.id)
     query = newest_first(query, col(Backup.created_at), col(Backup.id), cursor)
     rows = (await db.exec(query.limit(check_limit(limit) + 1))).all()
@@ -183,27 +188,32 @@ async def list_backups(
     return Page(items, timestamp_cursor(last.created_at, last.id) if last else None)
 
 
-@get(BASE + "/backups/{backup_id:str}", tags=["backups"])
-async def get_backup(
-    org_ref: FromPath[str], backup_id: FromPath[str], principal: Caller, db: DB
-) -> BackupOut:
+@get(
+    BASE + "/backups/{backup_id:str}",
+    tags=["backups"],
+    opt=needs_role("admin", to="see its backups"),
+)
+async def get_backup(backup_id: FromPath[str], access: OrgAccessDep, db: DB) -> BackupOut:
     """One backup."""
-    org = await admin_org(db, principal, org_ref, to="see its backups")
+    org = access.org
     return backup_out(await _backup_of(db, org, backup_id))
 
 
-@get(BASE + "/backups/{backup_id:str}/archive", tags=["backups"])
+@get(
+    BASE + "/backups/{backup_id:str}/archive",
+    tags=["backups"],
+    opt=needs_role("admin", to="download its backups"),
+)
 async def download_backup(
     request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
     backup_id: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> Stream:
     """The archive, decrypted; its SHA-256 is in ``X-Orgplane-Backup-Sha256`` and
     ``Repr-Digest``."""
-    org = await admin_org(db, principal, org_ref, to="download its backups")
+    org = access.org
     row = await _backup_of(db, org, backup_id)
     if row.status != "ready":
         raise Conflict("The backup is not complete.", code="backup_not_ready")
@@ -224,17 +234,22 @@ async def download_backup(
     )
 
 
-@delete(BASE + "/backups/{backup_id:str}", status_code=HTTP_204_NO_CONTENT, tags=["backups"])
+@delete(
+    BASE + "/backups/{backup_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    tags=["backups"],
+    opt=needs_role("admin", to="delete its backups"),
+)
 async def remove_backup(
     request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
     backup_id: FromPath[str],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> None:
     """Delete the archive and its row."""
-    org = await admin_org(db, principal, org_ref, to="delete its backups")
+    org = access.org
     row = await _backup_of(db, org, backup_id)
     await delete_backup(runtime, db, row)
     await audit(
@@ -266,17 +281,22 @@ async def _source_backup(db: AsyncSession, principal: Principal, target: Org, re
     return row
 
 
-@post(BASE + "/restore", status_code=200, tags=["backups"])
+@post(
+    BASE + "/restore",
+    status_code=200,
+    tags=["backups"],
+    opt=needs_role("admin", to="restore its data"),
+)
 async def restore_backup(
     request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
     data: JSONBody[RestoreBody],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> RestoreOut:
     """Replace the org's data with a backup (of this org or, as its admin, another)."""
-    target = await admin_org(db, principal, org_ref, to="restore its data")
+    target = access.org
     require_confirmation(target, data.confirm)
     source = await _source_backup(db, principal, target, data.backup_id)
     detail: dict[str, Any] = {

@@ -15,20 +15,20 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Stream
 
 from control_plane.backups.instance_api import backup_stream, internal_token, running_endpoint
 from control_plane.backups.keys import data_key
 from control_plane.backups.routes import (
     RestoreOut,
-    admin_org,
     audit,
     require_confirmation,
 )
 from control_plane.backups.service import archive_refused, restore_into, store_of
 from control_plane.db.models import Backup, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.orgs.hierarchy import effective_limits
 from control_plane.reconciler.events import add_event
 from org_instance.backup.manifest import ArchiveError, read_archive
@@ -37,16 +37,16 @@ from org_instance.backup.protocol import SCOPE_BACKUP
 BASE = "/api/v1/orgs/{org_ref:str}"
 
 
-@get(BASE + "/export", tags=["backups"])
+@get(BASE + "/export", tags=["backups"], opt=needs_role("admin", to="export its data"))
 async def export_org(
     request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> Stream:
     """A fresh archive of the org's data (format ``orgplane-backup/1``), streamed."""
-    org = await admin_org(db, principal, org_ref, to="export its data")
+    org = access.org
     endpoint = await running_endpoint(db, org)
     token = await internal_token(runtime, db, org=org, scope=SCOPE_BACKUP)
     stack = AsyncExitStack()
@@ -65,17 +65,23 @@ async def export_org(
     )
 
 
-@post(BASE + "/import", status_code=200, tags=["backups"], request_max_body_size=None)
+@post(
+    BASE + "/import",
+    status_code=200,
+    tags=["backups"],
+    request_max_body_size=None,
+    opt=needs_role("admin", to="import data into it"),
+)
 async def import_org(
     request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
+    access: OrgAccessDep,
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
     confirm: FromQuery[str] = "",
 ) -> RestoreOut:
     """Replace the org's data with the archive in the body (kept as an ``import`` backup)."""
-    org = await admin_org(db, principal, org_ref, to="import data into it")
+    org = access.org
     require_confirmation(org, confirm)
     await running_endpoint(db, org)
     store, limit = store_of(runtime), runtime.settings.backup.backup_max_bytes

@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 
+from control_plane.actor import ActorDep
 from control_plane.branding.logo import MAX_LOGO_BYTES, LogoTooLarge, too_large_detail
 from control_plane.branding.resolve import LOGO_PATH, resolve_branding
 from control_plane.branding.schemas import BrandingBody, BrandingOut
@@ -25,7 +26,7 @@ from control_plane.db.branding_models import OrgLogo
 from control_plane.deps import DB, Caller
 from control_plane.errors import NotFound
 from control_plane.identity.client_ip import client_ip
-from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 
 BASE = "/api/v1/orgs/{org_ref:str}/branding"
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
@@ -40,24 +41,21 @@ LOGO_HEADERS: Final = {
 
 
 @get(BASE, tags=["branding"])
-async def read_branding(org_ref: FromPath[str], principal: Caller, db: DB) -> BrandingOut:
+async def read_branding(access: OrgAccessDep, db: DB) -> BrandingOut:
     """The org's own branding, the branding in force (inherited value by value) and where each
     value came from. Any member may read it."""
-    access = await org_access(db, principal, org_ref)
     return await resolve_branding(db, access.org)
 
 
 @put(BASE, tags=["branding"])
 async def replace_branding(
-    request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
     data: JSONBody[BrandingBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> BrandingOut:
     """Replace the org's own values (org admins and owners); ``null`` inherits."""
-    access = await org_access(db, principal, org_ref)
-    await put_branding(db, principal=principal, access=access, body=data, ip=client_ip(request))
+    await put_branding(db, principal=actor.principal, access=access, body=data, ip=actor.ip)
     return await resolve_branding(db, access.org)
 
 
@@ -70,27 +68,27 @@ async def _bounded_body(request: Request[Any, Any, Any]) -> bytes:
     return bytes(body)
 
 
-@put(BASE + "/logo", tags=["branding"], request_max_body_size=None)
+@put(
+    BASE + "/logo",
+    tags=["branding"],
+    request_max_body_size=None,
+    opt=needs_role("admin", to="change its branding"),
+)
 async def upload_logo(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], principal: Caller, db: DB
+    request: Request[Any, Any, Any], access: OrgAccessDep, principal: Caller, db: DB
 ) -> BrandingOut:
     """Upload the org's logo as the raw body: PNG, WebP or SVG, at most 256 KiB and 1024 px a
     side, recognised by content (the Content-Type sent is ignored); SVG only from a strict
     allow-list (docs/branding.md)."""
-    access = await org_access(db, principal, org_ref)
-    access.require("admin", to="change its branding")
     data = await _bounded_body(request)
     await put_logo(db, principal=principal, access=access, data=data, ip=client_ip(request))
     return await resolve_branding(db, access.org)
 
 
 @delete(BASE + "/logo", tags=["branding"], status_code=HTTP_204_NO_CONTENT)
-async def remove_logo(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], principal: Caller, db: DB
-) -> None:
+async def remove_logo(access: OrgAccessDep, actor: ActorDep, db: DB) -> None:
     """Remove the org's own logo (it shows its parent's again, if any)."""
-    access = await org_access(db, principal, org_ref)
-    await delete_logo(db, principal=principal, access=access, ip=client_ip(request))
+    await delete_logo(db, principal=actor.principal, access=access, ip=actor.ip)
 
 
 @get(LOGO_PATH + "/{sha256:str}", tags=["branding"])

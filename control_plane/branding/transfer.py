@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final, Literal
 
-from litestar import Request, get, put
-from litestar.params import FromPath, JSONBody
+from litestar import get, put
+from litestar.params import JSONBody
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.actor import ActorDep
 from control_plane.auth import Principal
 from control_plane.branding.logo import validated_logo
 from control_plane.branding.resolve import resolve_branding
@@ -30,10 +31,10 @@ from control_plane.branding.service import (
     store_logo,
 )
 from control_plane.db.branding_models import OrgBranding, OrgLogo
-from control_plane.deps import DB, Caller
-from control_plane.identity.client_ip import client_ip
+from control_plane.deps import DB
 from control_plane.identity.schemas import Strict
-from control_plane.orgs.access import OrgAccess, org_access
+from control_plane.orgs.access import OrgAccess
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 
 FORMAT: Final = "orgplane-branding/1"
 BASE = "/api/v1/orgs/{org_ref:str}/branding"
@@ -93,25 +94,21 @@ async def import_branding(
     await commit_change(db, principal, access, row, ip=ip, changed=["import"], **detail)
 
 
-@get(BASE + "/export", tags=["branding"])
-async def export_branding(org_ref: FromPath[str], principal: Caller, db: DB) -> BrandingDocument:
+@get(BASE + "/export", tags=["branding"], opt=needs_role("admin", to="export its branding"))
+async def export_branding(access: OrgAccessDep, db: DB) -> BrandingDocument:
     """The org's own branding and logo as an ``orgplane-branding/1`` document (org admins)."""
-    access = await org_access(db, principal, org_ref)
-    access.require("admin", to="export its branding")
     return await branding_document(db, access)
 
 
 @put(BASE + "/import", tags=["branding"], request_max_body_size=1024 * 1024)
 async def import_branding_route(
-    request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
     data: JSONBody[BrandingDocument],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> BrandingOut:
     """Replace the org's own branding and logo with an exported document's (org admins)."""
-    access = await org_access(db, principal, org_ref)
-    await import_branding(db, principal=principal, access=access, doc=data, ip=client_ip(request))
+    await import_branding(db, principal=actor.principal, access=access, doc=data, ip=actor.ip)
     return await resolve_branding(db, access.org)
 
 

@@ -7,12 +7,13 @@ the next token exchange (org tokens carry the effective features).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, delete, get, put
+from litestar import delete, get, put
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import Feature, utcnow
@@ -25,7 +26,6 @@ from control_plane.features.schemas import (
     FeatureOut,
     FeatureRules,
 )
-from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
 
 FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]
@@ -75,14 +75,13 @@ async def read_feature(key: FeatureKey, principal: Caller, db: DB) -> FeatureOut
 
 @put("/api/v1/features/{key:str}", tags=["features"])
 async def put_feature(
-    request: Request[Any, Any, Any],
     key: FeatureKey,
     data: JSONBody[FeatureBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> FeatureOut:
     """Create or replace a catalogue entry (platform admins)."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     for plan in data.plans:
         plan_named(plan)
     row = await db.get(Feature, key) or Feature(key=key)
@@ -97,10 +96,10 @@ async def put_feature(
     record(
         db,
         action="feature.put",
-        actor=principal.user,
+        actor=actor.user,
         target_type="feature",
         target_id=key,
-        ip=client_ip(request),
+        ip=actor.ip,
         disabled=row.disabled,
         plans=row.plans,
         default=row.default,
@@ -108,15 +107,13 @@ async def put_feature(
         exclusive_orgs=len(row.exclusive_org_ids),
     )
     await db.commit()
-    return _out(key, row, principal)
+    return _out(key, row, actor.principal)
 
 
 @delete("/api/v1/features/{key:str}", tags=["features"], status_code=HTTP_204_NO_CONTENT)
-async def delete_feature(
-    request: Request[Any, Any, Any], key: FeatureKey, principal: Caller, db: DB
-) -> None:
+async def delete_feature(key: FeatureKey, actor: ActorDep, db: DB) -> None:
     """Remove a catalogue entry (platform admins); a built-in feature falls back to its plans."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     row = await db.get(Feature, key)
     if row is None:
         raise _not_found()
@@ -124,10 +121,10 @@ async def delete_feature(
     record(
         db,
         action="feature.delete",
-        actor=principal.user,
+        actor=actor.user,
         target_type="feature",
         target_id=key,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     await db.commit()
 

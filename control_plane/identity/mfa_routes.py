@@ -3,7 +3,7 @@
     POST   /api/v1/me/mfa/totp          {password}          a new secret, shown once
     POST   /api/v1/me/mfa/totp/confirm  {code}              MFA on; 10 recovery codes, shown once
     DELETE /api/v1/me/mfa/totp          {password, code}    MFA off (a TOTP or a recovery code)
-    PUT    /api/v1/orgs/{org_id}/mfa-requirement {required} org admins and owners, staff,
+    PUT    /api/v1/orgs/{org_ref}/mfa-requirement {required} org admins and owners, staff,
                                                         signed in with a second factor
 
 Secrets and codes are only in the answers that make them (``Cache-Control: no-store``); audit
@@ -16,9 +16,10 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
@@ -32,7 +33,7 @@ from control_plane.identity.mfa import (
     mfa_enabled,
 )
 from control_plane.identity.schemas import OneTimeCode, Password, Strict
-from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -101,14 +102,13 @@ async def enrol_totp(
 
 @post("/api/v1/me/mfa/totp/confirm", status_code=HTTP_200_OK, tags=["identity"])
 async def confirm_totp(
-    request: Request[Any, Any, Any],
     data: JSONBody[ConfirmBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> Response[RecoveryCodes]:
     """Turn MFA on with the authenticator's current code; answers the recovery codes once."""
-    user = principal.user
+    user = actor.user
     codes = await confirm_enrolment(db, runtime.settings, user, data.code)
     record(
         db,
@@ -116,7 +116,7 @@ async def confirm_totp(
         actor=user,
         target_type="user",
         target_id=user.id,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     await db.commit()
     return Response(RecoveryCodes(codes), headers=NO_STORE)
@@ -147,20 +147,21 @@ async def disable_totp(
     await db.commit()
 
 
-@put("/api/v1/orgs/{org_id:str}/mfa-requirement", tags=["identity"])
+@put(
+    "/api/v1/orgs/{org_ref:str}/mfa-requirement",
+    tags=["identity"],
+    opt=needs_role("admin", to="change whether the org requires MFA"),
+)
 async def put_mfa_requirement(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     data: JSONBody[MfaRequirementBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> MfaRequirement:
     """Switch whether members and staff need a sign-in with a second factor to enter the org
     (org admins and owners, and platform admins, each signed in with a second factor: who
     has none cannot lock themselves out, nor weaken the org); audited as ``org.require_mfa``."""
-    access = await org_access(db, principal, org_id)
-    access.require("admin", to="change whether the org requires MFA")
-    if SECOND_FACTOR not in subject_amr(principal.claims, None):
+    if SECOND_FACTOR not in subject_amr(actor.principal.claims, None):
         raise Forbidden(
             "Sign in with a second factor to change whether the org requires one.",
             code="mfa_required",
@@ -173,11 +174,11 @@ async def put_mfa_requirement(
         record(
             db,
             action="org.require_mfa",
-            actor=principal.user,
+            actor=actor.user,
             org_id=org.id,
             target_type="org",
             target_id=org.id,
-            ip=client_ip(request),
+            ip=actor.ip,
             required=data.required,
         )
     await db.commit()

@@ -7,17 +7,17 @@ events name a token by id and name. See :mod:`control_plane.identity.personal_to
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.db.models import PersonalToken, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.personal_tokens import (
     ALL_ORGS,
     create_personal_token,
@@ -76,30 +76,29 @@ class CreatedPersonalToken(PersonalTokenOut):
 
 @post("/api/v1/me/tokens", status_code=HTTP_201_CREATED, tags=["identity"])
 async def create_token(
-    request: Request[Any, Any, Any],
     data: JSONBody[CreatePersonalTokenBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> Response[CreatedPersonalToken]:
     """Make a personal access token; its secret is in this answer and never shown again."""
     row, secret = await create_personal_token(
         db,
-        user=principal.user,
+        user=actor.user,
         name=data.name,
         orgs=data.orgs,
         scopes=data.scopes,
         expires_in_days=data.expires_in_days,
         max_days=runtime.settings.tokens.personal_token_max_days,
-        amr=" ".join(subject_amr(principal.claims, None)),
+        amr=" ".join(subject_amr(actor.principal.claims, None)),
     )
     record(
         db,
         action="personal_token.create",
-        actor=principal.user,
+        actor=actor.user,
         target_type="personal_token",
         target_id=row.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         name=row.name,
         scopes=row.scopes,
         orgs=ALL_ORGS if row.all_orgs else row.org_ids,
@@ -121,18 +120,16 @@ async def list_tokens(principal: Caller, db: DB) -> Page[PersonalTokenOut]:
 
 
 @delete("/api/v1/me/tokens/{token_id:str}", status_code=HTTP_204_NO_CONTENT, tags=["identity"])
-async def revoke_token(
-    request: Request[Any, Any, Any], token_id: FromPath[str], principal: Caller, db: DB
-) -> None:
+async def revoke_token(token_id: FromPath[str], actor: ActorDep, db: DB) -> None:
     """Revoke one of my personal access tokens; it stops working at once."""
-    row = await revoke_personal_token(db, principal.user, token_id)
+    row = await revoke_personal_token(db, actor.user, token_id)
     record(
         db,
         action="personal_token.revoke",
-        actor=principal.user,
+        actor=actor.user,
         target_type="personal_token",
         target_id=row.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         name=row.name,
     )
     await db.commit()

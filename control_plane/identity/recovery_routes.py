@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from control_plane.actor import ActorDep
 from control_plane.audit.record import record
-from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Conflict, Unauthenticated
 from control_plane.identity.admin import admin_send_reset
 from control_plane.identity.client_ip import client_ip
@@ -73,17 +73,13 @@ async def verify_email(
 
 
 @post("/api/v1/me/email-verification", status_code=HTTP_202_ACCEPTED, tags=["identity"])
-async def resend_verification(
-    request: Request[Any, Any, Any], principal: Caller, runtime: RuntimeDep, db: DB
-) -> dict[str, str]:
+async def resend_verification(actor: ActorDep, runtime: RuntimeDep, db: DB) -> dict[str, str]:
     """Mail a new verification link to one's own, unverified email (rate limited)."""
-    user = principal.user
+    user = actor.user
     if user.email_verified_at is not None:
         raise Conflict("Your email is verified already.", code="already_verified")
     require_mail(runtime.settings)
-    counts = mail_request_counts(
-        runtime.settings, "verify", ip=client_ip(request), email=user.email
-    )
+    counts = mail_request_counts(runtime.settings, "verify", ip=actor.ip, email=user.email)
     await runtime.throttle.acquire(*counts)
     send_verification(db, runtime.settings, user, user.email)
     await db.commit()
@@ -92,15 +88,14 @@ async def resend_verification(
 
 @post("/api/v1/me/email", status_code=HTTP_202_ACCEPTED, tags=["identity"])
 async def change_email(
-    request: Request[Any, Any, Any],
     data: JSONBody[ChangeEmailBody],
-    principal: Caller,
+    actor: ActorDep,
     runtime: RuntimeDep,
     db: DB,
 ) -> dict[str, str]:
     """Ask to change one's email: a link goes to the new address, which becomes the account's
     (verified) when it is followed. The current password is required."""
-    user = principal.user
+    user = actor.user
     if not verify_password(data.password, user.password_hash):
         raise Unauthenticated("The password is not correct.", code="invalid_credentials")
     email = checked_email(data.email)
@@ -116,7 +111,7 @@ async def change_email(
         actor=user,
         target_type="user",
         target_id=user.id,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     await db.commit()
     return {"status": "verification_sent"}

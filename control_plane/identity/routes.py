@@ -83,9 +83,8 @@ async def signup(
 
 @post("/api/v1/auth/logout", status_code=HTTP_200_OK, tags=["identity"])
 async def logout(
-    request: Request[Any, Any, Any],
     data: JSONBody[LogoutBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> Response[dict[str, str]]:
@@ -93,10 +92,10 @@ async def logout(
     and clear the session cookie."""
     if data.refresh_token:
         await revoke_family_of(db, hash_secret(data.refresh_token))
-    await deny_access_token(runtime.revoked, principal.claims)
-    record(db, action="auth.logout", actor=principal.user, ip=client_ip(request))
+    await deny_access_token(runtime.revoked, actor.principal.claims)
+    record(db, action="auth.logout", actor=actor.user, ip=actor.ip)
     await db.commit()
-    await revoke_user_everywhere(runtime, db, principal.user)
+    await revoke_user_everywhere(runtime, db, actor.user)
     response = Response({"status": "logged_out"})
     response.delete_cookie(SESSION_COOKIE)
     return response

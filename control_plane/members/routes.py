@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 
+from control_plane.actor import ActorDep
 from control_plane.db.models import Org, User
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import NotFound
-from control_plane.identity.client_ip import client_ip
 from control_plane.members.invite_routes import INVITE_ROUTES
 from control_plane.members.schemas import (
     AddMemberBody,
@@ -30,7 +30,8 @@ from control_plane.members.service import (
     remove_member,
     user_to_add,
 )
-from control_plane.orgs.access import caller_roles, org_access, rank
+from control_plane.orgs.access import caller_roles, rank
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.pagination import Page
 from control_plane.routing.org_urls import org_url
 from control_plane.tokens.org_revocation import revoke_user_in_org
@@ -38,59 +39,63 @@ from control_plane.tokens.org_revocation import revoke_user_in_org
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
 
 
-@get("/api/v1/orgs/{org_id:str}/members", tags=["members"])
+@get(
+    "/api/v1/orgs/{org_ref:str}/members",
+    tags=["members"],
+    opt=needs_role("member", to="see its members"),
+)
 async def list_members(
-    org_id: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
     db: DB,
     limit: FromQuery[int] = 50,
     cursor: Cursor = None,
 ) -> Page[MemberOut]:
     """The org's direct members (any member may look), by email."""
-    access = await org_access(db, principal, org_id)
-    access.require("member", to="see its members")
     return await members_page(db, access.org, limit=limit, cursor=cursor)
 
 
-@post("/api/v1/orgs/{org_id:str}/members", status_code=HTTP_201_CREATED, tags=["members"])
+@post(
+    "/api/v1/orgs/{org_ref:str}/members",
+    status_code=HTTP_201_CREATED,
+    tags=["members"],
+    opt=needs_role("admin", to="manage members"),
+)
 async def add(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     data: JSONBody[AddMemberBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> MemberOut:
     """Add an existing user with a role (org admins; the owner role only by owners)."""
-    access = await org_access(db, principal, org_id)
-    access.require("admin", to="manage members")
     user = await user_to_add(db, email=data.email, user_id=data.user_id)
     membership = await add_member(
-        db, principal=principal, access=access, user=user, role=data.role, ip=client_ip(request)
+        db, principal=actor.principal, access=access, user=user, role=data.role, ip=actor.ip
     )
     return member_out(membership, user)
 
 
-@patch("/api/v1/orgs/{org_id:str}/members/{user_id:str}", tags=["members"])
+@patch(
+    "/api/v1/orgs/{org_ref:str}/members/{user_id:str}",
+    tags=["members"],
+    opt=needs_role("admin", to="manage members"),
+)
 async def update_role(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     user_id: FromPath[str],
     data: JSONBody[ChangeRoleBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> MemberOut:
     """Change a member's role; the last owner stays, nobody raises their own role."""
-    access = await org_access(db, principal, org_id)
-    access.require("admin", to="manage members")
     derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
     membership = await change_role(
         db,
-        principal=principal,
+        principal=actor.principal,
         access=access,
         user_id=user_id,
         role=data.role,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     user = await db.get(User, user_id)
     if user is None:  # only if the user row vanished in between
@@ -103,24 +108,20 @@ async def update_role(
 
 
 @delete(
-    "/api/v1/orgs/{org_id:str}/members/{user_id:str}",
+    "/api/v1/orgs/{org_ref:str}/members/{user_id:str}",
     status_code=HTTP_204_NO_CONTENT,
     tags=["members"],
 )
 async def remove(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     user_id: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> None:
     """Remove a member (org admins), or leave the org (oneself)."""
-    access = await org_access(db, principal, org_id)
     derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
-    await remove_member(
-        db, principal=principal, access=access, user_id=user_id, ip=client_ip(request)
-    )
+    await remove_member(db, principal=actor.principal, access=access, user_id=user_id, ip=actor.ip)
     also = [m.org_id for m in derived]
     await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
 

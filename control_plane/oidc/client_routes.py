@@ -7,17 +7,17 @@ no-store``); lists and audit events never carry it or its hash.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import OAuthClient
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.schemas import Strict
 from control_plane.oidc.clients import ClientType, list_clients
 from control_plane.oidc.registry import Actor, delete_client, register_client
@@ -74,15 +74,14 @@ class CreatedClient(ClientOut):
 
 @post("/api/v1/oauth/clients", status_code=HTTP_201_CREATED, tags=["oauth"])
 async def create_client(
-    request: Request[Any, Any, Any],
     data: JSONBody[CreateClientBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> Response[CreatedClient]:
     """Register a client (platform admins); a confidential client's secret is in this answer
     and never shown again."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     row, secret = await register_client(
         runtime,
         db,
@@ -91,7 +90,7 @@ async def create_client(
         redirect_uris=data.redirect_uris,
         scopes=data.scopes,
         first_party=data.first_party,
-        actor=Actor(user=principal.user, ip=client_ip(request)),
+        actor=Actor(user=actor.user, ip=actor.ip),
     )
     answer = CreatedClient(**msgspec.structs.asdict(ClientOut.of(row)), client_secret=secret)
     return Response(answer, status_code=HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
@@ -105,13 +104,11 @@ async def get_clients(principal: Caller, db: DB) -> Page[ClientOut]:
 
 
 @delete("/api/v1/oauth/clients/{client_id:str}", status_code=HTTP_204_NO_CONTENT, tags=["oauth"])
-async def delete_client_route(
-    request: Request[Any, Any, Any], client_id: FromPath[str], principal: Caller, db: DB
-) -> None:
+async def delete_client_route(client_id: FromPath[str], actor: ActorDep, db: DB) -> None:
     """Delete a client (platform admins): its codes and the access tokens it holds stop
     working at once (userinfo looks the client up)."""
-    require_platform_admin(principal)
-    await delete_client(db, client_id, actor=Actor(user=principal.user, ip=client_ip(request)))
+    require_platform_admin(actor.principal)
+    await delete_client(db, client_id, actor=Actor(user=actor.user, ip=actor.ip))
 
 
 ROUTES = [create_client, get_clients, delete_client_route]

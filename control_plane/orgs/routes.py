@@ -1,21 +1,22 @@
 """Orgs API: create, list, look up, read, update; lifecycle endpoints in ``lifecycle_routes``.
 
-Every ``{org_id}`` in a path accepts the org's id or its slug. An org the caller cannot see
+Every ``{org_ref}`` in a path accepts the org's id or its slug. An org the caller cannot see
 answers 404 ``org_not_found``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar import get, patch, post
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from control_plane.actor import ActorDep
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
-from control_plane.orgs.access import org_access, org_role
+from control_plane.orgs.access import org_role
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.lifecycle_routes import LIFECYCLE_ROUTES
 from control_plane.orgs.listing import list_orgs, lookup_orgs
 from control_plane.orgs.schemas import CreateOrgBody, LookupItem, OrgOut, UpdateOrgBody
@@ -31,9 +32,8 @@ QueryIds = Annotated[str | None, QueryParameter(max_length=4000)]
 
 @post("/api/v1/orgs", status_code=HTTP_202_ACCEPTED, tags=["orgs"])
 async def create(
-    request: Request[Any, Any, Any],
     data: JSONBody[CreateOrgBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> OrgOut:
@@ -43,12 +43,12 @@ async def create(
     ahead of it when every provisioning slot is taken."""
     org = await create_org(
         db,
-        principal=principal,
+        principal=actor.principal,
         body=data,
-        ip=client_ip(request),
+        ip=actor.ip,
         reserved=platform_labels(runtime.settings),
     )
-    out = await org_out(db, org, await org_role(db, principal.user, org))
+    out = await org_out(db, org, await org_role(db, actor.user, org))
     limit = runtime.settings.provisioning.max_concurrent_provisioning
     return msgspec.structs.replace(out, queue_position=await queue_position(db, org, limit=limit))
 
@@ -81,24 +81,21 @@ async def lookup(
     return await lookup_orgs(db, principal, q=q, ids=ids)
 
 
-@get("/api/v1/orgs/{org_id:str}", tags=["orgs"])
-async def read(org_id: FromPath[str], principal: Caller, db: DB) -> OrgOut:
+@get("/api/v1/orgs/{org_ref:str}", tags=["orgs"])
+async def read(access: OrgAccessDep, db: DB) -> OrgOut:
     """One org, by id or slug."""
-    access = await org_access(db, principal, org_id)
     return await org_out(db, access.org, access.role)
 
 
-@patch("/api/v1/orgs/{org_id:str}", tags=["orgs"])
+@patch("/api/v1/orgs/{org_ref:str}", tags=["orgs"])
 async def update(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     data: JSONBody[UpdateOrgBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> OrgOut:
     """Rename (org admins), or change plan, overrides or parent (governors of the org)."""
-    access = await org_access(db, principal, org_id)
-    org = await update_org(db, principal=principal, access=access, body=data, ip=client_ip(request))
+    org = await update_org(db, principal=actor.principal, access=access, body=data, ip=actor.ip)
     return await org_out(db, org, access.role)
 
 

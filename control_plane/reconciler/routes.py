@@ -18,8 +18,9 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from control_plane.actor import ActorDep
 from control_plane.db.models import Instance, Org
-from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.reconciler.actions import ActionBody, act_on_instance, nudge
 from control_plane.reconciler.events import timeline
 
@@ -82,9 +83,8 @@ def _view(org: Org, instance: Instance | None, events: list[Any]) -> InstanceOut
 
 
 @get("/api/v1/orgs/{org_ref:str}/instance", tags=["instances"])
-async def get_instance(org_ref: FromPath[str], principal: Caller, db: DB) -> InstanceOut:
+async def get_instance(access: OrgAccessDep, db: DB) -> InstanceOut:
     """Phase, reason, endpoint, last heartbeat and the event timeline of the org's instance."""
-    access = await org_access(db, principal, org_ref)
     org = access.org
     return _view(org, await db.get(Instance, org.id), await timeline(db, org_id=org.id))
 

@@ -33,7 +33,6 @@ from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Domain, Org, utcnow
 from control_plane.errors import BadRequest, Conflict, NotFound, ProblemError
-from control_plane.orgs.access import org_access
 from control_plane.orgs.hierarchy import effective_features
 from control_plane.orgs.plans import require_feature
 from control_plane.routing.hostnames import (
@@ -101,18 +100,6 @@ class DomainOut(msgspec.Struct):
             last_checked_at=domain.last_checked_at,
             challenge=challenge,
         )
-
-
-async def org_for_caller(
-    db: AsyncSession, *, principal: Principal, org_id: str, write: bool
-) -> Org:
-    """The org if the caller may see it (404 otherwise) and, for ``write``, is an admin (403)."""
-    access = await org_access(db, principal, org_id)
-    if write:
-        access.require("admin", to="manage its domains")
-    else:
-        access.require("member", to="see its domains")
-    return access.org
 
 
 async def domain_of(db: AsyncSession, *, org: Org, domain_id: str) -> Domain:

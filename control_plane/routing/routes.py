@@ -7,20 +7,20 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
-from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
+from control_plane.deps import DB, RuntimeDep
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.pagination import Page
 from control_plane.routing.domains import (
     DomainOut,
     add_custom_domain,
     domain_of,
     list_domains,
-    org_for_caller,
     remove_custom_domain,
 )
 from control_plane.routing.hostnames import InvalidHostname, canonical_hostname
@@ -69,17 +69,21 @@ def resolver_of(runtime: Runtime) -> TxtResolver:
     return TxtResolver(address=runtime.settings.routing.dns_resolver)
 
 
-@post("/api/v1/orgs/{org_id:str}/domains", status_code=HTTP_201_CREATED, tags=["domains"])
+@post(
+    "/api/v1/orgs/{org_ref:str}/domains",
+    status_code=HTTP_201_CREATED,
+    tags=["domains"],
+    opt=needs_role("admin", to="manage its domains"),
+)
 async def add_domain(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
+    access: OrgAccessDep,
     data: JSONBody[AddDomainBody],
-    principal: Caller,
+    actor: ActorDep,
     runtime: RuntimeDep,
     db: DB,
 ) -> DomainOut:
     """Add a custom domain (org admins); it is routed once its TXT record is verified."""
-    org = await org_for_caller(db, principal=principal, org_id=org_id, write=True)
+    org = access.org
     domain = await add_custom_domain(
         db,
         org=org,
@@ -87,34 +91,38 @@ async def add_domain(
         base_domain=runtime.settings.provisioning.base_domain,
         reserved=platform_hosts(runtime.settings),
         claim_ttl=claim_ttl(runtime.settings),
-        principal=principal,
-        ip=client_ip(request),
+        principal=actor.principal,
+        ip=actor.ip,
     )
     return DomainOut.of(domain)
 
 
-@get("/api/v1/orgs/{org_id:str}/domains", tags=["domains"])
-async def get_domains(org_id: FromPath[str], principal: Caller, db: DB) -> Page[DomainOut]:
+@get(
+    "/api/v1/orgs/{org_ref:str}/domains",
+    tags=["domains"],
+    opt=needs_role("member", to="see its domains"),
+)
+async def get_domains(access: OrgAccessDep, db: DB) -> Page[DomainOut]:
     """The org's hostnames: its subdomain and its custom domains, pending or verified."""
-    org = await org_for_caller(db, principal=principal, org_id=org_id, write=False)
+    org = access.org
     return Page(items=[DomainOut.of(d) for d in await list_domains(db, org=org)])
 
 
 @post(
-    "/api/v1/orgs/{org_id:str}/domains/{domain_id:str}/verify",
+    "/api/v1/orgs/{org_ref:str}/domains/{domain_id:str}/verify",
+    opt=needs_role("admin", to="manage its domains"),
     status_code=HTTP_200_OK,
     tags=["domains"],
 )
 async def verify_domain(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
+    access: OrgAccessDep,
     domain_id: FromPath[str],
-    principal: Caller,
+    actor: ActorDep,
     runtime: RuntimeDep,
     db: DB,
 ) -> VerifyAnswer:
     """Look the domain's TXT record up now; a match routes the domain (org admins)."""
-    org = await org_for_caller(db, principal=principal, org_id=org_id, write=True)
+    org = access.org
     domain = await domain_of(db, org=org, domain_id=domain_id)
     if domain.kind != "custom":
         return VerifyAnswer(domain=DomainOut.of(domain), result=CheckResult.VERIFIED)
@@ -126,19 +134,19 @@ async def verify_domain(
         org=org,
         result=result,
         claim_ttl=claim_ttl(runtime.settings),
-        actor=principal.user,
-        ip=client_ip(request),
+        actor=actor.user,
+        ip=actor.ip,
     )
     if not changed and result is not CheckResult.VERIFIED:
         record(
             db,
             action="domain.verify",
             outcome="failure",
-            actor=principal.user,
+            actor=actor.user,
             org_id=org.id,
             target_type="domain",
             target_id=domain.id,
-            ip=client_ip(request),
+            ip=actor.ip,
             hostname=domain.hostname,
             result=str(result),
         )
@@ -147,23 +155,21 @@ async def verify_domain(
 
 
 @delete(
-    "/api/v1/orgs/{org_id:str}/domains/{domain_id:str}",
+    "/api/v1/orgs/{org_ref:str}/domains/{domain_id:str}",
+    opt=needs_role("admin", to="manage its domains"),
     status_code=HTTP_204_NO_CONTENT,
     tags=["domains"],
 )
 async def remove_domain(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
+    access: OrgAccessDep,
     domain_id: FromPath[str],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
 ) -> None:
     """Remove a custom domain: it stops being routed and another org may claim it."""
-    org = await org_for_caller(db, principal=principal, org_id=org_id, write=True)
+    org = access.org
     domain = await domain_of(db, org=org, domain_id=domain_id)
-    await remove_custom_domain(
-        db, org=org, domain=domain, principal=principal, ip=client_ip(request)
-    )
+    await remove_custom_domain(db, org=org, domain=domain, principal=actor.principal, ip=actor.ip)
 
 
 ROUTES: list[Any] = [

@@ -1,11 +1,11 @@
 """Access requests (staff support access to orgs that require approval) and access events.
 
-    POST /api/v1/orgs/{org_id}/access-requests                 platform admin, not a member
-    GET  /api/v1/orgs/{org_id}/access-requests                 org admins and owners, staff
-    POST /api/v1/orgs/{org_id}/access-requests/{id}/approve    org owners
-    POST /api/v1/orgs/{org_id}/access-requests/{id}/reject     org owners (also revokes)
-    GET  /api/v1/orgs/{org_id}/access-events                   org admins and owners, staff
-    PUT  /api/v1/orgs/{org_id}/access-approval {required}      org owners
+    POST /api/v1/orgs/{org_ref}/access-requests                 platform admin, not a member
+    GET  /api/v1/orgs/{org_ref}/access-requests                 org admins and owners, staff
+    POST /api/v1/orgs/{org_ref}/access-requests/{id}/approve    org owners
+    POST /api/v1/orgs/{org_ref}/access-requests/{id}/reject     org owners (also revokes)
+    GET  /api/v1/orgs/{org_ref}/access-events                   org admins and owners, staff
+    PUT  /api/v1/orgs/{org_ref}/access-approval {required}      org owners
 
 Approving is for the org's own owners only: a platform admin acts as an owner elsewhere, but
 letting staff approve their own access would make the approval meaningless.
@@ -17,17 +17,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post, put
+from litestar import get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor, ActorDep
 from control_plane.db.models import AccessRequest, AuditEvent, utcnow
-from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Conflict, Forbidden
-from control_plane.identity.client_ip import client_ip
-from control_plane.orgs.access import OrgAccess, org_access
+from control_plane.orgs.access import OrgAccess
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.schemas import OrgOut
 from control_plane.orgs.service import org_out
 from control_plane.pagination import Page
@@ -42,7 +42,7 @@ from control_plane.tokens.support_access import (
     shown_status,
 )
 
-BASE = "/api/v1/orgs/{org_id:str}"
+BASE = "/api/v1/orgs/{org_ref:str}"
 
 
 class AccessRequestBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,14 +111,12 @@ def _require_admin_or_staff(access: OrgAccess) -> None:
 
 @post(f"{BASE}/access-requests", status_code=HTTP_201_CREATED, tags=["support access"])
 async def create_access_request(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     data: JSONBody[AccessRequestBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> AccessRequestOut:
     """A platform admin asks an org's owners for support access, stating why."""
-    access = await org_access(db, principal, org_id)
     if not access.staff:
         raise Forbidden(
             "Only platform admins request support access.", code="platform_admin_required"
@@ -128,30 +126,32 @@ async def create_access_request(
             "You are a member of this org; no access request is needed.", code="already_member"
         )
     created = await file_request(
-        db, org=access.org, staff=principal.user, reason=data.reason, ip=client_ip(request)
+        db, org=access.org, staff=actor.user, reason=data.reason, ip=actor.ip
     )
-    return AccessRequestOut.of(created, principal.user.email)
+    return AccessRequestOut.of(created, actor.user.email)
 
 
 @get(f"{BASE}/access-requests", tags=["support access"])
 async def get_access_requests(
-    org_id: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
     db: DB,
     limit: FromQuery[int] = 50,
     cursor: FromQuery[str | None] = None,
 ) -> Page[AccessRequestOut]:
     """The org's access requests, newest first (org admins and owners, platform admins)."""
-    access = await org_access(db, principal, org_id)
     _require_admin_or_staff(access)
     rows, nxt = await list_requests(db, org_id=access.org.id, limit=limit, cursor=cursor)
     return Page([AccessRequestOut.of(req, email) for req, email in rows], nxt)
 
 
 async def _decide(
-    org_id: str, request_id: str, approve: bool, actor: Actor, runtime: Runtime, db: AsyncSession
+    access: OrgAccess,
+    request_id: str,
+    approve: bool,
+    actor: Actor,
+    runtime: Runtime,
+    db: AsyncSession,
 ) -> AccessRequestOut:
-    access = await org_access(db, actor.principal, org_id)
     decided, staff_email = await owner_decides(
         db, runtime, actor, access, request_id=request_id, approve=approve
     )
@@ -164,10 +164,14 @@ async def _decide(
     tags=["support access"],
 )
 async def approve_access_request(
-    org_id: FromPath[str], request_id: FromPath[str], actor: ActorDep, runtime: RuntimeDep, db: DB
+    access: OrgAccessDep,
+    request_id: FromPath[str],
+    actor: ActorDep,
+    runtime: RuntimeDep,
+    db: DB,
 ) -> AccessRequestOut:
     """An owner lets the staff member in for ``access_approval_ttl`` seconds."""
-    return await _decide(org_id, request_id, True, actor, runtime, db)
+    return await _decide(access, request_id, True, actor, runtime, db)
 
 
 @post(
@@ -176,22 +180,24 @@ async def approve_access_request(
     tags=["support access"],
 )
 async def reject_access_request(
-    org_id: FromPath[str], request_id: FromPath[str], actor: ActorDep, runtime: RuntimeDep, db: DB
+    access: OrgAccessDep,
+    request_id: FromPath[str],
+    actor: ActorDep,
+    runtime: RuntimeDep,
+    db: DB,
 ) -> AccessRequestOut:
     """An owner refuses a pending request, or revokes an approval before it ends."""
-    return await _decide(org_id, request_id, False, actor, runtime, db)
+    return await _decide(access, request_id, False, actor, runtime, db)
 
 
 @get(f"{BASE}/access-events", tags=["support access"])
 async def get_access_events(
-    org_id: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
     db: DB,
     limit: FromQuery[int] = 50,
     cursor: FromQuery[str | None] = None,
 ) -> Page[AccessEventOut]:
     """Every staff access to the org and every access-request decision, newest first."""
-    access = await org_access(db, principal, org_id)
     _require_admin_or_staff(access)
     events, nxt = await list_access_events(db, org_id=access.org.id, limit=limit, cursor=cursor)
     return Page([AccessEventOut.of(event) for event in events], nxt)
@@ -203,21 +209,19 @@ class AccessApprovalBody(msgspec.Struct, forbid_unknown_fields=True):
 
 @put(f"{BASE}/access-approval", tags=["support access"])
 async def put_access_approval(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[str],
     data: JSONBody[AccessApprovalBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> OrgOut:
     """An owner switches whether staff need an approved request to enter the org."""
-    access = await org_access(db, principal, org_id)
     org = await set_access_approval(
         db,
         org=access.org,
         role=access.role,
-        owner=principal.user,
+        owner=actor.user,
         required=data.required,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     return await org_out(db, org, access.role)
 

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from litestar import Request, Response, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from control_plane.auth import require_platform_admin
 from control_plane.deps import DB, Caller
 from control_plane.errors import BadRequest
-from control_plane.orgs.access import org_access, org_not_found
+from control_plane.orgs.access import org_not_found
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.plans import plan_named
 from control_plane.usage.series import (
     METRICS,
@@ -38,11 +39,10 @@ def _wants_csv(request: Request[Any, Any, Any], fmt: str | None) -> bool:
     return request.accept.best_match(["application/json", CSV], default="") == CSV
 
 
-@get("/api/v1/orgs/{org_id:str}/usage", tags=["usage"])
+@get("/api/v1/orgs/{org_ref:str}/usage", tags=["usage"])
 async def org_usage(
     request: Request[Any, Any, Any],
-    org_id: FromPath[str],
-    principal: Caller,
+    access: OrgAccessDep,
     db: DB,
     start: FromQuery[datetime | None] = None,
     end: FromQuery[datetime | None] = None,
@@ -51,7 +51,6 @@ async def org_usage(
     format: FromQuery[Literal["json", "csv"] | None] = None,
 ) -> Response[Any]:
     """The org's usage per ``step`` seconds over [start, end) (default: the last 7 days)."""
-    access = await org_access(db, principal, org_id)
     # Metering is the platform's own record: staff see it behind the approval gate too.
     if not (access.staff or access.has("admin")):
         raise org_not_found()

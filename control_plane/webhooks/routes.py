@@ -13,18 +13,18 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy import delete as sql_delete
 from sqlmodel import col, select
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import WebhookDelivery, WebhookEndpoint
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import BadRequest, NotFound
-from control_plane.identity.client_ip import client_ip
 from control_plane.webhooks.destinations import resolve
 from control_plane.webhooks.events import EVENT_TYPES
 from control_plane.webhooks.signing import new_secret
@@ -94,16 +94,15 @@ def _event_types(requested: list[str]) -> list[str]:
 
 @post(BASE, status_code=HTTP_201_CREATED, tags=["webhooks"])
 async def create_endpoint(
-    request: Request[Any, Any, Any],
     data: JSONBody[EndpointBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> CreatedEndpointOut:
     """Register a receiver (platform admins). The answer carries its signing secret, which is
     never shown again. 400 ``invalid_webhook_url``, ``webhook_destination_refused`` (a private,
     loopback or link-local destination) or ``invalid_event_type``."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     event_types = _event_types(data.event_types)
     await resolve(data.url, allow_private=runtime.settings.fleet.webhook_allow_private)
     secret = new_secret()
@@ -112,16 +111,16 @@ async def create_endpoint(
         event_types=event_types,
         description=data.description,
         secret_enc=runtime.box.encrypt(secret.encode()),
-        created_by=principal.user.id,
+        created_by=actor.user.id,
     )
     db.add(endpoint)
     record(
         db,
         action="webhook.create",
-        actor=principal.user,
+        actor=actor.user,
         target_type="webhook",
         target_id=endpoint.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         url=data.url,
         event_types=event_types,
     )
@@ -146,11 +145,9 @@ async def _endpoint(db: DB, endpoint_id: str) -> WebhookEndpoint:
 
 
 @delete(f"{BASE}/{{endpoint_id:str}}", status_code=HTTP_204_NO_CONTENT, tags=["webhooks"])
-async def delete_endpoint(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str], principal: Caller, db: DB
-) -> None:
+async def delete_endpoint(endpoint_id: FromPath[str], actor: ActorDep, db: DB) -> None:
     """Remove a receiver and its delivery log (platform admins)."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     endpoint = await _endpoint(db, endpoint_id)
     await db.exec(
         sql_delete(WebhookDelivery).where(col(WebhookDelivery.endpoint_id) == endpoint.id)
@@ -159,10 +156,10 @@ async def delete_endpoint(
     record(
         db,
         action="webhook.delete",
-        actor=principal.user,
+        actor=actor.user,
         target_type="webhook",
         target_id=endpoint.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         url=endpoint.url,
     )
     await db.commit()

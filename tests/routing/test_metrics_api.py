@@ -63,7 +63,7 @@ async def test_metrics_need_the_token_and_count_bounded_series(make_settings: An
     assert answer.headers["cache-control"] == "no-store"
     found = samples(answer.text)
     http = "orgplane_http_request_duration_seconds_count"
-    route = (("method", "GET"), ("route", "/api/v1/orgs/{org_id}"), ("status", "200"))
+    route = (("method", "GET"), ("route", "/api/v1/orgs/{org_ref}"), ("status", "200"))
     assert found[(http, route)] == 1
     assert org_id not in answer.text, "an org id in metric labels"
     assert user not in answer.text, "a user id in metric labels"
