@@ -41,7 +41,7 @@ SERVING: Final = frozenset({OrgPhase.RUNNING, OrgPhase.UNHEALTHY})
 STEADY: Final = (OrgPhase.RUNNING, OrgPhase.STOPPED, OrgPhase.HIBERNATED)
 #: Phases of an instance being created; admission counts them against the concurrency cap.
 BUSY: Final = (OrgPhase.PROVISIONING, OrgPhase.STARTING)
-#: Phases with no instance meant to run, now or soon.
+#: Phases with no instance meant to run, now or soon (a rollout skips such an org, visibly).
 ASLEEP: Final = (
     OrgPhase.STOPPING,
     OrgPhase.STOPPED,

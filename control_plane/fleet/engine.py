@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.fleet_models import InstanceVersion, MaintenanceWindow, Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org, utcnow
+from control_plane.db.phases import ASLEEP, DesiredState, OrgPhase
 from control_plane.fleet.lease import claim_rollout, release_rollout, renewed_lease
 from control_plane.fleet.steps import (
     DONE,
@@ -43,8 +44,6 @@ log = structlog.get_logger("orgplane.rollouts")
 
 ACTIVE = ("running", "paused", "rolling_back")
 WINDOW_WAIT = "waiting for its maintenance window"
-#: Phases of an org that is not meant to run now: a rollout skips it (visibly).
-ASLEEP = ("stopping", "stopped", "hibernated", "deleting", "deleted")
 
 
 async def drive_rollouts(runtime: Runtime) -> bool:
@@ -181,7 +180,7 @@ async def _due_starts(
             skip = "deleted"
         elif instance.pinned_image:
             skip = f"pinned to {instance.pinned_image}"
-        elif org.phase in ASLEEP or org.suspended or org.desired_state != "running":
+        elif org.phase in ASLEEP or org.suspended or org.desired_state != DesiredState.RUNNING:
             skip = f"not running ({'suspended' if org.suspended else org.phase})"
         if skip:
             row.state, row.reason, row.finished_at = "skipped", skip, now
@@ -190,7 +189,7 @@ async def _due_starts(
             continue
         assert org is not None
         wait = ""
-        if org.phase != "running":  # starting, unhealthy, ...: it may be running soon
+        if org.phase != OrgPhase.RUNNING:  # starting, unhealthy, ...: it may be running soon
             wait = f"waiting for the org to run (it is {org.phase})"
         elif not in_window(await db.get(MaintenanceWindow, row.org_id), now):
             wait = WINDOW_WAIT

@@ -25,6 +25,7 @@ from control_plane.audit.record import record
 from control_plane.backups.service import restore_into, take_backup
 from control_plane.db.fleet_models import InstanceVersion, Rollout, RolloutOrg
 from control_plane.db.models import Backup, Instance, Org, utcnow
+from control_plane.db.phases import OrgPhase
 from control_plane.errors import ProblemError
 from control_plane.fleet.registry import version_name
 from control_plane.reconciler.events import add_event
@@ -87,7 +88,7 @@ async def runs(db: AsyncSession, org_id: str, image: str) -> bool:
     """The health gate: the org's current instance runs ``image`` and its heartbeat reports
     that image's version (any, for an image that is not registered)."""
     org, instance = await db.get(Org, org_id), await db.get(Instance, org_id)
-    if org is None or instance is None or org.phase != "running":
+    if org is None or instance is None or org.phase != OrgPhase.RUNNING:
         return False
     seen, started = instance.last_heartbeat_at, instance.started_at
     if instance.image != image or instance.observed_generation != org.generation:

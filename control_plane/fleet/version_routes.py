@@ -11,14 +11,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.fleet_models import InstanceVersion
@@ -31,8 +32,7 @@ from control_plane.fleet.registry import (
     new_version,
     version_name,
 )
-from control_plane.identity.client_ip import client_ip
-from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep
 
 
 class VersionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -98,14 +98,13 @@ async def _counts(db: DB) -> dict[str, int]:
 
 @post("/api/v1/versions", tags=["fleet"], status_code=HTTP_201_CREATED)
 async def create_version(
-    request: Request[Any, Any, Any],
     data: JSONBody[VersionBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> VersionOut:
     """Register an instance version (platform admins)."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     row = await new_version(
         db,
         runtime.settings.provisioning,
@@ -113,16 +112,16 @@ async def create_version(
         image=data.image,
         notes=data.notes,
         schema_version=data.schema_version,
-        created_by=principal.user.id,
+        created_by=actor.user.id,
     )
     db.add(row)
     record(
         db,
         action="version.create",
-        actor=principal.user,
+        actor=actor.user,
         target_type="version",
         target_id=row.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         name=row.name,
         image=row.image,
     )
@@ -149,21 +148,19 @@ async def get_version(version: FromPath[str], principal: Caller, db: DB) -> Vers
 
 
 @delete("/api/v1/versions/{version:str}", tags=["fleet"], status_code=HTTP_204_NO_CONTENT)
-async def delete_version(
-    request: Request[Any, Any, Any], version: FromPath[str], principal: Caller, db: DB
-) -> None:
+async def delete_version(version: FromPath[str], actor: ActorDep, db: DB) -> None:
     """Forget a version no org runs and no rollout names (409 ``version_in_use``)."""
-    require_platform_admin(principal)
+    require_platform_admin(actor.principal)
     row = await find_version(db, version)
     await check_unused(db, row)
     await db.delete(row)
     record(
         db,
         action="version.delete",
-        actor=principal.user,
+        actor=actor.user,
         target_type="version",
         target_id=row.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         name=row.name,
     )
     await db.commit()
@@ -179,9 +176,9 @@ async def fleet_versions(principal: Caller, db: DB) -> FleetOut:
 
 
 @get("/api/v1/orgs/{org_ref:str}/version", tags=["fleet"])
-async def org_version(org_ref: FromPath[str], principal: Caller, db: DB) -> OrgVersionOut:
+async def org_version(access: OrgAccessDep, db: DB) -> OrgVersionOut:
     """The version the org runs (its members and platform admins)."""
-    org = (await org_access(db, principal, org_ref)).org
+    org = access.org
     instance = await db.get(Instance, org.id) or Instance(org_id=org.id, provisioner="")
     return OrgVersionOut(
         org_id=org.id,

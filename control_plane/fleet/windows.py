@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, delete, get, put
-from litestar.params import FromPath, JSONBody
+from litestar import delete, get, put
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.db.fleet_models import MaintenanceWindow
 from control_plane.db.models import utcnow
-from control_plane.deps import DB, Caller
+from control_plane.deps import DB
 from control_plane.errors import BadRequest, NotFound
-from control_plane.identity.client_ip import client_ip
-from control_plane.orgs.access import org_access
+from control_plane.orgs.guards import OrgAccessDep, needs_role
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
@@ -66,26 +66,27 @@ def _out(row: MaintenanceWindow) -> WindowOut:
 
 
 @get("/api/v1/orgs/{org_ref:str}/maintenance-window", tags=["fleet"])
-async def read_window(org_ref: FromPath[str], principal: Caller, db: DB) -> WindowOut:
+async def read_window(access: OrgAccessDep, db: DB) -> WindowOut:
     """The org's maintenance window (404 ``no_maintenance_window`` when it has none)."""
-    org = (await org_access(db, principal, org_ref)).org
+    org = access.org
     row = await db.get(MaintenanceWindow, org.id)
     if row is None:
         raise NotFound("The org has no maintenance window.", code="no_maintenance_window")
     return _out(row)
 
 
-@put("/api/v1/orgs/{org_ref:str}/maintenance-window", tags=["fleet"])
+@put(
+    "/api/v1/orgs/{org_ref:str}/maintenance-window",
+    tags=["fleet"],
+    opt=needs_role("admin", to="set the maintenance window"),
+)
 async def put_window(
-    request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
     data: JSONBody[WindowBody],
-    principal: Caller,
+    access: OrgAccessDep,
+    actor: ActorDep,
     db: DB,
 ) -> WindowOut:
     """Set when rollouts may upgrade the org (org admins)."""
-    access = await org_access(db, principal, org_ref)
-    access.require("admin", to="set the maintenance window")
     match = _HHMM.match(data.start)
     days = sorted(set(data.weekdays))
     if match is None or any(not 0 <= d <= 6 for d in days):
@@ -103,11 +104,11 @@ async def put_window(
     record(
         db,
         action="org.maintenance_window_set",
-        actor=principal.user,
+        actor=actor.user,
         org_id=org.id,
         target_type="org",
         target_id=org.id,
-        ip=client_ip(request),
+        ip=actor.ip,
         window=msgspec.to_builtins(out),
     )
     await db.commit()
@@ -118,24 +119,21 @@ async def put_window(
     "/api/v1/orgs/{org_ref:str}/maintenance-window",
     tags=["fleet"],
     status_code=HTTP_204_NO_CONTENT,
+    opt=needs_role("admin", to="remove the maintenance window"),
 )
-async def delete_window(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], principal: Caller, db: DB
-) -> None:
+async def delete_window(access: OrgAccessDep, actor: ActorDep, db: DB) -> None:
     """Remove the org's maintenance window (rollouts may upgrade it at any time)."""
-    access = await org_access(db, principal, org_ref)
-    access.require("admin", to="remove the maintenance window")
     row = await db.get(MaintenanceWindow, access.org.id)
     if row is not None:
         await db.delete(row)
     record(
         db,
         action="org.maintenance_window_cleared",
-        actor=principal.user,
+        actor=actor.user,
         org_id=access.org.id,
         target_type="org",
         target_id=access.org.id,
-        ip=client_ip(request),
+        ip=actor.ip,
     )
     await db.commit()
 
