@@ -35,7 +35,7 @@ from control_plane.identity.mfa_account import (
     turn_off_totp,
 )
 from control_plane.identity.mfa_account import confirm_totp as confirm_totp_code
-from control_plane.identity.schemas import OneTimeCode, Password, Strict
+from control_plane.identity.schemas import ConfirmBody, Password, SecondFactorBody, Strict
 from control_plane.orgs.access import org_access
 from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
 
@@ -44,16 +44,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 class EnrolBody(Strict):
     password: Password
-
-
-class ConfirmBody(Strict):
-    code: OneTimeCode
-
-
-class DisableBody(Strict):
-    password: Password
-    #: The current TOTP code, or a recovery code.
-    code: OneTimeCode
 
 
 class Enrolment(msgspec.Struct):
@@ -112,7 +102,7 @@ async def confirm_totp(
 @delete("/api/v1/me/mfa/totp", status_code=HTTP_204_NO_CONTENT, tags=["identity"])
 async def disable_totp(
     request: Request[Any, Any, Any],
-    data: JSONBody[DisableBody],
+    data: JSONBody[SecondFactorBody],
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
@@ -124,7 +114,7 @@ async def disable_totp(
 @post("/api/v1/me/mfa/recovery-codes", status_code=HTTP_200_OK, tags=["identity"])
 async def regenerate_codes(
     request: Request[Any, Any, Any],
-    data: JSONBody[DisableBody],
+    data: JSONBody[SecondFactorBody],
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,

@@ -28,6 +28,20 @@ class LoginBody(Strict):
     otp: OneTimeCode | None = None
 
 
+class ConfirmBody(Strict):
+    """The first code of a new TOTP secret."""
+
+    code: OneTimeCode
+
+
+class SecondFactorBody(Strict):
+    """Re-authentication with both factors (turning MFA off, new recovery codes)."""
+
+    password: Password
+    #: The current TOTP code, or a recovery code.
+    code: OneTimeCode
+
+
 class SignupBody(Strict):
     email: Email
     password: Password
