@@ -15,7 +15,7 @@ events name what happened, never a secret or a code. The work is done in
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, post, put
@@ -35,7 +35,13 @@ from control_plane.identity.mfa_account import (
     turn_off_totp,
 )
 from control_plane.identity.mfa_account import confirm_totp as confirm_totp_code
-from control_plane.identity.schemas import ConfirmBody, Password, SecondFactorBody, Strict
+from control_plane.identity.schemas import (
+    ConfirmBody,
+    MfaResetBody,
+    Password,
+    SecondFactorBody,
+    Strict,
+)
 from control_plane.orgs.access import org_access
 from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
 
@@ -56,11 +62,6 @@ class Enrolment(msgspec.Struct):
 class RecoveryCodes(msgspec.Struct):
     #: Single-use codes for when the authenticator is lost: shown once, stored hashed.
     recovery_codes: list[str]
-
-
-class ResetBody(Strict):
-    #: Why (for the audit log): e.g. the ticket of the user's identity check.
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500, pattern=r"\S")]
 
 
 class MfaRequirementBody(Strict):
@@ -130,7 +131,7 @@ async def regenerate_codes(
 async def reset_user_mfa(
     request: Request[Any, Any, Any],
     user_id: FromPath[str],
-    data: JSONBody[ResetBody],
+    data: JSONBody[MfaResetBody],
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,

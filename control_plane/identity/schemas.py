@@ -42,6 +42,13 @@ class SecondFactorBody(Strict):
     code: OneTimeCode
 
 
+class MfaResetBody(Strict):
+    """A platform admin turning off someone's MFA."""
+
+    #: Why (for the audit log): e.g. how the person's identity was checked.
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500, pattern=r"\S")]
+
+
 class SignupBody(Strict):
     email: Email
     password: Password

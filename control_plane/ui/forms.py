@@ -42,6 +42,7 @@ NOTICES: Final = {
     "user_created": "User created.",
     "user_updated": "User updated.",
     "reset_link_sent": "A password-reset link is on its way to the user.",
+    "mfa_reset": "Two-factor authentication is off for the user, and their sessions ended.",
 }
 
 

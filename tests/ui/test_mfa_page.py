@@ -12,8 +12,8 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, RecoveryCode, User
-from tests.support.api import PASSWORD, add_user, assert_problem, direct_db
-from tests.support.mfa import code, login_answer, steady_step
+from tests.support.api import PASSWORD, add_user, assert_problem, direct_db, login
+from tests.support.mfa import code, enable_mfa, login_answer, steady_step
 from tests.ui.forms import submit, ui_login
 
 Client = AsyncTestClient[Any]
@@ -155,3 +155,27 @@ async def test_the_page_needs_a_session_and_codes_work_after_turning_on(
     signed = await login_answer(client, "rex@example.com", code(secret))
     assert signed.status_code == 200, signed.text
     assert (await login_answer(client, "rex@example.com", codes[9])).status_code == 200
+
+
+async def test_an_admin_turns_off_a_users_mfa_from_the_users_page(client: Client) -> None:
+    user_id = await add_user(client, "sam@example.com")
+    await enable_mfa(client, await login(client, "sam@example.com"))
+    admin_id = await add_user(client, "root@example.com", admin=True)
+    await ui_login(client, "root@example.com")
+    users = await client.get("/ui/admin/users")
+    action = f"/ui/admin/users/{user_id}/mfa-reset"
+    assert f'action="{action}"' in users.text
+    assert f'action="/ui/admin/users/{admin_id}/mfa-reset"' not in users.text
+    short = await submit(client, "/ui/admin/users", action, reason="  ")
+    assert short.status_code == 400
+    done = await submit(client, "/ui/admin/users", action, reason="ticket 7, called back")
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == "/ui/admin/users?done=mfa_reset"
+    assert (await login_answer(client, "sam@example.com")).status_code == 200
+    async with direct_db(client) as db:
+        user = await db.get(User, user_id)
+        query = select(AuditEvent).where(col(AuditEvent.action) == "mfa.admin_reset")
+        [event] = (await db.exec(query)).all()
+    assert user is not None
+    assert user.totp_enabled_at is None
+    assert event.detail["reason"] == "ticket 7, called back"
