@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Request
 from sqlalchemy import delete
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
@@ -87,6 +87,10 @@ async def regenerate_recovery_codes(
     """New recovery codes (the password and a current code, or a recovery code): every old
     code, used or not, stops working; the new ones are returned to show once."""
     _require_on(user)
+    # The user's row first: two regenerations at once run one after the other (on PostgreSQL
+    # each would otherwise lock the code it spends, then wait for the other's in the delete).
+    # (SQLite has no FOR UPDATE: its transactions begin IMMEDIATE, one writer at a time.)
+    await db.exec(select(col(User.id)).where(col(User.id) == user.id).with_for_update())
     await recheck(request, runtime, db, user, password, code)
     await db.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
     codes = new_recovery_codes(db, user)

@@ -4,6 +4,7 @@ server in the test process)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -71,6 +72,27 @@ async def test_regenerating_recovery_codes_replaces_every_old_one(
     newest = again.json()["recovery_codes"]
     for text in (repr(logs), repr([e.detail for e in events])):
         assert not any(c in text for c in [*old, *new, *newest])
+
+
+async def test_two_regenerations_at_once_leave_one_set_of_codes(
+    client: AsyncTestClient[Any],
+) -> None:
+    await add_user(client, "rr@example.com")
+    headers = await login(client, "rr@example.com")
+    enrolled = await enable_mfa(client, headers)
+    bodies = [{"password": PASSWORD, "code": c} for c in enrolled.recovery_codes[:4]]
+    answers = await asyncio.gather(
+        *(client.post(CODES, headers=headers, json=body) for body in bodies)
+    )
+    # One at a time: a regeneration that runs after another finds its code deleted.
+    statuses = [a.status_code for a in answers]
+    assert 200 in statuses
+    assert set(statuses) <= {200, 401}, [a.text for a in answers]
+    async with direct_db(client) as db:
+        stored = (await db.exec(select(RecoveryCode))).all()
+    # Only one set of 10 codes is left, all unused: the last one answered.
+    assert len(stored) == 10
+    assert all(r.used_at is None for r in stored)
 
 
 async def test_regenerating_needs_mfa_and_a_well_formed_body(
