@@ -78,6 +78,8 @@ OWN_CREDENTIAL = {
 CHECKS_PASSWORD = frozenset({"/api/v1/auth/login", "/api/v1/me/password", "/api/v1/me/email"})
 RATE_LIMITED = CHECKS_PASSWORD | {
     "/api/v1/instances/heartbeat",
+    "/api/v1/me/mfa/totp",  # the password (and a code) again, counted by the login limits
+    "/api/v1/me/mfa/recovery-codes",
     "/api/v1/auth/password-reset",
     "/api/v1/me/email-verification",
 }

@@ -3,11 +3,14 @@
     POST   /api/v1/me/mfa/totp          {password}          a new secret, shown once
     POST   /api/v1/me/mfa/totp/confirm  {code}              MFA on; 10 recovery codes, shown once
     DELETE /api/v1/me/mfa/totp          {password, code}    MFA off (a TOTP or a recovery code)
+    POST   /api/v1/me/mfa/recovery-codes {password, code}   10 new recovery codes, shown once
+    DELETE /api/v1/users/{user_id}/mfa  {reason}            platform admins: someone else's MFA off
     PUT    /api/v1/orgs/{org_ref}/mfa-requirement {required} org admins and owners, staff,
                                                         signed in with a second factor
 
 Secrets and codes are only in the answers that make them (``Cache-Control: no-store``); audit
-events name what happened, never a secret or a code. See :mod:`control_plane.identity.mfa`.
+events name what happened, never a secret or a code. The work is done in
+:mod:`control_plane.identity.mfa_account` (shared with the UI pages).
 """
 
 from __future__ import annotations
@@ -16,23 +19,28 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, post, put
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.actor import ActorDep
+from control_plane.actor import Actor, ActorDep
 from control_plane.audit.record import record
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Conflict, Forbidden
-from control_plane.identity.client_ip import client_ip
-from control_plane.identity.login import recheck
-from control_plane.identity.mfa import (
-    begin_enrolment,
-    confirm_enrolment,
-    disable_mfa,
-    mfa_enabled,
+from control_plane.errors import Forbidden
+from control_plane.identity.mfa_account import (
+    admin_reset_mfa,
+    regenerate_recovery_codes,
+    start_totp,
+    turn_off_totp,
 )
-from control_plane.identity.schemas import OneTimeCode, Password, Strict
+from control_plane.identity.mfa_account import confirm_totp as confirm_totp_code
+from control_plane.identity.schemas import (
+    ConfirmBody,
+    MfaResetBody,
+    Password,
+    SecondFactorBody,
+    Strict,
+)
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
 
@@ -41,16 +49,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 class EnrolBody(Strict):
     password: Password
-
-
-class ConfirmBody(Strict):
-    code: OneTimeCode
-
-
-class DisableBody(Strict):
-    password: Password
-    #: The current TOTP code, or a recovery code.
-    code: OneTimeCode
 
 
 class Enrolment(msgspec.Struct):
@@ -84,67 +82,63 @@ async def enrol_totp(
 ) -> Response[Enrolment]:
     """Start TOTP enrolment (re-authenticating with the password): a new secret, shown once.
     It becomes a second factor with ``POST /api/v1/me/mfa/totp/confirm``."""
-    user = principal.user
-    await recheck(request, runtime, db, user, data.password)
-    secret, uri = begin_enrolment(runtime.settings, user)
-    db.add(user)
-    record(
-        db,
-        action="mfa.totp_started",
-        actor=user,
-        target_type="user",
-        target_id=user.id,
-        ip=client_ip(request),
-    )
-    await db.commit()
+    secret, uri = await start_totp(request, runtime, db, principal.user, data.password)
     return Response(Enrolment(secret, uri), status_code=HTTP_201_CREATED, headers=NO_STORE)
 
 
 @post("/api/v1/me/mfa/totp/confirm", status_code=HTTP_200_OK, tags=["identity"])
 async def confirm_totp(
+    request: Request[Any, Any, Any],
     data: JSONBody[ConfirmBody],
-    actor: ActorDep,
+    principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> Response[RecoveryCodes]:
     """Turn MFA on with the authenticator's current code; answers the recovery codes once."""
-    user = actor.user
-    codes = await confirm_enrolment(db, runtime.settings, user, data.code)
-    record(
-        db,
-        action="mfa.totp_enabled",
-        actor=user,
-        target_type="user",
-        target_id=user.id,
-        ip=actor.ip,
-    )
-    await db.commit()
+    codes = await confirm_totp_code(request, runtime, db, principal.user, data.code)
     return Response(RecoveryCodes(codes), headers=NO_STORE)
 
 
 @delete("/api/v1/me/mfa/totp", status_code=HTTP_204_NO_CONTENT, tags=["identity"])
 async def disable_totp(
     request: Request[Any, Any, Any],
-    data: JSONBody[DisableBody],
+    data: JSONBody[SecondFactorBody],
     principal: Caller,
     db: DB,
     runtime: RuntimeDep,
 ) -> None:
     """Turn MFA off: the password and a current code (or a recovery code) are needed."""
+    await turn_off_totp(request, runtime, db, principal.user, data.password, data.code)
+
+
+@post("/api/v1/me/mfa/recovery-codes", status_code=HTTP_200_OK, tags=["identity"])
+async def regenerate_codes(
+    request: Request[Any, Any, Any],
+    data: JSONBody[SecondFactorBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Response[RecoveryCodes]:
+    """New recovery codes (the password and a current code, or a recovery code): answered
+    once; every earlier code stops working. 409 ``mfa_not_enabled`` without MFA."""
     user = principal.user
-    if not mfa_enabled(user):
-        raise Conflict("Two-factor authentication is not on.", code="mfa_not_enabled")
-    await recheck(request, runtime, db, user, data.password, data.code)
-    await disable_mfa(db, user)
-    record(
-        db,
-        action="mfa.totp_disabled",
-        actor=user,
-        target_type="user",
-        target_id=user.id,
-        ip=client_ip(request),
-    )
-    await db.commit()
+    codes = await regenerate_recovery_codes(request, runtime, db, user, data.password, data.code)
+    return Response(RecoveryCodes(codes), headers=NO_STORE)
+
+
+@delete("/api/v1/users/{user_id:str}/mfa", status_code=HTTP_204_NO_CONTENT, tags=["identity"])
+async def reset_user_mfa(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[MfaResetBody],
+    principal: Caller,
+    db: DB,
+    runtime: RuntimeDep,
+) -> None:
+    """Turn off another user's MFA (platform admins; a reason is audited): their recovery
+    codes go and every session of theirs ends; they are emailed when mail is configured."""
+    actor = Actor.of(request, principal)
+    await admin_reset_mfa(db, runtime, actor, user_id, data.reason.strip())
 
 
 @put(
@@ -185,4 +179,11 @@ async def put_mfa_requirement(
     return MfaRequirement(org.id, org.require_mfa)
 
 
-ROUTES = [enrol_totp, confirm_totp, disable_totp, put_mfa_requirement]
+ROUTES = [
+    enrol_totp,
+    confirm_totp,
+    disable_totp,
+    regenerate_codes,
+    reset_user_mfa,
+    put_mfa_requirement,
+]

@@ -28,6 +28,27 @@ class LoginBody(Strict):
     otp: OneTimeCode | None = None
 
 
+class ConfirmBody(Strict):
+    """The first code of a new TOTP secret."""
+
+    code: OneTimeCode
+
+
+class SecondFactorBody(Strict):
+    """Re-authentication with both factors (turning MFA off, new recovery codes)."""
+
+    password: Password
+    #: The current TOTP code, or a recovery code.
+    code: OneTimeCode
+
+
+class MfaResetBody(Strict):
+    """A platform admin turning off someone's MFA."""
+
+    #: Why (for the audit log): e.g. how the person's identity was checked.
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500, pattern=r"\S")]
+
+
 class SignupBody(Strict):
     email: Email
     password: Password

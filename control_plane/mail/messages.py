@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 TEMPLATES: Final = Path(__file__).with_name("templates")
 DEFAULT_LOCALE: Final = "en"
 KINDS: Final = frozenset(
-    {"invite", "password_reset", "email_verification", "new_device", "org_deletion"}
+    {"invite", "password_reset", "email_verification", "new_device", "org_deletion", "mfa_reset"}
 )
 
 

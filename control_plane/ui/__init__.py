@@ -31,6 +31,7 @@ from control_plane.ui import (
     branding_pages,
     dashboard,
     member_pages,
+    mfa_pages,
     org_actions,
     org_pages,
     recovery_pages,
@@ -123,6 +124,7 @@ def ui_setup(settings: Settings, *, extra_pages: Sequence[Any] = ()) -> UISetup:
         path="/ui",
         route_handlers=[
             *auth_pages.ROUTES,
+            *mfa_pages.ROUTES,
             *recovery_pages.ROUTES,
             *dashboard.ROUTES,
             *org_pages.ROUTES,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.params import FromPath, QueryParameter
+from litestar.response import Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
@@ -20,7 +21,8 @@ from control_plane.db.types import utc
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity import admin
-from control_plane.identity.schemas import CreateUserBody, UpdateUserBody
+from control_plane.identity.mfa_account import admin_reset_mfa
+from control_plane.identity.schemas import CreateUserBody, MfaResetBody, UpdateUserBody
 from control_plane.orgs.access import find_live_org
 from control_plane.tokens.key_admin import keys_of, start_rotation
 from control_plane.ui.forms import (
@@ -103,6 +105,16 @@ async def user_create_submit(request: Request[Any, Any, Any], viewer: Viewer, db
     return page("users.html", 400, notice="", **context)
 
 
+async def _users_refused(
+    db: AsyncSession, viewer: Principal, exc: ProblemError, *, mail_on: bool = False
+) -> Template:
+    """The users page again, with the refusal of a change (rolled back) at the top."""
+    await start_over(db, viewer)
+    context = await users_context(db, viewer, q=None, cursor=None, mail_on=mail_on)
+    context["errors"].general = exc.detail
+    return page("users.html", exc.status, notice="", **context)
+
+
 @post("/admin/users/{user_id:str}/status")
 async def user_status_submit(
     request: Request[Any, Any, Any],
@@ -123,10 +135,7 @@ async def user_status_submit(
             UpdateUserBody(disabled=data.get("disabled") == "true"),
         )
     except ProblemError as exc:
-        await start_over(db, viewer)
-        context = await users_context(db, viewer, q=None, cursor=None)
-        context["errors"].general = exc.detail
-        return page("users.html", exc.status, notice="", **context)
+        return await _users_refused(db, viewer, exc)
     return back_to("/ui/admin/users", "user_updated")
 
 
@@ -143,11 +152,30 @@ async def user_reset_submit(
     try:
         await admin.admin_send_reset(db, runtime, Actor.of(request, viewer), user_id)
     except ProblemError as exc:
-        await start_over(db, viewer)
-        context = await users_context(db, viewer, q=None, cursor=None, mail_on=True)
-        context["errors"].general = exc.detail
-        return page("users.html", exc.status, notice="", **context)
+        return await _users_refused(db, viewer, exc, mail_on=True)
     return back_to("/ui/admin/users", "reset_link_sent")
+
+
+@post("/admin/users/{user_id:str}/mfa-reset")
+async def user_mfa_reset_submit(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    viewer: Viewer,
+    db: DB,
+    runtime: RuntimeDep,
+) -> Any:
+    """Turn off a user's MFA, with the reason the audit log keeps (sessions end)."""
+    require_platform_admin(viewer)
+    errors = FormErrors()
+    values = {"reason": (await form_data(request)).get("reason", "")}
+    body = body_from(MfaResetBody, values, errors)
+    try:
+        if body is None:
+            raise BadRequest("Give the reason (3 to 500 characters).", code="invalid_reason")
+        await admin_reset_mfa(db, runtime, Actor.of(request, viewer), user_id, body.reason)
+    except ProblemError as exc:
+        return await _users_refused(db, viewer, exc)
+    return back_to("/ui/admin/users", "mfa_reset")
 
 
 def _day(value: str | None, name: str) -> datetime | None:
@@ -222,6 +250,7 @@ async def rotate_submit(
 
 
 ROUTES = [
+    user_mfa_reset_submit,
     users_page,
     user_create_submit,
     user_status_submit,

@@ -27,6 +27,7 @@ NOTICES: Final = {
     "created": "Created.",
     "saved": "Saved.",
     "password_changed": "Your password was changed.",
+    "mfa_disabled": "Two-factor authentication is off; your password alone signs you in.",
     "password_reset": "Your password was reset and every session signed out; sign in with it.",
     "action_requested": "Requested; the instance timeline shows progress.",
     "deletion_requested": "Deletion scheduled. You can cancel it until the countdown ends.",
@@ -41,6 +42,7 @@ NOTICES: Final = {
     "user_created": "User created.",
     "user_updated": "User updated.",
     "reset_link_sent": "A password-reset link is on its way to the user.",
+    "mfa_reset": "Two-factor authentication is off for the user, and their sessions ended.",
 }
 
 
