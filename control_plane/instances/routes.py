@@ -113,7 +113,13 @@ async def heartbeat(
     if outcome.new_run:
         request.state[WAKE_RECONCILER] = True
     via_redis = outcome.accepted and data.redis_ok and uses_redis(runtime)
-    behind = data.config_version != org.config_version
+    # An instance that does not report its config_version (the contract allows it) gets the
+    # org's branding with the beats that write anyway, not with every beat: an unchanged beat
+    # stays one indexed read.
+    if data.config_version is None:
+        behind = outcome.wrote
+    else:
+        behind = data.config_version != org.config_version
     answer = await processor.answer(
         org, outcome, contract_version=speaks, via_redis=via_redis, behind=behind
     )

@@ -23,11 +23,12 @@ def add_event(db: AsyncSession, *, org_id: str, kind: str, message: str = "") ->
 
 
 def set_phase(
-    db: AsyncSession, org: Org, phase: OrgPhase, reason: str = "", *, event: bool = True
+    db: AsyncSession, org: Org, phase: OrgPhase | str, reason: str = "", *, event: bool = True
 ) -> None:
     """Move the org to ``phase`` with ``reason``; a change is also a timeline event (a change of
     the reason alone is not, with ``event=False``), and entering a phase of
     :data:`PHASE_EVENTS` a webhook event, in the same transaction."""
+    phase = OrgPhase(phase)  # a name that is not a phase is a bug: ValueError
     changed = org.phase != phase
     if changed or (event and org.reason != reason):
         add_event(db, org_id=org.id, kind=f"phase.{phase}", message=reason)

@@ -152,6 +152,20 @@ class HeartbeatBody(TypedDict):
     contract_version: NotRequired[int]
 
 
+class Branding(TypedDict):
+    """The org's branding in force (each value its own or inherited from a parent org)."""
+
+    #: The org's display name (its name when none is set).
+    display_name: str
+    #: ``#rrggbb``, or None when no org up the tree sets one.
+    primary_color: str | None
+    #: ``#ffffff`` or ``#111111``: whichever contrasts more with ``primary_color`` (WCAG).
+    text_color: str | None
+    contact_email: str | None
+    #: An absolute URL on the control plane (public, named by the logo's SHA-256).
+    logo_url: str | None
+
+
 class HeartbeatAnswer(TypedDict):
     """The control plane's answer to a heartbeat."""
 
@@ -163,3 +177,6 @@ class HeartbeatAnswer(TypedDict):
     #: The version the control plane speaks with this instance (older control planes omit
     #: it: read it with ``.get("contract_version", 1)``).
     contract_version: int
+    #: The org's branding, sent when the instance's ``config_version`` is behind (a change of
+    #: branding bumps it). Absent: keep what you have.
+    branding: NotRequired[Branding]
