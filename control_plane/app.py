@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import structlog
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.middleware import DefineMiddleware
@@ -31,6 +31,7 @@ from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
 from control_plane.branding.routes import ROUTES as BRANDING_ROUTES
 from control_plane.db.engine import private_sqlite_files
+from control_plane.db.request_sessions import CloseRequestSessions, track
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.errors import ProblemError
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
@@ -82,9 +83,13 @@ async def provide_runtime(state: State) -> Runtime:
     return runtime
 
 
-async def provide_db(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    """Dependency: a database session for one request, rolled back if left uncommitted."""
+async def provide_db(
+    request: Request[Any, Any, Any], runtime: RuntimeDep
+) -> AsyncIterator[AsyncSession]:
+    """Dependency: a database session for one request, rolled back if left uncommitted and
+    closed when the request ends (:mod:`control_plane.db.request_sessions`)."""
     async with runtime.sessions() as session:
+        track(request, session)
         yield session
 
 
@@ -203,7 +208,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan(settings)],
         after_response=wake_after_org_write,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[DefineMiddleware(RequestLogMiddleware), HTTPMetricsMiddleware],
+        middleware=[
+            CloseRequestSessions,
+            DefineMiddleware(RequestLogMiddleware),
+            HTTPMetricsMiddleware,
+        ],
         request_class=BoundedJSONRequest,
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
