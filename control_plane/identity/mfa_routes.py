@@ -22,7 +22,7 @@ from litestar import Request, Response, delete, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.actor import Actor, ActorDep
+from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
@@ -128,16 +128,14 @@ async def regenerate_codes(
 
 @delete("/api/v1/users/{user_id:str}/mfa", status_code=HTTP_204_NO_CONTENT, tags=["identity"])
 async def reset_user_mfa(
-    request: Request[Any, Any, Any],
     user_id: FromPath[str],
     data: JSONBody[MfaResetBody],
-    principal: Caller,
+    actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> None:
     """Turn off another user's MFA (platform admins; a reason is audited): their recovery
     codes go and every session of theirs ends; they are emailed when mail is configured."""
-    actor = Actor.of(request, principal)
     await admin_reset_mfa(db, runtime, actor, user_id, data.reason.strip())
 
 
