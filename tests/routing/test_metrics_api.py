@@ -62,9 +62,15 @@ async def test_metrics_need_the_token_and_count_bounded_series(make_settings: An
     assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert answer.headers["cache-control"] == "no-store"
     found = samples(answer.text)
-    http = "orgplane_http_request_duration_seconds_count"
-    route = (("method", "GET"), ("route", "/api/v1/orgs/{org_ref}"), ("status", "200"))
-    assert found[(http, route)] == 1
+    route = (("method", "GET"), ("route", "/api/v1/orgs/{org_ref}"))
+    assert found[("orgplane_http_request_duration_seconds_count", route)] == 1
+    assert found[("orgplane_http_requests_total", (*route, ("status", "200")))] == 1
+    # The latency histogram carries no status (the counter does), and no `_created` samples.
+    assert not any(
+        name.startswith("orgplane_http_request_duration") and "status" in dict(labels)
+        for name, labels in found
+    )
+    assert not any(name.endswith("_created") for name, _ in found)
     assert org_id not in answer.text, "an org id in metric labels"
     assert user not in answer.text, "a user id in metric labels"
     tokens = "orgplane_token_requests_total"
@@ -117,3 +123,19 @@ async def test_service_discovery_lists_serving_instances(make_settings: Any) -> 
             },
         },
     ]
+
+
+async def test_metrics_are_gzipped_only_for_a_scraper_that_asks(make_settings: Any) -> None:
+    settings = make_settings(ORGPLANE_METRICS_TOKEN=METRICS_TOKEN)
+    async with AsyncTestClient(create_app(settings), base_url="http://127.0.0.1:8080") as client:
+        zipped = await client.get("/metrics", headers={**SCRAPE, "Accept-Encoding": "gzip"})
+        plain = await client.get("/metrics", headers={**SCRAPE, "Accept-Encoding": "identity"})
+    assert zipped.status_code == plain.status_code == 200
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
+    # httpx decoded the gzip body: both parse to the same families.
+    assert {f.name for f in text_string_to_metric_families(zipped.text)} == {
+        f.name for f in text_string_to_metric_families(plain.text)
+    }
+    assert int(zipped.headers["content-length"]) < len(zipped.content)
