@@ -5,6 +5,7 @@ middle of a rollout."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from sqlmodel import col, select
 
 from control_plane.db.models import WebhookEvent
+from control_plane.fleet import steps
 from control_plane.reconciler.faults import BROKEN_VERSION_ENV
 from tests.backups.live import Live, new_org, read_data, wait_serving, write_data
 from tests.fleet.rollout_live import (
@@ -197,8 +199,25 @@ async def test_broken_version_pauses_and_rollback_keeps_data(
             assert (version["image"], version["assigned_image"]) == (v1, None)
 
 
-async def test_a_restart_mid_rollout_resumes(start: Starter) -> None:
+async def test_a_restart_mid_rollout_resumes(
+    start: Starter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     slugs = [f"boot-{n}" for n in range(3)]
+    # The first control plane upgrades one org, then its second org's pre-upgrade backup is
+    # held until it stops: without that, a loaded machine let it finish all three before its
+    # shutdown, and there was nothing left to resume (seen under a CPU hog).
+    entered, release = asyncio.Event(), asyncio.Event()
+    real_backup, backups = steps.take_backup, 0
+
+    async def second_backup_held(*args: Any, **kwargs: Any) -> Any:
+        nonlocal backups
+        backups += 1
+        if backups > 1 and not release.is_set():
+            entered.set()
+            await asyncio.wait_for(release.wait(), timeout=120)
+        return await real_backup(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "take_backup", second_backup_held)
     async with start(keep_instances=True) as live:
         await register_versions(live)
         for slug in slugs:
@@ -209,6 +228,9 @@ async def test_a_restart_mid_rollout_resumes(start: Starter) -> None:
         await wait_rollout(
             live, made["id"], lambda r: r["counts"].get("upgraded", 0) >= 1, "one org upgraded"
         )
+        await asyncio.wait_for(entered.wait(), timeout=60)
+        assert (await rollout(live, made["id"]))["counts"].get("upgraded") == 1
+    release.set()
     # A new control plane (new replica id) on the same database and data directory.
     async with start() as live:
         assert (await rollout(live, made["id"]))["state"] == "running"
