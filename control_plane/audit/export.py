@@ -26,7 +26,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -41,6 +41,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.audit.schemas import AuditEventOut, event_out
 from control_plane.db.models import AuditEvent, utcnow
+from control_plane.db.types import utc
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity.client_ip import client_ip
@@ -101,15 +102,8 @@ class ExportOperation(Operation):
             }
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """``moment``, a time without an offset read as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def _window(since: datetime | None, until: datetime | None) -> list[Any]:
-    since, until = _utc(since), _utc(until)
+    since, until = (None if t is None else utc(t) for t in (since, until))
     conditions: list[Any] = []
     if since is not None:
         conditions.append(col(AuditEvent.at) >= since)

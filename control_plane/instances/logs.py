@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import anyio
@@ -22,6 +22,7 @@ import structlog
 from litestar import Request
 
 from control_plane.audit.record import record
+from control_plane.db.types import utc
 from control_plane.deps import DB, Caller
 from control_plane.errors import BadRequest, Conflict, ProblemError
 from control_plane.identity.client_ip import client_ip
@@ -49,7 +50,7 @@ def parse_since(value: str | None) -> datetime | None:
             code="invalid_since",
             field="since",
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return utc(when)
 
 
 def checked_tail(tail: int | None, maximum: int) -> int:

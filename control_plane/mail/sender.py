@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 import aiosmtplib
@@ -24,6 +24,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 
 from control_plane.db.models import OutboxMail, utcnow
+from control_plane.db.types import utc
 from control_plane.mail.outbox import outbox_box, register_sender, unregister_sender
 from control_plane.runtime import Runtime
 
@@ -96,8 +97,7 @@ class MailSender:
             return POLL_SECONDS
         if soonest is None:
             return POLL_SECONDS
-        if soonest.tzinfo is None:  # SQLite: an aggregate bypasses the column's type
-            soonest = soonest.replace(tzinfo=UTC)
+        soonest = utc(soonest)  # SQLite: an aggregate bypasses the column's type
         return min(max((soonest - utcnow()).total_seconds(), 0.05), POLL_SECONDS)
 
     async def deliver_due(self) -> int:

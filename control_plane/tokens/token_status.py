@@ -18,7 +18,6 @@ no-store``.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import jwt
@@ -140,15 +139,14 @@ async def introspect(
     """The RFC 7662 answer about ``token`` for ``caller``."""
     row = await _refresh_row(db, token)
     if row is not None:
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-        live = row.used_at is None and row.revoked_at is None and expires > utcnow()
+        live = row.used_at is None and row.revoked_at is None and row.expires_at > utcnow()
         user = await db.get(User, row.user_id)
         if not live or user is None or user.disabled:
             return INACTIVE
         if not (caller.is_platform_admin or caller.id == row.user_id):
             return INACTIVE
         return {"active": True, "token_type": "refresh_token", "client_id": CLIENT_ID,
-                "sub": row.user_id, "exp": int(expires.timestamp())}  # fmt: skip
+                "sub": row.user_id, "exp": int(row.expires_at.timestamp())}  # fmt: skip
     claims = await our_jwt(runtime, db, token)
     if claims is None:
         return INACTIVE
