@@ -30,8 +30,11 @@ from tests.support.services import REPO, chromium_binary, need
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SIGNED_IN = re.compile(r"/ui/(orgs)?$")
-PORT = 47811  # this suite's own range: 47800-47899
-BASE = f"http://localhost:{PORT}"
+#: Each test its own port (xdist may run them at once), in this suite's range 47800-47899.
+PORTS = {
+    "test_add_a_passkey_then_sign_in_with_it": 47811,
+    "test_without_javascript_the_code_still_signs_in": 47812,
+}
 SHOTS = REPO / "test-output" / "passkeys"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 AUTHENTICATOR = {
@@ -51,18 +54,31 @@ def db_backend() -> str:
 
 
 @pytest.fixture
-async def live(make_settings: Any) -> AsyncIterator[tuple[Enrolled, dict[str, str]]]:
+def port(request: pytest.FixtureRequest) -> int:
+    return PORTS[request.node.originalname]
+
+
+@pytest.fixture
+def base(port: int) -> str:
+    """The public URL: http://localhost is a secure context, and a domain for the RP ID."""
+    return f"http://localhost:{port}"
+
+
+@pytest.fixture
+async def live(
+    make_settings: Any, port: int, base: str
+) -> AsyncIterator[tuple[Enrolled, dict[str, str]]]:
     """The served control plane with Ann, TOTP on: her enrolment and API headers."""
     settings = make_settings(
-        ORGPLANE_PORT=str(PORT),
-        ORGPLANE_PUBLIC_URL=BASE,
+        ORGPLANE_PORT=str(port),
+        ORGPLANE_PUBLIC_URL=base,
         ORGPLANE_DEPLOYMENT_ID=f"pk-{uuid.uuid4().hex[:8]}",
     )
-    async with serve_control_plane(settings, PORT) as app:
+    async with serve_control_plane(settings, port) as app:
         async with app.state.runtime.sessions() as db:
             await create_user(db, email="ann@example.com", password=PASSWORD, name="Ann")
             await db.commit()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}") as api:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
             answer = await api.post(
                 "/api/v1/auth/login", json={"email": "ann@example.com", "password": PASSWORD}
             )
@@ -99,12 +115,12 @@ async def _amr(context: Any) -> list[str]:
 
 
 async def test_add_a_passkey_then_sign_in_with_it(
-    live: tuple[Enrolled, dict[str, str]], browser: Any
+    live: tuple[Enrolled, dict[str, str]], browser: Any, base: str
 ) -> None:
     from playwright.async_api import expect
 
     enrolled = live[0]
-    context = await browser.new_context(base_url=BASE)
+    context = await browser.new_context(base_url=base)
     page = await context.new_page()
     page.set_default_timeout(20_000)
     cdp = await context.new_cdp_session(page)
@@ -146,22 +162,22 @@ async def test_add_a_passkey_then_sign_in_with_it(
 
 
 async def test_without_javascript_the_code_still_signs_in(
-    live: tuple[Enrolled, dict[str, str]], browser: Any
+    live: tuple[Enrolled, dict[str, str]], browser: Any, port: int, base: str
 ) -> None:
     from playwright.async_api import expect
 
     enrolled, headers = live
     # Ann has a passkey (added through the API with the software authenticator): the code
     # page carries its options, but without script the passkey form stays hidden.
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}") as api:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
         started = await api.post(
             "/api/v1/me/passkeys/registration", headers=headers, json={"password": PASSWORD}
         )
-        credential = SoftAuthenticator("localhost", BASE).create(started.json()["options"])
+        credential = SoftAuthenticator("localhost", base).create(started.json()["options"])
         body = {"name": "Key", "credential": credential}
         added = await api.post("/api/v1/me/passkeys", headers=headers, json=body)
         assert added.status_code == 201, added.text
-    context = await browser.new_context(base_url=BASE, java_script_enabled=False)
+    context = await browser.new_context(base_url=base, java_script_enabled=False)
     page = await context.new_page()
     page.set_default_timeout(20_000)
     await _password(page)
