@@ -102,6 +102,11 @@ async def test_add_list_rename_and_sign_in_with_a_passkey(client: Client) -> Non
     assert [p["name"] for p in listed] == ["Laptop", "Phone"]
     assert "public_key" not in listed[0]
     assert "credential_id" not in listed[0]
+    await add_user(client, "zed@example.com")
+    stranger = await login(client, "zed@example.com")
+    theirs = await client.patch(f"{ME}/{added['id']}", headers=stranger, json={"name": "Mine"})
+    assert_problem(theirs, 404, "passkey_not_found")
+    assert (await client.get(ME, headers=stranger)).json() == []
     renamed = await client.patch(f"{ME}/{added['id']}", headers=headers, json={"name": "Work"})
     assert renamed.json()["name"] == "Work"
     assert_problem(
