@@ -80,6 +80,8 @@ RATE_LIMITED = CHECKS_PASSWORD | {
     "/api/v1/instances/heartbeat",
     "/api/v1/me/mfa/totp",  # the password (and a code) again, counted by the login limits
     "/api/v1/me/mfa/recovery-codes",
+    "/api/v1/me/passkeys/registration",  # the password again, counted by the login limits
+    "/api/v1/me/passkeys/{passkey_id}",
     "/api/v1/auth/password-reset",
     "/api/v1/me/email-verification",
 }

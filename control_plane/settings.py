@@ -150,6 +150,17 @@ class SecuritySettings(_Group):
         description="Mark the UI's cookies Secure even when the public URL is http (they are "
         "Secure anyway when ORGPLANE_PUBLIC_URL is https or the request came over HTTPS).",
     )
+    passkey_rp_id: str = Field(
+        "",
+        description="WebAuthn relying-party ID of passkeys: a domain, the public URL's host or "
+        "a parent domain of it; empty means the public URL's host. Passkeys are bound to it "
+        "(changing it orphans every registered passkey), and a browser refuses an IP address.",
+    )
+    passkey_user_verification: Literal["required", "preferred", "discouraged"] = Field(
+        "preferred",
+        description="Whether a passkey must verify its user (PIN, biometrics): `required` "
+        "refuses an assertion without the UV flag; `preferred` and `discouraged` only ask.",
+    )
 
 
 class TokenSettings(_Group):

@@ -563,7 +563,8 @@ class AuthorizationCode(SQLModel, table=True):
     issued_exp: int = 0
 
 
-# The fleet's and branding's tables live in their own modules; importing them here registers
-# them with the rest.
+# The fleet's, branding's and passkeys' tables live in their own modules; importing them
+# here registers them with the rest.
 from control_plane.db import branding_models as branding_models  # noqa: E402
 from control_plane.db import fleet_models as fleet_models  # noqa: E402
+from control_plane.db import passkey_models as passkey_models  # noqa: E402

@@ -6,7 +6,9 @@ like a wrong password. The answers, all 401 problem+json:
 * ``invalid_credentials``: unknown email, wrong password or disabled account, with MFA on or
   off (so the answer says nothing about the account's MFA);
 * ``mfa_required``: the password was right, and a code (``otp``) is needed;
-* ``invalid_otp``: the password was right and the code is wrong or was used already.
+* ``invalid_otp``: the password was right and the code is wrong or was used already;
+* ``invalid_passkey``: the password was right and the passkey's answer does not prove the user
+  (:mod:`control_plane.identity.passkeys`; the audit record says why).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from control_plane.errors import Unauthenticated
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.devices import note_device
 from control_plane.identity.mfa import mfa_enabled, spend_factor
+from control_plane.identity.passkeys import PasskeyRefused, verify_login
 from control_plane.identity.ratelimit import Limit
 from control_plane.identity.users import find_by_email, normalize_email
 from control_plane.runtime import Runtime
@@ -33,6 +36,7 @@ from control_plane.tokens.access import PASSWORD_ONLY
 BAD_LOGIN: Final = "The email or password is not correct."
 MFA_REQUIRED: Final = "Enter the one-time code of your authenticator app (or a recovery code)."
 BAD_OTP: Final = "The one-time code is not correct, or was used already."
+BAD_PASSKEY: Final = "The passkey was not accepted: try again, or enter a one-time code."
 WITH_OTP: Final = ("pwd", "otp")
 
 
@@ -156,6 +160,39 @@ async def authenticate_second_step(
     counts = login_counts(runtime, client_ip(request), normalize_email(user.email))
     await runtime.throttle.acquire(*counts)
     return await _second_factor(request, runtime, db, user, otp, counts)
+
+
+async def authenticate_passkey_step(
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    db: AsyncSession,
+    user: User,
+    binding: str,
+    credential: Any,
+) -> SignIn:
+    """The second step of a pending sign-in with a passkey instead of a code: the answer of
+    ``navigator.credentials.get()`` to the challenge bound to the pending sign-in
+    (``binding``), counted by the login limits like a whole attempt."""
+    if user.disabled or not mfa_enabled(user):
+        raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
+    counts = login_counts(runtime, client_ip(request), normalize_email(user.email))
+    await runtime.throttle.acquire(*counts)
+    try:
+        method = await verify_login(db, runtime.settings, user, binding, credential)
+    except PasskeyRefused as refused:
+        record(
+            db,
+            action="auth.login",
+            outcome="failure",
+            actor=user,
+            ip=client_ip(request),
+            reason="invalid_passkey",
+            passkey=refused.reason,
+        )
+        await db.commit()
+        raise Unauthenticated(BAD_PASSKEY, code="invalid_passkey") from None
+    await _succeeded(request, runtime, db, user, counts, factor="passkey")
+    return SignIn(user, ("pwd", method))
 
 
 async def recheck(

@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import RecoveryCode, User, utcnow
 from control_plane.errors import BadRequest, Conflict
+from control_plane.identity.passkeys import forget_passkeys
 from control_plane.runtime import resolve_secret
 from control_plane.security.secrets import SecretBox, hash_secret
 from control_plane.settings import Settings
@@ -184,8 +185,9 @@ async def confirm_enrolment(
 
 
 async def disable_mfa(db: AsyncSession, user: User) -> None:
-    """Forget the secret and the recovery codes (not committed)."""
+    """Forget the secret, the recovery codes and the passkeys (not committed)."""
     await db.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
+    await forget_passkeys(db, user.id)
     user.totp_secret_enc = ""
     user.totp_enabled_at = None
     user.updated_at = utcnow()

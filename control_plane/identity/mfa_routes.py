@@ -42,7 +42,7 @@ from control_plane.identity.schemas import (
     Strict,
 )
 from control_plane.orgs.guards import OrgAccessDep, needs_role
-from control_plane.tokens.mfa_gate import SECOND_FACTOR, subject_amr
+from control_plane.tokens.mfa_gate import has_second_factor, subject_amr
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -153,7 +153,7 @@ async def put_mfa_requirement(
     """Switch whether members and staff need a sign-in with a second factor to enter the org
     (org admins and owners, and platform admins, each signed in with a second factor: who
     has none cannot lock themselves out, nor weaken the org); audited as ``org.require_mfa``."""
-    if SECOND_FACTOR not in subject_amr(actor.principal.claims, None):
+    if not has_second_factor(subject_amr(actor.principal.claims, None)):
         raise Forbidden(
             "Sign in with a second factor to change whether the org requires one.",
             code="mfa_required",

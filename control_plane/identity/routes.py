@@ -19,6 +19,7 @@ from control_plane.identity.admin import admin_create, admin_update, users_page
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import authenticate_password
 from control_plane.identity.mfa_routes import ROUTES as MFA_ROUTES
+from control_plane.identity.passkey_routes import ROUTES as PASSKEY_ROUTES
 from control_plane.identity.personal_token_routes import ROUTES as PERSONAL_TOKEN_ROUTES
 from control_plane.identity.recovery import send_verification
 from control_plane.identity.schemas import (
@@ -169,4 +170,5 @@ ROUTES = [
     update_user,
     *PERSONAL_TOKEN_ROUTES,
     *MFA_ROUTES,
+    *PASSKEY_ROUTES,
 ]

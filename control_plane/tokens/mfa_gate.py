@@ -2,7 +2,8 @@
 
 The subject token says how its sign-in was authenticated (RFC 8176 ``amr``): an access token
 in its ``amr`` claim (kept across refreshes), a personal access token in what the session it
-was made in carried. Without ``otp`` there, the exchange refuses
+was made in carried. Without a second factor there (``otp``, or a passkey's ``hwk`` or ``swk``:
+:data:`SECOND_FACTORS`), the exchange refuses
 
 * any entry into an org with ``require_mfa`` (``orgplane_code`` ``mfa_required``), and
 * every staff entry (``staff_mfa_required``): support access acts as an admin in someone
@@ -17,6 +18,14 @@ from control_plane.db.models import Org, PersonalToken
 from control_plane.tokens.grants import OAuthError
 
 SECOND_FACTOR: Final = "otp"
+#: RFC 8176 methods that are a second factor: a one-time code, or proof of possession of a
+#: passkey's key (hardware- or software-secured).
+SECOND_FACTORS: Final = frozenset({SECOND_FACTOR, "hwk", "swk"})
+
+
+def has_second_factor(amr: list[str]) -> bool:
+    """Whether a sign-in with these ``amr`` values used a second factor."""
+    return not SECOND_FACTORS.isdisjoint(amr)
 
 
 def subject_amr(claims: dict[str, Any] | None, personal: PersonalToken | None) -> list[str]:
@@ -31,7 +40,7 @@ def subject_amr(claims: dict[str, Any] | None, personal: PersonalToken | None) -
 
 def check_mfa(org: Org, amr: list[str], *, staff: bool) -> None:
     """Refuse an entry that needs a second factor the subject's sign-in did not use."""
-    if SECOND_FACTOR in amr:
+    if has_second_factor(amr):
         return
     if staff:
         raise OAuthError(

@@ -34,6 +34,8 @@ from control_plane.ui import (
     mfa_pages,
     org_actions,
     org_pages,
+    passkey_login,
+    passkey_pages,
     recovery_pages,
     switcher,
 )
@@ -125,6 +127,8 @@ def ui_setup(settings: Settings, *, extra_pages: Sequence[Any] = ()) -> UISetup:
         route_handlers=[
             *auth_pages.ROUTES,
             *mfa_pages.ROUTES,
+            *passkey_pages.ROUTES,
+            *passkey_login.ROUTES,
             *recovery_pages.ROUTES,
             *dashboard.ROUTES,
             *org_pages.ROUTES,

@@ -39,6 +39,7 @@ from control_plane.ui.forms import (
     safe_next,
     start_over,
 )
+from control_plane.ui.passkey_login import second_step_page
 from control_plane.ui.pending_login import (
     PENDING_COOKIE,
     Pending,
@@ -89,7 +90,7 @@ async def login_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db:
         user = await find_by_email(db, email) if exc.code == "mfa_required" else None
         if user is not None:
             pending = Pending(user.id, user.session_version, target)
-            answer = page("login_otp.html", errors=errors)
+            answer = await second_step_page(runtime, db, user, pending)
             answer.cookies.append(pending_cookie(runtime.settings, pending, secure=secure))
             return answer
         errors.general = exc.detail
@@ -119,7 +120,7 @@ async def login_otp_submit(request: Request[Any, Any, Any], runtime: RuntimeDep,
     except (Unauthenticated, TooManyRequests) as exc:
         errors.fields["otp"] = exc.detail
         status = 429 if isinstance(exc, TooManyRequests) else 401
-        return page("login_otp.html", status, errors=errors)
+        return await second_step_page(runtime, db, user, pending, status, errors)
     pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)
     cookies = [*session_cookies(runtime, pair, secure=secure), cleared_pending(secure=secure)]
     return Redirect(pending.next_path, status_code=303, cookies=cookies)

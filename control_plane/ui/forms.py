@@ -28,6 +28,8 @@ NOTICES: Final = {
     "saved": "Saved.",
     "password_changed": "Your password was changed.",
     "mfa_disabled": "Two-factor authentication is off; your password alone signs you in.",
+    "passkey_added": "Passkey added: you can use it instead of a code when you sign in.",
+    "passkey_removed": "Passkey removed.",
     "password_reset": "Your password was reset and every session signed out; sign in with it.",
     "action_requested": "Requested; the instance timeline shows progress.",
     "deletion_requested": "Deletion scheduled. You can cancel it until the countdown ends.",

@@ -24,6 +24,7 @@ from control_plane.identity.mfa_account import (
     start_totp,
     turn_off_totp,
 )
+from control_plane.identity.passkeys import user_passkeys
 from control_plane.identity.schemas import ConfirmBody, SecondFactorBody
 from control_plane.ui.forms import FormErrors, back_to, body_from, form_data, notice_of, page
 from control_plane.ui.forms import start_over as reload_viewer
@@ -33,7 +34,7 @@ PAGE = "/ui/account/mfa"
 Done = Annotated[str | None, QueryParameter(max_length=40)]
 
 
-def _mfa_page(viewer: Viewer, status: int = 200, **context: Any) -> Template:
+def mfa_page_of(viewer: Viewer, status: int = 200, **context: Any) -> Template:
     values: dict[str, Any] = {
         "me": viewer.user,
         "enabled": mfa_enabled(viewer.user),
@@ -46,17 +47,23 @@ def _mfa_page(viewer: Viewer, status: int = 200, **context: Any) -> Template:
         #: The form the errors belong to (the page has several with the same fields).
         "failed": "",
         "blank": FormErrors(),
+        #: The user's passkeys, listed when MFA is on (``ui/passkey_pages.py`` adds and
+        #: removes them); ``passkey_options``: creation options of a passkey being added.
+        "passkeys": [],
+        "passkey_options": "",
+        "passkey_name": "",
         **context,
     }
     answer = page("mfa.html", status, **values)
-    if values["secret"] or values["recovery_codes"]:
+    if values["secret"] or values["recovery_codes"] or values["passkey_options"]:
         answer.headers["Cache-Control"] = "no-store"
     return answer
 
 
-async def _refused(db: DB, viewer: Viewer, exc: ProblemError, **context: Any) -> Template:
+async def refused_page(db: DB, viewer: Viewer, exc: ProblemError, **context: Any) -> Template:
     """The page again with the problem beside its field (the change rolled back)."""
     await reload_viewer(db, viewer)
+    context.setdefault("passkeys", await user_passkeys(db, viewer.user.id))
     errors = FormErrors()
     if exc.code == "invalid_credentials":
         errors.fields["password"] = exc.detail
@@ -64,13 +71,14 @@ async def _refused(db: DB, viewer: Viewer, exc: ProblemError, **context: Any) ->
         errors.fields["code"] = exc.detail
     else:
         errors.general = exc.detail
-    return _mfa_page(viewer, exc.status, errors=errors, **context)
+    return mfa_page_of(viewer, exc.status, errors=errors, **context)
 
 
 @get("/account/mfa")
-async def mfa_page(viewer: Viewer, done: Done = None) -> Template:
-    """Whether TOTP is on, and the forms to change it."""
-    return _mfa_page(viewer, notice=notice_of(done))
+async def mfa_page(viewer: Viewer, db: DB, done: Done = None) -> Template:
+    """Whether TOTP is on, the passkeys, and the forms to change them."""
+    passkeys = await user_passkeys(db, viewer.user.id)
+    return mfa_page_of(viewer, notice=notice_of(done), passkeys=passkeys)
 
 
 @post("/account/mfa/start")
@@ -82,12 +90,12 @@ async def mfa_start(
     errors = FormErrors()
     if not data.get("password"):
         errors.fields["password"] = "This field is required."
-        return _mfa_page(viewer, 400, errors=errors)
+        return mfa_page_of(viewer, 400, errors=errors)
     try:
         secret, uri = await start_totp(request, runtime, db, viewer.user, data["password"])
     except ProblemError as exc:
-        return await _refused(db, viewer, exc)
-    return _mfa_page(viewer, secret=secret, otpauth_uri=uri)
+        return await refused_page(db, viewer, exc)
+    return mfa_page_of(viewer, secret=secret, otpauth_uri=uri)
 
 
 @post("/account/mfa/confirm")
@@ -99,12 +107,12 @@ async def mfa_confirm(
     errors = FormErrors()
     body = body_from(ConfirmBody, {"code": data.get("code", "")}, errors)
     if body is None:
-        return _mfa_page(viewer, 400, errors=errors, confirming=True)
+        return mfa_page_of(viewer, 400, errors=errors, confirming=True)
     try:
         codes = await confirm_totp(request, runtime, db, viewer.user, body.code)
     except ProblemError as exc:
-        return await _refused(db, viewer, exc, confirming=True)
-    return _mfa_page(viewer, recovery_codes=codes)
+        return await refused_page(db, viewer, exc, confirming=True)
+    return mfa_page_of(viewer, recovery_codes=codes)
 
 
 async def _with_factor(request: Request[Any, Any, Any]) -> tuple[SecondFactorBody | None, Any]:
@@ -121,11 +129,11 @@ async def mfa_disable(
     """Turn TOTP off with the password and a current code (or a recovery code)."""
     body, errors = await _with_factor(request)
     if body is None:
-        return _mfa_page(viewer, 400, errors=errors, failed="disable")
+        return mfa_page_of(viewer, 400, errors=errors, failed="disable")
     try:
         await turn_off_totp(request, runtime, db, viewer.user, body.password, body.code)
     except ProblemError as exc:
-        return await _refused(db, viewer, exc, failed="disable")
+        return await refused_page(db, viewer, exc, failed="disable")
     return back_to(PAGE, "mfa_disabled")
 
 
@@ -136,15 +144,15 @@ async def mfa_new_codes(
     """New recovery codes (the old ones stop working), shown once."""
     body, errors = await _with_factor(request)
     if body is None:
-        return _mfa_page(viewer, 400, errors=errors, failed="codes")
+        return mfa_page_of(viewer, 400, errors=errors, failed="codes")
     user = viewer.user
     try:
         codes = await regenerate_recovery_codes(
             request, runtime, db, user, body.password, body.code
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, exc, failed="codes")
-    return _mfa_page(viewer, recovery_codes=codes)
+        return await refused_page(db, viewer, exc, failed="codes")
+    return mfa_page_of(viewer, recovery_codes=codes)
 
 
 ROUTES = [mfa_page, mfa_start, mfa_confirm, mfa_disable, mfa_new_codes]

@@ -4,14 +4,16 @@ Between the two steps the browser holds ``orgplane_pending_login``: an HttpOnly 
 to ``/ui/login``, encrypted and authenticated with the deployment secret (purpose ``orgplane
 pending login v1``), naming the user, their session version and where to go next, and valid
 for :data:`PENDING_TTL` seconds. It holds no password and grants nothing but the right to try
-codes, which the login limits count like whole attempts.
+codes (or a passkey), which the login limits count like whole attempts. Its random
+``login_id`` is what a passkey challenge of the sign-in is bound to.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Final
 
@@ -31,6 +33,7 @@ class Pending:
     user_id: str
     session_version: int
     next_path: str
+    login_id: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
 
 @cache
@@ -44,6 +47,7 @@ def pending_cookie(settings: Settings, pending: Pending, *, secure: bool) -> Coo
         "sub": pending.user_id,
         "sv": pending.session_version,
         "next": pending.next_path,
+        "lid": pending.login_id,
         "exp": int(time.time()) + PENDING_TTL,
     }
     value = _pending_box(resolve_secret(settings)).encrypt(json.dumps(payload).encode())
@@ -77,7 +81,9 @@ def read_pending(settings: Settings, value: str | None) -> Pending | None:
         return None
     try:
         payload = json.loads(_pending_box(resolve_secret(settings)).decrypt(value))
-        pending = Pending(str(payload["sub"]), int(payload["sv"]), str(payload["next"]))
+        pending = Pending(
+            str(payload["sub"]), int(payload["sv"]), str(payload["next"]), str(payload["lid"])
+        )
         expired = int(payload["exp"]) < time.time()
     except (ValueError, KeyError, TypeError):  # only our own payloads decrypt; be strict anyway
         return None

@@ -70,6 +70,8 @@ OBSERVED_HERE = {
 }
 
 OBSERVED_IN = {
+    "ORGPLANE_PASSKEY_RP_ID": "tests/passkeys/test_passkey_settings.py",
+    "ORGPLANE_PASSKEY_USER_VERIFICATION": "tests/passkeys/test_passkey_settings.py",
     "ORGPLANE_LOGIN_RATE_LIMIT_IP": "tests/api/test_login_throttle.py",
     "ORGPLANE_LOGIN_RATE_LIMIT_ACCOUNT": "tests/api/test_login_throttle.py",
     "ORGPLANE_TRUSTED_PROXIES": "tests/api/test_client_ip.py",
