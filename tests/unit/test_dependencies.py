@@ -28,11 +28,13 @@ import pytest
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
 SDK = tomllib.loads((REPO / "sdk/python/pyproject.toml").read_text())["project"]
-OWN = {"control_plane", "org_instance", "provisioners", "conformance_kit", "orgplane_sdk"}
+#: The packages the orgplane wheel ships: the platform's code.
+PLATFORM = tuple(PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
+OWN = {*PLATFORM, "orgplane_sdk"}
 OWN_DEV = {"tests", "benchmarks"}
-PLATFORM = ("control_plane", "org_instance", "provisioners", "conformance_kit")
 
 #: Declared but never imported by name: SQLAlchemy loads them by URL scheme.
 DRIVERS = {"aiosqlite": "sqlite+aiosqlite://", "asyncpg": "postgresql+asyncpg://"}
@@ -111,8 +113,21 @@ def test_every_dependency_is_imported() -> None:
     assert set(OPTIONAL) <= DEV, "the optional imports are installed for the tests"
 
 
+def instance_packages() -> set[str]:
+    """org_instance and the project's packages it imports, directly or through each other."""
+    found: set[str] = set()
+    todo = ["org_instance"]
+    while todo:
+        package = todo.pop()
+        if package not in found:
+            found.add(package)
+            for path in (REPO / package).rglob("*.py"):
+                todo += [n for n in top_level_imports(path) if n in PLATFORM and n not in found]
+    return found
+
+
 def test_org_instance_imports_only_its_extra() -> None:
-    imported = imported_distributions("org_instance", own={"org_instance"})
+    imported = imported_distributions(*sorted(instance_packages()))
     outside = {d: sorted(f)[:3] for d, f in imported.items() if d not in INSTANCE}
     assert not outside, f"org_instance imports what the instance extra lacks: {outside}"
     unused = INSTANCE - set(imported)
@@ -166,18 +181,18 @@ def dependency_tree(requirements: list[str]) -> set[str]:
 
 
 #: Run in a fresh interpreter: refuse every top-level module that is neither the standard
-#: library, org_instance, nor provided by an allowed distribution; then import all of
-#: org_instance (as the image would, where nothing else is installed).
+#: library, org_instance (or a package of the project it imports), nor provided by an allowed
+#: distribution; then import all of org_instance (as the image would: nothing else is installed).
 _GUARDED_IMPORT = """
 import importlib, importlib.abc, importlib.metadata, json, pkgutil, sys
-allowed = set(json.loads(sys.argv[1]))
+allowed, own = set(json.loads(sys.argv[1])), set(json.loads(sys.argv[2]))
 canon = lambda n: n.replace("_", "-").replace(".", "-").lower()
 providers = importlib.metadata.packages_distributions()
 refused = []
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         top = name.split(".")[0]
-        if top in sys.stdlib_module_names or top == "org_instance" or top in sys.modules:
+        if top in sys.stdlib_module_names or top in own or top in sys.modules:
             return None
         dists = {canon(d) for d in providers.get(top, [])}
         if dists and dists & allowed:
@@ -199,7 +214,13 @@ def test_org_instance_imports_with_only_its_extra_installed() -> None:
     assert "sqlalchemy" not in allowed  # the point of the extra
     assert "docker" not in allowed
     done = subprocess.run(
-        [sys.executable, "-c", _GUARDED_IMPORT, json.dumps(sorted(allowed))],
+        [
+            sys.executable,
+            "-c",
+            _GUARDED_IMPORT,
+            json.dumps(sorted(allowed)),
+            json.dumps(sorted(instance_packages())),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
