@@ -37,38 +37,29 @@ run id (containers, volumes, the network) is swept.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import secrets
 import socket
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
-
 from benchmarks import Result, percentiles, rss_bytes
-from control_plane.app import create_app
-from control_plane.reconciler.spec import provisioner_options
+from benchmarks.api_harness import ADMIN_EMAIL as ADMIN_EMAIL
+from benchmarks.api_harness import ADMIN_PASSWORD as ADMIN_PASSWORD
+from benchmarks.api_harness import IMAGE as IMAGE
+from benchmarks.api_harness import TEST_RUN_LABEL as TEST_RUN_LABEL
+from benchmarks.api_harness import Drive, bench_docker, bench_local
+from benchmarks.api_harness import _Admin as _Admin
+from benchmarks.api_harness import _control_plane as _control_plane
+from benchmarks.api_harness import _run_containers as _run_containers
+from benchmarks.api_harness import admin_session as admin_session
 from control_plane.settings import Settings
-from provisioners.naming import MANAGED_BY_LABEL
-from provisioners.registry import create_provisioner
 
 ORGS = int(os.environ.get("BENCH_PROVISION_API_ORGS", "20"))
 BURSTS = [int(n) for n in os.environ.get("BENCH_PROVISION_API_BURSTS", "10,50").split(",") if n]
 BACKENDS = os.environ.get("BENCH_PROVISION_API_BACKENDS", "local,docker").split(",")
-HEARTBEAT_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEARTBEAT", "10")
-RECONCILE_INTERVAL = os.environ.get("BENCH_PROVISION_API_RECONCILE", "2")
-#: ``ORGPLANE_DOCKER_HEALTH_INTERVAL`` of the run; empty: the product's default (no check).
-HEALTH_INTERVAL = os.environ.get("BENCH_PROVISION_API_HEALTH_INTERVAL", "")
-#: The instance image; the same variable as the Docker tests' (``tests/provisioners/harness.py``).
-IMAGE = os.environ.get("ORGPLANE_TEST_INSTANCE_IMAGE", "orgplane-instance:dev")
-TEST_RUN_LABEL = "orgplane.test-run"
 POLL = 0.02
 BURST_POLL = 0.1
 #: Left out of ``make bench`` unless named (see ``benchmarks/__main__.py``).
@@ -77,132 +68,6 @@ ONE_TIMEOUT = 60.0
 BURST_TIMEOUT = 120.0
 #: Seconds over which idle orgs' CPU is measured (``BENCH_PROVISION_API_IDLE_WINDOW``).
 IDLE_WINDOW = float(os.environ.get("BENCH_PROVISION_API_IDLE_WINDOW", "30"))
-ADMIN_EMAIL = "bench@example.com"
-ADMIN_PASSWORD = secrets.token_hex(16)
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``ORGPLANE_*`` is exactly ``values`` inside the block (Settings read it), as before after."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("ORGPLANE_")}
-    for key in saved:
-        del os.environ[key]
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key in values:
-            os.environ.pop(key, None)
-        os.environ.update(saved)
-
-
-def _settings(run_id: str, data: Path, port: int, **extra: str) -> Settings:
-    env = {
-        "ORGPLANE_MODE": "embedded",
-        "ORGPLANE_HOST": "127.0.0.1",
-        "ORGPLANE_PORT": str(port),
-        "ORGPLANE_DATA_DIR": str(data),
-        "ORGPLANE_SECRET_KEY": secrets.token_hex(32),
-        "ORGPLANE_LOG_LEVEL": "WARNING",
-        "ORGPLANE_ADMIN_EMAIL": ADMIN_EMAIL,
-        "ORGPLANE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "ORGPLANE_DEPLOYMENT_ID": run_id,
-        "ORGPLANE_RECONCILER_ENABLED": "true",
-        "ORGPLANE_RECONCILE_INTERVAL": RECONCILE_INTERVAL,
-        "ORGPLANE_HEARTBEAT_INTERVAL": HEARTBEAT_INTERVAL,
-        "ORGPLANE_MAX_CONCURRENT_PROVISIONING": "8",
-        **{f"ORGPLANE_{k}": v for k, v in extra.items()},
-    }
-    with _environment(env):
-        return Settings()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def _control_plane(settings: Settings, sockets: list[socket.socket]) -> AsyncIterator[Any]:
-    """The control plane served on ``sockets``; afterwards every instance its provisioner knows
-    is removed by a fresh provisioner (the reconciler has stopped by then: nothing re-creates)."""
-    app = create_app(settings)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=sockets))
-    try:
-        for _ in range(300):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.1)
-        if not server.started:
-            raise RuntimeError("the control plane did not start")
-        yield app
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=30)
-        provisioner = create_provisioner(
-            settings.provisioning.provisioner, options=provisioner_options(app.state.runtime)
-        )
-        try:
-            for status in await provisioner.list():
-                await provisioner.remove(org_id=status.org_id, keep_data=False)
-        finally:
-            await provisioner.close()
-
-
-class _Admin:
-    """A platform admin's HTTP client of the control plane."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
-        self.headers: dict[str, str] = {}
-
-    async def login(self) -> None:
-        answer = await self.http.post(
-            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        )
-        answer.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-    async def create_org(self, slug: str) -> tuple[str, float]:
-        """``POST /api/v1/orgs``; the org id and when the answer arrived."""
-        answer = await self.http.post(
-            "/api/v1/orgs", headers=self.headers, json={"name": slug, "slug": slug}
-        )
-        answered = time.perf_counter()
-        if answer.status_code != 202:
-            raise RuntimeError(f"creating {slug}: {answer.status_code} {answer.text}")
-        return str(answer.json()["id"]), answered
-
-    async def running_ids(self) -> set[str]:
-        """Ids of the orgs in phase ``running`` (one list request)."""
-        answer = await self.http.get(
-            "/api/v1/orgs", headers=self.headers, params={"phase": "running", "limit": 200}
-        )
-        answer.raise_for_status()
-        return {org["id"] for org in answer.json()["items"]}
-
-    async def has_heartbeat(self, org_id: str) -> bool:
-        answer = await self.http.get(f"/api/v1/orgs/{org_id}/instance", headers=self.headers)
-        answer.raise_for_status()
-        return bool(answer.json().get("last_heartbeat_at"))
-
-
-@contextlib.asynccontextmanager
-async def admin_session(settings: Settings, sockets: list[socket.socket]) -> AsyncIterator[_Admin]:
-    """The control plane served on ``sockets`` and its platform admin, logged in over HTTP."""
-    base = f"http://127.0.0.1:{settings.server.port}"
-    async with (
-        _control_plane(settings, sockets),
-        httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) as http,
-    ):
-        admin = _Admin(http)
-        await admin.login()
-        yield admin
 
 
 async def _one_after_another(admin: _Admin, prefix: str, count: int) -> list[float]:
@@ -353,52 +218,6 @@ async def _idle_cpu(run_id: str) -> list[Result]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-Drive = Callable[[Settings, list[socket.socket], str], Awaitable[list[Result]]]
-
-
-async def _bench_local(drive: Drive | None = None, **extra: str) -> list[Result]:
-    """``drive`` (default: this module's) against a local-backend control plane; ``extra``
-    settings (``WARM_POOL_SIZE="4"``) on top of the defaults."""
-    run_id = f"bench-api-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="orgplane-bench-api-") as tmp:
-        port = _free_port()
-        settings = _settings(run_id, Path(tmp), port, PROVISIONER="local", **extra)
-        sockets = [_listen("127.0.0.1", port)]
-        try:
-            return await (drive or _drive)(settings, sockets, "local")
-        finally:
-            for sock in sockets:
-                sock.close()
-
-
-def _docker_missing() -> str:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=10)
-    except Exception as exc:
-        return f"no Docker engine ({type(exc).__name__})"
-    try:
-        client.images.get(IMAGE)
-        return ""
-    except Exception:
-        return f"no image {IMAGE}"
-    finally:
-        client.close()
-
-
-def _run_containers(client: Any, run_id: str) -> list[Any]:
-    """The running containers the run's control plane manages."""
-    managed: dict[str, str | list[str] | bool] = {"label": [f"{MANAGED_BY_LABEL}={run_id}"]}
-    return list(client.containers.list(filters=managed))
-
-
 def _idle_memory(run_id: str) -> tuple[float, float]:
     """Medians over up to 10 of the run's containers: the RSS of the instance's process (MB,
     10^6 bytes, as the target is written), and the container's memory without inactive page
@@ -423,40 +242,10 @@ def _idle_memory(run_id: str) -> tuple[float, float]:
         client.close()
 
 
-def _sweep(run_id: str) -> None:
-    """Remove whatever still carries this run's labels: containers, volumes, then the network."""
-    import docker
-    from docker.errors import NotFound
-
-    client = docker.from_env(timeout=120)
-    try:
-        for label in (MANAGED_BY_LABEL, TEST_RUN_LABEL):
-            selector: dict[str, str | list[str] | bool] = {"label": [f"{label}={run_id}"]}
-            for container in client.containers.list(all=True, filters=selector):
-                with contextlib.suppress(NotFound):
-                    container.remove(force=True)
-            for volume in client.volumes.list(filters=selector):
-                with contextlib.suppress(NotFound):
-                    volume.remove(force=True)
-        for network in client.networks.list(filters={"label": [f"{TEST_RUN_LABEL}={run_id}"]}):
-            with contextlib.suppress(NotFound):
-                network.remove()
-    finally:
-        client.close()
-
-
-def _network_gateway(run_id: str) -> tuple[str, str]:
-    """Create the run's network; its name and the host's address on it."""
-    import docker
-
-    client = docker.from_env(timeout=60)
-    try:
-        name = f"orgplane-{run_id}"
-        network = client.networks.create(name, driver="bridge", labels={TEST_RUN_LABEL: run_id})
-        network.reload()
-        return name, str(network.attrs["IPAM"]["Config"][0]["Gateway"])
-    finally:
-        client.close()
+async def _bench_local(drive: Drive | None = None, **extra: str) -> list[Result]:
+    """``drive`` (default: this module's) against a local-backend control plane; ``extra``
+    settings (``WARM_POOL_SIZE="4"``) on top of the defaults."""
+    return await bench_local(drive or _drive, **extra)
 
 
 async def _bench_docker(
@@ -465,38 +254,8 @@ async def _bench_docker(
     services: Callable[[str, str], dict[str, str]] | None = None,
     **extra: str,
 ) -> list[Result]:
-    """As :func:`_bench_local`, on the docker backend. ``services(run_id, network)``, run once
-    the run's network exists, may start more containers there (labelled with the run, so the
-    sweep removes them) and answers more settings."""
-    missing = await asyncio.to_thread(_docker_missing)
-    if missing:
-        return [Result.skip("docker", missing)]
-    run_id = f"bench-api-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="orgplane-bench-api-") as tmp:
-        sockets: list[socket.socket] = []
-        try:
-            network, gateway = await asyncio.to_thread(_network_gateway, run_id)
-            port = _free_port()
-            sockets = [_listen("127.0.0.1", port), _listen(gateway, port)]
-            if services is not None:
-                extra = {**extra, **await asyncio.to_thread(services, run_id, network)}
-            settings = _settings(
-                run_id,
-                Path(tmp),
-                port,
-                PROVISIONER="docker",
-                INSTANCE_IMAGE=IMAGE,
-                DOCKER_NETWORK=network,
-                DOCKER_PUBLISH_PORTS="true",
-                INSTANCE_CONTROL_PLANE_URL=f"http://{gateway}:{port}",
-                **({"DOCKER_HEALTH_INTERVAL": HEALTH_INTERVAL} if HEALTH_INTERVAL else {}),
-                **extra,
-            )
-            return await (drive or _drive)(settings, sockets, "docker")
-        finally:
-            for sock in sockets:
-                sock.close()
-            await asyncio.to_thread(_sweep, run_id)
+    """As :func:`_bench_local`, on the docker backend (see :func:`bench_docker`)."""
+    return await bench_docker(drive or _drive, services=services, **extra)
 
 
 def run() -> list[Result]:

@@ -6,7 +6,8 @@
 #   orgplane-redis:dev                         this host's redis-server (when it has one)
 # The last two stand in for compose's traefik:v3.5 and redis:7.4-alpine where no registry can be
 # reached (TRAEFIK_IMAGE, REDIS_IMAGE in compose/.env); both are rebuilt only when the binary
-# they hold changes.
+# they hold changes. :latest is tagged with the default TAG only: a build under another TAG
+# leaves :latest alone.
 #
 #   scripts/build-images.sh [instance] [control-plane] [traefik] [redis]    (no argument: all)
 #
@@ -29,11 +30,6 @@ TAG=${TAG:-dev}
 CACHE=${ORGPLANE_CACHE:-/var/cache/orgplane}
 ROOTFS_TAR="$CACHE/bookworm-python3-rootfs.tar"
 CONTEXT=dist/image-context
-
-# Packages only the control plane needs. The instance image leaves them (and what they alone pull
-# in) out, to stay small and start fast; the Docker tests start that image, so a package that
-# org_instance comes to import but is listed here fails them loudly.
-CONTROL_PLANE_ONLY=(docker kubernetes asyncpg alembic sqlmodel dnspython tenacity pyyaml)
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -70,23 +66,20 @@ build_base_image() {
 }
 
 write_requirements() {
-  # The instance's requirements are the project's minus CONTROL_PLANE_ONLY.
-  "$PYTHON" - "$1" "${CONTROL_PLANE_ONLY[@]}" <<'PY'
-import re
+  # The control plane's requirements are the project's dependencies; the instance's are its
+  # `instance` extra (what org_instance imports; tests/unit/test_dependencies.py keeps it so),
+  # so the instance image holds neither docker, kubernetes nor the database stack.
+  "$PYTHON" - "$1" <<'PY'
 import sys
 import tomllib
 from pathlib import Path
 
-out, excluded = Path(sys.argv[1]), {name.lower() for name in sys.argv[2:]}
-deps = tomllib.loads(Path("pyproject.toml").read_text())["project"]["dependencies"]
-
-
-def name(dep: str) -> str:
-    return re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0].lower().replace("_", "-")
-
-
-(out / "control-plane.txt").write_text("\n".join(deps) + "\n")
-(out / "instance.txt").write_text("\n".join(d for d in deps if name(d) not in excluded) + "\n")
+out = Path(sys.argv[1])
+project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+(out / "control-plane.txt").write_text("\n".join(project["dependencies"]) + "\n")
+(out / "instance.txt").write_text(
+    "\n".join(project["optional-dependencies"]["instance"]) + "\n"
+)
 PY
 }
 
@@ -106,7 +99,7 @@ build_wheels() {
   rm -rf "$CONTEXT"
   mkdir -p "$CONTEXT/wheels/project"
   "$PYTHON" -m pip wheel -q --no-deps . -w "$CONTEXT/wheels/project"
-  key=$(cat pyproject.toml constraints.txt <(echo "$target ${CONTROL_PLANE_ONLY[*]}") |
+  key=$(cat pyproject.toml constraints.txt <(echo "$target") |
     sha256sum | cut -c1-16)
   deps="$CACHE/wheels/$key"
   if [ ! -e "$deps/.complete" ]; then
@@ -125,10 +118,12 @@ build_wheels() {
 
 build_image() {
   local name=$1 dockerfile=$2
+  local tags=(-t "$name:$TAG")
+  [ "$TAG" != dev ] || tags+=(-t "$name:latest")
   log "building $name:$TAG"
   docker build -q -f "$dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
     --label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
-    -t "$name:$TAG" -t "$name:latest" "$CONTEXT" >/dev/null
+    "${tags[@]}" "$CONTEXT" >/dev/null
 }
 
 # Build $1:$TAG from $2 with context $3 unless the image already holds content whose digest is

@@ -23,132 +23,43 @@ What a heartbeat costs: one indexed read of the instance and its org by primary 
 a heartbeat that changed something, or is due, adds the row's UPDATE, the usage upsert and the
 commit. The org's configuration is read on every heartbeat, so a change reaches the instance
 with its next heartbeat.
+
+The credentials live in :mod:`control_plane.instances.credentials`, the rules that judge a
+heartbeat against its row in :mod:`control_plane.instances.judging`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import secrets
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
 
-import msgspec
 import structlog
-from sqlalchemy import bindparam, case
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
 from control_plane.branding.resolve import instance_branding
-from control_plane.contract.versions import IMPLIED_CONTRACT_VERSION
-from control_plane.db.models import Instance, InstanceEvent, Org, UsageSample, utcnow
-from control_plane.db.types import utc
-from control_plane.errors import NotFound, Unauthenticated
+from control_plane.db.models import Instance, InstanceEvent, Org, utcnow
+from control_plane.instances.credentials import CREDENTIAL_PREFIX as CREDENTIAL_PREFIX
+from control_plane.instances.credentials import authenticate_instance as authenticate_instance
+from control_plane.instances.credentials import credential_org as credential_org
+from control_plane.instances.credentials import (
+    issue_instance_credential as issue_instance_credential,
+)
 from control_plane.instances.gate import HeartbeatGate
+from control_plane.instances.judging import MONOTONIC as MONOTONIC
+from control_plane.instances.judging import USAGE_BUCKET as USAGE_BUCKET
+from control_plane.instances.judging import WRITE_EVERY_INTERVALS as WRITE_EVERY_INTERVALS
+from control_plane.instances.judging import HeartbeatIn as HeartbeatIn
+from control_plane.instances.judging import RowState as RowState
+from control_plane.instances.judging import UsageIn as UsageIn
+from control_plane.instances.judging import Verdict as Verdict
+from control_plane.instances.judging import judge as judge
+from control_plane.instances.judging import run_of
+from control_plane.instances.judging import usage_params as usage_params
+from control_plane.instances.judging import usage_upsert as usage_upsert
 from control_plane.orgs.hierarchy import effective_limits, own_quota
 from control_plane.runtime import Runtime
-from control_plane.security.secrets import hash_secret, secret_matches
 from org_instance.contract import HeartbeatAnswer, Limits
 
 log = structlog.get_logger("orgplane.instances")
-
-CREDENTIAL_PREFIX = "opi"
-_CREDENTIAL = re.compile(r"^opi_([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{20,128}$")
-#: An idle instance's row is still written this often (in heartbeat intervals): with ±10% jitter
-#: the longest gap stays under 1.5 + 1.1 = 2.6 intervals, inside the reconciler's 3-interval
-#: freshness window.
-WRITE_EVERY_INTERVALS = 1.5
-USAGE_BUCKET = timedelta(hours=1)
-MONOTONIC = ("requests", "sessions", "messages")
-Counter = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class UsageIn(msgspec.Struct, forbid_unknown_fields=True):
-    """``contract.UsageCounters``."""
-
-    requests: Counter = 0
-    sessions: Counter = 0
-    messages: Counter = 0
-    files: Counter = 0
-    storage_bytes: Counter = 0
-    active_users: Counter = 0
-
-
-class HeartbeatIn(msgspec.Struct, forbid_unknown_fields=True):
-    """``contract.HeartbeatBody``, validated."""
-
-    org_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    instance_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    version: Short
-    started_at: datetime
-    status: Literal["ok", "degraded"]
-    seq: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
-    db_ok: bool
-    redis_ok: bool
-    usage: UsageIn
-    config_version: Counter | None = None
-    contract_version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
-
-    @property
-    def speaks(self) -> int:
-        """The contract version the instance speaks (absent: the implied one)."""
-        return self.contract_version or IMPLIED_CONTRACT_VERSION
-
-
-def credential_org(credential: str) -> str | None:
-    """The org id a credential names, or None when it is not shaped like one."""
-    match = _CREDENTIAL.match(credential) if len(credential) <= 200 else None
-    return match.group(1) if match else None
-
-
-async def issue_instance_credential(db: AsyncSession, *, org_id: str) -> str:
-    """A new credential for the org's instance (the old one stops working); not committed."""
-    instance = await db.get(Instance, org_id)
-    if instance is None:
-        raise NotFound("The org has no instance.", code="instance_not_found")
-    credential = f"{CREDENTIAL_PREFIX}_{org_id}.{secrets.token_urlsafe(32)}"
-    instance.credential_hash = hash_secret(credential)
-    instance.updated_at = utcnow()
-    db.add(instance)
-    record(
-        db,
-        action="instance.credential_issued",
-        org_id=org_id,
-        target_type="instance",
-        target_id=org_id,
-    )
-    return credential
-
-
-#: The instance and its org in one indexed lookup by primary key: all a quiet heartbeat reads.
-_INSTANCE_AND_ORG = select(Instance, Org).join(Org, col(Org.id) == col(Instance.org_id))
-
-
-async def authenticate_instance(db: AsyncSession, credential: str) -> tuple[Instance, Org]:
-    """The Instance the credential belongs to, and its org (one query); 401 otherwise."""
-    org_id = credential_org(credential)
-    found = (
-        (await db.exec(_INSTANCE_AND_ORG.where(col(Instance.org_id) == org_id))).first()
-        if org_id
-        else None
-    )
-    instance, org = found if found is not None else (None, None)
-    stored = instance.credential_hash if instance is not None else ""
-    # Compare even when nothing matched, so timing does not tell which part was wrong.
-    ok = secret_matches(credential, stored or "0" * 64) and bool(stored)
-    if instance is None or org is None or not ok:
-        raise Unauthenticated("The instance credential is not valid.", code="invalid_credential")
-    return instance, org
-
-
-def _deltas(body: HeartbeatIn, baseline: dict[str, Any], same_run: bool) -> dict[str, int]:
-    counters = msgspec.structs.asdict(body.usage)
-    before = baseline.get("counters", {}) if same_run else {}
-    return {k: max(0, counters[k] - int(before.get(k, 0))) for k in MONOTONIC}
 
 
 @dataclass(frozen=True)
@@ -158,143 +69,6 @@ class Outcome:
     accepted: bool
     wrote: bool
     new_run: bool = False
-
-
-@dataclass(frozen=True)
-class RowState:
-    """The parts of an Instance row a heartbeat is judged against."""
-
-    usage_reported: dict[str, Any] | None
-    last_heartbeat_seq: int
-    last_heartbeat_at: datetime | None
-    health: str
-    version: str
-    contract_version: int | None
-
-    @classmethod
-    def of(cls, instance: Instance) -> RowState:
-        """The state of a loaded row."""
-        return cls(
-            instance.usage_reported,
-            instance.last_heartbeat_seq,
-            instance.last_heartbeat_at,
-            instance.health,
-            instance.version,
-            instance.contract_version,
-        )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """How one heartbeat compares with its row: :func:`judge`'s answer."""
-
-    accepted: bool
-    run: str = ""
-    started: datetime | None = None
-    same_run: bool = True
-    #: Something the row records moved (run, counters, gauges, health, version, contract
-    #: version): write it.
-    changed: bool = False
-    #: Nothing moved but the row's last write is old enough to be refreshed.
-    due: bool = False
-    deltas: dict[str, int] = field(default_factory=dict)
-    gauges: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def writes(self) -> bool:
-        """Whether the row is written."""
-        return self.accepted and (self.changed or self.due)
-
-    def values(self, body: HeartbeatIn, now: datetime) -> dict[str, Any]:
-        """The Instance columns a written heartbeat sets."""
-        values: dict[str, Any] = {
-            "last_heartbeat_at": now,
-            "last_heartbeat_seq": body.seq,
-            "version": body.version,
-            "health": body.status,
-            "contract_version": body.speaks,
-            "usage_reported": {
-                "run": self.run,
-                "started_at": self.started.isoformat() if self.started else "",
-                "counters": msgspec.structs.asdict(body.usage),
-            },
-            "updated_at": now,
-        }
-        if not self.same_run or self.deltas.get("requests"):  # hibernation's idle clock
-            values["last_active_at"] = now
-        return values
-
-
-def judge(
-    state: RowState, body: HeartbeatIn, *, now: datetime, interval: float, gate_seq: int = 0
-) -> Verdict:
-    """Whether ``body`` is accepted against ``state``, and whether the row must be written.
-
-    ``gate_seq`` is the last accepted ``seq`` of the body's run known outside the row.
-    """
-    started = _started(body)
-    run = _run_of(body)
-    baseline = state.usage_reported or {}
-    same_run = baseline.get("run") == run
-    if same_run:
-        if body.seq <= max(state.last_heartbeat_seq, gate_seq):
-            return Verdict(accepted=False)
-    else:
-        recorded = baseline.get("started_at")
-        if recorded and started < datetime.fromisoformat(recorded):
-            return Verdict(accepted=False)
-    deltas = _deltas(body, baseline, same_run)
-    gauges = {"storage_bytes": body.usage.storage_bytes, "active_users": body.usage.active_users}
-    changed = (
-        not same_run
-        or any(deltas.values())
-        or any(baseline.get("counters", {}).get(k) != v for k, v in gauges.items())
-        or state.health != body.status
-        or state.version != body.version
-        or state.contract_version != body.speaks
-    )
-    last = state.last_heartbeat_at
-    due = last is None or now - last >= timedelta(seconds=WRITE_EVERY_INTERVALS * interval)
-    return Verdict(True, run, started, same_run, changed, due, deltas, gauges)
-
-
-@functools.cache
-def usage_upsert(dialect: str) -> Any:
-    """The statement adding a heartbeat's counter deltas and gauges to the org's usage sample
-    of the hour, built once per dialect; its parameters come from :func:`usage_params` (one
-    dict, or a list of them for ``executemany``)."""
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = UsageSample.__table__.c  # type: ignore[attr-defined]
-    names = ("org_id", "bucket", *MONOTONIC, "storage_bytes", "active_users")
-    stmt = insert(UsageSample).values({n: bindparam(f"u_{n}", type_=table[n].type) for n in names})
-    excluded = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=["org_id", "bucket"],
-        set_={
-            **{k: table[k] + excluded[k] for k in MONOTONIC},
-            "storage_bytes": excluded.storage_bytes,
-            "active_users": case(
-                (table.active_users > excluded.active_users, table.active_users),
-                else_=excluded.active_users,
-            ),
-        },
-    )
-
-
-def usage_params(org_id: str, verdict: Verdict, now: datetime) -> dict[str, Any]:
-    """The parameters of :func:`usage_upsert` for one written heartbeat."""
-    span = USAGE_BUCKET.total_seconds()
-    bucket = datetime.fromtimestamp(now.timestamp() // span * span, UTC)
-    values = {"org_id": org_id, "bucket": bucket, **verdict.deltas, **verdict.gauges}
-    return {f"u_{k}": v for k, v in values.items()}
-
-
-def _started(body: HeartbeatIn) -> datetime:
-    return utc(body.started_at)
-
-
-def _run_of(body: HeartbeatIn) -> str:
-    return f"{body.instance_id}/{_started(body).isoformat()}"
 
 
 class HeartbeatProcessor:
@@ -316,7 +90,7 @@ class HeartbeatProcessor:
             body,
             now=now,
             interval=self.interval,
-            gate_seq=gate.last_seq(_run_of(body)),
+            gate_seq=gate.last_seq(run_of(body)),
         )
         if not verdict.accepted:
             return Outcome(accepted=False, wrote=False)

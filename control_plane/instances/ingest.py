@@ -39,25 +39,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import structlog
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 from sqlmodel import select as select_models
 
 from control_plane.contract.versions import speaks_supported
 from control_plane.db.models import Instance, Org, utcnow
-from control_plane.instances.heartbeat import (
+from control_plane.instances.heartbeat import answer_for
+from control_plane.instances.ingest_redis import MAX_HEARTBEAT_BYTES as MAX_HEARTBEAT_BYTES
+from control_plane.instances.ingest_redis import READ_SCRIPT, RENEW_SCRIPT, decode, hold_lock
+from control_plane.instances.ingest_redis import TOO_BIG as TOO_BIG
+from control_plane.instances.ingest_redis import answer_ttl as answer_ttl
+from control_plane.instances.ingest_redis import cancel_requested as cancel_requested
+from control_plane.instances.ingest_redis import poll_seconds as poll_seconds
+from control_plane.instances.ingest_redis import publish_answer as publish_answer
+from control_plane.instances.ingest_redis import reader_lock as reader_lock
+from control_plane.instances.ingest_redis import uses_redis as uses_redis
+from control_plane.instances.ingest_sql import CHANGED, DUE, REGISTERED, ROWS
+from control_plane.instances.judging import (
     HeartbeatIn,
     RowState,
     Verdict,
-    answer_for,
     judge,
     usage_params,
     usage_upsert,
@@ -67,133 +75,8 @@ from org_instance.contract import heartbeat_answer_key, heartbeat_key
 
 log = structlog.get_logger("orgplane.instances.ingest")
 
-#: Largest heartbeat value read (a real one is about 400 bytes).
-MAX_HEARTBEAT_BYTES = 4096
 #: Keys per script call and rows per query.
 BATCH = 1000
-TOO_BIG = b"!"
-
-#: Returns, for each key, its value when it is a string of at most ARGV[1] bytes, ``""`` when
-#: it is missing or empty, ``"!"`` when it is bigger or not a string.
-_READ = """
-local out = {}
-local cap = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local size = redis.pcall('STRLEN', key)
-  if type(size) ~= 'number' or size > cap then
-    out[i] = '!'
-  elseif size == 0 then
-    out[i] = ''
-  else
-    out[i] = redis.call('GET', key)
-  end
-end
-return out
-"""
-
-#: Renews each key's expiry to ARGV[1] seconds; returns the (1-based) positions of the keys
-#: that do not exist.
-_RENEW = """
-local missing = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('EXPIRE', key, ARGV[1]) == 0 then
-    missing[#missing + 1] = i
-  end
-end
-return missing
-"""
-
-_REGISTERED = select(col(Instance.org_id)).where(col(Instance.last_heartbeat_at).is_not(None))
-_ROWS = select(
-    col(Instance.org_id),
-    col(Instance.usage_reported),
-    col(Instance.last_heartbeat_seq),
-    col(Instance.last_heartbeat_at),
-    col(Instance.health),
-    col(Instance.version),
-    col(Instance.contract_version),
-    col(Org.config_version),
-).join(Org, col(Org.id) == col(Instance.org_id))
-_TABLE = Instance.__table__  # type: ignore[attr-defined]
-_DUE = (
-    update(_TABLE)
-    .where(
-        _TABLE.c.org_id == bindparam("b_org"),
-        _TABLE.c.last_heartbeat_seq < bindparam("b_seq"),
-    )
-    .values(
-        last_heartbeat_at=bindparam("b_now"),
-        last_heartbeat_seq=bindparam("b_seq"),
-        updated_at=bindparam("b_now"),
-    )
-)
-
-
-#: A changed heartbeat's row, written only if it still has the ``seq`` it was judged against.
-_CHANGED = (
-    update(_TABLE)
-    .where(
-        _TABLE.c.org_id == bindparam("b_org"),
-        _TABLE.c.last_heartbeat_seq == bindparam("b_prev"),
-    )
-    .values(
-        last_heartbeat_at=bindparam("b_now"),
-        last_heartbeat_seq=bindparam("b_seq"),
-        version=bindparam("b_version"),
-        health=bindparam("b_health"),
-        contract_version=bindparam("b_contract"),
-        usage_reported=bindparam("b_usage", type_=_TABLE.c.usage_reported.type),
-        updated_at=bindparam("b_now"),
-        last_active_at=func.coalesce(
-            bindparam("b_active", type_=_TABLE.c.last_active_at.type), _TABLE.c.last_active_at
-        ),
-    )
-)
-
-
-def uses_redis(runtime: Runtime) -> bool:
-    """Whether instances of this deployment heartbeat over Redis after their first beat."""
-    return (
-        runtime.settings.provisioning.heartbeat_transport == "redis"
-        and runtime.redis_admin is not None
-    )
-
-
-def poll_seconds(runtime: Runtime) -> float:
-    """Seconds between reads: the setting, at most half an interval."""
-    provisioning = runtime.settings.provisioning
-    return min(provisioning.heartbeat_poll_seconds, provisioning.heartbeat_interval / 2)
-
-
-def answer_ttl(runtime: Runtime) -> int:
-    """Seconds an answer key lives after the last read renewed it: longer than the gap between
-    two heartbeats read (1.1 intervals plus a poll), short enough that instances go back to
-    posting soon after the last reader stopped."""
-    provisioning = runtime.settings.provisioning
-    return math.ceil(2 * provisioning.heartbeat_interval + 2 * poll_seconds(runtime))
-
-
-def reader_lock(runtime: Runtime) -> str:
-    """The Redis key of the lock the reading replica holds."""
-    return f"orgplane:{runtime.settings.provisioning.deployment_id}:heartbeat-reader"
-
-
-async def publish_answer(runtime: Runtime, org_id: str, answer: Any) -> bool:
-    """Leave ``answer`` in the org's answer key when a replica reads heartbeats (the lock is
-    held); False, with nothing written, when none does or Redis failed."""
-    redis = runtime.redis_admin
-    if redis is None:
-        return False
-    try:
-        if not await redis.exists(reader_lock(runtime)):
-            return False
-        await redis.set(
-            heartbeat_answer_key(org_id), msgspec.json.encode(answer), ex=answer_ttl(runtime)
-        )
-    except (RedisError, OSError) as exc:
-        log.warning("heartbeat answer not written", org_id=org_id, error=type(exc).__name__)
-        return False
-    return True
 
 
 @dataclass
@@ -227,8 +110,8 @@ class RedisHeartbeats:
     warned: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._read = self.redis.register_script(_READ)
-        self._renew = self.redis.register_script(_RENEW)
+        self._read = self.redis.register_script(READ_SCRIPT)
+        self._renew = self.redis.register_script(RENEW_SCRIPT)
         self.interval = self.runtime.settings.provisioning.heartbeat_interval
 
     async def run_forever(self) -> None:
@@ -248,7 +131,7 @@ class RedisHeartbeats:
     async def _read_while_held(self, lock: Any, period: float) -> None:
         while True:
             try:
-                if await _hold(lock):
+                if await hold_lock(lock):
                     await self.poll()
             except asyncio.CancelledError:
                 raise
@@ -268,7 +151,7 @@ class RedisHeartbeats:
         """Read, judge and record every changed heartbeat once."""
         report = PollReport()
         async with self.runtime.engine.connect() as conn:
-            org_ids = list((await conn.execute(_REGISTERED)).scalars())
+            org_ids = list((await conn.execute(REGISTERED)).scalars())
         report.keys = len(org_ids)
         bodies = await self._changed(org_ids, report)
         if bodies:
@@ -291,7 +174,7 @@ class RedisHeartbeats:
                     continue
                 self.seen[org_id] = raw
                 report.new += 1
-                body = _decode(raw)
+                body = decode(raw)
                 if body is None or body.org_id != org_id or not speaks_supported([body.speaks]):
                     report.invalid += 1
                     self._warn(org_id)
@@ -316,7 +199,7 @@ class RedisHeartbeats:
         ids = list(bodies)
         async with self.runtime.engine.begin() as conn:
             for i in range(0, len(ids), BATCH):
-                rows = await conn.execute(_ROWS.where(col(Instance.org_id).in_(ids[i : i + BATCH])))
+                rows = await conn.execute(ROWS.where(col(Instance.org_id).in_(ids[i : i + BATCH])))
                 for org_id, reported, seq, at, health, version, contract, config in rows:
                     body = bodies[org_id]
                     verdict = judge(
@@ -338,7 +221,7 @@ class RedisHeartbeats:
                 elif verdict.due:
                     due.append({"b_org": org_id, "b_seq": body.seq, "b_now": now})
             if due:
-                await conn.execute(_DUE, due)
+                await conn.execute(DUE, due)
             if usage:
                 await conn.execute(usage_upsert(conn.dialect.name), usage)
         report.accepted = len(judged)
@@ -349,7 +232,7 @@ class RedisHeartbeats:
     async def _write_changed(conn: Any, org_id: str, item: _Judged, now: Any) -> bool:
         values = item.verdict.values(item.body, now)
         result = await conn.execute(
-            _CHANGED,
+            CHANGED,
             {
                 "b_org": org_id,
                 "b_prev": item.seq_before,
@@ -394,35 +277,6 @@ class RedisHeartbeats:
                 pipe.set(heartbeat_answer_key(org_id), msgspec.json.encode(answer), ex=ttl)
             await pipe.execute()
         report.answered = len(answers)
-
-
-def cancel_requested() -> bool:
-    """Whether this task has been asked to stop. redis-py can turn a cancellation that lands
-    while it reads a reply into ``ConnectionError("Connection closed by server.")``, or end it
-    quietly (redis/redis-py#2665): a loop that logs errors and carries on would then never
-    stop, and the shutdown that waits for it would hang. Seen here in a test run: a reader
-    that kept reading for 15 minutes after it was cancelled."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def _hold(lock: Any) -> bool:
-    """Renew the reader lock when this replica holds it, else try to take it."""
-    if lock.local.token:
-        try:
-            return bool(await lock.extend(lock.timeout, replace_ttl=True))
-        except LockError:  # lost (it expired and another replica took it)
-            lock.local.token = None
-    return bool(await lock.acquire())
-
-
-def _decode(raw: bytes) -> HeartbeatIn | None:
-    if raw == TOO_BIG:
-        return None
-    try:
-        return msgspec.json.decode(raw, type=HeartbeatIn)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
 
 
 @contextlib.asynccontextmanager

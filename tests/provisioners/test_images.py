@@ -1,8 +1,9 @@
 """The images scripts/build-images.sh builds (deploy/Dockerfile.instance, .control-plane).
 
 Proves: both run as uid 10001, carry OCI labels and a HEALTHCHECK; the instance image starts
-``python -m org_instance``, holds no pip, no compiler and none of the control plane's SDKs
-(docker, kubernetes, asyncpg, alembic), and its health check one-liner fails where nothing
+``python -m org_instance``, holds no pip, no compiler and none of the control plane's
+dependencies (docker, kubernetes, asyncpg, alembic, SQLAlchemy, pydantic, Pillow: it is built
+from the ``instance`` extra), and its health check one-liner fails where nothing
 listens and passes against a running instance; the control-plane image's entry point is ``orgplane``
 with ``serve`` by default, and ``migrate`` (what compose runs first) migrates a fresh database.
 """
@@ -42,7 +43,8 @@ def test_the_instance_image_is_small_and_unprivileged(
     probe = (
         "import importlib.util as u, os, shutil; "
         "print(os.getuid(), [m for m in ('pip', 'docker', 'kubernetes', 'asyncpg', 'alembic', "
-        "'org_instance', 'litestar') if u.find_spec(m)], shutil.which('gcc'), shutil.which('cc'))"
+        "'sqlalchemy', 'pydantic', 'PIL', 'org_instance', 'litestar') if u.find_spec(m)], "
+        "shutil.which('gcc'), shutil.which('cc'))"
     )
     seen = _run(docker_client, instance_image, run_id, entrypoint=["python", "-c", probe])
     assert seen.strip() == "10001 ['org_instance', 'litestar'] None None"
