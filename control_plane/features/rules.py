@@ -177,7 +177,7 @@ def feature_enabled(rule: Feature | None, key: str, subject: Subject) -> bool:
 
 def feature_keys(catalogue: Mapping[str, Feature], subject: Subject) -> set[str]:
     """Every key a subject has a value for: built in, in the catalogue, or overridden."""
-    return KNOWN_FEATURES | catalogue.keys() | subject.overrides.keys()
+    return set(KNOWN_FEATURES) | catalogue.keys() | subject.overrides.keys()
 
 
 def enabled_features(catalogue: Mapping[str, Feature], subject: Subject) -> list[str]:
