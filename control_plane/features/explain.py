@@ -32,6 +32,8 @@ PRECEDENCE: tuple[tuple[Decider, str], ...] = (
 
 async def find_user(db: AsyncSession, ref: str) -> User:
     """The user whose id or email is ``ref``, or 404 ``user_not_found``."""
+    if "\x00" in ref:  # no user has one, and PostgreSQL would refuse to compare it
+        raise NotFound("No such user.", code="user_not_found", field="user")
     user = await db.get(User, ref) if len(ref) == 32 and "@" not in ref else None
     if user is None and "@" in ref:
         user = await find_by_email(db, ref)

@@ -8,14 +8,13 @@ added later is audited (or explicitly excused) from the start. States that are n
 their own (the sign-in's second step, a form with an error, the error page) are visited too.
 
 One browser, one page per role; the contexts bypass the CSP so the audit script can be inlined
-(``tests/support/axe.py``). Screenshots of the feature-rules page land in ``test-output/ui/``.
+(``tests/support/axe.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,13 +31,11 @@ from tests.support.axe import Violation, audit, axe_script
 from tests.support.live import serve_control_plane
 from tests.support.mfa import enable_mfa
 from tests.support.oidc import REDIRECT_URI, register_client
-from tests.support.services import REPO, chromium_binary, need
+from tests.support.services import chromium_binary, need
+from tests.ui.browser import CHROMIUM_ARGS, free_port, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = REPO / "test-output" / "ui"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-PORTS = range(47900, 48000)  # this test's own range on 127.0.0.1
 
 #: GET routes under /ui that are not pages, and why.
 NOT_PAGES = {
@@ -57,17 +54,6 @@ class Visit:
     url: str
     status: int = 200
     label: str = ""
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError(f"no free port in {PORTS}")
 
 
 def ui_get_routes(app: Any) -> set[str]:
@@ -92,7 +78,7 @@ async def live(make_settings: Any) -> AsyncIterator[tuple[str, Any, dict[str, st
     """The control plane's URL, its app, and the facts the visits need: an org ``acme`` owned
     by olga@ with ann@ as a member, a feature rule, a third-party OAuth client's authorization
     URL, and mo@ who signs in with TOTP."""
-    port = _free_port()
+    port = free_port()
     settings = make_settings(
         ORGPLANE_PORT=str(port), ORGPLANE_DEPLOYMENT_ID=f"axe-{uuid.uuid4().hex[:8]}"
     )
@@ -188,14 +174,6 @@ def visits(facts: dict[str, str]) -> list[Visit]:
     return anyone + admin + owner + member
 
 
-async def _sign_in(page: Any, email: str) -> None:
-    await page.goto("/ui/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_load_state()
-
-
 async def _states(page: Any, script: Path) -> list[Violation]:
     """Pages that are states, not routes: a refused sign-in, and the second factor's step."""
     await page.goto("/ui/login")
@@ -204,7 +182,7 @@ async def _states(page: Any, script: Path) -> list[Violation]:
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_load_state()
     found = await audit(page, script, "visitor: sign-in refused")
-    await _sign_in(page, "mo@example.com")
+    await sign_in(page, "mo@example.com")
     assert await page.get_by_label("Code").count() >= 1, await page.content()
     return found + await audit(page, script, "visitor: sign-in, second step (TOTP)")
 
@@ -236,7 +214,7 @@ async def test_every_page_has_no_serious_accessibility_violation(
                 pages[role] = page = await context.new_page()
                 page.set_default_timeout(20_000)
                 if role in emails:
-                    await _sign_in(page, f"{emails[role]}@example.com")
+                    await sign_in(page, f"{emails[role]}@example.com")
             for visit in plan:
                 page = pages[visit.role]
                 answer = await page.goto(visit.url)
