@@ -29,7 +29,7 @@ from control_plane.identity.users import create_user
 from tests.support.api import PASSWORD
 from tests.support.axe import Violation, audit, axe_script
 from tests.support.live import serve_control_plane
-from tests.support.mfa import enable_mfa
+from tests.support.mfa import code, enable_mfa, steady_step
 from tests.support.oidc import REDIRECT_URI, register_client
 from tests.support.services import chromium_binary, need
 from tests.ui.browser import CHROMIUM_ARGS, free_port, sign_in
@@ -115,7 +115,7 @@ async def _seed(http: httpx.AsyncClient) -> dict[str, str]:
     assert put.status_code == 200, put.text
     client = await register_client(http, admin, first_party=False)
     # enable_mfa only posts: the live server's httpx client does what the test client does.
-    await enable_mfa(cast(Any, http), await _bearer(http, "mo@example.com"))
+    enrolled = await enable_mfa(cast(Any, http), await _bearer(http, "mo@example.com"))
     verifier = uuid.uuid4().hex * 2
     challenge = hashlib.sha256(verifier.encode()).digest()
     query = {
@@ -128,7 +128,7 @@ async def _seed(http: httpx.AsyncClient) -> dict[str, str]:
         "code_challenge": base64.urlsafe_b64encode(challenge).rstrip(b"=").decode(),
         "code_challenge_method": "S256",
     }
-    return {"authorize": "/oauth/authorize?" + urlencode(query)}
+    return {"authorize": "/oauth/authorize?" + urlencode(query), "totp": enrolled.secret}
 
 
 def visits(facts: dict[str, str]) -> list[Visit]:
@@ -174,8 +174,9 @@ def visits(facts: dict[str, str]) -> list[Visit]:
     return anyone + admin + owner + member
 
 
-async def _states(page: Any, script: Path) -> list[Violation]:
-    """Pages that are states, not routes: a refused sign-in, and the second factor's step."""
+async def _states(page: Any, script: Path, totp: str) -> list[Violation]:
+    """Pages that are states, not routes: a refused sign-in, the second factor's step, and the
+    MFA page of an account that has TOTP on."""
     await page.goto("/ui/login")
     await page.get_by_label("Email").fill("ops@example.com")
     await page.get_by_label("Password").fill("wrong password")
@@ -183,8 +184,13 @@ async def _states(page: Any, script: Path) -> list[Violation]:
     await page.wait_for_load_state()
     found = await audit(page, script, "visitor: sign-in refused")
     await sign_in(page, "mo@example.com")
-    assert await page.get_by_label("Code").count() >= 1, await page.content()
-    return found + await audit(page, script, "visitor: sign-in, second step (TOTP)")
+    found += await audit(page, script, "visitor: sign-in, second step (TOTP)")
+    steady_step()
+    await page.get_by_label("One-time code").fill(code(totp))
+    await page.get_by_role("button", name="Verify").click()
+    await page.wait_for_url("**/ui/orgs")
+    await page.goto("/ui/account/mfa")
+    return found + await audit(page, script, "mo (TOTP on): /ui/account/mfa")
 
 
 async def test_every_page_has_no_serious_accessibility_violation(
@@ -223,7 +229,7 @@ async def test_every_page_has_no_serious_accessibility_violation(
                 assert "/ui/login" not in page.url or visit.role == "visitor", (visit, page.url)
                 label = f"{visit.role}: {visit.label or visit.url}"
                 violations += await audit(page, script, label)
-            violations += await _states(pages["visitor"], script)
+            violations += await _states(pages["visitor"], script, facts["totp"])
         finally:
             await chromium.close()
     assert not violations, "serious or critical accessibility violations:\n" + "\n".join(
