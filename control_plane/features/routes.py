@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import delete, get, put
-from litestar.params import JSONBody, PathParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from control_plane.actor import ActorDep
@@ -18,17 +18,22 @@ from control_plane.audit.record import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import Feature, utcnow
 from control_plane.deps import DB, Caller
-from control_plane.errors import NotFound
+from control_plane.errors import BadRequest, NotFound
+from control_plane.features.explain import explain_features, find_org, find_user
 from control_plane.features.rules import load_catalogue
 from control_plane.features.schemas import (
     FEATURE_KEY_PATTERN,
     FeatureBody,
+    FeatureExplanation,
     FeatureOut,
     FeatureRules,
 )
 from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
 
 FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]
+#: Optional in the schema so that a caller without credentials hears 401 before 400.
+OrgRef = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]
+UserRef = Annotated[str | None, QueryParameter(min_length=1, max_length=320)]
 
 
 def _out(key: str, row: Feature | None, principal: Principal) -> FeatureOut:
@@ -62,6 +67,22 @@ async def list_features(principal: Caller, db: DB) -> list[FeatureOut]:
     catalogue = await load_catalogue(db)
     keys = sorted(KNOWN_FEATURES | catalogue.keys())
     return [_out(key, catalogue.get(key), principal) for key in keys]
+
+
+@get("/api/v1/features/explain", tags=["features"])
+async def explain(
+    principal: Caller, db: DB, org: OrgRef = None, user: UserRef = None
+) -> FeatureExplanation:
+    """Each feature's value for ``org`` (id or slug) and ``user`` (id or email; none: as the
+    org's own gates see it), and the rule that decided it (platform admins). 400
+    ``org_required`` without ``org``; 404 ``org_not_found`` / ``user_not_found``."""
+    require_platform_admin(principal)
+    if org is None:
+        raise BadRequest(
+            "Name the org to explain, by id or slug.", code="org_required", field="org"
+        )
+    found = await find_org(db, org)
+    return await explain_features(db, org=found, user=await find_user(db, user) if user else None)
 
 
 @get("/api/v1/features/{key:str}", tags=["features"])
@@ -129,4 +150,4 @@ async def delete_feature(key: FeatureKey, actor: ActorDep, db: DB) -> None:
     await db.commit()
 
 
-ROUTES = [list_features, read_feature, put_feature, delete_feature]
+ROUTES = [list_features, explain, read_feature, put_feature, delete_feature]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, cast, func, literal_column
@@ -124,37 +125,62 @@ def catalogue_from(column: list[dict[str, Any]]) -> dict[str, Feature]:
     }
 
 
-def _exclusive(rule: Feature, subject: Subject) -> bool | None:
+class Decider(StrEnum):
+    """Which rule decided a feature, in precedence order (the first that applies decides)."""
+
+    DISABLED = "disabled"
+    EXCLUSIVE_USER = "exclusive_user"
+    EXCLUSIVE_ORG = "exclusive_org"
+    #: An exclusive list exists and names neither the user nor the org: off.
+    EXCLUSIVE_OTHERS = "exclusive_others"
+    OVERRIDE = "override"
+    #: The catalogue entry's ``plans``.
+    ENTRY_PLANS = "entry_plans"
+    #: The built-in plan includes the feature.
+    PLAN = "plan"
+    DEFAULT = "default"
+
+
+def _exclusive(rule: Feature, subject: Subject) -> Decider | None:
     if not rule.exclusive_user_ids and not rule.exclusive_org_ids:
         return None
     if subject.user_id is not None and subject.user_id in rule.exclusive_user_ids:
-        return True
-    return any(org_id in rule.exclusive_org_ids for org_id in subject.org_ids)
+        return Decider.EXCLUSIVE_USER
+    if any(org_id in rule.exclusive_org_ids for org_id in subject.org_ids):
+        return Decider.EXCLUSIVE_ORG
+    return Decider.EXCLUSIVE_OTHERS
 
 
-def _by_plan(rule: Feature | None, key: str, subject: Subject) -> bool:
+def decide(rule: Feature | None, key: str, subject: Subject) -> tuple[bool, Decider]:
+    """Whether ``key`` (with catalogue entry ``rule``, if any) is on for ``subject``, and the
+    rule that decided it."""
+    if rule is not None:
+        if rule.disabled:
+            return False, Decider.DISABLED
+        exclusive = _exclusive(rule, subject)
+        if exclusive is not None:
+            return exclusive is not Decider.EXCLUSIVE_OTHERS, exclusive
+    override = subject.overrides.get(key)
+    if override is not None:
+        return override, Decider.OVERRIDE
     if rule is not None and rule.plans:
-        return subject.plan.name in rule.plans
+        return subject.plan.name in rule.plans, Decider.ENTRY_PLANS
     if key in subject.plan.features:
-        return True
-    return rule.default if rule is not None else False
+        return True, Decider.PLAN
+    return (rule.default if rule is not None else False), Decider.DEFAULT
 
 
 def feature_enabled(rule: Feature | None, key: str, subject: Subject) -> bool:
     """Whether ``key`` (with catalogue entry ``rule``, if any) is on for ``subject``."""
-    if rule is not None:
-        if rule.disabled:
-            return False
-        exclusive = _exclusive(rule, subject)
-        if exclusive is not None:
-            return exclusive
-    override = subject.overrides.get(key)
-    if override is not None:
-        return override
-    return _by_plan(rule, key, subject)
+    return decide(rule, key, subject)[0]
+
+
+def feature_keys(catalogue: Mapping[str, Feature], subject: Subject) -> set[str]:
+    """Every key a subject has a value for: built in, in the catalogue, or overridden."""
+    return set(KNOWN_FEATURES) | catalogue.keys() | subject.overrides.keys()
 
 
 def enabled_features(catalogue: Mapping[str, Feature], subject: Subject) -> list[str]:
     """Sorted keys of every feature that is on for ``subject``."""
-    keys = KNOWN_FEATURES | catalogue.keys() | subject.overrides.keys()
+    keys = feature_keys(catalogue, subject)
     return sorted(key for key in keys if feature_enabled(catalogue.get(key), key, subject))

@@ -42,3 +42,28 @@ class FeatureOut(msgspec.Struct):
     in_catalogue: bool
     updated_at: datetime | None = None
     rules: FeatureRules | None = None
+
+
+class FeatureDecision(msgspec.Struct):
+    """One feature's value for an org and a user, and the rule that decided it."""
+
+    key: str
+    enabled: bool
+    #: The deciding rule: ``disabled``, ``exclusive_user``, ``exclusive_org``,
+    #: ``exclusive_others``, ``override``, ``entry_plans``, ``plan`` or ``default``.
+    rule: str
+    #: The rule in words, naming the org that set an override or is listed.
+    reason: str
+
+
+class FeatureExplanation(msgspec.Struct):
+    """Every feature's value for one org and one user (or none: what org-level gates see)."""
+
+    org_id: str
+    org_slug: str
+    plan: str
+    user_id: str | None
+    user_email: str | None
+    #: The user's role in the org (None: not a member, or no user given).
+    role: str | None
+    features: list[FeatureDecision]

@@ -88,6 +88,25 @@ async def effective_limits(db: AsyncSession, org: Org) -> dict[str, int]:
     return limits
 
 
+async def feature_subject(
+    db: AsyncSession, org: Org, *, user_id: str | None = None
+) -> tuple[Subject, list[Org]]:
+    """Who the features of ``org`` are evaluated for (``user_id`` None: any member), and the
+    org's ancestors (parent first). Costs the walk up the ancestors (none for a root org)."""
+    chain = await ancestors(db, org)
+    overrides: dict[str, bool] = {}
+    for ancestor in reversed(chain):
+        overrides.update(ancestor.features)
+    overrides.update(org.features)
+    subject = Subject(
+        user_id=user_id,
+        org_ids=[org.id, *(a.id for a in chain)],
+        plan=PLANS.get(org.plan) or PLANS[DEFAULT_PLAN],
+        overrides=overrides,
+    )
+    return subject, chain
+
+
 async def effective_features(
     db: AsyncSession,
     org: Org,
@@ -102,17 +121,7 @@ async def effective_features(
     query for the catalogue (none when ``catalogue`` is given: a list loads it once for its
     page) plus the walk up the ancestors (none for a root org).
     """
-    chain = await ancestors(db, org)
-    overrides: dict[str, bool] = {}
-    for ancestor in reversed(chain):
-        overrides.update(ancestor.features)
-    overrides.update(org.features)
-    subject = Subject(
-        user_id=user_id,
-        org_ids=[org.id, *(a.id for a in chain)],
-        plan=PLANS.get(org.plan) or PLANS[DEFAULT_PLAN],
-        overrides=overrides,
-    )
+    subject, _ = await feature_subject(db, org, user_id=user_id)
     return enabled_features(
         catalogue if catalogue is not None else await load_catalogue(db), subject
     )

@@ -64,7 +64,8 @@
     render();
   }
 
-  // Autocomplete from /api/v1/orgs/lookup: "open" goes to the org, "fill" puts its id in.
+  // Autocomplete from /api/v1/orgs/lookup (or, with data-lookup-source="users", the users
+  // list): "open" goes to the org, "fill" puts its id (a user's email) in.
   function autocomplete(input) {
     const list = document.getElementById(input.getAttribute("aria-controls"));
     let items = [], active = -1, timer = null, seq = 0;
@@ -92,11 +93,17 @@
       const mine = ++seq;
       if (!q) { close(); return; }
       let answer;
+      const users = input.dataset.lookupSource === "users";
+      const url = users ? "/api/v1/users?limit=20&q=" : "/api/v1/orgs/lookup?q=";
       try {
-        answer = await fetch("/api/v1/orgs/lookup?q=" + encodeURIComponent(q));
+        answer = await fetch(url + encodeURIComponent(q));
       } catch (_) { return; }
       if (!answer.ok || mine !== seq) { return; }
-      items = await answer.json();
+      const found = await answer.json();
+      // The users list pages its answer; its entries become lookup items (the email fills in).
+      items = users ? found.items.map(function (u) {
+        return { value: u.email, label: u.name ? u.name + " (" + u.email + ")" : u.email };
+      }) : found;
       list.replaceChildren(...items.map(function (item, i) {
         const li = document.createElement("li");
         li.id = list.id + "-" + i; li.setAttribute("role", "option");
