@@ -158,7 +158,8 @@ class OidcProvider(IdentityProvider):
             ).validate(decoded.claims)
         except (JoseError, ValueError, TypeError) as exc:
             reason = "bad_nonce" if "nonce" in str(exc) else "invalid_id_token"
-            raise _invalid(getattr(exc, "error", "") or "signature or claims", reason=reason) from exc
+            what = getattr(exc, "error", "") or "signature or claims"
+            raise _invalid(what, reason=reason) from exc
         claims = dict(decoded.claims)
         aud = claims.get("aud")
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.config.client_id:

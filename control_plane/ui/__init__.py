@@ -35,6 +35,7 @@ from control_plane.ui import (
     org_actions,
     org_pages,
     recovery_pages,
+    sso_pages,
     switcher,
 )
 from control_plane.ui.csrf import (
@@ -124,6 +125,7 @@ def ui_setup(settings: Settings, *, extra_pages: Sequence[Any] = ()) -> UISetup:
         path="/ui",
         route_handlers=[
             *auth_pages.ROUTES,
+            *sso_pages.ROUTES,
             *mfa_pages.ROUTES,
             *recovery_pages.ROUTES,
             *dashboard.ROUTES,

@@ -53,21 +53,23 @@ from control_plane.ui.session import (
     cookie_secure,
     session_cookies,
 )
+from control_plane.ui.sso_pages import sign_in_buttons
 
 EXPIRED = "Your sign-in was not finished in time; start again."
 NextPath = Annotated[str | None, QueryParameter(name="next", max_length=2048)]
 Done = Annotated[str | None, QueryParameter(max_length=40)]
 
 
-@get("/login", sync_to_thread=False)
-def login_page(next_path: NextPath = None, done: Done = None) -> Template:
-    """The sign-in form."""
+@get("/login")
+async def login_page(db: DB, next_path: NextPath = None, done: Done = None) -> Template:
+    """The sign-in form, with a "Sign in with <provider>" button per identity provider."""
     return page(
         "login.html",
         next_path=safe_next(next_path),
         errors=FormErrors(),
         email="",
         notice=notice_of(done),
+        providers=await sign_in_buttons(db),
     )
 
 

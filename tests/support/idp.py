@@ -56,8 +56,17 @@ def ensure_oidc_provider() -> None:
     target = MODULES.parent
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error",
-         "--prefix", str(target), f"oidc-provider@{VERSION}"],
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--loglevel=error",
+            "--prefix",
+            str(target),
+            f"oidc-provider@{VERSION}",
+        ],
         check=True,
         timeout=300,
         capture_output=True,
