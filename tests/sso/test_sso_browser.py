@@ -46,41 +46,41 @@ async def live(make_settings: Any, tmp_path: Path) -> AsyncIterator[tuple[str, A
         ORGPLANE_PORT=str(port), ORGPLANE_DEPLOYMENT_ID=f"ssob-{uuid.uuid4().hex[:8]}"
     )
     base = f"http://127.0.0.1:{port}"
-    async with serve_control_plane(settings, port) as app:
-        async with run_idp(tmp_path, [f"{base}/ui/auth/sso/acme/callback"]) as idp:
-            async with app.state.runtime.sessions() as db:
-                await create_user(
-                    db, email="ops@example.com", password=PASSWORD, is_platform_admin=True
+    callback = f"{base}/ui/auth/sso/acme/callback"
+    async with serve_control_plane(settings, port) as app, run_idp(tmp_path, [callback]) as idp:
+        async with app.state.runtime.sessions() as db:
+            await create_user(
+                db, email="ops@example.com", password=PASSWORD, is_platform_admin=True
+            )
+            await db.commit()
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            login = await http.post(
+                "/api/v1/auth/login", json={"email": "ops@example.com", "password": PASSWORD}
+            )
+            admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            for slug in ("eng", "ops"):
+                made = await http.post(
+                    "/api/v1/orgs", headers=admin, json={"name": slug.title(), "slug": slug}
                 )
-                await db.commit()
-            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-                login = await http.post(
-                    "/api/v1/auth/login", json={"email": "ops@example.com", "password": PASSWORD}
-                )
-                admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-                for slug in ("eng", "ops"):
-                    made = await http.post(
-                        "/api/v1/orgs", headers=admin, json={"name": slug.title(), "slug": slug}
-                    )
-                    assert made.status_code == 202, made.text
-                provider = await http.post(
-                    "/api/v1/identity-providers",
-                    headers=admin,
-                    json={
-                        "slug": "acme",
-                        "display_name": "Acme SSO",
-                        "discovery_url": idp.discovery_url,
-                        "client_id": CLIENT_ID,
-                        "client_secret": CLIENT_SECRET,
-                        "scopes": ["openid", "email", "profile", "groups"],
-                    },
-                )
-                assert provider.status_code == 201, provider.text
-                rules = f"/api/v1/identity-providers/{provider.json()['id']}/rules"
-                for value, role in (("eng", "member"), ("ops", "admin")):
-                    rule = {"claim": "groups", "value": value, "org": value, "role": role}
-                    assert (await http.post(rules, headers=admin, json=rule)).status_code == 201
-            yield base, app, idp
+                assert made.status_code == 202, made.text
+            provider = await http.post(
+                "/api/v1/identity-providers",
+                headers=admin,
+                json={
+                    "slug": "acme",
+                    "display_name": "Acme SSO",
+                    "discovery_url": idp.discovery_url,
+                    "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET,
+                    "scopes": ["openid", "email", "profile", "groups"],
+                },
+            )
+            assert provider.status_code == 201, provider.text
+            rules = f"/api/v1/identity-providers/{provider.json()['id']}/rules"
+            for value, role in (("eng", "member"), ("ops", "admin")):
+                rule = {"claim": "groups", "value": value, "org": value, "role": role}
+                assert (await http.post(rules, headers=admin, json=rule)).status_code == 201
+        yield base, app, idp
 
 
 async def _roles(app: Any, email: str) -> dict[str, str]:
@@ -91,7 +91,7 @@ async def _roles(app: Any, email: str) -> dict[str, str]:
             .join(User, col(User.id) == col(Membership.user_id))
             .where(col(User.email) == email)
         )
-        return {slug: role for slug, role in await db.exec(query)}
+        return dict(await db.exec(query))
 
 
 async def test_sign_in_with_the_provider_in_chromium(live: tuple[str, Any, Idp]) -> None:
