@@ -97,7 +97,12 @@ async def login_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db:
         errors.general = exc.detail
         status = 429 if isinstance(exc, TooManyRequests) else 401
         return page(
-            "login.html", status, next_path=target, errors=errors, email=data.get("email", "")
+            "login.html",
+            status,
+            next_path=target,
+            errors=errors,
+            email=data.get("email", ""),
+            providers=await sign_in_buttons(db),
         )
     pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)
     return Redirect(target, status_code=303, cookies=session_cookies(runtime, pair, secure=secure))

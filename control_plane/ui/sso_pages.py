@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from litestar import Request, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import ProblemError
@@ -40,7 +41,7 @@ NextPath = Annotated[str | None, QueryParameter(name="next", max_length=2048)]
 EXPIRED = "Your sign-in was not finished in time, or was started in another browser; start again."
 
 
-async def sign_in_buttons(db: Any) -> list[dict[str, str]]:
+async def sign_in_buttons(db: AsyncSession) -> list[dict[str, str]]:
     """The enabled providers, for the login page's buttons."""
     return [
         {"slug": row.slug, "name": row.display_name}
@@ -48,10 +49,15 @@ async def sign_in_buttons(db: Any) -> list[dict[str, str]]:
     ]
 
 
-def _login_again(message: str, status: int, *, secure: bool) -> Any:
+async def _login_again(db: AsyncSession, message: str, status: int, *, secure: bool) -> Any:
+    """The login page again with ``message``; whatever the refused sign-in wrote is undone."""
+    await db.rollback()
     errors = FormErrors()
     errors.general = message
-    answer = page("login.html", status, next_path="/ui/", errors=errors, email="")
+    buttons = await sign_in_buttons(db)
+    answer = page(
+        "login.html", status, next_path="/ui/", errors=errors, email="", providers=buttons
+    )
     answer.cookies.append(cleared_attempt(secure=secure))
     return answer
 
@@ -72,7 +78,7 @@ async def sso_start(
         attempt = new_attempt(redirect_uri)
         url = await authorization_url(runtime, db, row, attempt)
     except ProblemError as exc:
-        return _login_again(exc.detail, exc.status, secure=secure)
+        return await _login_again(db, exc.detail, exc.status, secure=secure)
     pending = PendingSso(row.slug, attempt, safe_next(next_path))
     cookie = attempt_cookie(runtime.settings, pending, secure=secure)
     return Redirect(url, status_code=303, cookies=[cookie])
@@ -86,13 +92,13 @@ async def sso_callback(
     secure = cookie_secure(runtime, request.url.scheme)
     pending = read_attempt(runtime.settings, request.cookies.get(ATTEMPT_COOKIE))
     if pending is None or pending.slug != slug:
-        return _login_again(EXPIRED, 401, secure=secure)
+        return await _login_again(db, EXPIRED, 401, secure=secure)
     params = {key: str(value) for key, value in request.query_params.items()}
     try:
         row = await enabled_provider(db, slug)
         sign_in = await finish_sign_in(request, runtime, db, row, pending.attempt, params)
     except (SsoError, ProblemError) as exc:
-        return _login_again(exc.detail, exc.status, secure=secure)
+        return await _login_again(db, exc.detail, exc.status, secure=secure)
     if sign_in.needs_otp:
         user = sign_in.user
         answer = page("login_otp.html", errors=FormErrors())

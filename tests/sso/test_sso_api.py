@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from control_plane.db.models import AuditEvent, Membership
 from control_plane.db.sso_models import ClaimRule, IdentityProvider
 from tests.support.api import PASSWORD, add_user, assert_problem, direct_db, login, runtime_of
+from tests.support.idp import free_port
 from tests.support.oidc import CSRF_FIELD
 from tests.support.orgs import add_member, make_org, me_id, row_counts
 
@@ -177,6 +178,7 @@ async def test_require_sso_needs_the_plan_feature_and_refuses_members_password_s
     )
     assert page.status_code == 401
     assert "requires single sign-on" in page.text
+    assert "Sign in with Corp" in page.text  # the way in, on the refusal
     await login(client, "ned@example.com")  # not a member: unaffected
     await login(client, "root@example.com")  # platform admins keep the password
 
@@ -206,3 +208,25 @@ async def test_deleting_a_provider_keeps_its_memberships_as_ordinary_ones(
         assert membership.source == ""
         assert (await db.exec(select(ClaimRule))).all() == []
     assert_problem(await client.get(f"{BASE}/{pid}", headers=admin), 404)
+
+
+async def test_an_unreachable_unknown_or_disabled_provider_shows_the_login_page(
+    client: AsyncTestClient[Any], admin: dict[str, str]
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"  # nobody listens
+    pid = (await _create(client, admin, discovery_url=down)).json()["id"]
+    unreachable = await client.get("/ui/auth/sso/corp/start", follow_redirects=False)
+    assert unreachable.status_code == 401
+    assert "could not be reached" in unreachable.text
+    assert "orgplane_sso" not in unreachable.cookies or not unreachable.cookies["orgplane_sso"]
+    unknown = await client.get("/ui/auth/sso/nope/start", follow_redirects=False)
+    assert unknown.status_code == 404
+    assert "no such sign-in provider" in unknown.text
+    off = await client.patch(f"{BASE}/{pid}", headers=admin, json={"enabled": False})
+    assert off.json()["enabled"] is False
+    assert (await client.get("/ui/auth/sso/corp/start")).status_code == 404
+    assert "Sign in with Corp" not in (await client.get("/ui/login")).text
+    async with direct_db(client) as db:
+        events = await db.exec(select(AuditEvent))
+        sso = [e for e in events if e.action == "auth.login" and e.detail.get("method") == "sso"]
+    assert sso == []  # nothing was signed in or refused at the provider
