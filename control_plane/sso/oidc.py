@@ -16,6 +16,7 @@ import warnings
 from typing import Any, Final
 
 import httpx
+from authlib.common.errors import AuthlibBaseError
 from authlib.deprecate import AuthlibDeprecationWarning
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -126,7 +127,7 @@ class OidcProvider(IdentityProvider):
                     code=code,
                     code_verifier=attempt.code_verifier,
                 )
-            except Exception as exc:  # authlib raises OAuthError or httpx errors
+            except (AuthlibBaseError, httpx.HTTPError, ValueError) as exc:
                 raise SsoError(
                     "The identity provider refused the sign-in's code.", reason="token_refused"
                 ) from exc

@@ -40,6 +40,7 @@ from control_plane.identity.mfa import mfa_enabled
 from control_plane.identity.users import find_by_email
 from control_plane.runtime import Runtime
 from control_plane.sso.base import Attempt, ExternalIdentity, ProviderConfig, SsoError
+from control_plane.sso.base import IdentityProvider as IdentityProviderClient
 from control_plane.sso.claims import EMAIL_DOMAIN, Change
 from control_plane.sso.memberships import apply_claims, rules_of
 from control_plane.sso.registry import create_provider
@@ -75,7 +76,9 @@ async def enabled_provider(db: AsyncSession, slug: str) -> IdentityProvider:
     return row
 
 
-async def provider_client(runtime: Runtime, db: AsyncSession, row: IdentityProvider) -> Any:
+async def provider_client(
+    runtime: Runtime, db: AsyncSession, row: IdentityProvider
+) -> IdentityProviderClient:
     """The implementation of ``row``, with its secret decrypted and the claims its rules read."""
     needed = {r.claim.split(".")[0] for r in await rules_of(db, row.id)} - {EMAIL_DOMAIN}
     secret = runtime.box.decrypt(row.client_secret_enc).decode() if row.client_secret_enc else ""
@@ -88,7 +91,8 @@ async def authorization_url(
     runtime: Runtime, db: AsyncSession, row: IdentityProvider, attempt: Attempt
 ) -> str:
     """Where the browser signs in at ``row`` for ``attempt``."""
-    return str(await (await provider_client(runtime, db, row)).authorization_url(attempt=attempt))
+    client = await provider_client(runtime, db, row)
+    return await client.authorization_url(attempt=attempt)
 
 
 def _refuse(detail: str, reason: str, code: str) -> SsoError:

@@ -15,7 +15,7 @@ from control_plane.db.sso_models import IdentityLink
 from control_plane.sso.base import Attempt, ProviderConfig, SsoError
 from control_plane.sso.oidc import OidcProvider
 from tests.sso.conftest import CALLBACK, add_provider, sso_sign_in
-from tests.support.api import add_user, assert_problem, direct_db, login
+from tests.support.api import PASSWORD, add_user, assert_problem, direct_db, login
 from tests.support.idp import CLIENT_ID, CLIENT_SECRET, Idp, sign_in_headless
 from tests.support.orgs import add_member, make_org
 
@@ -138,6 +138,12 @@ async def test_a_callback_with_another_state_or_without_the_cookie_is_refused(
     refused = await client.get(forged.removeprefix("http://127.0.0.1:8080"))
     assert refused.status_code == 401
     assert "state does not match" in refused.text
+    start = await client.get("/ui/auth/sso/acme/start", follow_redirects=False)
+    denied = await sign_in_headless(start.headers["location"], "nobody", CALLBACK)
+    assert "error=access_denied" in denied
+    refused = await client.get(denied.removeprefix("http://127.0.0.1:8080"))
+    assert refused.status_code == 401
+    assert "did not sign you in" in refused.text
     client.cookies.clear()  # the attempt cookie was cleared anyway; a fresh browser has none
     replayed = await client.get(back.removeprefix("http://127.0.0.1:8080"))
     assert replayed.status_code == 401
@@ -167,3 +173,28 @@ async def test_password_sign_in_of_a_linked_user_still_works_without_require_sso
     idp.set_account("gus", email="gus@acme.test", email_verified=True)
     assert (await sso_sign_in(client, "gus")).status_code == 303
     await login(client, "gus@acme.test")
+
+
+async def test_a_member_of_an_org_that_requires_sso_signs_in_through_it(
+    client: AsyncTestClient[Any], admin: dict[str, str], idp: Idp, provider: dict[str, Any]
+) -> None:
+    await make_org(client, admin, "big", plan="enterprise")
+    await add_user(client, "una@acme.test")
+    await add_member(client, admin, "big", "una@acme.test", "admin")
+    idp.set_account("una", email="una@acme.test", email_verified=True)
+    done = await sso_sign_in(client, "una")
+    assert done.status_code == 303, done.text
+    # Signed in through the provider, the org admin may require it (a password session may not).
+    federated = {"Authorization": f"Bearer {done.cookies['orgplane_session']}"}
+    on = await client.put(
+        "/api/v1/orgs/big/sso-requirement", headers=federated, json={"required": True}
+    )
+    assert on.status_code == 200, on.text
+    refused = await client.post(
+        "/api/v1/auth/login", json={"email": "una@acme.test", "password": PASSWORD}
+    )
+    assert_problem(refused, 401, "sso_required")
+    client.cookies.clear()
+    again = await sso_sign_in(client, "una")
+    assert again.status_code == 303, again.text
+    assert "orgplane_session" in again.cookies
