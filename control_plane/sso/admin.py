@@ -29,9 +29,13 @@ from control_plane.sso.schemas import CreateProviderBody, CreateRuleBody, Update
 
 def checked_discovery_url(url: str) -> str:
     """An absolute https URL (http only on a loopback host), or 400 ``invalid_discovery_url``."""
-    parts = urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # such as an unclosed IPv6 bracket
+        host = None
+    loopback = host in ("127.0.0.1", "::1", "localhost")
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
         raise BadRequest(
             "The discovery URL is an absolute https URL (http only on a loopback host).",
             code="invalid_discovery_url",

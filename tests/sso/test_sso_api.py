@@ -71,6 +71,8 @@ async def test_bad_input_is_refused_and_changes_nothing(
     assert_problem(await _create(client, member), 403, "platform_admin_required")
     insecure = await _create(client, admin, discovery_url="http://idp.example/.well-known/x")
     assert_problem(insecure, 400, "invalid_discovery_url")
+    broken = await _create(client, admin, discovery_url="https://[::1/.well-known/x")
+    assert_problem(broken, 400, "invalid_discovery_url")
     assert_problem(await _create(client, admin, kind="saml"), 400, "unknown_provider_kind")
     assert_problem(await _create(client, admin, slug="Not A Slug"), 400, "validation_error")
     assert_problem(await _create(client, admin, extra=1), 400, "validation_error")
