@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from litestar import Request
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -121,6 +122,15 @@ async def _linked_user(db: AsyncSession, row: IdentityProvider, subject: str) ->
     return await db.get(User, link.user_id)
 
 
+async def _flush(db: AsyncSession) -> None:
+    """Flush; two first sign-ins of one account at once: the loser is refused, not a 500."""
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        raise _refuse("Another sign-in of this account was under way; sign in again.",
+                      "concurrent_sign_in", "sso_failed") from exc  # fmt: skip
+
+
 async def resolve_user(
     db: AsyncSession, row: IdentityProvider, identity: ExternalIdentity, ip: str
 ) -> User:
@@ -140,13 +150,13 @@ async def resolve_user(
         user = User(email=identity.email, name=identity.name, password_hash=NO_PASSWORD,
                     email_verified_at=utcnow())  # fmt: skip
         db.add(user)
-        await db.flush()
+        await _flush(db)
         record(db, action="user.create", actor=user, ip=ip, target_type="user",
                target_id=user.id, via="sso", provider=row.slug)  # fmt: skip
     link = IdentityLink(provider_id=row.id, subject=identity.subject, user_id=user.id,
                         last_login_at=utcnow())  # fmt: skip
     db.add(link)
-    await db.flush()
+    await _flush(db)
     record(db, action="identity_link.create", actor=user, ip=ip, target_type="user",
            target_id=user.id, provider=row.slug)  # fmt: skip
     return user
