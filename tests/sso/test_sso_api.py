@@ -4,6 +4,7 @@ and an org that requires SSO refuses its members' password sign-ins."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -215,7 +216,8 @@ async def test_deleting_a_provider_keeps_its_memberships_as_ordinary_ones(
 async def test_an_unreachable_unknown_or_disabled_provider_shows_the_login_page(
     client: AsyncTestClient[Any], admin: dict[str, str]
 ) -> None:
-    down = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"  # nobody listens
+    # Nobody listens there; a path of its own, as discovery documents are cached per URL.
+    down = f"http://127.0.0.1:{free_port()}/{uuid.uuid4().hex}/.well-known/openid-configuration"
     pid = (await _create(client, admin, discovery_url=down)).json()["id"]
     unreachable = await client.get("/ui/auth/sso/corp/start", follow_redirects=False)
     assert unreachable.status_code == 401

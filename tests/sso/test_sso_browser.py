@@ -91,7 +91,7 @@ async def _roles(app: Any, email: str) -> dict[str, str]:
             .join(User, col(User.id) == col(Membership.user_id))
             .where(col(User.email) == email)
         )
-        return dict(await db.exec(query))
+        return dict((await db.exec(query)).all())
 
 
 async def test_sign_in_with_the_provider_in_chromium(live: tuple[str, Any, Idp]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -74,8 +75,9 @@ def ensure_oidc_provider() -> None:
 
 
 def free_port() -> int:
-    """A free loopback port of :data:`PORTS`."""
-    for port in PORTS:
+    """A free loopback port of :data:`PORTS`, tried in random order (xdist workers start
+    servers at the same time; the binder may still lose a race: :func:`run_idp` retries)."""
+    for port in random.sample(PORTS, len(PORTS)):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -103,12 +105,34 @@ class Idp:
         self.state_file.write_text(json.dumps(self.state))
 
 
+async def _start(tmp: Path, state_file: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The provider's process and port. It is up once it has said so in its log (not when
+    the port answers: that may be another worker's server that won the port)."""
+    env = {**os.environ, "OIDC_PROVIDER_MODULES": str(MODULES)}
+    for attempt in range(5):
+        port = free_port()
+        log_path = tmp / f"idp-{attempt}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                ["node", str(SCRIPT), str(port), str(state_file)], stdout=log, stderr=log, env=env
+            )
+        for _ in range(150):
+            if process.poll() is not None:
+                break  # most likely the port was taken meanwhile: another one
+            if b"listening" in log_path.read_bytes():
+                return process, port
+            await asyncio.sleep(0.1)
+        else:
+            process.kill()
+            raise RuntimeError(f"the test IdP did not start in 15 s: {log_path.read_text()}")
+    raise RuntimeError(f"the test IdP did not start: {log_path.read_text()}")
+
+
 @asynccontextmanager
 async def run_idp(tmp: Path, redirect_uris: list[str]) -> AsyncIterator[Idp]:
     """Start a provider on a free port of this suite whose client redirects to
     ``redirect_uris``; stopped (by its pid) on the way out."""
     ensure_oidc_provider()
-    port = free_port()
     state: dict[str, Any] = {
         "client": {
             "client_id": CLIENT_ID,
@@ -119,33 +143,15 @@ async def run_idp(tmp: Path, redirect_uris: list[str]) -> AsyncIterator[Idp]:
     }
     state_file = tmp / "idp-state.json"
     state_file.write_text(json.dumps(state))
-    log = (tmp / "idp.log").open("wb")
-    env = {**os.environ, "OIDC_PROVIDER_MODULES": str(MODULES)}
-    process = subprocess.Popen(
-        ["node", str(SCRIPT), str(port), str(state_file)], stdout=log, stderr=log, env=env
-    )
-    issuer = f"http://127.0.0.1:{port}"
+    process, port = await _start(tmp, state_file)
     try:
-        async with httpx.AsyncClient(timeout=2) as http:
-            for _ in range(100):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the test IdP exited: {(tmp / 'idp.log').read_text()}")
-                try:
-                    if (await http.get(issuer + "/.well-known/openid-configuration")).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("the test IdP did not start in 10 s")
-        yield Idp(issuer, state_file, state)
+        yield Idp(f"http://127.0.0.1:{port}", state_file, state)
     finally:
         process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()
 
 
 async def sign_in_headless(authorize_url: str, account: str, redirect_prefix: str) -> str:
