@@ -63,6 +63,7 @@ from control_plane.routing.wake import ROUTES as WAKE_ROUTES
 from control_plane.runtime import Runtime, RuntimeDep
 from control_plane.security.headers import NoSniffMiddleware
 from control_plane.settings import Settings, get_settings
+from control_plane.sso.routes import ROUTES as SSO_ROUTES
 from control_plane.tokens.routes import ROUTES as TOKEN_ROUTES
 from control_plane.ui import ui_setup
 from control_plane.usage.routes import ROUTES as USAGE_ROUTES
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *POOL_ROUTES,
             *TOKEN_ROUTES,
             *OIDC_ROUTES,
+            *SSO_ROUTES,
             *ROUTING_ROUTES,
             *WAKE_ROUTES,
             *FEATURE_ROUTES,

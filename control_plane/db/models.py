@@ -59,6 +59,8 @@ class Org(SQLModel, table=True):
     require_access_approval: bool = False
     #: Members (and staff) enter the org only with a sign-in that used a second factor.
     require_mfa: bool = False
+    #: Members sign in only through an identity provider (control_plane/sso/require.py).
+    require_sso: bool = False
     #: Bumped on every change an instance must pick up (limits, features, plan).
     config_version: int = 1
     #: Bumped on every change of desired state; the reconciler records what it observed.
@@ -82,6 +84,9 @@ class Membership(SQLModel, table=True):
     #: The org whose admin membership this one was made from (an org created under a parent
     #: gets its creator as owner): it ends when the user stops being an admin there.
     via_org_id: str | None = Field(default=None, foreign_key="org.id", index=True)
+    #: Who manages the membership: "" when granted in orgplane (invite, admin, creator),
+    #: ``idp:<provider id>`` when an identity provider's claim rules do (control_plane/sso).
+    source: str = Field(default="", max_length=40)
 
 
 class Invite(SQLModel, table=True):
@@ -278,8 +283,9 @@ class PoolLease(SQLModel, table=True):
     expires_at: datetime | None = _ts(nullable=True)
 
 
-# The fleet's, branding's and passkeys' tables live in their own modules; importing them
-# here registers them with the rest.
+# The fleet's, branding's, passkeys' and SSO's tables live in their own modules; importing
+# them here registers them with the rest.
 from control_plane.db import branding_models as branding_models  # noqa: E402
 from control_plane.db import fleet_models as fleet_models  # noqa: E402
 from control_plane.db import passkey_models as passkey_models  # noqa: E402
+from control_plane.db import sso_models as sso_models  # noqa: E402

@@ -9,6 +9,8 @@ like a wrong password. The answers, all 401 problem+json:
 * ``invalid_otp``: the password was right and the code is wrong or was used already;
 * ``invalid_passkey``: the password was right and the passkey's answer does not prove the user
   (:mod:`control_plane.identity.passkeys`; the audit record says why).
+* ``sso_required``: the password was right, and the user is a member of an org that requires
+  single sign-on (control_plane/sso/require.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from control_plane.identity.users import find_by_email, normalize_email
 from control_plane.runtime import Runtime
 from control_plane.security.passwords import dummy_hash, verify_password
 from control_plane.security.secrets import hash_secret
+from control_plane.sso.require import SSO_REQUIRED, sso_required_for
 from control_plane.tokens.access import PASSWORD_ONLY
 
 BAD_LOGIN: Final = "The email or password is not correct."
@@ -140,6 +143,13 @@ async def authenticate_password(
         record(db, action="auth.login", outcome="failure", actor_email=norm, ip=ip)
         await db.commit()
         raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
+    if await sso_required_for(db, user):  # told only to whom knows the password
+        for limit, key in counts:
+            await runtime.throttle.release(limit, key)
+        record(db, action="auth.login", outcome="failure", actor=user, ip=ip,
+               reason="sso_required")  # fmt: skip
+        await db.commit()
+        raise Unauthenticated(SSO_REQUIRED, code="sso_required")
     if not mfa_enabled(user):
         await _succeeded(request, runtime, db, user, counts)
         return SignIn(user, PASSWORD_ONLY)

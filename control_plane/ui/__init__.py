@@ -38,6 +38,7 @@ from control_plane.ui import (
     passkey_login,
     passkey_pages,
     recovery_pages,
+    sso_pages,
     switcher,
 )
 from control_plane.ui.csrf import (
@@ -127,6 +128,7 @@ def ui_setup(settings: Settings, *, extra_pages: Sequence[Any] = ()) -> UISetup:
         path="/ui",
         route_handlers=[
             *auth_pages.ROUTES,
+            *sso_pages.ROUTES,
             *mfa_pages.ROUTES,
             *passkey_pages.ROUTES,
             *passkey_login.ROUTES,

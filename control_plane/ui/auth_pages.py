@@ -54,21 +54,23 @@ from control_plane.ui.session import (
     cookie_secure,
     session_cookies,
 )
+from control_plane.ui.sso_pages import sign_in_buttons
 
 EXPIRED = "Your sign-in was not finished in time; start again."
 NextPath = Annotated[str | None, QueryParameter(name="next", max_length=2048)]
 Done = Annotated[str | None, QueryParameter(max_length=40)]
 
 
-@get("/login", sync_to_thread=False)
-def login_page(next_path: NextPath = None, done: Done = None) -> Template:
-    """The sign-in form."""
+@get("/login")
+async def login_page(db: DB, next_path: NextPath = None, done: Done = None) -> Template:
+    """The sign-in form, with a "Sign in with <provider>" button per identity provider."""
     return page(
         "login.html",
         next_path=safe_next(next_path),
         errors=FormErrors(),
         email="",
         notice=notice_of(done),
+        providers=await sign_in_buttons(db),
     )
 
 
@@ -96,7 +98,12 @@ async def login_submit(request: Request[Any, Any, Any], runtime: RuntimeDep, db:
         errors.general = exc.detail
         status = 429 if isinstance(exc, TooManyRequests) else 401
         return page(
-            "login.html", status, next_path=target, errors=errors, email=data.get("email", "")
+            "login.html",
+            status,
+            next_path=target,
+            errors=errors,
+            email=data.get("email", ""),
+            providers=await sign_in_buttons(db),
         )
     pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)
     return Redirect(target, status_code=303, cookies=session_cookies(runtime, pair, secure=secure))

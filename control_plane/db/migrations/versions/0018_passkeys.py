@@ -1,7 +1,7 @@
 """Passkeys: WebAuthn credentials per user, and the challenges of their ceremonies
 
 Revision ID: 0018_passkeys
-Revises: 0015_rollout_previous_assignment
+Revises: 0016_identity_providers
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0018_passkeys"
-down_revision: str | None = "0015_rollout_previous_assignment"
+down_revision: str | None = "0016_identity_providers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
