@@ -77,10 +77,9 @@ async def redeem(
         "redirect_uri": uri,
         "code_verifier": verifier,
     }
-    auth = (client_id, secret) if secret is not None else None
-    if auth is None:
-        data["client_id"] = client_id
-    return await client.post("/oauth/token", data=data, auth=auth)
+    if secret is None:
+        return await client.post("/oauth/token", data={**data, "client_id": client_id})
+    return await client.post("/oauth/token", data=data, auth=(client_id, secret))
 
 
 def payload(token: str) -> dict[str, Any]:
