@@ -30,17 +30,13 @@ from control_plane.oidc.clients import OIDC_SCOPES, ClientType, get_client
 from control_plane.orgs.hierarchy import is_live
 from control_plane.routing.org_urls import org_origin
 from control_plane.settings import Settings
+from org_instance.contract import SIGN_IN_CALLBACK_PATH, instance_client_id
 
-INSTANCE_PREFIX: Final = "oi-"
+INSTANCE_PREFIX: Final = instance_client_id("")
 CLI_CLIENT_ID: Final = "orgplane-cli"
 #: Where an instance's browser sign-in comes back (``org_instance.browser_auth``).
-CALLBACK_PATH: Final = "/auth/callback"
+CALLBACK_PATH: Final = SIGN_IN_CALLBACK_PATH
 _LOOPBACK: Final = ("127.0.0.1", "::1")
-
-
-def instance_client_id(org_id: str) -> str:
-    """The client id of the org's instance."""
-    return INSTANCE_PREFIX + org_id
 
 
 def instance_org_id(client_id: str) -> str | None:
