@@ -26,13 +26,14 @@ import hmac
 import json
 import secrets
 import time
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 import httpx
 import structlog
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.params import Parameter
 from litestar.response import Redirect
 
 from org_instance.browser_pages import landing_page, signed_out_page
@@ -45,7 +46,7 @@ from org_instance.verifier import InvalidToken
 
 log = structlog.get_logger("orgplane.instance.browser")
 
-SESSION_COOKIE: Final = "orgplane_session"
+SESSION_COOKIE: Final = "orgplane_org_session"
 LOGIN_COOKIE: Final = "orgplane_login"
 SCOPE: Final = "openid profile email"
 NO_STORE: Final = {"Cache-Control": "no-store"}
@@ -195,7 +196,7 @@ async def _open_session(
 async def callback(
     request: Request[Any, Any, Any],
     instance: Instance,
-    state: str = "",
+    sign_in: Annotated[str, Parameter(query="state")] = "",
     code: str = "",
     error: str = "",
     iss: str = "",
@@ -203,6 +204,7 @@ async def callback(
     """Finish the sign-in: check the state, redeem the code, open the session."""
     secure = _secure(request)
     cookie = request.cookies.get(cookie_name(LOGIN_COOKIE, secure=secure), "")
+    state = sign_in
     if not state or not cookie or not hmac.compare_digest(state.encode(), cookie.encode()):
         raise BadRequest(
             "This sign-in was not started by this browser; start again.",
