@@ -297,6 +297,12 @@ def register(sub: Any) -> None:
         help="with --sso: print the URL to open instead of opening a browser",
     )
     login.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="with --sso: the loopback port to receive the browser on (default: any free one)",
+    )
+    login.add_argument(
         "--timeout",
         type=float,
         default=300.0,

@@ -117,7 +117,7 @@ def sso_login(args: argparse.Namespace) -> None:
     plane = ControlPlane(args.url)
     verifier, challenge = _pkce()
     callback = _Callback(secrets.token_urlsafe(24))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(callback))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(callback))
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}{CALLBACK_PATH}"
     url = f"{plane.url}/oauth/authorize?" + urlencode(
         {

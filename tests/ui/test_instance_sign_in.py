@@ -95,7 +95,8 @@ def bearer(http: httpx.Client, email: str, password: str) -> dict[str, str]:
 
 
 def set_up_orgs(base: str, email: str, password: str) -> None:
-    """Orgs org-a, org-b and org-c (the admin owns all three), and bob, a member of org-a and org-b only."""
+    """Orgs org-a, org-b and org-c (the admin owns all three), and bob, a member of org-a and
+    org-b only."""
     with httpx.Client(base_url=base, timeout=30) as http:
         admin = bearer(http, email, password)
         for slug in ("org-a", "org-b", "org-c"):
@@ -107,8 +108,8 @@ def set_up_orgs(base: str, email: str, password: str) -> None:
         assert bob.status_code == 201, bob.text
         bob_auth = bearer(http, "bob@example.com", PASSWORD)
         for slug in ("org-a", "org-b"):
-            invite = http.post(f"/api/v1/orgs/{slug}/invites",
-                               json={"email": "bob@example.com", "role": "member"}, headers=admin)  # fmt: skip
+            body = {"email": "bob@example.com", "role": "member"}
+            invite = http.post(f"/api/v1/orgs/{slug}/invites", json=body, headers=admin)
             assert invite.status_code == 201, invite.text
             accepted = http.post("/api/v1/invites/accept", json={"token": invite.json()["token"]},
                                  headers=bob_auth)  # fmt: skip
@@ -208,7 +209,18 @@ async def test_cli_login_sso_through_the_browser(
     env = child_env(XDG_CONFIG_HOME=str(tmp_path / "config"))
     cli = [sys.executable, "-m", "control_plane.cli.main"]
     proc = subprocess.Popen(
-        [*cli, "login", "--sso", "--no-browser", "--url", base, "--timeout", "60"],
+        [
+            *cli,
+            "login",
+            "--sso",
+            "--no-browser",
+            "--url",
+            base,
+            "--timeout",
+            "60",
+            "--port",
+            str(port_in_range()),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
