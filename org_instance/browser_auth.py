@@ -33,7 +33,7 @@ import httpx
 import structlog
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Redirect
 
 from org_instance.browser_pages import landing_page, signed_out_page
@@ -196,10 +196,10 @@ async def _open_session(
 async def callback(
     request: Request[Any, Any, Any],
     instance: Instance,
-    sign_in: Annotated[str, Parameter(query="state")] = "",
-    code: str = "",
-    error: str = "",
-    iss: str = "",
+    sign_in: Annotated[str, QueryParameter(name="state")] = "",
+    code: FromQuery[str] = "",
+    error: FromQuery[str] = "",
+    iss: FromQuery[str] = "",
 ) -> Redirect:
     """Finish the sign-in: check the state, redeem the code, open the session."""
     secure = _secure(request)
