@@ -13,6 +13,7 @@
 * ``POST /auth/logout`` ends the session (same-origin posts only).
 * ``GET /`` is the landing page of a signed-in browser (:mod:`org_instance.browser_pages`).
 
+These are browser pages, not API operations: the instance's OpenAPI document leaves them out.
 Errors a browser can cause are problem+json with stable codes (``sign_in_state_invalid``,
 ``sign_in_refused``, ``sign_in_failed``); nothing is stored for them.
 """
@@ -96,7 +97,7 @@ def current_session(
     return _store(request).get(value, instance.revocations.refuses)
 
 
-@get("/auth/login", sync_to_thread=False, status_code=303)
+@get("/auth/login", sync_to_thread=False, status_code=303, include_in_schema=False)
 def login(request: Request[Any, Any, Any], instance: Instance) -> Redirect:
     """Start signing the browser in at the control plane (authorization code with PKCE)."""
     verifier = secrets.token_urlsafe(48)
@@ -192,7 +193,7 @@ async def _open_session(
     return session, claims
 
 
-@get(SIGN_IN_CALLBACK_PATH, status_code=303)
+@get(SIGN_IN_CALLBACK_PATH, status_code=303, include_in_schema=False)
 async def callback(
     request: Request[Any, Any, Any],
     instance: Instance,
@@ -238,7 +239,7 @@ async def callback(
     )
 
 
-@post("/auth/logout", status_code=200)
+@post("/auth/logout", status_code=200, include_in_schema=False)
 async def logout(request: Request[Any, Any, Any], instance: Instance) -> Response[str]:
     """End the browser's session on this host."""
     origin = request.headers.get("origin")
@@ -251,7 +252,7 @@ async def logout(request: Request[Any, Any, Any], instance: Instance) -> Respons
     return answer
 
 
-@get("/")
+@get("/", include_in_schema=False)
 async def home(request: Request[Any, Any, Any], instance: Instance) -> Response[str]:
     """The landing page of a signed-in browser; others are sent to sign in."""
     session = current_session(request, instance)
