@@ -220,3 +220,17 @@ async def test_the_cli_client_takes_any_loopback_port_and_gets_a_session(
         },
     )
     assert refreshed.status_code == 200, refreshed.text
+
+
+async def test_an_org_requiring_mfa_gets_no_org_token_for_a_password_sign_in(
+    client: Client, signed_in: str, pkce: tuple[str, str]
+) -> None:
+    org_id, credential = await make_org(client, "mfa-org", signed_in, require_mfa=True)
+    verifier, challenge = pkce
+    uri = callback_of(client, "mfa-org")
+    code = await code_for(client, authorize(f"oi-{org_id}", uri, challenge), uri)
+    answer = await redeem(client, f"oi-{org_id}", credential, code, uri, verifier)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_target"
+    assert "two-factor" in answer.json()["error_description"]
+    assert "access_token" not in answer.json()
