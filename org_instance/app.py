@@ -27,6 +27,8 @@ from org_instance.auth import UNAUTHENTICATED, HostCheck, TokenAuth
 from org_instance.backup import routes as backup_routes
 from org_instance.backup.gate import MaintenanceGate
 from org_instance.backup.restore import recover as recover_interrupted_restore
+from org_instance.browser_auth import ROUTES as BROWSER_ROUTES
+from org_instance.browser_sessions import BrowserSessions
 from org_instance.config import InstanceConfig
 from org_instance.crypto import SettingsBox
 from org_instance.db import Database
@@ -162,6 +164,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
             *usage.ROUTES,
             *events.ROUTES,
             *backup_routes.ROUTES,
+            *BROWSER_ROUTES,
         ],
         dependencies={
             "instance": Provide(provide_instance),
@@ -181,6 +184,8 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
     document_errors_and_security(app.routes)
     app.state.instance = runtime
     app.state.metrics = runtime.metrics
+    app.state.browser_sessions = BrowserSessions()
+    app.state.browser_http = client
     runtime.revocations.on_key_retired = runtime.verifier.retire
     runtime.revocations.on_redis_error = lambda: runtime.metrics.redis_error("revocations")
     # Before routing, so an unknown path on a wrong host is refused too (not answered 404).

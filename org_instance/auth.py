@@ -35,13 +35,18 @@ log = structlog.get_logger("orgplane.instance.auth")
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 #: Routes that do not take an org token (probes; the runner heartbeat has its own token; the
 #: OpenAPI document, which holds no org data, behind the Host check like every other route;
-#: the metrics, served on the instance's own port only: ``org_instance.metrics``).
+#: the metrics, served on the instance's own port only: ``org_instance.metrics``; the browser
+#: sign-in routes and landing page, which use the session cookie).
 UNAUTHENTICATED = [
     "^/healthz$",
     "^/readyz$",
     "^/metrics$",
     "^/api/v1/runners/heartbeat$",
     "^/api/schema",
+    # Browser sign-in and the landing page: a session cookie, not a Bearer token
+    # (org_instance.browser_auth).
+    "^/$",
+    "^/auth/(login|callback|logout)$",
 ]
 _SCOPES = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 WS_CLOSE_UNAUTHORIZED = 4401

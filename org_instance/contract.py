@@ -97,6 +97,17 @@ def longest_heartbeat_gap(interval: float) -> float:
     return heartbeat_backoff_cap(interval) * (1 + HEARTBEAT_JITTER)
 
 
+#: Where the control plane sends a browser back to an org instance after sign-in: the
+#: instance's OAuth redirect URI on each of the org's hosts (``org_instance.browser_auth``).
+SIGN_IN_CALLBACK_PATH: Final = "/auth/callback"
+
+
+def instance_client_id(org_id: str) -> str:
+    """The OAuth client id of the org's instance at the control plane (its client secret is
+    the instance credential)."""
+    return f"oi-{org_id}"
+
+
 def org_audience(org_id: str) -> str:
     """The ``aud`` of tokens issued for the org with this id."""
     return f"urn:orgplane:org:{org_id}"

@@ -160,7 +160,13 @@ def _read_credentials(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def cmd_login(args: argparse.Namespace) -> None:
-    """Log in with email and password; keep the refresh token."""
+    """Log in with email and password (or ``--sso``: through the browser); keep the refresh
+    token."""
+    if args.sso:
+        from control_plane.cli.sso_login import sso_login
+
+        sso_login(args)
+        return
     plane = ControlPlane(args.url)
     email, password = _read_credentials(args)
     form = {"email": email, "password": password, **({"otp": args.otp} if args.otp else {})}
@@ -278,6 +284,29 @@ def register(sub: Any) -> None:
         "--otp",
         help="the one-time code (TOTP or recovery code) of an account with two-factor "
         "authentication (prompted when needed if missing)",
+    )
+    login.add_argument(
+        "--sso",
+        action="store_true",
+        help="log in through the browser (the control plane's sign-in page, any method it "
+        "offers), with a loopback redirect to this command",
+    )
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="with --sso: print the URL to open instead of opening a browser",
+    )
+    login.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="with --sso: the loopback port to receive the browser on (default: any free one)",
+    )
+    login.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="with --sso: seconds to wait for the browser (default 300)",
     )
     login.set_defaults(func=one_at_a_time(cmd_login))
     sub.add_parser("orgs", help="my orgs and roles").set_defaults(func=one_at_a_time(cmd_orgs))

@@ -77,7 +77,8 @@ async def _checked(
 ) -> AuthRequest | Response[Any]:
     """The checked request, or the answer that refuses it."""
     try:
-        return await parse_request(db, lambda name: values.get(name, []))
+        settings = request.app.state.runtime.settings
+        return await parse_request(settings, db, lambda name: values.get(name, []))
     except ShownError as exc:
         return _shown(exc)
     except RedirectedError as exc:

@@ -19,8 +19,9 @@ from urllib.parse import urlencode
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import OAuthClient
-from control_plane.oidc.clients import get_client
+from control_plane.oidc.builtin_clients import find_client, redirect_allowed
 from control_plane.oidc.codes import CHALLENGE
+from control_plane.settings import Settings
 
 #: Longest ``state`` and ``nonce`` taken (each ends up in a URL or a token).
 MAX_STATE: Final = 500
@@ -89,15 +90,15 @@ def _single(get_all: Callable[[str], list[str]], name: str) -> str | None:
 
 
 async def _client_and_redirect(
-    db: AsyncSession, get_all: Callable[[str], list[str]]
+    settings: Settings, db: AsyncSession, get_all: Callable[[str], list[str]]
 ) -> tuple[OAuthClient, str]:
     client_ids, uris = get_all("client_id"), get_all("redirect_uri")
     if len(client_ids) != 1 or len(uris) > 1:
         raise ShownError("The application's request names no client, or names it twice.")
-    client = await get_client(db, client_ids[0])
+    client = await find_client(settings, db, client_ids[0])
     if client is None:
         raise ShownError("The application that sent you here is not registered.")
-    if not uris or uris[0] not in client.redirect_uris:
+    if not uris or not redirect_allowed(client, uris[0]):
         raise ShownError(
             "The application sent you here with a return address it did not register; "
             "nothing was sent back to it."
@@ -115,10 +116,12 @@ def _scope(client: OAuthClient, asked: str | None) -> str:
     return " ".join(scopes)
 
 
-async def parse_request(db: AsyncSession, get_all: Callable[[str], list[str]]) -> AuthRequest:
+async def parse_request(
+    settings: Settings, db: AsyncSession, get_all: Callable[[str], list[str]]
+) -> AuthRequest:
     """The checked request whose parameters ``get_all`` answers (query or form), or a
     :class:`ShownError` / :class:`RedirectedError`."""
-    client, redirect_uri = await _client_and_redirect(db, get_all)
+    client, redirect_uri = await _client_and_redirect(settings, db, get_all)
     response_type = _single(get_all, "response_type")
     if response_type != "code":
         raise RedirectedError("unsupported_response_type", "Only response_type=code is supported.")

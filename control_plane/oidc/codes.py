@@ -6,7 +6,8 @@ challenge (S256 only; OAuth 2.1 §4.1.1). Spending is a conditional ``UPDATE ...
 IS NULL`` whose row count decides, so of two racing redemptions exactly one wins. A code that
 comes back after it was spent is a replay (RFC 6749 §4.1.2: the server "SHOULD revoke all
 tokens previously issued based on that authorization code"): the access token it bought is
-denied until its expiry, and the replay is audited.
+denied until its expiry (an org token bought by an org instance is also put on the org's
+revocation list, which its instances follow), and the replay is audited.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import AuthorizationCode, OAuthClient, User, utcnow
+from control_plane.oidc.builtin_clients import instance_org_id
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import hash_secret, new_secret
+from control_plane.tokens.org_revocation import publish_revocation
 from control_plane.tokens.revocation import deny_access_token
 
 CODE_PREFIX: Final = "occ"
@@ -151,6 +154,9 @@ async def _refuse_replay(runtime: Runtime, db: AsyncSession, digest: str) -> Non
     if row.issued_jti:
         claims = {"jti": row.issued_jti, "exp": row.issued_exp}
         await deny_access_token(runtime.revoked, claims)
+        org_id = instance_org_id(row.client_id)
+        if org_id is not None:  # an org token: the org's instances refuse it too
+            await publish_revocation(runtime, org_ids=[org_id], field=f"jti:{row.issued_jti}")
     record(
         db,
         action="oauth.code_replay",

@@ -7,10 +7,14 @@ Client authentication (RFC 6749 §2.3.1): a confidential client sends its secret
 the PKCE verifier is its proof. Every failure is ``invalid_client`` (401) without saying which
 part was wrong.
 
-No refresh token is issued: the refresh-token table is the control plane's own sign-in
-family (its refresh mints control-plane API tokens), and a third-party client must never hold
-one of those. A client runs the flow again (the browser's control-plane session makes that a
-redirect with no prompt for first-party clients).
+Built-in clients (an org instance, the CLI: :mod:`control_plane.oidc.builtin_clients`) get
+the answers of :mod:`control_plane.oidc.builtin_grant` instead; an org instance authenticates
+with its instance credential.
+
+No refresh token is issued to a registered client: the refresh-token table is the control
+plane's own sign-in family (its refresh mints control-plane API tokens), and a third-party
+client must never hold one of those. A client runs the flow again (the browser's
+control-plane session makes that a redirect with no prompt for first-party clients).
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import AuthorizationCode, OAuthClient, RefreshToken, User
-from control_plane.oidc.clients import get_client, is_public, secret_ok
+from control_plane.identity.client_ip import client_ip
+from control_plane.oidc.builtin_clients import find_client
+from control_plane.oidc.builtin_grant import builtin_tokens, instance_secret_ok, is_builtin
+from control_plane.oidc.clients import is_public, secret_ok
 from control_plane.oidc.codes import CodeRefused, note_issued, spend_code
 from control_plane.runtime import Runtime
 from control_plane.tokens.discovery import AUTHORIZATION_CODE_GRANT as AUTHORIZATION_CODE_GRANT
@@ -74,11 +81,15 @@ async def authenticate_client(
     client_id, secret = basic or (params.get("client_id") or "", params.get("client_secret"))
     if basic is not None and params.get("client_id") not in (None, client_id):
         raise _refused(True)
-    client = await get_client(db, client_id)
+    runtime: Runtime = request.app.state.runtime
+    client = await find_client(runtime.settings, db, client_id)
     if client is None:
         raise _refused(basic is not None)
     if is_public(client):
         if secret:
+            raise _refused(basic is not None)
+    elif is_builtin(client):  # an org instance: its heartbeat credential
+        if not await instance_secret_ok(db, client, secret):
             raise _refused(basic is not None)
     elif not secret_ok(client, secret):
         raise _refused(basic is not None)
@@ -169,4 +180,9 @@ async def authorization_code_grant(
         # Disabled, or the password changed (every session ended) since the approval.
         await db.commit()  # the code stays spent
         raise OAuthError("invalid_grant", "The user of this code cannot sign in.")
+    if is_builtin(client):
+        auth_time = await _auth_time(db, row)
+        return await builtin_tokens(
+            runtime, db, row, user, auth_time=auth_time, ip=client_ip(request)
+        )
     return await _tokens(runtime, db, row, user)

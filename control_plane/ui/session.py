@@ -43,13 +43,22 @@ CONTENT_SECURITY_POLICY: Final = (
 )
 
 
+#: ``form-action`` sources for native apps' loopback redirects (RFC 8252 §7.3: the CLI's
+#: ``orgplane login --sso`` listens on a port picked at start): the sign-in form's redirects
+#: end there when the flow began signed out.
+LOOPBACK_REDIRECTS: Final = "http://127.0.0.1:*"
+
+
 def security_headers(*, org_origins: str) -> list[tuple[bytes, bytes]]:
     """The headers of every UI response.
 
     ``form-action`` also names the orgs' origins (``http://*.{base_domain}``): browsers check
-    the redirect a form answers with against it, and "Open" answers with the org's URL.
+    the redirect a form answers with against it, and "Open" answers with the org's URL (and
+    the sign-in form, started from an org's sign-in, with the org's callback); and loopback
+    (:data:`LOOPBACK_REDIRECTS`).
     """
-    policy = CONTENT_SECURITY_POLICY + (f" {org_origins}" if org_origins else "")
+    policy = CONTENT_SECURITY_POLICY + f" {LOOPBACK_REDIRECTS}"
+    policy += f" {org_origins}" if org_origins else ""
     return [
         (CSP, policy.encode()),
         (b"x-content-type-options", b"nosniff"),

@@ -1,9 +1,13 @@
-"""The org switcher: my orgs, "Open" (a server-side token exchange), and accepting invites.
+"""The org switcher: my orgs, "Open", and accepting invites.
 
-"Open" runs the RFC 8693 exchange with the session's access token and sends the browser to
-the org's URL with the org token in the URL *fragment* (``#access_token=...``): browsers never
-send a fragment to any server, so the token stays out of request lines, proxy logs and
-``Referer`` headers.
+"Open" first runs the RFC 8693 exchange with the session's access token, so that a refusal
+(suspended org, an MFA requirement) is shown here, in the UI; the token it buys is dropped.
+A member is then sent to the instance's ``/auth/login`` on the org's host, which signs the
+browser in through the control plane (the instance is an OAuth client of it:
+``control_plane.oidc.builtin_clients``, ``org_instance.browser_auth``): no token travels in
+any URL. A platform admin entering an org they are not a member of (support access, with a
+reason) still gets the org token in the URL *fragment* (``#access_token=...``), which browsers
+never send to a server; the instance's browser sign-in does not carry a support reason yet.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ async def open_org(
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
-    """Exchange the session for an org token and go to the org's URL with it."""
+    """Check the viewer may enter the org, then go to its instance's sign-in."""
     data = await form_data(request)
     access = await org_access(db, viewer, org_ref)
     exchange = ExchangeRequest(
@@ -83,6 +87,12 @@ async def open_org(
             error=exc.description,
             **await my_orgs_context(db, viewer),
         )
+    if access.role is not None:  # a member: the instance signs the browser in
+        response: Response[Any] = Redirect(
+            f"{org_url(runtime.settings, access.org.slug)}auth/login", status_code=303
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
     fragment = urlencode(
         {
             "access_token": issued.access_token,
@@ -90,9 +100,7 @@ async def open_org(
             "expires_in": issued.expires_in,
         }
     )
-    response: Response[Any] = Redirect(
-        f"{org_url(runtime.settings, access.org.slug)}#{fragment}", status_code=303
-    )
+    response = Redirect(f"{org_url(runtime.settings, access.org.slug)}#{fragment}", status_code=303)
     response.headers["Cache-Control"] = "no-store"
     return response
 
