@@ -58,7 +58,7 @@ from sqlalchemy import text
 from benchmarks import Result, rss_bytes
 from benchmarks.instance_loopback import connect, free_port, raw_request
 from benchmarks.scratch import engine_on, missing_services, scratch_postgres_sync, seed_orgs
-from org_instance.contract import (
+from orgplane_wire.contract import (
     HEARTBEAT_PATH,
     heartbeat_answer_key,
     heartbeat_key,

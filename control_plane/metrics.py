@@ -49,8 +49,8 @@ from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
+from orgplane_wire.problems import Unauthenticated
 
 #: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
 MEDIA_TYPE = "text/plain; version=0.0.4"

@@ -3,8 +3,8 @@
 Litestar derives operations from the route handlers; this module adds what it cannot see:
 
 * every operation declares its error answers as ``application/problem+json`` with the
-  ``Problem`` schema of :mod:`org_instance.openapi` (RFC 9457 plus our ``code``; both services
-  answer that shape), through the handlers' own ``responses`` (Litestar's default 400 is a
+  ``Problem`` schema of :mod:`orgplane_wire.problem_schema` (RFC 9457 plus our ``code``; both
+  services answer that shape), through the handlers' own ``responses`` (Litestar's default 400 is a
   different JSON shape we never send, so it is replaced); the token endpoint's 400/401 are
   RFC 6749 JSON and declared so;
 * the security schemes (``bearerAuth`` JWT access token, ``sessionCookie`` for safe methods,
@@ -26,7 +26,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 
-from org_instance.openapi import problem_spec
+from orgplane_wire.problem_schema import problem_spec
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

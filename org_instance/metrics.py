@@ -32,7 +32,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from org_instance.errors import NotFound
+from orgplane_wire.problems import NotFound
 
 #: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
 MEDIA_TYPE = "text/plain; version=0.0.4"

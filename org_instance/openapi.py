@@ -2,59 +2,25 @@
 
 Litestar derives operations from the route handlers; :func:`document` adds, through the
 handlers' own ``responses`` and ``security``, what it cannot see: every error answer is
-``application/problem+json`` with the :class:`Problem` schema, and every route but the probes
-takes an org token (``orgToken``) or, for the runner heartbeat, a runner token. The control
-plane's document uses the same :class:`Problem` (both services answer the same shape).
+``application/problem+json`` with the :class:`~orgplane_wire.problem_schema.Problem` schema,
+which the control plane's document uses too, and every route but the probes takes an org token
+(``orgToken``) or, for the runner heartbeat, a runner token.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 
-from org_instance.errors import PROBLEM_JSON
+from orgplane_wire.problem_schema import problem_spec
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCHEMA_PATH = "/api/schema"
-
-
-@dataclass
-class FieldError:
-    """One invalid input of a ``validation_error``."""
-
-    field: str
-    message: str
-
-
-@dataclass
-class Problem:
-    """An error answer (RFC 9457). Some codes add members (``field``, ``limit``, ...)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    instance: str | None = None
-    field: str | None = None
-    errors: list[FieldError] | None = None
-
-
-def problem_spec(description: str) -> ResponseSpec:
-    """An error response declared as problem+json."""
-    return ResponseSpec(
-        data_container=Problem,
-        media_type=PROBLEM_JSON,
-        description=description,
-        generate_examples=False,
-    )
 
 
 PROBES = frozenset({"/healthz", "/readyz"})

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from control_plane.backups.crypto import ArchiveSealer, ArchiveUnreadable, open_sealed
-from control_plane.errors import ProblemError
 from control_plane.settings import Settings
+from orgplane_wire.problems import ProblemError
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 CHUNK = 1024 * 1024

@@ -71,7 +71,7 @@ class Org(SQLModel, table=True):
     parent_id: str | None = Field(default=None, foreign_key="org.id", index=True)
     #: Feature overrides of this org: {key: true|false}; inherited from the parent otherwise.
     features: dict[str, bool] = _json()
-    #: Limit overrides of this org (see org_instance.contract.Limits).
+    #: Limit overrides of this org (see orgplane_wire.contract.Limits).
     limits: dict[str, int] = _json()
     desired_state: str = Field(default="running", max_length=16)
     phase: str = Field(default="pending", index=True, max_length=16)
@@ -351,7 +351,7 @@ class Backup(SQLModel, table=True):
     size_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     #: SHA-256 (hex) of the plaintext archive (the store keeps it encrypted, docs/backups.md).
     sha256: str = Field(default="", max_length=64)
-    #: The archive's manifest without its per-file entries (see org_instance.backup.manifest).
+    #: The archive's manifest without its per-file entries (see orgplane_wire.backup.manifest).
     manifest: dict[str, Any] = _json()
     schedule_slot: str | None = Field(default=None, max_length=80)
     created_at: datetime = _ts()

@@ -18,7 +18,6 @@ from control_plane.audit.record import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import Feature, utcnow
 from control_plane.deps import DB, Caller
-from control_plane.errors import NotFound
 from control_plane.features.rules import load_catalogue
 from control_plane.features.schemas import (
     FEATURE_KEY_PATTERN,
@@ -27,6 +26,7 @@ from control_plane.features.schemas import (
     FeatureRules,
 )
 from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
+from orgplane_wire.problems import NotFound
 
 FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]
 

@@ -46,12 +46,12 @@ from control_plane.branding.resolve import instance_branding
 from control_plane.contract.versions import IMPLIED_CONTRACT_VERSION
 from control_plane.db.models import Instance, InstanceEvent, Org, UsageSample, utcnow
 from control_plane.db.types import utc
-from control_plane.errors import NotFound, Unauthenticated
 from control_plane.instances.gate import HeartbeatGate
 from control_plane.orgs.hierarchy import effective_limits, own_quota
 from control_plane.runtime import Runtime
-from control_plane.security.secrets import hash_secret, secret_matches
-from org_instance.contract import HeartbeatAnswer, Limits
+from orgplane_wire.contract import HeartbeatAnswer, Limits
+from orgplane_wire.problems import NotFound, Unauthenticated
+from orgplane_wire.secret_box import hash_secret, secret_matches
 
 log = structlog.get_logger("orgplane.instances")
 

@@ -26,8 +26,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import AuthorizationCode, OAuthClient, User, utcnow
 from control_plane.runtime import Runtime
-from control_plane.security.secrets import hash_secret, new_secret
+from control_plane.security.secrets import new_secret
 from control_plane.tokens.revocation import deny_access_token
+from orgplane_wire.secret_box import hash_secret
 
 CODE_PREFIX: Final = "occ"
 CODE_TTL: Final = 60

@@ -29,8 +29,8 @@ from typing import BinaryIO, Final
 import structlog
 
 from org_instance.backup.faults import fault_point
-from org_instance.backup.manifest import ArchiveError, Entry, Manifest, read_archive
 from org_instance.db import MIGRATIONS
+from orgplane_wire.backup.manifest import ArchiveError, Entry, Manifest, read_archive
 
 log = structlog.get_logger("orgplane.instance.restore")
 

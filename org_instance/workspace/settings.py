@@ -11,10 +11,10 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from org_instance.auth import require_admin
 from org_instance.deps import Caller, Instance
-from org_instance.errors import BadRequest, Forbidden, NotFound
 from org_instance.runtime import utc_now
 from org_instance.scopes import ADMIN
 from org_instance.workspace.schemas import PutSetting, SettingOut
+from orgplane_wire.problems import BadRequest, Forbidden, NotFound
 
 BASE = "/api/v1/settings"
 MAX_SETTINGS = 500
@@ -90,7 +90,7 @@ async def put_setting(
     """Create or replace a setting (owners and admins)."""
     require_admin(caller)
     _checked(key)
-    stored = instance.box.encrypt(data.value) if data.secret else data.value
+    stored = instance.box.encrypt(data.value.encode()) if data.secret else data.value
     return await instance.db.run(_put, key, stored, data.secret, caller.sub)
 
 
