@@ -28,7 +28,7 @@ from org_instance.backup import routes as backup_routes
 from org_instance.backup.gate import MaintenanceGate
 from org_instance.backup.restore import recover as recover_interrupted_restore
 from org_instance.config import InstanceConfig
-from org_instance.crypto import settings_box
+from org_instance.crypto import SettingsBox
 from org_instance.db import Database
 from org_instance.deps import Instance, provide_caller, provide_instance
 from org_instance.features import gated
@@ -95,7 +95,7 @@ def build_runtime(config: InstanceConfig, *, http: httpx.AsyncClient) -> Instanc
             org_id=config.org_id,
             http=http,
         ),
-        box=settings_box(credential=config.instance_credential, org_id=config.org_id),
+        box=SettingsBox(credential=config.instance_credential, org_id=config.org_id),
         store=store,
         limiter=RateLimiter(store),
         limits=LimitsState(config.limits),

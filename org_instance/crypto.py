@@ -1,6 +1,6 @@
 """Secrets of the instance: runner tokens, and the box its secret settings are encrypted in.
 
-Secret settings are encrypted in a :class:`~orgplane_wire.secret_box.SecretBox` whose key is
+Secret settings are encrypted in an :class:`~orgplane_wire.secret_box.SecretBox` whose key is
 derived from the instance credential salted with the org id. Rotating the credential therefore
 makes values written under the old one unreadable; they are write-only anyway and must be
 written again.
@@ -15,14 +15,25 @@ from orgplane_wire.secret_box import SecretBox
 RUNNER_TOKEN_PREFIX = "ort"
 
 
-def settings_box(*, credential: str, org_id: str) -> SecretBox:
-    """The box of this org's secret settings (its key is derived at the first secret)."""
-    return SecretBox(
-        credential,
-        purpose="orgplane instance secret settings v1",
-        salt=org_id.encode(),
-        refusal="cannot decrypt: written under another instance credential",
-    )
+class SettingsBox:
+    """The box of one org's secret settings, text in and text out (its key is derived at the
+    first secret setting)."""
+
+    def __init__(self, *, credential: str, org_id: str) -> None:
+        self._box = SecretBox(
+            credential,
+            purpose="orgplane instance secret settings v1",
+            salt=org_id.encode(),
+            refusal="cannot decrypt: written under another instance credential",
+        )
+
+    def encrypt(self, plaintext: str) -> str:
+        """Ciphertext of ``plaintext`` as text."""
+        return self._box.encrypt(plaintext.encode())
+
+    def decrypt(self, ciphertext: str) -> str:
+        """The plaintext; ValueError when the value was written under another credential."""
+        return self._box.decrypt(ciphertext).decode()
 
 
 def new_runner_token(org_id: str) -> str:

@@ -90,7 +90,7 @@ async def put_setting(
     """Create or replace a setting (owners and admins)."""
     require_admin(caller)
     _checked(key)
-    stored = instance.box.encrypt(data.value.encode()) if data.secret else data.value
+    stored = instance.box.encrypt(data.value) if data.secret else data.value
     return await instance.db.run(_put, key, stored, data.secret, caller.sub)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from org_instance.crypto import settings_box
+from org_instance.crypto import SettingsBox
 from tests.instance.conftest import runtime_of
 from tests.instance.helpers import Signer, bearer
 from tests.support.api import assert_problem
@@ -161,9 +161,9 @@ async def test_secret_settings_are_write_only_and_encrypted_at_rest(
     with sqlite3.connect(runtime.config.data_dir / "instance.db") as conn:
         stored = conn.execute("SELECT value FROM settings WHERE key = 'api.key'").fetchone()[0]
     assert secret_value not in stored
-    box = settings_box(credential=runtime.config.instance_credential, org_id=org_id)
-    assert box.decrypt(stored).decode() == secret_value
-    other = settings_box(credential="opi_other.credential-xxxxxxxxxxxx", org_id=org_id)
+    box = SettingsBox(credential=runtime.config.instance_credential, org_id=org_id)
+    assert box.decrypt(stored) == secret_value
+    other = SettingsBox(credential="opi_other.credential-xxxxxxxxxxxx", org_id=org_id)
     try:
         other.decrypt(stored)
         raise AssertionError("decrypted with another credential")
