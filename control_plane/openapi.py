@@ -26,7 +26,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 
-from orgplane_wire.problem_schema import problem_spec
+from orgplane_wire.problem_schema import declare_errors, documented_operations, problem_spec
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -167,14 +167,8 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
 
 def document(routes: Iterable[Any]) -> None:
     """Declare errors and security on the API operations of ``routes`` (idempotent)."""
-    for route in routes:
-        for handler in getattr(route, "route_handlers", ()):
-            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
-                continue
-            path = "/" + route.path.strip("/")
-            security = _security(handler, path)
-            handler.security = security
-            handler.responses = {
-                **_errors(handler, path, secured=security is not None),
-                **{k: v for k, v in (handler.responses or {}).items() if k < 400},
-            }
+    for handler, route_path in documented_operations(routes):
+        path = "/" + route_path.strip("/")
+        security = _security(handler, path)
+        handler.security = security
+        declare_errors(handler, _errors(handler, path, secured=security is not None))

@@ -17,7 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from orgplane_wire.problem_schema import problem_spec
+from orgplane_wire.problem_schema import declare_errors, documented_operations, problem_spec
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCHEMA_PATH = "/api/schema"
@@ -72,17 +72,11 @@ def _errors(handler: HTTPRouteHandler, path: str) -> dict[int, Any]:
 
 def document(routes: Iterable[Any]) -> None:
     """Declare errors and security on the operations of ``routes`` (idempotent)."""
-    for route in routes:
-        for handler in getattr(route, "route_handlers", ()):
-            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
-                continue
-            path = re.sub(r":[a-z]+}", "}", route.path)
-            if path in PROBES or path.startswith(SCHEMA_PATH):
-                handler.security = None
-            else:
-                scheme = "runnerToken" if path == RUNNER_HEARTBEAT else "orgToken"
-                handler.security = [{scheme: []}]
-            handler.responses = {
-                **_errors(handler, path),
-                **{k: v for k, v in (handler.responses or {}).items() if k < 400},
-            }
+    for handler, route_path in documented_operations(routes):
+        path = re.sub(r":[a-z]+}", "}", route_path)
+        if path in PROBES or path.startswith(SCHEMA_PATH):
+            handler.security = None
+        else:
+            scheme = "runnerToken" if path == RUNNER_HEARTBEAT else "orgToken"
+            handler.security = [{scheme: []}]
+        declare_errors(handler, _errors(handler, path))

@@ -1,9 +1,13 @@
-"""The OpenAPI schema of a problem document, which both services' documents declare."""
+"""The OpenAPI schema of a problem document, which both services' documents declare on every
+operation's error answers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
 from orgplane_wire.problems import PROBLEM_JSON
@@ -39,3 +43,20 @@ def problem_spec(description: str) -> ResponseSpec:
         description=description,
         generate_examples=False,
     )
+
+
+def documented_operations(routes: Iterable[Any]) -> Iterator[tuple[HTTPRouteHandler, str]]:
+    """Each HTTP handler of ``routes`` that is in the OpenAPI document, with its route's path."""
+    for route in routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if isinstance(handler, HTTPRouteHandler) and handler.include_in_schema:
+                yield handler, route.path
+
+
+def declare_errors(handler: HTTPRouteHandler, errors: dict[int, ResponseSpec]) -> None:
+    """Make ``errors`` the handler's error answers, keeping the success answers it declares
+    (idempotent)."""
+    handler.responses = {
+        **errors,
+        **{k: v for k, v in (handler.responses or {}).items() if k < 400},
+    }
