@@ -49,11 +49,9 @@ from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.hierarchy import live_orgs
-from orgplane_wire.http_metrics import observe_http
+from orgplane_wire.http_metrics import MEDIA_TYPE, observe_http
 from orgplane_wire.problems import Unauthenticated
 
-#: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
-MEDIA_TYPE = "text/plain; version=0.0.4"
 #: Seconds; from a cached JWKS answer (~1 ms) to a slow backup download.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PASS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)

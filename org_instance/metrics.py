@@ -31,11 +31,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orgplane_wire.http_metrics import observe_http
+from orgplane_wire.http_metrics import MEDIA_TYPE, observe_http
 from orgplane_wire.problems import NotFound
 
-#: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
-MEDIA_TYPE = "text/plain; version=0.0.4"
 #: Seconds. Fewer buckets than the control plane's: every bucket is a series per route.
 BUCKETS = (0.005, 0.025, 0.1, 0.5, 2.5, 10.0)
 #: Headers a reverse proxy adds; a request with one of them did not come from the platform.

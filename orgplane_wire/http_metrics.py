@@ -1,4 +1,5 @@
-"""The request-latency observation both services' metrics middleware make.
+"""The request-latency observation both services' metrics middleware make, and the media type
+of their ``/metrics``.
 
 Each request's latency is observed under (method, route template, status). Litestar runs app
 middleware after routing, so ``path_template`` is known; unrouted requests (404, 405) never
@@ -14,6 +15,9 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Send
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram
+
+#: The classic text format of ``/metrics`` (Prometheus 2 reads it; Litestar adds the charset).
+MEDIA_TYPE = "text/plain; version=0.0.4"
 
 
 def status_of(exc: Exception) -> int:
