@@ -65,7 +65,7 @@ from benchmarks.heartbeat_load import (
 )
 from benchmarks.instance_loopback import free_port
 from benchmarks.scratch import engine_on, missing_services, scratch_postgres_sync, seed_orgs
-from org_instance.contract import heartbeat_answer_key, heartbeat_key
+from orgplane_wire.contract import heartbeat_answer_key, heartbeat_key
 from tests.support.services import REDIS_URL, redis_available
 
 ORGS = int(os.environ.get("BENCH_HEARTBEATS_ORGS", "10000"))

@@ -42,7 +42,7 @@ from benchmarks.scratch import (
 )
 from control_plane.db.engine import make_sessionmaker
 from control_plane.identity.users import create_user
-from control_plane.pagination import encode_cursor
+from orgplane_wire.cursors import encode_cursor
 
 ORGS = int(os.environ.get("BENCH_LISTING_ORGS", "10000"))
 MEMBER_EVERY = int(os.environ.get("BENCH_LISTING_MEMBER_EVERY", "10"))

@@ -31,8 +31,8 @@ async def _measure() -> list[float]:
 
     from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
     from control_plane.tokens.org_revocation import publish_revocation
-    from org_instance.contract import revocations_key
     from org_instance.revocations import Revocations
+    from orgplane_wire.contract import revocations_key
 
     admin = Redis.from_url(REDIS_URL)
     org_id = uuid.uuid4().hex

@@ -16,7 +16,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from benchmarks.instance_loopback import connect, raw_request
-from org_instance.contract import (
+from orgplane_wire.contract import (
     HEARTBEAT_PATH,
     heartbeat_answer_key,
     heartbeat_key,

@@ -15,10 +15,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from control_plane.security.secrets import SecretBox
 from control_plane.tokens.jws import sign
 from control_plane.tokens.keys import LoadedKey, create_key
-from org_instance.contract import HEARTBEAT_PATH, org_audience
+from orgplane_wire.contract import HEARTBEAT_PATH, org_audience
+from orgplane_wire.secret_box import SecretBox
 
 
 def free_port() -> int:

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_plane.db.engine import make_engine, make_sessionmaker
 from control_plane.db.models import Instance, Membership, Org, utcnow
-from control_plane.security.secrets import hash_secret
 from control_plane.settings import Settings
+from orgplane_wire.secret_box import hash_secret
 from tests.support.services import POSTGRES_DSN, REDIS_URL, postgres_available, redis_available
 
 BATCH = 1000

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.base import InstanceSpec, ProvisionerOptions
 from provisioners.docker.container_spec import DATA_PATH, container_kwargs, reserved_image_labels
 from provisioners.docker.container_status import endpoint_of

@@ -1,7 +1,7 @@
 """The kit's stand-in for the control plane: the JWKS and the heartbeat endpoint.
 
 A small threaded HTTP server (standard library) that serves the kit's JWK set at
-``/.well-known/jwks.json`` and answers ``POST`` :data:`~org_instance.contract.HEARTBEAT_PATH`
+``/.well-known/jwks.json`` and answers ``POST`` :data:`~orgplane_wire.contract.HEARTBEAT_PATH`
 as the control plane would (``HeartbeatAnswer`` with the kit's short interval), or ``503``
 while :attr:`FakeControlPlane.available` is off. Every heartbeat is recorded with its arrival
 time, whether it carried the right Bearer credential, and its body.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from org_instance.contract import CONTRACT_VERSION, HEARTBEAT_PATH
+from orgplane_wire.contract import CONTRACT_VERSION, HEARTBEAT_PATH
 
 JWKS_PATH = "/.well-known/jwks.json"
 MAX_BODY = 65_536

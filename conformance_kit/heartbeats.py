@@ -17,7 +17,7 @@ from typing import Any
 from conformance_kit.fake_cp import Beat, FakeControlPlane
 from conformance_kit.report import Report
 from conformance_kit.schema import problems, schema_in_use
-from org_instance.contract import HEARTBEAT_JITTER, HeartbeatBody, longest_heartbeat_gap
+from orgplane_wire.contract import HEARTBEAT_JITTER, HeartbeatBody, longest_heartbeat_gap
 
 BODY_SCHEMA = "heartbeat-body.schema.json"
 #: The evidence of a heartbeat clause that could not be checked.

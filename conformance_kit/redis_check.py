@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from conformance_kit.fake_cp import FakeControlPlane
 from conformance_kit.report import Report
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user, username_for
-from org_instance.contract import redis_namespace
+from orgplane_wire.contract import redis_namespace
 
 
 class RedisNamespace:

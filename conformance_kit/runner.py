@@ -19,7 +19,7 @@ from conformance_kit.lifecycle import STOP_DEADLINE, check_restart, check_stop
 from conformance_kit.redis_check import RedisNamespace
 from conformance_kit.report import Report
 from conformance_kit.signer import Signer
-from org_instance.contract import Env, org_audience
+from orgplane_wire.contract import Env, org_audience
 from provisioners.base import instance_env
 
 SLUG = "conformance"

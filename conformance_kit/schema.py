@@ -1,6 +1,6 @@
 """Validating wire bodies against the contract: its TypedDicts, and its JSON Schemas when there.
 
-The TypedDicts of ``org_instance/contract.py`` are checked with pydantic, strictly and with no
+The TypedDicts of ``orgplane_wire/contract.py`` are checked with pydantic, strictly and with no
 key they do not name (as the JSON Schemas say, ``additionalProperties: false``). Pydantic reads
 only ``typing_extensions.TypedDict`` on Python 3.11 and the contract module imports nothing but
 the standard library, so each TypedDict (and every TypedDict inside it) is rebuilt as a

@@ -21,10 +21,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from control_plane.security.secrets import SecretBox
 from control_plane.tokens.jws import sign
 from control_plane.tokens.keys import LoadedKey, create_key
-from org_instance.contract import ROLE_SCOPES, TOKEN_TYP, org_audience
+from orgplane_wire.contract import ROLE_SCOPES, TOKEN_TYP, org_audience
+from orgplane_wire.secret_box import SecretBox
 
 TOKEN_TTL = 300
 #: Far enough outside the 30 s leeway every verifier allows.

@@ -33,7 +33,6 @@ from control_plane.branding.routes import ROUTES as BRANDING_ROUTES
 from control_plane.db.engine import private_sqlite_files
 from control_plane.db.request_sessions import CloseRequestSessions, track
 from control_plane.error_handlers import EXCEPTION_HANDLERS
-from control_plane.errors import ProblemError
 from control_plane.features.routes import ROUTES as FEATURE_ROUTES
 from control_plane.fleet.rollout_routes import ROUTES as ROLLOUT_ROUTES
 from control_plane.fleet.version_routes import ROUTES as VERSION_ROUTES
@@ -72,8 +71,9 @@ from control_plane.webhooks.worker import webhook_worker
 from control_plane.wording import ROUTES as WORD_ROUTES
 from control_plane.wording import describe_operations, reworded_schemes
 from control_plane.words import tenant_words
-from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
-from org_instance.ws_refusals import NoWebSockets
+from orgplane_wire.inbound import BoundedJSONRequest, HostSyntaxCheck
+from orgplane_wire.problems import ProblemError
+from orgplane_wire.ws_refusals import NoWebSockets
 
 log = structlog.get_logger("orgplane.app")
 

@@ -14,12 +14,13 @@ from litestar.di import NamedDependency
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import User
-from control_plane.errors import Forbidden, Unauthenticated
 from control_plane.logs import bind_request
 from control_plane.runtime import Runtime, RuntimeDep
-from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
+from control_plane.tokens.jws import unverified_kid, verify
 from control_plane.tokens.revocation import token_usable
 from control_plane.webhooks.signals import claimed_subject, count_refusal
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.problems import Forbidden, Unauthenticated
 
 SESSION_COOKIE = "orgplane_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -7,55 +7,24 @@ handlers bind ``user_id`` and ``org_id`` once they know them (see :func:`bind_re
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 import time
 import uuid
-from collections.abc import MutableMapping
-from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from org_instance.logs import CurrentStderr
+from orgplane_wire import logs as wire_logs
 from provisioners import probe
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_SECRET_KEYS = {"password", "secret", "token", "authorization", "credential", "refresh_token"}
-
-
-def _redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Never let a secret-looking key reach a log line, whatever a caller bound."""
-    for key in list(event):
-        if any(part in key.lower() for part in _SECRET_KEYS) and key != "event":
-            event[key] = "[redacted]"
-    return event
 
 
 def configure_logging(*, fmt: str = "console", level: str = "INFO") -> None:
-    """Configure structlog and the standard library's root logger once per process."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
-    )
+    """Configure structlog once per process (:func:`orgplane_wire.logs.configure_logging`)."""
+    wire_logs.configure_logging(fmt=fmt, level=level, colors=sys.stderr.isatty())
 
 
 def bind_request(**values: str | None) -> None:

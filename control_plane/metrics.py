@@ -30,13 +30,12 @@ from __future__ import annotations
 import gzip
 import hmac
 import os
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from litestar import Request, Response, get
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -59,11 +58,10 @@ from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
+from orgplane_wire.http_metrics import MEDIA_TYPE, observe_http
+from orgplane_wire.problems import Unauthenticated
 
-#: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
-MEDIA_TYPE = "text/plain; version=0.0.4"
 #: Seconds; from a cached JWKS answer (~1 ms) to a slow backup download. Nine buckets: every one
 #: costs a sample per method and route template on each scrape.
 LATENCY_BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -146,16 +144,6 @@ def metrics_of(app_state: Any) -> ControlPlaneMetrics | None:
     return metrics
 
 
-def status_of(exc: Exception) -> int:
-    """The status the exception handlers will answer ``exc`` with (a problem's ``status``, an
-    HTTP exception's ``status_code``), 500 for anything else."""
-    for name in ("status", "status_code"):
-        value = getattr(exc, name, None)
-        if isinstance(value, int) and 400 <= value <= 599:
-            return value
-    return 500
-
-
 class HTTPMetricsMiddleware:
     """Observes each routed HTTP request's latency under its route template.
 
@@ -170,23 +158,7 @@ class HTTPMetricsMiddleware:
         if scope["type"] != ScopeType.HTTP or metrics is None:
             await self.app(scope, receive, send)
             return
-        status = 500
-        started = time.perf_counter()
-
-        async def observe_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe_status)
-        except Exception as exc:  # answered by the exception handlers further out
-            status = status_of(exc)
-            raise
-        finally:
-            route = scope.get("path_template") or "unrouted"
-            metrics.http_request(scope["method"], route, status, time.perf_counter() - started)
+        await observe_http(self.app, scope, receive, send, observe=metrics.http_request)
 
 
 class _Families(Collector):

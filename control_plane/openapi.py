@@ -3,8 +3,8 @@
 Litestar derives operations from the route handlers; this module adds what it cannot see:
 
 * every operation declares its error answers as ``application/problem+json`` with the
-  ``Problem`` schema of :mod:`org_instance.openapi` (RFC 9457 plus our ``code``; both services
-  answer that shape), through the handlers' own ``responses`` (Litestar's default 400 is a
+  ``Problem`` schema of :mod:`orgplane_wire.problem_schema` (RFC 9457 plus our ``code``; both
+  services answer that shape), through the handlers' own ``responses`` (Litestar's default 400 is a
   different JSON shape we never send, so it is replaced); the token endpoint's 400/401 are
   RFC 6749 JSON and declared so;
 * the security schemes (``bearerAuth`` JWT access token, ``sessionCookie`` for safe methods,
@@ -26,7 +26,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 
-from org_instance.openapi import problem_spec
+from orgplane_wire.problem_schema import declare_errors, documented_operations, problem_spec
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -169,14 +169,8 @@ def _errors(handler: HTTPRouteHandler, path: str, secured: bool) -> dict[int, Re
 
 def document(routes: Iterable[Any]) -> None:
     """Declare errors and security on the API operations of ``routes`` (idempotent)."""
-    for route in routes:
-        for handler in getattr(route, "route_handlers", ()):
-            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
-                continue
-            path = "/" + route.path.strip("/")
-            security = _security(handler, path)
-            handler.security = security
-            handler.responses = {
-                **_errors(handler, path, secured=security is not None),
-                **{k: v for k, v in (handler.responses or {}).items() if k < 400},
-            }
+    for handler, route_path in documented_operations(routes):
+        path = "/" + route_path.strip("/")
+        security = _security(handler, path)
+        handler.security = security
+        declare_errors(handler, _errors(handler, path, secured=security is not None))

@@ -1,54 +1,19 @@
-"""Keyset pagination: ``?limit=&cursor=``; the cursor is the last row's sort key, opaque."""
+"""Keyset pagination in SQL: the queries that start after a cursor (:mod:`orgplane_wire.cursors`
+encodes and decodes cursors and checks ``limit`` for both services)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar, cast
 
-import msgspec
 from sqlalchemy import ColumnElement, or_
 from sqlmodel.sql.expression import SelectOfScalar
 
-from control_plane.errors import BadRequest
+from orgplane_wire.cursors import decode_cursor, encode_cursor
+from orgplane_wire.problems import BadRequest
 
-T = TypeVar("T")
 #: A select of rows or of scalars (both are SQLAlchemy ``Select`` subclasses).
 Q = TypeVar("Q")
-MAX_LIMIT = 200
-
-
-class Page(msgspec.Struct, Generic[T]):
-    """One page of a list and the cursor of the next, if any."""
-
-    items: list[T]
-    next_cursor: str | None = None
-
-
-def encode_cursor(*values: str) -> str:
-    """An opaque cursor from the sort key of the last row."""
-    return base64.urlsafe_b64encode(msgspec.json.encode(list(values))).decode()
-
-
-def decode_cursor(cursor: str, parts: int) -> list[str]:
-    """The sort key inside a cursor, or 400 ``invalid_cursor``."""
-    try:
-        values = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()), type=list[str])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        values = []
-    if len(values) != parts:
-        raise BadRequest("The cursor is not valid.", code="invalid_cursor", field="cursor")
-    return values
-
-
-def check_limit(limit: int) -> int:
-    """``limit`` within 1..MAX_LIMIT, or 400."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(
-            f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_limit", field="limit"
-        )
-    return limit
 
 
 def after(

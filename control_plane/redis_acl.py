@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 from redis.exceptions import ResponseError
 
-from org_instance.contract import redis_namespace
+from orgplane_wire.contract import redis_namespace
 
 #: Commands and categories the org's user may not run, beyond ``-@dangerous -@admin``.
 DENIED: tuple[str, ...] = (

@@ -22,9 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.engine import make_engine, make_sessionmaker
 from control_plane.identity.ratelimit import Throttle
-from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
 from control_plane.tokens.keys import KeyRing
+from orgplane_wire.secret_box import SecretBox
 
 if TYPE_CHECKING:  # set by the app's lifespan; importing them here would cycle or cost start-up
     from redis.asyncio import Redis

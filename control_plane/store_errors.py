@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from control_plane.errors import log, on_unexpected, path_of, problem_response
+from orgplane_wire.problem_handlers import answer_unexpected, log, path_of, problem_response
 
 #: SQLSTATEs of text the database cannot store (PostgreSQL refuses NUL characters): bad input.
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
@@ -90,7 +90,7 @@ def log_job_failure(what: str, exc: BaseException, **context: Any) -> None:
 def on_os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[str, Any]]:
     if _raised_by_database_driver(exc):
         return _unavailable(request, exc, code="database_unavailable", what="The database")
-    return on_unexpected(request, exc)
+    return answer_unexpected(request, exc)
 
 
 def on_pool_timeout(request: Request[Any, Any, Any], exc: PoolTimeout) -> Response[dict[str, Any]]:
@@ -112,4 +112,4 @@ def on_database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[di
             detail="The request holds characters that cannot be stored (such as NUL).",
             instance=path_of(request),
         )
-    return on_unexpected(request, exc)
+    return answer_unexpected(request, exc)

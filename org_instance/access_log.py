@@ -2,7 +2,7 @@
 
 The line (``event="request"``) carries the method, the route *template* (never the raw path,
 which can hold ids and names), the status, the duration, the caller's user id when a token
-authenticated one, the org id (added by :mod:`org_instance.logs`) and the request id. It is one
+authenticated one, the org id (added by :mod:`orgplane_wire.logs`) and the request id. It is one
 JSON object, as every line of an instance is unless ``ORGPLANE_LOG_FORMAT=console``.
 
 The request id is the ``X-Request-ID`` the control plane forwards (a valid one:

@@ -33,10 +33,8 @@ from org_instance.config import InstanceConfig
 from org_instance.crypto import SettingsBox
 from org_instance.db import Database
 from org_instance.deps import Instance, provide_caller, provide_instance
-from org_instance.errors import EXCEPTION_HANDLERS, Unavailable
 from org_instance.features import gated
 from org_instance.heartbeat import HeartbeatSender
-from org_instance.inbound import BoundedJSONRequest, HostSyntaxCheck
 from org_instance.metrics import InstanceMetrics, MetricsMiddleware, metrics_endpoint
 from org_instance.openapi import document as document_errors_and_security
 from org_instance.openapi import openapi_config
@@ -46,11 +44,19 @@ from org_instance.scopes import requires_scope
 from org_instance.verifier import JWKSVerifier
 from org_instance.workspace import files, runners, sessions, settings, usage
 from org_instance.workspace.files import stored_bytes
-from org_instance.ws_refusals import CloseCodesAfterAccept
+from orgplane_wire.inbound import BoundedJSONRequest, HostSyntaxCheck
+from orgplane_wire.problem_handlers import ProblemAnswers
+from orgplane_wire.problems import Unavailable
+from orgplane_wire.ws_refusals import CloseCodesAfterAccept
 
 log = structlog.get_logger("orgplane.instance")
 
 JSON_BODY_LIMIT = 1_048_576
+#: How the instance answers errors: a bare 401 is ``invalid_token``, a Litestar error is told by
+#: its title only, and the challenge is the one :class:`~orgplane_wire.problems.Unauthorized` sets.
+ANSWERS = ProblemAnswers(
+    unauthenticated_code="invalid_token", tell_http_detail=False, name_fields=False
+)
 
 
 @get("/healthz", sync_to_thread=False)
@@ -174,7 +180,7 @@ def create_app(config: InstanceConfig, *, http: httpx.AsyncClient | None = None)
         guards=[requires_scope],
         plugins=[runtime.channels],
         lifespan=[_lifespan(runtime, client, owns_http)],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=ANSWERS.handlers(),
         request_max_body_size=JSON_BODY_LIMIT,
         request_class=BoundedJSONRequest,
         openapi_config=openapi_config(config.version),

@@ -25,10 +25,11 @@ from litestar.middleware.authentication import (
 )
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from org_instance.backup.protocol import CONTROL_PLANE_SUBJECT, INTERNAL_PREFIX
 from org_instance.config import normalize_host
-from org_instance.errors import Forbidden, TooManyRequests, Unauthorized, send_problem
-from org_instance.verifier import InvalidToken, kid_of
+from org_instance.verifier import kid_of
+from orgplane_wire.backup.protocol import CONTROL_PLANE_SUBJECT, INTERNAL_PREFIX
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.problems import Forbidden, TooManyRequests, Unauthorized, send_problem
 
 log = structlog.get_logger("orgplane.instance.auth")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from org_instance.contract import Branding
+from orgplane_wire.contract import Branding
 
 _COLOR: Final = re.compile(r"#[0-9a-f]{6}")
 _LIMITS: Final = {"display_name": 200, "contact_email": 320, "logo_url": 2000}

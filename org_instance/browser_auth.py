@@ -39,11 +39,11 @@ from litestar.response import Redirect
 
 from org_instance.browser_pages import landing_page, signed_out_page
 from org_instance.browser_sessions import PENDING_SECONDS, BrowserSession, BrowserSessions
-from org_instance.contract import SIGN_IN_CALLBACK_PATH, instance_client_id
 from org_instance.deps import Instance
-from org_instance.errors import BadRequest, Forbidden, ProblemError
 from org_instance.runtime import InstanceRuntime
-from org_instance.verifier import InvalidToken
+from orgplane_wire.contract import SIGN_IN_CALLBACK_PATH, instance_client_id
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.problems import BadRequest, Forbidden, ProblemError
 
 log = structlog.get_logger("orgplane.instance.browser")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from org_instance import contract
-from org_instance.contract import Env
+from orgplane_wire import contract
+from orgplane_wire.contract import Env
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LIMIT_KEYS = frozenset(contract.Limits.__annotations__)

@@ -13,8 +13,8 @@ from litestar.di import NamedDependency
 from litestar.types import Scope
 
 from org_instance.auth import Member
-from org_instance.errors import Unauthorized
 from org_instance.runtime import InstanceRuntime
+from orgplane_wire.problems import Unauthorized
 
 Caller: TypeAlias = NamedDependency[Member]
 Instance: TypeAlias = NamedDependency[InstanceRuntime]

@@ -17,8 +17,8 @@ from litestar.exceptions import WebSocketDisconnect, WebSocketException
 from litestar.params import FromPath
 
 from org_instance.deps import Caller, Instance
-from org_instance.errors import NotFound
 from org_instance.workspace.sessions import get_session
+from orgplane_wire.problems import NotFound
 
 WS_CLOSE_NOT_FOUND = 4404
 WS_CLOSE_TOKEN_EXPIRED = 4401

@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ControllerRouterHandler, Guard
 
 from org_instance.auth import Member
-from org_instance.errors import Forbidden
+from orgplane_wire.problems import Forbidden
 
 
 def requires_feature(key: str) -> Guard:

@@ -15,9 +15,9 @@ negotiation, which speaks version 1). A control plane that does not speak it ans
 contract_version_unsupported``: logged as an error, and retried with backoff like any refusal.
 
 The first heartbeat of a run is always a ``POST``. When its answer says ``via: redis``, the
-next ones are written to :func:`~org_instance.contract.heartbeat_key` in the org's own Redis
+next ones are written to :func:`~orgplane_wire.contract.heartbeat_key` in the org's own Redis
 namespace, and the control plane's answer is read from
-:func:`~org_instance.contract.heartbeat_answer_key` in the same round trip. When that answer
+:func:`~orgplane_wire.contract.heartbeat_answer_key` in the same round trip. When that answer
 is missing (no control plane reads the heartbeats any more) or Redis fails, the same
 heartbeat is posted instead, and the answer to that ``POST`` decides again.
 """
@@ -35,7 +35,8 @@ import httpx
 import structlog
 
 from org_instance.branding import checked_branding
-from org_instance.contract import (
+from org_instance.runtime import InstanceRuntime
+from orgplane_wire.contract import (
     CONTRACT_VERSION,
     HEARTBEAT_JITTER,
     HEARTBEAT_PATH,
@@ -46,7 +47,6 @@ from org_instance.contract import (
     heartbeat_key,
     heartbeat_key_ttl,
 )
-from org_instance.runtime import InstanceRuntime
 
 log = structlog.get_logger("orgplane.instance.heartbeat")
 

@@ -14,14 +14,13 @@ app's own (no module-wide state); an instance is one process, so no multiprocess
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, get
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -32,10 +31,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from org_instance.errors import NotFound
+from orgplane_wire.http_metrics import MEDIA_TYPE, observe_http
+from orgplane_wire.problems import NotFound
 
-#: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
-MEDIA_TYPE = "text/plain; version=0.0.4"
 #: Seconds. Fewer buckets than the control plane's: every bucket is a series per route.
 BUCKETS = (0.005, 0.025, 0.1, 0.5, 2.5, 10.0)
 #: Headers a reverse proxy adds; a request with one of them did not come from the platform.
@@ -86,19 +84,13 @@ class InstanceMetrics:
         )
         reg.register(_SQLiteSize(database))
 
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Observe one answered HTTP request's latency."""
+        self.http_duration.labels(method, route, str(status)).observe(seconds)
+
     def redis_error(self, operation: str) -> None:
         """Count one failed Redis operation."""
         self.redis_errors.labels(operation).inc()
-
-
-def status_of(exc: Exception) -> int:
-    """The status the exception handlers will answer ``exc`` with (a problem's ``status``, an
-    HTTP exception's ``status_code``), 500 for anything else."""
-    for name in ("status", "status_code"):
-        value = getattr(exc, name, None)
-        if isinstance(value, int) and 400 <= value <= 599:
-            return value
-    return 500
 
 
 class MetricsMiddleware:
@@ -122,24 +114,7 @@ class MetricsMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        status, started = 500, time.perf_counter()
-
-        async def observe_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe_status)
-        except Exception as exc:  # answered by the exception handlers further out
-            status = status_of(exc)
-            raise
-        finally:
-            route = scope.get("path_template") or "unrouted"
-            metrics.http_duration.labels(scope["method"], route, str(status)).observe(
-                time.perf_counter() - started
-            )
+        await observe_http(self.app, scope, receive, send, observe=metrics.http_request)
 
 
 def forwarded(scope: Scope) -> bool:

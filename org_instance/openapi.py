@@ -2,59 +2,25 @@
 
 Litestar derives operations from the route handlers; :func:`document` adds, through the
 handlers' own ``responses`` and ``security``, what it cannot see: every error answer is
-``application/problem+json`` with the :class:`Problem` schema, and every route but the probes
-takes an org token (``orgToken``) or, for the runner heartbeat, a runner token. The control
-plane's document uses the same :class:`Problem` (both services answer the same shape).
+``application/problem+json`` with the :class:`~orgplane_wire.problem_schema.Problem` schema,
+which the control plane's document uses too, and every route but the probes takes an org token
+(``orgToken``) or, for the runner heartbeat, a runner token.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 
-from org_instance.errors import PROBLEM_JSON
+from orgplane_wire.problem_schema import declare_errors, documented_operations, problem_spec
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCHEMA_PATH = "/api/schema"
-
-
-@dataclass
-class FieldError:
-    """One invalid input of a ``validation_error``."""
-
-    field: str
-    message: str
-
-
-@dataclass
-class Problem:
-    """An error answer (RFC 9457). Some codes add members (``field``, ``limit``, ...)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    instance: str | None = None
-    field: str | None = None
-    errors: list[FieldError] | None = None
-
-
-def problem_spec(description: str) -> ResponseSpec:
-    """An error response declared as problem+json."""
-    return ResponseSpec(
-        data_container=Problem,
-        media_type=PROBLEM_JSON,
-        description=description,
-        generate_examples=False,
-    )
 
 
 PROBES = frozenset({"/healthz", "/readyz"})
@@ -106,17 +72,11 @@ def _errors(handler: HTTPRouteHandler, path: str) -> dict[int, Any]:
 
 def document(routes: Iterable[Any]) -> None:
     """Declare errors and security on the operations of ``routes`` (idempotent)."""
-    for route in routes:
-        for handler in getattr(route, "route_handlers", ()):
-            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
-                continue
-            path = re.sub(r":[a-z]+}", "}", route.path)
-            if path in PROBES or path.startswith(SCHEMA_PATH):
-                handler.security = None
-            else:
-                scheme = "runnerToken" if path == RUNNER_HEARTBEAT else "orgToken"
-                handler.security = [{scheme: []}]
-            handler.responses = {
-                **_errors(handler, path),
-                **{k: v for k, v in (handler.responses or {}).items() if k < 400},
-            }
+    for handler, route_path in documented_operations(routes):
+        path = re.sub(r":[a-z]+}", "}", route_path)
+        if path in PROBES or path.startswith(SCHEMA_PATH):
+            handler.security = None
+        else:
+            scheme = "runnerToken" if path == RUNNER_HEARTBEAT else "orgToken"
+            handler.security = [{scheme: []}]
+        declare_errors(handler, _errors(handler, path))

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from org_instance import contract
 from org_instance.config import ConfigError
-from org_instance.contract import Env
+from orgplane_wire import contract
+from orgplane_wire.contract import Env
 
 #: Variables the backend sets for the process it starts; an assignment never overrides them.
 BACKEND_VARS = frozenset(

@@ -24,10 +24,7 @@ from typing import Any
 
 import structlog
 
-from org_instance import contract
 from org_instance.config import ConfigError, InstanceConfig
-from org_instance.crypto import FIRST_USE_MODULES
-from org_instance.errors import PROBLEM_JSON, problem_body
 from org_instance.pool import (
     PoolConfig,
     assigned_env,
@@ -36,6 +33,9 @@ from org_instance.pool import (
     write_assignment,
 )
 from org_instance.verifier import FIRST_TOKEN_MODULES
+from orgplane_wire import contract
+from orgplane_wire.problems import PROBLEM_JSON, problem_body
+from orgplane_wire.secret_box import FIRST_USE_MODULES
 
 log = structlog.get_logger("orgplane.instance")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from org_instance.contract import (
+from orgplane_wire.contract import (
     REVOCATION_FALLBACK_SECONDS,
     revocations_channel,
     revocations_key,

@@ -17,11 +17,11 @@ from litestar.channels import ChannelsPlugin
 from litestar.stores.base import Store
 
 from org_instance.config import LIMIT_KEYS, InstanceConfig, check_limits
-from org_instance.contract import Branding, Limits, UsageCounters
 from org_instance.crypto import SettingsBox
 from org_instance.db import Database
-from org_instance.errors import Forbidden, TooManyRequests
 from org_instance.verifier import JWKSVerifier
+from orgplane_wire.contract import Branding, Limits, UsageCounters
+from orgplane_wire.problems import Forbidden, TooManyRequests
 
 log = structlog.get_logger("orgplane.instance")
 

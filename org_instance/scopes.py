@@ -27,8 +27,8 @@ from litestar.exceptions import WebSocketException
 from litestar.handlers.base import BaseRouteHandler
 
 from org_instance.auth import Member
-from org_instance.backup.protocol import INTERNAL_PREFIX
-from org_instance.errors import Forbidden
+from orgplane_wire.backup.protocol import INTERNAL_PREFIX
+from orgplane_wire.problems import Forbidden
 
 READ: Final = "org:read"
 WRITE: Final = "org:write"

@@ -84,17 +84,19 @@ def _build(
 ) -> tuple[Any, str, int]:
     """The ASGI app to serve (the org's, or a spare's) and where it listens."""
     skip_unused_optional_modules()
-    from org_instance.logs import configure_logging
+    from orgplane_wire.logs import configure_logging
 
     if config is not None:
-        configure_logging(fmt=config.log_format, org_id=config.org_id)
+        configure_logging(
+            fmt=config.log_format, bound={"org_id": config.org_id}, cache_loggers=True
+        )
         from org_instance.app import create_app
 
         app: Any = create_app(config)
         host, port = config.bind_host, config.port
     else:
         assert spare is not None
-        configure_logging(fmt=spare.log_format, org_id=spare.org_id)
+        configure_logging(fmt=spare.log_format, bound={"org_id": spare.org_id}, cache_loggers=True)
         # Imported now, while nobody waits: the cost a claim must not pay.
         from org_instance.app import create_app
         from org_instance.pool_app import PoolApp, warm_up
@@ -108,9 +110,9 @@ def _build(
 
 
 def _serve(app: Any, *, host: str, port: int) -> None:
-    from org_instance.http_protocol import HTTP_PROTOCOL
     from org_instance.quiet_server import serve
-    from org_instance.ws_handshake import WS_PROTOCOL
+    from orgplane_wire.http_protocol import HTTP_PROTOCOL
+    from orgplane_wire.ws_handshake import WS_PROTOCOL
 
     # uvicorn.run's options, on a server without uvicorn's 0.1 s tick (quiet_server).
     serve(

@@ -1,10 +1,11 @@
 """Verifying org tokens against the control plane's JWKS (PyJWT + httpx, nothing else).
 
-Signatures and claims are checked by :data:`org_instance.jws.JWT`: PyJWT with a faster segment
+Signatures and claims are checked by :data:`orgplane_wire.jws.JWT`: PyJWT with a faster segment
 check, the same one the control plane verifies its own tokens with.
 
-Every check that needs no key runs first (length, algorithm allowlist, ``typ``, ``kid`` shape),
-so a forged token costs no network traffic. Keys are cached for the JWKS's Cache-Control
+Every check that needs no key runs first (:func:`orgplane_wire.jose_header.check_header`, the
+same one the control plane runs: length, algorithm allowlist, ``typ``, no ``crit``, ``kid``
+shape), so a forged token costs no network traffic. Keys are cached for the JWKS's Cache-Control
 ``max-age``; an unknown ``kid`` triggers at most one refetch per ``refetch_interval``, shared by
 every request waiting for it. When the control plane is unreachable the cached keys keep
 serving. ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers are never looked at: keys come only from
@@ -33,12 +34,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from org_instance.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
+from orgplane_wire.contract import ALLOWED_ALGORITHMS
+from orgplane_wire.jose_header import (
+    KID_PATTERN,
+    MAX_TOKEN_BYTES,
+    InvalidToken,
+    check_header,
+)
 
 if TYPE_CHECKING:
     import jwt
 
-MAX_TOKEN_BYTES = 8192
 MAX_JWKS_BYTES = 65_536
 MAX_KEYS = 50
 LEEWAY_SECONDS = 30
@@ -46,23 +52,10 @@ DEFAULT_CACHE_SECONDS = 300.0
 MAX_CACHE_SECONDS = 86_400.0
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "org_id", "org_role")
 ROLES = frozenset({"owner", "admin", "member"})
-_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
-_TYPS = (TOKEN_TYP, f"application/{TOKEN_TYP}")
-_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_REMEMBERED = 1024
 #: Loaded by the first token to verify (:func:`load_key`), not at start.
-FIRST_TOKEN_MODULES = ("jwt", "org_instance.jws")
-
-
-class InvalidToken(Exception):
-    """The token is malformed, forged, expired or not for this org."""
-
-    code = "invalid_token"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+FIRST_TOKEN_MODULES = ("jwt", "orgplane_wire.jws")
 
 
 def cache_seconds(cache_control: str | None) -> float:
@@ -95,7 +88,11 @@ def select_jwks_entries(document: bytes) -> dict[str, dict[str, Any]]:
         if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
             continue
         kid, alg = entry.get("kid"), entry.get("alg")
-        if not isinstance(kid, str) or not _KID.match(kid) or alg not in ALLOWED_ALGORITHMS:
+        if (
+            not isinstance(kid, str)
+            or not KID_PATTERN.fullmatch(kid)
+            or alg not in ALLOWED_ALGORITHMS
+        ):
             continue
         if "d" in entry:  # a private key published by mistake is not trusted either
             continue
@@ -212,9 +209,9 @@ class JWKSVerifier:
             del self._verified[token]
 
     async def _verify_fully(self, token: str) -> dict[str, Any]:
-        from org_instance.jws import JWT  # loaded with the first key (see load_key)
+        from orgplane_wire.jws import JWT  # loaded with the first key (see load_key)
 
-        kid, alg = self._check_header(token)
+        kid, alg = check_header(token, max_bytes=self.max_token_bytes)
         if kid in self._retired:
             raise InvalidToken("retired key")
         key = await self._key_for(kid)
@@ -241,34 +238,6 @@ class JWKSVerifier:
         if not isinstance(claims.get("exp"), int | float):
             raise InvalidToken("bad expiry")
         return claims
-
-    def _check_header(self, token: str) -> tuple[str, str]:
-        if not isinstance(token, str) or not 0 < len(token) <= self.max_token_bytes:
-            raise InvalidToken("token missing or too long")
-        if token.count(".") != 2:
-            raise InvalidToken("not a compact JWS")
-        # Only the header is read here (PyJWT parses the whole token once, in decode).
-        segment = token.split(".", 1)[0]
-        try:
-            if not _B64URL.match(segment):
-                raise ValueError("not base64url")
-            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-        except (ValueError, binascii.Error):
-            raise InvalidToken("malformed header") from None
-        if not isinstance(header, dict):
-            raise InvalidToken("malformed header")
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-            raise InvalidToken("algorithm not allowed")
-        typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower() not in _TYPS:
-            raise InvalidToken("wrong token type")
-        if "crit" in header:
-            raise InvalidToken("critical header extensions are not supported")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not _KID.match(kid):
-            raise InvalidToken("bad key id")
-        return kid, alg
 
     def _revalidate_if_stale(self) -> None:
         """Past max-age: keep serving the cached keys and refetch in the background."""

@@ -6,6 +6,6 @@
 ``errors`` is the error tree. Backends: ``local`` (processes), ``docker`` and ``kubernetes``.
 ``traefik`` builds the routes the docker and kubernetes backends attach to their objects.
 
-This package never imports the control plane; it shares only ``org_instance.contract`` with the
+This package never imports the control plane; it shares only ``orgplane_wire.contract`` with the
 instances it runs.
 """

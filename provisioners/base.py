@@ -34,8 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from org_instance import contract
-from org_instance.contract import Env
+from orgplane_wire import contract
+from orgplane_wire.contract import Env
 from provisioners.errors import UnsupportedOperationError
 from provisioners.naming import check_label_value, check_org_id, data_volume_name
 

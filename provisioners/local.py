@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners import processes
 from provisioners.base import InstanceSpec, InstanceStatus, Provisioner, ProvisionerOptions
 from provisioners.errors import PermanentProvisionerError

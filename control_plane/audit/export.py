@@ -43,11 +43,11 @@ from control_plane.audit.schemas import AuditEventOut, event_out
 from control_plane.db.models import AuditEvent, utcnow
 from control_plane.db.types import utc
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import OrgAccess, org_access
 from control_plane.orgs.hierarchy import effective_features
 from control_plane.orgs.plans import require_feature
+from orgplane_wire.problems import BadRequest, ProblemError
 
 #: Rows read (and encoded, and sent) at a time.
 BATCH: Final = 500

@@ -10,9 +10,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.schemas import AuditEventOut, event_out
 from control_plane.auth import Principal
 from control_plane.db.models import AuditEvent
-from control_plane.errors import BadRequest, Forbidden
 from control_plane.orgs.access import caller_roles, org_access, rank
-from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
+from orgplane_wire.cursors import Page, check_limit, decode_cursor, encode_cursor
+from orgplane_wire.problems import BadRequest, Forbidden
 
 
 def _cursor_id(cursor: str) -> int:

@@ -21,7 +21,7 @@ from control_plane.audit.export import export_audit
 from control_plane.audit.query import events_page
 from control_plane.audit.schemas import AuditEventOut
 from control_plane.deps import DB, Caller
-from control_plane.pagination import Page
+from orgplane_wire.cursors import Page
 
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]
 

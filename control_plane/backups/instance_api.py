@@ -19,17 +19,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Org
 from control_plane.db.phases import OrgPhase
-from control_plane.errors import Conflict, ProblemError
 from control_plane.logs import forwarded_request_id
 from control_plane.runtime import Runtime
 from control_plane.tokens.jws import sign
-from org_instance.backup.manifest import TOO_LARGE
-from org_instance.backup.protocol import (
+from orgplane_wire.backup.manifest import TOO_LARGE
+from orgplane_wire.backup.protocol import (
     BACKUP_PATH,
     CONTROL_PLANE_SUBJECT,
     RESTORE_PATH,
 )
-from org_instance.contract import org_audience
+from orgplane_wire.contract import org_audience
+from orgplane_wire.problems import Conflict, ProblemError
 
 log = structlog.get_logger("orgplane.backups")
 

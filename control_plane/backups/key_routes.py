@@ -22,9 +22,9 @@ from control_plane.backups.keys import SHREDDED, set_legal_hold
 from control_plane.backups.retention import shred_org_backups
 from control_plane.db.models import BackupKey, Org
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import ProblemError
 from control_plane.orgs.access import org_not_found
 from control_plane.runtime import Runtime
+from orgplane_wire.problems import ProblemError
 
 BASE = "/api/v1/orgs/{org_id:str}/backup-key"
 

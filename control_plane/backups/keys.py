@@ -19,9 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.backups.crypto import ArchiveUnreadable, PlatformKeys, new_data_key
 from control_plane.db.models import BackupKey, utcnow
-from control_plane.errors import Conflict, ProblemError
 from control_plane.runtime import Runtime, resolve_secret
 from control_plane.settings import Settings
+from orgplane_wire.problems import Conflict, ProblemError
 
 log = structlog.get_logger("orgplane.backups.keys")
 

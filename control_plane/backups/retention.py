@@ -22,8 +22,8 @@ from control_plane.backups.keys import SHREDDED, LegalHoldActive, shred_key
 from control_plane.backups.service import store_of
 from control_plane.db.models import Backup, BackupKey, Org, User, utcnow
 from control_plane.db.phases import DesiredState
-from control_plane.errors import Conflict
 from control_plane.runtime import Runtime
+from orgplane_wire.problems import Conflict
 
 log = structlog.get_logger("orgplane.backups.retention")
 

@@ -32,12 +32,13 @@ from control_plane.backups.store import read_chunks
 from control_plane.db.models import Backup, Org
 from control_plane.db.phases import DesiredState
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Conflict, NotFound, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.orgs.guards import OrgAccessDep, needs_role
-from control_plane.pagination import Page, check_limit, newest_first, timestamp_cursor
+from control_plane.pagination import newest_first, timestamp_cursor
 from control_plane.reconciler.events import add_event
+from orgplane_wire.cursors import Page, check_limit
+from orgplane_wire.problems import Conflict, NotFound, ProblemError
 
 BASE = "/api/v1/orgs/{org_ref:str}"
 SHA256_HEADER = "X-Orgplane-Backup-Sha256"

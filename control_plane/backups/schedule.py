@@ -21,8 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.backups.service import delete_backup, take_backup
 from control_plane.db.models import Backup, Instance, Org
 from control_plane.db.phases import OrgPhase
-from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
+from orgplane_wire.problems import ProblemError
 
 log = structlog.get_logger("orgplane.backups.schedule")
 

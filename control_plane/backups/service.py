@@ -29,11 +29,11 @@ from control_plane.backups.instance_api import (
 from control_plane.backups.keys import data_key
 from control_plane.backups.store import BackupStore, store_for
 from control_plane.db.models import Backup, Org, utcnow
-from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
 from control_plane.webhooks.events import emit
-from org_instance.backup.manifest import TOO_LARGE, ArchiveError, peek_manifest
-from org_instance.backup.protocol import SCOPE_BACKUP, SCOPE_RESTORE
+from orgplane_wire.backup.manifest import TOO_LARGE, ArchiveError, peek_manifest
+from orgplane_wire.backup.protocol import SCOPE_BACKUP, SCOPE_RESTORE
+from orgplane_wire.problems import ProblemError
 
 log = structlog.get_logger("orgplane.backups")
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from control_plane.backups.crypto import ArchiveSealer, ArchiveUnreadable, open_sealed
-from control_plane.errors import ProblemError
 from control_plane.settings import Settings
+from orgplane_wire.backup.durable import fsync_dir
+from orgplane_wire.problems import ProblemError
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 CHUNK = 1024 * 1024
@@ -43,14 +44,6 @@ def store_for(settings: Settings) -> BackupStore:
     """The backup store the settings name."""
     backup = settings.backup
     return BackupStore(store_root(settings), read_plaintext=backup.backup_read_plaintext)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def read_chunks(reader: BinaryIO) -> AsyncGenerator[bytes, None]:
@@ -148,7 +141,7 @@ class BackupStore:
             finally:
                 await asyncio.to_thread(handle.close)
             await asyncio.to_thread(os.replace, temp, final)
-            await asyncio.to_thread(_fsync_dir, final.parent)
+            await asyncio.to_thread(fsync_dir, final.parent)
         except BaseException:
             await asyncio.to_thread(temp.unlink, missing_ok=True)
             raise

@@ -31,8 +31,8 @@ from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.orgs.hierarchy import effective_limits
 from control_plane.reconciler.events import add_event
-from org_instance.backup.manifest import ArchiveError, read_archive
-from org_instance.backup.protocol import SCOPE_BACKUP
+from orgplane_wire.backup.manifest import ArchiveError, read_archive
+from orgplane_wire.backup.protocol import SCOPE_BACKUP
 
 BASE = "/api/v1/orgs/{org_ref:str}"
 

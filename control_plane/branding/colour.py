@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from control_plane.errors import BadRequest
+from orgplane_wire.problems import BadRequest
 
 WHITE: Final = "#ffffff"
 #: Near-black rather than pure black: softer on a light colour, still above 4.5:1 on white.

@@ -16,7 +16,7 @@ from typing import Final
 from PIL import Image
 
 from control_plane.branding.svg import sanitised_svg
-from control_plane.errors import BadRequest, ProblemError
+from orgplane_wire.problems import BadRequest, ProblemError
 
 MAX_LOGO_BYTES: Final = 256 * 1024
 #: The largest width or height of a raster logo, in pixels.

@@ -17,7 +17,7 @@ from control_plane.branding.schemas import BrandingOut, OwnBranding, ResolvedBra
 from control_plane.db.branding_models import OrgBranding
 from control_plane.db.models import Org
 from control_plane.orgs.hierarchy import ancestors
-from org_instance.contract import Branding
+from orgplane_wire.contract import Branding
 
 #: Where logos are served (``GET``, public: the URL names the logo by its SHA-256).
 LOGO_PATH: Final = "/api/v1/branding/logos"

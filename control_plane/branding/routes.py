@@ -24,9 +24,9 @@ from control_plane.branding.service import delete_logo, put_branding, put_logo
 from control_plane.branding.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.db.branding_models import OrgLogo
 from control_plane.deps import DB, Caller
-from control_plane.errors import NotFound
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.guards import OrgAccessDep, needs_role
+from orgplane_wire.problems import NotFound
 
 BASE = "/api/v1/orgs/{org_ref:str}/branding"
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")

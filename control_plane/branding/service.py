@@ -23,10 +23,10 @@ from control_plane.branding.logo import Logo, validated_logo
 from control_plane.branding.schemas import MAX_METADATA_BYTES, BrandingBody
 from control_plane.db.branding_models import OrgBranding, OrgLogo
 from control_plane.db.models import utcnow
-from control_plane.errors import BadRequest
 from control_plane.identity.users import checked_email
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.service import bump_config
+from orgplane_wire.problems import BadRequest
 
 #: The org's own values a ``PUT`` replaces (``meta``: the metadata column).
 VALUE_FIELDS = ("display_name", "primary_color", "contact_email", "meta")

@@ -21,7 +21,7 @@ from typing import Final
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from control_plane.errors import BadRequest
+from orgplane_wire.problems import BadRequest
 
 SVG_NS: Final = "http://www.w3.org/2000/svg"
 #: At most this many elements in one logo.

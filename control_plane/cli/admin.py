@@ -38,9 +38,9 @@ async def _create(email: str, password: str, name: str) -> str:
     from control_plane.audit.record import record
     from control_plane.db.engine import make_engine, make_sessionmaker
     from control_plane.db.migrate import ensure_migrated
-    from control_plane.errors import ProblemError
     from control_plane.identity.users import create_user
     from control_plane.settings import get_settings
+    from orgplane_wire.problems import ProblemError
 
     engine = make_engine(get_settings().database_url)
     try:
@@ -118,11 +118,11 @@ async def _reset_password(email: str) -> str:
     from control_plane.audit.record import record
     from control_plane.db.engine import make_engine, make_sessionmaker
     from control_plane.db.migrate import ensure_migrated
-    from control_plane.errors import ProblemError
     from control_plane.identity.recovery import send_reset
     from control_plane.identity.users import find_by_email
     from control_plane.mail.outbox import require_mail
     from control_plane.settings import get_settings
+    from orgplane_wire.problems import ProblemError
 
     settings = get_settings()
     try:

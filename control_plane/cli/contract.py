@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
         "schemas",
         help="write the contract's JSON Schemas (docs/contract/v1/*.schema.json)",
         description="Generate the JSON Schemas of the heartbeat body and answer, the org token "
-        "claims and the pool assignment from org_instance/contract.py.",
+        "claims and the pool assignment from orgplane_wire/contract.py.",
     )
     schemas.add_argument(
         "--out",

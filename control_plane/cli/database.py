@@ -13,7 +13,7 @@ from control_plane.cli.main import CliError, migrated_runtime
 async def on_database(work: Callable[[Any, Any], Awaitable[Any]]) -> Any:
     """``work(runtime, db)`` with a migrated runtime and one session; a configuration error, an
     unmigrated database or a problem (400, 404...) is a CliError."""
-    from control_plane.errors import ProblemError
+    from orgplane_wire.problems import ProblemError
 
     try:
         async with migrated_runtime() as runtime, runtime.sessions() as db:

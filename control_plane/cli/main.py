@@ -25,7 +25,8 @@ COMMAND_MODULES = (
     "control_plane.cli.tokens",
     "control_plane.cli.runners",
     "control_plane.cli.approval",
-    "control_plane.cli.instance",
+    # The instance package registers its own command (`orgplane instance`), also by name.
+    "org_instance.cli",
     "control_plane.cli.contract",
     "control_plane.cli.fleet",
     "control_plane.cli.backups",

@@ -62,8 +62,8 @@ def _run_server(workers: int = 1) -> None:
     import uvicorn
 
     from control_plane.settings import get_settings
-    from org_instance.http_protocol import HTTP_PROTOCOL
-    from org_instance.ws_handshake import WS_PROTOCOL
+    from orgplane_wire.http_protocol import HTTP_PROTOCOL
+    from orgplane_wire.ws_handshake import WS_PROTOCOL
 
     settings = get_settings()
     with _shared_metrics(workers):

@@ -15,7 +15,7 @@ from typing import Any
 from control_plane.cli.credentials import Session
 from control_plane.cli.main import CliError
 from control_plane.cli.session import EXPIRED_LOGIN, ControlPlane, access_token, one_at_a_time
-from org_instance.contract import ROLE_SCOPES
+from orgplane_wire.contract import ROLE_SCOPES
 
 TOKENS = "/api/v1/me/tokens"
 DEFAULT_SCOPES = ("org:read", "org:write")

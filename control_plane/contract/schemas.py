@@ -1,5 +1,5 @@
 """JSON Schemas (draft 2020-12) of the contract's documents, generated from the TypedDicts of
-``org_instance/contract.py`` by msgspec (``orgplane contract schemas``) and checked in under
+``orgplane_wire/contract.py`` by msgspec (``orgplane contract schemas``) and checked in under
 ``docs/contract/v{CONTRACT_VERSION}/``, where SDKs and the conformance kit read them.
 
 The TypedDicts are open (a reader ignores keys it does not know), except where the control
@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import msgspec
 
-from org_instance import contract
+from orgplane_wire import contract
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 #: File stem -> the TypedDict it describes.
@@ -93,7 +93,7 @@ def drift(out: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{path}: missing")
         elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"{path}: differs from org_instance/contract.py")
+            problems.append(f"{path}: differs from orgplane_wire/contract.py")
     if target.is_dir():
         problems.extend(
             f"{path}: no such document in the contract"

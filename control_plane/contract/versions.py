@@ -15,9 +15,9 @@ from typing import Any, Final
 
 import msgspec
 
-from control_plane.errors import Conflict
-from org_instance.contract import CONTRACT_VERSION
-from org_instance.inbound import json_depth_exceeds
+from orgplane_wire.contract import CONTRACT_VERSION
+from orgplane_wire.inbound import json_depth_exceeds
+from orgplane_wire.problems import Conflict
 
 #: The contract versions this control plane speaks.
 SUPPORTED_CONTRACT_VERSIONS: Final = frozenset({CONTRACT_VERSION})

@@ -8,7 +8,7 @@ then drops it and connects afresh (:func:`drop_if_closed`). SQLAlchemy's
 (``BEGIN``, ``;``, ``ROLLBACK``) on every checkout, and a round trip is what a request through
 the control plane mostly costs (``docs/performance.md``). A connection that dies mid-query is
 invalidated by SQLAlchemy's disconnect handling, and that request answers 503
-(``control_plane/errors.py``).
+(``control_plane/store_errors.py``).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class Org(SQLModel, table=True):
     parent_id: str | None = Field(default=None, foreign_key="org.id", index=True)
     #: Feature overrides of this org: {key: true|false}; inherited from the parent otherwise.
     features: dict[str, bool] = _json()
-    #: Limit overrides of this org (see org_instance.contract.Limits).
+    #: Limit overrides of this org (see orgplane_wire.contract.Limits).
     limits: dict[str, int] = _json()
     desired_state: str = Field(default="running", max_length=16)
     phase: str = Field(default="pending", index=True, max_length=16)

@@ -32,7 +32,7 @@ class Backup(SQLModel, table=True):
     size_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     #: SHA-256 (hex) of the plaintext archive (the store keeps it encrypted, docs/backups.md).
     sha256: str = Field(default="", max_length=64)
-    #: The archive's manifest without its per-file entries (see org_instance.backup.manifest).
+    #: The archive's manifest without its per-file entries (see orgplane_wire.backup.manifest).
     manifest: dict[str, Any] = _json()
     schedule_slot: str | None = Field(default=None, max_length=80)
     created_at: datetime = _ts()

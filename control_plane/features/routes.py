@@ -18,7 +18,6 @@ from control_plane.audit.record import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import Feature, utcnow
 from control_plane.deps import DB, Caller
-from control_plane.errors import BadRequest, NotFound
 from control_plane.features.explain import explain_features, find_org, find_user
 from control_plane.features.rules import load_catalogue
 from control_plane.features.schemas import (
@@ -29,6 +28,7 @@ from control_plane.features.schemas import (
     FeatureRules,
 )
 from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
+from orgplane_wire.problems import BadRequest, NotFound
 
 FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]
 #: Optional in the schema so that a caller without credentials hears 401 before 400.

@@ -21,8 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Org
-from control_plane.errors import Conflict
 from control_plane.fleet.engine import ACTIVE
+from orgplane_wire.problems import Conflict
 
 #: Row states of an org that its active rollout may still move.
 HOLDING = ("queued", "upgrading", "upgraded", "failing", "reverting")

@@ -21,8 +21,8 @@ from control_plane.audit.record import record
 from control_plane.db.fleet_models import MaintenanceWindow
 from control_plane.db.models import utcnow
 from control_plane.deps import DB
-from control_plane.errors import BadRequest, NotFound
 from control_plane.orgs.guards import OrgAccessDep, needs_role
+from orgplane_wire.problems import BadRequest, NotFound
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 

@@ -6,13 +6,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
 from control_plane.audit.record import record
-from control_plane.errors import Unauthenticated
 from control_plane.identity.schemas import ChangePasswordBody
 from control_plane.identity.users import set_password
 from control_plane.runtime import Runtime
 from control_plane.security.passwords import verify_password
 from control_plane.tokens.access import revoke_user_tokens
 from control_plane.tokens.org_revocation import revoke_user_everywhere
+from orgplane_wire.problems import Unauthenticated
 
 
 async def change_own_password(

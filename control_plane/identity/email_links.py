@@ -16,8 +16,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import EmailToken, User, utcnow
-from control_plane.errors import BadRequest, ProblemError
-from control_plane.security.secrets import hash_secret, new_secret
+from control_plane.security.secrets import new_secret
+from orgplane_wire.problems import BadRequest, ProblemError
+from orgplane_wire.secret_box import hash_secret
 
 RESET: Final = "reset"
 VERIFY: Final = "verify"

@@ -30,11 +30,11 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import RecoveryCode, User, utcnow
-from control_plane.errors import BadRequest, Conflict
 from control_plane.identity.passkeys import forget_passkeys
 from control_plane.runtime import resolve_secret
-from control_plane.security.secrets import SecretBox, hash_secret
 from control_plane.settings import Settings
+from orgplane_wire.problems import BadRequest, Conflict
+from orgplane_wire.secret_box import SecretBox, hash_secret
 
 PURPOSE: Final = "orgplane totp v1"
 ISSUER: Final = "orgplane"

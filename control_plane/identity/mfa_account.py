@@ -19,7 +19,6 @@ from control_plane.actor import Actor
 from control_plane.audit.record import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import RecoveryCode, User, utcnow
-from control_plane.errors import Conflict, NotFound
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import recheck
 from control_plane.identity.mfa import (
@@ -33,6 +32,7 @@ from control_plane.mail.outbox import enqueue
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import revoke_user_tokens
 from control_plane.tokens.org_revocation import revoke_user_everywhere
+from orgplane_wire.problems import Conflict, NotFound
 
 Req = Request[Any, Any, Any]
 

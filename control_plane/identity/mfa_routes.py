@@ -26,7 +26,6 @@ from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Forbidden
 from control_plane.identity.mfa_account import (
     admin_reset_mfa,
     regenerate_recovery_codes,
@@ -43,6 +42,7 @@ from control_plane.identity.schemas import (
 )
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.tokens.mfa_gate import has_second_factor, subject_amr
+from orgplane_wire.problems import Forbidden
 
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -18,12 +18,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import User
 from control_plane.db.passkey_models import Passkey
-from control_plane.errors import Conflict, NotFound, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import recheck
 from control_plane.identity.mfa import mfa_enabled
 from control_plane.identity.passkeys import register, registration_options
 from control_plane.runtime import Runtime
+from orgplane_wire.problems import Conflict, NotFound, ProblemError
 
 Req = Request[Any, Any, Any]
 

@@ -54,8 +54,8 @@ from webauthn.helpers.structs import (
 
 from control_plane.db.models import User, utcnow
 from control_plane.db.passkey_models import Passkey, PasskeyChallenge
-from control_plane.errors import BadRequest, Conflict
 from control_plane.settings import Settings
+from orgplane_wire.problems import BadRequest, Conflict
 
 MAX_PASSKEYS: Final = 10
 CHALLENGE_TTL: Final = 300

@@ -25,8 +25,8 @@ from control_plane.identity.personal_tokens import (
     revoke_personal_token,
 )
 from control_plane.identity.schemas import Strict
-from control_plane.pagination import Page
 from control_plane.tokens.mfa_gate import subject_amr
+from orgplane_wire.cursors import Page
 
 OrgId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Scope = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]

@@ -31,11 +31,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import PersonalToken, User, utcnow
-from control_plane.errors import BadRequest, Conflict, NotFound
 from control_plane.orgs.access import caller_roles
-from control_plane.security.secrets import hash_secret, new_secret
+from control_plane.security.secrets import new_secret
 from control_plane.tokens.grants import OAuthError
-from org_instance.contract import ROLE_SCOPES
+from orgplane_wire.contract import ROLE_SCOPES
+from orgplane_wire.problems import BadRequest, Conflict, NotFound
+from orgplane_wire.secret_box import hash_secret
 
 PREFIX: Final = "opat"
 #: The scopes a token may name: those of the highest role.

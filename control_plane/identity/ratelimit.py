@@ -25,7 +25,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
 
-from control_plane.errors import TooManyRequests
+from orgplane_wire.problems import TooManyRequests
 
 TOO_MANY = "Too many attempts. Try again later."
 #: Redis connections of one process's throttle, and how long a request waits for one.

@@ -15,7 +15,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import Conflict, Unauthenticated
 from control_plane.identity.admin import admin_send_reset
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.recovery import (
@@ -35,6 +34,7 @@ from control_plane.identity.schemas import (
 from control_plane.identity.users import checked_email, find_by_email
 from control_plane.mail.outbox import require_mail
 from control_plane.security.passwords import verify_password
+from orgplane_wire.problems import Conflict, Unauthenticated
 
 RESET_ACCEPTED = {
     "status": "accepted",

@@ -13,7 +13,6 @@ from control_plane.audit.record import record
 from control_plane.auth import SESSION_COOKIE, require_platform_admin
 from control_plane.db.models import User
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import Forbidden, NotFound
 from control_plane.identity.account import change_own_password
 from control_plane.identity.admin import admin_create, admin_update, users_page
 from control_plane.identity.client_ip import client_ip
@@ -35,11 +34,12 @@ from control_plane.identity.schemas import (
 from control_plane.identity.users import create_user
 from control_plane.mail.outbox import require_mail
 from control_plane.members.invites import usable_invite
-from control_plane.pagination import Page
-from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of
 from control_plane.tokens.org_revocation import revoke_user_everywhere
 from control_plane.tokens.revocation import deny_access_token
+from orgplane_wire.cursors import Page
+from orgplane_wire.problems import Forbidden, NotFound
+from orgplane_wire.secret_box import hash_secret
 
 
 @post("/api/v1/auth/login", status_code=HTTP_200_OK, tags=["identity"])

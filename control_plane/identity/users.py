@@ -9,8 +9,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import User, utcnow
-from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.security.passwords import hash_password, password_problem
+from orgplane_wire.problems import BadRequest, Conflict, Forbidden
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{2,63}$")
 

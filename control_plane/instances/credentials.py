@@ -12,8 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Instance, Org, utcnow
-from control_plane.errors import NotFound, Unauthenticated
-from control_plane.security.secrets import hash_secret, secret_matches
+from orgplane_wire.problems import NotFound, Unauthenticated
+from orgplane_wire.secret_box import hash_secret, secret_matches
 
 CREDENTIAL_PREFIX = "opi"
 _CREDENTIAL = re.compile(r"^opi_([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{20,128}$")

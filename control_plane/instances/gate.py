@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from control_plane.errors import TooManyRequests
 from control_plane.runtime import Runtime
+from orgplane_wire.problems import TooManyRequests
 
 #: Heartbeats (and failed attempts) accepted per instance per minute before 429: the default
 #: interval sends 6; restarts and retries after an outage stay far below this.

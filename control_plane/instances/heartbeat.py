@@ -57,7 +57,7 @@ from control_plane.instances.judging import usage_params as usage_params
 from control_plane.instances.judging import usage_upsert as usage_upsert
 from control_plane.orgs.hierarchy import effective_limits, own_quota
 from control_plane.runtime import Runtime
-from org_instance.contract import HeartbeatAnswer, Limits
+from orgplane_wire.contract import HeartbeatAnswer, Limits
 
 log = structlog.get_logger("orgplane.instances")
 

@@ -5,9 +5,9 @@ An HTTP heartbeat costs a request through the whole stack, about 2 ms of control
 transport (``heartbeat_transport``, the default when org instances have their own Redis users)
 only the first heartbeat of a run is a ``POST``: it registers the run and its answer says
 ``via: redis``. From then on the instance writes each heartbeat to
-:func:`~org_instance.contract.heartbeat_key` in its own namespace (which only its ACL user and
+:func:`~orgplane_wire.contract.heartbeat_key` in its own namespace (which only its ACL user and
 the control plane can write, so the key's name is its authentication) and reads the control
-plane's answer from :func:`~org_instance.contract.heartbeat_answer_key` in the same round trip.
+plane's answer from :func:`~orgplane_wire.contract.heartbeat_answer_key` in the same round trip.
 
 :class:`RedisHeartbeats` runs in every replica that has the admin connection; the one holding a
 Redis lock reads every ``heartbeat_poll_seconds``:
@@ -71,7 +71,7 @@ from control_plane.instances.judging import (
     usage_upsert,
 )
 from control_plane.runtime import Runtime
-from org_instance.contract import heartbeat_answer_key, heartbeat_key
+from orgplane_wire.contract import heartbeat_answer_key, heartbeat_key
 
 log = structlog.get_logger("orgplane.instances.ingest")
 

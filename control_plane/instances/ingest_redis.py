@@ -14,7 +14,7 @@ from redis.exceptions import LockError, RedisError
 
 from control_plane.instances.judging import HeartbeatIn
 from control_plane.runtime import Runtime
-from org_instance.contract import heartbeat_answer_key
+from orgplane_wire.contract import heartbeat_answer_key
 
 log = structlog.get_logger("orgplane.instances.ingest")
 

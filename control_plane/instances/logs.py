@@ -24,10 +24,10 @@ from litestar import Request
 from control_plane.audit.record import record
 from control_plane.db.types import utc
 from control_plane.deps import DB, Caller
-from control_plane.errors import BadRequest, Conflict, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import OrgAccess, org_access
 from control_plane.runtime import Runtime
+from orgplane_wire.problems import BadRequest, Conflict, ProblemError
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
 
 log = structlog.get_logger("orgplane.instances")

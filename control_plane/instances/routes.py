@@ -30,7 +30,6 @@ from control_plane.auth import bearer_token
 from control_plane.contract.versions import check_raw_heartbeat, negotiate
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import Forbidden, Unauthenticated
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.ratelimit import Limit
 from control_plane.instances.gate import HeartbeatGate
@@ -43,7 +42,8 @@ from control_plane.instances.heartbeat import (
 from control_plane.instances.ingest import publish_answer, uses_redis
 from control_plane.logs import bind_request
 from control_plane.runtime import WAKE_RECONCILER, Runtime
-from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer
+from orgplane_wire.contract import HEARTBEAT_PATH, HeartbeatAnswer
+from orgplane_wire.problems import Forbidden, Unauthenticated
 
 #: Bad credentials accepted from one address per minute before 429.
 FAILURES_PER_MINUTE = 30

@@ -15,12 +15,12 @@ from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import OutboxMail
-from control_plane.errors import ProblemError
 from control_plane.mail.messages import DEFAULT_LOCALE, build_message
 from control_plane.runtime import resolve_secret
-from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
 from control_plane.words import tenant_words
+from orgplane_wire.problems import ProblemError
+from orgplane_wire.secret_box import SecretBox
 
 #: The process's sender (``MailSender``), woken when an outbox row is committed; set by the app.
 _senders: list[Any] = []

@@ -27,7 +27,7 @@ from control_plane.members.schemas import (
     InviteWithToken,
 )
 from control_plane.orgs.guards import OrgAccessDep, needs_role
-from control_plane.pagination import Page
+from orgplane_wire.cursors import Page
 
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
 Status = Literal["pending", "accepted", "revoked", "expired"]

@@ -12,7 +12,6 @@ from sqlmodel import col, select
 from control_plane.actor import ActorDep
 from control_plane.db.models import Org, User
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import NotFound
 from control_plane.members.invite_routes import INVITE_ROUTES
 from control_plane.members.schemas import (
     AddMemberBody,
@@ -32,9 +31,10 @@ from control_plane.members.service import (
 )
 from control_plane.orgs.access import caller_roles, rank
 from control_plane.orgs.guards import OrgAccessDep, needs_role
-from control_plane.pagination import Page
 from control_plane.routing.org_urls import org_url
 from control_plane.tokens.org_revocation import revoke_user_in_org
+from orgplane_wire.cursors import Page
+from orgplane_wire.problems import NotFound
 
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
 

@@ -26,8 +26,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
 from control_plane.db.models import AuditEvent, Invite, Org, User
-from control_plane.errors import Forbidden
 from control_plane.orgs.access import OrgAccess
+from orgplane_wire.problems import Forbidden
 
 
 async def creator_of(db: AsyncSession, user_id: str) -> str | None:

@@ -30,7 +30,7 @@ from control_plane.oidc.clients import OIDC_SCOPES, ClientType, get_client
 from control_plane.orgs.hierarchy import is_live
 from control_plane.routing.org_urls import org_origin
 from control_plane.settings import Settings
-from org_instance.contract import SIGN_IN_CALLBACK_PATH, instance_client_id
+from orgplane_wire.contract import SIGN_IN_CALLBACK_PATH, instance_client_id
 
 INSTANCE_PREFIX: Final = instance_client_id("")
 CLI_CLIENT_ID: Final = "orgplane-cli"

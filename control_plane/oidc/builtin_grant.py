@@ -19,7 +19,6 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import AuthorizationCode, OAuthClient, User
-from control_plane.errors import Unauthenticated
 from control_plane.instances.heartbeat import authenticate_instance, credential_org
 from control_plane.oidc.builtin_clients import instance_org_id, is_cli
 from control_plane.oidc.codes import note_issued
@@ -29,6 +28,7 @@ from control_plane.tokens.exchange import ExchangeRequest, exchange_token
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, OAuthError
 from control_plane.tokens.jws import sign
 from control_plane.tokens.keys import ID_TOKEN_ALG
+from orgplane_wire.problems import Unauthenticated
 
 ID_TOKEN_TYP = "JWT"
 

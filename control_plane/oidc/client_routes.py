@@ -21,7 +21,7 @@ from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.identity.schemas import Strict
 from control_plane.oidc.clients import ClientType, list_clients
 from control_plane.oidc.registry import Actor, delete_client, register_client
-from control_plane.pagination import Page
+from orgplane_wire.cursors import Page
 
 RedirectUri = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 ScopeName = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]

@@ -16,9 +16,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import OAuthClient, new_id
-from control_plane.errors import BadRequest, NotFound
 from control_plane.orgs.service import checked_name
-from control_plane.security.secrets import hash_secret, new_secret, secret_matches
+from control_plane.security.secrets import new_secret
+from orgplane_wire.problems import BadRequest, NotFound
+from orgplane_wire.secret_box import hash_secret, secret_matches
 
 SECRET_PREFIX: Final = "ocs"
 #: Scopes a client may be allowed: OpenID Connect's (userinfo claims by scope).

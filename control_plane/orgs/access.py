@@ -29,9 +29,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import mark_staff
 from control_plane.auth import Principal
 from control_plane.db.models import AccessRequest, Membership, Org, User, utcnow
-from control_plane.errors import Forbidden, NotFound
 from control_plane.logs import bind_request
 from control_plane.orgs.hierarchy import ancestors, descendant_ids, is_live, live_orgs
+from orgplane_wire.problems import Forbidden, NotFound
 
 ROLE_RANK: Final = {"member": 1, "admin": 2, "owner": 3}
 ROLES: Final = tuple(ROLE_RANK)

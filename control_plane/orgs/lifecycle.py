@@ -18,12 +18,12 @@ from control_plane.auth import Principal
 from control_plane.branding.resolve import display_name
 from control_plane.db.models import Membership, Org, User, utcnow
 from control_plane.db.phases import DesiredState
-from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.mail.outbox import enqueue
 from control_plane.orgs.access import OrgAccess, governs
 from control_plane.orgs.hierarchy import descendant_ids, live_children
 from control_plane.settings import Settings
 from control_plane.webhooks.events import emit, org_data
+from orgplane_wire.problems import BadRequest, Conflict, Forbidden
 
 
 async def _require_governor(db: AsyncSession, principal: Principal, org: Org, to: str) -> None:

@@ -12,14 +12,15 @@ from sqlmodel.sql.expression import SelectOfScalar
 from control_plane.auth import Principal
 from control_plane.db.models import Membership, Org
 from control_plane.db.phases import OrgPhase
-from control_plane.errors import BadRequest
 from control_plane.features.rules import load_catalogue
 from control_plane.orgs.access import caller_roles, rank, visible_org
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.orgs.plans import plan_named
 from control_plane.orgs.schemas import LookupItem, OrgOut
 from control_plane.orgs.service import org_out
-from control_plane.pagination import Page, after, check_limit, encode_cursor
+from control_plane.pagination import after
+from orgplane_wire.cursors import Page, check_limit, encode_cursor
+from orgplane_wire.problems import BadRequest
 
 #: Phases of the org lifecycle (docs/architecture.md); filters accept only these.
 PHASES: Final = frozenset(OrgPhase)

@@ -25,10 +25,10 @@ from control_plane.audit.record import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import PlanImage, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.plans import plan_named
 from control_plane.reconciler.images import checked_image, image_contracts
+from orgplane_wire.problems import ProblemError
 
 
 class PlanImageBody(msgspec.Struct, forbid_unknown_fields=True):

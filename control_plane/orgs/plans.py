@@ -1,6 +1,6 @@
 """The plan catalogue: what each tier includes before an org or its ancestors override it.
 
-Limit keys are those of :class:`org_instance.contract.Limits`; a missing key means unlimited.
+Limit keys are those of :class:`orgplane_wire.contract.Limits`; a missing key means unlimited.
 Every plan here sets every key, so a child's quota can always be carved out of its parent's.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from control_plane.errors import BadRequest, Forbidden
-from org_instance.contract import Limits
+from orgplane_wire.contract import Limits
+from orgplane_wire.problems import BadRequest, Forbidden
 
 GIB: Final = 1024**3
 

@@ -22,8 +22,8 @@ from control_plane.orgs.listing import list_orgs, lookup_orgs
 from control_plane.orgs.schemas import CreateOrgBody, LookupItem, OrgOut, UpdateOrgBody
 from control_plane.orgs.service import create_org, org_out, update_org
 from control_plane.orgs.slugs import platform_labels
-from control_plane.pagination import Page
 from control_plane.reconciler.admission import queue_position
+from orgplane_wire.cursors import Page
 
 #: Optional query text: search terms, filters, cursors.
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]

@@ -20,7 +20,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Feature, Membership, Org, utcnow
-from control_plane.errors import BadRequest, Conflict, Forbidden
 from control_plane.identity.users import find_by_email
 from control_plane.orgs.access import OrgAccess, admin_source, governs, org_access
 from control_plane.orgs.hierarchy import (
@@ -36,6 +35,7 @@ from control_plane.orgs.schemas import CreateOrgBody, OrgOut, UpdateOrgBody
 from control_plane.orgs.slugs import checked_slug
 from control_plane.reconciler.spares import claim_spare
 from control_plane.webhooks.events import emit, org_data
+from orgplane_wire.problems import BadRequest, Conflict, Forbidden
 
 log = structlog.get_logger("orgplane.orgs")
 

@@ -19,8 +19,8 @@ import re
 from typing import Final
 from urllib.parse import urlsplit
 
-from control_plane.errors import BadRequest
 from control_plane.settings import Settings
+from orgplane_wire.problems import BadRequest
 
 MIN_LENGTH: Final = 3
 MAX_LENGTH: Final = 40

@@ -43,8 +43,8 @@ from control_plane.contract.versions import (
     unsupported,
 )
 from control_plane.db.models import Instance, Org, PlanImage
-from control_plane.errors import BadRequest, Forbidden
 from control_plane.settings import ProvisioningSettings
+from orgplane_wire.problems import BadRequest, Forbidden
 
 #: Docker's reference grammar, slightly stricter: lower-case path, optional tag, sha256 digest.
 _REFERENCE: Final = re.compile(

@@ -37,7 +37,7 @@ from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
 from control_plane.routing.handover import Probe, handover_probe
 from control_plane.routing.hostnames import release_domains
 from control_plane.runtime import Runtime, resolve_secret
-from org_instance.contract import longest_heartbeat_gap
+from orgplane_wire.contract import longest_heartbeat_gap
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError, UnsupportedOperationError
 

@@ -22,7 +22,7 @@ from control_plane.redis_acl import (
     missing_org_users,
     restore_org_redis_user,
 )
-from control_plane.security.secrets import SecretBox
+from orgplane_wire.secret_box import SecretBox
 
 log = structlog.get_logger("orgplane.reconciler")
 

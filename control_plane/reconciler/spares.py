@@ -24,8 +24,8 @@ from control_plane.orgs.plans import DEFAULT_PLAN
 from control_plane.reconciler.events import add_event
 from control_plane.reconciler.spec import PLAN_RESOURCES
 from control_plane.runtime import Runtime
-from org_instance import contract
-from org_instance.contract import Env
+from orgplane_wire import contract
+from orgplane_wire.contract import Env
 from provisioners.base import BACKEND_ENV_NAMES, InstanceSpec, InstanceStatus, Provisioner
 from provisioners.probe import instance_client
 

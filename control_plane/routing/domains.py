@@ -32,7 +32,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.auth import Principal
 from control_plane.db.models import Domain, Org, utcnow
-from control_plane.errors import BadRequest, Conflict, NotFound, ProblemError
 from control_plane.orgs.hierarchy import effective_features
 from control_plane.orgs.plans import require_feature
 from control_plane.routing.hostnames import (
@@ -51,6 +50,7 @@ from control_plane.routing.verify import (
     new_verification_token,
 )
 from control_plane.webhooks.events import emit
+from orgplane_wire.problems import BadRequest, Conflict, NotFound, ProblemError
 
 log = structlog.get_logger("orgplane.routing")
 

@@ -38,7 +38,7 @@ from control_plane.routing.traefik import org_by_host, serves_instance
 from control_plane.routing.wake import answers_for
 from control_plane.settings import Settings
 from control_plane.store_errors import UNAVAILABLE_RETRY_AFTER, store_outage
-from org_instance.errors import send_problem
+from orgplane_wire.problems import send_problem
 from provisioners.traefik import UNAVAILABLE_PATH, WAKE_PREFIX
 
 log = structlog.get_logger("orgplane.routing.embedded")

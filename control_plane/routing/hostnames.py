@@ -25,9 +25,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import Domain, Org, utcnow
 from control_plane.db.phases import OrgPhase
-from control_plane.errors import BadRequest, Conflict
 from control_plane.orgs.hierarchy import is_live
 from control_plane.settings import get_settings
+from orgplane_wire.problems import BadRequest, Conflict
 
 log = structlog.get_logger("orgplane.routing")
 

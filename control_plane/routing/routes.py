@@ -15,7 +15,6 @@ from control_plane.actor import ActorDep
 from control_plane.audit.record import record
 from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.guards import OrgAccessDep, needs_role
-from control_plane.pagination import Page
 from control_plane.routing.domains import (
     DomainOut,
     add_custom_domain,
@@ -29,6 +28,7 @@ from control_plane.routing.traefik import ROUTES as TRAEFIK_ROUTES
 from control_plane.routing.verify import CheckResult, TxtResolver, apply_result, check_domain
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings
+from orgplane_wire.cursors import Page
 
 Hostname = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
 

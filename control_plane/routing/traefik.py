@@ -24,7 +24,6 @@ from control_plane.auth import bearer_token
 from control_plane.db.models import Domain, Instance, Org, utcnow
 from control_plane.db.phases import DesiredState, OrgPhase
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import NotFound, Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.reconciler.hibernation import wake_routed
 from control_plane.routing.handover import note_served
@@ -37,6 +36,7 @@ from control_plane.routing.hostnames import (
     subdomain_of,
 )
 from control_plane.settings import Settings
+from orgplane_wire.problems import NotFound, Unauthenticated
 from provisioners.traefik import Route, dynamic_config
 
 log = structlog.get_logger("orgplane.routing")

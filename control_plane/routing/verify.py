@@ -23,8 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.audit.record import record
 from control_plane.db.models import Domain, Org, User, utcnow
-from control_plane.errors import Conflict
 from control_plane.routing.hostnames import CUSTOM, bump_generation, org_is_gone, unexpired
+from orgplane_wire.problems import Conflict
 
 if TYPE_CHECKING:
     import dns.asyncresolver

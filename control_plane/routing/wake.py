@@ -37,13 +37,13 @@ from sqlmodel import select
 from control_plane.db.models import Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import RuntimeDep
-from control_plane.errors import NotFound, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.reconciler.hibernation import WAKE_WINDOW, wake, wake_routed
 from control_plane.routing import handover
 from control_plane.routing.hostnames import canonical_hostname
 from control_plane.routing.traefik import org_by_host
 from control_plane.runtime import Runtime, resolve_secret
+from orgplane_wire.problems import NotFound, ProblemError
 from provisioners.traefik import WAKE_PREFIX
 
 #: Requests held at once per process; beyond it, 503 at once (no unbounded waits).

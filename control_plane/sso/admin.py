@@ -18,13 +18,13 @@ from control_plane.audit.record import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import Membership, User, utcnow
 from control_plane.db.sso_models import ClaimRule, IdentityLink, IdentityProvider
-from control_plane.errors import BadRequest, Conflict, NotFound
 from control_plane.orgs.access import find_live_org
 from control_plane.runtime import Runtime
 from control_plane.sso import memberships
 from control_plane.sso.claims import Change, source_of
 from control_plane.sso.registry import check_kind
 from control_plane.sso.schemas import CreateProviderBody, CreateRuleBody, UpdateProviderBody
+from orgplane_wire.problems import BadRequest, Conflict, NotFound
 
 
 def checked_discovery_url(url: str) -> str:

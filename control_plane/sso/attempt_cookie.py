@@ -21,9 +21,9 @@ from typing import Final
 from litestar.datastructures import Cookie
 
 from control_plane.runtime import resolve_secret
-from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
 from control_plane.sso.base import Attempt
+from orgplane_wire.secret_box import SecretBox
 
 ATTEMPT_COOKIE: Final = "orgplane_sso"
 ATTEMPT_PATH: Final = "/ui/auth/sso"

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from control_plane.errors import Unauthenticated
+from orgplane_wire.problems import Unauthenticated
 
 
 class SsoError(Unauthenticated):

@@ -17,11 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import Membership, Org, User
 from control_plane.db.sso_models import ClaimRule, IdentityProvider
-from control_plane.errors import ProblemError
 from control_plane.members.service import check_capacity, derived_memberships
 from control_plane.runtime import Runtime
 from control_plane.sso.claims import Change, granted_roles, plan_changes, source_of
 from control_plane.tokens.org_revocation import revoke_user_in_org
+from orgplane_wire.problems import ProblemError
 
 
 async def rules_of(db: AsyncSession, provider_id: str) -> list[ClaimRule]:

@@ -14,8 +14,8 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Final
 
-from control_plane.errors import BadRequest
 from control_plane.sso.base import IdentityProvider, ProviderConfig
+from orgplane_wire.problems import BadRequest
 
 ENTRY_POINT_GROUP: Final = "orgplane.identity_providers"
 BUILT_IN: Final = {"oidc": "control_plane.sso.oidc:OidcProvider"}

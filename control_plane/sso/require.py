@@ -28,12 +28,12 @@ from control_plane.audit.record import record
 from control_plane.db.models import Membership, Org, User, utcnow
 from control_plane.db.sso_models import IdentityProvider
 from control_plane.deps import DB
-from control_plane.errors import Conflict, Forbidden
 from control_plane.identity.schemas import Strict
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.orgs.hierarchy import effective_features
 from control_plane.orgs.plans import require_feature
 from control_plane.tokens.mfa_gate import subject_amr
+from orgplane_wire.problems import Conflict, Forbidden
 
 SSO_REQUIRED: Final = (
     "Your org requires single sign-on: sign in with your identity provider instead of a password."

@@ -23,7 +23,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from control_plane.actor import ActorDep
 from control_plane.auth import require_platform_admin
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.pagination import Page
 from control_plane.sso import admin
 from control_plane.sso.memberships import rules_of
 from control_plane.sso.require import ROUTES as REQUIREMENT_ROUTES
@@ -37,6 +36,7 @@ from control_plane.sso.schemas import (
     RuleOut,
     UpdateProviderBody,
 )
+from orgplane_wire.cursors import Page
 
 BASE = "/api/v1/identity-providers"
 TAGS = ["identity"]

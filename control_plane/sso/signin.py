@@ -34,7 +34,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import User, utcnow
 from control_plane.db.sso_models import IdentityLink, IdentityProvider
-from control_plane.errors import NotFound
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.devices import note_device
 from control_plane.identity.mfa import mfa_enabled
@@ -46,6 +45,7 @@ from control_plane.sso.claims import EMAIL_DOMAIN, Change
 from control_plane.sso.memberships import apply_claims, rules_of
 from control_plane.sso.registry import create_provider
 from control_plane.sso.require import FEDERATED
+from orgplane_wire.problems import NotFound
 
 #: The provider's ``amr`` values that count as a second factor.
 PROVIDER_MFA: Final = frozenset({"mfa", "otp"})

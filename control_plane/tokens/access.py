@@ -13,8 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.audit.record import record
 from control_plane.db.models import PersonalToken, RefreshToken, User, new_id, utcnow
 from control_plane.runtime import Runtime
-from control_plane.security.secrets import hash_secret, new_secret
+from control_plane.security.secrets import new_secret
 from control_plane.tokens.jws import sign
+from orgplane_wire.secret_box import hash_secret
 
 CLIENT_ID = "orgplane"
 REFRESH_PREFIX = "opr"

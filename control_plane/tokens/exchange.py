@@ -56,7 +56,7 @@ from control_plane.tokens.grants import (
     PERSONAL_TOKEN_TYPE,
     OAuthError,
 )
-from control_plane.tokens.jws import InvalidToken, sign
+from control_plane.tokens.jws import sign
 from control_plane.tokens.mfa_gate import check_mfa, subject_amr
 from control_plane.tokens.revocation import session_current, token_denied
 from control_plane.tokens.support_access import (
@@ -64,7 +64,8 @@ from control_plane.tokens.support_access import (
     record_staff_access,
     staff_entry,
 )
-from org_instance.contract import ROLE_SCOPES, org_audience
+from orgplane_wire.contract import ROLE_SCOPES, org_audience
+from orgplane_wire.jose_header import InvalidToken
 
 #: The role a staff member acts with in an org they are not a member of.
 STAFF_ROLE: Final = "admin"

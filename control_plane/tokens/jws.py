@@ -1,13 +1,12 @@
 """Signing and verifying the control plane's JWTs (PyJWT), with a strict algorithm allowlist.
 
 Verification is on every API request, so its cost matters (``benchmarks/bench_tokens.py``): it
-goes through :data:`org_instance.jws.JWT`, PyJWT with a faster segment check, which the org
-instance's verifier uses too.
+goes through :data:`orgplane_wire.jws.JWT`, PyJWT with a faster segment check, after
+:func:`orgplane_wire.jose_header.check_header`; the org instance's verifier runs both too.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -15,15 +14,11 @@ from typing import Any
 import jwt
 
 from control_plane.tokens.keys import LoadedKey
-from org_instance.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
-from org_instance.jws import JWT, decode_segment
+from orgplane_wire.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
+from orgplane_wire.jose_header import InvalidToken, check_header
+from orgplane_wire.jws import JWT
 
-MAX_TOKEN_BYTES = 8192
 LEEWAY_SECONDS = 30
-
-
-class InvalidToken(Exception):
-    """The token is malformed, forged, expired or meant for someone else."""
 
 
 def sign(
@@ -40,25 +35,10 @@ def sign(
 
 
 def unverified_kid(token: str) -> str:
-    """The ``kid`` header of a token, after the checks that need no key."""
-    if not token or len(token) > MAX_TOKEN_BYTES:
-        raise InvalidToken("token missing or too long")
-    try:
-        header = json.loads(decode_segment(token.encode().split(b".", 1)[0], "header"))
-    except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
-        raise InvalidToken("malformed token") from exc
-    if not isinstance(header, dict) or token.count(".") != 2:
-        raise InvalidToken("malformed token")
-    # Any header naming where to fetch a key (jku, x5u, jwk, x5c) is ignored: keys come only
-    # from our own table.
-    if header.get("alg") not in ALLOWED_ALGORITHMS:
-        raise InvalidToken("algorithm not allowed")
-    if str(header.get("typ", "")).lower() not in (TOKEN_TYP, f"application/{TOKEN_TYP}"):
-        raise InvalidToken("wrong token type")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not 0 < len(kid) <= 64:
-        raise InvalidToken("bad key id")
-    return kid
+    """The ``kid`` header of a token, after the checks that need no key: the same
+    :func:`~orgplane_wire.jose_header.check_header` an org instance runs (``crit`` refused, the
+    ``kid`` pattern, the algorithm allowlist, ``typ``)."""
+    return check_header(token).kid
 
 
 def verify(token: str, public_key: Any, *, issuer: str, audience: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
 from control_plane.auth import Principal, require_platform_admin
-from control_plane.errors import Conflict, NotFound
 from control_plane.runtime import Runtime
 from control_plane.tokens.org_revocation import retire_key_everywhere
 from control_plane.tokens.rotation import (
@@ -22,6 +21,7 @@ from control_plane.tokens.rotation import (
     retire_key_now,
     rotate_keys,
 )
+from orgplane_wire.problems import Conflict, NotFound
 
 
 class KeyOut(msgspec.Struct):

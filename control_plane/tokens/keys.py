@@ -28,13 +28,13 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import SigningKey, new_id, utcnow
-from control_plane.security.secrets import SecretBox
+from orgplane_wire.secret_box import SecretBox
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 #: The algorithm of ID tokens (control_plane.oidc): OpenID Connect requires providers to offer
 #: RS256. Its keys live beside the platform's own, exist once a first OAuth client is
 #: registered, and rotate with them; they sign nothing else, and the platform's verifiers
-#: (``org_instance.contract.ALLOWED_ALGORITHMS``) never accept them.
+#: (``orgplane_wire.contract.ALLOWED_ALGORITHMS``) never accept them.
 ID_TOKEN_ALG = "RS256"
 
 

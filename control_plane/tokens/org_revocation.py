@@ -34,7 +34,7 @@ from control_plane.db.models import AuditEvent, Org, User, utcnow
 from control_plane.orgs.access import caller_roles
 from control_plane.orgs.hierarchy import descendant_ids, live_orgs
 from control_plane.runtime import Runtime
-from org_instance.contract import revocations_channel, revocations_key
+from orgplane_wire.contract import revocations_channel, revocations_key
 
 log = structlog.get_logger("orgplane.tokens")
 

@@ -21,17 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.actor import Actor
 from control_plane.audit.record import record
 from control_plane.db.models import AccessRequest, AuditEvent, Org, User, utcnow
-from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound
 from control_plane.orgs.access import OrgAccess, approved_request
-from control_plane.pagination import (
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-    newest_first,
-    timestamp_cursor,
-)
+from control_plane.pagination import newest_first, timestamp_cursor
 from control_plane.runtime import Runtime
 from control_plane.tokens.org_revocation import revoke_user_in_org
+from orgplane_wire.cursors import check_limit, decode_cursor, encode_cursor
+from orgplane_wire.problems import BadRequest, Conflict, Forbidden, NotFound
 
 MIN_REASON: Final = 8
 MAX_REASON: Final = 500

@@ -25,12 +25,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.actor import Actor, ActorDep
 from control_plane.db.models import AccessRequest, AuditEvent, utcnow
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import Conflict, Forbidden
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.schemas import OrgOut
 from control_plane.orgs.service import org_out
-from control_plane.pagination import Page
 from control_plane.runtime import Runtime
 from control_plane.tokens.support_access import (
     MAX_REASON,
@@ -41,6 +39,8 @@ from control_plane.tokens.support_access import (
     set_access_approval,
     shown_status,
 )
+from orgplane_wire.cursors import Page
+from orgplane_wire.problems import Conflict, Forbidden
 
 BASE = "/api/v1/orgs/{org_ref:str}"
 

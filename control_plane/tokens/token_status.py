@@ -34,15 +34,16 @@ from control_plane.identity.client_ip import client_ip
 from control_plane.identity.personal_tokens import PREFIX as PERSONAL_PREFIX
 from control_plane.identity.personal_tokens import revoke_by_secret
 from control_plane.runtime import Runtime
-from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import CLIENT_ID, REFRESH_PREFIX, revoke_family_of
 from control_plane.tokens.discovery import INTROSPECTION_PATH, REVOCATION_PATH
 from control_plane.tokens.grants import OAuthError
-from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
+from control_plane.tokens.jws import unverified_kid, verify
 from control_plane.tokens.oauth import NO_STORE, oauth_params
 from control_plane.tokens.org_revocation import publish_revocation
 from control_plane.tokens.revocation import deny_access_token, token_denied, token_usable
-from org_instance.contract import org_audience
+from orgplane_wire.contract import org_audience
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.secret_box import hash_secret
 
 INACTIVE: dict[str, Any] = {"active": False}
 #: Claims an introspection answer repeats from an active JWT.

@@ -22,7 +22,6 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from control_plane.errors import ProblemError
 from control_plane.routing.org_urls import org_origin
 from control_plane.settings import Settings
 from control_plane.ui import (
@@ -57,6 +56,7 @@ from control_plane.ui.session import (
     provide_viewer,
 )
 from control_plane.words import tenant_words
+from orgplane_wire.problems import ProblemError
 
 HERE = Path(__file__).parent
 #: Paths the CSRF check skips: Bearer/JSON clients, the token endpoint, probes.

@@ -19,7 +19,6 @@ from control_plane.audit.query import events_page
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.types import utc
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity import admin
 from control_plane.identity.mfa_account import admin_reset_mfa
 from control_plane.identity.schemas import CreateUserBody, MfaResetBody, UpdateUserBody
@@ -35,6 +34,7 @@ from control_plane.ui.forms import (
     start_over,
 )
 from control_plane.ui.session import Viewer
+from orgplane_wire.problems import BadRequest, ProblemError
 
 Text = Annotated[str | None, QueryParameter(max_length=200)]
 

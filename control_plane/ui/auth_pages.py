@@ -17,15 +17,12 @@ from control_plane.audit.record import record
 from control_plane.auth import SESSION_COOKIE, verify_access_token
 from control_plane.db.models import User
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import ProblemError, TooManyRequests, Unauthenticated
 from control_plane.identity.account import change_own_password
 from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import authenticate_password, authenticate_second_step
 from control_plane.identity.schemas import ChangePasswordBody
 from control_plane.identity.users import find_by_email, normalize_email
-from control_plane.security.secrets import hash_secret
 from control_plane.tokens.access import login_tokens, revoke_family_of
-from control_plane.tokens.jws import InvalidToken
 from control_plane.tokens.mfa_gate import subject_amr
 from control_plane.tokens.org_revocation import revoke_user_everywhere
 from control_plane.tokens.revocation import deny_access_token
@@ -55,6 +52,9 @@ from control_plane.ui.session import (
     session_cookies,
 )
 from control_plane.ui.sso_pages import sign_in_buttons
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.problems import ProblemError, TooManyRequests, Unauthenticated
+from orgplane_wire.secret_box import hash_secret
 
 EXPIRED = "Your sign-in was not finished in time; start again."
 NextPath = Annotated[str | None, QueryParameter(name="next", max_length=2048)]

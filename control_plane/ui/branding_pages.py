@@ -18,12 +18,12 @@ from control_plane.branding.schemas import BrandingBody
 from control_plane.branding.service import delete_logo, put_branding, put_logo
 from control_plane.db.branding_models import OrgBranding
 from control_plane.deps import DB
-from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.ui.forms import back_to, form_data, page, start_over
 from control_plane.ui.org_pages import detail_context
 from control_plane.ui.session import Viewer
+from orgplane_wire.problems import BadRequest, ProblemError
 
 
 async def _refused(db: DB, viewer: Viewer, org_ref: str, exc: ProblemError) -> Any:

@@ -30,9 +30,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash
 
 from control_plane.auth import SAFE_METHODS
-from control_plane.errors import Forbidden, problem_response
 from control_plane.runtime import resolve_secret
 from control_plane.settings import Settings
+from orgplane_wire.problem_handlers import problem_response
+from orgplane_wire.problems import Forbidden
 
 CSRF_COOKIE: Final = "orgplane_csrf"
 CSRF_PATH: Final = "/ui"

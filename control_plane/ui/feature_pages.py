@@ -21,12 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import Feature, Org, User
 from control_plane.deps import DB
-from control_plane.errors import ProblemError
 from control_plane.features.explain import PRECEDENCE, explain_features, find_org, find_user
 from control_plane.features.rules import load_catalogue
 from control_plane.orgs.plans import KNOWN_FEATURES, PLANS
 from control_plane.ui.forms import page
 from control_plane.ui.session import Viewer
+from orgplane_wire.problems import ProblemError
 
 Ref = Annotated[str | None, QueryParameter(max_length=320)]
 

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
-from control_plane.errors import ProblemError
+from orgplane_wire.problems import ProblemError
 
 T = TypeVar("T")
 

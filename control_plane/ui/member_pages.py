@@ -16,7 +16,6 @@ from control_plane.actor import Actor
 from control_plane.auth import Principal
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import BadRequest, ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.members.invites import create_invite, invites_page, revoke_invite
 from control_plane.members.service import (
@@ -36,6 +35,7 @@ from control_plane.tokens.support_access import (
 from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
 from control_plane.ui.org_pages import Done
 from control_plane.ui.session import Viewer
+from orgplane_wire.problems import BadRequest, ProblemError
 
 
 async def members_context(db: AsyncSession, viewer: Principal, access: OrgAccess) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from litestar.params import QueryParameter
 from litestar.response import Template
 
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import ProblemError
 from control_plane.identity.mfa import mfa_enabled
 from control_plane.identity.mfa_account import (
     confirm_totp,
@@ -29,6 +28,7 @@ from control_plane.identity.schemas import ConfirmBody, SecondFactorBody
 from control_plane.ui.forms import FormErrors, back_to, body_from, form_data, notice_of, page
 from control_plane.ui.forms import start_over as reload_viewer
 from control_plane.ui.session import Viewer
+from orgplane_wire.problems import ProblemError
 
 PAGE = "/ui/account/mfa"
 Done = Annotated[str | None, QueryParameter(max_length=40)]

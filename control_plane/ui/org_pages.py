@@ -19,7 +19,6 @@ from control_plane.branding.resolve import resolve_branding
 from control_plane.db.models import Instance
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.instances.logs import recent_lines
 from control_plane.members.invites import invite_out, invites_page
@@ -44,6 +43,7 @@ from control_plane.ui.forms import (
 )
 from control_plane.ui.present import age, iso, phase_tone, timestamp
 from control_plane.ui.session import Viewer
+from orgplane_wire.problems import ProblemError
 
 Done = Annotated[str | None, QueryParameter(max_length=40)]
 Range = Annotated[Literal["24h", "7d"], QueryParameter(name="range")]

@@ -19,7 +19,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import User
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import TooManyRequests, Unauthenticated
 from control_plane.identity.login import authenticate_passkey_step
 from control_plane.identity.passkeys import login_options
 from control_plane.runtime import Runtime
@@ -27,6 +26,7 @@ from control_plane.tokens.access import login_tokens
 from control_plane.ui.forms import FormErrors, form_data, page
 from control_plane.ui.pending_login import PENDING_COOKIE, Pending, cleared_pending, read_pending
 from control_plane.ui.session import cookie_secure, session_cookies
+from orgplane_wire.problems import TooManyRequests, Unauthenticated
 
 CREDENTIAL_LIMIT = 20_000
 EXPIRED = "Your sign-in was not finished in time; start again."

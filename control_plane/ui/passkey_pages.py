@@ -16,7 +16,6 @@ from litestar import Request, Response, post
 from litestar.response import Template
 
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import ProblemError
 from control_plane.identity.passkey_account import (
     finish_registration,
     remove_passkey,
@@ -27,6 +26,7 @@ from control_plane.identity.passkeys import user_passkeys
 from control_plane.ui.forms import FormErrors, back_to, form_data
 from control_plane.ui.mfa_pages import PAGE, mfa_page_of, refused_page
 from control_plane.ui.session import Viewer
+from orgplane_wire.problems import ProblemError
 
 NAME_LIMIT = 100
 CREDENTIAL_LIMIT = 20_000

@@ -20,8 +20,8 @@ from typing import Final
 from litestar.datastructures import Cookie
 
 from control_plane.runtime import resolve_secret
-from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
+from orgplane_wire.secret_box import SecretBox
 
 PENDING_COOKIE: Final = "orgplane_pending_login"
 PENDING_PATH: Final = "/ui/login"

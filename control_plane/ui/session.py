@@ -22,12 +22,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import SESSION_COOKIE, Principal, verify_access_token
 from control_plane.db.models import User
-from control_plane.errors import problem_response
 from control_plane.runtime import Runtime, RuntimeDep
 from control_plane.security.challenge import bearer_challenge
 from control_plane.tokens.access import RefreshRefused, TokenPair, rotate_refresh
-from control_plane.tokens.jws import InvalidToken
 from control_plane.ui.csrf import check_bound, session_csrf_cookie
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.problem_handlers import problem_response
 
 REFRESH_COOKIE: Final = "orgplane_refresh"
 REFRESH_PATH: Final = "/ui"

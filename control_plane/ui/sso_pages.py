@@ -20,7 +20,6 @@ from litestar.response import Redirect
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import ProblemError
 from control_plane.sso.admin import list_providers
 from control_plane.sso.attempt_cookie import (
     ATTEMPT_COOKIE,
@@ -36,6 +35,7 @@ from control_plane.tokens.access import login_tokens
 from control_plane.ui.forms import FormErrors, page, safe_next
 from control_plane.ui.pending_login import Pending, pending_cookie
 from control_plane.ui.session import cookie_secure, session_cookies
+from orgplane_wire.problems import ProblemError
 
 NextPath = Annotated[str | None, QueryParameter(name="next", max_length=2048)]
 EXPIRED = "Your sign-in was not finished in time, or was started in another browser; start again."

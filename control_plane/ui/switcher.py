@@ -25,7 +25,6 @@ from control_plane.auth import Principal
 from control_plane.branding.resolve import resolved_for
 from control_plane.db.models import Org
 from control_plane.deps import DB, RuntimeDep
-from control_plane.errors import ProblemError
 from control_plane.identity.client_ip import client_ip
 from control_plane.members.invites import accept_invite
 from control_plane.orgs.access import caller_roles, org_access
@@ -35,6 +34,7 @@ from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, OAuthError
 from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
 from control_plane.ui.org_pages import Done
 from control_plane.ui.session import Viewer, viewer_token
+from orgplane_wire.problems import ProblemError
 
 
 async def my_orgs_context(db: AsyncSession, viewer: Principal) -> dict[str, Any]:

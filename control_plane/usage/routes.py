@@ -14,7 +14,6 @@ from litestar.params import FromQuery, QueryParameter
 
 from control_plane.auth import require_platform_admin
 from control_plane.deps import DB, Caller
-from control_plane.errors import BadRequest
 from control_plane.orgs.access import org_not_found
 from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.plans import plan_named
@@ -27,6 +26,7 @@ from control_plane.usage.series import (
     top_orgs,
     window,
 )
+from orgplane_wire.problems import BadRequest
 
 MetricList = Annotated[str | None, QueryParameter(max_length=200)]
 PlanName = Annotated[str | None, QueryParameter(max_length=40)]

@@ -19,8 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Org, UsageSample
 from control_plane.db.types import utc
-from control_plane.errors import BadRequest
 from control_plane.orgs.hierarchy import live_orgs
+from orgplane_wire.problems import BadRequest
 
 #: Counter deltas, summed over a bucket.
 SUMMED: Final = ("requests", "sessions", "messages")

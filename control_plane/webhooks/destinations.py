@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from control_plane.errors import BadRequest
+from orgplane_wire.problems import BadRequest
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 

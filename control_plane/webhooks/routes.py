@@ -24,10 +24,10 @@ from control_plane.audit.record import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import WebhookDelivery, WebhookEndpoint
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.errors import BadRequest, NotFound
 from control_plane.webhooks.destinations import resolve
 from control_plane.webhooks.events import EVENT_TYPES
 from control_plane.webhooks.signing import new_secret
+from orgplane_wire.problems import BadRequest, NotFound
 
 BASE: Final = "/api/v1/webhooks"
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from org_instance.backup.manifest import (
+from orgplane_wire.backup.manifest import (
     CHUNK,
     DB_ENTRY,
     FILES_PREFIX,

@@ -2,19 +2,18 @@
 
 ``ORGPLANE_FAULT_RESTORE_EXIT_AT=after_move_in`` (say) kills the process the first time a
 restore reaches that step, as a crash or an OOM kill would; the tests then let the backend start
-the instance again and check that the boot-time recovery put the pre-restore data back. Mirrors
-``control_plane.reconciler.faults``. Never set it in production.
+the instance again and check that the boot-time recovery put the pre-restore data back. The hook
+itself is :mod:`orgplane_wire.faults`, which the control plane's reconciler uses too. Never set
+it in production.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Final
 
-import structlog
+from orgplane_wire.faults import exit_if_named
 
 FAULT_ENV: Final = "ORGPLANE_FAULT_RESTORE_EXIT_AT"
-FAULT_EXIT_CODE: Final = 86
 STEPS: Final = (
     "after_staging",
     "after_journal",
@@ -24,11 +23,7 @@ STEPS: Final = (
     "after_commit",
 )
 
-log = structlog.get_logger("orgplane.instance.faults")
-
 
 def fault_point(step: str) -> None:
     """Exit the process at once if the fault hook names ``step``."""
-    if os.environ.get(FAULT_ENV) == step:
-        log.warning("fault hook: exiting", step=step)
-        os._exit(FAULT_EXIT_CODE)
+    exit_if_named(FAULT_ENV, step)

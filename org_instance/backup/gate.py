@@ -17,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from org_instance.auth import PROBE_PATHS
-from org_instance.errors import Conflict, Unavailable, send_problem
+from orgplane_wire.problems import Conflict, Unavailable, send_problem
 
 INTERNAL_PREFIX = "/internal/"
 RETRY_AFTER_SECONDS = 5

@@ -29,8 +29,9 @@ from typing import BinaryIO, Final
 import structlog
 
 from org_instance.backup.faults import fault_point
-from org_instance.backup.manifest import ArchiveError, Entry, Manifest, read_archive
 from org_instance.db import MIGRATIONS
+from orgplane_wire.backup.durable import fsync_dir
+from orgplane_wire.backup.manifest import ArchiveError, Entry, Manifest, read_archive
 
 log = structlog.get_logger("orgplane.instance.restore")
 
@@ -39,14 +40,6 @@ STAGED: Final = ".restore-staged"
 ASIDE: Final = ".restore-aside"
 #: Everything of the data directory a restore replaces.
 LIVE_ENTRIES: Final = ("instance.db", "instance.db-wal", "instance.db-shm", "files")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:
@@ -132,7 +125,7 @@ def _write_journal(data_dir: Path, present: list[str]) -> None:
         json.dump({"present": present}, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    _fsync_dir(data_dir)
+    fsync_dir(data_dir)
 
 
 def swap(*, data_dir: Path, check: Callable[[Path], None] = check_database) -> None:
@@ -149,16 +142,16 @@ def swap(*, data_dir: Path, check: Callable[[Path], None] = check_database) -> N
         fault_point("after_journal")
         for name in present:
             os.replace(data_dir / name, aside / name)
-        _fsync_dir(data_dir)
+        fsync_dir(data_dir)
         fault_point("after_move_aside")
         for name in ("instance.db", "files"):
             os.replace(staged / name, data_dir / name)
-        _fsync_dir(data_dir)
+        fsync_dir(data_dir)
         fault_point("after_move_in")
         check(data_dir / "instance.db")
         fault_point("after_check")
         (data_dir / JOURNAL).unlink()
-        _fsync_dir(data_dir)
+        fsync_dir(data_dir)
     except BaseException:
         recover(data_dir)
         raise
@@ -190,9 +183,9 @@ def recover(data_dir: Path) -> bool:
                 os.replace(kept, data_dir / name)
             elif name not in present:
                 _remove(data_dir / name)  # came from the staged data
-        _fsync_dir(data_dir)
+        fsync_dir(data_dir)
         journal.unlink()
-        _fsync_dir(data_dir)
+        fsync_dir(data_dir)
         log.warning("rolled back a restore that did not finish", data_dir=str(data_dir))
     leftovers = [aside, data_dir / STAGED]
     if data_dir.is_dir():  # and the work files of backups and uploads cut short

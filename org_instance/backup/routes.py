@@ -28,8 +28,13 @@ from litestar.response import Stream
 from org_instance.auth import Member
 from org_instance.backup.archive import snapshot, write_archive
 from org_instance.backup.gate import MaintenanceGate
-from org_instance.backup.manifest import CHUNK, TOO_LARGE, ArchiveError
-from org_instance.backup.protocol import (
+from org_instance.backup.restore import stage, swap
+from org_instance.db import Database
+from org_instance.deps import Caller, Instance
+from org_instance.runtime import InstanceRuntime
+from org_instance.workspace.files import stored_bytes
+from orgplane_wire.backup.manifest import CHUNK, TOO_LARGE, ArchiveError
+from orgplane_wire.backup.protocol import (
     BACKUP_PATH,
     CHECKSUM_HEADER,
     CONTROL_PLANE_SUBJECT,
@@ -39,12 +44,7 @@ from org_instance.backup.protocol import (
     SCOPE_BACKUP,
     SCOPE_RESTORE,
 )
-from org_instance.backup.restore import stage, swap
-from org_instance.db import Database
-from org_instance.deps import Caller, Instance
-from org_instance.errors import Forbidden, PayloadTooLarge, ProblemError
-from org_instance.runtime import InstanceRuntime
-from org_instance.workspace.files import stored_bytes
+from orgplane_wire.problems import Forbidden, PayloadTooLarge, ProblemError
 
 log = structlog.get_logger("orgplane.instance.backup")
 

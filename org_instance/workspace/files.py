@@ -23,15 +23,10 @@ from litestar.response import File
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from org_instance.deps import Caller, Instance
-from org_instance.errors import BadRequest, NotFound
 from org_instance.runtime import InstanceRuntime, utc_now
-from org_instance.workspace.schemas import (
-    FileOut,
-    Page,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-)
+from org_instance.workspace.schemas import FileOut
+from orgplane_wire.cursors import Page, check_limit, decode_cursor, encode_cursor
+from orgplane_wire.problems import BadRequest, NotFound
 
 BASE = "/api/v1/files"
 #: Largest single upload, whatever the plan says.
@@ -174,7 +169,7 @@ async def list_files(
     caller: Caller, instance: Instance, limit: FromQuery[int] = 50, cursor: FromQuery[str] = ""
 ) -> Page[FileOut]:
     """Files, oldest first, one page at a time."""
-    return await instance.db.read(_list, check_limit(limit), cursor or None)
+    return await instance.db.read(_list, check_limit(limit, field=None), cursor or None)
 
 
 @get(BASE + "/{file_id:str}", tags=["files"])

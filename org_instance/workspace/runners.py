@@ -12,12 +12,13 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from org_instance.auth import require_admin
-from org_instance.crypto import hash_secret, new_runner_token, runner_token_org
+from org_instance.crypto import new_runner_token, runner_token_org
 from org_instance.deps import Caller, Instance
-from org_instance.errors import NotFound, Unauthorized
 from org_instance.runtime import LimitsState, utc_now
 from org_instance.scopes import ADMIN
 from org_instance.workspace.schemas import NewRunner, RegisteredRunner, RunnerBeat, RunnerOut
+from orgplane_wire.problems import NotFound, Unauthorized
+from orgplane_wire.secret_box import hash_secret
 
 BASE = "/api/v1/runners"
 HEARTBEAT = BASE + "/heartbeat"

@@ -1,17 +1,10 @@
-"""Request and response bodies of the workspace API, and its keyset pagination."""
+"""Request and response bodies of the workspace API (its pages: :mod:`orgplane_wire.cursors`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 
 import msgspec
-
-from org_instance.errors import BadRequest
-
-T = TypeVar("T")
-MAX_LIMIT = 200
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 MessageText = Annotated[str, msgspec.Meta(min_length=1, max_length=32_000)]
@@ -101,33 +94,3 @@ class FileOut(msgspec.Struct):
     sha256: str
     uploaded_by: str
     created_at: str
-
-
-class Page(msgspec.Struct, Generic[T]):
-    """One page of a list and the cursor of the next, if any."""
-
-    items: list[T]
-    next_cursor: str | None = None
-
-
-def encode_cursor(*values: Any) -> str:
-    """An opaque cursor from the sort key of the last row."""
-    return base64.urlsafe_b64encode(msgspec.json.encode([str(v) for v in values])).decode()
-
-
-def decode_cursor(cursor: str, parts: int) -> list[str]:
-    """The sort key inside a cursor, or 400 ``invalid_cursor``."""
-    try:
-        values = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()), type=list[str])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        values = []
-    if len(values) != parts:
-        raise BadRequest("The cursor is not valid.", code="invalid_cursor", field="cursor")
-    return values
-
-
-def check_limit(limit: int) -> int:
-    """``limit`` within 1..MAX_LIMIT, or 400 ``invalid_limit``."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_limit")
-    return limit

@@ -11,19 +11,16 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from org_instance.deps import Caller, Instance
-from org_instance.errors import BadRequest, NotFound
 from org_instance.runtime import LimitsState, utc_now
 from org_instance.workspace.schemas import (
     MessageOut,
     NewMessage,
     NewSession,
-    Page,
     RenameSession,
     SessionOut,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
 )
+from orgplane_wire.cursors import Page, check_limit, decode_cursor, encode_cursor
+from orgplane_wire.problems import BadRequest, NotFound
 
 BASE = "/api/v1/sessions"
 
@@ -144,7 +141,7 @@ async def list_sessions(
     caller: Caller, instance: Instance, limit: FromQuery[int] = 50, cursor: FromQuery[str] = ""
 ) -> Page[SessionOut]:
     """Sessions, oldest first, one page at a time."""
-    return await instance.db.read(_list_sessions, check_limit(limit), cursor or None)
+    return await instance.db.read(_list_sessions, check_limit(limit, field=None), cursor or None)
 
 
 @get(BASE + "/{session_id:str}", tags=["sessions"])
@@ -187,7 +184,9 @@ async def list_messages(
     cursor: FromQuery[str] = "",
 ) -> Page[MessageOut]:
     """A session's messages, oldest first, one page at a time."""
-    return await instance.db.read(_list_messages, session_id, check_limit(limit), cursor or None)
+    return await instance.db.read(
+        _list_messages, session_id, check_limit(limit, field=None), cursor or None
+    )
 
 
 ROUTES = [

@@ -11,10 +11,10 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from org_instance.auth import require_admin
 from org_instance.deps import Caller, Instance
-from org_instance.errors import BadRequest, Forbidden, NotFound
 from org_instance.runtime import utc_now
 from org_instance.scopes import ADMIN
 from org_instance.workspace.schemas import PutSetting, SettingOut
+from orgplane_wire.problems import BadRequest, Forbidden, NotFound
 
 BASE = "/api/v1/settings"
 MAX_SETTINGS = 500

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners import traefik
 from provisioners.base import BACKEND_ENV_NAMES, InstanceSpec, ProvisionerOptions
 from provisioners.naming import (

@@ -21,7 +21,7 @@ import hashlib
 import json
 from typing import Any, Final
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners import traefik
 from provisioners.base import BACKEND_ENV_NAMES, InstanceSpec
 from provisioners.base import ProvisionerOptions as Options

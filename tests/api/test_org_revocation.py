@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from control_plane.settings import Settings
-from org_instance.contract import revocations_key
+from orgplane_wire.contract import revocations_key
 from tests.support.api import PASSWORD, add_user, login
 from tests.support.services import REDIS_URL, need, redis_available
 from tests.support.tokens import make_org

@@ -30,7 +30,7 @@ from structlog.testing import capture_logs
 from control_plane.app import create_app
 from control_plane.db.models import Backup, Instance, RefreshToken, SigningKey
 from control_plane.reconciler.spec import provisioner_options
-from control_plane.security.secrets import SecretBox
+from orgplane_wire.secret_box import SecretBox
 from provisioners.kubernetes.manifests import desired_objects
 from provisioners.naming import MANAGED_BY_LABEL
 from tests.conftest import TEST_SECRET

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from org_instance.backup.archive import snapshot, write_archive
-from org_instance.backup.faults import FAULT_ENV, FAULT_EXIT_CODE, STEPS
-from org_instance.backup.manifest import (
+from org_instance.backup.faults import FAULT_ENV, STEPS
+from org_instance.backup.restore import ASIDE, JOURNAL, STAGED, recover, stage, swap
+from org_instance.db import MIGRATIONS, migrate
+from orgplane_wire.backup.manifest import (
     CHUNK,
     MAX_RATIO,
     RATIO_FLOOR,
@@ -28,8 +30,7 @@ from org_instance.backup.manifest import (
     peek_manifest,
     read_archive,
 )
-from org_instance.backup.restore import ASIDE, JOURNAL, STAGED, recover, stage, swap
-from org_instance.db import MIGRATIONS, migrate
+from orgplane_wire.faults import FAULT_EXIT_CODE
 
 ORG = "a" * 32
 

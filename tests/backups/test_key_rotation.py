@@ -15,9 +15,9 @@ from control_plane.backups.keys import data_key
 from control_plane.backups.store import store_for
 from control_plane.cli.main import main
 from control_plane.db.models import AuditEvent, BackupKey, Org
-from control_plane.errors import ProblemError
 from control_plane.runtime import Runtime
 from control_plane.settings import get_settings
+from orgplane_wire.problems import ProblemError
 
 OLD_SECRET = "cli-test-secret"
 BACKUP_ID = "e" * 32

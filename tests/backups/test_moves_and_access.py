@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from control_plane.backups.instance_api import internal_token
 from control_plane.db.models import Org
-from org_instance.backup.protocol import BACKUP_PATH, RESTORE_PATH, SCOPE_BACKUP
+from orgplane_wire.backup.protocol import BACKUP_PATH, RESTORE_PATH, SCOPE_BACKUP
 from tests.backups.live import Live, instance_client, new_org, read_data, set_limits, write_data
 from tests.reconciler.test_lifecycle_local import org_token
 from tests.support.api import assert_problem

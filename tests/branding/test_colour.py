@@ -12,7 +12,7 @@ from control_plane.branding.colour import (
     relative_luminance,
     text_color,
 )
-from control_plane.errors import BadRequest
+from orgplane_wire.problems import BadRequest
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from control_plane.branding.logo import MAX_LOGO_BYTES, MAX_SIDE, validated_logo
-from control_plane.errors import ProblemError
+from orgplane_wire.problems import ProblemError
 from tests.support.images import image_bytes
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '

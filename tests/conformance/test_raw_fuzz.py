@@ -6,7 +6,7 @@ connection; never a 5xx; every 4xx a problem+json document with ``type``, ``titl
 ``status`` and ``code`` (the OAuth token endpoint's errors are RFC 6749 §5.2 JSON instead).
 A request that is not HTTP at all (a broken request line, a request target outside ASCII, a
 control character in a header value) is refused by uvicorn's parser before any application code
-runs; it must still get a 400 problem document (``org_instance/http_protocol.py``), or a close.
+runs; it must still get a 400 problem document (``orgplane_wire/http_protocol.py``), or a close.
 The seed is printed; ``ORGPLANE_FUZZ_SEED`` replays.
 
 Seen failing before the fixes of this suite: invalid Host ports and undecodable JSON gave 500,

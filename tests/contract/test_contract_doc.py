@@ -9,8 +9,9 @@ import math
 import re
 from pathlib import Path
 
-from org_instance import contract, verifier
-from org_instance.contract import Env
+from org_instance import verifier
+from orgplane_wire import contract
+from orgplane_wire.contract import Env
 from provisioners.docker import provisioner as docker_provisioner
 from provisioners.kubernetes import objects as kube_objects
 from provisioners.local import LocalProvisioner

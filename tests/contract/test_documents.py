@@ -19,7 +19,7 @@ from control_plane.db.models import Instance, Org
 from control_plane.reconciler.spares import org_environment
 from control_plane.reconciler.spec import build_spec
 from org_instance.app import create_app
-from org_instance.contract import CONTRACT_VERSION, HEARTBEAT_PATH
+from orgplane_wire.contract import CONTRACT_VERSION, HEARTBEAT_PATH
 from tests.instance.helpers import instance_config
 from tests.instance.test_heartbeat_endpoint import make_instance_row
 from tests.support.api import add_user, direct_db, runtime_of

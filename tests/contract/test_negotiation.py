@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 from control_plane.db.models import AuditEvent, InstanceEvent
 from control_plane.instances.ingest import RedisHeartbeats
 from org_instance.app import create_app
-from org_instance.contract import CONTRACT_VERSION, HEARTBEAT_PATH, heartbeat_answer_key
 from org_instance.heartbeat import HeartbeatRefused, HeartbeatSender
+from orgplane_wire.contract import CONTRACT_VERSION, HEARTBEAT_PATH, heartbeat_answer_key
 from tests.instance.helpers import instance_config
 from tests.instance.test_heartbeat_endpoint import beat, body, make_instance_row, rows
 from tests.scale.test_heartbeats_redis_reader import (  # noqa: F401 - fixtures

@@ -1,4 +1,4 @@
-"""The contract's JSON Schemas: generated from ``org_instance/contract.py``, checked in under
+"""The contract's JSON Schemas: generated from ``orgplane_wire/contract.py``, checked in under
 ``docs/contract/v1/``, and ``orgplane contract schemas --check`` failing on drift."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from control_plane.cli.main import main
 from control_plane.contract.schemas import CLOSED, DOCUMENTS, rendered, schema_of
 from control_plane.instances.heartbeat import HeartbeatIn, UsageIn
-from org_instance.contract import CONTRACT_VERSION
+from orgplane_wire.contract import CONTRACT_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "docs" / "contract" / f"v{CONTRACT_VERSION}"

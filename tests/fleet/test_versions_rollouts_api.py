@@ -13,10 +13,10 @@ from sqlmodel import select
 
 from control_plane.db.fleet_models import InstanceVersion, MaintenanceWindow, Rollout, RolloutOrg
 from control_plane.db.models import AuditEvent, Instance
-from control_plane.errors import BadRequest
 from control_plane.fleet.plan import wave_sizes
 from control_plane.fleet.windows import in_window
 from control_plane.metrics import fleet_families
+from orgplane_wire.problems import BadRequest
 from tests.support.api import assert_problem, direct_db
 from tests.support.orgs import make_org, user
 from tests.ui.forms import ui_login

@@ -15,11 +15,11 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from control_plane.security.secrets import SecretBox
 from control_plane.tokens.jws import sign
 from control_plane.tokens.keys import LoadedKey, create_key
 from org_instance.config import InstanceConfig
-from org_instance.contract import HEARTBEAT_PATH, ROLE_SCOPES, org_audience
+from orgplane_wire.contract import HEARTBEAT_PATH, ROLE_SCOPES, org_audience
+from orgplane_wire.secret_box import SecretBox
 
 ISSUER = "http://cp.test"
 JWKS_URL = ISSUER + "/.well-known/jwks.json"

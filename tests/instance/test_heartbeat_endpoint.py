@@ -14,7 +14,7 @@ from sqlmodel import select
 from control_plane.db.models import AuditEvent, Instance, InstanceEvent, Org, UsageSample
 from control_plane.instances.heartbeat import HeartbeatIn, issue_instance_credential
 from control_plane.orgs.hierarchy import effective_limits
-from org_instance.contract import HEARTBEAT_PATH, HeartbeatBody, UsageCounters
+from orgplane_wire.contract import HEARTBEAT_PATH, HeartbeatBody, UsageCounters
 from tests.support.api import assert_problem, direct_db
 from tests.support.live import serve_control_plane
 

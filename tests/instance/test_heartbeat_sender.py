@@ -16,8 +16,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from org_instance.app import create_app
-from org_instance.contract import HeartbeatBody, heartbeat_answer_key, heartbeat_key
 from org_instance.heartbeat import HeartbeatSender, backoff_delay, first_beat_delay
+from orgplane_wire.contract import HeartbeatBody, heartbeat_answer_key, heartbeat_key
 from tests.instance.conftest import runtime_of
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.instance.processes import free_port

@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from org_instance.backup.protocol import CONTROL_PLANE_SUBJECT, RESTORE_PATH, SCOPE_RESTORE
 from org_instance.backup.restore import STAGED
+from orgplane_wire.backup.protocol import CONTROL_PLANE_SUBJECT, RESTORE_PATH, SCOPE_RESTORE
 from tests.backups.test_archive import archive_of, make_data, read_data
 from tests.instance.conftest import runtime_of
 from tests.instance.helpers import Signer, bearer

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
 from control_plane.tokens.org_revocation import publish_revocation
 from org_instance.app import create_app
-from org_instance.contract import revocations_key
+from orgplane_wire.contract import revocations_key
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.support.services import REDIS_URL, need, redis_available
 

@@ -31,7 +31,7 @@ def test_the_app_and_server_import_without_the_modules_a_start_never_uses() -> N
         from org_instance import server
 
         server.skip_unused_optional_modules()
-        import org_instance.app, org_instance.logs, uvicorn.config  # what a start imports
+        import org_instance.app, orgplane_wire.logs, uvicorn.config  # what a start imports
 
         hidden = [n for n in server.UNUSED_OPTIONAL_MODULES if sys.modules.get(n) is not None]
         assert not hidden, hidden
@@ -59,7 +59,7 @@ def test_a_warm_spare_loads_what_its_first_token_needs(tmp_path: Path) -> None:
         server.skip_unused_optional_modules()
         assert "jwt" not in sys.modules and "cryptography" not in sys.modules
         warm_up(create_app, PoolConfig(secret="s" * 32, data_dir=Path(sys.argv[1])))
-        assert "org_instance.jws" in sys.modules and "cryptography.fernet" in sys.modules
+        assert "orgplane_wire.jws" in sys.modules and "cryptography.fernet" in sys.modules
         """,
         str(tmp_path),
     )
@@ -78,7 +78,7 @@ def test_cryptography_loads_at_the_first_token_not_at_start(tmp_path: Path) -> N
         from org_instance import server
         from org_instance.app import create_app
         from org_instance.config import InstanceConfig
-        from org_instance.contract import org_audience
+        from orgplane_wire.contract import org_audience
 
         server.skip_unused_optional_modules()
         jwks, token, org_id, issuer, data_dir = sys.argv[1:]

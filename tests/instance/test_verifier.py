@@ -18,8 +18,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from org_instance.contract import org_audience
-from org_instance.verifier import InvalidToken, JWKSVerifier, cache_seconds, parse_jwks
+from org_instance.verifier import JWKSVerifier, cache_seconds, parse_jwks
+from orgplane_wire.contract import org_audience
+from orgplane_wire.jose_header import InvalidToken
 from tests.instance.helpers import ISSUER, JWKS_URL, FakeControlPlane, Signer
 from tests.support.wait import DEFAULT_TIMEOUT
 

@@ -21,7 +21,7 @@ from redis.exceptions import NoPermissionError
 
 from control_plane.db.models import Instance
 from control_plane.instances.gate import GateEntry
-from org_instance.contract import heartbeat_answer_key, heartbeat_key
+from orgplane_wire.contract import heartbeat_answer_key, heartbeat_key
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import REDIS_URL, need, redis_available

@@ -12,10 +12,10 @@ import pytest
 from sqlmodel import select
 
 from control_plane.db.models import SigningKey
-from control_plane.security.secrets import SecretBox
 from control_plane.tokens.jws import sign
 from control_plane.tokens.keys import KeyRing
-from org_instance.contract import org_audience
+from orgplane_wire.contract import org_audience
+from orgplane_wire.secret_box import SecretBox
 from tests.instance.processes import SECRET, ControlPlane, OrgInstance
 from tests.support.wait import wait_until
 

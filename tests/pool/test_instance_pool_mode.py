@@ -15,7 +15,6 @@ import pytest
 
 from org_instance.app import create_app
 from org_instance.config import ConfigError, InstanceConfig
-from org_instance.contract import ASSIGNMENT_FILE, POOL_ASSIGN_PATH, Env
 from org_instance.pool import (
     PoolConfig,
     environment_for_start,
@@ -24,6 +23,7 @@ from org_instance.pool import (
     write_assignment,
 )
 from org_instance.pool_app import PoolApp
+from orgplane_wire.contract import ASSIGNMENT_FILE, POOL_ASSIGN_PATH, Env
 from tests.instance.helpers import ISSUER, JWKS_URL, FakeControlPlane, Signer, bearer
 from tests.support.wait import eventually
 

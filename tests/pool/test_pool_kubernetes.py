@@ -28,7 +28,7 @@ from kubernetes import client as k8s
 from sqlalchemy import update
 
 from control_plane.db.models import Spare
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from tests.instance.processes import child_env, free_port
 from tests.pool.test_pool_local import create, spares, wait_pool
 from tests.provisioners.kube import NamespacedEmulator, api_client, validate_object

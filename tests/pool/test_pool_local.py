@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from control_plane.db.models import Spare
-from org_instance.contract import ASSIGNMENT_FILE, POOL_ASSIGN_PATH
+from orgplane_wire.contract import ASSIGNMENT_FILE, POOL_ASSIGN_PATH
 from provisioners.errors import RetryableProvisionerError
 from tests.reconciler.test_lifecycle_local import admin_headers, org_token, wait_phase
 from tests.support.live import FAST_RECONCILER, serve_control_plane

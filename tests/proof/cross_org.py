@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from org_instance.contract import org_audience
+from orgplane_wire.contract import org_audience
 from tests.integration.test_instance_cross_org import endpoints
 from tests.proof.world import Tenant
 

@@ -30,16 +30,16 @@ from sqlmodel import col, func, select
 from control_plane.db.models import AuditEvent, Domain, Instance, Membership, Org
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
 from org_instance.app import create_app
-from org_instance.backup.manifest import RATIO_FLOOR
-from org_instance.backup.protocol import (
+from org_instance.backup.restore import STAGED
+from org_instance.revocations import Revocations
+from orgplane_wire.backup.manifest import RATIO_FLOOR
+from orgplane_wire.backup.protocol import (
     CONTROL_PLANE_SUBJECT,
     RESTORE_MAX_BYTES_ENV,
     RESTORE_PATH,
     SCOPE_RESTORE,
 )
-from org_instance.backup.restore import STAGED
-from org_instance.contract import revocations_key
-from org_instance.revocations import Revocations
+from orgplane_wire.contract import revocations_key
 from tests.backups.test_archive import archive_of, hostile, make_data, read_data, zeros_bomb
 from tests.instance.helpers import FakeControlPlane, Signer, bearer, instance_config
 from tests.proof.attacks import (

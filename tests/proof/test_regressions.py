@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from control_plane.db.models import utcnow
 from control_plane.error_handlers import EXCEPTION_HANDLERS
 from control_plane.reconciler.reconcile import Context, _silent_for
-from org_instance.contract import longest_heartbeat_gap
+from orgplane_wire.contract import longest_heartbeat_gap
 from tests.instance.processes import free_port
 from tests.support.api import assert_problem
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.base import (
     InstanceSpec,
     InstanceStatus,

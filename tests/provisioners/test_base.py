@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from org_instance import contract
-from org_instance.contract import Env
+from orgplane_wire import contract
+from orgplane_wire.contract import Env
 from provisioners.base import Provisioner, ProvisionerOptions, Resources, instance_env
 from provisioners.docker import DockerProvisioner
 from provisioners.errors import PermanentProvisionerError, UnknownProvisionerError

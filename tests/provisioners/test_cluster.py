@@ -22,7 +22,7 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.base import InstanceStatus, ProvisionerOptions
 from provisioners.kubernetes import KubernetesProvisioner
 from provisioners.naming import ORG_ID_LABEL

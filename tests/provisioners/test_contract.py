@@ -20,7 +20,7 @@ import dataclasses
 import httpx
 import pytest
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.errors import PermanentProvisionerError
 from tests.provisioners.harness import Harness, wait_for_state
 from tests.support.wait import WaitTimeout, eventually

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.base import ProvisionerOptions
 from provisioners.docker import DockerProvisioner
 from provisioners.docker.container_spec import container_name

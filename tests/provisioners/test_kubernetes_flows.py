@@ -21,7 +21,7 @@ import kmock
 import pytest
 from kubernetes import client as k8s
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.base import ProvisionerOptions
 from provisioners.errors import PermanentProvisionerError
 from provisioners.kubernetes import KubernetesProvisioner

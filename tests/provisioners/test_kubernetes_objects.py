@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.base import ProvisionerOptions
 from provisioners.kubernetes.deployment_status import deployment_state
 from provisioners.kubernetes.manifests import desired_objects

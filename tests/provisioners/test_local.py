@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners import processes
 from provisioners.base import ProvisionerOptions
 from provisioners.local import LocalProvisioner

@@ -21,8 +21,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from control_plane.reconciler.faults import FAULT_ENV, FAULT_EXIT_CODE, FAULT_ORG_ENV
+from control_plane.reconciler.faults import FAULT_ENV, FAULT_ORG_ENV
 from control_plane.redis_acl import username_for
+from orgplane_wire.faults import FAULT_EXIT_CODE
 from provisioners.base import ProvisionerOptions
 from provisioners.local import LocalProvisioner
 from tests.interop.servers import free_port

@@ -32,7 +32,7 @@ from control_plane.db.models import Domain, Instance, Org, utcnow
 from control_plane.redis_acl import delete_org_redis_user, missing_org_users, username_for
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings
-from org_instance.contract import Env
+from orgplane_wire.contract import Env
 from provisioners.base import InstanceSpec, InstanceState, InstanceStatus, Provisioner
 from tests.routing.helpers import ZoneResolver
 from tests.support.api import direct_db, runtime_of

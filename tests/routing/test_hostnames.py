@@ -15,7 +15,6 @@ from sqlmodel import select
 
 from control_plane.auth import Principal
 from control_plane.db.models import Domain, Instance, Org, User
-from control_plane.errors import ProblemError
 from control_plane.routing.domains import add_custom_domain
 from control_plane.routing.hostnames import (
     InvalidHostname,
@@ -25,6 +24,7 @@ from control_plane.routing.hostnames import (
 )
 from control_plane.routing.traefik import collect_routes
 from control_plane.routing.verify import CheckResult, apply_result
+from orgplane_wire.problems import ProblemError
 from provisioners.traefik import dynamic_config
 from tests.routing.helpers import memory_db
 from tests.routing.schemas import validate_dynamic

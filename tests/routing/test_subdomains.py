@@ -7,8 +7,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import AuditEvent, Domain, Org, utcnow
-from control_plane.errors import Conflict
 from control_plane.routing.hostnames import claim_subdomain, release_domains
+from orgplane_wire.problems import Conflict
 from tests.routing.helpers import memory_db
 
 

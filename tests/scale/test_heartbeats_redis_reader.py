@@ -34,7 +34,7 @@ from control_plane.instances.ingest import (
     reader_lock,
 )
 from control_plane.settings import Settings
-from org_instance.contract import heartbeat_answer_key, heartbeat_key
+from orgplane_wire.contract import heartbeat_answer_key, heartbeat_key
 from tests.instance.test_heartbeat_endpoint import STARTED, beat, body, make_instance_row, rows
 from tests.scale.statements import of_kind, statements_on
 from tests.support.api import direct_db, runtime_of

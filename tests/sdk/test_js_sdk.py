@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from org_instance import contract, heartbeat
+from org_instance import heartbeat
+from orgplane_wire import contract
 from tests.support.services import REDIS_URL, REPO, need, redis_available
 
 SDK = REPO / "sdk" / "js"

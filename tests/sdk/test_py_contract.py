@@ -1,5 +1,5 @@
 """The SDK's copy of contract v1 (``orgplane_sdk.contract``) is orgplane's
-(``org_instance/contract.py``): every name an instance reads, every constant and rule it
+(``orgplane_wire/contract.py``): every name an instance reads, every constant and rule it
 follows, and the heartbeat and token shapes. The SDK cannot import orgplane (an import-linter
 contract), so this test is what keeps the two from drifting.
 """
@@ -11,7 +11,7 @@ from typing import Any, NotRequired, get_origin, get_type_hints
 import orgplane_sdk.contract as sdk
 import pytest
 
-import org_instance.contract as ours
+import orgplane_wire.contract as ours
 
 
 def env_names(cls: type) -> dict[str, str]:

@@ -17,8 +17,8 @@ from typing import Any
 import uvicorn
 
 from control_plane.settings import Settings
-from org_instance.http_protocol import HTTP_PROTOCOL
-from org_instance.ws_handshake import WS_PROTOCOL
+from orgplane_wire.http_protocol import HTTP_PROTOCOL
+from orgplane_wire.ws_handshake import WS_PROTOCOL
 from tests.support.apps import lent_app
 from tests.support.wait import eventually
 

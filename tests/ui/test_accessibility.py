@@ -41,6 +41,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NOT_PAGES = {
     "/ui/orgs/{org_ref:str}/instance.json": "JSON for the org page's live refresh, not a page",
     "/ui/static/{file_path:path}": "static files (the stylesheet and script), not pages",
+    "/ui/auth/sso/{slug:str}/start": "a redirect to the identity provider, not a page",
+    "/ui/auth/sso/{slug:str}/callback": "a redirect back into the UI, or the login page "
+    "(audited) with the refusal",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from org_instance.inbound import MAX_JSON_DEPTH, host_is_valid, json_depth_exceeds
+from orgplane_wire.inbound import MAX_JSON_DEPTH, host_is_valid, json_depth_exceeds
 
 
 @pytest.mark.parametrize(

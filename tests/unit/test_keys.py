@@ -13,9 +13,8 @@ from sqlalchemy import event
 
 from control_plane.bootstrap import prepare_database
 from control_plane.runtime import Runtime
-from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
-from control_plane.tokens.jws import InvalidToken, sign, unverified_kid, verify
+from control_plane.tokens.jws import sign, unverified_kid, verify
 from control_plane.tokens.keys import KeyRecord, KeyRing, create_key, key_state, rotation_times
 from control_plane.tokens.rotation import (
     RotationPending,
@@ -24,6 +23,8 @@ from control_plane.tokens.rotation import (
     rotate_if_due,
     rotate_keys,
 )
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.secret_box import SecretBox
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 SECRET = "unit-test-deployment-secret"

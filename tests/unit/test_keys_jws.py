@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.api_jws import PyJWS
 
-from control_plane.tokens.jws import InvalidToken, unverified_kid
-from org_instance.jws import JWT, decode_segment
+from control_plane.tokens.jws import unverified_kid
+from orgplane_wire.jose_header import InvalidToken
+from orgplane_wire.jws import JWT, decode_segment
 
 SEGMENT_BYTES = st.binary(max_size=40) | st.text(
     alphabet="ABCXYZabcxyz0189-_=+/!. \u00e9", max_size=40

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from org_instance.logs import configure_logging
+from orgplane_wire.logs import configure_logging
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_a_stream_swapped_at_configuration_is_not_kept(
 ) -> None:
     swapped = io.StringIO()
     monkeypatch.setattr(sys, "stderr", swapped)
-    configure_logging(fmt="json", org_id="o1")
+    configure_logging(fmt="json", bound={"org_id": "o1"}, cache_loggers=True)
     logger = structlog.get_logger("orgplane.test")
     logger.warning("while swapped")
     assert "while swapped" in swapped.getvalue()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from control_plane.errors import BadRequest
 from control_plane.oidc.authorize_request import redirect_with
 from control_plane.oidc.clients import check_redirect_uri, check_scopes
 from control_plane.oidc.codes import s256, verifier_matches
+from orgplane_wire.problems import BadRequest
 
 RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 RFC_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"

@@ -7,10 +7,10 @@ import pytest
 
 from control_plane.db.models import Membership
 from control_plane.db.sso_models import ClaimRule
-from control_plane.errors import BadRequest
 from control_plane.sso.claims import Change, claim_values, granted_roles, plan_changes
 from control_plane.sso.oidc import OidcProvider
 from control_plane.sso.registry import check_kind, load_provider_class, provider_kinds
+from orgplane_wire.problems import BadRequest
 
 CLAIMS = {
     "email": "Ann@Corp.Example",

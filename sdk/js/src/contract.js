@@ -1,7 +1,7 @@
 /**
  * The wire contract between the orgplane control plane and an org instance, version 1.
  *
- * The same names and values as `org_instance/contract.py` (a Python test compares them):
+ * The same names and values as `orgplane_wire/contract.py` (a Python test compares them):
  * environment variables the provisioner sets, the heartbeat endpoint and its bodies, the org
  * token rules and the Redis namespace. Changing a value here is a wire-protocol change.
  *

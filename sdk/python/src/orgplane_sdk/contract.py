@@ -1,6 +1,6 @@
 """Contract v1 between an orgplane control plane and an org instance, as this SDK speaks it.
 
-A standalone copy of what an instance needs from ``org_instance/contract.py`` (this package
+A standalone copy of what an instance needs from ``orgplane_wire/contract.py`` (this package
 never imports orgplane); ``tests/sdk/test_py_contract.py`` in the orgplane repository fails when
 the two differ. The language-neutral text is ``docs/instance-contract.md``.
 """

@@ -4,41 +4,26 @@ Verification runs on every request, so its cost matters (``benchmarks/bench_toke
 PyJWT 2.x checks each base64url segment's alphabet one character at a time in Python, which
 costs more than the ECDSA verification itself. :class:`SegmentCheckedJWT` is PyJWT with the
 same rules applied by one regular expression (:func:`decode_segment`); everything else (the
-signature, the registered claims, leeway, required claims) is PyJWT's own code.
+signature, the registered claims, leeway, required claims) is PyJWT's own code. The checks of
+the header that need no key are :func:`orgplane_wire.jose_header.check_header`, which both
+services run first.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-
 import jwt
 from jwt.api_jws import PyJWS
 
-_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
+from orgplane_wire import jose_header
 
 
 def decode_segment(segment: bytes, name: str) -> bytes:
-    """A base64url JWS segment decoded, under PyJWT's rules: at most two ``=`` of correct
-    padding, nothing outside the alphabet, and the canonical encoding of what it decodes to.
-    """
-    stripped = segment.rstrip(b"=")
-    padding = len(segment) - len(stripped)
-    if (
-        padding > 2
-        or (padding and len(segment) % 4)
-        or len(stripped) % 4 == 1
-        or not _BASE64URL.fullmatch(stripped)
-    ):
-        raise jwt.DecodeError(f"Invalid {name} padding")
+    """:func:`orgplane_wire.jose_header.decode_segment`, refusing as PyJWT does
+    (``jwt.DecodeError``)."""
     try:
-        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
-    except (TypeError, binascii.Error) as exc:
-        raise jwt.DecodeError(f"Invalid {name} padding") from exc
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
-        raise jwt.DecodeError(f"Invalid {name} padding")
-    return decoded
+        return jose_header.decode_segment(segment, name)
+    except jose_header.SegmentError as exc:
+        raise jwt.DecodeError(str(exc)) from None
 
 
 class _SegmentCheckedJWS(PyJWS):

@@ -1,6 +1,8 @@
 """``orgplane instance``: run an org instance server (configured by ``ORGPLANE_*`` variables).
 
-The same server as ``python -m org_instance``, the container image's entry point. It is
+The same server as ``python -m org_instance``, the container image's entry point. The
+control plane's CLI loads this module by name (``COMMAND_MODULES``), as it loads the
+conformance kit's, so the control plane never imports the instance; the server itself is
 imported only when this command runs, so the rest of the CLI never loads it.
 """
 

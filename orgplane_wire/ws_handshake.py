@@ -27,10 +27,10 @@ from websockets.http11 import Response
 from websockets.server import ServerProtocol
 from websockets.typing import StatusLike
 
-from org_instance.errors import PROBLEM_JSON, problem_body
+from orgplane_wire.problems import PROBLEM_JSON, problem_body
 
 #: What to pass as uvicorn's ``ws`` option.
-WS_PROTOCOL = "org_instance.ws_handshake:AnsweringWebSocketProtocol"
+WS_PROTOCOL = "orgplane_wire.ws_handshake:AnsweringWebSocketProtocol"
 
 _CODES = {
     400: "bad_request",

@@ -23,7 +23,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import SerializationException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from org_instance.errors import PROBLEM_JSON, problem_body
+from orgplane_wire.problems import PROBLEM_JSON, problem_body
 
 #: Deepest nesting of arrays and objects a JSON body may have. Our bodies nest three levels at
 #: most; msgspec's own limit is the interpreter's recursion limit, which it turns into a

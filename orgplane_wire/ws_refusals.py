@@ -15,7 +15,7 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from org_instance.errors import PROBLEM_JSON, problem_body
+from orgplane_wire.problems import PROBLEM_JSON, problem_body
 
 
 class CloseCodesAfterAccept:

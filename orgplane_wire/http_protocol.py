@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from org_instance.errors import PROBLEM_JSON, problem_body
+from orgplane_wire.problems import PROBLEM_JSON, problem_body
 
 #: What to pass as uvicorn's ``http`` option.
-HTTP_PROTOCOL = "org_instance.http_protocol:ProblemHttpToolsProtocol"
+HTTP_PROTOCOL = "orgplane_wire.http_protocol:ProblemHttpToolsProtocol"
 
 
 class ProblemHttpToolsProtocol(HttpToolsProtocol):
