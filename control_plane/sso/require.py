@@ -10,7 +10,8 @@ turns it on can still sign in. Turning it off is always allowed.
 While it is on, a direct member of the org (not a platform admin: they keep the password as the
 way back in) who signs in with the right password is answered 401 ``sso_required``: they sign
 in with "Sign in with <provider>". Sessions already open, and personal access tokens made
-earlier, keep working until they end or are revoked.
+earlier, keep working for the control plane, but no longer enter the org: the token exchange
+refuses a member's entry without a federated sign-in (``control_plane.tokens.mfa_gate``).
 """
 
 from __future__ import annotations
@@ -32,14 +33,13 @@ from control_plane.identity.schemas import Strict
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.orgs.hierarchy import effective_features
 from control_plane.orgs.plans import require_feature
+from control_plane.tokens.mfa_gate import FEDERATED as FEDERATED
 from control_plane.tokens.mfa_gate import subject_amr
 from orgplane_wire.problems import Conflict, Forbidden
 
 SSO_REQUIRED: Final = (
     "Your org requires single sign-on: sign in with your identity provider instead of a password."
 )
-#: The ``amr`` value of a session made through an identity provider.
-FEDERATED: Final = "fed"
 
 
 async def sso_required_for(db: AsyncSession, user: User) -> bool:

@@ -57,7 +57,7 @@ from control_plane.tokens.grants import (
     OAuthError,
 )
 from control_plane.tokens.jws import sign
-from control_plane.tokens.mfa_gate import check_mfa, subject_amr
+from control_plane.tokens.mfa_gate import check_mfa, check_sso, subject_amr
 from control_plane.tokens.revocation import session_current, token_denied
 from control_plane.tokens.support_access import (
     SupportAccessRefused,
@@ -302,6 +302,8 @@ async def exchange_token(
         check_entry(personal, org.id, features)
     amr = subject_amr(subject.claims, personal)
     check_mfa(org, amr, staff=role is None)
+    if role is not None:
+        check_sso(org, amr, platform_admin=user.is_platform_admin)
     staff_reason, approval = None, None
     if role is None:
         try:

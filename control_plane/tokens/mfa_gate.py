@@ -8,6 +8,13 @@ was made in carried. Without a second factor there (``otp``, or a passkey's ``hw
 * any entry into an org with ``require_mfa`` (``orgplane_code`` ``mfa_required``), and
 * every staff entry (``staff_mfa_required``): support access acts as an admin in someone
   else's org, so it always needs the stronger sign-in.
+
+The same ``amr`` says whether the sign-in went through an identity provider (``fed``): a
+member's entry into an org that requires single sign-on needs it (``sso_required``), so a
+password session or a personal token made in one, opened before the org turned the requirement
+on, stops entering the org at once rather than when it expires. Platform admins keep the
+password as the way back in (``control_plane.sso.require``), and staff entries follow the
+support-access rules instead.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from control_plane.db.models import Org, PersonalToken
 from control_plane.tokens.grants import OAuthError
 
 SECOND_FACTOR: Final = "otp"
+#: The ``amr`` value of a sign-in made through an identity provider (``control_plane.sso``).
+FEDERATED: Final = "fed"
 #: RFC 8176 methods that are a second factor: a one-time code, or proof of possession of a
 #: passkey's key (hardware- or software-secured).
 SECOND_FACTORS: Final = frozenset({SECOND_FACTOR, "hwk", "swk"})
@@ -26,6 +35,16 @@ SECOND_FACTORS: Final = frozenset({SECOND_FACTOR, "hwk", "swk"})
 def has_second_factor(amr: list[str]) -> bool:
     """Whether a sign-in with these ``amr`` values used a second factor."""
     return not SECOND_FACTORS.isdisjoint(amr)
+
+
+def check_sso(org: Org, amr: list[str], *, platform_admin: bool) -> None:
+    """Refuse a member's entry into an org requiring SSO without a federated sign-in."""
+    if org.require_sso and not platform_admin and FEDERATED not in amr:
+        raise OAuthError(
+            "invalid_target",
+            "This org requires single sign-on: sign in with your identity provider.",
+            orgplane_code="sso_required",
+        )
 
 
 def subject_amr(claims: dict[str, Any] | None, personal: PersonalToken | None) -> list[str]:

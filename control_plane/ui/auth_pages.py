@@ -128,7 +128,7 @@ async def login_otp_submit(request: Request[Any, Any, Any], runtime: RuntimeDep,
         errors.fields["otp"] = exc.detail
         status = 429 if isinstance(exc, TooManyRequests) else 401
         return await second_step_page(runtime, db, user, pending, status, errors)
-    pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)
+    pair = await login_tokens(runtime, db, sign_in.user, amr=pending.amr(sign_in.amr))
     cookies = [*session_cookies(runtime, pair, secure=secure), cleared_pending(secure=secure)]
     return Redirect(pending.next_path, status_code=303, cookies=cookies)
 

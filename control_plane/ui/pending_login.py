@@ -26,6 +26,7 @@ from orgplane_wire.secret_box import SecretBox
 PENDING_COOKIE: Final = "orgplane_pending_login"
 PENDING_PATH: Final = "/ui/login"
 PENDING_TTL: Final = 300
+FIRST_FACTORS: Final = frozenset({"pwd", "fed"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class Pending:
     session_version: int
     next_path: str
     login_id: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    #: How the first step was passed: ``pwd`` (a password) or ``fed`` (an identity provider).
+    first: str = "pwd"
+
+    def amr(self, second_step: tuple[str, ...]) -> tuple[str, ...]:
+        """The sign-in's ``amr``: the second step's, with this sign-in's own first factor."""
+        return tuple(self.first if method == "pwd" else method for method in second_step)
 
 
 @cache
@@ -48,6 +55,7 @@ def pending_cookie(settings: Settings, pending: Pending, *, secure: bool) -> Coo
         "sv": pending.session_version,
         "next": pending.next_path,
         "lid": pending.login_id,
+        "f": pending.first,
         "exp": int(time.time()) + PENDING_TTL,
     }
     value = _pending_box(resolve_secret(settings)).encrypt(json.dumps(payload).encode())
@@ -82,9 +90,13 @@ def read_pending(settings: Settings, value: str | None) -> Pending | None:
     try:
         payload = json.loads(_pending_box(resolve_secret(settings)).decrypt(value))
         pending = Pending(
-            str(payload["sub"]), int(payload["sv"]), str(payload["next"]), str(payload["lid"])
+            str(payload["sub"]),
+            int(payload["sv"]),
+            str(payload["next"]),
+            str(payload["lid"]),
+            str(payload["f"]),
         )
-        expired = int(payload["exp"]) < time.time()
+        expired = int(payload["exp"]) < time.time() or pending.first not in FIRST_FACTORS
     except (ValueError, KeyError, TypeError):  # only our own payloads decrypt; be strict anyway
         return None
     return None if expired else pending

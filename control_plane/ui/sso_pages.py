@@ -32,7 +32,9 @@ from control_plane.sso.attempt_cookie import (
 from control_plane.sso.base import SsoError
 from control_plane.sso.signin import authorization_url, enabled_provider, finish_sign_in
 from control_plane.tokens.access import login_tokens
+from control_plane.tokens.mfa_gate import FEDERATED
 from control_plane.ui.forms import FormErrors, page, safe_next
+from control_plane.ui.passkey_login import second_step_page
 from control_plane.ui.pending_login import Pending, pending_cookie
 from control_plane.ui.session import cookie_secure, session_cookies
 from orgplane_wire.problems import ProblemError
@@ -101,14 +103,10 @@ async def sso_callback(
         return await _login_again(db, exc.detail, exc.status, secure=secure)
     if sign_in.needs_otp:
         user = sign_in.user
-        answer = page("login_otp.html", errors=FormErrors())
-        answer.cookies.append(
-            pending_cookie(
-                runtime.settings,
-                Pending(user.id, user.session_version, pending.next_path),
-                secure=secure,
-            )
-        )
+        # The provider's sign-in was the first factor; the code or a passkey comes second.
+        second = Pending(user.id, user.session_version, pending.next_path, first=FEDERATED)
+        answer = await second_step_page(runtime, db, user, second)
+        answer.cookies.append(pending_cookie(runtime.settings, second, secure=secure))
         answer.cookies.append(cleared_attempt(secure=secure))
         return answer
     pair = await login_tokens(runtime, db, sign_in.user, amr=sign_in.amr)

@@ -10,12 +10,14 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
 
-from control_plane.db.models import AuditEvent, Membership
+from control_plane.db.models import AuditEvent, Membership, User
 from control_plane.db.sso_models import ClaimRule, IdentityProvider
+from control_plane.tokens.access import login_tokens
 from tests.support.api import PASSWORD, add_user, assert_problem, direct_db, login, runtime_of
 from tests.support.idp import free_port
 from tests.support.oidc import CSRF_FIELD
 from tests.support.orgs import add_member, make_org, me_id, row_counts
+from tests.support.tokens import exchange
 
 SECRET = "very-secret-client-secret-123456"
 PROVIDER = {
@@ -190,6 +192,37 @@ async def test_require_sso_needs_the_plan_feature_and_refuses_members_password_s
     )
     assert off.json()["require_sso"] is False
     await login(client, "mia@example.com")
+
+
+async def test_a_session_without_the_provider_no_longer_enters_an_org_requiring_sso(
+    client: AsyncTestClient[Any], admin: dict[str, str]
+) -> None:
+    await make_org(client, admin, "sealed", plan="enterprise")
+    for email in ("oli@example.com", "pam@example.com"):
+        await add_user(client, email)
+        await add_member(client, admin, "sealed", email, "member")
+    assert (await _create(client, admin)).status_code == 201
+    # Sessions and a personal token opened with a password before the org requires SSO.
+    oli = (await login(client, "oli@example.com"))["Authorization"].removeprefix("Bearer ")
+    root = admin["Authorization"].removeprefix("Bearer ")
+    assert (await exchange(client, oli, audience="org:sealed")).status_code == 200
+    on = {"required": True}
+    answer = await client.put("/api/v1/orgs/sealed/sso-requirement", headers=admin, json=on)
+    assert answer.status_code == 200, answer.text
+
+    stale = await exchange(client, oli, audience="org:sealed")
+    assert stale.status_code == 400, stale.text
+    assert (stale.json()["error"], stale.json()["orgplane_code"]) == (
+        "invalid_target",
+        "sso_required",
+    )
+    # A sign-in through the provider enters; a platform admin keeps the password.
+    async with direct_db(client) as db:
+        pam = (await db.exec(select(User).where(User.email == "pam@example.com"))).one()
+        federated = await login_tokens(runtime_of(client), db, pam, amr=("fed",))
+    entered = await exchange(client, federated.access_token, audience="org:sealed")
+    assert entered.status_code == 200, entered.text
+    assert (await exchange(client, root, audience="org:sealed")).status_code == 200
 
 
 async def test_deleting_a_provider_keeps_its_memberships_as_ordinary_ones(

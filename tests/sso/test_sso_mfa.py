@@ -44,7 +44,8 @@ async def test_a_provider_without_mfa_leaves_the_totp_step_and_one_with_it_does_
     )
     assert done.status_code == 303, done.text
     assert done.headers["location"] == "/ui/orgs"
-    assert "otp" in _amr(done.cookies["orgplane_session"])
+    # The provider was the first factor, the code the second (not a password).
+    assert _amr(done.cookies["orgplane_session"]) == ["fed", "otp"]
 
     client.cookies.clear()
     idp.set_account("hal", email="hal@acme.test", email_verified=True, amr=["pwd", "mfa"])
