@@ -41,8 +41,8 @@ from benchmarks.scratch import (
     seed_orgs,
 )
 from control_plane.db.engine import make_sessionmaker
-from control_plane.identity.users import create_user
 from control_plane.pagination import encode_cursor
+from control_plane.users.service import create_user
 
 ORGS = int(os.environ.get("BENCH_LISTING_ORGS", "10000"))
 MEMBER_EVERY = int(os.environ.get("BENCH_LISTING_MEMBER_EVERY", "10"))

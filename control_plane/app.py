@@ -46,7 +46,7 @@ from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.mail.sender import sending
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
 from control_plane.metrics import ROUTES as METRICS_ROUTES
-from control_plane.metrics import ControlPlaneMetrics, HTTPMetricsMiddleware
+from control_plane.metrics import HTTPMetricsMiddleware
 from control_plane.oidc.authorize_pages import PAGE_ROUTES as AUTHORIZE_PAGES
 from control_plane.oidc.routes import ROUTES as OIDC_ROUTES
 from control_plane.openapi import components as openapi_components
@@ -54,6 +54,7 @@ from control_plane.openapi import document as document_errors_and_security
 from control_plane.orgs.guards import provide_org_access
 from control_plane.orgs.plan_images import ROUTES as PLAN_IMAGE_ROUTES
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
+from control_plane.process_metrics import ControlPlaneMetrics
 from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
 from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
 from control_plane.reconciler.service import provisioning, wake_after_org_write

@@ -17,8 +17,8 @@ from control_plane.db.models import User
 from control_plane.errors import Forbidden, Unauthenticated
 from control_plane.logs import bind_request
 from control_plane.runtime import Runtime, RuntimeDep
-from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
-from control_plane.tokens.revocation import token_usable
+from control_plane.signing.jws import InvalidToken, unverified_kid, verify
+from control_plane.signing.revocation import token_usable
 from control_plane.webhooks.signals import claimed_subject, count_refusal
 
 SESSION_COOKIE = "orgplane_session"

@@ -29,13 +29,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -51,69 +45,16 @@ from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.errors import Unauthenticated
 from control_plane.orgs.hierarchy import live_orgs
+from control_plane.process_metrics import ControlPlaneMetrics
 
 #: The classic text format (Prometheus 2 reads it; Litestar adds the charset).
 MEDIA_TYPE = "text/plain; version=0.0.4"
-#: Seconds; from a cached JWKS answer (~1 ms) to a slow backup download.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-PASS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-TOKEN_GRANTS = frozenset(
-    {"refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange", "authorization_code"}
-)
 
 
 def multiprocess_dir() -> str:
     """The directory worker processes share their values in, or "" (one process)."""
     return os.environ.get(MULTIPROC_ENV, "")
-
-
-class ControlPlaneMetrics:
-    """The process series of one control-plane app."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        reg = self.registry
-        self.http_duration = Histogram(
-            "orgplane_http_request_duration_seconds",
-            "Control-plane HTTP requests by method, route template and status code.",
-            ["method", "route", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self.token_requests = Counter(
-            "orgplane_token_requests",
-            "Token endpoint requests by grant, outcome (issued or refused) and refusal reason.",
-            ["grant", "outcome", "reason"],
-            registry=reg,
-        )
-        self.reconcile_pass = Histogram(
-            "orgplane_reconciler_pass_duration_seconds",
-            "Reconciler passes of this process by kind (full or quick).",
-            ["kind"],
-            buckets=PASS_BUCKETS,
-            registry=reg,
-        )
-        self.reconcile_queue = Gauge(
-            "orgplane_reconciler_queue_depth",
-            "Orgs the last reconciler pass selected for work.",
-            registry=reg,
-            multiprocess_mode="mostrecent",
-        )
-        self.backups = Counter(
-            "orgplane_backups",
-            "Backups taken by kind (manual, scheduled, pre_restore) and outcome (ok or failed).",
-            ["kind", "outcome"],
-            registry=reg,
-        )
-
-    def token_request(self, grant: str, *, refused: str | None = None) -> None:
-        """Count one token endpoint answer; ``refused`` is the OAuth error code of a refusal."""
-        shown = grant if grant in TOKEN_GRANTS else "other"
-        if shown.startswith("urn:"):
-            shown = "token_exchange"
-        outcome = "refused" if refused else "issued"
-        self.token_requests.labels(shown, outcome, refused or "").inc()
 
 
 def metrics_of(app_state: Any) -> ControlPlaneMetrics | None:

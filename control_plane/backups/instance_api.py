@@ -22,7 +22,7 @@ from control_plane.db.phases import OrgPhase
 from control_plane.errors import Conflict, ProblemError
 from control_plane.logs import forwarded_request_id
 from control_plane.runtime import Runtime
-from control_plane.tokens.jws import sign
+from control_plane.signing.jws import sign
 from org_instance.backup.manifest import TOO_LARGE
 from org_instance.backup.protocol import (
     BACKUP_PATH,

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.branding.colour import checked_color
 from control_plane.branding.logo import Logo, validated_logo
@@ -24,9 +24,9 @@ from control_plane.branding.schemas import MAX_METADATA_BYTES, BrandingBody
 from control_plane.db.branding_models import OrgBranding, OrgLogo
 from control_plane.db.models import utcnow
 from control_plane.errors import BadRequest
-from control_plane.identity.users import checked_email
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.service import bump_config
+from control_plane.users.service import checked_email
 
 #: The org's own values a ``PUT`` replaces (``meta``: the metadata column).
 VALUE_FIELDS = ("display_name", "primary_color", "contact_email", "meta")

@@ -14,11 +14,12 @@ from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import Feature, utcnow
 from control_plane.deps import DB, Caller
 from control_plane.errors import NotFound
+from control_plane.features.plans import KNOWN_FEATURES, plan_named
 from control_plane.features.rules import load_catalogue
 from control_plane.features.schemas import (
     FEATURE_KEY_PATTERN,
@@ -26,7 +27,6 @@ from control_plane.features.schemas import (
     FeatureOut,
     FeatureRules,
 )
-from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
 
 FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]
 

@@ -24,10 +24,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.db.fleet_models import InstanceVersion, Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org
 from control_plane.errors import BadRequest
+from control_plane.features.plans import plan_named
 from control_plane.orgs.access import find_live_org
+from control_plane.orgs.events import add_event
 from control_plane.orgs.hierarchy import descendant_ids, live_orgs
-from control_plane.orgs.plans import plan_named
-from control_plane.reconciler.events import add_event
 
 MAX_WAVES: Final = 20
 _PERCENT: Final = re.compile(r"^([1-9][0-9]?|100)%$")

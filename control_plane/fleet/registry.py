@@ -20,7 +20,7 @@ from control_plane.db.fleet_models import InstanceVersion, Rollout
 from control_plane.db.models import Instance, Org
 from control_plane.errors import BadRequest, Conflict, NotFound
 from control_plane.orgs.hierarchy import live_orgs
-from control_plane.reconciler.images import checked_image, parse_image
+from control_plane.orgs.images import checked_image, parse_image
 from control_plane.settings import ProvisioningSettings
 
 NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")

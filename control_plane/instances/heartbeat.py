@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.branding.resolve import instance_branding
 from control_plane.contract.versions import IMPLIED_CONTRACT_VERSION
 from control_plane.db.models import Instance, InstanceEvent, Org, UsageSample, utcnow

@@ -16,12 +16,11 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.branding.resolve import display_name
 from control_plane.db.models import Invite, Membership, Org, User, utcnow
 from control_plane.errors import BadRequest, Conflict, Forbidden, NotFound, ProblemError
-from control_plane.identity.users import checked_email, find_by_email, require_verified
 from control_plane.mail.outbox import enqueue
 from control_plane.members.schemas import InviteOut, InviteWithToken
 from control_plane.members.service import check_capacity, membership_of
@@ -35,6 +34,7 @@ from control_plane.orgs.hierarchy import is_live
 from control_plane.pagination import Page, check_limit, decode_cursor, encode_cursor
 from control_plane.security.secrets import hash_secret, new_secret
 from control_plane.settings import Settings
+from control_plane.users.service import checked_email, find_by_email, require_verified
 
 INVITE_PREFIX = "opv"
 

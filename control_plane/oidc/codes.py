@@ -23,11 +23,11 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import AuthorizationCode, OAuthClient, User, utcnow
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import hash_secret, new_secret
-from control_plane.tokens.revocation import deny_access_token
+from control_plane.signing.revocation import deny_access_token
 
 CODE_PREFIX: Final = "occ"
 CODE_TTL: Final = 60

@@ -26,7 +26,7 @@ from typing import Final
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import mark_staff
+from control_plane.audit_trail import mark_staff
 from control_plane.auth import Principal
 from control_plane.db.models import AccessRequest, Membership, Org, User, utcnow
 from control_plane.errors import Forbidden, NotFound

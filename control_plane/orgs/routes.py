@@ -24,6 +24,7 @@ from control_plane.orgs.service import create_org, org_out, update_org
 from control_plane.orgs.slugs import platform_labels
 from control_plane.pagination import Page
 from control_plane.reconciler.admission import queue_position
+from control_plane.reconciler.spares import claim_spare
 
 #: Optional query text: search terms, filters, cursors.
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]
@@ -46,6 +47,7 @@ async def create(
         principal=actor.principal,
         body=data,
         ip=actor.ip,
+        claim_spare=claim_spare,
         reserved=platform_labels(runtime.settings),
     )
     out = await org_out(db, org, await org_role(db, actor.user, org))

@@ -12,15 +12,15 @@ import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import SERVING, DesiredState, OrgPhase
 from control_plane.errors import BadRequest, Conflict, Forbidden, ProblemError
 from control_plane.orgs.access import OrgAccess
-from control_plane.reconciler.events import add_event
-from control_plane.reconciler.hibernation import apply_action
-from control_plane.reconciler.images import checked_image, org_image
+from control_plane.orgs.events import add_event
+from control_plane.orgs.images import checked_image, org_image
 from control_plane.reconciler.leases import claim, release
+from control_plane.routing.hibernation import apply_action
 from control_plane.runtime import Runtime
 from provisioners.errors import ProvisionerError
 

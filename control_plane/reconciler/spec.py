@@ -15,8 +15,8 @@ from control_plane import __version__
 from control_plane.db.models import Instance, Org
 from control_plane.fleet.registry import version_name
 from control_plane.orgs.hierarchy import effective_limits
+from control_plane.orgs.images import org_image
 from control_plane.reconciler.faults import broken_version
-from control_plane.reconciler.images import org_image
 from control_plane.routing.domains import routed_hostnames
 from control_plane.routing.hostnames import subdomain_of
 from control_plane.runtime import Runtime

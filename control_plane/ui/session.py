@@ -25,8 +25,8 @@ from control_plane.db.models import User
 from control_plane.errors import problem_response
 from control_plane.runtime import Runtime, RuntimeDep
 from control_plane.security.challenge import bearer_challenge
+from control_plane.signing.jws import InvalidToken
 from control_plane.tokens.access import RefreshRefused, TokenPair, rotate_refresh
-from control_plane.tokens.jws import InvalidToken
 from control_plane.ui.csrf import check_bound, session_csrf_cookie
 
 REFRESH_COOKIE: Final = "orgplane_refresh"

@@ -17,7 +17,7 @@ from conformance_kit.heartbeats import body_problems
 from conformance_kit.report import Report
 from conformance_kit.schema import problems
 from conformance_kit.signer import Signer
-from control_plane.tokens.jws import InvalidToken, unverified_kid, verify
+from control_plane.signing.jws import InvalidToken, unverified_kid, verify
 from org_instance.contract import HEARTBEAT_PATH, HeartbeatAnswer, org_audience
 from tests.conformance_kit.helpers import free_port_in_range
 from tests.conformance_kit.test_instance_image import WITH_REDIS

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, Instance, InstanceEvent, Org, PlanImage, Spare
-from control_plane.reconciler.images import (
+from control_plane.orgs.images import (
     contract_refusal,
     image_contracts,
     org_image,

@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from control_plane.db.models import SigningKey
 from control_plane.security.secrets import SecretBox
-from control_plane.tokens.jws import sign
-from control_plane.tokens.keys import KeyRing
+from control_plane.signing.jws import sign
+from control_plane.signing.keys import KeyRing
 from org_instance.contract import org_audience
 from tests.instance.processes import SECRET, ControlPlane, OrgInstance
 from tests.support.wait import wait_until

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from control_plane.db.models import Feature
+from control_plane.features.plans import PLANS
 from control_plane.features.rules import Subject, enabled_features, feature_enabled
-from control_plane.orgs.plans import PLANS
 
 
 def _subject(**kw: Any) -> Subject:

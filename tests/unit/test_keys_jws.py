@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.api_jws import PyJWS
 
-from control_plane.tokens.jws import InvalidToken, unverified_kid
+from control_plane.signing.jws import InvalidToken, unverified_kid
 from org_instance.jws import JWT, decode_segment
 
 SEGMENT_BYTES = st.binary(max_size=40) | st.text(

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from control_plane.tokens.keys import LoadedKey
+from control_plane.signing.keys import LoadedKey
 from org_instance.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
 from org_instance.jws import JWT, decode_segment
 
