@@ -14,6 +14,8 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from control_plane.actor import ActorDep
+from control_plane.capacity.admission import queue_position
+from control_plane.capacity.spares import claim_spare
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.orgs.access import org_role
 from control_plane.orgs.guards import OrgAccessDep
@@ -23,8 +25,6 @@ from control_plane.orgs.schemas import CreateOrgBody, LookupItem, OrgOut, Update
 from control_plane.orgs.service import create_org, org_out, update_org
 from control_plane.orgs.slugs import platform_labels
 from control_plane.pagination import Page
-from control_plane.reconciler.admission import queue_position
-from control_plane.reconciler.spares import claim_spare
 
 #: Optional query text: search terms, filters, cursors.
 QueryText = Annotated[str | None, QueryParameter(max_length=200)]

@@ -163,7 +163,7 @@ async def _check_new_terms(
 
 class SpareClaim(Protocol):
     """Takes a warm-pool spare for a new org of ``plan``: the spare's pre-chosen org id, or
-    None when none is ready (``control_plane.reconciler.spares.claim_spare``). The callers
+    None when none is ready (``control_plane.capacity.spares.claim_spare``). The callers
     above orgs pass it in: orgs sit below the reconciler and never import it."""
 
     async def __call__(self, db: AsyncSession, *, plan: str) -> str | None: ...

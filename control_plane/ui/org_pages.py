@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
 from control_plane.branding.resolve import resolve_branding
+from control_plane.capacity.spares import claim_spare
 from control_plane.client_ip import client_ip
 from control_plane.db.models import Instance
 from control_plane.db.phases import OrgPhase
@@ -30,7 +31,6 @@ from control_plane.orgs.events import timeline
 from control_plane.orgs.schemas import CreateOrgBody
 from control_plane.orgs.service import create_org, org_out
 from control_plane.orgs.slugs import platform_labels
-from control_plane.reconciler.spares import claim_spare
 from control_plane.routing.domains import DomainOut, list_domains
 from control_plane.ui.charts import bar_chart, request_series, series_start
 from control_plane.ui.forms import (
