@@ -2,11 +2,12 @@
 
 Two kinds of series:
 
-* **Process series** (HTTP latency, token requests, reconciler passes, backups) are counted by
-  the process that did the work. Each app owns its registry (no module-wide state, so tests can
-  build apps side by side). Under ``orgplane serve --workers N`` the CLI sets
-  ``PROMETHEUS_MULTIPROC_DIR`` and prometheus-client writes every value to files there; a scrape
-  answered by any worker then sums all workers (:func:`exposition`).
+* **Process series** (HTTP latency, token requests, reconciler passes, backups;
+  :mod:`control_plane.process_metrics`) are counted by the process that did the work. Each app
+  owns its registry (no module-wide state, so tests can build apps side by side). Under
+  ``orgplane serve --workers N`` the CLI sets ``PROMETHEUS_MULTIPROC_DIR`` and
+  prometheus-client writes every value to files there; a scrape answered by any worker then
+  sums all workers (:func:`exposition`).
 * **Fleet series** (orgs by phase and version, heartbeat lag, rollout progress) describe the
   database, which every replica shares, so they are read at scrape time and never stored in a
   process.

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.engine import make_engine, make_sessionmaker
-from control_plane.process_metrics import ControlPlaneMetrics
 from control_plane.ratelimit import Throttle
 from control_plane.security.secrets import SecretBox
 from control_plane.settings import Settings
@@ -30,6 +29,7 @@ from control_plane.signing.keys import KeyRing
 if TYPE_CHECKING:  # set by the app's lifespan; importing them here would cost start-up
     from redis.asyncio import Redis
 
+    from control_plane.process_metrics import ControlPlaneMetrics
     from provisioners.base import Provisioner
 
 log = structlog.get_logger("orgplane.runtime")
