@@ -13,7 +13,7 @@
   answers 403 ``approval_required``. The org stays visible (its registry row, the access-request
   endpoints), so staff can ask.
 * A platform admin acting without a role of their own is marked on the session
-  (``audit.record.mark_staff``), and every audit event of theirs recorded for that org in the
+  (``audit_trail.mark_staff``), and every audit event of theirs recorded for that org in the
   same session says so (``detail.staff``).
 """
 
