@@ -39,8 +39,8 @@ from benchmarks.asgi_driver import asgi_request
 from benchmarks.scratch import engine_on, missing_services, production_settings, scratch_postgres
 from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Membership, Org
-from control_plane.identity.users import create_user
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
+from control_plane.users.service import create_user
 
 EXCHANGES = int(os.environ.get("BENCH_EXCHANGE_N", "1000"))
 ROUNDS = int(os.environ.get("BENCH_EXCHANGE_ROUNDS", "5"))

@@ -41,7 +41,7 @@ from benchmarks.scratch import (
     seed_orgs,
 )
 from control_plane.db.engine import make_sessionmaker
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from orgplane_wire.cursors import encode_cursor
 
 ORGS = int(os.environ.get("BENCH_LISTING_ORGS", "10000"))

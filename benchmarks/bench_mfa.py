@@ -27,9 +27,9 @@ from benchmarks.bench_tokens import _environment
 from control_plane.bootstrap import prepare_database
 from control_plane.db.models import User, utcnow
 from control_plane.identity.mfa import begin_enrolment, confirm_enrolment, spend_factor
-from control_plane.identity.users import create_user
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings
+from control_plane.users.service import create_user
 
 CHECKS = int(os.environ.get("BENCH_MFA_N", "500"))
 WARMUP = 20

@@ -36,13 +36,13 @@ from benchmarks import Result
 from control_plane.auth import verify_access_token
 from control_plane.bootstrap import prepare_database
 from control_plane.db.models import Membership, Org
-from control_plane.identity.users import create_user
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings
+from control_plane.signing.jws import unverified_kid, verify
 from control_plane.tokens.access import login_tokens
 from control_plane.tokens.exchange import ExchangeRequest, exchange_token
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
-from control_plane.tokens.jws import unverified_kid, verify
+from control_plane.users.service import create_user
 from org_instance.verifier import JWKSVerifier
 
 EXCHANGES = int(os.environ.get("BENCH_TOKENS_N", "2000"))

@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from control_plane.tokens.jws import sign
-from control_plane.tokens.keys import LoadedKey, create_key
+from control_plane.signing.jws import sign
+from control_plane.signing.keys import LoadedKey, create_key
 from orgplane_wire.contract import HEARTBEAT_PATH, org_audience
 from orgplane_wire.secret_box import SecretBox
 

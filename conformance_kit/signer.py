@@ -1,7 +1,7 @@
 """The kit's own signing keys and the tokens it sends, good and bad.
 
-Keys are made by the control plane's own code (:func:`control_plane.tokens.keys.create_key`) and
-tokens signed by :func:`control_plane.tokens.jws.sign`, so a token the kit calls valid is what
+Keys are made by the control plane's own code (:func:`control_plane.signing.keys.create_key`) and
+tokens signed by :func:`control_plane.signing.jws.sign`, so a token the kit calls valid is what
 the platform's token exchange would issue. The bad ones each break exactly one rule: another
 key under the same ``kid``, expired, not yet valid, another org's audience, another issuer,
 ``alg: none``, ``alg: HS256`` keyed with the public key (the classic confusion attack).
@@ -21,8 +21,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from control_plane.tokens.jws import sign
-from control_plane.tokens.keys import LoadedKey, create_key
+from control_plane.signing.jws import sign
+from control_plane.signing.keys import LoadedKey, create_key
 from orgplane_wire.contract import ROLE_SCOPES, TOKEN_TYP, org_audience
 from orgplane_wire.secret_box import SecretBox
 

@@ -15,9 +15,9 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from control_plane.auth import Principal
+from control_plane.client_ip import client_ip
 from control_plane.db.models import User
 from control_plane.deps import Caller
-from control_plane.identity.client_ip import client_ip
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from control_plane.backups.routes import ROUTES as BACKUP_ROUTES
 from control_plane.backups.transfer import ROUTES as TRANSFER_ROUTES
 from control_plane.bootstrap import prepare_database
 from control_plane.branding.routes import ROUTES as BRANDING_ROUTES
+from control_plane.capacity.routes import ROUTES as POOL_ROUTES
 from control_plane.db.engine import private_sqlite_files
 from control_plane.db.request_sessions import CloseRequestSessions, track
 from control_plane.error_handlers import EXCEPTION_HANDLERS
@@ -39,13 +40,14 @@ from control_plane.fleet.version_routes import ROUTES as VERSION_ROUTES
 from control_plane.fleet.windows import ROUTES as WINDOW_ROUTES
 from control_plane.identity.recovery_routes import ROUTES as RECOVERY_ROUTES
 from control_plane.identity.routes import ROUTES as IDENTITY_ROUTES
+from control_plane.instances.control_routes import ROUTES as LIFECYCLE_ROUTES
 from control_plane.instances.log_routes import ROUTES as INSTANCE_LOG_ROUTES
 from control_plane.instances.routes import ROUTES as INSTANCE_ROUTES
 from control_plane.logs import RequestLogMiddleware, configure_logging
 from control_plane.mail.sender import sending
 from control_plane.members.routes import ROUTES as MEMBER_ROUTES
 from control_plane.metrics import ROUTES as METRICS_ROUTES
-from control_plane.metrics import ControlPlaneMetrics, HTTPMetricsMiddleware
+from control_plane.metrics import HTTPMetricsMiddleware
 from control_plane.oidc.authorize_pages import PAGE_ROUTES as AUTHORIZE_PAGES
 from control_plane.oidc.routes import ROUTES as OIDC_ROUTES
 from control_plane.openapi import components as openapi_components
@@ -53,8 +55,7 @@ from control_plane.openapi import document as document_errors_and_security
 from control_plane.orgs.guards import provide_org_access
 from control_plane.orgs.plan_images import ROUTES as PLAN_IMAGE_ROUTES
 from control_plane.orgs.routes import ROUTES as ORG_ROUTES
-from control_plane.reconciler.pool import ROUTES as POOL_ROUTES
-from control_plane.reconciler.routes import ROUTES as LIFECYCLE_ROUTES
+from control_plane.process_metrics import ControlPlaneMetrics
 from control_plane.reconciler.service import provisioning, wake_after_org_write
 from control_plane.redis_acl import OPEN_DEFAULT_USER, default_user_open
 from control_plane.routing.routes import ROUTES as ROUTING_ROUTES

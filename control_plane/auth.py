@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.db.models import User
 from control_plane.logs import bind_request
 from control_plane.runtime import Runtime, RuntimeDep
-from control_plane.tokens.jws import unverified_kid, verify
-from control_plane.tokens.revocation import token_usable
+from control_plane.signing.jws import unverified_kid, verify
+from control_plane.signing.revocation import token_usable
 from control_plane.webhooks.signals import claimed_subject, count_refusal
 from orgplane_wire.jose_header import InvalidToken
 from orgplane_wire.problems import Forbidden, Unauthenticated

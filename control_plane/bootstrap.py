@@ -7,8 +7,8 @@ from sqlmodel import select
 
 from control_plane.db.migrate import ensure_migrated, upgrade
 from control_plane.db.models import User
-from control_plane.identity.users import create_user
 from control_plane.runtime import Runtime
+from control_plane.users.service import create_user
 
 log = structlog.get_logger("orgplane.bootstrap")
 

@@ -2,11 +2,12 @@
 
 Two kinds of series:
 
-* **Process series** (HTTP latency, token requests, reconciler passes, backups) are counted by
-  the process that did the work. Each app owns its registry (no module-wide state, so tests can
-  build apps side by side). Under ``orgplane serve --workers N`` the CLI sets
-  ``PROMETHEUS_MULTIPROC_DIR`` and prometheus-client writes every value to files there; a scrape
-  answered by any worker then sums all workers (:func:`exposition`).
+* **Process series** (HTTP latency, token requests, reconciler passes, backups;
+  :mod:`control_plane.process_metrics`) are counted by the process that did the work. Each app
+  owns its registry (no module-wide state, so tests can build apps side by side). Under
+  ``orgplane serve --workers N`` the CLI sets ``PROMETHEUS_MULTIPROC_DIR`` and
+  prometheus-client writes every value to files there; a scrape answered by any worker then
+  sums all workers (:func:`exposition`).
 * **Fleet series** (orgs by phase and version, heartbeat lag, rollout progress) describe the
   database, which every replica shares, so they are read at scrape time and never stored in a
   process.
@@ -38,10 +39,6 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -59,83 +56,16 @@ from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.hierarchy import live_orgs
+from control_plane.process_metrics import ControlPlaneMetrics
 from orgplane_wire.http_metrics import MEDIA_TYPE, observe_http
 from orgplane_wire.problems import Unauthenticated
 
-#: Seconds; from a cached JWKS answer (~1 ms) to a slow backup download. Nine buckets: every one
-#: costs a sample per method and route template on each scrape.
-LATENCY_BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-PASS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-TOKEN_GRANTS = frozenset(
-    {"refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange", "authorization_code"}
-)
 
 
 def multiprocess_dir() -> str:
     """The directory worker processes share their values in, or "" (one process)."""
     return os.environ.get(MULTIPROC_ENV, "")
-
-
-class ControlPlaneMetrics:
-    """The process series of one control-plane app."""
-
-    def __init__(self) -> None:
-        # Process-wide in prometheus-client; the control plane exposes no `_created` series.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.registry = CollectorRegistry(auto_describe=True)
-        reg = self.registry
-        self.http_duration = Histogram(
-            "orgplane_http_request_duration_seconds",
-            "Control-plane HTTP request latency by method and route template.",
-            ["method", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self.http_requests = Counter(
-            "orgplane_http_requests",
-            "Control-plane HTTP requests by method, route template and status code.",
-            ["method", "route", "status"],
-            registry=reg,
-        )
-        self.token_requests = Counter(
-            "orgplane_token_requests",
-            "Token endpoint requests by grant, outcome (issued or refused) and refusal reason.",
-            ["grant", "outcome", "reason"],
-            registry=reg,
-        )
-        self.reconcile_pass = Histogram(
-            "orgplane_reconciler_pass_duration_seconds",
-            "Reconciler passes of this process by kind (full or quick).",
-            ["kind"],
-            buckets=PASS_BUCKETS,
-            registry=reg,
-        )
-        self.reconcile_queue = Gauge(
-            "orgplane_reconciler_queue_depth",
-            "Orgs the last reconciler pass selected for work.",
-            registry=reg,
-            multiprocess_mode="mostrecent",
-        )
-        self.backups = Counter(
-            "orgplane_backups",
-            "Backups taken by kind (manual, scheduled, pre_restore) and outcome (ok or failed).",
-            ["kind", "outcome"],
-            registry=reg,
-        )
-
-    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered HTTP request and observe its latency."""
-        self.http_duration.labels(method, route).observe(seconds)
-        self.http_requests.labels(method, route, str(status)).inc()
-
-    def token_request(self, grant: str, *, refused: str | None = None) -> None:
-        """Count one token endpoint answer; ``refused`` is the OAuth error code of a refusal."""
-        shown = grant if grant in TOKEN_GRANTS else "other"
-        if shown.startswith("urn:"):
-            shown = "token_exchange"
-        outcome = "refused" if refused else "issued"
-        self.token_requests.labels(shown, outcome, refused or "").inc()
 
 
 def metrics_of(app_state: Any) -> ControlPlaneMetrics | None:

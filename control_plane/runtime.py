@@ -10,7 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import structlog
 from litestar.di import NamedDependency
@@ -21,19 +21,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.engine import make_engine, make_sessionmaker
-from control_plane.identity.ratelimit import Throttle
+from control_plane.ratelimit import Throttle
 from control_plane.settings import Settings
-from control_plane.tokens.keys import KeyRing
+from control_plane.signing.keys import KeyRing
 from orgplane_wire.secret_box import SecretBox
 
-if TYPE_CHECKING:  # set by the app's lifespan; importing them here would cycle or cost start-up
+if TYPE_CHECKING:  # set by the app's lifespan; importing them here would cost start-up
     from redis.asyncio import Redis
 
-    from control_plane.mail.sender import MailSender
-    from control_plane.metrics import ControlPlaneMetrics
+    from control_plane.process_metrics import ControlPlaneMetrics
     from provisioners.base import Provisioner
 
 log = structlog.get_logger("orgplane.runtime")
+
+
+class Mailer(Protocol):
+    """The outbox sender of this process (``control_plane.mail.sender.MailSender``, which sits
+    above the runtime and sets itself here)."""
+
+    async def run_forever(self) -> None: ...
 
 
 class ConfigurationError(RuntimeError):
@@ -86,9 +92,9 @@ class Runtime:
     box: SecretBox
     rate_limits: Store
     issuer: str
-    #: Every rate limit of the control plane, counted atomically (``identity/ratelimit.py``).
+    #: Every rate limit of the control plane, counted atomically (``ratelimit.py``).
     throttle: Throttle = field(default_factory=lambda: Throttle.build("", prefix=""))
-    #: Access tokens ended before their expiry (logout), by ``jti`` (``tokens/revocation.py``).
+    #: Access tokens ended before their expiry (logout), by ``jti`` (``signing/revocation.py``).
     revoked: Store = field(default_factory=MemoryStore)
     #: What Traefik's HTTP provider was served, for hibernation (``routing/handover.py``).
     routing: Store = field(default_factory=MemoryStore)
@@ -103,7 +109,7 @@ class Runtime:
     metrics: ControlPlaneMetrics | None = None
     #: This process's outbox sender, set by the app's lifespan when an SMTP server is
     #: configured.
-    mailer: MailSender | None = None
+    mailer: Mailer | None = None
 
     @property
     def audience(self) -> str:

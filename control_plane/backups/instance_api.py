@@ -21,7 +21,7 @@ from control_plane.db.models import Instance, Org
 from control_plane.db.phases import OrgPhase
 from control_plane.logs import forwarded_request_id
 from control_plane.runtime import Runtime
-from control_plane.tokens.jws import sign
+from control_plane.signing.jws import sign
 from orgplane_wire.backup.manifest import TOO_LARGE
 from orgplane_wire.backup.protocol import (
     BACKUP_PATH,

@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import require_platform_admin
 from control_plane.backups.keys import SHREDDED, set_legal_hold
 from control_plane.backups.retention import shred_org_backups

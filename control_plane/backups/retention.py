@@ -17,7 +17,7 @@ from sqlalchemy import and_, delete, exists, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.backups.keys import SHREDDED, LegalHoldActive, shred_key
 from control_plane.backups.service import store_of
 from control_plane.db.models import Backup, BackupKey, Org, User, utcnow

@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.backups.service import (
     delete_backup,
@@ -29,14 +29,14 @@ from control_plane.backups.service import (
     take_backup,
 )
 from control_plane.backups.store import read_chunks
+from control_plane.client_ip import client_ip
 from control_plane.db.models import Backup, Org
 from control_plane.db.phases import DesiredState
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
+from control_plane.orgs.events import add_event
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.pagination import newest_first, timestamp_cursor
-from control_plane.reconciler.events import add_event
 from orgplane_wire.cursors import Page, check_limit
 from orgplane_wire.problems import Conflict, NotFound, ProblemError
 

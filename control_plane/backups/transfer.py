@@ -28,9 +28,9 @@ from control_plane.backups.routes import (
 from control_plane.backups.service import archive_refused, restore_into, store_of
 from control_plane.db.models import Backup, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
+from control_plane.orgs.events import add_event
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.orgs.hierarchy import effective_limits
-from control_plane.reconciler.events import add_event
 from orgplane_wire.backup.manifest import ArchiveError, read_archive
 from orgplane_wire.backup.protocol import SCOPE_BACKUP
 

@@ -22,9 +22,9 @@ from control_plane.branding.resolve import LOGO_PATH, resolve_branding
 from control_plane.branding.schemas import BrandingBody, BrandingOut
 from control_plane.branding.service import delete_logo, put_branding, put_logo
 from control_plane.branding.transfer import ROUTES as TRANSFER_ROUTES
+from control_plane.client_ip import client_ip
 from control_plane.db.branding_models import OrgLogo
 from control_plane.deps import DB, Caller
-from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from orgplane_wire.problems import NotFound
 

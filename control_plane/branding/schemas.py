@@ -6,7 +6,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from control_plane.identity.schemas import Strict
+from control_plane.users.schemas import Strict
 
 #: Bounds of an org's free-form metadata.
 MAX_METADATA_KEYS: Final = 32

@@ -16,16 +16,16 @@ from typing import Any
 import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.branding.colour import checked_color
 from control_plane.branding.logo import Logo, validated_logo
 from control_plane.branding.schemas import MAX_METADATA_BYTES, BrandingBody
 from control_plane.db.branding_models import OrgBranding, OrgLogo
 from control_plane.db.models import utcnow
-from control_plane.identity.users import checked_email
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.service import bump_config
+from control_plane.users.service import checked_email
 from orgplane_wire.problems import BadRequest
 
 #: The org's own values a ``PUT`` replaces (``meta``: the metadata column).

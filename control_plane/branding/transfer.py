@@ -32,9 +32,9 @@ from control_plane.branding.service import (
 )
 from control_plane.db.branding_models import OrgBranding, OrgLogo
 from control_plane.deps import DB
-from control_plane.identity.schemas import Strict
 from control_plane.orgs.access import OrgAccess
 from control_plane.orgs.guards import OrgAccessDep, needs_role
+from control_plane.users.schemas import Strict
 
 FORMAT: Final = "orgplane-branding/1"
 BASE = "/api/v1/orgs/{org_ref:str}/branding"

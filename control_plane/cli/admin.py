@@ -35,11 +35,11 @@ def register(sub: Any) -> None:
 
 
 async def _create(email: str, password: str, name: str) -> str:
-    from control_plane.audit.record import record
+    from control_plane.audit_trail import record
     from control_plane.db.engine import make_engine, make_sessionmaker
     from control_plane.db.migrate import ensure_migrated
-    from control_plane.identity.users import create_user
     from control_plane.settings import get_settings
+    from control_plane.users.service import create_user
     from orgplane_wire.problems import ProblemError
 
     engine = make_engine(get_settings().database_url)
@@ -90,8 +90,8 @@ def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None, b
 
     from control_plane.db.engine import make_engine, make_sessionmaker
     from control_plane.db.models import User
-    from control_plane.identity.users import create_user
     from control_plane.settings import get_settings
+    from control_plane.users.service import create_user
 
     settings = get_settings()
     configured = settings.security.admin_password.get_secret_value()
@@ -115,13 +115,13 @@ def ensure_embedded_admin(*, one_time_password: str) -> tuple[str, str | None, b
 
 
 async def _reset_password(email: str) -> str:
-    from control_plane.audit.record import record
+    from control_plane.audit_trail import record
     from control_plane.db.engine import make_engine, make_sessionmaker
     from control_plane.db.migrate import ensure_migrated
     from control_plane.identity.recovery import send_reset
-    from control_plane.identity.users import find_by_email
     from control_plane.mail.outbox import require_mail
     from control_plane.settings import get_settings
+    from control_plane.users.service import find_by_email
     from orgplane_wire.problems import ProblemError
 
     settings = get_settings()

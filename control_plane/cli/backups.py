@@ -40,7 +40,7 @@ def cmd_shred(args: argparse.Namespace) -> None:
 
 
 async def _rewrap() -> int:
-    from control_plane.audit.record import record
+    from control_plane.audit_trail import record
     from control_plane.backups.keys import rewrap_keys
 
     async with migrated_runtime() as runtime, runtime.sessions() as db:

@@ -4,7 +4,7 @@ An instance names the version it speaks in each heartbeat (``contract_version``,
 The control plane answers with the version it will speak with that instance: the same one when
 it supports it, else ``409 contract_version_unsupported`` with the ``supported`` list (and
 records nothing). An image on the allow-list declares the versions it speaks
-(:mod:`control_plane.reconciler.images`); an image that speaks none of
+(:mod:`control_plane.orgs.images`); an image that speaks none of
 :data:`SUPPORTED_CONTRACT_VERSIONS` is never set nor deployed.
 """
 

@@ -95,7 +95,7 @@ class UserDevice(SQLModel, table=True):
 
 class PersonalToken(SQLModel, table=True):
     """A personal access token (``opat_…``) a user made for scripts: named, limited to some
-    orgs and scopes, expiring; stored as a SHA-256 hash (control_plane.identity.personal_tokens).
+    orgs and scopes, expiring; stored as a SHA-256 hash (control_plane.tokens.personal_tokens).
     """
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)

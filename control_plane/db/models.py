@@ -69,7 +69,7 @@ class Org(SQLModel, table=True):
     updated_at: datetime = _ts(index=True)
     deleted_at: datetime | None = _ts(nullable=True)
     #: Set while the org is hibernated (instance stopped for idleness, data kept); cleared by
-    #: the first request, which sets ``woken_at`` (see control_plane/reconciler/hibernation.py).
+    #: the first request, which sets ``woken_at`` (see control_plane/routing/hibernation.py).
     hibernated_at: datetime | None = _ts(nullable=True)
     woken_at: datetime | None = _ts(nullable=True)
 
@@ -116,7 +116,7 @@ class Instance(SQLModel, table=True):
     #: The image last applied (what runs).
     image: str = Field(default="", max_length=300)
     #: The org's own image, chosen by a platform admin (``redeploy`` with ``image``): it
-    #: outranks its plan's image and the default (see ``control_plane/reconciler/images.py``).
+    #: outranks its plan's image and the default (see ``control_plane/orgs/images.py``).
     pinned_image: str = Field(default="", max_length=300)
     version: str = Field(default="", max_length=64)
     #: The image a rollout moved the org to (``control_plane.fleet``): below ``pinned_image``,

@@ -1,1 +1,2 @@
-"""The features catalogue: feature keys, their access rules, and the API that edits them."""
+"""The plan catalogue (``plans``) and the features catalogue: feature keys, their access rules,
+and the API that edits them."""

@@ -14,11 +14,11 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import Feature, utcnow
 from control_plane.deps import DB, Caller
-from control_plane.features.explain import explain_features, find_org, find_user
+from control_plane.features.plans import KNOWN_FEATURES, plan_named
 from control_plane.features.rules import load_catalogue
 from control_plane.features.schemas import (
     FEATURE_KEY_PATTERN,
@@ -27,7 +27,7 @@ from control_plane.features.schemas import (
     FeatureOut,
     FeatureRules,
 )
-from control_plane.orgs.plans import KNOWN_FEATURES, plan_named
+from control_plane.orgs.feature_explain import explain_features, find_org, find_user
 from orgplane_wire.problems import BadRequest, NotFound
 
 FeatureKey = Annotated[str, PathParameter(pattern=FEATURE_KEY_PATTERN)]

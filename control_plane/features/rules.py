@@ -9,7 +9,7 @@ For each feature key the first rule that applies decides (also in ``docs/feature
 4. **overrides**: the org's own ``features`` override, else its nearest ancestor's (a child
    inherits its parent's unless it overrides it).
 5. **plans/tiers**: the catalogue entry's ``plans`` when set, else the built-in plan catalogue
-   (:mod:`control_plane.orgs.plans`) when the plan includes the feature.
+   (:mod:`control_plane.features.plans`) when the plan includes the feature.
 6. **default**: the entry's ``default`` (off for a key the catalogue does not hold).
 
 Keys are the built-in features plus every catalogue entry. The catalogue is small and read
@@ -33,7 +33,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Feature
-from control_plane.orgs.plans import KNOWN_FEATURES, Plan
+from control_plane.features.plans import KNOWN_FEATURES, Plan
 
 
 @dataclass(frozen=True)

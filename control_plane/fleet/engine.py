@@ -19,7 +19,7 @@ import structlog
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.fleet_models import InstanceVersion, MaintenanceWindow, Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import ASLEEP, DesiredState, OrgPhase

@@ -23,10 +23,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.fleet_models import InstanceVersion, Rollout, RolloutOrg
 from control_plane.db.models import Instance, Org
+from control_plane.features.plans import plan_named
 from control_plane.orgs.access import find_live_org
+from control_plane.orgs.events import add_event
 from control_plane.orgs.hierarchy import descendant_ids, live_orgs
-from control_plane.orgs.plans import plan_named
-from control_plane.reconciler.events import add_event
 from orgplane_wire.problems import BadRequest
 
 MAX_WAVES: Final = 20

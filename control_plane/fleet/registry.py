@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.db.fleet_models import InstanceVersion, Rollout
 from control_plane.db.models import Instance, Org
 from control_plane.orgs.hierarchy import live_orgs
-from control_plane.reconciler.images import checked_image, parse_image
+from control_plane.orgs.images import checked_image, parse_image
 from control_plane.settings import ProvisioningSettings
 from orgplane_wire.problems import BadRequest, Conflict, NotFound
 

@@ -19,8 +19,9 @@ from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import require_platform_admin
+from control_plane.client_ip import client_ip
 from control_plane.db.fleet_models import InstanceVersion, Rollout, RolloutOrg
 from control_plane.db.models import Org, new_id, utcnow
 from control_plane.deps import DB, Caller
@@ -28,7 +29,6 @@ from control_plane.fleet.overlap import refuse_overlap, serialise_creation
 from control_plane.fleet.plan import add_rows, plan_orgs, wave_sizes
 from control_plane.fleet.registry import find_version
 from control_plane.fleet.steps import FAILED
-from control_plane.identity.client_ip import client_ip
 from orgplane_wire.problems import BadRequest, Conflict, NotFound
 
 Wave = int | str

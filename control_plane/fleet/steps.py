@@ -21,14 +21,14 @@ from sqlalchemy import or_, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.backups.service import restore_into, take_backup
 from control_plane.db.fleet_models import InstanceVersion, Rollout, RolloutOrg
 from control_plane.db.models import Backup, Instance, Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.fleet.registry import version_name
-from control_plane.reconciler.events import add_event
-from control_plane.reconciler.images import org_image
+from control_plane.orgs.events import add_event
+from control_plane.orgs.images import org_image
 from control_plane.runtime import Runtime
 from orgplane_wire.problems import ProblemError
 

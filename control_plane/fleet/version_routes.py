@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlmodel import col, select
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.fleet_models import InstanceVersion
 from control_plane.db.models import Instance

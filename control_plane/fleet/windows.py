@@ -17,7 +17,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.fleet_models import MaintenanceWindow
 from control_plane.db.models import utcnow
 from control_plane.deps import DB

@@ -5,13 +5,13 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
-from control_plane.identity.schemas import ChangePasswordBody
-from control_plane.identity.users import set_password
+from control_plane.audit_trail import record
 from control_plane.runtime import Runtime
 from control_plane.security.passwords import verify_password
 from control_plane.tokens.access import revoke_user_tokens
 from control_plane.tokens.org_revocation import revoke_user_everywhere
+from control_plane.users.schemas import ChangePasswordBody
+from control_plane.users.service import set_password
 from orgplane_wire.problems import Unauthenticated
 
 

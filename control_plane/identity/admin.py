@@ -10,17 +10,17 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal, require_platform_admin
 from control_plane.db.models import User, utcnow
 from control_plane.identity.recovery import send_reset
-from control_plane.identity.schemas import CreateUserBody, UpdateUserBody, UserOut
-from control_plane.identity.users import create_user, normalize_email
 from control_plane.mail.outbox import require_mail
 from control_plane.pagination import after
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import revoke_user_tokens
 from control_plane.tokens.org_revocation import revoke_user_everywhere
+from control_plane.users.schemas import CreateUserBody, UpdateUserBody, UserOut
+from control_plane.users.service import create_user, normalize_email
 from orgplane_wire.cursors import Page, check_limit, encode_cursor
 from orgplane_wire.problems import Conflict, NotFound
 

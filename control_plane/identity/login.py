@@ -21,18 +21,18 @@ from typing import Any, Final
 from litestar import Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
+from control_plane.client_ip import client_ip
 from control_plane.db.models import User
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.devices import note_device
 from control_plane.identity.mfa import mfa_enabled, spend_factor
 from control_plane.identity.passkeys import PasskeyRefused, verify_login
-from control_plane.identity.ratelimit import Limit
-from control_plane.identity.users import find_by_email, normalize_email
+from control_plane.identity.sso_requirement import SSO_REQUIRED, sso_required_for
+from control_plane.ratelimit import Limit
 from control_plane.runtime import Runtime
 from control_plane.security.passwords import dummy_hash, verify_password
-from control_plane.sso.require import SSO_REQUIRED, sso_required_for
 from control_plane.tokens.access import PASSWORD_ONLY
+from control_plane.users.service import find_by_email, normalize_email
 from orgplane_wire.problems import Unauthenticated
 from orgplane_wire.secret_box import hash_secret
 

@@ -16,10 +16,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import require_platform_admin
+from control_plane.client_ip import client_ip
 from control_plane.db.models import RecoveryCode, User, utcnow
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import recheck
 from control_plane.identity.mfa import (
     begin_enrolment,

@@ -23,7 +23,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.identity.mfa_account import (
@@ -33,15 +33,15 @@ from control_plane.identity.mfa_account import (
     turn_off_totp,
 )
 from control_plane.identity.mfa_account import confirm_totp as confirm_totp_code
-from control_plane.identity.schemas import (
+from control_plane.orgs.guards import OrgAccessDep, needs_role
+from control_plane.tokens.mfa_gate import has_second_factor, subject_amr
+from control_plane.users.schemas import (
     ConfirmBody,
     MfaResetBody,
     Password,
     SecondFactorBody,
     Strict,
 )
-from control_plane.orgs.guards import OrgAccessDep, needs_role
-from control_plane.tokens.mfa_gate import has_second_factor, subject_amr
 from orgplane_wire.problems import Forbidden
 
 NO_STORE = {"Cache-Control": "no-store"}

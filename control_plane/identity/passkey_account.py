@@ -15,10 +15,10 @@ from litestar import Request
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
+from control_plane.client_ip import client_ip
 from control_plane.db.models import User
 from control_plane.db.passkey_models import Passkey
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import recheck
 from control_plane.identity.mfa import mfa_enabled
 from control_plane.identity.passkeys import register, registration_options

@@ -32,7 +32,7 @@ from control_plane.identity.passkey_account import (
     start_registration,
 )
 from control_plane.identity.passkeys import user_passkeys
-from control_plane.identity.schemas import Password, SecondFactorBody, Strict
+from control_plane.users.schemas import Password, SecondFactorBody, Strict
 
 NO_STORE = {"Cache-Control": "no-store"}
 PasskeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]

@@ -1,7 +1,7 @@
 """``/api/v1/me/tokens``: make, list and revoke one's personal access tokens.
 
 The secret is in the answer of ``POST`` only (with ``Cache-Control: no-store``); lists and audit
-events name a token by id and name. See :mod:`control_plane.identity.personal_tokens`.
+events name a token by id and name. See :mod:`control_plane.tokens.personal_tokens`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import PersonalToken, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.personal_tokens import (
+from control_plane.tokens.mfa_gate import subject_amr
+from control_plane.tokens.personal_tokens import (
     ALL_ORGS,
     create_personal_token,
     list_personal_tokens,
     revoke_personal_token,
 )
-from control_plane.identity.schemas import Strict
-from control_plane.tokens.mfa_gate import subject_amr
+from control_plane.users.schemas import Strict
 from orgplane_wire.cursors import Page
 
 OrgId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]

@@ -15,23 +15,23 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import User, utcnow
 from control_plane.identity.email_links import RESET, VERIFY, end_links, issue_link, spend_link
-from control_plane.identity.ratelimit import Limit, Throttle
-from control_plane.identity.users import (
-    checked_password,
-    find_by_email,
-    normalize_email,
-    set_password,
-)
 from control_plane.mail.messages import build_message
 from control_plane.mail.outbox import enqueue, outbox_box, require_mail
+from control_plane.ratelimit import Limit, Throttle
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import new_secret
 from control_plane.settings import Settings
 from control_plane.tokens.access import revoke_user_tokens
 from control_plane.tokens.org_revocation import revoke_user_everywhere
+from control_plane.users.service import (
+    checked_password,
+    find_by_email,
+    normalize_email,
+    set_password,
+)
 from orgplane_wire.problems import Conflict
 from orgplane_wire.secret_box import hash_secret
 

@@ -13,10 +13,10 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
+from control_plane.client_ip import client_ip
 from control_plane.deps import DB, RuntimeDep
 from control_plane.identity.admin import admin_send_reset
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.recovery import (
     complete_reset,
     confirm_email,
@@ -24,16 +24,16 @@ from control_plane.identity.recovery import (
     request_reset,
     send_verification,
 )
-from control_plane.identity.schemas import (
+from control_plane.mail.outbox import require_mail
+from control_plane.security.passwords import verify_password
+from control_plane.users.schemas import (
     ChangeEmailBody,
     ResetPasswordBody,
     ResetRequestBody,
     UserOut,
     VerifyEmailBody,
 )
-from control_plane.identity.users import checked_email, find_by_email
-from control_plane.mail.outbox import require_mail
-from control_plane.security.passwords import verify_password
+from control_plane.users.service import checked_email, find_by_email
 from orgplane_wire.problems import Conflict, Unauthenticated
 
 RESET_ACCEPTED = {

@@ -9,19 +9,24 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import SESSION_COOKIE, require_platform_admin
+from control_plane.client_ip import client_ip
 from control_plane.db.models import User
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.identity.account import change_own_password
 from control_plane.identity.admin import admin_create, admin_update, users_page
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import authenticate_password
 from control_plane.identity.mfa_routes import ROUTES as MFA_ROUTES
 from control_plane.identity.passkey_routes import ROUTES as PASSKEY_ROUTES
 from control_plane.identity.personal_token_routes import ROUTES as PERSONAL_TOKEN_ROUTES
 from control_plane.identity.recovery import send_verification
-from control_plane.identity.schemas import (
+from control_plane.mail.outbox import require_mail
+from control_plane.members.invites import usable_invite
+from control_plane.signing.revocation import deny_access_token
+from control_plane.tokens.access import login_tokens, revoke_family_of
+from control_plane.tokens.org_revocation import revoke_user_everywhere
+from control_plane.users.schemas import (
     ChangePasswordBody,
     CreateUserBody,
     LoginBody,
@@ -31,12 +36,7 @@ from control_plane.identity.schemas import (
     UpdateUserBody,
     UserOut,
 )
-from control_plane.identity.users import create_user
-from control_plane.mail.outbox import require_mail
-from control_plane.members.invites import usable_invite
-from control_plane.tokens.access import login_tokens, revoke_family_of
-from control_plane.tokens.org_revocation import revoke_user_everywhere
-from control_plane.tokens.revocation import deny_access_token
+from control_plane.users.service import create_user
 from orgplane_wire.cursors import Page
 from orgplane_wire.problems import Forbidden, NotFound
 from orgplane_wire.secret_box import hash_secret

@@ -1,1 +1,2 @@
-"""Org instances as the control plane sees them: credentials and heartbeats."""
+"""Org instances as the control plane sees them: credentials and heartbeats; the user-facing
+instance API (status, timeline, actions), instance logs, and per-org leases."""

@@ -10,7 +10,7 @@ import secrets
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import Instance, Org, utcnow
 from orgplane_wire.problems import NotFound, Unauthenticated
 from orgplane_wire.secret_box import hash_secret, secret_matches

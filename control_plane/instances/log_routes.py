@@ -10,8 +10,8 @@ from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
+from control_plane.client_ip import client_ip
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.instances.logs import (
     audit_read,
     authorised_reader,

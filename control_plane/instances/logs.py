@@ -21,10 +21,10 @@ import anyio
 import structlog
 from litestar import Request
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
+from control_plane.client_ip import client_ip
 from control_plane.db.types import utc
 from control_plane.deps import DB, Caller
-from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import OrgAccess, org_access
 from control_plane.runtime import Runtime
 from orgplane_wire.problems import BadRequest, Conflict, ProblemError

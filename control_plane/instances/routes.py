@@ -25,13 +25,12 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.orm.exc import StaleDataError
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import bearer_token
+from control_plane.client_ip import client_ip
 from control_plane.contract.versions import check_raw_heartbeat, negotiate
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
-from control_plane.identity.client_ip import client_ip
-from control_plane.identity.ratelimit import Limit
 from control_plane.instances.gate import HeartbeatGate
 from control_plane.instances.heartbeat import (
     HeartbeatIn,
@@ -41,6 +40,7 @@ from control_plane.instances.heartbeat import (
 )
 from control_plane.instances.ingest import publish_answer, uses_redis
 from control_plane.logs import bind_request
+from control_plane.ratelimit import Limit
 from control_plane.runtime import WAKE_RECONCILER, Runtime
 from orgplane_wire.contract import HEARTBEAT_PATH, HeartbeatAnswer
 from orgplane_wire.problems import Forbidden, Unauthenticated

@@ -16,11 +16,10 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.branding.resolve import display_name
 from control_plane.db.models import Invite, Membership, Org, User, utcnow
-from control_plane.identity.users import checked_email, find_by_email, require_verified
 from control_plane.mail.outbox import enqueue
 from control_plane.members.schemas import InviteOut, InviteWithToken
 from control_plane.members.service import check_capacity, membership_of
@@ -33,6 +32,7 @@ from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import is_live
 from control_plane.security.secrets import new_secret
 from control_plane.settings import Settings
+from control_plane.users.service import checked_email, find_by_email, require_verified
 from orgplane_wire.cursors import Page, check_limit, decode_cursor, encode_cursor
 from orgplane_wire.problems import BadRequest, Conflict, Forbidden, NotFound, ProblemError
 from orgplane_wire.secret_box import hash_secret

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from control_plane.identity.schemas import Email, Strict
+from control_plane.users.schemas import Email, Strict
 
 Role = Literal["owner", "admin", "member"]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -18,14 +18,14 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.db.models import Membership, Org, User
-from control_plane.identity.users import find_by_email, require_verified
 from control_plane.members.schemas import MemberOut
 from control_plane.members.staff_rules import check_not_self, check_staff_grant
 from control_plane.orgs.access import OrgAccess, rank
 from control_plane.orgs.hierarchy import effective_limits
+from control_plane.users.service import find_by_email, require_verified
 from orgplane_wire.cursors import Page, check_limit, decode_cursor, encode_cursor
 from orgplane_wire.problems import BadRequest, Conflict, Forbidden, NotFound
 

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
+from control_plane.client_ip import client_ip
 from control_plane.deps import DB, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.oidc.authorize_request import (
     MAX_STATE,
     AuthRequest,

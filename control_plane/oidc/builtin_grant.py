@@ -23,11 +23,11 @@ from control_plane.instances.heartbeat import authenticate_instance, credential_
 from control_plane.oidc.builtin_clients import instance_org_id, is_cli
 from control_plane.oidc.codes import note_issued
 from control_plane.runtime import Runtime
+from control_plane.signing.jws import sign
+from control_plane.signing.keys import ID_TOKEN_ALG
 from control_plane.tokens.access import PASSWORD_ONLY, issue_access_token, login_tokens
 from control_plane.tokens.exchange import ExchangeRequest, exchange_token
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, OAuthError
-from control_plane.tokens.jws import sign
-from control_plane.tokens.keys import ID_TOKEN_ALG
 from orgplane_wire.problems import Unauthenticated
 
 ID_TOKEN_TYP = "JWT"

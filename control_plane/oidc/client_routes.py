@@ -18,9 +18,9 @@ from control_plane.actor import ActorDep
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import OAuthClient
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.schemas import Strict
 from control_plane.oidc.clients import ClientType, list_clients
 from control_plane.oidc.registry import Actor, delete_client, register_client
+from control_plane.users.schemas import Strict
 from orgplane_wire.cursors import Page
 
 RedirectUri = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]

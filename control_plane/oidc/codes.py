@@ -24,13 +24,13 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import AuthorizationCode, OAuthClient, User, utcnow
 from control_plane.oidc.builtin_clients import instance_org_id
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import new_secret
+from control_plane.signing.revocation import deny_access_token
 from control_plane.tokens.org_revocation import publish_revocation
-from control_plane.tokens.revocation import deny_access_token
 from orgplane_wire.secret_box import hash_secret
 
 CODE_PREFIX: Final = "occ"

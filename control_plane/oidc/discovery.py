@@ -4,7 +4,7 @@ added, so the two never disagree.
 
 ID tokens are signed with RS256, which OpenID Connect requires every provider to offer (Core
 §15.1, Discovery §3), by a key of their own in the same JWKS
-(:data:`control_plane.tokens.keys.ID_TOKEN_ALG`); access and org tokens keep the platform's
+(:data:`control_plane.signing.keys.ID_TOKEN_ALG`); access and org tokens keep the platform's
 algorithm.
 """
 
@@ -16,8 +16,8 @@ from litestar import Response, get
 
 from control_plane.deps import RuntimeDep
 from control_plane.runtime import Runtime
+from control_plane.signing.keys import ID_TOKEN_ALG
 from control_plane.tokens.discovery import USERINFO_PATH, server_metadata
-from control_plane.tokens.keys import ID_TOKEN_ALG
 
 #: Claims of the ID token and userinfo, on top of those of access and org tokens.
 OIDC_CLAIMS = ("auth_time", "nonce", "amr", "azp", "email", "email_verified", "name")

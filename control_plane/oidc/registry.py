@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import AuthorizationCode, OAuthClient, User
 from control_plane.oidc.clients import ClientType, new_client, require_client
 from control_plane.runtime import Runtime

@@ -21,28 +21,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from litestar import Request
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.client_ip import client_ip
 from control_plane.db.models import AuthorizationCode, OAuthClient, RefreshToken, User
-from control_plane.identity.client_ip import client_ip
 from control_plane.oidc.builtin_clients import find_client
 from control_plane.oidc.builtin_grant import builtin_tokens, instance_secret_ok, is_builtin
 from control_plane.oidc.clients import is_public, secret_ok
 from control_plane.oidc.codes import CodeRefused, note_issued, spend_code
 from control_plane.runtime import Runtime
+from control_plane.signing.jws import sign
+from control_plane.signing.keys import ID_TOKEN_ALG
 from control_plane.tokens.discovery import AUTHORIZATION_CODE_GRANT as AUTHORIZATION_CODE_GRANT
-from control_plane.tokens.grants import OAuthError
-from control_plane.tokens.jws import sign
-from control_plane.tokens.keys import ID_TOKEN_ALG
-
-if TYPE_CHECKING:
-    from control_plane.tokens.oauth import Params
-
+from control_plane.tokens.grants import OAuthError, Params
 
 #: ``token_use`` of an access token bought by a client: good for userinfo only, never for the
 #: control-plane API (``control_plane.auth.verify_access_token`` wants ``access``).

@@ -22,9 +22,9 @@ from control_plane.db.models import OAuthClient, User
 from control_plane.deps import DB, RuntimeDep
 from control_plane.oidc.token_grant import CLIENT_ACCESS
 from control_plane.runtime import Runtime
+from control_plane.signing.jws import unverified_kid, verify
+from control_plane.signing.revocation import token_usable
 from control_plane.tokens.discovery import USERINFO_PATH
-from control_plane.tokens.jws import unverified_kid, verify
-from control_plane.tokens.revocation import token_usable
 from orgplane_wire.jose_header import InvalidToken
 from orgplane_wire.problems import Forbidden, Unauthenticated
 

@@ -13,7 +13,7 @@
   answers 403 ``approval_required``. The org stays visible (its registry row, the access-request
   endpoints), so staff can ask.
 * A platform admin acting without a role of their own is marked on the session
-  (``audit.record.mark_staff``), and every audit event of theirs recorded for that org in the
+  (``audit_trail.mark_staff``), and every audit event of theirs recorded for that org in the
   same session says so (``detail.staff``).
 """
 
@@ -26,7 +26,7 @@ from typing import Final
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import mark_staff
+from control_plane.audit_trail import mark_staff
 from control_plane.auth import Principal
 from control_plane.db.models import AccessRequest, Membership, Org, User, utcnow
 from control_plane.logs import bind_request

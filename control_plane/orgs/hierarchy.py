@@ -22,8 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Feature, Org
 from control_plane.db.phases import DesiredState
+from control_plane.features.plans import DEFAULT_PLAN, PLANS
 from control_plane.features.rules import Subject, enabled_features, load_catalogue
-from control_plane.orgs.plans import DEFAULT_PLAN, PLANS
 from orgplane_wire.problems import BadRequest, Conflict
 
 #: Levels in one tree, the root included.

@@ -8,14 +8,14 @@ bumps ``generation`` (the reconciler compares it with what it observed) and ``co
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
-from control_plane.branding.resolve import display_name
 from control_plane.db.models import Membership, Org, User, utcnow
 from control_plane.db.phases import DesiredState
 from control_plane.mail.outbox import enqueue
@@ -24,6 +24,12 @@ from control_plane.orgs.hierarchy import descendant_ids, live_children
 from control_plane.settings import Settings
 from control_plane.webhooks.events import emit, org_data
 from orgplane_wire.problems import BadRequest, Conflict, Forbidden
+
+
+class DisplayName(Protocol):
+    """The org's display name in force (``control_plane.branding.resolve.display_name``)."""
+
+    async def __call__(self, db: AsyncSession, org: Org, /) -> str: ...
 
 
 async def _require_governor(db: AsyncSession, principal: Principal, org: Org, to: str) -> None:
@@ -101,10 +107,12 @@ async def request_deletion(
     confirm: str | None,
     grace_seconds: int,
     ip: str,
+    display_name: DisplayName,
     mail: Settings | None = None,
 ) -> Org:
     """Start the pending-deletion window (idempotent while one runs). With ``mail`` settings
-    of a platform that sends email, the org's owners are told."""
+    of a platform that sends email, the org's owners are told, calling the org by
+    ``display_name`` (branding's, passed in from above: orgs sit below branding)."""
     org = access.org
     await _require_owner_or_governor(db, principal, access, "delete it")
     if not confirm:
@@ -138,12 +146,14 @@ async def request_deletion(
             grace_seconds=grace_seconds,
         )
         if mail is not None and mail.mail.enabled:
-            await _mail_owners(db, mail, org, actor=principal.user)
+            await _mail_owners(db, mail, org, actor=principal.user, display_name=display_name)
         await db.commit()
     return org
 
 
-async def _mail_owners(db: AsyncSession, settings: Settings, org: Org, *, actor: User) -> None:
+async def _mail_owners(
+    db: AsyncSession, settings: Settings, org: Org, *, actor: User, display_name: DisplayName
+) -> None:
     """Queue the "deletion scheduled" message to each direct owner of ``org``."""
     owners = await db.exec(
         select(User.email)

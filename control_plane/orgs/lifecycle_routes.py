@@ -9,6 +9,7 @@ from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from control_plane.actor import ActorDep
+from control_plane.branding.resolve import display_name
 from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.lifecycle import (
@@ -65,6 +66,7 @@ async def delete_org(
         confirm=confirm,
         grace_seconds=runtime.settings.security.deletion_grace_seconds,
         ip=actor.ip,
+        display_name=display_name,
         mail=runtime.settings,
     )
     await revoke_org(runtime, db, org_id=org.id)

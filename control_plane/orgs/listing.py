@@ -12,10 +12,10 @@ from sqlmodel.sql.expression import SelectOfScalar
 from control_plane.auth import Principal
 from control_plane.db.models import Membership, Org
 from control_plane.db.phases import OrgPhase
+from control_plane.features.plans import plan_named
 from control_plane.features.rules import load_catalogue
 from control_plane.orgs.access import caller_roles, rank, visible_org
 from control_plane.orgs.hierarchy import live_orgs
-from control_plane.orgs.plans import plan_named
 from control_plane.orgs.schemas import LookupItem, OrgOut
 from control_plane.orgs.service import org_out
 from control_plane.pagination import after

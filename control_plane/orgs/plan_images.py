@@ -21,13 +21,13 @@ from litestar import Request, delete, get, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal, require_platform_admin
+from control_plane.client_ip import client_ip
 from control_plane.db.models import PlanImage, utcnow
 from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.identity.client_ip import client_ip
-from control_plane.orgs.plans import plan_named
-from control_plane.reconciler.images import checked_image, image_contracts
+from control_plane.features.plans import plan_named
+from control_plane.orgs.images import checked_image, image_contracts
 from orgplane_wire.problems import ProblemError
 
 

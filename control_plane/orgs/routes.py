@@ -14,6 +14,8 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from control_plane.actor import ActorDep
+from control_plane.capacity.admission import queue_position
+from control_plane.capacity.spares import claim_spare
 from control_plane.deps import DB, Caller, RuntimeDep
 from control_plane.orgs.access import org_role
 from control_plane.orgs.guards import OrgAccessDep
@@ -22,7 +24,6 @@ from control_plane.orgs.listing import list_orgs, lookup_orgs
 from control_plane.orgs.schemas import CreateOrgBody, LookupItem, OrgOut, UpdateOrgBody
 from control_plane.orgs.service import create_org, org_out, update_org
 from control_plane.orgs.slugs import platform_labels
-from control_plane.reconciler.admission import queue_position
 from orgplane_wire.cursors import Page
 
 #: Optional query text: search terms, filters, cursors.
@@ -46,6 +47,7 @@ async def create(
         principal=actor.principal,
         body=data,
         ip=actor.ip,
+        claim_spare=claim_spare,
         reserved=platform_labels(runtime.settings),
     )
     out = await org_out(db, org, await org_role(db, actor.user, org))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from control_plane.identity.schemas import Email, Strict
+from control_plane.users.schemas import Email, Strict
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 SlugIn = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from copy import copy
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.db.models import Feature, Membership, Org, utcnow
-from control_plane.identity.users import find_by_email
+from control_plane.features.plans import DEFAULT_PLAN, check_overrides, plan_named
 from control_plane.orgs.access import OrgAccess, admin_source, governs, org_access
 from control_plane.orgs.hierarchy import (
     check_parent_link,
@@ -30,10 +30,9 @@ from control_plane.orgs.hierarchy import (
     effective_limits,
     own_quota,
 )
-from control_plane.orgs.plans import DEFAULT_PLAN, check_overrides, plan_named
 from control_plane.orgs.schemas import CreateOrgBody, OrgOut, UpdateOrgBody
 from control_plane.orgs.slugs import checked_slug
-from control_plane.reconciler.spares import claim_spare
+from control_plane.users.service import find_by_email
 from control_plane.webhooks.events import emit, org_data
 from orgplane_wire.problems import BadRequest, Conflict, Forbidden
 
@@ -162,16 +161,26 @@ async def _check_new_terms(
         )
 
 
+class SpareClaim(Protocol):
+    """Takes a warm-pool spare for a new org of ``plan``: the spare's pre-chosen org id, or
+    None when none is ready (``control_plane.capacity.spares.claim_spare``). The callers
+    above orgs pass it in: orgs sit below the reconciler and never import it."""
+
+    async def __call__(self, db: AsyncSession, *, plan: str) -> str | None: ...
+
+
 async def create_org(
     db: AsyncSession,
     *,
     principal: Principal,
     body: CreateOrgBody,
     ip: str,
+    claim_spare: SpareClaim,
     reserved: frozenset[str] = frozenset(),
 ) -> Org:
     """Create an org in phase ``pending`` with its owner; the reconciler provisions it later.
-    ``reserved``: slugs the platform's settings keep (``slugs.platform_labels``)."""
+    ``claim_spare``: the warm pool's claim; ``reserved``: slugs the platform's settings keep
+    (``slugs.platform_labels``)."""
     slug, name = checked_slug(body.slug, reserved=reserved), checked_name(body.name)
     check_overrides(features=body.features, limits=body.limits)
     parent = await _parent_for_new_org(db, principal, body.parent_id)

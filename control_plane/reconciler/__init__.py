@@ -1,1 +1,2 @@
-"""The reconciler: level-triggered convergence of org instances to the orgs' desired state."""
+"""The reconciler: level-triggered convergence of org instances to the orgs' desired state (the
+loop, its steps, its housekeeping jobs)."""

@@ -22,16 +22,16 @@ from sqlalchemy import bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.capacity.admission import busy_slots, queued_reason
+from control_plane.capacity.pool import WarmPool, spare_ids
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import STEADY, DesiredState, OrgPhase
 from control_plane.fleet.engine import drive_rollouts
+from control_plane.instances.leases import claim, release
 from control_plane.orgs.lifecycle import finalize_due_deletions
-from control_plane.reconciler.admission import busy_slots, queued_reason
-from control_plane.reconciler.hibernation import due_condition
 from control_plane.reconciler.housekeeping import run_housekeeping
-from control_plane.reconciler.leases import claim, release
-from control_plane.reconciler.pool import WarmPool, spare_ids
 from control_plane.reconciler.reconcile import Context, reconcile_org
+from control_plane.routing.hibernation import due_condition
 from control_plane.store_errors import log_job_failure
 from provisioners.base import InstanceStatus
 from provisioners.errors import ProvisionerError

@@ -18,23 +18,23 @@ from typing import Any
 import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.branding.service import forget_branding
+from control_plane.capacity.admission import queue_position, queued_reason
+from control_plane.capacity.spares import (
+    assign_claimed_spare,
+)
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import BUSY, SERVING, DesiredState, OrgPhase
 from control_plane.instances.heartbeat import issue_instance_credential
+from control_plane.orgs.events import add_event, set_phase
 from control_plane.orgs.hierarchy import ancestor_hold
-from control_plane.reconciler.admission import queue_position, queued_reason
-from control_plane.reconciler.events import add_event, set_phase
+from control_plane.orgs.images import contract_refusal
 from control_plane.reconciler.faults import fault_point
-from control_plane.reconciler.hibernation import hibernation_step
-from control_plane.reconciler.images import contract_refusal
-from control_plane.reconciler.spares import (
-    assign_claimed_spare,
-)
 from control_plane.reconciler.spec import build_spec
 from control_plane.redis_acl import delete_org_redis_user, ensure_org_redis_user
 from control_plane.routing.handover import Probe, handover_probe
+from control_plane.routing.hibernation import hibernation_step
 from control_plane.routing.hostnames import release_domains
 from control_plane.runtime import Runtime, resolve_secret
 from orgplane_wire.contract import longest_heartbeat_gap

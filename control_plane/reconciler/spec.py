@@ -13,23 +13,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane import __version__
 from control_plane.db.models import Instance, Org
+from control_plane.features.plans import PLAN_RESOURCES
 from control_plane.fleet.registry import version_name
 from control_plane.orgs.hierarchy import effective_limits
+from control_plane.orgs.images import org_image
 from control_plane.reconciler.faults import broken_version
-from control_plane.reconciler.images import org_image
 from control_plane.routing.domains import routed_hostnames
 from control_plane.routing.hostnames import subdomain_of
 from control_plane.runtime import Runtime
-from provisioners.base import InstanceSpec, ProvisionerOptions, Resources, instance_env
-
-#: CPU cores, memory and data-volume size of each plan's instance; unknown plans get "free".
-#: The instance's start is CPU-bound: under a 0.25-core limit it takes ~4 s to boot, under one
-#: core ~1 s (docs/performance.md), so no plan gets less than a core at its peak.
-PLAN_RESOURCES: dict[str, Resources] = {
-    "free": Resources(cpu=1.0, memory_mb=256, storage_mb=512),
-    "team": Resources(cpu=1.0, memory_mb=512, storage_mb=2048),
-    "enterprise": Resources(cpu=2.0, memory_mb=1024, storage_mb=10240),
-}
+from provisioners.base import InstanceSpec, ProvisionerOptions, instance_env
 
 
 def provisioner_options(runtime: Runtime) -> ProvisionerOptions:

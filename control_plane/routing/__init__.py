@@ -1,1 +1,2 @@
-"""Routing: canonical hostnames and their owners, custom domains, and Traefik's configuration."""
+"""Routing: canonical hostnames and their owners, custom domains, Traefik's configuration, and
+hibernation with the wake endpoint that ends it."""

@@ -12,7 +12,7 @@ Who may see or change an org's domains follows the orgs' access rules
 write, platform admins do both; an org the caller cannot see is a 404.
 
 Adding a custom domain needs the ``custom_domains`` feature among the org's effective features
-(:func:`control_plane.orgs.plans.require_feature`): 403 ``feature_not_in_plan`` otherwise,
+(:func:`control_plane.features.plans.require_feature`): 403 ``feature_not_in_plan`` otherwise,
 audited ``domain.added`` with outcome ``denied``, nothing stored. An org that loses the feature
 (a plan change, an override) keeps the domains it has: they go on being routed and verified,
 can be removed, and no new one can be added.
@@ -29,11 +29,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import Principal
 from control_plane.db.models import Domain, Org, utcnow
+from control_plane.features.plans import require_feature
 from control_plane.orgs.hierarchy import effective_features
-from control_plane.orgs.plans import require_feature
 from control_plane.routing.hostnames import (
     CUSTOM,
     SUBDOMAIN,

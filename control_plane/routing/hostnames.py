@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import Domain, Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.orgs.hierarchy import is_live

@@ -25,8 +25,8 @@ from control_plane.db.models import Domain, Instance, Org, utcnow
 from control_plane.db.phases import DesiredState, OrgPhase
 from control_plane.deps import DB, RuntimeDep
 from control_plane.orgs.hierarchy import live_orgs
-from control_plane.reconciler.hibernation import wake_routed
 from control_plane.routing.handover import note_served
+from control_plane.routing.hibernation import wake_routed
 from control_plane.routing.hostnames import (
     CUSTOM,
     InvalidHostname,

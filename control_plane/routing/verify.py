@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import Domain, Org, User, utcnow
 from control_plane.routing.hostnames import CUSTOM, bump_generation, org_is_gone, unexpired
 from orgplane_wire.problems import Conflict

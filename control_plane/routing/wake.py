@@ -34,12 +34,12 @@ from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 from sqlmodel import select
 
+from control_plane.client_ip import client_ip
 from control_plane.db.models import Org, utcnow
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import RuntimeDep
-from control_plane.identity.client_ip import client_ip
-from control_plane.reconciler.hibernation import WAKE_WINDOW, wake, wake_routed
 from control_plane.routing import handover
+from control_plane.routing.hibernation import WAKE_WINDOW, wake, wake_routed
 from control_plane.routing.hostnames import canonical_hostname
 from control_plane.routing.traefik import org_by_host
 from control_plane.runtime import Runtime, resolve_secret

@@ -14,7 +14,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import Membership, User, utcnow
 from control_plane.db.sso_models import ClaimRule, IdentityLink, IdentityProvider

@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import Membership, Org, User
 from control_plane.db.sso_models import ClaimRule, IdentityProvider
 from control_plane.members.service import check_capacity, derived_memberships

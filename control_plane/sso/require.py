@@ -16,48 +16,23 @@ refuses a member's entry without a federated sign-in (``control_plane.tokens.mfa
 
 from __future__ import annotations
 
-from typing import Final
-
 import msgspec
 from litestar import put
 from litestar.params import JSONBody
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
-from control_plane.db.models import Membership, Org, User, utcnow
+from control_plane.audit_trail import record
+from control_plane.db.models import utcnow
 from control_plane.db.sso_models import IdentityProvider
 from control_plane.deps import DB
-from control_plane.identity.schemas import Strict
+from control_plane.features.plans import require_feature
 from control_plane.orgs.guards import OrgAccessDep, needs_role
 from control_plane.orgs.hierarchy import effective_features
-from control_plane.orgs.plans import require_feature
 from control_plane.tokens.mfa_gate import FEDERATED as FEDERATED
 from control_plane.tokens.mfa_gate import subject_amr
+from control_plane.users.schemas import Strict
 from orgplane_wire.problems import Conflict, Forbidden
-
-SSO_REQUIRED: Final = (
-    "Your org requires single sign-on: sign in with your identity provider instead of a password."
-)
-
-
-async def sso_required_for(db: AsyncSession, user: User) -> bool:
-    """True when ``user`` is a direct member of a live org that requires SSO (platform admins
-    never are: they keep the password)."""
-    if user.is_platform_admin:
-        return False
-    query = (
-        select(Org.id)
-        .join(Membership, col(Membership.org_id) == col(Org.id))
-        .where(
-            col(Membership.user_id) == user.id,
-            col(Org.require_sso),
-            col(Org.deleted_at).is_(None),
-        )
-        .limit(1)
-    )
-    return (await db.exec(query)).first() is not None
 
 
 class SsoRequirementBody(Strict):

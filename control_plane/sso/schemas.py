@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from control_plane.db.sso_models import ClaimRule, IdentityProvider
-from control_plane.identity.schemas import Strict
 from control_plane.sso.claims import Change
+from control_plane.users.schemas import Strict
 
 ProviderSlug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]

@@ -31,20 +31,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
+from control_plane.client_ip import client_ip
 from control_plane.db.models import User, utcnow
 from control_plane.db.sso_models import IdentityLink, IdentityProvider
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.devices import note_device
 from control_plane.identity.mfa import mfa_enabled
-from control_plane.identity.users import find_by_email
 from control_plane.runtime import Runtime
 from control_plane.sso.base import Attempt, ExternalIdentity, ProviderConfig, SsoError
 from control_plane.sso.base import IdentityProvider as IdentityProviderClient
 from control_plane.sso.claims import EMAIL_DOMAIN, Change
 from control_plane.sso.memberships import apply_claims, rules_of
 from control_plane.sso.registry import create_provider
-from control_plane.sso.require import FEDERATED
+from control_plane.tokens.mfa_gate import FEDERATED
+from control_plane.users.service import find_by_email
 from orgplane_wire.problems import NotFound
 
 #: The provider's ``amr`` values that count as a second factor.

@@ -10,11 +10,11 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import PersonalToken, RefreshToken, User, new_id, utcnow
 from control_plane.runtime import Runtime
 from control_plane.security.secrets import new_secret
-from control_plane.tokens.jws import sign
+from control_plane.signing.jws import sign
 from orgplane_wire.secret_box import hash_secret
 
 CLIENT_ID = "orgplane"

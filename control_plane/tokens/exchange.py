@@ -14,7 +14,7 @@ reveal which orgs exist. A platform admin who is not a member enters through
 A personal access token (``opat_…``, sent with ``subject_token_type`` either
 ``PERSONAL_TOKEN_TYPE`` or the access-token type) enters only the orgs it was made for, whose
 features include ``api_access``, never as staff, with its scopes intersected with the user's
-role there (:mod:`control_plane.identity.personal_tokens`).
+role there (:mod:`control_plane.tokens.personal_tokens`).
 
 Cost: the subject token's signature, then one indexed query (org by slug or id, joined with the
 user and their membership, with the feature catalogue as a JSON column: its access rules may
@@ -39,16 +39,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.auth import verify_access_token
 from control_plane.db.models import Domain, Feature, Membership, Org, PersonalToken, User, utcnow
 from control_plane.features.rules import catalogue_column, catalogue_from
-from control_plane.identity.personal_tokens import PREFIX as PERSONAL_PREFIX
-from control_plane.identity.personal_tokens import (
-    check_entry,
-    note_use,
-    token_scopes,
-    usable_personal_token,
-)
 from control_plane.orgs.access import org_role
 from control_plane.orgs.hierarchy import ancestor_hold, effective_features, live_orgs
 from control_plane.runtime import Runtime
+from control_plane.signing.jws import sign
+from control_plane.signing.revocation import session_current, token_denied
 from control_plane.tokens.access import CLIENT_ID
 from control_plane.tokens.grants import (
     ACCESS_TOKEN_TYPE,
@@ -56,9 +51,14 @@ from control_plane.tokens.grants import (
     PERSONAL_TOKEN_TYPE,
     OAuthError,
 )
-from control_plane.tokens.jws import sign
 from control_plane.tokens.mfa_gate import check_mfa, check_sso, subject_amr
-from control_plane.tokens.revocation import session_current, token_denied
+from control_plane.tokens.personal_tokens import PREFIX as PERSONAL_PREFIX
+from control_plane.tokens.personal_tokens import (
+    check_entry,
+    note_use,
+    token_scopes,
+    usable_personal_token,
+)
 from control_plane.tokens.support_access import (
     SupportAccessRefused,
     record_staff_access,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from litestar.datastructures import FormMultiDict
+
 REFRESH_TOKEN_GRANT: Final = "refresh_token"
 TOKEN_EXCHANGE_GRANT: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
@@ -47,3 +49,34 @@ class OAuthError(Exception):
     def body(self) -> dict[str, Any]:
         """The JSON answer."""
         return {"error": self.error, "error_description": self.description, **self.extra}
+
+
+#: Parameters that may appear more than once (RFC 8693 §2.1); all others at most once.
+MULTI_VALUED = frozenset({"audience", "resource"})
+
+
+class Params:
+    """The form parameters of one request, checked for repeats."""
+
+    def __init__(self, form: FormMultiDict) -> None:
+        self._form = form
+        for name in set(form.keys()):
+            if name not in MULTI_VALUED and len(form.getall(name)) > 1:
+                raise OAuthError("invalid_request", f"The parameter {name} is repeated.")
+
+    def get(self, name: str) -> str | None:
+        """The value of ``name``, or None when absent or empty."""
+        value = self._form.get(name)
+        return value if isinstance(value, str) and value else None
+
+    def all(self, name: str) -> tuple[str, ...]:
+        """Every non-empty value of a multi-valued parameter."""
+        values = self._form.getall(name, [])
+        return tuple(v for v in values if isinstance(v, str) and v)
+
+    def require(self, name: str) -> str:
+        """The value of ``name``, or ``invalid_request``."""
+        value = self.get(name)
+        if value is None:
+            raise OAuthError("invalid_request", f"The parameter {name} is required.")
+        return value

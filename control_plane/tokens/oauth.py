@@ -24,12 +24,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from litestar import Request, Response, post
-from litestar.datastructures import FormMultiDict
 from litestar.status_codes import HTTP_200_OK
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.client_ip import client_ip
 from control_plane.deps import RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.oidc.token_grant import AUTHORIZATION_CODE_GRANT, authorization_code_grant
 from control_plane.runtime import Runtime
 from control_plane.tokens.access import CLIENT_ID, RefreshRefused, rotate_refresh
@@ -40,13 +39,12 @@ from control_plane.tokens.grants import (
     REFRESH_TOKEN_GRANT,
     TOKEN_EXCHANGE_GRANT,
     OAuthError,
+    Params,
 )
 from control_plane.webhooks.signals import claimed_subject, count_refusal
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM = "application/x-www-form-urlencoded"
-#: Parameters that may appear more than once (RFC 8693 §2.1); all others at most once.
-MULTI_VALUED = frozenset({"audience", "resource"})
 
 
 def _oauth_answer(
@@ -58,33 +56,6 @@ def _oauth_answer(
         headers={**NO_STORE, **(headers or {})},
         media_type="application/json",
     )
-
-
-class Params:
-    """The form parameters of one request, checked for repeats."""
-
-    def __init__(self, form: FormMultiDict) -> None:
-        self._form = form
-        for name in set(form.keys()):
-            if name not in MULTI_VALUED and len(form.getall(name)) > 1:
-                raise OAuthError("invalid_request", f"The parameter {name} is repeated.")
-
-    def get(self, name: str) -> str | None:
-        """The value of ``name``, or None when absent or empty."""
-        value = self._form.get(name)
-        return value if isinstance(value, str) and value else None
-
-    def all(self, name: str) -> tuple[str, ...]:
-        """Every non-empty value of a multi-valued parameter."""
-        values = self._form.getall(name, [])
-        return tuple(v for v in values if isinstance(v, str) and v)
-
-    def require(self, name: str) -> str:
-        """The value of ``name``, or ``invalid_request``."""
-        value = self.get(name)
-        if value is None:
-            raise OAuthError("invalid_request", f"The parameter {name} is required.")
-        return value
 
 
 def _basic_client(header: str) -> str | None:

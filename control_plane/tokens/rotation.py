@@ -18,10 +18,10 @@ from sqlalchemy import delete, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import SigningKey, User, utcnow
 from control_plane.runtime import Runtime
-from control_plane.tokens.keys import (
+from control_plane.signing.keys import (
     ID_TOKEN_ALG,
     KeyRecord,
     can_sign,

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import AccessRequest, AuditEvent, Org, User, utcnow
 from control_plane.orgs.access import OrgAccess, approved_request
 from control_plane.pagination import newest_first, timestamp_cursor

@@ -2,8 +2,8 @@
 
 ``POST /oauth/revoke`` (form: ``token``, ``token_type_hint``): whoever holds a token may end
 it. A refresh token revokes its whole family (the login); a control-plane access token or an
-org token is denied by ``jti`` until it expires (``tokens/revocation.py``); a personal access
-token is revoked (``identity/personal_tokens.py``). The answer is 200
+org token is denied by ``jti`` until it expires (``signing/revocation.py``); a personal access
+token is revoked (``tokens/personal_tokens.py``). The answer is 200
 with an empty JSON object whatever the token was (RFC 7009 §2.2: an unknown or invalid token is
 not an error, so the endpoint reveals nothing). Clients are public, as at the token endpoint.
 
@@ -26,21 +26,21 @@ from litestar.status_codes import HTTP_200_OK
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import bearer_token, verify_access_token
+from control_plane.client_ip import client_ip
 from control_plane.db.models import RefreshToken, User, utcnow
 from control_plane.deps import RuntimeDep
-from control_plane.identity.client_ip import client_ip
-from control_plane.identity.personal_tokens import PREFIX as PERSONAL_PREFIX
-from control_plane.identity.personal_tokens import revoke_by_secret
 from control_plane.runtime import Runtime
+from control_plane.signing.jws import unverified_kid, verify
+from control_plane.signing.revocation import deny_access_token, token_denied, token_usable
 from control_plane.tokens.access import CLIENT_ID, REFRESH_PREFIX, revoke_family_of
 from control_plane.tokens.discovery import INTROSPECTION_PATH, REVOCATION_PATH
 from control_plane.tokens.grants import OAuthError
-from control_plane.tokens.jws import unverified_kid, verify
 from control_plane.tokens.oauth import NO_STORE, oauth_params
 from control_plane.tokens.org_revocation import publish_revocation
-from control_plane.tokens.revocation import deny_access_token, token_denied, token_usable
+from control_plane.tokens.personal_tokens import PREFIX as PERSONAL_PREFIX
+from control_plane.tokens.personal_tokens import revoke_by_secret
 from orgplane_wire.contract import org_audience
 from orgplane_wire.jose_header import InvalidToken
 from orgplane_wire.secret_box import hash_secret

@@ -21,7 +21,6 @@ from control_plane.db.types import utc
 from control_plane.deps import DB, RuntimeDep
 from control_plane.identity import admin
 from control_plane.identity.mfa_account import admin_reset_mfa
-from control_plane.identity.schemas import CreateUserBody, MfaResetBody, UpdateUserBody
 from control_plane.orgs.access import find_live_org
 from control_plane.tokens.key_admin import keys_of, start_rotation
 from control_plane.ui.forms import (
@@ -34,6 +33,7 @@ from control_plane.ui.forms import (
     start_over,
 )
 from control_plane.ui.session import Viewer
+from control_plane.users.schemas import CreateUserBody, MfaResetBody, UpdateUserBody
 from orgplane_wire.problems import BadRequest, ProblemError
 
 Text = Annotated[str | None, QueryParameter(max_length=200)]

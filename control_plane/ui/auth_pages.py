@@ -13,19 +13,17 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import SESSION_COOKIE, verify_access_token
+from control_plane.client_ip import client_ip
 from control_plane.db.models import User
 from control_plane.deps import DB, RuntimeDep
 from control_plane.identity.account import change_own_password
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.login import authenticate_password, authenticate_second_step
-from control_plane.identity.schemas import ChangePasswordBody
-from control_plane.identity.users import find_by_email, normalize_email
+from control_plane.signing.revocation import deny_access_token
 from control_plane.tokens.access import login_tokens, revoke_family_of
 from control_plane.tokens.mfa_gate import subject_amr
 from control_plane.tokens.org_revocation import revoke_user_everywhere
-from control_plane.tokens.revocation import deny_access_token
 from control_plane.ui.csrf import check_bound
 from control_plane.ui.forms import (
     FormErrors,
@@ -52,6 +50,8 @@ from control_plane.ui.session import (
     session_cookies,
 )
 from control_plane.ui.sso_pages import sign_in_buttons
+from control_plane.users.schemas import ChangePasswordBody
+from control_plane.users.service import find_by_email, normalize_email
 from orgplane_wire.jose_header import InvalidToken
 from orgplane_wire.problems import ProblemError, TooManyRequests, Unauthenticated
 from orgplane_wire.secret_box import hash_secret

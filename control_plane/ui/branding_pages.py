@@ -16,9 +16,9 @@ from litestar.params import FromPath
 from control_plane.branding.logo import MAX_LOGO_BYTES, LogoTooLarge, too_large_detail
 from control_plane.branding.schemas import BrandingBody
 from control_plane.branding.service import delete_logo, put_branding, put_logo
+from control_plane.client_ip import client_ip
 from control_plane.db.branding_models import OrgBranding
 from control_plane.deps import DB
-from control_plane.identity.client_ip import client_ip
 from control_plane.orgs.access import org_access
 from control_plane.ui.forms import back_to, form_data, page, start_over
 from control_plane.ui.org_pages import detail_context

@@ -26,10 +26,10 @@ from control_plane.db.models import (
 )
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB
+from control_plane.features.plans import PLANS
 from control_plane.fleet.registry import fleet_counts
 from control_plane.orgs.hierarchy import live_orgs
 from control_plane.orgs.listing import PHASES, list_orgs
-from control_plane.orgs.plans import PLANS
 from control_plane.ui.charts import request_series, sparkline
 from control_plane.ui.forms import notice_of, page
 from control_plane.ui.session import Viewer

@@ -3,7 +3,7 @@ and an explain form that shows, for one user and one org, each feature's value a
 that decided it.
 
 The page reads through the same services as the features API (``features.rules`` and
-``features.explain``), so what it shows is what the token exchange grants. The form is a plain
+``orgs.feature_explain``), so what it shows is what the token exchange grants. The form is a plain
 GET form (user by email or id, org by slug or id); ``ui.js`` adds autocomplete from the org
 lookup and the users list.
 """
@@ -21,9 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import Feature, Org, User
 from control_plane.deps import DB
-from control_plane.features.explain import PRECEDENCE, explain_features, find_org, find_user
+from control_plane.features.plans import KNOWN_FEATURES, PLANS
 from control_plane.features.rules import load_catalogue
-from control_plane.orgs.plans import KNOWN_FEATURES, PLANS
+from control_plane.orgs.feature_explain import PRECEDENCE, explain_features, find_org, find_user
 from control_plane.ui.forms import page
 from control_plane.ui.session import Viewer
 from orgplane_wire.problems import ProblemError

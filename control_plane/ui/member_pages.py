@@ -14,9 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
 from control_plane.auth import Principal
+from control_plane.client_ip import client_ip
 from control_plane.db.models import utcnow
 from control_plane.deps import DB, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.members.invites import create_invite, invites_page, revoke_invite
 from control_plane.members.service import (
     change_role,

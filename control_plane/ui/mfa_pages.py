@@ -24,10 +24,10 @@ from control_plane.identity.mfa_account import (
     turn_off_totp,
 )
 from control_plane.identity.passkeys import user_passkeys
-from control_plane.identity.schemas import ConfirmBody, SecondFactorBody
 from control_plane.ui.forms import FormErrors, back_to, body_from, form_data, notice_of, page
 from control_plane.ui.forms import start_over as reload_viewer
 from control_plane.ui.session import Viewer
+from control_plane.users.schemas import ConfirmBody, SecondFactorBody
 from orgplane_wire.problems import ProblemError
 
 PAGE = "/ui/account/mfa"

@@ -12,11 +12,12 @@ from litestar import Request, post
 from litestar.params import FromPath
 
 from control_plane.actor import Actor
+from control_plane.branding.resolve import display_name
+from control_plane.client_ip import client_ip
 from control_plane.deps import DB, RuntimeDep
-from control_plane.identity.client_ip import client_ip
+from control_plane.instances.actions import ActionBody, act_on_instance, nudge
 from control_plane.orgs.access import org_access
 from control_plane.orgs.lifecycle import cancel_deletion, request_deletion
-from control_plane.reconciler.actions import ActionBody, act_on_instance, nudge
 from control_plane.ui.forms import back_to, form_data, page, start_over
 from control_plane.ui.org_pages import detail_context, wake_reconciler
 from control_plane.ui.session import Viewer
@@ -84,6 +85,7 @@ async def delete_submit(
             confirm=data.get("confirm") or None,
             grace_seconds=runtime.settings.security.deletion_grace_seconds,
             ip=client_ip(request),
+            display_name=display_name,
             mail=runtime.settings,
         )
     except ProblemError as exc:

@@ -16,19 +16,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
 from control_plane.branding.resolve import resolve_branding
+from control_plane.capacity.spares import claim_spare
+from control_plane.client_ip import client_ip
 from control_plane.db.models import Instance
 from control_plane.db.phases import OrgPhase
 from control_plane.deps import DB, RuntimeDep
-from control_plane.identity.client_ip import client_ip
+from control_plane.features.plans import PLANS
 from control_plane.instances.logs import recent_lines
 from control_plane.members.invites import invite_out, invites_page
 from control_plane.members.service import members_page
 from control_plane.orgs.access import OrgAccess, governs, org_access
-from control_plane.orgs.plans import PLANS
+from control_plane.orgs.events import timeline
 from control_plane.orgs.schemas import CreateOrgBody
 from control_plane.orgs.service import create_org, org_out
 from control_plane.orgs.slugs import platform_labels
-from control_plane.reconciler.events import timeline
 from control_plane.routing.domains import DomainOut, list_domains
 from control_plane.ui.charts import bar_chart, request_series, series_start
 from control_plane.ui.forms import (
@@ -83,6 +84,7 @@ async def new_org_submit(
                 principal=viewer,
                 body=body,
                 ip=client_ip(request),
+                claim_spare=claim_spare,
                 reserved=platform_labels(runtime.settings),
             )
         except ProblemError as exc:

@@ -11,8 +11,8 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.response import Template
 
+from control_plane.client_ip import client_ip
 from control_plane.deps import DB, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.identity.recovery import complete_reset, confirm_email, request_reset
 from control_plane.ui.forms import FormErrors, back_to, form_data, page
 from orgplane_wire.problems import ProblemError

@@ -23,9 +23,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import Principal
 from control_plane.branding.resolve import resolved_for
+from control_plane.client_ip import client_ip
 from control_plane.db.models import Org
 from control_plane.deps import DB, RuntimeDep
-from control_plane.identity.client_ip import client_ip
 from control_plane.members.invites import accept_invite
 from control_plane.orgs.access import caller_roles, org_access
 from control_plane.routing.org_urls import org_url

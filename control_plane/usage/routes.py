@@ -14,9 +14,9 @@ from litestar.params import FromQuery, QueryParameter
 
 from control_plane.auth import require_platform_admin
 from control_plane.deps import DB, Caller
+from control_plane.features.plans import plan_named
 from control_plane.orgs.access import org_not_found
 from control_plane.orgs.guards import OrgAccessDep
-from control_plane.orgs.plans import plan_named
 from control_plane.usage.series import (
     METRICS,
     check_step,

@@ -20,7 +20,7 @@ from sqlalchemy import delete as sql_delete
 from sqlmodel import col, select
 
 from control_plane.actor import ActorDep
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.auth import require_platform_admin
 from control_plane.db.models import WebhookDelivery, WebhookEndpoint
 from control_plane.deps import DB, Caller, RuntimeDep

@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 import structlog
 
-from control_plane.identity.ratelimit import Limit
+from control_plane.ratelimit import Limit
 from control_plane.runtime import Runtime
 from control_plane.store_errors import log_job_failure
 from control_plane.webhooks.events import emit

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sqlmodel import select
 
 from control_plane.app import create_app
+from control_plane.client_ip import real_client_ip
 from control_plane.db.models import AuditEvent
-from control_plane.identity.client_ip import real_client_ip
 from control_plane.settings import SecuritySettings
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])

@@ -18,7 +18,7 @@ import pytest
 from litestar import Litestar
 
 from control_plane.app import create_app
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD, assert_problem
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])

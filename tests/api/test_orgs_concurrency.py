@@ -18,9 +18,9 @@ from structlog.testing import capture_logs
 
 from control_plane.app import create_app
 from control_plane.db.models import Membership, Org
-from control_plane.identity.users import create_user
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 
 RACERS = 20

@@ -14,8 +14,8 @@ from control_plane.app import create_app
 from control_plane.cli.main import main
 from control_plane.db.engine import make_engine, make_sessionmaker
 from control_plane.db.models import AuditEvent, EmailToken, OutboxMail
-from control_plane.identity.users import create_user
 from control_plane.settings import Settings, get_settings
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD, add_user, assert_problem, direct_db, login
 from tests.support.smtp import (
     Mailbox,

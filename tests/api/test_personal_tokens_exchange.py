@@ -195,7 +195,7 @@ async def test_bad_requests_are_problems_and_create_nothing(
 async def test_tokens_need_a_login_and_a_user_holds_a_bounded_number(
     client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from control_plane.identity import personal_tokens
+    from control_plane.tokens import personal_tokens
 
     assert_problem(await client.get(TOKENS), 401, "unauthenticated")
     await add_user(client, "kim@example.com")

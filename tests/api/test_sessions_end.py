@@ -83,7 +83,7 @@ async def test_a_redis_outage_does_not_lock_everyone_out() -> None:
     from litestar.stores.memory import MemoryStore
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from control_plane.tokens.revocation import deny_access_token, token_denied
+    from control_plane.signing.revocation import deny_access_token, token_denied
 
     class Unreachable(MemoryStore):
         async def exists(self, key: str) -> bool:

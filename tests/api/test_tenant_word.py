@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.cli import run_cli
 from tests.support.live import serve_control_plane

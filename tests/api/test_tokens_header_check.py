@@ -19,7 +19,7 @@ from jwt.algorithms import get_default_algorithms
 from jwt.utils import base64url_encode
 from litestar.testing import AsyncTestClient
 
-from control_plane.tokens.jws import unverified_kid
+from control_plane.signing.jws import unverified_kid
 from orgplane_wire.jose_header import InvalidToken
 from tests.conftest import TEST_SECRET
 from tests.support.api import add_user, assert_problem

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from control_plane.identity.users import create_user
 from control_plane.settings import Settings
+from control_plane.users.service import create_user
 from tests.interop.servers import app_in_this_loop, runtime_of_app
 from tests.support.api import PASSWORD
 

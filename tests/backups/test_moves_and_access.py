@@ -18,7 +18,7 @@ DATA = (["moving"], {"moving.bin": b"tenant data " * 300})
 
 
 async def _login(live: Live, email: str) -> dict[str, str]:
-    from control_plane.identity.users import create_user
+    from control_plane.users.service import create_user
 
     async with live.app.state.runtime.sessions() as db:
         await create_user(db, email=email, password="a long password")

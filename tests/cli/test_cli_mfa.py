@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.cli.main import main
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.interop.servers import control_plane_process
 from tests.support.api import PASSWORD
 from tests.support.mfa import TOTP, code, steady_step

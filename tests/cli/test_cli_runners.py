@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from control_plane.cli.runners import loopback_for_localhost
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.reconciler.test_lifecycle_local import admin_headers, wait_phase
 from tests.support.api import PASSWORD
 from tests.support.cli import run_cli as cli

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.cli.main import main
 from control_plane.db.models import Membership, Org
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.interop.servers import control_plane_process, free_port
 from tests.support.api import PASSWORD
 

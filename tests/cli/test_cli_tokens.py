@@ -17,9 +17,9 @@ from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Membership, Org
-from control_plane.identity.users import create_user
 from control_plane.settings import Settings
 from control_plane.tokens.grants import PERSONAL_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.cli import logged_in_cli, run
 

@@ -17,7 +17,7 @@ from conformance_kit.heartbeats import body_problems
 from conformance_kit.report import Report
 from conformance_kit.schema import problems
 from conformance_kit.signer import Signer
-from control_plane.tokens.jws import unverified_kid, verify
+from control_plane.signing.jws import unverified_kid, verify
 from orgplane_wire.contract import HEARTBEAT_PATH, HeartbeatAnswer, org_audience
 from orgplane_wire.jose_header import InvalidToken
 from tests.conformance_kit.helpers import free_port_in_range

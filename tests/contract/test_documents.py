@@ -15,8 +15,8 @@ import jwt
 import pytest
 from litestar.testing import AsyncTestClient
 
+from control_plane.capacity.spares import org_environment
 from control_plane.db.models import Instance, Org
-from control_plane.reconciler.spares import org_environment
 from control_plane.reconciler.spec import build_spec
 from org_instance.app import create_app
 from orgplane_wire.contract import CONTRACT_VERSION, HEARTBEAT_PATH

@@ -13,14 +13,14 @@ from litestar.testing import AsyncTestClient
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from control_plane.capacity.spares import assign_claimed_spare
 from control_plane.db.models import AuditEvent, Instance, InstanceEvent, Org, PlanImage, Spare
-from control_plane.reconciler.images import (
+from control_plane.orgs.images import (
     contract_refusal,
     image_contracts,
     org_image,
     parse_entry,
 )
-from control_plane.reconciler.spares import assign_claimed_spare
 from control_plane.settings import ProvisioningSettings, Settings
 from provisioners.base import InstanceSpec
 from tests.reconciler.test_settings_effects import FAST, reconciling

@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from control_plane.metrics import ControlPlaneMetrics, fleet_families
+from control_plane.metrics import fleet_families
+from control_plane.process_metrics import ControlPlaneMetrics
 from org_instance.metrics import InstanceMetrics
 from tests.routing.helpers import memory_db
 from tests.support.services import REPO, need

@@ -26,7 +26,7 @@ import pytest
 from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, Membership, Org
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.provisioners.harness import make_spec, wait_for_state
 from tests.support.api import assert_problem
 from tests.support.live import serve_control_plane

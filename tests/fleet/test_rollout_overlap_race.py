@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from control_plane.db.fleet_models import Rollout, RolloutOrg
 from control_plane.db.models import Instance
-from control_plane.identity.users import create_user
 from control_plane.settings import Settings
+from control_plane.users.service import create_user
 from tests.interop.servers import app_in_this_loop, runtime_of_app
 from tests.support.api import PASSWORD
 

@@ -31,7 +31,7 @@ from control_plane.db.models import (
     WebhookEvent,
     utcnow,
 )
-from control_plane.reconciler.events import set_phase
+from control_plane.orgs.events import set_phase
 from control_plane.webhooks.worker import KEEP_DAYS, WebhookWorker
 from tests.support.api import add_user, direct_db
 from tests.support.tokens import make_org

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, Instance, InstanceEvent, Org, utcnow
-from control_plane.reconciler.hibernation import (
+from control_plane.routing.hibernation import (
     WAKE_WINDOW,
     due_condition,
     is_idle,

@@ -21,9 +21,9 @@ from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.db.models import Instance, Membership, Org
-from control_plane.identity.users import create_user
 from control_plane.instances.heartbeat import issue_instance_credential
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.services import REPO
 from tests.support.wait import wait_http

@@ -12,8 +12,8 @@ import pytest
 from sqlmodel import select
 
 from control_plane.db.models import SigningKey
-from control_plane.tokens.jws import sign
-from control_plane.tokens.keys import KeyRing
+from control_plane.signing.jws import sign
+from control_plane.signing.keys import KeyRing
 from orgplane_wire.contract import org_audience
 from orgplane_wire.secret_box import SecretBox
 from tests.instance.processes import SECRET, ControlPlane, OrgInstance

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from control_plane.db.models import Membership, Org
-from control_plane.identity.users import create_user
 from control_plane.settings import Settings
+from control_plane.users.service import create_user
 from tests.interop.servers import app_in_this_loop, runtime_of_app
 from tests.support.api import PASSWORD
 

@@ -14,8 +14,8 @@ from collections import Counter
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from control_plane.identity.users import create_user
 from control_plane.settings import Settings
+from control_plane.users.service import create_user
 from tests.interop.servers import app_in_this_loop, runtime_of_app
 from tests.support.api import PASSWORD
 from tests.support.oidc import (

@@ -20,7 +20,7 @@ import jwt
 import pytest
 
 from control_plane.auth import SESSION_COOKIE
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.live import serve_control_plane
 from tests.support.mfa import Enrolled, code, enable_mfa, steady_step

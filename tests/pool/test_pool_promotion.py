@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import select
 
+from control_plane.capacity.pool import WarmPool
 from control_plane.db.engine import make_sessionmaker
 from control_plane.db.models import Spare, utcnow
-from control_plane.reconciler.pool import WarmPool
 from control_plane.settings import Settings
 from provisioners.base import InstanceStatus, ProvisionerOptions
 from provisioners.errors import ProvisionerError

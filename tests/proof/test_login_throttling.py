@@ -27,8 +27,8 @@ import pytest
 from litestar import Litestar
 
 from control_plane.app import create_app
-from control_plane.identity.users import create_user
 from control_plane.settings import Settings
+from control_plane.users.service import create_user
 from tests.proof.conftest import Scale
 from tests.support.api import PASSWORD
 from tests.support.services import REDIS_URL, need, redis_available

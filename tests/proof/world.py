@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from control_plane.db.models import Membership, Org
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.instance.processes import ControlPlane, OrgInstance
 from tests.integration.test_instance_cross_org import plant_canaries
 from tests.support.api import PASSWORD

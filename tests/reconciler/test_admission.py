@@ -13,8 +13,8 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
 
 from control_plane.app import create_app
+from control_plane.capacity.admission import busy_slots
 from control_plane.db.models import Instance, Org, utcnow
-from control_plane.reconciler.admission import busy_slots
 from tests.reconciler.test_lifecycle_local import admin_headers, wait_phase
 from tests.support.api import direct_db
 from tests.support.live import FAST_RECONCILER, serve_control_plane

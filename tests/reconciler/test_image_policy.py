@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import col, select
 
 from control_plane.db.models import AuditEvent, Instance, Org
-from control_plane.reconciler.images import image_allowed, parse_image, runnable_image
+from control_plane.orgs.images import image_allowed, parse_image, runnable_image
 from control_plane.settings import ProvisioningSettings, Settings
 from tests.routing.helpers import add_org
 from tests.support.api import add_user, assert_problem, direct_db, login

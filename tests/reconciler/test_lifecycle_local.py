@@ -65,7 +65,7 @@ async def wait_phase(
 
 
 async def admin_headers(app: Any, http: httpx.AsyncClient) -> dict[str, str]:
-    from control_plane.identity.users import create_user
+    from control_plane.users.service import create_user
 
     async with app.state.runtime.sessions() as db:
         await create_user(

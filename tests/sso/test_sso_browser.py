@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import col, select
 
 from control_plane.db.models import Membership, Org, User
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.idp import CLIENT_ID, CLIENT_SECRET, Idp, free_port, run_idp
 from tests.support.live import serve_control_plane

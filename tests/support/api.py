@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.identity.users import create_user
 from control_plane.runtime import Runtime
+from control_plane.users.service import create_user
 
 PASSWORD = "correct horse battery"
 

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from control_plane import app as app_module
 from control_plane.logs import configure_logging
-from control_plane.metrics import ControlPlaneMetrics
+from control_plane.process_metrics import ControlPlaneMetrics
 from control_plane.settings import Settings
 
 # Read by the lifespan only (Runtime.build), never while the app is built.

@@ -9,8 +9,8 @@ import jwt
 from litestar.testing import AsyncTestClient
 
 from control_plane.db.models import Membership, Org
+from control_plane.signing.keys import KeyRing, LoadedKey
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
-from control_plane.tokens.keys import KeyRing, LoadedKey
 from orgplane_wire.secret_box import SecretBox
 from tests.support.api import PASSWORD, direct_db
 

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.axe import Violation, audit, axe_script
 from tests.support.live import serve_control_plane

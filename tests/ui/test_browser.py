@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from control_plane.db.models import Instance, Org
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.live import FAST_RECONCILER, serve_control_plane
 from tests.support.services import REPO, chromium_binary, need

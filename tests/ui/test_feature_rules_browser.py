@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image, ImageStat
 
-from control_plane.identity.users import create_user
+from control_plane.users.service import create_user
 from tests.support.api import PASSWORD
 from tests.support.live import serve_control_plane
 from tests.support.services import REPO, chromium_binary, need

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from control_plane.db.models import Feature
+from control_plane.features.plans import PLANS
 from control_plane.features.rules import (
     Decider,
     Subject,
@@ -14,7 +15,6 @@ from control_plane.features.rules import (
     enabled_features,
     feature_enabled,
 )
-from control_plane.orgs.plans import PLANS
 
 
 def _subject(**kw: Any) -> Subject:

@@ -14,8 +14,8 @@ from sqlalchemy import event
 from control_plane.bootstrap import prepare_database
 from control_plane.runtime import Runtime
 from control_plane.settings import Settings
-from control_plane.tokens.jws import sign, unverified_kid, verify
-from control_plane.tokens.keys import KeyRecord, KeyRing, create_key, key_state, rotation_times
+from control_plane.signing.jws import sign, unverified_kid, verify
+from control_plane.signing.keys import KeyRecord, KeyRing, create_key, key_state, rotation_times
 from control_plane.tokens.rotation import (
     RotationPending,
     list_keys,

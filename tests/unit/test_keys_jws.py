@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.api_jws import PyJWS
 
-from control_plane.tokens.jws import unverified_kid
+from control_plane.signing.jws import unverified_kid
 from orgplane_wire.jose_header import InvalidToken
 from orgplane_wire.jws import JWT, decode_segment
 

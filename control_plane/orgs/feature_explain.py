@@ -9,9 +9,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from control_plane.db.models import Feature, Org, User
 from control_plane.features.rules import Decider, Subject, decide, feature_keys, load_catalogue
 from control_plane.features.schemas import FeatureDecision, FeatureExplanation
-from control_plane.identity.users import find_by_email
 from control_plane.orgs.access import find_live_org, org_not_found, org_role
 from control_plane.orgs.hierarchy import feature_subject
+from control_plane.users.service import find_by_email
 from orgplane_wire.problems import NotFound
 
 #: The rules in precedence order, with what each means (the UI and docs/features.md).

@@ -25,10 +25,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import Instance, Org, User, utcnow
 from control_plane.db.phases import SERVING, DesiredState, OrgPhase
-from control_plane.reconciler.events import add_event, set_phase
+from control_plane.orgs.events import add_event, set_phase
 from control_plane.routing.handover import Probe, handed_over
 from orgplane_wire.problems import Conflict, Forbidden
 from provisioners.base import InstanceStatus, Provisioner

@@ -20,9 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane import __version__
 from control_plane.db.models import Org, Spare
-from control_plane.orgs.plans import DEFAULT_PLAN
-from control_plane.reconciler.events import add_event
-from control_plane.reconciler.spec import PLAN_RESOURCES
+from control_plane.features.plans import DEFAULT_PLAN, PLAN_RESOURCES
+from control_plane.orgs.events import add_event
 from control_plane.runtime import Runtime
 from orgplane_wire import contract
 from orgplane_wire.contract import Env

@@ -7,7 +7,7 @@ when their ``/healthz`` answers; (3) starts new spares up to the size. Starting 
 admission control like provisioning orgs do, and yields to orgs waiting for a slot. A spare's
 row is written *before* its objects, so orphan removal never takes a spare of ours with a row.
 
-Claiming and assigning one spare live in :mod:`control_plane.reconciler.spares`.
+Claiming and assigning one spare live in :mod:`control_plane.capacity.spares`.
 """
 
 from __future__ import annotations
@@ -16,20 +16,16 @@ import asyncio
 from datetime import datetime, timedelta
 
 import httpx
-import msgspec
 import structlog
-from litestar import get
 from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from control_plane.auth import require_platform_admin
+from control_plane.capacity.admission import busy_slots
+from control_plane.capacity.spares import new_pool_secret, spare_spec
 from control_plane.db.models import Org, PoolLease, Spare, utcnow
 from control_plane.db.phases import OrgPhase
-from control_plane.deps import DB, Caller, RuntimeDep
-from control_plane.reconciler.admission import busy_slots
-from control_plane.reconciler.spares import new_pool_secret, spare_spec
 from control_plane.runtime import Runtime
 from provisioners.base import InstanceStatus, Provisioner
 from provisioners.errors import ProvisionerError
@@ -252,36 +248,3 @@ class WarmPool:
                 spare.endpoint, spare.handle = status.endpoint, dict(status.handle)
             db.add(spare)
             await db.commit()
-
-
-class PoolOut(msgspec.Struct):
-    """The warm pool as platform admins see it."""
-
-    provisioner: str
-    supported: bool
-    size: int
-    ready: int
-    warming: int
-    claimed: int
-
-
-@get("/api/v1/pool", tags=["reconciler"])
-async def read_pool(principal: Caller, db: DB, runtime: RuntimeDep) -> PoolOut:
-    """The warm pool's size setting and how many spares are ready, warming, or claimed."""
-    require_platform_admin(principal)
-    counts = dict(
-        (await db.exec(select(Spare.state, func.count()).group_by(col(Spare.state)))).all()
-    )
-    provisioner: Provisioner | None = runtime.provisioner
-    supported = provisioner is not None and provisioner.supports_warm_pool
-    return PoolOut(
-        provisioner=runtime.settings.provisioning.provisioner,
-        supported=supported,
-        size=runtime.settings.provisioning.warm_pool_size if supported else 0,
-        ready=int(counts.get("ready", 0)),
-        warming=int(counts.get("warming", 0)),
-        claimed=int(counts.get("claimed", 0)),
-    )
-
-
-ROUTES = [read_pool]

@@ -1,7 +1,7 @@
 """Acting on an org's instance: restart, stop, start, cancel, wake, hibernate, redeploy.
 
-The API (``reconciler/routes.py``) and the org page's buttons (``ui/org_actions.py``) both call
-:func:`act_on_instance`; they wake this process's reconciler afterwards (:func:`nudge`).
+The API (``instances/control_routes.py``) and the org page's buttons (``ui/org_actions.py``)
+both call :func:`act_on_instance`; they wake this process's reconciler afterwards (:func:`nudge`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.actor import Actor
-from control_plane.audit.record import record
+from control_plane.audit_trail import record
 from control_plane.db.models import Instance, Org, utcnow
 from control_plane.db.phases import SERVING, DesiredState, OrgPhase
+from control_plane.instances.leases import claim, release
 from control_plane.orgs.access import OrgAccess
-from control_plane.reconciler.events import add_event
-from control_plane.reconciler.hibernation import apply_action
-from control_plane.reconciler.images import checked_image, org_image
-from control_plane.reconciler.leases import claim, release
+from control_plane.orgs.events import add_event
+from control_plane.orgs.images import checked_image, org_image
+from control_plane.routing.hibernation import apply_action
 from control_plane.runtime import Runtime
 from orgplane_wire.problems import BadRequest, Conflict, Forbidden, ProblemError
 from provisioners.errors import ProvisionerError

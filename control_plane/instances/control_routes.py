@@ -19,10 +19,10 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from control_plane.actor import ActorDep
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
+from control_plane.instances.actions import ActionBody, act_on_instance, nudge
 from control_plane.orgs.access import org_access
+from control_plane.orgs.events import timeline
 from control_plane.orgs.guards import OrgAccessDep
-from control_plane.reconciler.actions import ActionBody, act_on_instance, nudge
-from control_plane.reconciler.events import timeline
 
 
 class EventOut(msgspec.Struct):

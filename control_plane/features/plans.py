@@ -13,6 +13,7 @@ from typing import Final
 
 from orgplane_wire.contract import Limits
 from orgplane_wire.problems import BadRequest, Forbidden
+from provisioners.base import Resources
 
 GIB: Final = 1024**3
 
@@ -133,3 +134,13 @@ def check_overrides(*, features: dict[str, bool], limits: dict[str, int]) -> Non
                 code="unknown_limit",
                 field=f"limits.{key}",
             )
+
+
+#: CPU cores, memory and data-volume size of each plan's instance; unknown plans get "free".
+#: The instance's start is CPU-bound: under a 0.25-core limit it takes ~4 s to boot, under one
+#: core ~1 s (docs/performance.md), so no plan gets less than a core at its peak.
+PLAN_RESOURCES: dict[str, Resources] = {
+    "free": Resources(cpu=1.0, memory_mb=256, storage_mb=512),
+    "team": Resources(cpu=1.0, memory_mb=512, storage_mb=2048),
+    "enterprise": Resources(cpu=2.0, memory_mb=1024, storage_mb=10240),
+}

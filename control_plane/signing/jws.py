@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from control_plane.tokens.keys import LoadedKey
+from control_plane.signing.keys import LoadedKey
 from orgplane_wire.contract import ALLOWED_ALGORITHMS, TOKEN_TYP
 from orgplane_wire.jose_header import InvalidToken, check_header
 from orgplane_wire.jws import JWT

@@ -15,9 +15,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from control_plane.capacity.spares import claimed_spares, warming_spares
 from control_plane.db.models import Instance, Org
 from control_plane.db.phases import BUSY, OrgPhase
-from control_plane.reconciler.spares import claimed_spares, warming_spares
 
 
 def queued_reason(position: int) -> str:
