@@ -96,6 +96,9 @@ class Runtime:
     throttle: Throttle = field(default_factory=lambda: Throttle.build("", prefix=""))
     #: Access tokens ended before their expiry (logout), by ``jti`` (``signing/revocation.py``).
     revoked: Store = field(default_factory=MemoryStore)
+    #: Staff reasons between "Open" in the UI and the instance's sign-in
+    #: (``tokens/support_open.py``).
+    support_open: Store = field(default_factory=MemoryStore)
     #: What Traefik's HTTP provider was served, for hibernation (``routing/handover.py``).
     routing: Store = field(default_factory=MemoryStore)
     replica_id: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -141,6 +144,9 @@ class Runtime:
             rate_limits=_make_store(settings, "orgplane:ratelimit"),
             issuer=settings.server.base_url,
             revoked=_make_store(settings, "orgplane:revoked"),
+            support_open=_make_store(
+                settings, f"orgplane:{settings.provisioning.deployment_id}:support-open"
+            ),
             routing=_make_store(
                 settings, f"orgplane:{settings.provisioning.deployment_id}:routing"
             ),

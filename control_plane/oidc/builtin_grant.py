@@ -25,6 +25,7 @@ from control_plane.oidc.codes import note_issued
 from control_plane.runtime import Runtime
 from control_plane.signing.jws import sign
 from control_plane.signing.keys import ID_TOKEN_ALG
+from control_plane.tokens import support_open
 from control_plane.tokens.access import PASSWORD_ONLY, issue_access_token, login_tokens
 from control_plane.tokens.exchange import ExchangeRequest, exchange_token
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, OAuthError
@@ -109,10 +110,13 @@ async def builtin_tokens(
     subject = await issue_access_token(
         runtime, db, user, session_id=row.session_id or None, amr=amr
     )
+    # A staff member's "Open" left its checked reason (support access); a member's left none.
+    reason = await support_open.take(runtime.support_open, user_id=user.id, org_id=org_id)
     exchange = ExchangeRequest(
         subject_token=subject,
         subject_token_type=ACCESS_TOKEN_TYPE,
         audience=(f"org:{org_id}",),
+        reason=reason,
         ip=ip,
     )
     try:

@@ -1,19 +1,20 @@
 """The org switcher: my orgs, "Open", and accepting invites.
 
-"Open" first runs the RFC 8693 exchange with the session's access token, so that a refusal
-(suspended org, an MFA requirement) is shown here, in the UI; the token it buys is dropped.
+For a member, "Open" first runs the RFC 8693 exchange with the session's access token, so that
+a refusal (suspended org, an MFA requirement) is shown here, in the UI; the token it buys is
+dropped.
 A member is then sent to the instance's ``/auth/login`` on the org's host, which signs the
 browser in through the control plane (the instance is an OAuth client of it:
 ``control_plane.oidc.builtin_clients``, ``org_instance.browser_auth``): no token travels in
-any URL. A platform admin entering an org they are not a member of (support access, with a
-reason) still gets the org token in the URL *fragment* (``#access_token=...``), which browsers
-never send to a server; the instance's browser sign-in does not carry a support reason yet.
+any URL. A platform admin entering an org they are not a member of (support access) gives a
+reason: it is checked here with the org's approval rule and the staff MFA rule, without minting
+a token, and kept for the instance's sign-in, whose token grant runs the exchange with it
+(``control_plane.tokens.support_open``): the same way in, and one audited support access.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
@@ -29,8 +30,12 @@ from control_plane.deps import DB, RuntimeDep
 from control_plane.members.invites import accept_invite
 from control_plane.orgs.access import caller_roles, org_access
 from control_plane.routing.org_urls import org_url
+from control_plane.runtime import Runtime
+from control_plane.tokens import support_open
 from control_plane.tokens.exchange import ExchangeRequest, exchange_token
 from control_plane.tokens.grants import ACCESS_TOKEN_TYPE, OAuthError
+from control_plane.tokens.mfa_gate import check_mfa, subject_amr
+from control_plane.tokens.support_access import SupportAccessRefused, staff_entry
 from control_plane.ui.forms import FormErrors, back_to, form_data, notice_of, page, start_over
 from control_plane.ui.org_pages import Done
 from control_plane.ui.session import Viewer, viewer_token
@@ -69,38 +74,42 @@ async def open_org(
     """Check the viewer may enter the org, then go to its instance's sign-in."""
     data = await form_data(request)
     access = await org_access(db, viewer, org_ref)
+    if access.role is None:  # staff: support access (the instance's sign-in takes the reason)
+        try:
+            reason, _ = await staff_entry(
+                db, org=access.org, staff=viewer.user, reason=data.get("reason")
+            )
+            check_mfa(access.org, subject_amr(viewer.claims, None), staff=True)
+        except SupportAccessRefused as exc:
+            return await _refused(db, viewer, exc.message)
+        except OAuthError as exc:
+            return await _refused(db, viewer, exc.description)
+        await support_open.remember(
+            runtime.support_open, user_id=viewer.user.id, org_id=access.org.id, reason=reason
+        )
+        return _to_sign_in(runtime, access.org.slug)
     exchange = ExchangeRequest(
         subject_token=viewer_token(request),
         subject_token_type=ACCESS_TOKEN_TYPE,
         audience=(f"org:{access.org.slug}",),
-        reason=data.get("reason") or None,
         ip=client_ip(request),
     )
     try:
-        issued = await exchange_token(runtime, db, request=exchange)
+        await exchange_token(runtime, db, request=exchange)
     except OAuthError as exc:
-        await start_over(db, viewer)
-        return page(
-            "switcher.html",
-            403,
-            notice="",
-            error=exc.description,
-            **await my_orgs_context(db, viewer),
-        )
-    if access.role is not None:  # a member: the instance signs the browser in
-        response: Response[Any] = Redirect(
-            f"{org_url(runtime.settings, access.org.slug)}auth/login", status_code=303
-        )
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    fragment = urlencode(
-        {
-            "access_token": issued.access_token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-        }
-    )
-    response = Redirect(f"{org_url(runtime.settings, access.org.slug)}#{fragment}", status_code=303)
+        return await _refused(db, viewer, exc.description)
+    return _to_sign_in(runtime, access.org.slug)
+
+
+async def _refused(db: AsyncSession, viewer: Principal, error: str) -> Any:
+    await start_over(db, viewer)
+    return page("switcher.html", 403, notice="", error=error, **await my_orgs_context(db, viewer))
+
+
+def _to_sign_in(runtime: Runtime, slug: str) -> Response[Any]:
+    """To the instance's sign-in on the org's host (no token in the URL)."""
+    target = f"{org_url(runtime.settings, slug)}auth/login"
+    response: Response[Any] = Redirect(target, status_code=303)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -17,7 +17,10 @@ from sqlmodel import select
 from control_plane.db.models import AuditEvent, Domain, Instance, Membership, Org
 from control_plane.instances.heartbeat import issue_instance_credential
 from control_plane.routing.org_urls import org_origin
-from tests.support.api import direct_db, runtime_of
+from tests.support.api import PASSWORD, add_user, direct_db, login, runtime_of
+from tests.support.mfa import code as totp_code
+from tests.support.mfa import enable_mfa
+from tests.ui.forms import submit
 
 Client = AsyncTestClient[Any]
 
@@ -234,3 +237,61 @@ async def test_an_org_requiring_mfa_gets_no_org_token_for_a_password_sign_in(
     assert answer.json()["error"] == "invalid_target"
     assert "two-factor" in answer.json()["error_description"]
     assert "access_token" not in answer.json()
+
+
+async def test_staff_open_goes_through_the_instance_sign_in_with_its_reason(
+    client: Client, pkce: tuple[str, str]
+) -> None:
+    """A platform admin's "Open" on an org they are not a member of: the UI checks the reason
+    (and the staff MFA rule) without minting a token and sends the browser to the instance's
+    sign-in, whose token grant spends the reason once; one ``staff.access`` event."""
+    root = await add_user(client, "root@example.com", admin=True)
+    org_id, credential = await make_org(client, "umbrella", None)
+    # Staff support access needs a second factor: sign in to the UI with a one-time code.
+    enrolled = await enable_mfa(client, await login(client, "root@example.com"))
+    await submit(
+        client, "/ui/login", "/ui/login", email="root@example.com", password=PASSWORD, next="/ui/"
+    )
+    done = await submit(client, "/ui/login", "/ui/login/otp", otp=totp_code(enrolled.secret))
+    assert done.status_code == 303, done.text
+    verifier, challenge = pkce
+    uri = callback_of(client, "umbrella")
+    client_id = f"oi-{org_id}"
+
+    # Without a reason: refused in the UI, and nothing kept for the instance.
+    refused = await submit(client, "/ui/orgs/umbrella", "/ui/orgs/umbrella/open")
+    assert refused.status_code == 403, refused.text
+    assert "reason" in refused.text
+    code = await code_for(client, authorize(client_id, uri, challenge), uri)
+    nothing = await redeem(client, client_id, credential, code, uri, verifier)
+    assert nothing.status_code == 400, nothing.text
+    assert nothing.json()["error"] in ("invalid_request", "invalid_target")
+
+    reason = "Ticket 4711: the customer asked us to look at a failed import"
+    opened = await submit(client, "/ui/orgs/umbrella", "/ui/orgs/umbrella/open", reason=reason)
+    assert opened.status_code == 303, opened.text
+    target = urlsplit(opened.headers["location"])
+    assert (target.path, target.query, target.fragment) == ("/auth/login", "", "")
+    assert "access_token" not in opened.headers["location"]
+    async with direct_db(client) as db:
+        staff_events = (
+            await db.exec(select(AuditEvent).where(AuditEvent.action == "staff.access"))
+        ).all()
+    assert staff_events == []  # the UI's check mints and records nothing
+
+    code = await code_for(client, authorize(client_id, uri, challenge), uri)
+    answer = await redeem(client, client_id, credential, code, uri, verifier)
+    assert answer.status_code == 200, answer.text
+    claims = payload(answer.json()["access_token"])
+    assert (claims["org_id"], claims["org_role"], claims["act"]["sub"]) == (org_id, "admin", root)
+    async with direct_db(client) as db:
+        staff_events = (
+            await db.exec(select(AuditEvent).where(AuditEvent.action == "staff.access"))
+        ).all()
+    assert len(staff_events) == 1
+    assert reason in json.dumps(staff_events[0].detail)
+
+    # The reason was spent: the next sign-in without a new "Open" gets no staff token.
+    code = await code_for(client, authorize(client_id, uri, challenge), uri)
+    spent = await redeem(client, client_id, credential, code, uri, verifier)
+    assert spent.status_code == 400, spent.text
