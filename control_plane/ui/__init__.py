@@ -54,6 +54,7 @@ from control_plane.ui.session import (
     UIResponseMiddleware,
     on_login_required,
     provide_viewer,
+    provide_viewer_org_access,
 )
 from control_plane.words import tenant_words
 from orgplane_wire.problems import ProblemError
@@ -143,7 +144,10 @@ def ui_setup(settings: Settings, *, extra_pages: Sequence[Any] = ()) -> UISetup:
             *feature_pages.ROUTES,
             *extra_pages,
         ],
-        dependencies={"viewer": Provide(provide_viewer)},
+        dependencies={
+            "viewer": Provide(provide_viewer),
+            "access": Provide(provide_viewer_org_access),
+        },
         guards=[same_origin],
         exception_handlers={
             LoginRequired: on_login_required,

@@ -19,16 +19,17 @@ from control_plane.branding.service import delete_logo, put_branding, put_logo
 from control_plane.client_ip import client_ip
 from control_plane.db.branding_models import OrgBranding
 from control_plane.deps import DB
-from control_plane.orgs.access import org_access
+from control_plane.orgs.access import OrgAccess
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.ui.forms import back_to, form_data, page, start_over
 from control_plane.ui.org_pages import detail_context
 from control_plane.ui.session import Viewer
 from orgplane_wire.problems import BadRequest, ProblemError
 
 
-async def _refused(db: DB, viewer: Viewer, org_ref: str, exc: ProblemError) -> Any:
+async def _refused(db: DB, viewer: Viewer, access: OrgAccess, exc: ProblemError) -> Any:
     await start_over(db, viewer)
-    access = await org_access(db, viewer, org_ref)
+    await db.refresh(access.org)  # the rollback expired it
     context = await detail_context(db, viewer, access, hours=24)
     status = exc.status if exc.status < 500 else 400
     return page("org_detail.html", status, notice="", error=exc.detail, **context)
@@ -36,12 +37,15 @@ async def _refused(db: DB, viewer: Viewer, org_ref: str, exc: ProblemError) -> A
 
 @post("/orgs/{org_ref:str}/branding")
 async def branding_submit(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], viewer: Viewer, db: DB
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    access: OrgAccessDep,
+    viewer: Viewer,
+    db: DB,
 ) -> Any:
     """Save the org's display name, colour and contact email (empty: inherited); its
     metadata, which the form does not show, is kept."""
     data = await form_data(request)
-    access = await org_access(db, viewer, org_ref)
     kept = await db.get(OrgBranding, access.org.id)
     values: dict[str, Any] = {
         name: data.get(name) or None for name in ("display_name", "primary_color", "contact_email")
@@ -50,19 +54,22 @@ async def branding_submit(
         body = msgspec.convert({**values, "metadata": kept.meta if kept else {}}, BrandingBody)
         await put_branding(db, principal=viewer, access=access, body=body, ip=client_ip(request))
     except msgspec.ValidationError as exc:
-        return await _refused(db, viewer, org_ref, BadRequest(str(exc)))
+        return await _refused(db, viewer, access, BadRequest(str(exc)))
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc)
+        return await _refused(db, viewer, access, exc)
     return back_to(f"/ui/orgs/{access.org.slug}", "saved")
 
 
 @post("/orgs/{org_ref:str}/branding/logo", request_max_body_size=2 * MAX_LOGO_BYTES)
 async def logo_submit(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], viewer: Viewer, db: DB
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    access: OrgAccessDep,
+    viewer: Viewer,
+    db: DB,
 ) -> Any:
     """Upload the org's logo (a file field ``logo``), or remove it (``op=remove``)."""
     form = await request.form()
-    access = await org_access(db, viewer, org_ref)
     ip = client_ip(request)
     try:
         if form.get("op") == "remove":
@@ -76,7 +83,7 @@ async def logo_submit(
                 raise LogoTooLarge(too_large_detail(), field="logo")
             await put_logo(db, principal=viewer, access=access, data=data, ip=ip)
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc)
+        return await _refused(db, viewer, access, exc)
     return back_to(f"/ui/orgs/{access.org.slug}", "saved")
 
 

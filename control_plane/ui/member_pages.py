@@ -24,7 +24,8 @@ from control_plane.members.service import (
     members_page,
     remove_member,
 )
-from control_plane.orgs.access import ROLES, OrgAccess, org_access, rank
+from control_plane.orgs.access import ROLES, OrgAccess, rank
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.tokens.org_revocation import revoke_user_in_org
 from control_plane.tokens.support_access import (
     list_requests,
@@ -67,9 +68,10 @@ async def members_context(db: AsyncSession, viewer: Principal, access: OrgAccess
 
 
 @get("/orgs/{org_ref:str}/members")
-async def members_view(org_ref: FromPath[str], viewer: Viewer, db: DB, done: Done = None) -> Any:
+async def members_view(
+    org_ref: FromPath[str], access: OrgAccessDep, viewer: Viewer, db: DB, done: Done = None
+) -> Any:
     """Members with their roles, invites and access requests."""
-    access = await org_access(db, viewer, org_ref)
     return page(
         "org_members.html",
         notice=notice_of(done),
@@ -78,9 +80,11 @@ async def members_view(org_ref: FromPath[str], viewer: Viewer, db: DB, done: Don
     )
 
 
-async def _refused(db: AsyncSession, viewer: Principal, org_ref: str, exc: ProblemError) -> Any:
+async def _refused(
+    db: AsyncSession, viewer: Principal, access: OrgAccess, exc: ProblemError
+) -> Any:
     await start_over(db, viewer)
-    access = await org_access(db, viewer, org_ref)
+    await db.refresh(access.org)  # the rollback expired it
     return page(
         "org_members.html",
         exc.status,
@@ -94,13 +98,13 @@ async def _refused(db: AsyncSession, viewer: Principal, org_ref: str, exc: Probl
 async def invite_submit(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
     """Invite an email with a role; the accept link is shown on this answer only."""
     data = await form_data(request)
-    access = await org_access(db, viewer, org_ref)
     errors = FormErrors()
     role = data.get("role") or "member"
     try:
@@ -121,7 +125,8 @@ async def invite_submit(
         errors.add_problem(exc)
         if not exc.extra.get("field"):
             errors.fields["email"] = exc.detail
-        context = await members_context(db, viewer, await org_access(db, viewer, org_ref))
+        await db.refresh(access.org)  # the rollback expired it
+        context = await members_context(db, viewer, access)
         context.update(errors=errors, invite_email=data.get("email", ""))
         return page("org_members.html", exc.status, notice="", error="", **context)
     context = await members_context(db, viewer, access)
@@ -136,17 +141,17 @@ async def invite_revoke_submit(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
     invite_id: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
 ) -> Any:
     """Revoke a pending invite."""
-    access = await org_access(db, viewer, org_ref)
     try:
         await revoke_invite(
             db, principal=viewer, access=access, invite_id=invite_id, ip=client_ip(request)
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc)
+        return await _refused(db, viewer, access, exc)
     return back_to(f"/ui/orgs/{access.org.slug}/members", "invite_revoked")
 
 
@@ -155,13 +160,13 @@ async def role_submit(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
     user_id: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
     """Give a member another role (their tokens with the old one end)."""
     data = await form_data(request)
-    access = await org_access(db, viewer, org_ref)
     try:
         access.require("admin", to="manage members")
         if data.get("role") not in ROLES:
@@ -176,7 +181,7 @@ async def role_submit(
             ip=client_ip(request),
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc)
+        return await _refused(db, viewer, access, exc)
     also = [m.org_id for m in derived] if rank(data["role"]) < rank("admin") else []
     await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
     return back_to(f"/ui/orgs/{access.org.slug}/members", "member_updated")
@@ -187,19 +192,19 @@ async def remove_submit(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
     user_id: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
     """Remove a member, or leave the org."""
-    access = await org_access(db, viewer, org_ref)
     derived = await derived_memberships(db, user_id=user_id, org_id=access.org.id)
     try:
         await remove_member(
             db, principal=viewer, access=access, user_id=user_id, ip=client_ip(request)
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc)
+        return await _refused(db, viewer, access, exc)
     also = [m.org_id for m in derived]
     await revoke_user_in_org(runtime, db, org_id=access.org.id, user_id=user_id, also=also)
     if user_id == viewer.user.id:
@@ -213,12 +218,12 @@ async def access_request_submit(
     org_ref: FromPath[str],
     request_id: FromPath[str],
     decision: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
     """An owner approves or rejects (or revokes) a staff member's support-access request."""
-    access = await org_access(db, viewer, org_ref)
     try:
         if decision not in ("approve", "reject"):
             raise BadRequest("Approve or reject.", code="invalid_decision")
@@ -231,17 +236,20 @@ async def access_request_submit(
             approve=decision == "approve",
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc)
+        return await _refused(db, viewer, access, exc)
     return back_to(f"/ui/orgs/{access.org.slug}/members", "request_decided")
 
 
 @post("/orgs/{org_ref:str}/access-approval")
 async def access_approval_submit(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], viewer: Viewer, db: DB
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    access: OrgAccessDep,
+    viewer: Viewer,
+    db: DB,
 ) -> Any:
     """An owner switches whether staff need an approved request to enter the org."""
     data = await form_data(request)
-    access = await org_access(db, viewer, org_ref)
     try:
         if data.get("required") not in ("on", "off"):
             raise BadRequest("Choose on or off.", code="validation_error", field="required")
@@ -254,7 +262,7 @@ async def access_approval_submit(
             ip=client_ip(request),
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc)
+        return await _refused(db, viewer, access, exc)
     return back_to(f"/ui/orgs/{access.org.slug}/members", "access_approval_changed")
 
 

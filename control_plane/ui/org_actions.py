@@ -16,7 +16,8 @@ from control_plane.branding.resolve import display_name
 from control_plane.client_ip import client_ip
 from control_plane.deps import DB, RuntimeDep
 from control_plane.instances.actions import ActionBody, act_on_instance, nudge
-from control_plane.orgs.access import org_access
+from control_plane.orgs.access import OrgAccess
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.lifecycle import cancel_deletion, request_deletion
 from control_plane.ui.forms import back_to, form_data, page, start_over
 from control_plane.ui.org_pages import detail_context, wake_reconciler
@@ -30,9 +31,9 @@ ACTIONS: dict[str, Literal["restart", "stop", "start"]] = {
 }
 
 
-async def _refused(db: DB, viewer: Viewer, org_ref: str, message: str, status: int) -> Any:
+async def _refused(db: DB, viewer: Viewer, access: OrgAccess, message: str, status: int) -> Any:
     await start_over(db, viewer)
-    access = await org_access(db, viewer, org_ref)
+    await db.refresh(access.org)  # the rollback expired it
     context = await detail_context(db, viewer, access, hours=24)
     return page("org_detail.html", status, notice="", error=message, **context)
 
@@ -41,27 +42,27 @@ async def _refused(db: DB, viewer: Viewer, org_ref: str, message: str, status: i
 async def instance_action_submit(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
     """restart, stop or start the org's instance."""
     data = await form_data(request)
-    access = await org_access(db, viewer, org_ref)
     chosen = data.get("action", "")
     action = ACTIONS.get(chosen)
     if action is None:
-        return await _refused(db, viewer, org_ref, "Choose restart, stop or start.", 400)
+        return await _refused(db, viewer, access, "Choose restart, stop or start.", 400)
     if data.get("confirm", "").lower() != access.org.slug:
         return await _refused(
-            db, viewer, org_ref, f"Type the org's slug to {action} its instance.", 400
+            db, viewer, access, f"Type the org's slug to {action} its instance.", 400
         )
     try:
         await act_on_instance(
             db, runtime, Actor.of(request, viewer), access, ActionBody(action=action)
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc.detail, exc.status)
+        return await _refused(db, viewer, access, exc.detail, exc.status)
     nudge(request.app.state)
     return back_to(f"/ui/orgs/{access.org.slug}", "action_requested")
 
@@ -70,13 +71,13 @@ async def instance_action_submit(
 async def delete_submit(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
     """Start the pending-deletion window (the slug typed as confirmation)."""
     data = await form_data(request)
-    access = await org_access(db, viewer, org_ref)
     try:
         org = await request_deletion(
             db,
@@ -89,21 +90,24 @@ async def delete_submit(
             mail=runtime.settings,
         )
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc.detail, exc.status)
+        return await _refused(db, viewer, access, exc.detail, exc.status)
     wake_reconciler(request)
     return back_to(f"/ui/orgs/{org.slug}", "deletion_requested")
 
 
 @post("/orgs/{org_ref:str}/delete/cancel")
 async def cancel_submit(
-    request: Request[Any, Any, Any], org_ref: FromPath[str], viewer: Viewer, db: DB
+    request: Request[Any, Any, Any],
+    org_ref: FromPath[str],
+    access: OrgAccessDep,
+    viewer: Viewer,
+    db: DB,
 ) -> Any:
     """Cancel a pending deletion."""
-    access = await org_access(db, viewer, org_ref)
     try:
         org = await cancel_deletion(db, principal=viewer, access=access, ip=client_ip(request))
     except ProblemError as exc:
-        return await _refused(db, viewer, org_ref, exc.detail, exc.status)
+        return await _refused(db, viewer, access, exc.detail, exc.status)
     return back_to(f"/ui/orgs/{org.slug}", "deletion_cancelled")
 
 

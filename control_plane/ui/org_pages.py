@@ -25,8 +25,9 @@ from control_plane.features.plans import PLANS
 from control_plane.instances.logs import recent_lines
 from control_plane.members.invites import invite_out, invites_page
 from control_plane.members.service import members_page
-from control_plane.orgs.access import OrgAccess, governs, org_access
+from control_plane.orgs.access import OrgAccess, governs
 from control_plane.orgs.events import timeline
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.orgs.schemas import CreateOrgBody
 from control_plane.orgs.service import create_org, org_out
 from control_plane.orgs.slugs import platform_labels
@@ -140,6 +141,7 @@ async def detail_context(
 async def org_detail(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
@@ -148,7 +150,6 @@ async def org_detail(
 ) -> Template:
     """Instance phase and timeline, members, invites, domains, terms, usage and actions; for
     admins, the instance's last log lines (a read of its log, audited like the API's)."""
-    access = await org_access(db, viewer, org_ref)
     context = await detail_context(db, viewer, access, hours=RANGE_HOURS[range_])
     if access.has("admin") and access.org.phase in (
         OrgPhase.RUNNING,
@@ -162,9 +163,10 @@ async def org_detail(
 
 
 @get("/orgs/{org_ref:str}/instance.json")
-async def instance_status(org_ref: FromPath[str], viewer: Viewer, db: DB) -> dict[str, Any]:
+async def instance_status(
+    org_ref: FromPath[str], access: OrgAccessDep, viewer: Viewer, db: DB
+) -> dict[str, Any]:
     """What the live-refresh script redraws: phase, reason, heartbeat age, timeline."""
-    access = await org_access(db, viewer, org_ref)
     org, instance = access.org, await db.get(Instance, access.org.id)
     return {
         "phase": org.phase,

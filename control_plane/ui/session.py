@@ -22,6 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from control_plane.auth import SESSION_COOKIE, Principal, verify_access_token
 from control_plane.db.models import User
+from control_plane.orgs.access import OrgAccess
+from control_plane.orgs.guards import resolve_org_access
 from control_plane.runtime import Runtime, RuntimeDep
 from control_plane.security.challenge import bearer_challenge
 from control_plane.tokens.access import RefreshRefused, TokenPair, rotate_refresh
@@ -170,6 +172,14 @@ async def provide_viewer(
     check_bound(request, runtime.settings, principal.claims)
     request.scope["state"][ACCESS_TOKEN] = token
     return principal
+
+
+async def provide_viewer_org_access(
+    request: Request[Any, Any, Any], viewer: Viewer, db: NamedDependency[AsyncSession]
+) -> OrgAccess:
+    """Dependency ``access`` of the UI's org pages: the org of ``{org_ref}`` as the viewer sees
+    it (404 page when they cannot), with the role the route declares checked."""
+    return await resolve_org_access(request, viewer, db)
 
 
 def viewer_token(request: Request[Any, Any, Any]) -> str:

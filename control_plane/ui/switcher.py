@@ -28,7 +28,8 @@ from control_plane.client_ip import client_ip
 from control_plane.db.models import Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.members.invites import accept_invite
-from control_plane.orgs.access import caller_roles, org_access
+from control_plane.orgs.access import caller_roles
+from control_plane.orgs.guards import OrgAccessDep
 from control_plane.routing.org_urls import org_url
 from control_plane.runtime import Runtime
 from control_plane.tokens import support_open
@@ -67,13 +68,13 @@ async def my_orgs(viewer: Viewer, db: DB, done: Done = None) -> Any:
 async def open_org(
     request: Request[Any, Any, Any],
     org_ref: FromPath[str],
+    access: OrgAccessDep,
     viewer: Viewer,
     db: DB,
     runtime: RuntimeDep,
 ) -> Any:
     """Check the viewer may enter the org, then go to its instance's sign-in."""
     data = await form_data(request)
-    access = await org_access(db, viewer, org_ref)
     if access.role is None:  # staff: support access (the instance's sign-in takes the reason)
         try:
             reason, _ = await staff_entry(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.support.orgs import add_member, make_org, user
 #: Addressed by id on purpose: a deleted org (whose slug may be taken again) keeps its backups
 #: until they are shredded.
 BY_ID_ONLY = ("/api/v1/orgs/{org_id:str}/backup-key",)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _handlers(app: Any) -> list[tuple[str, Any]]:
@@ -40,6 +42,24 @@ def test_org_paths_use_one_parameter_name_and_the_access_dependency(make_setting
         if required_role(handler.opt) is not None:
             assert "access" in declared, f"{raw}: a declared role needs the access dependency"
     assert checked > 30
+
+
+def test_the_uis_org_pages_take_the_org_from_the_access_dependency(make_settings: Any) -> None:
+    """The UI's pages of one org resolve it through ``access`` (as the viewer sees it) before the
+    handler runs, like the API's routes; none looks the org up itself."""
+    app = create_app(make_settings())
+    pages = [
+        (path, h)
+        for path, h in _handlers(app)
+        if path.startswith("/ui/orgs/{")
+        and "OPTIONS" not in h.http_methods  # Litestar's own answer to OPTIONS
+    ]
+    for path, handler in pages:
+        assert "access" in handler.parsed_fn_signature.parameters, path
+    assert len(pages) >= 15
+    for module in ("org_pages", "branding_pages", "org_actions", "member_pages", "switcher"):
+        source = (REPO / "control_plane" / "ui" / f"{module}.py").read_text()
+        assert "org_access(" not in source, f"control_plane/ui/{module}.py resolves an org itself"
 
 
 def test_a_declared_role_needs_the_access_dependency(make_settings: Any) -> None:
