@@ -13,14 +13,13 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from control_plane.actor import ActorDep
 from control_plane.db.models import Instance, Org
 from control_plane.deps import DB, RuntimeDep
 from control_plane.instances.actions import ActionBody, act_on_instance, nudge
-from control_plane.orgs.access import org_access
 from control_plane.orgs.events import timeline
 from control_plane.orgs.guards import OrgAccessDep
 
@@ -94,15 +93,15 @@ async def get_instance(access: OrgAccessDep, db: DB) -> InstanceOut:
 )
 async def instance_action(
     request: Request[Any, Any, Any],
-    org_ref: FromPath[str],
     data: JSONBody[ActionBody],
+    access: OrgAccessDep,
     actor: ActorDep,
     db: DB,
     runtime: RuntimeDep,
 ) -> InstanceOut:
     """restart, stop, start, cancel a pending operation, wake a hibernated org (org admins);
-    hibernate a running one, or redeploy it (maybe with an allowed image: platform admins)."""
-    access = await org_access(db, actor.principal, org_ref)
+    hibernate a running one, or redeploy it (maybe with an allowed image: platform admins).
+    The role depends on the action, so the action's service checks it."""
     org = await act_on_instance(db, runtime, actor, access, data)
     nudge(request.app.state)
     return _view(org, await db.get(Instance, org.id), await timeline(db, org_id=org.id))
